@@ -1,1 +1,428 @@
-fn main() {}
+//! Side-by-side benchmark of our Pushgateway and the upstream reference.
+//!
+//! For each stored size N (10k, 100k, 1M series) and each gateway it loads N series,
+//! then measures on loopback: the latency of a 10-series PUT to one group
+//! (sequential), concurrent push throughput (10-series PUTs, one group per
+//! connection), scrape time and size, and resident memory per stored series. It
+//! prints the figures with the ratio ours/reference, checks them against the
+//! targets at 1M, and writes a markdown table to `ci/artifacts/bench.md`.
+//!
+//! Loading: upstream re-checks the whole store on every checked push, so N series
+//! are first pushed with `--push.disable-consistency-check` in large groups into a
+//! gateway with a persistence file, which is then stopped (SIGTERM writes the file)
+//! and restarted from it with the check enabled; the measurements run on that
+//! restarted process. A gateway that cannot do this (e.g. no persistence yet) is
+//! loaded directly with checked pushes instead, and the report says which was done.
+//!
+//! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
+
+mod client;
+mod measure;
+mod process;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use client::Result;
+use measure::{Latency, Scrape, Throughput};
+use process::Gateway;
+
+/// Command-line flags.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Side-by-side benchmark: our pushgateway vs the upstream reference")]
+pub struct Args {
+    /// Our gateway binary (any binary with upstream's flags works, e.g. the reference
+    /// itself to try the benchmark out).
+    #[arg(long)]
+    pub ours: PathBuf,
+    /// The upstream reference binary.
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
+    #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
+    pub sizes: Vec<usize>,
+    /// Which gateways to run, comma-separated (ours, reference).
+    #[arg(long, default_value = "ours,reference", value_delimiter = ',')]
+    pub gateways: Vec<String>,
+    /// Sequential 10-series PUTs timed per size (at most).
+    #[arg(long, default_value_t = 300)]
+    pub put_samples: usize,
+    /// Time budget of the sequential PUTs in seconds (at least 10 PUTs are made).
+    #[arg(long, default_value_t = 30)]
+    pub put_budget_secs: u64,
+    /// Concurrent connections of the throughput run.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Duration of the throughput run in seconds (pushes in flight are awaited).
+    #[arg(long, default_value_t = 5)]
+    pub throughput_secs: u64,
+    /// Scrapes timed per size (at most).
+    #[arg(long, default_value_t = 7)]
+    pub scrapes: usize,
+    /// Time budget of the scrapes in seconds (at least 3 are made).
+    #[arg(long, default_value_t = 30)]
+    pub scrape_budget_secs: u64,
+    /// Series per group when loading.
+    #[arg(long, default_value_t = 1000)]
+    pub group_size: usize,
+    /// Concurrent connections when loading.
+    #[arg(long, default_value_t = 4)]
+    pub load_connections: usize,
+    /// Where the markdown table is written.
+    #[arg(long, default_value = "ci/artifacts/bench.md")]
+    pub out: PathBuf,
+    /// Directory for persistence files and gateway logs (default: a fresh temporary
+    /// directory, removed at the end).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Parses `10k`, `100k`, `1M`, `250000`.
+fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1_000),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
+        _ => (t, 1),
+    };
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("not a size: {s:?} (use e.g. 10k, 100k, 1M)"))?;
+    if n == 0 {
+        return Err("size must be positive".into());
+    }
+    Ok(n * mult)
+}
+
+/// `10k`, `1M` or the plain number.
+pub fn size_label(n: usize) -> String {
+    if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1_000 && n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Everything measured for one gateway at one size.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// How the store was loaded.
+    pub load_mode: String,
+    /// RSS of the empty gateway, in bytes.
+    pub rss_empty: u64,
+    /// RSS after loading (and one verification scrape), in bytes.
+    pub rss_loaded: u64,
+    /// Series stored.
+    pub n: usize,
+    /// Sequential 10-series PUTs.
+    pub latency: Latency,
+    /// Concurrent pushes.
+    pub throughput: Throughput,
+    /// Full scrapes.
+    pub scrape: Scrape,
+}
+
+impl RunResult {
+    /// Resident bytes per stored series.
+    pub fn rss_per_series(&self) -> f64 {
+        (self.rss_loaded as f64 - self.rss_empty as f64) / self.n as f64
+    }
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(600);
+const STOP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A gateway started empty: the process and its RSS after one scrape.
+async fn start_empty(bin: &Path, args: &[String], log: &Path) -> Result<(Gateway, u64)> {
+    let mut gw = Gateway::start(bin, args, log)?;
+    gw.wait_ready(READY_TIMEOUT).await?;
+    measure::scrape(gw.addr, 1, 1, Duration::ZERO).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss = gw.rss_bytes()?;
+    Ok((gw, rss))
+}
+
+/// Loads without the consistency check, stops (persisting), restarts from the
+/// persistence file with the check on. Returns the restarted gateway, the empty RSS
+/// and a description.
+async fn load_via_restore(
+    args: &Args,
+    bin: &Path,
+    n: usize,
+    dir: &Path,
+) -> Result<(Gateway, u64, String)> {
+    let file = dir.join("store.data");
+    let _ = std::fs::remove_file(&file);
+    let file_flag = format!("--persistence.file={}", file.display());
+    let load_args = vec![
+        file_flag.clone(),
+        "--persistence.interval=1s".to_string(),
+        "--push.disable-consistency-check".to_string(),
+    ];
+    let (gw, rss_empty) = start_empty(bin, &load_args, &dir.join("load.log")).await?;
+    let load_time = measure::load(gw.addr, n, args.group_size, args.load_connections).await?;
+    let stop_time = gw.terminate(STOP_TIMEOUT).await?;
+    let size = std::fs::metadata(&file)
+        .map_err(|_| "no persistence file written on SIGTERM".to_string())?
+        .len();
+    if size == 0 {
+        return Err("empty persistence file after SIGTERM".into());
+    }
+    let t = Instant::now();
+    let measure_args = vec![file_flag, "--persistence.interval=1h".to_string()];
+    let mut gw = Gateway::start(bin, &measure_args, &dir.join("measure.log"))?;
+    gw.wait_ready(RESTORE_TIMEOUT).await?;
+    let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(30)).await?;
+    if c.loaded != n {
+        return Err(format!(
+            "restarted from persistence, the scrape holds {} of {n} loaded series",
+            c.loaded
+        ));
+    }
+    let restore_time = t.elapsed();
+    let mode = format!(
+        "unchecked pushes ({}/group) in {}, SIGTERM+persist in {}, restart (checked) from {} file in {}",
+        args.group_size,
+        report::dur(load_time),
+        report::dur(stop_time),
+        report::bytes(size as f64),
+        report::dur(restore_time)
+    );
+    Ok((gw, rss_empty, mode))
+}
+
+/// Loads a gateway running with the consistency check directly with checked pushes.
+async fn load_checked(
+    args: &Args,
+    bin: &Path,
+    n: usize,
+    dir: &Path,
+) -> Result<(Gateway, u64, String)> {
+    let direct_args = vec!["--persistence.file=".to_string()];
+    let (gw, rss_empty) = start_empty(bin, &direct_args, &dir.join("direct.log")).await?;
+    let load_time = measure::load(gw.addr, n, args.group_size, args.load_connections).await?;
+    let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(10)).await?;
+    if c.loaded != n {
+        return Err(format!(
+            "after loading, the scrape holds {} of {n} loaded series",
+            c.loaded
+        ));
+    }
+    let mode = format!(
+        "checked pushes ({}/group) into the measured process in {}",
+        args.group_size,
+        report::dur(load_time)
+    );
+    Ok((gw, rss_empty, mode))
+}
+
+/// Loads `n` series into `bin` and measures it.
+async fn run_one(args: &Args, name: &str, bin: &Path, n: usize, work: &Path) -> Result<RunResult> {
+    let dir = work.join(format!("{name}-{}", size_label(n)));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    println!("  {name}: loading {} series ...", size_label(n));
+    let (gw, rss_empty, load_mode) = match load_via_restore(args, bin, n, &dir).await {
+        Ok(r) => r,
+        Err(e) => {
+            println!("  {name}: load via persistence+restart not possible: {e}");
+            println!("  {name}: loading directly with checked pushes instead");
+            load_checked(args, bin, n, &dir).await?
+        }
+    };
+    println!("  {name}: loaded: {load_mode}");
+    let c = measure::wait_for_count(gw.addr, n, Duration::ZERO).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_loaded = gw.rss_bytes()?;
+    println!(
+        "  {name}: scrape holds {} samples ({} loaded + {} of the gateway's own); RSS {} -> {}",
+        c.samples,
+        c.loaded,
+        c.samples - c.loaded,
+        report::bytes(rss_empty as f64),
+        report::bytes(rss_loaded as f64)
+    );
+
+    let latency = measure::put_latency(
+        gw.addr,
+        args.put_samples,
+        10,
+        Duration::from_secs(args.put_budget_secs),
+    )
+    .await?;
+    println!(
+        "  {name}: PUT 10 series: median {}, p99 {} ({} PUTs)",
+        report::dur(latency.median),
+        report::dur(latency.p99),
+        latency.samples
+    );
+    let throughput = measure::throughput(
+        gw.addr,
+        args.connections,
+        Duration::from_secs(args.throughput_secs),
+    )
+    .await?;
+    println!(
+        "  {name}: throughput: {:.0} pushes/s ({} pushes, {} failed, {} connections, {})",
+        throughput.per_sec(),
+        throughput.pushes,
+        throughput.errors,
+        args.connections,
+        report::dur(throughput.elapsed)
+    );
+    let scrape = measure::scrape(
+        gw.addr,
+        args.scrapes,
+        3,
+        Duration::from_secs(args.scrape_budget_secs),
+    )
+    .await?;
+    println!(
+        "  {name}: scrape: median {}, {} ({} samples, {} scrapes)",
+        report::dur(scrape.median),
+        report::bytes(scrape.bytes as f64),
+        scrape.series,
+        scrape.samples
+    );
+    if let Err(e) = gw.terminate(STOP_TIMEOUT).await {
+        println!("  {name}: {e}");
+    }
+    Ok(RunResult {
+        load_mode,
+        rss_empty,
+        rss_loaded,
+        n,
+        latency,
+        throughput,
+        scrape,
+    })
+}
+
+/// First line a binary prints for `--version` (it is killed after 5 s).
+fn version_of(bin: &Path) -> String {
+    let Ok(mut child) = std::process::Command::new(bin)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return "unknown".into();
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    match child.wait_with_output() {
+        Ok(out) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text.lines()
+                .next()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| "unknown".into())
+        }
+        Err(_) => "unknown".into(),
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    for g in &args.gateways {
+        if g != "ours" && g != "reference" {
+            return Err(format!("unknown gateway {g:?} (ours, reference)"));
+        }
+    }
+    let (work, remove_work) = match &args.work_dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("pushgateway-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let started = Instant::now();
+    let mut env = report::Env {
+        ours: version_of(&args.ours),
+        reference: version_of(&args.reference),
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        ..Default::default()
+    };
+    println!("ours:      {} ({})", args.ours.display(), env.ours);
+    println!("reference: {} ({})", args.reference.display(), env.reference);
+    println!("work dir:  {}", work.display());
+
+    let mut rows = Vec::new();
+    for &n in &args.sizes {
+        println!("\n== {} stored series ==", size_label(n));
+        let mut ours = None;
+        let mut reference = None;
+        for g in &args.gateways {
+            let bin = if g == "ours" {
+                &args.ours
+            } else {
+                &args.reference
+            };
+            match run_one(&args, g, bin, n, &work).await {
+                Ok(r) => {
+                    if g == "ours" {
+                        ours = Some(r);
+                    } else {
+                        reference = Some(r);
+                    }
+                }
+                Err(e) => println!("  {g}: FAILED: {e}"),
+            }
+        }
+        let row = report::SizeRow {
+            n,
+            ours,
+            reference,
+        };
+        println!();
+        print!("{}", report::console_block(&row));
+        rows.push(row);
+    }
+    env.total = started.elapsed();
+    let md = report::markdown(&env, &args, &rows);
+    println!("\n{md}");
+    if let Some(parent) = args.out.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::write(&args.out, &md).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    println!("written to {}", args.out.display());
+    if remove_work {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokio: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = rt.block_on(run(args)) {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,134 @@
+//! A minimal HTTP/1.1 client: one keep-alive connection per [`Conn`], reconnecting
+//! when the server closed it. Each benchmark worker owns its connection, so
+//! "16 concurrent connections" means exactly 16 TCP connections.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Result type of this crate: errors are reported as text.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// How long one request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One keep-alive HTTP/1.1 connection to a gateway on loopback.
+pub struct Conn {
+    addr: SocketAddr,
+    host: String,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Conn {
+    /// A connection to `addr`; it is opened lazily by the first request.
+    pub fn new(addr: SocketAddr) -> Self {
+        Conn {
+            addr,
+            host: addr.to_string(),
+            sender: None,
+        }
+    }
+
+    async fn connect(&mut self) -> Result<()> {
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connect {}: {e}", self.addr))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake {}: {e}", self.addr))?;
+        tokio::spawn(async move {
+            // The connection ends when the sender is dropped or the server closes it.
+            let _ = conn.await;
+        });
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    async fn ready_sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>> {
+        let usable = match self.sender.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            self.sender = None;
+            self.connect().await?;
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| format!("no connection to {}", self.addr))
+    }
+
+    /// Sends one request and reads the whole response body.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes)> {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::ACCEPT, "text/plain; version=0.0.4")
+            .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let sender = self.ready_sender().await?;
+        let fut = async {
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("request {path}: {e}"))?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("body of {path}: {e}"))?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.sender = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.sender = None;
+                Err(format!("{path}: no answer within {REQUEST_TIMEOUT:?}"))
+            }
+        }
+    }
+
+    /// `PUT`s a text-format body to `path` and fails unless the answer is 2xx (200
+    /// when stored; upstream answers 202 when the consistency check is off).
+    pub async fn put_ok(&mut self, path: &str, body: Bytes) -> Result<()> {
+        let (status, resp) = self.request(Method::PUT, path, body).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "PUT {path}: {status}: {}",
+                String::from_utf8_lossy(&resp[..resp.len().min(300)]).trim()
+            ))
+        }
+    }
+
+    /// `GET`s `path` and fails unless the answer is 200; returns the body.
+    pub async fn get_ok(&mut self, path: &str) -> Result<Bytes> {
+        let (status, resp) = self.request(Method::GET, path, Bytes::new()).await?;
+        if status == StatusCode::OK {
+            Ok(resp)
+        } else {
+            Err(format!("GET {path}: {status}"))
+        }
+    }
+}

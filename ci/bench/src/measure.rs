@@ -1,0 +1,262 @@
+//! The workloads: loading the store, the latency of one small PUT, concurrent push
+//! throughput, and scrapes.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::client::{Conn, Result};
+
+/// Metric name of the loaded series; the scrape must hold exactly N of them.
+pub const LOAD_METRIC: &str = "bench_load";
+
+/// Text-format body of `count` series of `metric`, every line ending in `\n`.
+pub fn body(metric: &str, first: usize, count: usize, value: u64) -> Bytes {
+    let mut s = String::with_capacity(count * 40);
+    for j in first..first + count {
+        let _ = writeln!(s, "{metric}{{series=\"{j}\"}} {value}");
+    }
+    Bytes::from(s)
+}
+
+/// Loads `n` series in groups of `group_size` (one PUT per group, `concurrency`
+/// pushes in flight). Returns the time it took.
+pub async fn load(
+    addr: SocketAddr,
+    n: usize,
+    group_size: usize,
+    concurrency: usize,
+) -> Result<Duration> {
+    let groups = n.div_ceil(group_size);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::new(addr);
+            loop {
+                let g = next.fetch_add(1, Ordering::Relaxed);
+                if g >= groups {
+                    return Ok::<_, String>(());
+                }
+                let first = g * group_size;
+                let count = group_size.min(n - first);
+                let path = format!("/metrics/job/bench/group/load-{g}");
+                conn.put_ok(&path, body(LOAD_METRIC, first, count, g as u64))
+                    .await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(start.elapsed())
+}
+
+/// What one scrape held.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScrapeCount {
+    /// Sample lines in all.
+    pub samples: usize,
+    /// Sample lines of [`LOAD_METRIC`].
+    pub loaded: usize,
+    /// Body size in bytes.
+    pub bytes: usize,
+}
+
+/// Counts the sample lines of a text-format scrape.
+pub fn count(body: &[u8]) -> ScrapeCount {
+    let mut c = ScrapeCount {
+        bytes: body.len(),
+        ..Default::default()
+    };
+    for line in body.split(|&b| b == b'\n') {
+        if line.is_empty() || line[0] == b'#' {
+            continue;
+        }
+        c.samples += 1;
+        if line.starts_with(LOAD_METRIC.as_bytes())
+            && matches!(line.get(LOAD_METRIC.len()), Some(b'{') | Some(b' '))
+        {
+            c.loaded += 1;
+        }
+    }
+    c
+}
+
+/// Scrapes until the store holds `n` loaded series or `timeout` passed (a gateway
+/// may serve before it finished restoring). Returns the last count.
+pub async fn wait_for_count(addr: SocketAddr, n: usize, timeout: Duration) -> Result<ScrapeCount> {
+    let start = Instant::now();
+    let mut conn = Conn::new(addr);
+    loop {
+        let c = count(&conn.get_ok("/metrics").await?);
+        if c.loaded == n || start.elapsed() > timeout {
+            return Ok(c);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Latency figures of sequential PUTs.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// PUTs measured.
+    pub samples: usize,
+    /// Median.
+    pub median: Duration,
+    /// 99th percentile (nearest rank).
+    pub p99: Duration,
+}
+
+/// Nearest-rank percentile of sorted durations.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Times up to `max` sequential 10-series PUTs replacing one group, stopping early
+/// once `budget` is spent (at least `min` are made). Three warm-up PUTs are not
+/// counted.
+pub async fn put_latency(
+    addr: SocketAddr,
+    max: usize,
+    min: usize,
+    budget: Duration,
+) -> Result<Latency> {
+    let mut conn = Conn::new(addr);
+    let path = "/metrics/job/bench/group/probe";
+    for i in 0..3 {
+        conn.put_ok(path, body("bench_probe", 0, 10, i)).await?;
+    }
+    let mut times = Vec::with_capacity(max);
+    let start = Instant::now();
+    for i in 0..max {
+        if i >= min && start.elapsed() > budget {
+            break;
+        }
+        let b = body("bench_probe", 0, 10, 1000 + i as u64);
+        let t = Instant::now();
+        conn.put_ok(path, b).await?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(Latency {
+        samples: times.len(),
+        median: percentile(&times, 50.0),
+        p99: percentile(&times, 99.0),
+    })
+}
+
+/// Concurrent push figures.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    /// Successful pushes.
+    pub pushes: usize,
+    /// Failed pushes.
+    pub errors: usize,
+    /// From the start until the last in-flight push answered.
+    pub elapsed: Duration,
+}
+
+impl Throughput {
+    /// Successful pushes per second.
+    pub fn per_sec(&self) -> f64 {
+        self.pushes as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// `connections` workers, each on its own connection and its own group, PUT 10
+/// series back to back until `duration` has passed; pushes still in flight then
+/// are awaited and counted, and so is the time they took.
+pub async fn throughput(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+) -> Result<Throughput> {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for w in 0..connections {
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::new(addr);
+            let path = format!("/metrics/job/bench/group/tp-{w}");
+            let (mut ok, mut errors) = (0usize, 0usize);
+            let mut first_error = None;
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                i += 1;
+                match conn.put_ok(&path, body("bench_tp", 0, 10, i)).await {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            (ok, errors, first_error)
+        }));
+    }
+    let mut r = Throughput {
+        pushes: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    let mut first_error = None;
+    for t in tasks {
+        let (ok, errors, e) = t.await.map_err(|e| e.to_string())?;
+        r.pushes += ok;
+        r.errors += errors;
+        if first_error.is_none() {
+            first_error = e;
+        }
+    }
+    r.elapsed = start.elapsed();
+    if let Some(e) = first_error {
+        eprintln!("    ! {} pushes failed, first: {e}", r.errors);
+    }
+    Ok(r)
+}
+
+/// Scrape figures.
+#[derive(Debug, Clone, Copy)]
+pub struct Scrape {
+    /// Scrapes made.
+    pub samples: usize,
+    /// Median time to the end of the body.
+    pub median: Duration,
+    /// Body size of the last scrape.
+    pub bytes: usize,
+    /// Sample lines of the last scrape.
+    pub series: usize,
+}
+
+/// Up to `max` sequential full `GET /metrics` (at least `min`, then stopping once
+/// `budget` is spent).
+pub async fn scrape(addr: SocketAddr, max: usize, min: usize, budget: Duration) -> Result<Scrape> {
+    let mut conn = Conn::new(addr);
+    let mut times = Vec::new();
+    let mut last = ScrapeCount::default();
+    let start = Instant::now();
+    for i in 0..max.max(1) {
+        if i >= min && start.elapsed() > budget {
+            break;
+        }
+        let t = Instant::now();
+        let body = conn.get_ok("/metrics").await?;
+        times.push(t.elapsed());
+        last = count(&body);
+    }
+    times.sort();
+    Ok(Scrape {
+        samples: times.len(),
+        median: percentile(&times, 50.0),
+        bytes: last.bytes,
+        series: last.samples,
+    })
+}

@@ -1,0 +1,140 @@
+//! Starting, watching and stopping one gateway process on loopback.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::{Conn, Result};
+
+/// A running gateway; killed when dropped unless it was stopped before.
+pub struct Gateway {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+/// A free loopback port (bound then released; the gateway binds it right after).
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+impl Gateway {
+    /// Starts `bin` listening on a free loopback port with `args` appended; its output
+    /// goes to `log`.
+    pub fn start(bin: &Path, args: &[String], log: &Path) -> Result<Gateway> {
+        let port = free_port()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .arg(format!("--web.listen-address={addr}"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", bin.display()))?;
+        Ok(Gateway {
+            child,
+            addr,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of the gateway's own output, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(8);
+        lines[from..].join("\n    ")
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "gateway exited ({status}); its log ({}):\n    {}",
+                self.log.display(),
+                self.log_tail()
+            )),
+            _ => None,
+        }
+    }
+
+    /// Waits until `GET /metrics` answers 200, at most `timeout`.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self.exited() {
+                return Err(e);
+            }
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                let mut conn = Conn::new(self.addr);
+                if conn.get_ok("/metrics").await.is_ok() {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "gateway not ready on {} after {timeout:?}; its log:\n    {}",
+                    self.addr,
+                    self.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resident set size in bytes (VmRSS of /proc/<pid>/status).
+    pub fn rss_bytes(&self) -> Result<u64> {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .ok_or_else(|| format!("no VmRSS in {path}"))
+    }
+
+    /// Sends SIGTERM and waits for the exit, at most `timeout` (then SIGKILL).
+    /// Returns how long the shutdown took.
+    pub async fn terminate(mut self, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .map_err(|e| format!("kill: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {} failed", self.pid()));
+        }
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!("gateway did not stop within {timeout:?}; killed"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

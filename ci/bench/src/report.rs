@@ -1,0 +1,360 @@
+//! Formatting: units, the per-size console block with ratios and targets, and the
+//! markdown table for the README.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::{size_label, Args, RunResult};
+
+/// The stored size the targets apply to.
+pub const TARGET_SIZE: usize = 1_000_000;
+
+/// Facts about the run printed above the table.
+#[derive(Debug, Default)]
+pub struct Env {
+    /// `--version` of ours.
+    pub ours: String,
+    /// `--version` of the reference.
+    pub reference: String,
+    /// CPUs of the machine.
+    pub cpus: usize,
+    /// Wall time of the whole run.
+    pub total: Duration,
+}
+
+/// Both gateways' results at one size (`None`: not run or failed).
+#[derive(Debug)]
+pub struct SizeRow {
+    /// Stored series.
+    pub n: usize,
+    /// Our gateway.
+    pub ours: Option<RunResult>,
+    /// The reference.
+    pub reference: Option<RunResult>,
+}
+
+/// A duration with a unit fitting its size.
+pub fn dur(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
+}
+
+/// A byte count with a binary unit.
+pub fn bytes(b: f64) -> String {
+    let a = b.abs();
+    if a >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    } else if a >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else if a >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+/// Which direction of ours/reference is better.
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    Lower,
+    Higher,
+    Neither,
+}
+
+/// A target on the ratio ours/reference, checked at [`TARGET_SIZE`].
+#[derive(Clone, Copy)]
+enum Target {
+    /// ours/reference at most this.
+    AtMost(f64),
+    /// ours/reference at least this.
+    AtLeast(f64),
+}
+
+impl Target {
+    fn text(self) -> String {
+        match self {
+            Target::AtMost(r) if r < 1.0 => format!("≤ 1/{:.0} of ref", 1.0 / r),
+            Target::AtMost(r) => format!("≤ {r}× ref"),
+            Target::AtLeast(r) => format!("≥ {r}× ref"),
+        }
+    }
+
+    fn met(self, ratio: f64) -> bool {
+        match self {
+            Target::AtMost(r) => ratio <= r,
+            Target::AtLeast(r) => ratio >= r,
+        }
+    }
+}
+
+/// One compared figure.
+struct Metric {
+    name: &'static str,
+    ours: Option<f64>,
+    reference: Option<f64>,
+    fmt: fn(f64) -> String,
+    better: Better,
+    target: Option<Target>,
+}
+
+impl Metric {
+    fn ratio(&self) -> Option<f64> {
+        match (self.ours, self.reference) {
+            (Some(o), Some(r)) if r != 0.0 => Some(o / r),
+            _ => None,
+        }
+    }
+
+    /// `0.0123 (81× faster)`-style text of the ratio ours/reference.
+    fn ratio_text(&self) -> String {
+        let Some(q) = self.ratio() else {
+            return "–".into();
+        };
+        let times = |x: f64| {
+            if x >= 10.0 {
+                format!("{x:.0}×")
+            } else {
+                format!("{x:.2}×")
+            }
+        };
+        let word = match self.better {
+            Better::Lower if self.name.contains("RSS") => {
+                if q <= 1.0 {
+                    format!("{} less", times(1.0 / q))
+                } else {
+                    format!("{} more", times(q))
+                }
+            }
+            Better::Lower => {
+                if q <= 1.0 {
+                    format!("{} faster", times(1.0 / q))
+                } else {
+                    format!("{} slower", times(q))
+                }
+            }
+            Better::Higher => {
+                if q >= 1.0 {
+                    format!("{} more", times(q))
+                } else {
+                    format!("{} less", times(1.0 / q))
+                }
+            }
+            Better::Neither => String::new(),
+        };
+        if word.is_empty() {
+            format!("{q:.3}")
+        } else {
+            format!("{q:.4} ({word})")
+        }
+    }
+
+    fn better_text(&self) -> &'static str {
+        match self.better {
+            Better::Lower => "lower",
+            Better::Higher => "higher",
+            Better::Neither => "–",
+        }
+    }
+
+    /// `≥ 5× ref: PASS`, or "–" where no target applies at this size.
+    fn target_text(&self, n: usize) -> String {
+        match (self.target, n == TARGET_SIZE) {
+            (Some(t), true) => match self.ratio() {
+                Some(q) if t.met(q) => format!("{}: PASS", t.text()),
+                Some(_) => format!("{}: MISS", t.text()),
+                None => format!("{}: n/a", t.text()),
+            },
+            (Some(t), false) => format!("({} at 1M)", t.text()),
+            (None, _) => "–".into(),
+        }
+    }
+}
+
+fn fmt_dur(s: f64) -> String {
+    dur(Duration::from_secs_f64(s))
+}
+
+fn fmt_rate(r: f64) -> String {
+    format!("{r:.0}/s")
+}
+
+fn fmt_bytes(b: f64) -> String {
+    bytes(b)
+}
+
+fn fmt_per_series(b: f64) -> String {
+    format!("{b:.0} B")
+}
+
+fn metrics(row: &SizeRow) -> Vec<Metric> {
+    let o = row.ours.as_ref();
+    let r = row.reference.as_ref();
+    let get = |f: fn(&RunResult) -> f64| (o.map(f), r.map(f));
+    let mut v = Vec::new();
+    let mut push = |name, (ours, reference), fmt, better, target| {
+        v.push(Metric {
+            name,
+            ours,
+            reference,
+            fmt,
+            better,
+            target,
+        })
+    };
+    push(
+        "PUT 10 series, median",
+        get(|x| x.latency.median.as_secs_f64()),
+        fmt_dur as fn(f64) -> String,
+        Better::Lower,
+        Some(Target::AtMost(0.01)),
+    );
+    push(
+        "PUT 10 series, p99",
+        get(|x| x.latency.p99.as_secs_f64()),
+        fmt_dur,
+        Better::Lower,
+        None,
+    );
+    push(
+        "push throughput",
+        get(|x| x.throughput.per_sec()),
+        fmt_rate,
+        Better::Higher,
+        Some(Target::AtLeast(5.0)),
+    );
+    push(
+        "scrape time, median",
+        get(|x| x.scrape.median.as_secs_f64()),
+        fmt_dur,
+        Better::Lower,
+        Some(Target::AtMost(1.0 / 3.0)),
+    );
+    push(
+        "scrape size",
+        get(|x| x.scrape.bytes as f64),
+        fmt_bytes,
+        Better::Neither,
+        None,
+    );
+    push(
+        "RSS per stored series",
+        get(RunResult::rss_per_series),
+        fmt_per_series,
+        Better::Lower,
+        Some(Target::AtMost(1.0 / 3.0)),
+    );
+    v
+}
+
+fn cell(v: Option<f64>, fmt: fn(f64) -> String) -> String {
+    v.map_or_else(|| "–".into(), fmt)
+}
+
+/// The console block of one size: figures, ratio ours/reference, target.
+pub fn console_block(row: &SizeRow) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "  {} stored series: ratio = ours/reference; 'better' says which direction wins",
+        size_label(row.n)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<24} {:>12} {:>12}  {:<26} {:<7} target",
+        "metric", "ours", "reference", "ours/ref", "better"
+    );
+    for m in metrics(row) {
+        let _ = writeln!(
+            s,
+            "  {:<24} {:>12} {:>12}  {:<26} {:<7} {}",
+            m.name,
+            cell(m.ours, m.fmt),
+            cell(m.reference, m.fmt),
+            m.ratio_text(),
+            m.better_text(),
+            m.target_text(row.n)
+        );
+    }
+    s
+}
+
+/// The markdown report: how it was run, one table of all sizes, the loading notes.
+pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### Side by side with upstream\n");
+    let _ = writeln!(
+        s,
+        "Ours: `{}`; reference: `{}`. Loopback, {} CPUs, both gateways run one after the \
+         other on the same machine; `ci/bench/run` ({} in all).\n",
+        env.ours,
+        env.reference,
+        env.cpus,
+        dur(env.total)
+    );
+    let _ = writeln!(
+        s,
+        "Workloads at N stored series: sequential 10-series `PUT`s replacing one group \
+         (up to {} or {} s); {} connections each `PUT`ting 10 series to its own group \
+         for {} s; full `GET /metrics` (median of up to {}); RSS (VmRSS) after loading \
+         minus RSS of the empty gateway, divided by N. Ratio = ours / reference; \
+         targets apply at 1M.\n",
+        args.put_samples,
+        args.put_budget_secs,
+        args.connections,
+        args.throughput_secs,
+        args.scrapes
+    );
+    let _ = writeln!(
+        s,
+        "| Stored series | Metric | Ours | Reference | Ours / ref | Better | Target at 1M |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---|---|---|");
+    for row in rows {
+        for m in metrics(row) {
+            let target = if row.n == TARGET_SIZE {
+                m.target_text(row.n)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                size_label(row.n),
+                m.name,
+                cell(m.ours, m.fmt),
+                cell(m.reference, m.fmt),
+                m.ratio_text(),
+                m.better_text(),
+                target
+            );
+        }
+    }
+    let _ = writeln!(s, "\nHow each store was loaded:\n");
+    for row in rows {
+        for (name, r) in [("ours", &row.ours), ("reference", &row.reference)] {
+            match r {
+                Some(r) => {
+                    let _ = writeln!(
+                        s,
+                        "- {} {name}: {}; {} PUTs timed, {} pushes in the throughput run ({} failed)",
+                        size_label(row.n),
+                        r.load_mode,
+                        r.latency.samples,
+                        r.throughput.pushes,
+                        r.throughput.errors
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "- {} {name}: not run or failed", size_label(row.n));
+                }
+            }
+        }
+    }
+    s
+}
