@@ -1,0 +1,183 @@
+{{/* pushgateway.name: the chart name, or nameOverride, cut to 63 characters. */}}
+{{- define "pushgateway.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* pushgateway.fullname: the release-qualified name of every resource (the release name alone when it already holds the chart name). */}}
+{{- define "pushgateway.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.namespace: the namespace every resource goes to. */}}
+{{- define "pushgateway.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
+{{- end }}
+
+{{/* pushgateway.chart: chart name and version for the helm.sh/chart label. */}}
+{{- define "pushgateway.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* pushgateway.labels: the standard labels of every gateway resource. */}}
+{{- define "pushgateway.labels" -}}
+helm.sh/chart: {{ include "pushgateway.chart" . }}
+{{ include "pushgateway.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: pushgateway
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.selectorLabels: the labels that select the gateway pods (name and instance only). */}}
+{{- define "pushgateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pushgateway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* pushgateway.serviceAccountName: the ServiceAccount the pods run as. */}}
+{{- define "pushgateway.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "pushgateway.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.image: the gateway image reference (registry/repository, then @digest or :tag defaulting to appVersion). */}}
+{{- define "pushgateway.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- if .Values.image.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .Values.image.registry) $repo }}{{ end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.redis.fullname: the name of the bundled Redis resources. */}}
+{{- define "pushgateway.redis.fullname" -}}
+{{- printf "%s-redis" (include "pushgateway.fullname" . | trunc 57 | trimSuffix "-") }}
+{{- end }}
+
+{{/* pushgateway.redis.selectorLabels: the labels that select the bundled Redis pod (never the gateway's). */}}
+{{- define "pushgateway.redis.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-redis" (include "pushgateway.name" . | trunc 57 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* pushgateway.redis.labels: the standard labels of the bundled Redis resources. */}}
+{{- define "pushgateway.redis.labels" -}}
+helm.sh/chart: {{ include "pushgateway.chart" . }}
+{{ include "pushgateway.redis.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.redis.image.tag | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: redis
+app.kubernetes.io/part-of: pushgateway
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.redis.secretName: the Secret holding the bundled Redis password. */}}
+{{- define "pushgateway.redis.secretName" -}}
+{{- default (include "pushgateway.redis.fullname" .) .Values.redis.auth.existingSecret }}
+{{- end }}
+
+{{/* pushgateway.webConfigEnabled: "true" when the gateway gets a --web.config.file. */}}
+{{- define "pushgateway.webConfigEnabled" -}}
+{{- if or .Values.webConfig.existingSecret .Values.webConfig.basicAuthUsers .Values.webConfig.tls.enabled .Values.webConfig.extraConfig }}true{{ end }}
+{{- end }}
+
+{{/* pushgateway.basicAuthEnabled: "true" when the gateway asks for basic auth on every request. */}}
+{{- define "pushgateway.basicAuthEnabled" -}}
+{{- if and (not .Values.webConfig.existingSecret) .Values.webConfig.basicAuthUsers }}true{{ end }}
+{{- end }}
+
+{{/* pushgateway.scheme: http, or https when the gateway serves TLS itself. */}}
+{{- define "pushgateway.scheme" -}}
+{{- if .Values.webConfig.tls.enabled }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/* pushgateway.routePrefix: the path prefix of every route, without a trailing slash ("" for /). */}}
+{{- define "pushgateway.routePrefix" -}}
+{{- $prefix := .Values.gateway.routePrefix }}
+{{- if and (not $prefix) .Values.gateway.externalUrl }}
+{{- $prefix = (urlParse .Values.gateway.externalUrl).path }}
+{{- end }}
+{{- trimSuffix "/" $prefix }}
+{{- end }}
+
+{{/* pushgateway.persistenceFile: the path of the persistence file inside the pod. */}}
+{{- define "pushgateway.persistenceFile" -}}
+{{- printf "%s/%s" (trimSuffix "/" .Values.persistence.mountPath) .Values.persistence.fileName }}
+{{- end }}
+
+{{/* pushgateway.strategy: the Deployment strategy, Recreate when an RWO persistence volume cannot be shared by two pods. */}}
+{{- define "pushgateway.strategy" -}}
+{{- if .Values.strategy }}
+{{- toYaml .Values.strategy }}
+{{- else if and .Values.persistence.enabled (or .Values.persistence.existingClaim (has "ReadWriteOnce" .Values.persistence.accessModes) (has "ReadWriteOncePod" .Values.persistence.accessModes)) }}
+type: Recreate
+{{- else }}
+type: RollingUpdate
+rollingUpdate:
+  maxSurge: 1
+  maxUnavailable: 0
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.validateValues: fails the install on combinations that would lose or split data. */}}
+{{- define "pushgateway.validateValues" -}}
+{{- $replicas := int .Values.replicaCount }}
+{{- $redis := eq .Values.storage.type "redis" }}
+{{- $external := or .Values.storage.redis.url .Values.storage.redis.urlSecret.name }}
+{{- if and (gt $replicas 1) (not $redis) }}
+{{- fail (printf "replicaCount=%d needs storage.type=redis: without it each replica holds different groups and every scrape sees another subset (set storage.type=redis with redis.enabled=true or storage.redis.url, or use replicaCount=1)" $replicas) }}
+{{- end }}
+{{- if and .Values.persistence.enabled (gt $replicas 1) (not .Values.runAsStatefulSet) }}
+{{- fail (printf "persistence with replicaCount=%d on a Deployment would make every replica write the same persistence file on one ReadWriteOnce volume; set runAsStatefulSet=true so that each replica gets its own volume" $replicas) }}
+{{- end }}
+{{- if and .Values.persistence.enabled .Values.persistence.existingClaim .Values.runAsStatefulSet }}
+{{- fail "persistence.existingClaim works with a Deployment only: a StatefulSet creates one claim per replica (unset persistence.existingClaim)" }}
+{{- end }}
+{{- if and .Values.strategy (not .Values.runAsStatefulSet) .Values.persistence.enabled (eq (toString .Values.strategy.type) "RollingUpdate") (or .Values.persistence.existingClaim (has "ReadWriteOnce" .Values.persistence.accessModes) (has "ReadWriteOncePod" .Values.persistence.accessModes)) }}
+{{- fail "strategy.type=RollingUpdate cannot work with persistence on a ReadWriteOnce volume (the new pod waits for the old one's volume); use Recreate or leave strategy empty" }}
+{{- end }}
+{{- if and $redis (not .Values.redis.enabled) (not $external) }}
+{{- fail "storage.type=redis needs a Redis: set redis.enabled=true for the bundled one, or storage.redis.url / storage.redis.urlSecret.name for an external one" }}
+{{- end }}
+{{- if and .Values.redis.enabled $external }}
+{{- fail "redis.enabled=true and an external storage.redis URL exclude each other: pick one" }}
+{{- end }}
+{{- if and .Values.storage.redis.url .Values.storage.redis.urlSecret.name }}
+{{- fail "storage.redis.url and storage.redis.urlSecret.name exclude each other: pick one" }}
+{{- end }}
+{{- if and (not $redis) (or .Values.redis.enabled $external) }}
+{{- fail "a Redis is configured (redis.enabled or storage.redis.url) but storage.type is not redis: set storage.type=redis" }}
+{{- end }}
+{{- with .Values.storage.redis.url }}
+{{- if not (regexMatch "^rediss?://" .) }}
+{{- fail (printf "storage.redis.url %q must start with redis:// or rediss://" .) }}
+{{- end }}
+{{- if (urlParse .).userinfo | regexMatch ":" }}
+{{- fail "storage.redis.url must not carry a password (it would show on the command line): put it in a Secret named by storage.redis.passwordSecret.name" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.webConfig.tls.enabled (not .Values.webConfig.tls.secretName) (not .Values.webConfig.existingSecret) }}
+{{- fail "webConfig.tls.enabled needs webConfig.tls.secretName (a kubernetes.io/tls Secret)" }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not .Values.ingress.hosts) }}
+{{- fail "ingress.enabled needs at least one entry in ingress.hosts" }}
+{{- end }}
+{{- end }}
