@@ -1,0 +1,181 @@
+"""Fixtures for the black-box end-to-end tests.
+
+Each test gets fresh gateway processes (an empty store), each on its own free 127.0.0.1 port.
+
+Environment:
+  REFERENCE_BIN         upstream pushgateway binary (Debian prometheus-pushgateway); always started
+                        with --persistence.file= because Debian's build defaults it to a shared file.
+  GATEWAY_BIN           our binary (target/release/pushgateway).
+  PROMTOOL              promtool binary (for `promtool check metrics`).
+  E2E_OURS_IS_REFERENCE=1  the "ours" fixture starts the reference binary instead, so the whole suite can
+                        run reference-vs-reference (tests of our deliberate differences and of v1.11-only
+                        features are then skipped).
+"""
+
+import http.client
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+REFERENCE_BIN = os.environ.get("REFERENCE_BIN", "")
+GATEWAY_BIN = os.environ.get("GATEWAY_BIN", "")
+PROMTOOL = os.environ.get("PROMTOOL", "")
+OURS_IS_REFERENCE = os.environ.get("E2E_OURS_IS_REFERENCE", "") not in ("", "0")
+
+# Use as a decorator on tests that assert behaviour of ours that the v1.5.1 reference does not have
+# (v1.11 features, deliberate differences): they cannot pass when "ours" is the reference.
+ours_only = pytest.mark.skipif(
+    OURS_IS_REFERENCE, reason="asserts our own behaviour; E2E_OURS_IS_REFERENCE=1 runs the reference as ours"
+)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:200]!r}>"
+
+
+class Gateway:
+    """One running gateway process, spoken to over plain HTTP/1.1 with exact bytes."""
+
+    def __init__(self, label, binary, args, is_reference):
+        self.label = label
+        self.binary = binary
+        self.is_reference = is_reference
+        self.port = None
+        self.proc = None
+        self.log = tempfile.NamedTemporaryFile(prefix=f"e2e-{label}-", suffix=".log", delete=False)
+        self._start(list(args))
+
+    def _start(self, extra):
+        last_error = None
+        for _attempt in range(5):
+            self.port = _free_port()
+            argv = [self.binary, f"--web.listen-address=127.0.0.1:{self.port}"]
+            if self.is_reference:
+                argv.append("--persistence.file=")
+            argv += extra
+            self.proc = subprocess.Popen(
+                argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    last_error = f"exited with {self.proc.returncode}"
+                    break
+                try:
+                    if self.request("GET", "/-/ready", timeout=1).status == 200:
+                        return
+                except OSError as e:  # not listening yet
+                    last_error = repr(e)
+                time.sleep(0.02)
+            else:
+                last_error = "not ready within 15s"
+            self.stop()
+        raise RuntimeError(f"{self.label} gateway {argv} did not start: {last_error}\n{self.log_text()}")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def request(self, method, path, headers=None, body=None, timeout=10):
+        """Sends exactly `path` and `body` (bytes); returns a Response."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=dict(headers or {}))
+            resp = conn.getresponse()
+            data = resp.read()
+            return Response(resp.status, dict(resp.getheaders()), data)
+        finally:
+            conn.close()
+
+    def metrics(self, headers=None):
+        return self.request("GET", "/metrics", headers=headers)
+
+    def log_text(self):
+        try:
+            with open(self.log.name, "rb") as f:
+                return f.read()[-4000:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def close(self):
+        self.stop()
+        self.log.close()
+        try:
+            os.unlink(self.log.name)
+        except OSError:
+            pass
+
+    def __repr__(self):
+        return f"<{self.label} gateway on {self.address}>"
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _require(path, var):
+    if not path:
+        pytest.fail(f"{var} is not set (run the layer through ci/suites/30-e2e.sh)")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{var}={path} is not an executable")
+    return path
+
+
+@pytest.fixture
+def start_gateway():
+    """Factory: start_gateway("reference" | "ours", *extra_flags) -> a running Gateway."""
+    started = []
+
+    def start(kind, *extra):
+        if kind == "reference" or (kind == "ours" and OURS_IS_REFERENCE):
+            gw = Gateway(kind, _require(REFERENCE_BIN, "REFERENCE_BIN"), extra, is_reference=True)
+        elif kind == "ours":
+            gw = Gateway(kind, _require(GATEWAY_BIN, "GATEWAY_BIN"), extra, is_reference=False)
+        else:
+            raise ValueError(kind)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.close()
+
+
+@pytest.fixture
+def reference(start_gateway):
+    return start_gateway("reference")
+
+
+@pytest.fixture
+def ours(start_gateway):
+    return start_gateway("ours")
+
+
+@pytest.fixture
+def promtool():
+    return _require(PROMTOOL, "PROMTOOL")

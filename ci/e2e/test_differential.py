@@ -1,0 +1,558 @@
+"""Differential tests: the same request sequences against the upstream reference and against ours.
+
+Each case in CASES is a small, named sequence of requests. Both gateways start empty; every step goes
+to both, in order. After every step:
+  * the status codes must be equal (and equal to the status the table records for upstream, so the
+    table documents upstream's behaviour and notices if the reference is not what we think);
+  * a 400 must leave the store unchanged except push_failure_time_seconds (and, for a group that did
+    not exist, a push_time_seconds of 0: upstream creates the target group on a failed push);
+  * the parsed /metrics of both, normalised (expo.normalise), must be equal: families, types, HELP,
+    samples (name, labels, value) — then also in the same order and with the same value text.
+Run one case:  ci/test e2e  -- or --  pytest ci/e2e/test_differential.py -k 'case_name'
+"""
+
+import base64
+import difflib
+import gzip
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+import expo
+import pb
+from conftest import ours_only
+
+
+@dataclass
+class Step:
+    method: str
+    path: str
+    body: bytes = None
+    headers: dict = field(default_factory=dict)
+    expect: int = None  # the status upstream answers
+
+
+@dataclass
+class Case:
+    name: str
+    steps: list
+    flags: tuple = ()
+    drop_help: bool = False  # HELP that upstream picks arbitrarily
+
+    def __str__(self):
+        return self.name
+
+
+def _b(body):
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def put(path, body, expect=200, headers=None):
+    return Step("PUT", path, _b(body), dict(headers or {}), expect)
+
+
+def post(path, body, expect=200, headers=None):
+    return Step("POST", path, _b(body), dict(headers or {}), expect)
+
+
+def delete(path, expect=202):
+    return Step("DELETE", path, None, {}, expect)
+
+
+def req(method, path, expect, body=None, headers=None):
+    return Step(method, path, _b(body), dict(headers or {}), expect)
+
+
+def b64(s):
+    """URL-safe base64 without padding, as a client would put in a path."""
+    return base64.urlsafe_b64encode(s.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+J = "/metrics/job/j"
+PBH = {"Content-Type": pb.CONTENT_TYPE}
+SUMMARY = '# TYPE s summary\ns{quantile="0.5"} 1\ns{quantile="0.9"} 2\ns_sum 10\ns_count 5\n'
+HISTOGRAM = '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 3\nh_sum 4\nh_count 3\n'
+
+C = Case
+CASES = [
+    # ---------------------------------------------------------------- PUT / POST / DELETE semantics
+    C("put_basic", [put(J, "foo 1\n")]),
+    C("put_replaces_group", [put(J, "a 1\nb 2\n"), put(J, "c 3\n")]),
+    C("post_replaces_only_named_families", [put(J, "a 1\nb 2\n"), post(J, "a 10\nc 3\n")]),
+    C("post_replaces_all_series_of_named_family", [put(J, 'a{x="1"} 1\na{x="2"} 2\nb 1\n'), post(J, 'a{x="3"} 3\n')]),
+    C("post_to_new_group", [post(J, "a 1\n")]),
+    C("empty_put_clears_group_keeps_push_time", [put(J, "a 1\nb 2\n"), put(J, "")]),
+    C("empty_put_new_group", [put(J, "")]),
+    C("empty_post_only_updates_push_time", [put(J, "a 1\n"), post(J, "")]),
+    C("empty_post_new_group", [post(J, "")]),
+    C("whitespace_only_body", [put(J, "\n\n")]),
+    C("comment_only_body", [put(J, "a 1\n"), put(J, "# just a comment\n")]),
+    C("delete_group", [put(J, "a 1\n"), delete(J)]),
+    C("delete_unknown_group_is_202", [delete("/metrics/job/nope")]),
+    C("delete_twice", [put(J, "a 1\n"), delete(J), delete(J)]),
+    C("delete_then_push_again", [put(J, "a 1\n"), delete(J), put(J, "b 1\n")]),
+    C("delete_only_the_exact_group", [put(J, "a 1\n"), put(J + "/instance/i", "a 2\n"), delete(J)]),
+    C("delete_group_with_labels", [put(J + "/x/1/y/2", "a 1\n"), put(J + "/x/1", "a 2\n"), delete(J + "/y/2/x/1")]),
+    C("delete_bad_path_400", [put(J, "a 1\n"), delete(J + "/odd", 400)]),
+    C("delete_invalid_base64_400", [delete("/metrics/job@base64/!!", 400)]),
+    C("groups_are_independent", [put("/metrics/job/a", "x 1\n"), put("/metrics/job/b", "y 2\n"), put("/metrics/job/a", "z 3\n")]),
+    C("post_then_put_replaces_everything", [post(J, "a 1\n"), post(J, "b 1\n"), put(J, "c 1\n")]),
+    C("put_then_post_same_family_other_type", [put(J, "# TYPE a counter\na 1\n"), post(J, "# TYPE a gauge\na 2\n")]),
+    C("put_other_type_replaces", [put(J, "# TYPE a counter\na 1\n"), put(J, "# TYPE a gauge\na 2\n")]),
+    # ---------------------------------------------------------------- grouping labels in the path
+    C("several_grouping_labels", [put(J + "/instance/i/a/1/b/2", "foo 1\n")]),
+    C("grouping_label_order_irrelevant", [put(J + "/a/1/b/2", "foo 1\n"), put(J + "/b/2/a/1", "bar 1\n")]),
+    C("percent_encoded_label_value", [put(J + "/a/hello%20world%21", "foo 1\n")]),
+    C("percent_encoded_job", [put("/metrics/job/my%20job", "foo 1\n")]),
+    C("percent_encoded_slash_splits", [put(J + "/a/x%2Fy", "foo 1\n", 400)]),
+    C("percent_encoded_slash_splits_even", [put(J + "/a/x%2Fy/z", "foo 1\n")]),
+    C("utf8_label_value_in_path", [put(J + "/a/%C3%A9t%C3%A9", "foo 1\n")]),
+    C("base64_job", [put("/metrics/job@base64/" + b64("foo/bar"), "foo 1\n")]),
+    C("base64_job_padded", [put("/metrics/job@base64/" + base64.urlsafe_b64encode(b"ab").decode(), "foo 1\n")]),
+    C("base64_label_value_with_slash", [put(J + "/path@base64/" + b64("/var/tmp"), "foo 1\n")]),
+    C("base64_label_padding_optional", [put(J + "/a@base64/YQ==", "foo 1\n"), put(J + "/a@base64/YQ", "bar 1\n")]),
+    C("base64_url_safe_alphabet", [put(J + "/a@base64/fn5-", "foo 1\n")]),
+    C("base64_standard_alphabet_rejected", [put(J + "/a@base64/fn5+", "foo 1\n", 400)]),
+    C("base64_equals_alone_is_empty_value", [put(J + "/a@base64/=", "foo 1\n")]),
+    C("base64_empty_value_same_group_as_plain_empty", [put(J + "/a@base64/=", "foo 1\n"), put(J + "/a/", "bar 1\n")]),
+    C("empty_label_value_trailing_slash", [put(J + "/a/", "foo 1\n")]),
+    C("trailing_slash_after_job", [put(J + "/", "foo 1\n")]),
+    C("trailing_slash_after_labels_400", [put(J + "/a/1/", "foo 1\n", 400)]),
+    C("base64_job_and_labels", [put("/metrics/job@base64/" + b64("a/b") + "/x@base64/" + b64("c/d") + "/y/e", "foo 1\n")]),
+    C("base64_instance", [put(J + "/instance@base64/" + b64("host:9090/x"), "foo 1\n")]),
+    C("base64_utf8", [put(J + "/a@base64/" + b64("héllo/wörld"), "foo 1\n")]),
+    C("grouping_labels_override_body_labels", [put(J + "/a/1", 'foo{a="2",job="other",b="3"} 1\n')]),
+    C("instance_added_when_absent", [put(J, 'foo{x="1"} 1\n')]),
+    C("body_instance_kept", [put(J, 'foo{instance="body"} 1\nbar 2\n')]),
+    C("path_instance_overrides_body", [put(J + "/instance/path", 'foo{instance="body"} 1\n')]),
+    C("same_metric_in_two_groups", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "foo 2\n")]),
+    C("job_label_in_body_only", [put(J, 'foo{job="x"} 1\n')]),
+    C("grouping_label_le_on_histogram", [put(J + "/le/5", HISTOGRAM)]),
+    C("grouping_label_quantile_on_summary_400", [put(J + "/quantile/5", SUMMARY, 400)]),
+    # ---------------------------------------------------------------- bad paths (400 or routing)
+    C("odd_number_of_components_400", [put(J + "/a", "foo 1\n", 400)]),
+    C("odd_number_of_components_3_400", [put(J + "/a/1/b", "foo 1\n", 400)]),
+    C("label_name_starting_with_digit_400", [put(J + "/1a/x", "foo 1\n", 400)]),
+    C("label_name_with_dash_400", [put(J + "/a-b/x", "foo 1\n", 400)]),
+    C("label_name_with_dot_400", [put(J + "/a.b/x", "foo 1\n", 400)]),
+    C("label_name_double_underscore_400", [put(J + "/__a/x", "foo 1\n", 400)]),
+    C("label_name_double_underscore_base64_400", [put(J + "/__a@base64/eA", "foo 1\n", 400)]),
+    C("label_name_single_underscore_ok", [put(J + "/_a/x", "foo 1\n")]),
+    C("label_name_job_in_path", [put(J + "/job/other", "foo 1\n")]),
+    C("empty_label_name_400", [put(J + "//x", "foo 1\n", 301)]),
+    C("empty_job_redirect", [put("/metrics/job/", "foo 1\n", 307)]),
+    C("empty_job_base64_400", [put("/metrics/job@base64/=", "foo 1\n", 400)]),
+    C("empty_job_base64_with_labels_400", [put("/metrics/job@base64/=/a/b", "foo 1\n", 400)]),
+    C("invalid_base64_job_400", [put("/metrics/job@base64/Zm9v!", "foo 1\n", 400)]),
+    C("invalid_base64_label_400", [put(J + "/a@base64/Z", "foo 1\n", 400)]),
+    C("invalid_base64_label_chars_400", [put(J + "/a@base64/a*b", "foo 1\n", 400)]),
+    C("double_slash_in_path", [put("/metrics/job//a/b", "foo 1\n", 301)]),
+    C("dot_segment_in_path", [put(J + "/a/./b/c", "foo 1\n", 301)]),
+    C("no_job_segment_404", [put("/metrics/job", "foo 1\n", 404)]),
+    C("get_on_push_path", [req("GET", J, 405)]),
+    C("patch_on_push_path", [req("PATCH", J, 405, "foo 1\n")]),
+    C("unknown_path_404", [req("PUT", "/metrics/jobs/j", 404, "foo 1\n")]),
+    # ---------------------------------------------------------------- bodies rejected by the parser (400)
+    C("sample_with_timestamp_400", [put(J, "foo 1 1234567890\n", 400)]),
+    C("sample_with_timestamp_existing_group_400", [put(J, "foo 1\n"), put(J, "foo 1 1234567890\n", 400)]),
+    C("cr_line_endings", [put(J, "foo 1\r\nbar 2\r\n", 400)]),
+    C("cr_only_line_endings", [put(J, "foo 1\rbar 2\r", 400)]),
+    C("missing_final_newline", [put(J, "foo 1", 400)]),
+    C("missing_final_newline_after_comment_400", [put(J, "foo 1\n# comment", 400)]),
+    C("name_without_value_400", [put(J, "foo\n", 400)]),
+    C("non_numeric_value_400", [put(J, "foo bar\n", 400)]),
+    C("labels_without_name_400", [put(J, '{a="b"} 1\n', 400)]),
+    C("unquoted_label_value_400", [put(J, "foo{a=b} 1\n", 400)]),
+    C("unterminated_label_set_400", [put(J, 'foo{a="b" 1\n', 400)]),
+    C("unterminated_label_value_400", [put(J, 'foo{a="b} 1\n', 400)]),
+    C("label_without_equals_400", [put(J, 'foo{a} 1\n', 400)]),
+    C("type_without_type", [put(J, "# TYPE foo\nfoo 1\n")]),
+    C("unknown_type_400", [put(J, "# TYPE foo bogus\nfoo 1\n", 400)]),
+    C("help_without_name", [put(J, "# HELP\nfoo 1\n")]),
+    C("type_after_samples_400", [put(J, "foo 1\n# TYPE foo counter\n", 400)]),
+    C("second_type_line_400", [put(J, "# TYPE foo counter\n# TYPE foo gauge\nfoo 1\n", 400)]),
+    C("second_help_line_400", [put(J, "# HELP foo a\n# HELP foo b\nfoo 1\n", 400)]),
+    C("metric_name_starting_with_digit_400", [put(J, "1foo 1\n", 400)]),
+    C("metric_name_with_dash_400", [put(J, "foo-bar 1\n", 400)]),
+    C("metric_name_with_dot_400", [put(J, "foo.bar 1\n", 400)]),
+    C("metric_name_with_colon_ok", [put(J, "foo:bar 1\n")]),
+    C("label_name_with_dash_in_body_400", [put(J, 'foo{a-b="1"} 1\n', 400)]),
+    C("label_name_double_underscore_in_body", [put(J, 'foo{__a="1"} 1\n', 400)]),
+    C("invalid_escape_in_label_value_400", [put(J, 'foo{a="\\q"} 1\n', 400)]),
+    C("invalid_escape_in_help_400", [put(J, "# HELP foo a\\qb\nfoo 1\n", 400)]),
+    C("quote_escape_in_help", [put(J, '# HELP foo say \\"hi\\"\nfoo 1\n', 400)]),
+    C("duplicate_label_name_400", [put(J, 'foo{a="1",a="2"} 1\n', 400)]),
+    C("duplicate_series_in_push_400", [put(J, "foo 1\nfoo 2\n", 400)]),
+    C("duplicate_series_labels_reordered_400", [put(J, 'foo{a="1",b="2"} 1\nfoo{b="2",a="1"} 2\n', 400)]),
+    C("duplicate_series_after_grouping_override_400", [put(J + "/a/1", 'foo{a="2"} 1\nfoo{a="3"} 2\n', 400)]),
+    C("duplicate_series_across_groups_400", [put(J, 'foo{x="1"} 1\n'), put(J + "/x/1", "foo 2\n", 400)]),
+    C("duplicate_series_across_groups_instance_400", [put(J, 'foo{instance="i"} 1\n'), put(J + "/instance/i", "foo 2\n", 400)]),
+    C("other_type_in_other_group_400", [put("/metrics/job/a", "# TYPE foo counter\nfoo 1\n"), put("/metrics/job/b", "# TYPE foo gauge\nfoo 1\n", 400)]),
+    C("untyped_vs_counter_in_other_group_400", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "# TYPE foo counter\nfoo 1\n", 400)]),
+    C("other_type_same_group_post_ok", [put(J, "# TYPE foo counter\nfoo 1\n"), post(J, "# TYPE foo gauge\nfoo 1\n")]),
+    C("summary_count_collision_other_group_400", [put("/metrics/job/a", SUMMARY), put("/metrics/job/b", "s_count 1\n", 400)]),
+    C("summary_sum_line_after_summary_merges", [put(J, SUMMARY + "s_sum 1\n")]),
+    C("summary_sum_collision_same_push_400", [put(J, SUMMARY + "# TYPE s_sum gauge\ns_sum 1\n", 400)]),
+    C("summary_collision_reverse_400", [put("/metrics/job/a", "s_count 1\n"), put("/metrics/job/b", SUMMARY, 400)]),
+    C("histogram_bucket_collision_400", [put("/metrics/job/a", HISTOGRAM), put("/metrics/job/b", "h_bucket 1\n", 400)]),
+    C("histogram_count_collision_same_push_400", [put(J, HISTOGRAM + "# TYPE h_count gauge\nh_count 1\n", 400)]),
+    C("histogram_collision_reverse_400", [put("/metrics/job/a", "# TYPE h_sum counter\nh_sum 1\n"), put("/metrics/job/b", HISTOGRAM, 400)]),
+    C("counter_total_no_collision", [put(J, "# TYPE c counter\nc 1\nc_total 2\n")]),
+    C("explicit_quantile_label_on_summary_sum", [put(J, '# TYPE s summary\ns_sum{quantile="0.5"} 1\ns_count 1\n')]),
+    C("explicit_quantile_label_on_summary_count", [put(J, '# TYPE s summary\ns_sum 1\ns_count{quantile="0.5"} 1\n')]),
+    C("quantile_label_on_gauge", [put(J, '# TYPE g gauge\ng{quantile="0.5"} 1\n')]),
+    C("le_label_on_histogram_sum", [put(J, '# TYPE h histogram\nh_sum{le="1"} 1\nh_count 1\n')]),
+    C("le_label_on_gauge", [put(J, '# TYPE g gauge\ng{le="1"} 1\n')]),
+    C("invalid_quantile_value_400", [put(J, '# TYPE s summary\ns{quantile="x"} 1\n', 400)]),
+    C("invalid_le_value_400", [put(J, '# TYPE h histogram\nh_bucket{le="x"} 1\n', 400)]),
+    C("clash_with_own_counter_as_gauge_400", [put(J, "# TYPE pushgateway_http_requests_total gauge\npushgateway_http_requests_total 1\n", 400)]),
+    C("clash_with_own_counter_as_untyped_400", [put(J, "pushgateway_http_requests_total 1\n", 400)]),
+    C("own_counter_name_with_other_help_400", [put(J, '# HELP pushgateway_http_requests_total mine\n# TYPE pushgateway_http_requests_total counter\npushgateway_http_requests_total{code="200",handler="push",method="put"} 1\n', 400)]),
+    C("own_counter_name_as_counter_without_help_400", [put(J, '# TYPE pushgateway_http_requests_total counter\npushgateway_http_requests_total{code="200",handler="push",method="put"} 1\n', 400)]),
+    C("own_counter_name_with_own_help", [put(J, '# HELP pushgateway_http_requests_total Total HTTP requests processed by the Pushgateway, excluding scrapes.\n# TYPE pushgateway_http_requests_total counter\npushgateway_http_requests_total{code="200",handler="push",method="put"} 1\n')]),
+    C("push_time_seconds_in_body_is_overwritten", [put(J, "push_time_seconds 5\nfoo 1\n")]),
+    C("push_time_seconds_as_counter_in_body", [put(J, "# TYPE push_time_seconds counter\npush_time_seconds 5\n")]),
+    C("push_failure_time_seconds_in_body", [put(J, "push_failure_time_seconds 5\n"), put(J, "push_failure_time_seconds 7\n")]),
+    # ---------------------------------------------------------------- failure time bookkeeping
+    C("failure_creates_target_group", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "foo 1 5\n", 400)]),
+    C("failure_then_success_keeps_failure_time", [put(J, "foo 1\n"), put(J, "foo 1 5\n", 400), put(J, "foo 2\n")]),
+    C("failure_on_new_group_then_success", [put(J, "foo 1 5\n", 400), put(J, "foo 2\n")]),
+    C("failure_on_new_group_then_delete", [put(J, "foo 1 5\n", 400), delete(J)]),
+    C("parse_error_does_not_touch_store", [put(J, "foo 1\n"), put(J, "foo{\n", 400)]),
+    C("path_error_does_not_touch_store", [put(J, "foo 1\n"), put(J + "/a", "foo 1\n", 400)]),
+    C("failure_other_group_only", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "bar 1\n"), put("/metrics/job/b", "# TYPE foo gauge\nfoo 1\n", 400)]),
+    C("post_failure_keeps_group", [put(J, "a 1\nb 1\n"), post(J, "a 1\na 2\n", 400)]),
+    # ---------------------------------------------------------------- metric types and text details
+    C("counter_with_help", [put(J, "# HELP c A counter.\n# TYPE c counter\nc 3\n")]),
+    C("gauge_with_help", [put(J, "# HELP g A gauge.\n# TYPE g gauge\ng -3.5\n")]),
+    C("untyped_explicit", [put(J, "# TYPE u untyped\nu 1\n")]),
+    C("help_only", [put(J, "# HELP u Only help.\nu 1\n")]),
+    C("empty_help", [put(J, "# HELP u \nu 1\n")]),
+    C("help_without_text", [put(J, "# HELP u\nu 1\n")]),
+    C("help_and_type_without_samples", [put(J, "# HELP x Nothing.\n# TYPE x gauge\ny 1\n")]),
+    C("summary", [put(J, "# HELP s A summary.\n" + SUMMARY)]),
+    C("summary_with_labels", [put(J, '# TYPE s summary\ns{a="x",quantile="0.5"} 1\ns_sum{a="x"} 2\ns_count{a="x"} 3\ns{a="y",quantile="0.5"} 4\ns_sum{a="y"} 5\ns_count{a="y"} 6\n')]),
+    C("summary_without_sum_count", [put(J, '# TYPE s summary\ns{quantile="0.5"} 1\n')]),
+    C("summary_only_sum_count", [put(J, "# TYPE s summary\ns_sum 1\ns_count 2\n")]),
+    C("summary_quantile_formatting", [put(J, '# TYPE s summary\ns{quantile="0.50"} 1\ns{quantile="1e-1"} 2\ns{quantile="+Inf"} 3\n')]),
+    C("histogram", [put(J, "# HELP h A histogram.\n" + HISTOGRAM)]),
+    C("histogram_without_inf_bucket", [put(J, '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="2"} 2\nh_sum 3\nh_count 4\n')]),
+    C("histogram_without_sum_count", [put(J, '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\n')]),
+    C("histogram_only_count", [put(J, "# TYPE h histogram\nh_count 2\n")]),
+    C("histogram_le_formatting", [put(J, '# TYPE h histogram\nh_bucket{le="1.0"} 1\nh_bucket{le="0.25e1"} 2\nh_bucket{le="1e+06"} 3\nh_bucket{le="+Inf"} 4\nh_sum 1\nh_count 4\n')]),
+    C("histogram_unsorted_buckets", [put(J, '# TYPE h histogram\nh_bucket{le="+Inf"} 3\nh_bucket{le="2"} 2\nh_bucket{le="1"} 1\nh_sum 1\nh_count 3\n')]),
+    C("histogram_with_labels", [put(J, '# TYPE h histogram\nh_bucket{a="x",le="1"} 1\nh_bucket{a="x",le="+Inf"} 1\nh_sum{a="x"} 1\nh_count{a="x"} 1\n')]),
+    C("histogram_float_counts", [put(J, '# TYPE h histogram\nh_bucket{le="1"} 1.5\nh_bucket{le="+Inf"} 2.5\nh_sum 1\nh_count 2.5\n')]),
+    C("histogram_bucket_without_le", [put(J, "# TYPE h histogram\nh_bucket 1\n")]),
+    C("summary_plain_sample_without_quantile", [put(J, "# TYPE s summary\ns 1\n")]),
+    C("histogram_plain_sample", [put(J, "# TYPE h histogram\nh 1\n")]),
+    C("gauge_histogram_type", [put(J, "# TYPE gh gauge_histogram\ngh_bucket{le=\"+Inf\"} 1\n")]),
+    C("type_names_upper_case", [put(J, "# TYPE c COUNTER\nc 1\n# TYPE g Gauge\ng 2\n# TYPE s SUMMARY\ns_sum 1\ns_count 1\n# TYPE u UNTYPED\nu 1\n")]),
+    C("escapes_in_help", [put(J, "# HELP foo back\\\\slash new\\nline \"quote\"\nfoo 1\n")]),
+    C("escapes_in_label_values", [put(J, 'foo{a="back\\\\slash",b="new\\nline",c="\\"quoted\\""} 1\n')]),
+    C("utf8_in_label_value_and_help", [put(J, '# HELP foo héllo ☃\nfoo{a="wörld ☃"} 1\n')]),
+    C("special_values", [put(J, 'v{x="nan"} NaN\nv{x="pinf"} +Inf\nv{x="ninf"} -Inf\n')]),
+    C("special_values_other_spellings", [put(J, 'v{x="1"} nan\nv{x="2"} Inf\nv{x="3"} -inf\nv{x="4"} +infinity\nv{x="5"} INF\n')]),
+    C("exponent_forms", [put(J, 'v{x="1"} 1e3\nv{x="2"} 1.5E-7\nv{x="3"} -2.5e+10\nv{x="4"} 1E0\n')]),
+    C("number_forms", [put(J, 'v{x="1"} +5\nv{x="2"} .5\nv{x="3"} 5.\nv{x="4"} 007\nv{x="5"} -0\nv{x="6"} 0.0\n')]),
+    C("hex_float_value_400", [put(J, "v 0x1p3\n", 400)]),
+    C("hex_int_value_400", [put(J, "v 0x10\n", 400)]),
+    C("underscore_in_value_400", [put(J, "v 1_000\n", 400)]),
+    C("value_formatting", [put(J, "".join(f'v{{x="{i}"}} {v}\n' for i, v in enumerate([
+        "1000000", "100000", "123456789", "1234567890123", "0.0001", "0.00001", "0.00000015",
+        "1e21", "1e20", "12345678901234567890", "3.14159265358979323846", "0.1", "1.0", "-1000000",
+        "9007199254740993", "1.7976931348623157e308", "5e-324", "2.5", "100", "1e-5"])))]),
+    C("counter_negative_and_nan", [put(J, '# TYPE c counter\nc{x="1"} -1\nc{x="2"} NaN\n')]),
+    C("trailing_space_400", [put(J, "foo 1 \n", 400)]),
+    C("trailing_tab_400", [put(J, "foo 1\t\n", 400)]),
+    C("trailing_space_after_timestamp_400", [put(J, "foo 1 5 \n", 400)]),
+    C("trailing_space_on_type_400", [put(J, "# TYPE foo gauge \nfoo 1\n", 400)]),
+    C("trailing_space_on_help", [put(J, "# HELP foo x \nfoo 1\n")]),
+    C("multiple_spaces_between_name_and_value", [put(J, "foo   1\n")]),
+    C("tab_between_name_and_value", [put(J, "foo\t1\n")]),
+    C("leading_whitespace", [put(J, "  foo 1\n")]),
+    C("spaces_inside_label_set", [put(J, 'foo{ a = "1" , b="2" } 1\n')]),
+    C("space_between_name_and_labels", [put(J, 'foo {a="1"} 1\n')]),
+    C("empty_label_braces", [put(J, "foo{} 1\n")]),
+    C("trailing_comma_in_label_set", [put(J, 'foo{a="1",} 1\n')]),
+    C("only_comma_in_label_set_400", [put(J, "foo{,} 1\n", 400)]),
+    C("empty_label_value_in_body", [put(J, 'foo{a="",b="1"} 1\n')]),
+    C("comments_that_are_not_help_or_type", [put(J, "# hello\n#\n#no space\n# EOF\nfoo 1\n# TYPEfoo bar\n")]),
+    C("help_type_keyword_case", [put(J, "# help foo lower\n# type foo counter\nfoo 1\n")]),
+    C("blank_lines", [put(J, "\nfoo 1\n\n\nbar 2\n\n")]),
+    C("type_line_for_other_family_between_samples", [put(J, "a 1\n# TYPE b gauge\nb 1\na 2\n", 400)]),
+    C("family_split_in_two_blocks", [put(J, 'a{x="1"} 1\nb 1\na{x="2"} 2\n')]),
+    C("help_after_type", [put(J, "# TYPE foo gauge\n# HELP foo after\nfoo 1\n")]),
+    C("long_label_value", [put(J, 'foo{a="' + "x" * 5000 + '"} 1\n')]),
+    C("many_labels_sorted_in_output", [put(J + "/zz/1", 'foo{z="1",y="2",b="3",a="4"} 1\n')]),
+    C("label_le_and_quantile_in_untyped", [put(J, 'foo{le="1",quantile="2"} 1\n')]),
+    # ---------------------------------------------------------------- ordering across groups
+    C("ordering_across_groups", [
+        put("/metrics/job/b", 'zeta 1\nalpha{x="2"} 1\nalpha{x="1"} 2\nmid 3\n'),
+        put("/metrics/job/a", 'alpha{x="3"} 3\nzeta 2\n'),
+        put("/metrics/job/c/instance/z", "mid 4\n"),
+        put("/metrics/job/c/instance/a", "mid 5\n"),
+        put("/metrics/job/a/instance/b", "beta 6\n"),
+    ]),
+    C("ordering_numeric_label_values", [put(J, 'foo{x="10"} 1\nfoo{x="9"} 2\nfoo{x="1"} 3\nfoo{x="a"} 4\nfoo{x="B"} 5\n')]),
+    C("ordering_label_sets_of_different_size", [put(J, 'foo{a="1"} 1\nfoo{a="1",b="1"} 2\nfoo{b="0"} 3\nfoo 4\n')]),
+    C("help_consistent_between_groups", [put("/metrics/job/a", "# HELP foo same\nfoo 1\n"), put("/metrics/job/b", "# HELP foo same\nfoo 2\n")]),
+    # Upstream keeps one of the two HELP strings, picked by Go map iteration order: HELP is ignored here.
+    C("help_differs_between_groups", [put("/metrics/job/a", "# HELP foo one\nfoo 1\n"), put("/metrics/job/b", "# HELP foo two\nfoo 2\n")], drop_help=True),
+    C("help_missing_in_one_group", [put("/metrics/job/a", "# HELP foo one\nfoo 1\n"), put("/metrics/job/b", "foo 2\n")], drop_help=True),
+    # ---------------------------------------------------------------- protobuf (the Go client's format)
+    C("pb_gauge_and_counter", [put(J, pb.delimited(
+        pb.family("g", "gauge", [pb.metric([("a", "1")], gauge=1.5)], help="A gauge."),
+        pb.family("c", "counter", [pb.metric(counter=7)])), headers=PBH)]),
+    C("pb_summary_histogram", [put(J, pb.delimited(
+        pb.family("s", "summary", [pb.metric(summary=(3, 4.5, [(0.5, 1), (0.99, 2)]))]),
+        pb.family("h", "histogram", [pb.metric(histogram=(3, 4.5, [(1, 1), (2, 2)]))])), headers=PBH)]),
+    C("pb_untyped_with_labels", [put(J + "/a/1", pb.delimited(
+        pb.family("u", "untyped", [pb.metric([("a", "2"), ("b", "x")], untyped=3)])), headers=PBH)]),
+    C("pb_timestamp_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(gauge=1, timestamp_ms=1000)])), 400, headers=PBH)]),
+    C("pb_type_mismatch_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(counter=1)])), 400, headers=PBH)]),
+    C("pb_invalid_metric_name", [put(J, pb.delimited(pb.family("a-b", "gauge", [pb.metric(gauge=1)])), headers=PBH)]),
+    C("pb_invalid_label_name_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric([("a-b", "1")], gauge=1)])), 400, headers=PBH)]),
+    C("pb_duplicate_series_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(gauge=1), pb.metric(gauge=2)])), 400, headers=PBH)]),
+    C("pb_family_without_metrics", [put(J, pb.delimited(pb.family("g", "gauge", [])), headers=PBH)]),
+    C("pb_empty_body", [put(J, "foo 1\n"), put(J, b"", headers=PBH)]),
+    C("pb_truncated_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(gauge=1)]))[:-3], 400, headers=PBH)]),
+    C("pb_same_family_twice_last_wins", [put(J, pb.delimited(
+        pb.family("g", "gauge", [pb.metric(gauge=1)]), pb.family("g", "gauge", [pb.metric(gauge=2)])), headers=PBH)]),
+    C("pb_without_delimited_param_is_text_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(gauge=1)])), 400,
+        headers={"Content-Type": "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily"})]),
+    C("pb_then_text_post", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(gauge=1)])), headers=PBH), post(J, "h 2\n")]),
+    # ---------------------------------------------------------------- content encoding and type
+    C("gzip_body", [put(J, gzip.compress(b"foo 1\nbar 2\n"), headers={"Content-Encoding": "gzip"})]),
+    C("gzip_invalid_400", [put(J, b"not gzip at all", 400, headers={"Content-Encoding": "gzip"})]),
+    C("gzip_truncated_400", [put(J, gzip.compress(b"foo 1\nbar 2\n")[:-10], 400, headers={"Content-Encoding": "gzip"})]),
+    C("unknown_content_encoding_is_ignored", [put(J, "foo 1\n", headers={"Content-Encoding": "identity"})]),
+    C("text_with_json_content_type", [put(J, "foo 1\n", headers={"Content-Type": "application/json"})]),
+    C("text_with_text_content_type", [put(J, "foo 1\n", headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})]),
+    # ---------------------------------------------------------------- consistency check disabled
+    C("unchecked_push_is_202", [put(J, "foo 1\n", 202), post(J, "bar 1\n", 202), delete(J)], flags=("--push.disable-consistency-check",)),
+    C("unchecked_timestamp_rejected", [put(J, "foo 1\n", 202), put(J, "foo 1 5\n", 202)], flags=("--push.disable-consistency-check",)),
+    C("unchecked_parse_error_400", [put(J, "foo{\n", 400)], flags=("--push.disable-consistency-check",)),
+]
+
+_names = [c.name for c in CASES]
+assert len(_names) == len(set(_names)), "duplicate case names"
+
+
+def _scrape(gw, drop_help):
+    r = gw.metrics()
+    assert r.status == 200, f"{gw.label} /metrics answered {r.status}: {r.text[:500]}"
+    return expo.normalise(expo.parse(r.text), drop_help=drop_help)
+
+
+def _diff(a, b):
+    return "\n".join(difflib.unified_diff(expo.render(a).splitlines(), expo.render(b).splitlines(),
+                                          "reference", "ours", lineterm=""))
+
+
+def _compare(ref, ours, case, where, wait):
+    """Compares both scrapes; after an asynchronous step (202), retries for up to 3 s."""
+    deadline = time.monotonic() + (3 if wait else 0)
+    while True:
+        a = _scrape(ref, case.drop_help)
+        b = _scrape(ours, case.drop_help)
+        if a == b or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    assert expo.semantic(a) == expo.semantic(b), f"{case.name} {where}: /metrics content differs\n{_diff(a, b)}"
+    assert a == b, f"{case.name} {where}: same content but family/sample/label order or value text differs\n{_diff(a, b)}"
+    return a
+
+
+def _check_unchanged(before, after, who, where):
+    """After a 400: only push_failure_time_seconds may change, and push_time_seconds may only gain
+    zero samples (a group created by the failed push)."""
+    def split(n):
+        rest = [f for f in n if f[0] not in expo.TIMESTAMP_FAMILIES]
+        times = {}
+        for f in n:
+            if f[0] == "push_time_seconds":
+                times = {s[1]: s[2] for s in f[3]}
+        return rest, times
+    rest_b, times_b = split(before)
+    rest_a, times_a = split(after)
+    assert rest_a == rest_b, f"{who} {where}: a rejected request changed the store"
+    for labels, value in times_b.items():
+        assert times_a.get(labels) == value, f"{who} {where}: push_time_seconds{labels} changed"
+    for labels, value in times_a.items():
+        if labels not in times_b:
+            assert value == "zero", f"{who} {where}: a rejected push created push_time_seconds{labels}={value}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_differential(case, start_gateway):
+    ref = start_gateway("reference", *case.flags)
+    ours = start_gateway("ours", *case.flags)
+    before = _compare(ref, ours, case, "initially", False)
+    for i, step in enumerate(case.steps):
+        where = f"step {i} ({step.method} {step.path})"
+        r = ref.request(step.method, step.path, step.headers, step.body)
+        o = ours.request(step.method, step.path, step.headers, step.body)
+        if step.expect is not None:
+            assert r.status == step.expect, (
+                f"{case.name} {where}: the reference answered {r.status} ({r.text[:300]!r}), "
+                f"the table says upstream answers {step.expect}")
+        assert o.status == r.status, (
+            f"{case.name} {where}: status differs: reference {r.status} {r.text[:300]!r}, ours {o.status} {o.text[:300]!r}")
+        if r.status == 400:
+            assert o.body.strip(), f"{case.name} {where}: ours answered 400 without a reason in the body"
+            prefix = "pushed metrics are invalid or inconsistent with existing metrics"
+            if r.text.startswith(prefix):
+                assert o.text.startswith(prefix), f"{case.name} {where}: ours' 400 body {o.text!r} lacks {prefix!r}"
+        after = _compare(ref, ours, case, f"after {where}", r.status == 202 or o.status == 202)
+        if r.status == 400:
+            _check_unchanged(before, after, "both", where)
+        before = after
+
+
+def test_metrics_content_type(reference, ours):
+    for gw in (reference, ours):
+        assert gw.request("PUT", J, body=b"foo 1\n").status == 200
+    r, o = reference.metrics(), ours.metrics()
+    assert o.status == r.status == 200
+    rt, ot = r.headers.get("Content-Type", ""), o.headers.get("Content-Type", "")
+    assert rt.startswith("text/plain") and "version=0.0.4" in rt, rt
+    assert ot.startswith("text/plain") and "version=0.0.4" in ot, ot
+
+
+def test_large_push_order_and_values(reference, ours):
+    """A bigger push across several groups: exact equality of the normalised expositions."""
+    body = "".join(f'# TYPE m{i} gauge\n' + "".join(f'm{i}{{k="{j}"}} {i * 1000 + j * 0.5}\n' for j in range(20))
+                   for i in range(30))
+    for g in range(5):
+        path = f"/metrics/job/big/instance/{g}"
+        assert reference.request("PUT", path, body=body.encode()).status == ours.request("PUT", path, body=body.encode()).status == 200
+    case = Case("large_push", [])
+    _compare(reference, ours, case, "after the pushes", False)
+
+
+# ---------------------------------------------------------------- ours only: upstream bugs and deliberate differences
+
+
+def _scrape_ok(gw):
+    r = gw.metrics()
+    assert r.status == 200, f"/metrics answered {r.status}: {r.text[:300]}"
+    return expo.parse(r.text)
+
+
+@ours_only
+def test_rejected_push_never_breaks_scrape(ours):
+    """DELIBERATE: upstream bug. Upstream rejects a push to {job="j",instance=""} when {job="j"} exists
+    (both groups' push_time_seconds would be the same series), but its failure bookkeeping then creates
+    the group {job="j",instance=""} anyway, with push_time_seconds 0 and push_failure_time_seconds: two
+    identical push_time_seconds series, and upstream's /metrics answers 500 from then on.
+    Ours must reject the push (400) and keep /metrics answering 200 with a consistent exposition."""
+    assert ours.request("PUT", J, body=b"foo 1\n").status == 200
+    r = ours.request("PUT", J + "/instance@base64/=", body=b"bar 1\n")
+    assert r.status == 400, r
+    fams = _scrape_ok(ours)
+    series = [s.labels for f in fams for s in f.samples if s.name == "push_time_seconds"]
+    assert len(series) == len(set(frozenset(x) for x in series)), f"duplicate push_time_seconds series: {series}"
+
+
+@ours_only
+def test_rejected_push_other_instance_empty_never_breaks_scrape(ours):
+    """DELIBERATE: same upstream bug, other direction: {job="j",instance=""} first, then {job="j"}."""
+    assert ours.request("PUT", J + "/instance/", body=b"foo 1\n").status == 200
+    assert ours.request("PUT", J, body=b"bar 1\n").status == 400
+    _scrape_ok(ours)
+
+
+def test_reference_bug_rejected_push_breaks_scrape(reference):
+    """Documents the upstream bug behind test_rejected_push_never_breaks_scrape: if this starts failing,
+    the reference changed."""
+    assert reference.request("PUT", J, body=b"foo 1\n").status == 200
+    assert reference.request("PUT", J + "/instance@base64/=", body=b"bar 1\n").status == 400
+    assert reference.metrics().status == 500
+
+
+@ours_only
+def test_unchecked_inconsistent_pushes_never_fail_the_scrape(start_gateway):
+    """DELIBERATE: with --push.disable-consistency-check upstream accepts inconsistent pushes and then its
+    whole /metrics answers 500. Ours keeps answering 200 (it may drop the offending series)."""
+    ours = start_gateway("ours", "--push.disable-consistency-check")
+    assert ours.request("PUT", "/metrics/job/a", body=b"# TYPE foo counter\nfoo 1\nok 1\n").status == 202
+    assert ours.request("PUT", "/metrics/job/b", body=b"# TYPE foo gauge\nfoo 1\n").status == 202
+    assert ours.request("PUT", "/metrics/job/c", body=b"dup 1\ndup 2\n").status == 202
+    deadline = time.monotonic() + 3
+    while True:
+        fams = _scrape_ok(ours)
+        names = {s.name for f in fams for s in f.samples}
+        if "ok" in names or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert "ok" in names, "the consistent series of group a must still be exposed"
+
+
+def test_reference_unchecked_inconsistent_push_fails_scrape(start_gateway):
+    """Documents upstream's behaviour behind the previous test."""
+    ref = start_gateway("reference", "--push.disable-consistency-check")
+    assert ref.request("PUT", "/metrics/job/a", body=b"# TYPE foo counter\nfoo 1\n").status == 202
+    assert ref.request("PUT", "/metrics/job/b", body=b"# TYPE foo gauge\nfoo 1\n").status == 202
+    deadline = time.monotonic() + 3
+    while ref.metrics().status != 500:
+        assert time.monotonic() < deadline, "the reference no longer fails the scrape"
+        time.sleep(0.05)
+
+
+@ours_only
+def test_go_metric_names_are_free_in_ours(ours):
+    """DELIBERATE: ours exports no go_* metrics, so pushing go_goroutines as a counter is accepted
+    (upstream rejects it: it clashes with its own gauge). Not compared with upstream."""
+    r = ours.request("PUT", J, body=b"# TYPE go_goroutines counter\ngo_goroutines 1\n")
+    assert r.status == 200, r
+    fams = _scrape_ok(ours)
+    assert any(s.name == "go_goroutines" and dict(s.labels).get("job") == "j" for f in fams for s in f.samples)
+
+
+@ours_only
+def test_content_encoding_is_case_insensitive(ours):
+    """v1.11 (not the v1.5.1 reference): Content-Encoding is matched case-insensitively."""
+    r = ours.request("PUT", J, {"Content-Encoding": "GZip"}, gzip.compress(b"foo 1\n"))
+    assert r.status == 200, r
+    assert expo.samples_of(_scrape_ok(ours), "foo") == {frozenset({("instance", ""), ("job", "j")}): "1"}
+
+
+def _snappy_framed(data):
+    import cramjam
+    return bytes(cramjam.snappy.compress(data))
+
+
+@ours_only
+def test_snappy_body(ours):
+    """v1.11 (not the v1.5.1 reference): Content-Encoding: snappy (framed format) is accepted."""
+    r = ours.request("PUT", J, {"Content-Encoding": "snappy"}, _snappy_framed(b"foo 1\nbar 2\n"))
+    assert r.status == 200, r
+    fams = _scrape_ok(ours)
+    assert expo.samples_of(fams, "bar") == {frozenset({("instance", ""), ("job", "j")}): "2"}
+
+
+@ours_only
+def test_snappy_invalid_is_400(ours):
+    r = ours.request("PUT", J, {"Content-Encoding": "snappy"}, b"definitely not snappy")
+    assert r.status == 400, r
+
+
+@ours_only
+def test_utf8_names_need_the_flag(start_gateway):
+    """v1.11: without --push.enable-utf8-names a quoted UTF-8 metric name is rejected."""
+    ours = start_gateway("ours")
+    assert ours.request("PUT", J, body='{"my.metric"} 1\n'.encode()).status == 400
+
+
+@ours_only
+def test_utf8_names_with_the_flag(start_gateway):
+    """v1.11: with --push.enable-utf8-names, UTF-8 metric and label names are accepted, in the body and
+    (U__ value-encoding escaping) in the path."""
+    ours = start_gateway("ours", "--push.enable-utf8-names")
+    r = ours.request("PUT", J + "/U__my_2e_label/v", body='{"my.metric", "other.label"="x"} 1\n'.encode())
+    assert r.status == 200, r
+    scrape = ours.metrics({"Accept": "text/plain; version=1.0.0; escaping=allow-utf-8"})
+    assert scrape.status == 200
+    assert '"my.metric"' in scrape.text and '"my.label"="v"' in scrape.text, scrape.text

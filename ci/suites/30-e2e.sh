@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Layer 3: black-box end-to-end tests (ci/e2e): our gateway against the upstream reference
+# (differential table), promtool's lint of our /metrics, and the real Python client.
+# Installs everything it needs. E2E_OURS_IS_REFERENCE=1 runs the reference in place of ours.
+# Arguments are passed to pytest: ci/suites/30-e2e.sh -k put_basic
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source ci/lib/tools.sh
+
+PY=$(python_venv pytest requests prometheus_client cramjam)
+REFERENCE_BIN=$(reference_pushgateway)
+PROMTOOL=$(promtool_bin)
+if [ "${E2E_OURS_IS_REFERENCE:-}" = "1" ]; then
+  GATEWAY_BIN=""
+else
+  GATEWAY_BIN=$(gateway_release)
+fi
+export REFERENCE_BIN PROMTOOL GATEWAY_BIN
+
+status=0
+"$PY" -m pytest ci/e2e -q -p no:cacheprovider "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "30-e2e: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$status"
