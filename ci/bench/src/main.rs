@@ -99,9 +99,9 @@ fn parse_size(s: &str) -> std::result::Result<usize, String> {
 
 /// `10k`, `1M` or the plain number.
 pub fn size_label(n: usize) -> String {
-    if n >= 1_000_000 && n % 1_000_000 == 0 {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)
-    } else if n >= 1_000 && n % 1_000 == 0 {
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
         format!("{}k", n / 1_000)
     } else {
         n.to_string()
@@ -361,7 +361,11 @@ async fn run(args: Args) -> Result<()> {
         ..Default::default()
     };
     println!("ours:      {} ({})", args.ours.display(), env.ours);
-    println!("reference: {} ({})", args.reference.display(), env.reference);
+    println!(
+        "reference: {} ({})",
+        args.reference.display(),
+        env.reference
+    );
     println!("work dir:  {}", work.display());
 
     let mut rows = Vec::new();
@@ -386,11 +390,7 @@ async fn run(args: Args) -> Result<()> {
                 Err(e) => println!("  {g}: FAILED: {e}"),
             }
         }
-        let row = report::SizeRow {
-            n,
-            ours,
-            reference,
-        };
+        let row = report::SizeRow { n, ours, reference };
         println!();
         print!("{}", report::console_block(&row));
         rows.push(row);

@@ -181,7 +181,11 @@ fn fmt_dur(s: f64) -> String {
 }
 
 fn fmt_rate(r: f64) -> String {
-    format!("{r:.0}/s")
+    if r >= 100.0 {
+        format!("{r:.0}/s")
+    } else {
+        format!("{r:.2}/s")
+    }
 }
 
 fn fmt_bytes(b: f64) -> String {
