@@ -140,7 +140,7 @@ spec:
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args:
         {{- include "pushgateway.args" . | nindent 8 }}
-      {{- $env := include "pushgateway.env" . }}
+      {{- $env := include "pushgateway.env" . | trim }}
       {{- if $env }}
       env:
         {{- $env | nindent 8 }}
@@ -236,14 +236,8 @@ spec:
   {{- with .Values.topologySpreadConstraints }}
   topologySpreadConstraints:
     {{- range . }}
-    - {{- toYaml (omit . "labelSelector") | nindent 6 }}
-      labelSelector:
-        {{- if .labelSelector }}
-        {{- toYaml .labelSelector | nindent 8 }}
-        {{- else }}
-        matchLabels:
-          {{- include "pushgateway.selectorLabels" $ | nindent 10 }}
-        {{- end }}
+    {{- $selector := .labelSelector | default (dict "matchLabels" (include "pushgateway.selectorLabels" $ | fromYaml)) }}
+    - {{ toYaml (merge (dict "labelSelector" $selector) (omit . "labelSelector")) | nindent 6 | trim }}
     {{- end }}
   {{- end }}
   volumes:
