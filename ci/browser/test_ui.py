@@ -1,0 +1,501 @@
+"""Headless-Chromium tests of the web UI (issue 8). See conftest.py for the target server.
+
+Every test also fails if the browser console logged an error (the `page` fixture checks it).
+"""
+import http.client
+import http.server
+import json
+import re
+import threading
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from conftest import TARGET, free_port
+
+BACKUP = {"job": "backup", "instance": "db-1.example.org:9100", "env": "prod"}
+WORKER1 = {"job": "batch", "instance": "worker-1"}
+WORKER2 = {"job": "batch", "instance": "worker-2"}
+WEIRD = {"job": "weird/job ü", "path": "/var/tmp/a b", "empty": ""}
+BROKEN = {"job": "broken"}
+
+BACKUP_BODY = """\
+# TYPE backup_duration_seconds histogram
+# HELP backup_duration_seconds How long the backup took.
+backup_duration_seconds_bucket{le="1"} 2
+backup_duration_seconds_bucket{le="10"} 4
+backup_duration_seconds_bucket{le="+Inf"} 5
+backup_duration_seconds_sum 120.5
+backup_duration_seconds_count 5
+# TYPE backup_last_success_timestamp_seconds gauge
+# HELP backup_last_success_timestamp_seconds Unix time of the last successful backup.
+backup_last_success_timestamp_seconds 1.7953e+09
+# TYPE backup_bytes_total counter
+backup_bytes_total{volume="/var/lib/postgres"} 1.2e+10
+backup_bytes_total{volume="/home"} 3.4e+09
+# TYPE rpc_latency_seconds summary
+rpc_latency_seconds{quantile="0.5"} 0.012
+rpc_latency_seconds{quantile="0.99"} 0.3
+rpc_latency_seconds_sum 12
+rpc_latency_seconds_count 1000
+"""
+
+
+def seed(gw):
+    """Five groups, one of whose last push failed (a type clash with another group)."""
+    gw.push(BACKUP, BACKUP_BODY)
+    gw.push(WORKER1, "batch_records_processed 1000\n")
+    gw.push(WORKER2, "batch_records_processed 2000\n")
+    gw.push(WEIRD, "weird_metric 1\n")
+    gw.push(BROKEN, "broken_ok 1\n")
+    r = gw.push(BROKEN, "# TYPE backup_duration_seconds gauge\nbackup_duration_seconds 1\n", expect_ok=False)
+    assert r.status_code == 400, (r.status_code, r.text)
+    data = gw.http.get(gw.url("/api/v1/metrics")).json()["data"]
+    failed = [g["labels"] for g in data if not g["last_push_successful"]]
+    assert failed == [BROKEN], failed
+
+
+def all_labels():
+    return [BACKUP, WORKER1, WORKER2, BROKEN, WEIRD]
+
+
+def no_horizontal_overflow(page):
+    return page.d.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+# ------------------------------------------------------------------ listing
+
+
+def test_groups_listed(page, gateway):
+    seed(gateway)
+    page.open(gateway)
+    assert page.group_labels() == all_labels()  # sorted by job, then the other labels
+    backup = page.article(BACKUP)
+    text = backup.text
+    for fragment in ['job="backup"', 'env="prod"', 'instance="db-1.example.org:9100"', "4 families", "5 series", "Last push:"]:
+        assert fragment in text, (fragment, text)
+    assert "failed" not in backup.get_attribute("class").split()
+    assert "Last failure" not in text
+
+    broken = page.article(BROKEN)
+    assert "failed" in broken.get_attribute("class").split()
+    assert "last push failed" in broken.text
+    assert "Last failure:" in broken.text
+    # The failed group is visibly highlighted: its left border is the failure colour.
+    colours = page.d.execute_script(
+        "const [a, b] = arguments; return [getComputedStyle(a).borderLeftColor, getComputedStyle(b).borderLeftColor]",
+        backup, broken)
+    assert colours[0] != colours[1]
+
+    weird = page.article(WEIRD)
+    assert 'job="weird/job ü"' in weird.text and 'empty=""' in weird.text
+    assert "5 groups" in page.css("#group-count").text
+    assert "1 failed push" in page.css("#group-count").text
+    assert not page.css("#wipe").is_displayed()  # the admin API is off
+    page.shot("list")
+
+
+def test_failed_only(page, gateway):
+    seed(gateway)
+    page.open(gateway)
+    page.css("#only-failed").click()
+    page.wait(lambda: page.group_labels() == [BROKEN])
+    assert "failed=1" in page.d.current_url
+    page.css("#only-failed").click()
+    page.wait(lambda: len(page.articles()) == 5)
+
+
+# ------------------------------------------------------------------ filter
+
+
+def test_filter(page, gateway):
+    seed(gateway)
+    page.open(gateway)
+    box = page.css("#filter")
+
+    def filtered(text, expected):
+        box.clear()
+        if text:
+            box.send_keys(text)
+        page.wait(lambda: page.group_labels() == expected, message="filter %r" % text)
+
+    filtered("batch", [WORKER1, WORKER2])
+    filtered("BATCH worker-2", [WORKER2])
+    filtered("job=batch instance=worker-1", [WORKER1])
+    filtered('instance="worker-1"', [WORKER1])
+    filtered("env=prod", [BACKUP])
+    filtered("ü", [WEIRD])
+    assert "of 5 groups" in page.css("#group-count").text or "filtered from 5" in page.css("#group-count").text
+    page.shot("filtered")
+
+    filtered("no-such-group", [])
+    assert "No group matches" in page.css("#groups").text
+    page.css("#clear-filter").click()
+    page.wait(lambda: len(page.articles()) == 5)
+    assert page.css("#filter").get_attribute("value") == ""
+
+    filtered("batch", [WORKER1, WORKER2])
+    box.send_keys(Keys.ESCAPE)
+    page.wait(lambda: len(page.articles()) == 5)
+
+    # The filter lives in the URL, so a reload (or a shared link) keeps it.
+    filtered("worker", [WORKER1, WORKER2])
+    page.wait(lambda: "q=worker" in page.d.current_url)
+    page.d.refresh()
+    page.wait_loaded()
+    assert page.group_labels() == [WORKER1, WORKER2]
+    assert page.css("#filter").get_attribute("value") == "worker"
+
+
+# ------------------------------------------------------------------ expand
+
+
+def test_expand_group(page, gateway):
+    seed(gateway)
+    page.open(gateway)
+    page.article(BACKUP).find_element(By.CSS_SELECTOR, "button.expander").click()
+    page.wait(lambda: page.article(BACKUP).find_elements(By.CSS_SELECTOR, ".group-body .family"))
+    art = page.article(BACKUP)
+    assert art.find_element(By.CSS_SELECTOR, "button.expander").get_attribute("aria-expanded") == "true"
+    families = [e.text for e in art.find_elements(By.CSS_SELECTOR, ".group-body > .family .fname")]
+    assert families == ["backup_bytes_total", "backup_duration_seconds",
+                        "backup_last_success_timestamp_seconds", "rpc_latency_seconds"]
+    body = art.find_element(By.CSS_SELECTOR, ".group-body").text
+    for fragment in ["How long the backup took.", 'volume="/var/lib/postgres"', "1.2e+10", "3.4e+09",
+                     "le=+Inf", "120.5", "φ=0.99", "0.012", "histogram", "summary", "counter", "gauge"]:
+        assert fragment.lower() in body.lower(), (fragment, body)
+    # Buckets in numeric order, +Inf last.
+    buckets = [e.text for e in art.find_elements(By.CSS_SELECTOR, '.family[data-family="backup_duration_seconds"] .bucket')]
+    assert [b.split()[0] for b in buckets] == ["le=1", "le=10", "le=+Inf"], buckets
+    page.shot("expanded")
+
+    # Expanding survives a refresh; collapsing hides the samples again.
+    page.reload_groups()
+    assert page.article(BACKUP).find_elements(By.CSS_SELECTOR, ".group-body .family")
+    page.article(BACKUP).find_element(By.CSS_SELECTOR, "button.expander").click()
+    page.wait(lambda: not page.article(BACKUP).find_elements(By.CSS_SELECTOR, ".group-body"))
+
+    # Expand every group of the page at once, then collapse them.
+    page.css("#toggle-all").click()
+    page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, "article.group.open")) == 5)
+    page.css("#toggle-all").click()
+    page.wait(lambda: not page.d.find_elements(By.CSS_SELECTOR, "article.group.open"))
+
+
+# ------------------------------------------------------------------ delete
+
+
+def delete_via_page(page, labels, confirm=True):
+    page.article(labels).find_element(By.CSS_SELECTOR, "button.delete").click()
+    dialog = page.css("#confirm")
+    page.wait(lambda: dialog.is_displayed())
+    for name, value in labels.items():
+        assert "%s=%s" % (name, json.dumps(value, ensure_ascii=False)) in dialog.text, dialog.text
+    page.css("#confirm-ok" if confirm else "#confirm-cancel").click()
+    page.wait(lambda: not dialog.is_displayed())
+
+
+def test_delete_group(page, gateway):
+    seed(gateway)
+    page.open(gateway)
+    assert 'job="weird/job ü"' in gateway.metrics_text()
+
+    # Cancelling changes nothing.
+    delete_via_page(page, WORKER1, confirm=False)
+    time.sleep(0.3)
+    assert WORKER1 in gateway.groups()
+    assert WORKER1 in page.group_labels()
+
+    # Deleting removes it from the page, the API and /metrics. The weird group's values
+    # (slash, space, non-ASCII, empty) only survive the URL thanks to @base64.
+    page.article(WEIRD).find_element(By.CSS_SELECTOR, "button.delete").click()
+    page.wait(lambda: page.css("#confirm").is_displayed())
+    page.shot("confirm")
+    page.css("#confirm-ok").click()
+    page.wait(lambda: WEIRD not in page.group_labels())
+    gateway.wait_groups(lambda gs: WEIRD not in gs)
+    assert "weird" not in gateway.metrics_text()
+    page.wait(lambda: "Deleted the group" in page.css("#notice").text)
+    page.shot("deleted")
+
+    delete_via_page(page, WORKER1)
+    gateway.wait_groups(lambda gs: WORKER1 not in gs)
+    text = gateway.metrics_text()
+    assert 'instance="worker-1"' not in text and 'instance="worker-2"' in text
+    page.reload_groups()
+    assert page.group_labels() == [BACKUP, WORKER2, BROKEN]
+
+
+# ------------------------------------------------------------------ admin
+
+
+def test_admin_wipe(page, gateway_factory):
+    gw = gateway_factory(admin=True)
+    seed(gw)
+    page.open(gw)
+    wipe = page.css("#wipe")
+    page.wait(wipe.is_displayed, message="the wipe button should show with --web.enable-admin-api")
+    wipe.click()
+    page.wait(lambda: page.css("#confirm").is_displayed())
+    assert "5 groups" in page.css("#confirm").text
+    page.css("#confirm-cancel").click()
+    time.sleep(0.3)
+    assert len(gw.groups()) == 5
+
+    wipe.click()
+    page.wait(lambda: page.css("#confirm").is_displayed())
+    page.css("#confirm-ok").click()
+    gw.wait_groups(lambda gs: gs == [])
+    page.wait(lambda: not page.articles())
+    page.reload_groups()
+    assert "No metrics have been pushed yet" in page.css("#groups").text
+    page.shot("wiped")
+
+
+# ------------------------------------------------------------------ status
+
+
+def test_status_tab(page, gateway):
+    seed(gateway)
+    status = gateway.http.get(gateway.url("/api/v1/status")).json()["data"]
+    page.open(gateway)
+    page.css("#tab-status").click()
+    page.wait(lambda: page.css("#view-status").get_attribute("data-loaded") == "true")
+    assert page.d.current_url == gateway.url("/status")
+    assert not page.css("#view-metrics").is_displayed()
+    runtime = page.css("#runtime").text
+    assert "Start time" in runtime and "UTC" in runtime
+    build = page.css("#build").text
+    assert status["build_information"]["version"] in build
+    flags = page.css("#flags").text
+    assert "--web.listen-address" in flags and "--persistence.file" in flags
+    for name, value in status["flags"].items():
+        assert "--" + name in flags
+    if "storage" in status:
+        assert "Storage" in runtime and str(status["storage"]) in runtime
+    if isinstance(status.get("persistence"), dict):
+        assert "Persistence" in runtime
+        if "state" in status["persistence"]:
+            assert str(status["persistence"]["state"]) in runtime
+    page.shot("status")
+
+    # Back to the metrics tab with the history; then a direct load of /status.
+    page.d.back()
+    page.wait(lambda: page.css("#view-metrics").is_displayed())
+    assert len(page.articles()) == 5
+    page.open(gateway, "/status")
+    page.wait(lambda: page.css("#view-status").get_attribute("data-loaded") == "true")
+    assert "active" in page.css("#tab-status").get_attribute("class")
+    page.css("#tab-metrics").click()
+    page.wait(lambda: len(page.articles()) == 5)
+    assert page.d.current_url == gateway.url("/")
+
+
+# ------------------------------------------------------------------ paging
+
+
+def test_paging(page, gateway):
+    for i in range(250):
+        gateway.push({"job": "many-%03d" % i}, "x %d\n" % i)
+    page.open(gateway)
+    assert len(page.articles()) == 100
+    assert "1–100 of 250 groups" in page.css("#group-count").text
+    assert page.group_labels()[0] == {"job": "many-000"}
+    page.css('#pager-top button[aria-label="Next page"]').click()
+    page.wait(lambda: page.group_labels()[0] == {"job": "many-100"})
+    assert "101–200 of 250" in page.css("#group-count").text
+    assert "page=2" in page.d.current_url
+    page.css('#pager-bottom button[aria-label="Page 3"]').click()
+    page.wait(lambda: page.group_labels()[0] == {"job": "many-200"})
+    assert len(page.articles()) == 50
+    page.shot("page3")
+    page.css("#filter").send_keys("many-24")
+    page.wait(lambda: [g["job"] for g in page.group_labels()] == ["many-%03d" % i for i in range(240, 250)])
+    assert page.css("#pager-top").text == ""
+
+
+# ------------------------------------------------------------------ prefix and external URL
+
+
+def check_page_works(page, gw, labels_present, to_delete):
+    page.open(gw)
+    assert page.group_labels() == labels_present
+    # The stylesheet loaded (our body has no margin; the browser default is 8px).
+    assert page.d.execute_script("return getComputedStyle(document.body).marginTop") == "0px"
+    resources = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/static/app.js" in r for r in resources), resources
+    for r in resources:
+        assert r.startswith(gw.base + "/"), "request outside the prefix: %s" % r
+    delete_via_page(page, to_delete)
+    gw.wait_groups(lambda gs: to_delete not in gs)
+    page.css("#tab-status").click()
+    page.wait(lambda: page.css("#view-status").get_attribute("data-loaded") == "true")
+    assert page.d.current_url == gw.url("/status")
+    page.open(gw, "/status")
+    page.wait(lambda: page.css("#view-status").get_attribute("data-loaded") == "true")
+
+
+def test_route_prefix(page, gateway_factory):
+    gw = gateway_factory(route_prefix="/pgw")
+    assert gw.base.endswith("/pgw")
+    seed(gw)
+    check_page_works(page, gw, all_labels(), WORKER2)
+    page.open(gw)
+    page.shot("prefix")
+
+
+def test_external_url(page, gateway_factory):
+    port = free_port()
+    gw = gateway_factory(external_url="http://127.0.0.1:%d/ext/" % port, port=port)
+    assert gw.base.endswith("/ext")
+    seed(gw)
+    check_page_works(page, gw, all_labels(), BACKUP)
+
+
+class StripPrefixProxy:
+    """A reverse proxy serving upstream's / under <prefix> (like nginx `location /proxied/`)."""
+
+    def __init__(self, port, upstream_port, prefix):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                if not self.path.startswith(prefix + "/"):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                conn.request(self.command, self.path[len(prefix):], body=body,
+                             headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
+                res = conn.getresponse()
+                data = res.read()
+                self.send_response(res.status)
+                for k, v in res.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = "http://127.0.0.1:%d%s" % (port, prefix)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.skipif(TARGET != "ours", reason="the dev server does not model an external URL distinct from the route prefix")
+def test_external_url_behind_stripping_proxy(page, gateway_factory):
+    """--web.external-url with a path but routes at / (a proxy strips the path): the page must
+    reach its assets and the API through the external path."""
+    port, proxy_port = free_port(), free_port()
+    gw = gateway_factory(route_prefix="/", external_url="http://127.0.0.1:%d/proxied/" % proxy_port, port=port)
+    proxy = StripPrefixProxy(proxy_port, port, "/proxied")
+    try:
+        gw.base = proxy.base
+        seed(gw)
+        html = gw.http.get(gw.url("/")).text
+        assert "/proxied/static/app.js" in html, html[:2000]
+        check_page_works(page, gw, all_labels(), WORKER1)
+    finally:
+        proxy.close()
+
+
+# ------------------------------------------------------------------ assets
+
+
+def test_assets_and_cache_headers(page, gateway):
+    for path in ("/", "/status"):
+        r = gateway.http.get(gateway.url(path))
+        assert r.status_code == 200, path
+        assert r.headers["Content-Type"].startswith("text/html"), r.headers
+        assert "__PATH_PREFIX__" not in r.text and "__VERSION__" not in r.text
+        assert re.search(r'src="/static/app\.js\?v=[^"_]+"', r.text), r.text[:1000]
+        assert not re.search(r"(src|href)=\"(https?:)?//", r.text), "external asset in index.html"
+    for name, ctype in (("app.js", "javascript"), ("app.css", "text/css")):
+        r = gateway.http.get(gateway.url("/static/" + name))
+        assert r.status_code == 200, name
+        assert ctype in r.headers["Content-Type"], r.headers
+        cc = r.headers.get("Cache-Control", "")
+        m = re.search(r"max-age=(\d+)", cc)
+        assert m and int(m.group(1)) >= 86400, "no long cache header on %s: %r" % (name, cc)
+        assert not re.search(r"https?://", r.text), "external URL in " + name
+    page.open(gateway)
+    resources = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    origin = gateway.base.split("/", 3)
+    origin = "/".join(origin[:3])
+    assert all(r.startswith(origin + "/") for r in resources), resources
+
+
+def test_label_values_are_escaped(page, gateway):
+    evil = {"job": '<img src=x onerror="window.__xss=1">', "note": "</script><b>bold</b>"}
+    gateway.push(evil, '# HELP evil_metric <script>window.__xss=2</script>\nevil_metric{v="<i>x</i>"} 1\n')
+    page.open(gateway)
+    art = page.article(evil)
+    art.find_element(By.CSS_SELECTOR, "button.expander").click()
+    page.wait(lambda: page.article(evil).find_elements(By.CSS_SELECTOR, ".family"))
+    assert page.d.execute_script("return window.__xss === undefined")
+    assert not page.d.find_elements(By.CSS_SELECTOR, "#groups img, #groups b, #groups i, #groups script")
+    text = page.article(evil).text
+    assert '<img src=x onerror=\\"window.__xss=1\\">' in text, text
+    assert "<script>window.__xss=2</script>" in text
+    delete_via_page(page, evil)
+    gateway.wait_groups(lambda gs: evil not in gs)
+
+
+# ------------------------------------------------------------------ narrow screens
+
+
+def test_narrow_screen(page, gateway):
+    seed(gateway)
+    gateway.push({"job": "long", "instance": "a-really-long-instance-name-" + "x" * 120}, "y 1\n")
+    page.d.set_window_size(400, 900)
+    page.open(gateway)
+    assert no_horizontal_overflow(page)
+    page.shot("list-400px")
+    page.article(BACKUP).find_element(By.CSS_SELECTOR, "button.expander").click()
+    page.wait(lambda: page.article(BACKUP).find_elements(By.CSS_SELECTOR, ".family"))
+    assert no_horizontal_overflow(page)
+    page.shot("expanded-400px")
+    # Delete works on the narrow page too (buttons reachable, dialog fits).
+    page.article(WORKER1).find_element(By.CSS_SELECTOR, "button.delete").click()
+    page.wait(lambda: page.css("#confirm").is_displayed())
+    width = page.d.execute_script("return document.getElementById('confirm').getBoundingClientRect().width")
+    assert width <= 400
+    page.shot("confirm-400px")
+    page.css("#confirm-cancel").click()
+    page.css("#tab-status").click()
+    page.wait(lambda: page.css("#view-status").get_attribute("data-loaded") == "true")
+    assert no_horizontal_overflow(page)
+    page.shot("status-400px")
+
+
+def test_console_clean_everywhere(page, gateway_factory):
+    """Walk every view and control once; the fixture then checks the console is clean."""
+    gw = gateway_factory(admin=True)
+    seed(gw)
+    page.open(gw)
+    page.css("#toggle-all").click()
+    page.css("#filter").send_keys("batch")
+    page.wait(lambda: len(page.articles()) == 2)
+    page.css("#refresh").click()
+    page.css("#tab-status").click()
+    page.wait(lambda: page.css("#view-status").get_attribute("data-loaded") == "true")
+    page.css("#tab-metrics").click()
+    page.wait(lambda: len(page.articles()) == 2)
