@@ -330,6 +330,13 @@ CASES = [
     C("unknown_content_encoding_is_ignored", [put(J, "foo 1\n", headers={"Content-Encoding": "identity"})]),
     C("text_with_json_content_type", [put(J, "foo 1\n", headers={"Content-Type": "application/json"})]),
     C("text_with_text_content_type", [put(J, "foo 1\n", headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})]),
+    # ---------------------------------------------------------------- other endpoints (status codes; the store must stay as it is)
+    C("health_endpoints", [req("GET", "/-/healthy", 200), req("GET", "/-/ready", 200), req("PUT", "/-/healthy", 405), req("POST", "/-/ready", 405)]),
+    C("api_v1_endpoints", [put(J, "foo 1\n"), req("GET", "/api/v1/status", 200), req("GET", "/api/v1/metrics", 200), req("POST", "/api/v1/metrics", 405)]),
+    C("admin_wipe_disabled_404", [put(J, "foo 1\n"), req("PUT", "/api/v1/admin/wipe", 404)]),
+    C("admin_wipe", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "bar 1\n"), req("PUT", "/api/v1/admin/wipe", 202), put("/metrics/job/c", "baz 1\n")], flags=("--web.enable-admin-api",)),
+    C("lifecycle_disabled_403", [req("PUT", "/-/quit", 403), req("POST", "/-/quit", 403), req("GET", "/-/quit", 405)]),
+    C("metrics_trailing_slash_redirect", [req("GET", "/metrics/", 301), req("PUT", "/metrics/", 404)]),
     # ---------------------------------------------------------------- consistency check disabled
     C("unchecked_push_is_202", [put(J, "foo 1\n", 202), post(J, "bar 1\n", 202), delete(J)], flags=("--push.disable-consistency-check",)),
     C("unchecked_timestamp_rejected", [put(J, "foo 1\n", 202), put(J, "foo 1 5\n", 202)], flags=("--push.disable-consistency-check",)),
@@ -419,6 +426,39 @@ def test_metrics_content_type(reference, ours):
     rt, ot = r.headers.get("Content-Type", ""), o.headers.get("Content-Type", "")
     assert rt.startswith("text/plain") and "version=0.0.4" in rt, rt
     assert ot.startswith("text/plain") and "version=0.0.4" in ot, ot
+
+
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+@pytest.mark.parametrize("accept", [PROMETHEUS_ACCEPT, "text/plain", "*/*", "application/json"])
+def test_scrape_with_accept_header(reference, ours, accept):
+    """The gateway never negotiates OpenMetrics: a Prometheus server's Accept header gets text 0.0.4,
+    with the same content."""
+    for gw in (reference, ours):
+        assert gw.request("PUT", J, body=SUMMARY.encode()).status == 200
+    r, o = reference.metrics({"Accept": accept}), ours.metrics({"Accept": accept})
+    assert r.status == o.status == 200
+    for resp in (r, o):
+        ct = resp.headers.get("Content-Type", "")
+        assert ct.startswith("text/plain") and "version=0.0.4" in ct, ct
+    a = expo.normalise(expo.parse(r.text))
+    b = expo.normalise(expo.parse(o.text))
+    assert a == b, _diff(a, b)
+
+
+def test_scrape_protobuf_accept(reference, ours):
+    """A scraper asking for delimited protobuf gets it (content type only: bytes are not compared)."""
+    accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+    for gw in (reference, ours):
+        assert gw.request("PUT", J, body=b"foo 1\n").status == 200
+    for gw in (reference, ours):
+        resp = gw.metrics({"Accept": accept})
+        assert resp.status == 200
+        ct = resp.headers.get("Content-Type", "")
+        assert ct.startswith("application/vnd.google.protobuf") and "encoding=delimited" in ct, (gw, ct)
+        assert b"foo" in resp.body
 
 
 def test_large_push_order_and_values(reference, ours):

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source ci/lib/tools.sh
 
-PY=$(python_venv pytest requests prometheus_client cramjam)
+PY=$(python_venv pytest requests prometheus_client cramjam python-snappy)
 REFERENCE_BIN=$(reference_pushgateway)
 PROMTOOL=$(promtool_bin)
 if [ "${E2E_OURS_IS_REFERENCE:-}" = "1" ]; then
