@@ -1,1 +1,46 @@
-fn main() {}
+//! The `pushgateway` binary: parse the configuration, set up logging, bind, run.
+
+use std::process::ExitCode;
+
+use gateway::config::{Config, ConfigError};
+
+/// Exit code for a command line that cannot be used (sysexits EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let config = match Config::from_args(std::env::args_os()) {
+        Ok(config) => config,
+        Err(ConfigError::Usage(e)) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+        Err(e) => {
+            eprintln!("pushgateway: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    gateway::telemetry::init_logging(config.log_level, config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("pushgateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(config.web.listen).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(address = %config.web.listen, err = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), address = %config.web.listen, "starting pushgateway");
+        gateway::run(config, listener, gateway::signal::terminated()).await;
+        ExitCode::SUCCESS
+    })
+}

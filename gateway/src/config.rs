@@ -1,0 +1,474 @@
+//! Every command-line flag, with upstream's names and defaults, and its validation. The
+//! result is a [`Config`] of small sub-configs handed by value to the parts that need them.
+//! Flags whose feature has not landed yet are accepted by the parser and refused by
+//! [`Config::from_args`] with a clear message, never silently ignored.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::model::NameValidation;
+use crate::store::Consistency;
+
+/// The command line, exactly as upstream spells it.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "pushgateway",
+    version,
+    about = "The Pushgateway: accepts pushed metrics from batch jobs and exposes them for scraping."
+)]
+pub struct Flags {
+    /// Addresses on which to expose metrics and web interface.
+    #[arg(long = "web.listen-address", default_value = ":9091")]
+    pub listen_address: String,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics")]
+    pub telemetry_path: String,
+    /// The URL under which the Pushgateway is externally reachable.
+    #[arg(long = "web.external-url", default_value = "")]
+    pub external_url: String,
+    /// Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url.
+    #[arg(long = "web.route-prefix", default_value = "")]
+    pub route_prefix: String,
+    /// Enable shutdown via HTTP request.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+    /// Enable API endpoints for admin control actions.
+    #[arg(long = "web.enable-admin-api")]
+    pub enable_admin_api: bool,
+    /// Path to a configuration file that can enable TLS or authentication.
+    #[arg(long = "web.config.file", default_value = "")]
+    pub web_config_file: String,
+    /// File to persist metrics. If empty, metrics are only kept in memory.
+    #[arg(long = "persistence.file", default_value = "")]
+    pub persistence_file: String,
+    /// The minimum interval at which to write out the persistence file.
+    #[arg(long = "persistence.interval", default_value = "5m", value_parser = parse_go_duration)]
+    pub persistence_interval: Duration,
+    /// Do not check consistency of pushed metrics. DANGEROUS.
+    #[arg(long = "push.disable-consistency-check")]
+    pub disable_consistency_check: bool,
+    /// Allow UTF-8 characters in metric and label names.
+    #[arg(long = "push.enable-utf8-names")]
+    pub enable_utf8_names: bool,
+    /// Largest accepted push body in bytes, after decompression.
+    #[arg(long = "push.max-body-bytes", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    pub log_format: LogFormat,
+    /// Where the state lives: in this process (memory) or replicated through Redis.
+    #[arg(long = "storage", value_enum, default_value = "memory")]
+    pub storage: StorageMode,
+    /// Redis URL for --storage=redis.
+    #[arg(long = "storage.redis.url", default_value = "")]
+    pub redis_url: String,
+    /// Optional TOML configuration file.
+    #[arg(long = "config.file", default_value = "")]
+    pub config_file: String,
+}
+
+/// Log severity threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Informational and above.
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+impl LogLevel {
+    /// The matching tracing level.
+    pub fn as_tracing(self) -> tracing::Level {
+        match self {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// key=value pairs.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Storage back end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageMode {
+    /// In this process.
+    Memory,
+    /// Replicated through a Redis stream.
+    Redis,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The command line did not parse.
+    #[error("{0}")]
+    Usage(#[from] clap::Error),
+    /// The listen address is not `host:port`.
+    #[error("invalid --web.listen-address {0:?}: expected host:port or :port")]
+    ListenAddress(String),
+    /// The external URL is not absolute.
+    #[error("invalid --web.external-url {0:?}: expected an absolute http(s) URL")]
+    ExternalUrl(String),
+    /// A flag whose feature is not available yet.
+    #[error("{flag} is not supported by this version yet ({reason}); remove the flag")]
+    NotYetSupported {
+        /// The flag.
+        flag: &'static str,
+        /// Which feature is missing.
+        reason: &'static str,
+    },
+}
+
+/// Where and how the HTTP server listens and routes.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Internal route prefix, `""` or `/something` without trailing slash.
+    pub route_prefix: String,
+    /// Path prefix as seen from outside (from --web.external-url), for links in the UI.
+    pub external_prefix: String,
+    /// Scrape path, relative to the route prefix.
+    pub telemetry_path: String,
+    /// Whether `/-/quit` works.
+    pub enable_lifecycle: bool,
+    /// Whether `/api/v1/admin/*` exists.
+    pub enable_admin_api: bool,
+    /// Largest push body after decompression.
+    pub max_body_bytes: usize,
+    /// Whether pushes are acknowledged with 202 without a check.
+    pub consistency: Consistency,
+    /// Name rules for pushes.
+    pub validation: NameValidation,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP settings.
+    pub web: WebConfig,
+    /// Log settings.
+    pub log_level: LogLevel,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Flag values as given, for `/api/v1/status` and the status page.
+    pub flags: Vec<(String, String)>,
+    /// The persistence file, if any.
+    pub persistence_file: Option<PathBuf>,
+    /// Snapshot interval.
+    pub persistence_interval: Duration,
+}
+
+impl Config {
+    /// Parses and validates a command line (the first item is the program name).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for anything that cannot be used.
+    pub fn from_args<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let flags = Flags::try_parse_from(args)?;
+        Config::from_flags(flags)
+    }
+
+    /// Validates parsed flags.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for anything that cannot be used.
+    pub fn from_flags(flags: Flags) -> Result<Config, ConfigError> {
+        let not_yet = |flag: &'static str, reason: &'static str| {
+            Err(ConfigError::NotYetSupported { flag, reason })
+        };
+        if !flags.web_config_file.is_empty() {
+            return not_yet("--web.config.file", "TLS and basic auth");
+        }
+        if !flags.persistence_file.is_empty() {
+            return not_yet("--persistence.file", "durable persistence");
+        }
+        if flags.storage == StorageMode::Redis || !flags.redis_url.is_empty() {
+            return not_yet("--storage=redis", "replicated state on Redis");
+        }
+        if !flags.config_file.is_empty() {
+            return not_yet("--config.file", "the configuration file");
+        }
+        let listen = parse_listen_address(&flags.listen_address)?;
+        let external_path = external_url_path(&flags.external_url)?;
+        let route_prefix = compute_route_prefix(&flags.route_prefix, &external_path);
+        let external_prefix = compute_route_prefix("", &external_path);
+        let flag_values = flag_values(&flags);
+        Ok(Config {
+            web: WebConfig {
+                listen,
+                route_prefix,
+                external_prefix,
+                telemetry_path: flags.telemetry_path.clone(),
+                enable_lifecycle: flags.enable_lifecycle,
+                enable_admin_api: flags.enable_admin_api,
+                max_body_bytes: flags.max_body_bytes,
+                consistency: if flags.disable_consistency_check {
+                    Consistency::Unchecked
+                } else {
+                    Consistency::Checked
+                },
+                validation: if flags.enable_utf8_names {
+                    NameValidation::Utf8
+                } else {
+                    NameValidation::Legacy
+                },
+            },
+            log_level: flags.log_level,
+            log_format: flags.log_format,
+            flags: flag_values,
+            persistence_file: None,
+            persistence_interval: flags.persistence_interval,
+        })
+    }
+}
+
+/// `:9091` listens on every address, like Go's listener.
+fn parse_listen_address(address: &str) -> Result<SocketAddr, ConfigError> {
+    let full = if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.to_string()
+    };
+    full.parse()
+        .or_else(|_| {
+            // Host names such as localhost:9091.
+            use std::net::ToSocketAddrs;
+            full.to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or(())
+        })
+        .map_err(|_| ConfigError::ListenAddress(address.to_string()))
+}
+
+fn external_url_path(url: &str) -> Result<String, ConfigError> {
+    if url.is_empty() {
+        return Ok(String::new());
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| ConfigError::ExternalUrl(url.to_string()))?;
+    Ok(rest
+        .find('/')
+        .map(|i| rest[i..].to_string())
+        .unwrap_or_default())
+}
+
+/// Upstream's rule: the prefix defaults to the external URL's path; `/` means none; the
+/// result has a leading slash and no trailing one.
+pub fn compute_route_prefix(prefix: &str, external_path: &str) -> String {
+    let prefix = if prefix.is_empty() {
+        external_path
+    } else {
+        prefix
+    };
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// Parses a Go duration such as `5m`, `1h30m`, `1.5s` or `250ms`.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = 0.0_f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("missing unit in duration {text:?}"))?;
+        let number: f64 = rest[..number_len]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            unit => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+fn flag_values(flags: &Flags) -> Vec<(String, String)> {
+    let duration = |d: Duration| {
+        let secs = d.as_secs();
+        if secs % 3600 == 0 && secs > 0 {
+            format!("{}h0m0s", secs / 3600)
+        } else if secs % 60 == 0 && secs > 0 {
+            format!("{}m0s", secs / 60)
+        } else {
+            format!("{}s", d.as_secs_f64())
+        }
+    };
+    let mut values = vec![
+        ("web.listen-address", flags.listen_address.clone()),
+        ("web.telemetry-path", flags.telemetry_path.clone()),
+        ("web.external-url", flags.external_url.clone()),
+        ("web.route-prefix", flags.route_prefix.clone()),
+        ("web.enable-lifecycle", flags.enable_lifecycle.to_string()),
+        ("web.enable-admin-api", flags.enable_admin_api.to_string()),
+        ("web.config.file", flags.web_config_file.clone()),
+        ("persistence.file", flags.persistence_file.clone()),
+        ("persistence.interval", duration(flags.persistence_interval)),
+        (
+            "push.disable-consistency-check",
+            flags.disable_consistency_check.to_string(),
+        ),
+        (
+            "push.enable-utf8-names",
+            flags.enable_utf8_names.to_string(),
+        ),
+        ("push.max-body-bytes", flags.max_body_bytes.to_string()),
+        (
+            "log.level",
+            format!("{:?}", flags.log_level).to_ascii_lowercase(),
+        ),
+        (
+            "log.format",
+            format!("{:?}", flags.log_format).to_ascii_lowercase(),
+        ),
+        (
+            "storage",
+            format!("{:?}", flags.storage).to_ascii_lowercase(),
+        ),
+        ("config.file", flags.config_file.clone()),
+    ];
+    values.sort();
+    values
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_args(std::iter::once("pushgateway").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_upstream() {
+        let config = parse(&[]).expect("defaults parse");
+        assert_eq!(config.web.listen.port(), 9091);
+        assert_eq!(config.web.telemetry_path, "/metrics");
+        assert_eq!(config.web.route_prefix, "");
+        assert_eq!(config.persistence_interval, Duration::from_secs(300));
+        assert_eq!(config.web.consistency, Consistency::Checked);
+        assert!(!config.web.enable_lifecycle && !config.web.enable_admin_api);
+    }
+
+    #[test]
+    fn route_prefix_rules() {
+        for (prefix, external, expected) in [
+            ("", "", ""),
+            ("/", "", ""),
+            ("pg/", "", "/pg"),
+            ("", "/gw/", "/gw"),
+            ("/x", "/gw", "/x"),
+        ] {
+            assert_eq!(
+                compute_route_prefix(prefix, external),
+                expected,
+                "{prefix:?} {external:?}"
+            );
+        }
+        let config = parse(&["--web.external-url=http://example.org/pgw/"]).expect("parses");
+        assert_eq!(config.web.route_prefix, "/pgw");
+        assert_eq!(config.web.external_prefix, "/pgw");
+    }
+
+    #[test]
+    fn go_durations() {
+        for (text, seconds) in [
+            ("5m", 300.0),
+            ("1h30m", 5400.0),
+            ("1.5s", 1.5),
+            ("250ms", 0.25),
+            ("0", 0.0),
+        ] {
+            assert_eq!(
+                parse_go_duration(text).map(|d| d.as_secs_f64()),
+                Ok(seconds),
+                "{text}"
+            );
+        }
+        for bad in ["", "5", "5x", "m"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unfinished_features_are_refused_not_ignored() {
+        for args in [
+            &["--web.config.file=web.yml"][..],
+            &["--persistence.file=/tmp/x"][..],
+            &["--storage=redis"][..],
+            &["--config.file=c.toml"][..],
+        ] {
+            assert!(
+                matches!(parse(args), Err(ConfigError::NotYetSupported { .. })),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(matches!(
+            parse(&["--log.level=loud"]),
+            Err(ConfigError::Usage(_))
+        ));
+        assert!(matches!(
+            parse(&["--web.listen-address=nonsense"]),
+            Err(ConfigError::ListenAddress(_))
+        ));
+        assert!(matches!(
+            parse(&["--web.external-url=example.org"]),
+            Err(ConfigError::ExternalUrl(_))
+        ));
+    }
+}

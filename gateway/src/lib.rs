@@ -1,0 +1,53 @@
+//! A Prometheus Pushgateway: batch jobs push metrics over HTTP, Prometheus scrapes them.
+//! Drop-in compatible with upstream prometheus/pushgateway, with a push cost that depends
+//! only on the size of the push.
+//!
+//! # Layout
+//! - [`config`]: flags, defaults, validation.
+//! - [`model`]: metric families, labels, grouping keys, name rules.
+//! - [`parse`]: push bodies to families.
+//! - [`grouping`]: the grouping key in a push URL.
+//! - [`store`]: groups, push semantics, the consistency index.
+//! - [`expose`]: snapshots to the exposition formats.
+//! - [`telemetry`]: the gateway's own metrics, logging.
+//! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
+
+pub mod config;
+pub mod expose;
+pub mod grouping;
+pub mod model;
+pub mod parse;
+pub mod server;
+pub mod signal;
+pub mod store;
+pub mod telemetry;
+pub mod web;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use config::Config;
+use store::{Store, StoreConfig};
+use web::App;
+
+/// Runs the gateway on `listener` until `shutdown` resolves or `/-/quit` is called.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let store = Store::new(StoreConfig {
+        consistency: config.web.consistency,
+        validation: config.web.validation,
+        reserved: telemetry::own_metric_types(),
+    });
+    let app = Arc::new(App::new(store, config.web.clone(), config.flags.clone()));
+    let quit_app = app.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {},
+            () = quit_app.quit.notified() => {},
+        }
+        tracing::info!("shutting down");
+    };
+    server::serve(listener, app, stop).await;
+    tracing::info!("HTTP server stopped");
+}

@@ -1,0 +1,337 @@
+//! The data model shared by the parser, the store and the encoders: metric families, their
+//! samples, label sets and grouping keys, plus the name rules of the exposition formats.
+//!
+//! Nothing here does I/O or knows about HTTP; the types mirror the `io.prometheus.client`
+//! protobuf model closely enough that every wire format maps onto them without loss.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Shared, immutable string: label names and values repeat across series, so they are
+/// reference counted instead of copied.
+pub type Str = Arc<str>;
+
+/// The type of a metric family, as declared by `# TYPE` or the protobuf enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    /// A monotonically increasing value.
+    Counter,
+    /// A value that can go up and down.
+    Gauge,
+    /// Quantiles plus sum and count.
+    Summary,
+    /// A value without a declared type.
+    Untyped,
+    /// Cumulative buckets plus sum and count.
+    Histogram,
+    /// A histogram whose buckets may go down (OpenMetrics gaugehistogram).
+    GaugeHistogram,
+}
+
+impl MetricType {
+    /// The lower-case name used in `# TYPE` lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Summary => "summary",
+            MetricType::Untyped => "untyped",
+            MetricType::Histogram => "histogram",
+            MetricType::GaugeHistogram => "gaugehistogram",
+        }
+    }
+
+    /// The upper-case name used by the protobuf enum and the JSON API.
+    pub fn as_upper_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "COUNTER",
+            MetricType::Gauge => "GAUGE",
+            MetricType::Summary => "SUMMARY",
+            MetricType::Untyped => "UNTYPED",
+            MetricType::Histogram => "HISTOGRAM",
+            MetricType::GaugeHistogram => "GAUGE_HISTOGRAM",
+        }
+    }
+
+    /// Parses a `# TYPE` keyword the way upstream does: any letter case, and
+    /// `gauge_histogram`/`gaugehistogram` for the gauge histogram.
+    pub fn from_keyword(keyword: &str) -> Option<MetricType> {
+        match keyword.to_ascii_uppercase().as_str() {
+            "COUNTER" => Some(MetricType::Counter),
+            "GAUGE" => Some(MetricType::Gauge),
+            "SUMMARY" => Some(MetricType::Summary),
+            "UNTYPED" => Some(MetricType::Untyped),
+            "HISTOGRAM" => Some(MetricType::Histogram),
+            "GAUGE_HISTOGRAM" | "GAUGEHISTOGRAM" => Some(MetricType::GaugeHistogram),
+            _ => None,
+        }
+    }
+
+    /// Whether samples of this type are exposed with `_sum`/`_count` (and maybe `_bucket`).
+    pub fn is_histogram_like(self) -> bool {
+        matches!(self, MetricType::Histogram | MetricType::GaugeHistogram)
+    }
+}
+
+impl fmt::Display for MetricType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_upper_str())
+    }
+}
+
+/// One label: name and value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    /// The label name.
+    pub name: Str,
+    /// The label value (may be empty).
+    pub value: Str,
+}
+
+impl Label {
+    /// Builds a label from anything string-like.
+    pub fn new(name: impl Into<Str>, value: impl Into<Str>) -> Label {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A summary quantile.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quantile {
+    /// The quantile rank, 0..=1.
+    pub quantile: f64,
+    /// The observed value at that rank.
+    pub value: f64,
+}
+
+/// A summary sample.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Summary {
+    /// Number of observations.
+    pub count: u64,
+    /// Sum of observations.
+    pub sum: f64,
+    /// Quantiles in pushed order.
+    pub quantiles: Vec<Quantile>,
+}
+
+/// A classic histogram bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bucket {
+    /// Inclusive upper bound (`le`).
+    pub upper_bound: f64,
+    /// Cumulative count of observations up to the bound.
+    pub count: f64,
+}
+
+/// A histogram sample. Counts are kept as `f64` with a flag telling whether they were pushed
+/// as floats, because the text format allows both and the protobuf format keeps them apart.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Histogram {
+    /// Number of observations.
+    pub count: f64,
+    /// True when the counts were pushed as floats (float histograms).
+    pub float_counts: bool,
+    /// Sum of observations.
+    pub sum: f64,
+    /// Classic buckets in pushed order.
+    pub buckets: Vec<Bucket>,
+}
+
+/// The value of one metric (series, or series group for summaries and histograms).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Counter value.
+    Counter(f64),
+    /// Gauge value.
+    Gauge(f64),
+    /// Untyped value.
+    Untyped(f64),
+    /// Summary value.
+    Summary(Summary),
+    /// Histogram value (also used by gauge histograms).
+    Histogram(Histogram),
+}
+
+impl Value {
+    /// Whether this value may stand in a family of the given type.
+    pub fn fits(&self, family_type: MetricType) -> bool {
+        matches!(
+            (self, family_type),
+            (Value::Counter(_), MetricType::Counter)
+                | (Value::Gauge(_), MetricType::Gauge)
+                | (Value::Untyped(_), MetricType::Untyped)
+                | (Value::Summary(_), MetricType::Summary)
+                | (Value::Histogram(_), MetricType::Histogram)
+                | (Value::Histogram(_), MetricType::GaugeHistogram)
+        )
+    }
+}
+
+/// One metric of a family: its labels (sorted by name once stored) and value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    /// Labels, sorted by name after the store sanitised them.
+    pub labels: Vec<Label>,
+    /// The value.
+    pub value: Value,
+    /// Timestamp in milliseconds, if pushed (pushes with timestamps are rejected).
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A metric family: name, optional help, type and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricFamily {
+    /// Metric name.
+    pub name: Str,
+    /// Help text, if any was given.
+    pub help: Option<Str>,
+    /// Declared type.
+    pub metric_type: MetricType,
+    /// The metrics, in pushed order.
+    pub metrics: Vec<Metric>,
+}
+
+/// The labels that identify a group: `job` plus any further grouping labels, sorted by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupingKey {
+    labels: Vec<Label>,
+}
+
+impl GroupingKey {
+    /// Builds a key from labels in any order; a later duplicate name wins, as in upstream's map.
+    pub fn new(mut labels: Vec<Label>) -> GroupingKey {
+        // Stable sort keeps the pushed order among equal names, so the last one is kept below.
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut deduped: Vec<Label> = Vec::with_capacity(labels.len());
+        for label in labels {
+            match deduped.last_mut() {
+                Some(last) if last.name == label.name => *last = label,
+                _ => deduped.push(label),
+            }
+        }
+        GroupingKey { labels: deduped }
+    }
+
+    /// The labels, sorted by name.
+    pub fn labels(&self) -> &[Label] {
+        &self.labels
+    }
+
+    /// The value of a grouping label.
+    pub fn get(&self, name: &str) -> Option<&Str> {
+        self.labels
+            .iter()
+            .find(|l| &*l.name == name)
+            .map(|l| &l.value)
+    }
+}
+
+impl fmt::Display for GroupingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, label) in self.labels.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}={:?}", label.name, label.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// Which names are acceptable: the classic rules, or any UTF-8 (`--push.enable-utf8-names`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NameValidation {
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` for metrics, `[a-zA-Z_][a-zA-Z0-9_]*` for labels.
+    #[default]
+    Legacy,
+    /// Any non-empty valid UTF-8.
+    Utf8,
+}
+
+impl NameValidation {
+    /// Whether `name` is a valid metric name under this scheme.
+    pub fn is_valid_metric_name(self, name: &str) -> bool {
+        match self {
+            NameValidation::Legacy => is_legacy_metric_name(name),
+            NameValidation::Utf8 => !name.is_empty(),
+        }
+    }
+
+    /// Whether `name` is a valid label name under this scheme.
+    pub fn is_valid_label_name(self, name: &str) -> bool {
+        match self {
+            NameValidation::Legacy => is_legacy_label_name(name),
+            NameValidation::Utf8 => !name.is_empty(),
+        }
+    }
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
+pub fn is_legacy_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`
+pub fn is_legacy_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Label names starting with this are reserved for Prometheus itself.
+pub const RESERVED_LABEL_PREFIX: &str = "__";
+/// The label every pushed sample carries, empty when nobody set it.
+pub const INSTANCE_LABEL: &str = "instance";
+/// The grouping label every group has.
+pub const JOB_LABEL: &str = "job";
+/// Summary quantile label.
+pub const QUANTILE_LABEL: &str = "quantile";
+/// Histogram bucket label.
+pub const BUCKET_LABEL: &str = "le";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_names() {
+        for (name, metric, label) in [
+            ("foo", true, true),
+            ("_foo9", true, true),
+            ("foo:bar", true, false),
+            (":foo", true, false),
+            ("9foo", false, false),
+            ("", false, false),
+            ("foo-bar", false, false),
+            ("föo", false, false),
+        ] {
+            assert_eq!(is_legacy_metric_name(name), metric, "metric {name:?}");
+            assert_eq!(is_legacy_label_name(name), label, "label {name:?}");
+        }
+    }
+
+    #[test]
+    fn grouping_key_sorts_and_last_duplicate_wins() {
+        let key = GroupingKey::new(vec![
+            Label::new("job", "a"),
+            Label::new("b", "1"),
+            Label::new("b", "2"),
+        ]);
+        let names: Vec<_> = key.labels().iter().map(|l| l.name.to_string()).collect();
+        assert_eq!(names, ["b", "job"]);
+        assert_eq!(key.get("b").map(|v| v.to_string()), Some("2".into()));
+    }
+}

@@ -1,0 +1,58 @@
+//! Decoding of push bodies: bytes plus a [`Format`] become metric families or a
+//! [`ParseError`] that names the line and the problem. Grouping keys, the store and HTTP are
+//! none of this module's business.
+
+pub mod text;
+
+use crate::model::{MetricFamily, NameValidation};
+
+/// A body that could not be decoded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseError {
+    /// A text-format syntax error, with upstream's wording.
+    #[error("text format parsing error in line {line}: {message}")]
+    Text {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A protobuf body that does not decode.
+    #[error("{0}")]
+    Protobuf(String),
+}
+
+impl ParseError {
+    pub(crate) fn new(line: usize, message: String) -> ParseError {
+        ParseError::Text { line, message }
+    }
+}
+
+/// The wire format of a push body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4 (the fallback for any other content type, as upstream).
+    Text,
+    /// Length-delimited `io.prometheus.client.MetricFamily` messages.
+    Protobuf,
+}
+
+/// Decodes a push body.
+///
+/// # Errors
+/// A [`ParseError`] describing the first problem found.
+pub fn parse(
+    body: &[u8],
+    format: Format,
+    validation: NameValidation,
+) -> Result<Vec<MetricFamily>, ParseError> {
+    match format {
+        Format::Text => text::parse(body, validation),
+        Format::Protobuf => Err(ParseError::Protobuf(
+            "delimited protobuf pushes are not supported by this version yet".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,646 @@
+//! The metric store: groups of metric families keyed by their grouping labels, the push
+//! semantics (PUT replaces a group, POST replaces the families it names, DELETE removes a
+//! group), push timestamps, and the consistency index that lets a push be checked in time
+//! proportional to its own size.
+//!
+//! The index keeps, per metric name, the groups that own a family of that name and how
+//! many of them have each type, and, per series, how often it is stored. A push consults
+//! only the entries of the names and series it carries (plus the group it replaces), never
+//! the rest of the store. Encoding, files and HTTP are left to other modules; a push is
+//! parsed before it gets here, and no lock is held across an `.await`.
+
+mod check;
+mod series;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use check::Rejection;
+use check::{base_name, check_push_alone, derived_names};
+pub use series::{series_id, SeriesId};
+
+use crate::model::{
+    GroupingKey, Label, MetricFamily, MetricType, NameValidation, Str, INSTANCE_LABEL,
+};
+
+/// Name of the per-group gauge with the time of the last successful change.
+pub const PUSH_TIME_METRIC: &str = "push_time_seconds";
+/// Help of [`PUSH_TIME_METRIC`].
+pub const PUSH_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway succeeded.";
+/// Name of the per-group gauge with the time of the last failed change.
+pub const PUSH_FAILURE_TIME_METRIC: &str = "push_failure_time_seconds";
+/// Help of [`PUSH_FAILURE_TIME_METRIC`].
+pub const PUSH_FAILURE_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway failed.";
+
+/// How a push treats the families already in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushMode {
+    /// PUT: the push replaces every family of the group.
+    Replace,
+    /// POST: the push replaces only the families it names.
+    Merge,
+}
+
+/// Whether pushes are checked for consistency before they are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Inconsistent pushes are rejected (the default).
+    #[default]
+    Checked,
+    /// Everything is stored; the exposition leaves out what does not fit.
+    Unchecked,
+}
+
+/// What the store needs to know from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    /// Whether pushes are checked.
+    pub consistency: Consistency,
+    /// Which names are valid.
+    pub validation: NameValidation,
+    /// The gateway's own metric names and types, which pushes must not contradict.
+    pub reserved: HashMap<String, MetricType>,
+}
+
+/// A family as stored in a group, with the time it was pushed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFamily {
+    /// The family, with grouping labels and `instance` applied and labels sorted.
+    pub family: MetricFamily,
+    /// Unix time in seconds of the push that stored it.
+    pub pushed_at: f64,
+}
+
+/// A read-only view of one group.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    /// The grouping key.
+    pub key: Arc<GroupingKey>,
+    /// The pushed families, sorted by name.
+    pub families: Vec<Arc<StoredFamily>>,
+    /// Time of the last successful change, 0 if none.
+    pub push_time: f64,
+    /// Time of the last failed change, 0 if none.
+    pub failure_time: f64,
+}
+
+/// The families of one metric name across groups, for the exposition.
+#[derive(Debug, Clone)]
+pub struct NameSnapshot {
+    /// The metric name.
+    pub name: Str,
+    /// Changes whenever any family of this name changes.
+    pub version: u64,
+    /// The type of the first family in grouping-key order, which the exposition uses.
+    pub metric_type: MetricType,
+    /// The families in grouping-key order; empty when the caller said its copy is fresh.
+    pub families: Vec<Arc<StoredFamily>>,
+}
+
+/// Push and failure times of one group.
+#[derive(Debug, Clone)]
+pub struct GroupTimes {
+    /// The grouping key.
+    pub key: Arc<GroupingKey>,
+    /// Time of the last successful change, 0 if none.
+    pub push_time: f64,
+    /// Time of the last failed change, 0 if none.
+    pub failure_time: f64,
+}
+
+/// A consistent cut of the store for the exposition.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Every pushed metric name, sorted.
+    pub names: Vec<NameSnapshot>,
+    /// Every group's timestamps, in grouping-key order.
+    pub times: Vec<GroupTimes>,
+    /// Changes whenever any group's timestamps change.
+    pub times_version: u64,
+    /// True when unchecked pushes may have stored inconsistent families.
+    pub maybe_inconsistent: bool,
+}
+
+/// Counts for the gateway's own metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Number of groups.
+    pub groups: usize,
+    /// Number of stored metrics (a summary or histogram counts once).
+    pub series: usize,
+}
+
+/// A cheap-to-clone handle on the store.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: RwLock<State>,
+    config: StoreConfig,
+    /// One shared empty string for the `instance=""` added to most samples.
+    empty: Str,
+    instance: Str,
+}
+
+struct Group {
+    families: HashMap<Str, Arc<StoredFamily>>,
+    push_time: f64,
+    failure_time: f64,
+}
+
+#[derive(Default)]
+struct NameEntry {
+    owners: BTreeMap<Arc<GroupingKey>, Arc<StoredFamily>>,
+    type_counts: TypeCounts,
+    version: u64,
+}
+
+/// How many families of a name have each type.
+#[derive(Default, Clone, Copy)]
+struct TypeCounts([u32; 6]);
+
+impl TypeCounts {
+    fn slot(t: MetricType) -> usize {
+        match t {
+            MetricType::Counter => 0,
+            MetricType::Gauge => 1,
+            MetricType::Summary => 2,
+            MetricType::Untyped => 3,
+            MetricType::Histogram => 4,
+            MetricType::GaugeHistogram => 5,
+        }
+    }
+    const ALL: [MetricType; 6] = [
+        MetricType::Counter,
+        MetricType::Gauge,
+        MetricType::Summary,
+        MetricType::Untyped,
+        MetricType::Histogram,
+        MetricType::GaugeHistogram,
+    ];
+    fn add(&mut self, t: MetricType) {
+        self.0[Self::slot(t)] += 1;
+    }
+    fn remove(&mut self, t: MetricType) {
+        let slot = &mut self.0[Self::slot(t)];
+        *slot = slot.saturating_sub(1);
+    }
+    fn has(&self, t: MetricType) -> bool {
+        self.0[Self::slot(t)] > 0
+    }
+    fn any(&self) -> bool {
+        self.0.iter().any(|&c| c > 0)
+    }
+    fn other_than(&self, t: MetricType) -> Option<MetricType> {
+        Self::ALL.into_iter().find(|&o| o != t && self.has(o))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    groups: HashMap<Arc<GroupingKey>, Group>,
+    names: BTreeMap<Str, NameEntry>,
+    series: HashMap<SeriesId, u32>,
+    series_total: usize,
+    next_version: u64,
+    times_version: u64,
+    maybe_inconsistent: bool,
+}
+
+impl State {
+    fn bump(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+}
+
+// === impl Store ===
+
+impl Store {
+    /// An empty store.
+    pub fn new(config: StoreConfig) -> Store {
+        Store {
+            shared: Arc::new(Shared {
+                state: RwLock::new(State::default()),
+                config,
+                empty: "".into(),
+                instance: INSTANCE_LABEL.into(),
+            }),
+        }
+    }
+
+    /// The configuration the store was built with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// Applies a push of already parsed families to the group `key` at Unix time `now`.
+    ///
+    /// With [`Consistency::Checked`] an inconsistent push is refused; a refused push sets
+    /// the group's failure time (creating the group if needed) and changes nothing else.
+    ///
+    /// # Errors
+    /// The [`Rejection`] that refused the push. With [`Consistency::Unchecked`] only a push
+    /// with timestamps is refused (as upstream, which answers 202 before it finds out).
+    pub fn push(
+        &self,
+        key: GroupingKey,
+        families: Vec<MetricFamily>,
+        mode: PushMode,
+        now: f64,
+    ) -> Result<(), Rejection> {
+        let key = Arc::new(key);
+        let families = self.sanitize(&key, families);
+        let checked = self.shared.config.consistency == Consistency::Checked;
+        let alone = check_push_alone(&families, self.shared.config.validation);
+        match alone {
+            Err(Rejection::Timestamp) => return Err(self.fail(&key, Rejection::Timestamp, now)),
+            Err(rejection) if checked => return Err(self.fail(&key, rejection, now)),
+            _ => {}
+        }
+        let mut state = self.shared.state.write();
+        let verdict = match &alone {
+            Ok(ids) => self.check_against_store(&state, &key, &families, ids, mode),
+            Err(rejection) => Err(rejection.clone()),
+        };
+        if let Err(rejection) = verdict {
+            if checked {
+                record_failure(&mut state, &key, now);
+                return Err(rejection);
+            }
+            // Stored anyway; the exposition filters what does not fit.
+            state.maybe_inconsistent = true;
+        }
+        apply(&mut state, key, families, mode, now);
+        Ok(())
+    }
+
+    /// Removes a group; a no-op for an unknown group.
+    pub fn delete(&self, key: &GroupingKey) {
+        let mut state = self.shared.state.write();
+        remove_group(&mut state, key);
+    }
+
+    /// Removes every group.
+    pub fn wipe(&self) {
+        let mut state = self.shared.state.write();
+        let next_version = state.next_version + 1;
+        *state = State {
+            next_version,
+            times_version: next_version,
+            ..State::default()
+        };
+    }
+
+    /// Group and series counts.
+    pub fn stats(&self) -> Stats {
+        let state = self.shared.state.read();
+        Stats {
+            groups: state.groups.len(),
+            series: state.series_total,
+        }
+    }
+
+    /// Every group with its families, in grouping-key order.
+    pub fn groups(&self) -> Vec<GroupView> {
+        let state = self.shared.state.read();
+        let mut views: Vec<GroupView> = state
+            .groups
+            .iter()
+            .map(|(key, group)| {
+                let mut families: Vec<_> = group.families.values().cloned().collect();
+                families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
+                GroupView {
+                    key: key.clone(),
+                    families,
+                    push_time: group.push_time,
+                    failure_time: group.failure_time,
+                }
+            })
+            .collect();
+        drop(state);
+        views.sort_by(|a, b| a.key.cmp(&b.key));
+        views
+    }
+
+    /// A consistent cut for the exposition. `is_fresh(name, version)` tells whether the
+    /// caller already holds that version of a name, in which case its families are not
+    /// copied: a scrape after a small push copies only what changed.
+    pub fn snapshot(&self, is_fresh: impl Fn(&str, u64) -> bool) -> Snapshot {
+        let state = self.shared.state.read();
+        let names = state
+            .names
+            .iter()
+            .map(|(name, entry)| NameSnapshot {
+                name: name.clone(),
+                version: entry.version,
+                metric_type: entry
+                    .owners
+                    .values()
+                    .next()
+                    .map_or(MetricType::Untyped, |f| f.family.metric_type),
+                families: if is_fresh(name, entry.version) {
+                    Vec::new()
+                } else {
+                    entry.owners.values().cloned().collect()
+                },
+            })
+            .collect();
+        let mut times: Vec<GroupTimes> = state
+            .groups
+            .iter()
+            .map(|(key, group)| GroupTimes {
+                key: key.clone(),
+                push_time: group.push_time,
+                failure_time: group.failure_time,
+            })
+            .collect();
+        let times_version = state.times_version;
+        let maybe_inconsistent = state.maybe_inconsistent;
+        drop(state);
+        times.sort_by(|a, b| a.key.cmp(&b.key));
+        Snapshot {
+            names,
+            times,
+            times_version,
+            maybe_inconsistent,
+        }
+    }
+
+    fn fail(&self, key: &Arc<GroupingKey>, rejection: Rejection, now: f64) -> Rejection {
+        let mut state = self.shared.state.write();
+        record_failure(&mut state, key, now);
+        rejection
+    }
+
+    /// Applies the grouping labels (they win over pushed labels), adds `instance=""` where
+    /// no instance is set, sorts labels, and drops families named like the push
+    /// timestamps, which the store maintains itself (upstream overwrites them too).
+    fn sanitize(&self, key: &GroupingKey, mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+        families.retain(|f| &*f.name != PUSH_TIME_METRIC && &*f.name != PUSH_FAILURE_TIME_METRIC);
+        for family in &mut families {
+            for metric in &mut family.metrics {
+                sanitize_labels(
+                    &mut metric.labels,
+                    key.labels(),
+                    &self.shared.instance,
+                    &self.shared.empty,
+                );
+            }
+        }
+        families
+    }
+
+    fn check_against_store(
+        &self,
+        state: &State,
+        key: &GroupingKey,
+        families: &[MetricFamily],
+        ids: &[Vec<SeriesId>],
+        mode: PushMode,
+    ) -> Result<(), Rejection> {
+        let reserved = &self.shared.config.reserved;
+        let pushed: HashMap<&str, MetricType> =
+            families.iter().map(|f| (&*f.name, f.metric_type)).collect();
+        let group = state.groups.get(key);
+        // The family of this group that the push replaces, if any.
+        let replaced = |name: &str| -> Option<&Arc<StoredFamily>> {
+            let family = group?.families.get(name)?;
+            (mode == PushMode::Replace || pushed.contains_key(name)).then_some(family)
+        };
+        // Types a name has in the store once this push's replacements are taken out.
+        let remaining = |name: &str| -> TypeCounts {
+            let mut counts = state
+                .names
+                .get(name)
+                .map(|e| e.type_counts)
+                .unwrap_or_default();
+            if let Some(old) = replaced(name) {
+                counts.remove(old.family.metric_type);
+            }
+            counts
+        };
+        // Types a name would have after the push, the gateway's own metrics included.
+        let after = |name: &str| -> TypeCounts {
+            let mut counts = remaining(name);
+            if let Some(&t) = pushed.get(name) {
+                counts.add(t);
+            }
+            if let Some(&t) = reserved.get(name) {
+                counts.add(t);
+            }
+            counts
+        };
+
+        for (family, family_ids) in families.iter().zip(ids) {
+            let name = &*family.name;
+            let pushed_type = family.metric_type;
+            if let Some(&own) = reserved.get(name) {
+                if own != pushed_type {
+                    return Err(type_conflict(name, pushed_type, own));
+                }
+            }
+            if let Some(stored) = remaining(name).other_than(pushed_type) {
+                return Err(type_conflict(name, pushed_type, stored));
+            }
+            if let Some((base, is_bucket)) = base_name(name) {
+                let base_types = after(base);
+                if base_types.has(MetricType::Summary) && !is_bucket {
+                    return Err(suffix_collision(name, "summary", base));
+                }
+                if base_types.has(MetricType::Histogram)
+                    || base_types.has(MetricType::GaugeHistogram)
+                {
+                    return Err(suffix_collision(name, "histogram", base));
+                }
+            }
+            for derived in derived_names(name, pushed_type) {
+                if after(&derived).any() {
+                    let kind = if pushed_type == MetricType::Summary {
+                        "summary"
+                    } else {
+                        "histogram"
+                    };
+                    return Err(suffix_collision(&derived, kind, name));
+                }
+            }
+            let replaced_ids: HashSet<SeriesId> = replaced(name)
+                .map(|old| {
+                    old.family
+                        .metrics
+                        .iter()
+                        .map(|m| series_id(name, &m.labels))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (metric, id) in family.metrics.iter().zip(family_ids) {
+                let stored = state.series.get(id).copied().unwrap_or(0);
+                let stored = stored - u32::from(replaced_ids.contains(id));
+                if stored > 0 {
+                    return Err(Rejection::DuplicateSeries {
+                        name: name.to_string(),
+                        labels: check::render_labels(&metric.labels),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn type_conflict(name: &str, pushed: MetricType, stored: MetricType) -> Rejection {
+    Rejection::TypeConflict {
+        name: name.to_string(),
+        pushed,
+        stored,
+    }
+}
+
+fn suffix_collision(name: &str, kind: &'static str, other: &str) -> Rejection {
+    Rejection::SuffixCollision {
+        name: name.to_string(),
+        kind,
+        other: other.to_string(),
+    }
+}
+
+/// Overwrites or adds the grouping labels, adds an empty `instance` if there is none, and
+/// sorts the labels by name.
+fn sanitize_labels(labels: &mut Vec<Label>, grouping: &[Label], instance: &Str, empty: &Str) {
+    for grouping_label in grouping {
+        match labels.iter_mut().find(|l| l.name == grouping_label.name) {
+            Some(label) => label.value = grouping_label.value.clone(),
+            None => labels.push(grouping_label.clone()),
+        }
+    }
+    if !labels.iter().any(|l| l.name == *instance) {
+        labels.push(Label {
+            name: instance.clone(),
+            value: empty.clone(),
+        });
+    }
+    labels.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
+fn record_failure(state: &mut State, key: &Arc<GroupingKey>, now: f64) {
+    let group = state.groups.entry(key.clone()).or_insert_with(|| Group {
+        families: HashMap::new(),
+        push_time: 0.0,
+        failure_time: 0.0,
+    });
+    group.failure_time = now;
+    state.times_version = state.bump();
+}
+
+fn apply(
+    state: &mut State,
+    key: Arc<GroupingKey>,
+    families: Vec<MetricFamily>,
+    mode: PushMode,
+    now: f64,
+) {
+    let replaced: Vec<Str> = match (mode, state.groups.get(&*key)) {
+        (_, None) => Vec::new(),
+        (PushMode::Replace, Some(group)) => group.families.keys().cloned().collect(),
+        (PushMode::Merge, Some(group)) => families
+            .iter()
+            .filter(|f| group.families.contains_key(&f.name))
+            .map(|f| f.name.clone())
+            .collect(),
+    };
+    for name in replaced {
+        remove_family(state, &key, &name);
+    }
+    for family in families {
+        insert_family(state, &key, family, now);
+    }
+    let version = state.bump();
+    let group = state.groups.entry(key).or_insert_with(|| Group {
+        families: HashMap::new(),
+        push_time: 0.0,
+        failure_time: 0.0,
+    });
+    group.push_time = now;
+    state.times_version = version;
+}
+
+fn insert_family(state: &mut State, key: &Arc<GroupingKey>, family: MetricFamily, now: f64) {
+    for metric in &family.metrics {
+        *state
+            .series
+            .entry(series_id(&family.name, &metric.labels))
+            .or_insert(0) += 1;
+    }
+    state.series_total += family.metrics.len();
+    let version = state.bump();
+    let name = family.name.clone();
+    let metric_type = family.metric_type;
+    let stored = Arc::new(StoredFamily {
+        family,
+        pushed_at: now,
+    });
+    let entry = state.names.entry(name.clone()).or_default();
+    entry.owners.insert(key.clone(), stored.clone());
+    entry.type_counts.add(metric_type);
+    entry.version = version;
+    state
+        .groups
+        .entry(key.clone())
+        .or_insert_with(|| Group {
+            families: HashMap::new(),
+            push_time: 0.0,
+            failure_time: 0.0,
+        })
+        .families
+        .insert(name, stored);
+}
+
+fn remove_family(state: &mut State, key: &GroupingKey, name: &str) {
+    let Some(old) = state
+        .groups
+        .get_mut(key)
+        .and_then(|g| g.families.remove(name))
+    else {
+        return;
+    };
+    for metric in &old.family.metrics {
+        let id = series_id(name, &metric.labels);
+        if let Some(count) = state.series.get_mut(&id) {
+            *count -= 1;
+            if *count == 0 {
+                state.series.remove(&id);
+            }
+        }
+    }
+    state.series_total -= old.family.metrics.len();
+    let version = state.bump();
+    if let Some(entry) = state.names.get_mut(name) {
+        entry.owners.remove(key);
+        entry.type_counts.remove(old.family.metric_type);
+        entry.version = version;
+        if entry.owners.is_empty() {
+            state.names.remove(name);
+        }
+    }
+}
+
+fn remove_group(state: &mut State, key: &GroupingKey) {
+    let Some(group) = state.groups.get(key) else {
+        return;
+    };
+    let names: Vec<Str> = group.families.keys().cloned().collect();
+    for name in names {
+        remove_family(state, key, &name);
+    }
+    state.groups.remove(key);
+    state.times_version = state.bump();
+}
+
+#[cfg(test)]
+mod tests;

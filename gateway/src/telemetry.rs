@@ -1,0 +1,392 @@
+//! The gateway's own metrics and its logging setup.
+//!
+//! Request counters and push histograms are kept with prometheus-client; at scrape time
+//! they are turned into [`MetricFamily`]s (together with `process_*` figures read from
+//! `/proc` and the store's counts) so that the exposition merges them with the pushed
+//! families in one order, exactly as upstream's gatherer does.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::model::{Label, Metric, MetricFamily, MetricType, NameValidation, Value};
+use crate::store::Stats;
+
+/// Counts HTTP requests by handler, status code and method (scrapes excluded).
+pub const HTTP_REQUESTS: &str = "pushgateway_http_requests_total";
+/// Push latency by method.
+pub const PUSH_DURATION: &str = "pushgateway_http_push_duration_seconds";
+/// Push body size by method.
+pub const PUSH_SIZE: &str = "pushgateway_http_push_size_bytes";
+/// Build information.
+pub const BUILD_INFO: &str = "pushgateway_build_info";
+/// Number of stored groups.
+pub const STORED_GROUPS: &str = "pushgateway_stored_groups";
+/// Number of stored metrics.
+pub const STORED_SERIES: &str = "pushgateway_stored_series";
+/// Series left out of scrapes because unchecked pushes made them inconsistent.
+pub const DROPPED_SERIES: &str = "pushgateway_scrape_dropped_series_total";
+
+/// Every metric name the gateway exposes itself, with its type: pushes may not contradict
+/// them.
+pub fn own_metric_types() -> HashMap<String, MetricType> {
+    [
+        (HTTP_REQUESTS, MetricType::Counter),
+        (PUSH_DURATION, MetricType::Histogram),
+        (PUSH_SIZE, MetricType::Histogram),
+        (BUILD_INFO, MetricType::Gauge),
+        (STORED_GROUPS, MetricType::Gauge),
+        (STORED_SERIES, MetricType::Gauge),
+        (DROPPED_SERIES, MetricType::Counter),
+        ("process_cpu_seconds_total", MetricType::Counter),
+        ("process_open_fds", MetricType::Gauge),
+        ("process_max_fds", MetricType::Gauge),
+        ("process_virtual_memory_bytes", MetricType::Gauge),
+        ("process_resident_memory_bytes", MetricType::Gauge),
+        ("process_start_time_seconds", MetricType::Gauge),
+    ]
+    .into_iter()
+    .map(|(name, t)| (name.to_string(), t))
+    .collect()
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    code: String,
+    handler: String,
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
+}
+
+/// The gateway's own metrics.
+pub struct Telemetry {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    push_duration: Family<MethodLabels, Histogram>,
+    push_size: Family<MethodLabels, Histogram>,
+    dropped_series: Counter,
+    start_time: f64,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
+    }
+}
+
+impl Telemetry {
+    /// Registers every metric.
+    pub fn new() -> Telemetry {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            HTTP_REQUESTS.trim_end_matches("_total"),
+            "Total HTTP requests processed by the Pushgateway, excluding scrapes",
+            requests.clone(),
+        );
+        let push_duration = Family::<MethodLabels, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            PUSH_DURATION,
+            "HTTP request duration for pushes to the Pushgateway",
+            push_duration.clone(),
+        );
+        let push_size = Family::<MethodLabels, Histogram>::new_with_constructor(
+            size_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            PUSH_SIZE,
+            "HTTP request size for pushes to the Pushgateway",
+            push_size.clone(),
+        );
+        let dropped_series = Counter::default();
+        registry.register(
+            DROPPED_SERIES.trim_end_matches("_total"),
+            "Series left out of scrapes because pushes with the consistency check disabled made them inconsistent",
+            dropped_series.clone(),
+        );
+        Telemetry {
+            registry,
+            requests,
+            push_duration,
+            push_size,
+            dropped_series,
+            start_time: process_start_time().unwrap_or_else(unix_now),
+        }
+    }
+
+    /// Counts one HTTP request.
+    pub fn observe_request(&self, handler: &str, code: u16, method: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                code: code.to_string(),
+                handler: handler.to_string(),
+                method: method.to_ascii_lowercase(),
+            })
+            .inc();
+    }
+
+    /// Records one push's duration and body size.
+    pub fn observe_push(&self, method: &str, seconds: f64, bytes: usize) {
+        let labels = MethodLabels {
+            method: method.to_ascii_lowercase(),
+        };
+        self.push_duration.get_or_create(&labels).observe(seconds);
+        self.push_size.get_or_create(&labels).observe(bytes as f64);
+    }
+
+    /// Counts series left out of a scrape.
+    pub fn observe_dropped_series(&self, count: u64) {
+        if count > 0 {
+            self.dropped_series.inc_by(count);
+        }
+    }
+
+    /// The start time of the process, Unix seconds.
+    pub fn start_time(&self) -> f64 {
+        self.start_time
+    }
+
+    /// Every own metric as metric families, labels sorted, families in any order.
+    pub fn families(&self, stats: Stats) -> Vec<MetricFamily> {
+        let mut text = String::new();
+        let mut families =
+            match prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+                Ok(()) => openmetrics_to_families(&text),
+                Err(_) => Vec::new(),
+            };
+        families.push(gauge(
+            BUILD_INFO,
+            "A metric with a constant '1' value labeled by version of the Pushgateway.",
+            vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        ));
+        families.push(gauge(
+            STORED_GROUPS,
+            "Number of groups stored in the Pushgateway.",
+            vec![],
+            stats.groups as f64,
+        ));
+        families.push(gauge(
+            STORED_SERIES,
+            "Number of metrics stored in the Pushgateway (a histogram or summary counts once).",
+            vec![],
+            stats.series as f64,
+        ));
+        families.extend(process_families(self.start_time));
+        families
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+}
+
+fn size_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(64.0, 4.0, 10))
+}
+
+/// prometheus-client writes OpenMetrics; the 0.0.4 text format names a counter family
+/// after its `_total` series and has no `# EOF` or `# UNIT` lines. After that rewrite our
+/// own parser reads it.
+fn openmetrics_to_families(text: &str) -> Vec<MetricFamily> {
+    let counters: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut converted = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        converted.push_str(renamed.as_deref().unwrap_or(line));
+        converted.push('\n');
+    }
+    let mut families =
+        crate::parse::text::parse(converted.as_bytes(), NameValidation::Legacy).unwrap_or_default();
+    for family in &mut families {
+        for metric in &mut family.metrics {
+            metric.labels.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+    families
+}
+
+fn gauge(name: &str, help: &str, labels: Vec<Label>, value: f64) -> MetricFamily {
+    single(name, help, MetricType::Gauge, labels, Value::Gauge(value))
+}
+
+fn single(
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    labels: Vec<Label>,
+    value: Value,
+) -> MetricFamily {
+    MetricFamily {
+        name: name.into(),
+        help: Some(help.into()),
+        metric_type,
+        metrics: vec![Metric {
+            labels,
+            value,
+            timestamp_ms: None,
+        }],
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+// Linux reports CPU time in clock ticks and RSS in pages; these are the values on every
+// architecture we ship for.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+const PAGE_SIZE: f64 = 4096.0;
+
+/// Fields of `/proc/self/stat` after the command name.
+fn proc_stat_fields() -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_comm = stat.rsplit_once(')')?.1;
+    Some(after_comm.split_whitespace().map(str::to_string).collect())
+}
+
+fn process_start_time() -> Option<f64> {
+    let fields = proc_stat_fields()?;
+    // Field 22 of stat (index 19 after the command) is the start time in ticks since boot.
+    let start_ticks: f64 = fields.get(19)?.parse().ok()?;
+    let boot_time: f64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot_time + start_ticks / CLOCK_TICKS_PER_SECOND)
+}
+
+fn process_families(start_time: f64) -> Vec<MetricFamily> {
+    let mut families = vec![gauge(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        vec![],
+        start_time,
+    )];
+    if let Some(fields) = proc_stat_fields() {
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15; vsize 23; rss 24 (indices 11, 12, 20, 21).
+        families.push(single(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            MetricType::Counter,
+            vec![],
+            Value::Counter((field(11) + field(12)) / CLOCK_TICKS_PER_SECOND),
+        ));
+        families.push(gauge(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            vec![],
+            field(20),
+        ));
+        families.push(gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            vec![],
+            field(21) * PAGE_SIZE,
+        ));
+    }
+    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+        families.push(gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            vec![],
+            entries.count() as f64,
+        ));
+    }
+    let max_fds = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .split_whitespace()
+                .nth(3)?
+                .parse::<f64>()
+                .ok()
+        });
+    if let Some(max_fds) = max_fds {
+        families.push(gauge(
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            vec![],
+            max_fds,
+        ));
+    }
+    families
+}
+
+/// Installs the tracing subscriber for `--log.level` and `--log.format`.
+pub fn init_logging(level: crate::config::LogLevel, format: crate::config::LogFormat) {
+    let filter = tracing_subscriber::filter::LevelFilter::from_level(level.as_tracing());
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        crate::config::LogFormat::Json => builder.json().try_init(),
+        crate::config::LogFormat::Logfmt => builder.try_init(),
+    };
+    // A second init (tests) keeps the first subscriber.
+    let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_families_match_the_declared_types() {
+        let telemetry = Telemetry::new();
+        telemetry.observe_request("push", 200, "PUT");
+        telemetry.observe_push("PUT", 0.01, 100);
+        let families = telemetry.families(Stats::default());
+        let declared = own_metric_types();
+        for family in &families {
+            assert_eq!(
+                declared.get(&*family.name),
+                Some(&family.metric_type),
+                "{} is exposed as {:?} but declared otherwise",
+                family.name,
+                family.metric_type
+            );
+        }
+        assert!(families.iter().any(|f| &*f.name == HTTP_REQUESTS));
+        assert!(families.iter().any(|f| &*f.name == PUSH_DURATION));
+    }
+}

@@ -1,0 +1,69 @@
+//! Reading a request body: capped before and while collecting, decompressed according to
+//! `Content-Encoding` (gzip or snappy, any letter case, as upstream v1.11) with the same cap
+//! applied to the decompressed size, so that a small compressed bomb gets a 413.
+
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::{BodyExt, Limited};
+
+use super::error::ApiError;
+
+/// How long a client may take to send its body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Collects a body of at most `limit` bytes (after decompression).
+///
+/// # Errors
+/// [`ApiError::TooLarge`] past the limit, [`ApiError::BadBody`] on a broken stream or
+/// compression.
+pub async fn read_body<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if let Some(length) = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if length > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+    }
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ApiError::BadBody("timed out reading the request body".into()))?;
+    let raw = match collected {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::TooLarge { limit })
+        }
+        Err(e) => return Err(ApiError::BadBody(format!("reading the request body: {e}"))),
+    };
+    let encoding = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "gzip" => decompress(flate2::read::GzDecoder::new(&raw[..]), limit, "gzip"),
+        "snappy" => decompress(snap::read::FrameDecoder::new(&raw[..]), limit, "snappy"),
+        _ => Ok(raw),
+    }
+}
+
+fn decompress(reader: impl Read, limit: usize, what: &str) -> Result<Bytes, ApiError> {
+    let mut out = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "over it".
+    let read = reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadBody(format!("{what}: {e}")))?;
+    if read > limit {
+        return Err(ApiError::TooLarge { limit });
+    }
+    Ok(Bytes::from(out))
+}

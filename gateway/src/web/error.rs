@@ -1,0 +1,96 @@
+//! The one place where failures become HTTP responses: each [`ApiError`] has its status
+//! code here and carries its reason as the plain-text body, as upstream's `http.Error`.
+
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::grouping::GroupingError;
+use crate::parse::ParseError;
+use crate::store::Rejection;
+
+/// A request that cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The grouping key in the URL is invalid.
+    #[error("{0}")]
+    Grouping(#[from] GroupingError),
+    /// The body did not parse.
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// The push is inconsistent with itself or with what is stored.
+    #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
+    Rejected(#[from] Rejection),
+    /// The body is larger than allowed (possibly only after decompression).
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read or decompressed.
+    #[error("{0}")]
+    BadBody(String),
+    /// The request path is not percent-decodable into UTF-8.
+    #[error("invalid URL escape in path")]
+    BadPath,
+    /// No such endpoint.
+    #[error("404 page not found")]
+    NotFound,
+    /// The endpoint exists with other methods.
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+    /// A disabled lifecycle endpoint.
+    #[error("Lifecycle API is not enabled.")]
+    LifecycleDisabled,
+    /// GET on `/-/quit`.
+    #[error("Only POST or PUT requests allowed.")]
+    QuitNeedsPutOrPost,
+}
+
+impl ApiError {
+    /// The status code of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Grouping(_)
+            | ApiError::Parse(_)
+            | ApiError::Rejected(_)
+            | ApiError::BadBody(_)
+            | ApiError::BadPath => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed | ApiError::QuitNeedsPutOrPost => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
+            ApiError::LifecycleDisabled => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// The response: status code and the reason as text.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let status = self.status();
+        let mut body = self.to_string();
+        // Go's http.Error ends the message with a newline; the bare lifecycle answers do not.
+        if !matches!(
+            self,
+            ApiError::LifecycleDisabled | ApiError::QuitNeedsPutOrPost
+        ) {
+            body.push('\n');
+        }
+        text_response(status, body)
+    }
+}
+
+/// A plain-text response.
+pub fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
+}

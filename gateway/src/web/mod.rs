@@ -1,0 +1,252 @@
+//! HTTP routing and thin handlers: each endpoint extracts what it needs (grouping key,
+//! capped body, format), calls the store or the encoder, and maps the result. Status codes
+//! are decided in [`error`] only.
+
+pub mod api;
+pub mod body;
+pub mod error;
+mod push;
+pub mod ui;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use percent_encoding::percent_decode_str;
+use tokio::sync::Notify;
+
+use crate::config::WebConfig;
+use crate::expose::{TextRenderer, TEXT_CONTENT_TYPE};
+use crate::store::{PushMode, Store};
+use crate::telemetry::Telemetry;
+
+pub use error::ApiError;
+
+/// The response type of every handler.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Everything the handlers share.
+pub struct App {
+    /// The metric store.
+    pub store: Store,
+    /// The gateway's own metrics.
+    pub telemetry: Telemetry,
+    /// HTTP settings.
+    pub config: WebConfig,
+    /// Flag values for the status API.
+    pub flags: Vec<(String, String)>,
+    /// When the gateway started.
+    pub start_time: SystemTime,
+    /// Notified by `/-/quit`.
+    pub quit: Notify,
+    renderer: TextRenderer,
+}
+
+impl App {
+    /// Wires the shared state of the handlers.
+    pub fn new(store: Store, config: WebConfig, flags: Vec<(String, String)>) -> App {
+        App {
+            store,
+            telemetry: Telemetry::new(),
+            config,
+            flags,
+            start_time: SystemTime::now(),
+            quit: Notify::new(),
+            renderer: TextRenderer::new(),
+        }
+    }
+}
+
+/// Current Unix time in seconds, as the push timestamps record it.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Serves one request.
+pub async fn handle<B>(app: Arc<App>, request: Request<B>, peer: SocketAddr) -> HttpResponse
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let method = request.method().clone();
+    let (handler, result) = route(&app, request, peer).await;
+    let response = result.unwrap_or_else(ApiError::into_response);
+    if let Some(handler) = handler {
+        app.telemetry
+            .observe_request(handler, response.status().as_u16(), method.as_str());
+    }
+    response
+}
+
+/// Dispatches on method and path; returns the handler name for the request counter (none
+/// for scrapes, which upstream does not count).
+async fn route<B>(
+    app: &Arc<App>,
+    request: Request<B>,
+    peer: SocketAddr,
+) -> (Option<&'static str>, Result<HttpResponse, ApiError>)
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let Ok(path) = percent_decode_str(request.uri().path()).decode_utf8() else {
+        return (None, Err(ApiError::BadPath));
+    };
+    let path = path.into_owned();
+    let method = request.method().clone();
+    let is_get = method == Method::GET || method == Method::HEAD;
+    // Upstream registers GET /-/quit outside the route prefix.
+    if path == "/-/quit" && is_get {
+        return (None, Err(ApiError::QuitNeedsPutOrPost));
+    }
+    let prefix = app.config.route_prefix.as_str();
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return (None, Err(ApiError::NotFound));
+    };
+    let rest = if rest.is_empty() { "/" } else { rest };
+
+    if rest == app.config.telemetry_path && is_get {
+        return (None, Ok(scrape(app, &request)));
+    }
+    if let Some((job, job_is_base64, labels)) = split_push_path(rest) {
+        let mode = match method {
+            Method::PUT => PushMode::Replace,
+            Method::POST => PushMode::Merge,
+            Method::DELETE => {
+                return (
+                    Some("delete"),
+                    push::delete(app, job, job_is_base64, labels),
+                )
+            }
+            _ => return (None, Err(ApiError::MethodNotAllowed)),
+        };
+        let result = push::push(app, request, mode, (job, job_is_base64, labels), peer).await;
+        return (Some("push"), result);
+    }
+    match rest {
+        "/-/healthy" | "/-/ready" => {
+            let name = if rest == "/-/healthy" {
+                "healthy"
+            } else {
+                "ready"
+            };
+            if !is_get {
+                return (Some(name), Err(ApiError::MethodNotAllowed));
+            }
+            (Some(name), Ok(error::text_response(StatusCode::OK, "OK")))
+        }
+        "/-/quit" => (None, quit(app, &method)),
+        "/" | "/status" if is_get => (Some("status"), Ok(ui::index(app))),
+        _ if rest.starts_with("/static/") && is_get => (Some("static"), ui::asset(rest)),
+        _ if rest.starts_with("/api/v1/") => api::route(app, &method, &rest["/api/v1".len()..]),
+        _ => (None, Err(ApiError::NotFound)),
+    }
+}
+
+/// Splits `/metrics/job/<job>/<labels...>` or `/metrics/job@base64/<job>/...`.
+fn split_push_path(path: &str) -> Option<(&str, bool, &str)> {
+    let (rest, job_is_base64) = if let Some(rest) = path.strip_prefix("/metrics/job/") {
+        (rest, false)
+    } else {
+        (path.strip_prefix("/metrics/job@base64/")?, true)
+    };
+    let (job, labels) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    Some((job, job_is_base64, labels))
+}
+
+fn quit(app: &App, method: &Method) -> Result<HttpResponse, ApiError> {
+    if method != Method::PUT && method != Method::POST {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    if !app.config.enable_lifecycle {
+        return Err(ApiError::LifecycleDisabled);
+    }
+    app.quit.notify_one();
+    Ok(error::text_response(
+        StatusCode::OK,
+        "Requesting termination... Goodbye!",
+    ))
+}
+
+fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
+    let stats = app.store.stats();
+    let own = app.telemetry.families(stats);
+    let rendered = app.renderer.render(&app.store, &own);
+    if rendered.dropped_series > 0 {
+        tracing::warn!(
+            dropped = rendered.dropped_series,
+            "left inconsistent series out of the scrape; they were pushed with the consistency check disabled"
+        );
+        app.telemetry
+            .observe_dropped_series(rendered.dropped_series);
+    }
+    let gzip = accepts_gzip(request.headers());
+    let mut body = Bytes::from(rendered.body);
+    if gzip {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        if encoder.write_all(&body).is_ok() {
+            if let Ok(compressed) = encoder.finish() {
+                body = Bytes::from(compressed);
+            }
+        }
+    }
+    let mut response = Response::new(Full::new(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(TEXT_CONTENT_TYPE),
+    );
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut pieces = part.split(';');
+            let coding = pieces.next().unwrap_or("").trim();
+            let refused = pieces.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f64>().ok())
+                    == Some(0.0)
+            });
+            coding.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_paths() {
+        assert_eq!(split_push_path("/metrics/job/a"), Some(("a", false, "")));
+        assert_eq!(
+            split_push_path("/metrics/job/a/b/c"),
+            Some(("a", false, "/b/c"))
+        );
+        assert_eq!(
+            split_push_path("/metrics/job@base64/YQ/"),
+            Some(("YQ", true, "/"))
+        );
+        assert_eq!(split_push_path("/metrics/job"), None);
+        assert_eq!(split_push_path("/metrics"), None);
+    }
+}

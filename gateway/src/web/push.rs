@@ -1,0 +1,105 @@
+//! The push and delete endpoints: grouping key from the path, capped and decompressed body,
+//! format from the content type, then one call into the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+
+use super::body::read_body;
+use super::error::{text_response, ApiError};
+use super::{unix_now, App, HttpResponse};
+use crate::grouping::parse_grouping_path;
+use crate::parse::{parse, Format};
+use crate::store::{Consistency, PushMode};
+
+/// The delimited protobuf media type and parameters that select the protobuf decoder.
+const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
+
+/// PUT or POST of metrics to a group.
+pub async fn push<B>(
+    app: &Arc<App>,
+    request: Request<B>,
+    mode: PushMode,
+    (job, job_is_base64, labels): (&str, bool, &str),
+    peer: SocketAddr,
+) -> Result<HttpResponse, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let validation = app.config.validation;
+    let key = parse_grouping_path(job, job_is_base64, labels, validation).inspect_err(|e| {
+        tracing::debug!(source = %peer, err = %e, "failed to parse URL");
+    })?;
+    let (parts, body) = request.into_parts();
+    let format = format_of(&parts.headers);
+    let bytes = read_body(body, &parts.headers, app.config.max_body_bytes).await?;
+    let families = parse(&bytes, format, validation).inspect_err(|e| {
+        tracing::debug!(source = %peer, err = %e, "failed to parse text");
+    })?;
+    let outcome = app.store.push(key, families, mode, unix_now());
+    app.telemetry
+        .observe_push(&method, started.elapsed().as_secs_f64(), bytes.len());
+    if app.store.config().consistency == Consistency::Unchecked {
+        if let Err(rejection) = outcome {
+            tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
+        }
+        return Ok(text_response(StatusCode::ACCEPTED, ""));
+    }
+    outcome.map_err(|rejection| {
+        tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
+        ApiError::Rejected(rejection)
+    })?;
+    Ok(text_response(StatusCode::OK, ""))
+}
+
+/// DELETE of a group: 202 whether or not it existed.
+pub fn delete(
+    app: &Arc<App>,
+    job: &str,
+    job_is_base64: bool,
+    labels: &str,
+) -> Result<HttpResponse, ApiError> {
+    let key = parse_grouping_path(job, job_is_base64, labels, app.config.validation)?;
+    app.store.delete(&key);
+    Ok(text_response(StatusCode::ACCEPTED, ""))
+}
+
+/// Delimited protobuf when the content type says so exactly; text otherwise, as upstream.
+fn format_of(headers: &http::HeaderMap) -> Format {
+    let Some(content_type) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Format::Text;
+    };
+    let mut parts = content_type.split(';');
+    let media_type = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    if media_type != PROTOBUF_MEDIA_TYPE {
+        return Format::Text;
+    }
+    let mut proto = None;
+    let mut encoding = None;
+    for parameter in parts {
+        if let Some((name, value)) = parameter.split_once('=') {
+            let value = value.trim().trim_matches('"').to_string();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "proto" => proto = Some(value),
+                "encoding" => encoding = Some(value),
+                _ => {}
+            }
+        }
+    }
+    if proto.as_deref() == Some("io.prometheus.client.MetricFamily")
+        && encoding.as_deref() == Some("delimited")
+    {
+        Format::Protobuf
+    } else {
+        Format::Text
+    }
+}
