@@ -1,0 +1,480 @@
+"""The Helm chart: lint, schema, renders valid for Kubernetes and the Prometheus Operator,
+and the properties each profile promises."""
+
+import json
+import os
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import (ALL_VALUES, CHART, NAMESPACE, PROFILES, RELEASE, REPO, find, gateway_container,
+                      helm, one, render, selects, values_args, workload)
+
+KUBE_VERSION = "1.35.0"
+INVALID = sorted((Path(__file__).parent / "invalid").glob("*.yaml"))
+HERE = Path(__file__).parent
+
+# Fields of a ServiceMonitor endpoint the chart may set; the operator models accept unknown
+# fields, so a typo would otherwise pass.
+ENDPOINT_FIELDS = {"port", "path", "honorLabels", "scheme", "interval", "scrapeTimeout", "tlsConfig",
+                   "basicAuth", "bearerTokenSecret", "metricRelabelings", "relabelings"}
+
+
+def ids(d):
+    return list(d.keys())
+
+
+# ---- chart metadata ---------------------------------------------------------------------------
+
+def test_app_version_matches_the_workspace_version():
+    cargo = tomllib.loads((REPO / "Cargo.toml").read_text())
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert str(chart["appVersion"]) == cargo["workspace"]["package"]["version"]
+
+
+def test_default_image_tag_is_the_app_version():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    c = gateway_container(workload(render()))
+    assert c["image"] == f"pushgateway:{chart['appVersion']}"
+
+
+# ---- lint and schema ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ids(ALL_VALUES))
+def test_helm_lint_strict(name):
+    """helm lint --strict also validates the merged values against values.schema.json."""
+    proc = helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE, *values_args(ALL_VALUES[name]),
+                check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.name for p in INVALID])
+def test_invalid_values_are_rejected(path):
+    """Each file in ci/chart/invalid/ names in an `# expect:` line the error helm must give."""
+    expect = re.search(r"^# expect: (.+)$", path.read_text(), re.M).group(1).strip()
+    proc = helm("template", RELEASE, str(CHART), "--values", str(path), check=False)
+    assert proc.returncode != 0, f"{path.name} rendered although it is invalid"
+    assert expect in proc.stderr, proc.stderr
+    if "don't meet the specifications of the schema" in proc.stderr:
+        # helm lint checks the schema too (it only logs the chart's own fail calls).
+        lint = helm("lint", "--strict", str(CHART), "--values", str(path), check=False)
+        assert lint.returncode != 0, f"helm lint accepted {path.name}"
+
+
+def test_schema_closes_our_own_objects():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    for key in ("image", "gateway", "storage", "redis", "persistence", "webConfig", "service",
+                "serviceAccount", "ingress", "serviceMonitor", "podDisruptionBudget", "networkPolicy",
+                "livenessProbe", "readinessProbe", "resources"):
+        node = schema["properties"][key]
+        if "$ref" in node:
+            node = schema["definitions"][node["$ref"].split("/")[-1]]
+        assert node.get("additionalProperties") is False, key
+    # Every top-level key of values.yaml is described by the schema, and the other way round.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values) <= set(schema["properties"]), set(values) - set(schema["properties"])
+
+
+# ---- Kubernetes and operator schemas ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ids(ALL_VALUES))
+def test_render_is_valid_kubernetes(name):
+    docs = render(ALL_VALUES[name])
+    assert docs, "nothing rendered"
+    errors = []
+    for d in docs:
+        if d["kind"] == "ServiceMonitor":
+            continue
+        try:
+            kubernetes_validate.validate(d, KUBE_VERSION, strict=True)
+        except Exception as err:  # noqa: BLE001 - every failure is reported
+            errors.append(f"{d['kind']}/{d['metadata']['name']}: {str(err).splitlines()[0]}")
+    assert not errors, "\n".join(errors)
+
+
+def test_service_monitors_are_valid_for_the_operator():
+    """Every ServiceMonitor of every values file, through the operator models' validate()."""
+    items = []
+    for name, values in ALL_VALUES.items():
+        for d in find(render(values), "ServiceMonitor"):
+            items.append({"source": name, "object": d})
+            for ep in d["spec"]["endpoints"]:
+                assert set(ep) <= ENDPOINT_FIELDS, (name, set(ep) - ENDPOINT_FIELDS)
+    assert len(items) >= 5, "the scenarios should render several ServiceMonitors"
+    proc = subprocess.run(["node", str(HERE / "validate_servicemonitors.mjs")], input=json.dumps(items),
+                          capture_output=True, text=True, env=os.environ)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_operator_validation_catches_a_bad_service_monitor():
+    """The operator check is not vacuous: a wrong type and a bad duration are reported."""
+    sm = find(render(PROFILES["small-prod"]), "ServiceMonitor")[0]
+    bad = json.loads(json.dumps(sm))
+    bad["spec"]["endpoints"][0]["honorLabels"] = "yes"
+    bad["spec"]["endpoints"][0]["interval"] = "30 seconds"
+    proc = subprocess.run(["node", str(HERE / "validate_servicemonitors.mjs")],
+                          input=json.dumps([{"source": "bad", "object": bad}]),
+                          capture_output=True, text=True, env=os.environ)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "honorLabels" in proc.stdout and "interval" in proc.stdout, proc.stdout
+
+
+# ---- properties of every render -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ids(ALL_VALUES))
+def test_selectors_are_consistent(name):
+    docs = render(ALL_VALUES[name])
+    w = workload(docs)
+    pod_labels = w["spec"]["template"]["metadata"]["labels"]
+    assert selects(w["spec"]["selector"], pod_labels)
+    assert set(w["spec"]["selector"]["matchLabels"]) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+    svc = one(docs, "Service", w["metadata"]["name"])
+    assert selects({"matchLabels": svc["spec"]["selector"]}, pod_labels)
+    for redis in find(docs, "StatefulSet", f"{w['metadata']['name']}-redis"):
+        # The gateway's Service, PDB and NetworkPolicy must never select the Redis pod.
+        assert not selects({"matchLabels": svc["spec"]["selector"]}, redis["spec"]["template"]["metadata"]["labels"])
+    for pdb in find(docs, "PodDisruptionBudget"):
+        assert selects(pdb["spec"]["selector"], pod_labels)
+    for sm in find(docs, "ServiceMonitor"):
+        assert selects(sm["spec"]["selector"], svc["metadata"]["labels"])
+        assert sm["spec"]["endpoints"][0]["port"] in [p["name"] for p in svc["spec"]["ports"]]
+        assert sm["spec"]["endpoints"][0]["honorLabels"] is True
+
+
+@pytest.mark.parametrize("name", ids(ALL_VALUES))
+def test_pods_are_locked_down(name):
+    """Non-root, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp."""
+    docs = render(ALL_VALUES[name])
+    for w in find(docs, "Deployment") + find(docs, "StatefulSet"):
+        pod = w["spec"]["template"]["spec"]
+        psc = pod["securityContext"]
+        assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0
+        assert psc["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False
+        main = pod["containers"][0]
+        assert main["name"] in ("pushgateway", "redis")
+        sc = main["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert not sc.get("privileged")
+
+
+@pytest.mark.parametrize("name", ids(ALL_VALUES))
+def test_no_secret_on_the_command_line(name):
+    docs = render(ALL_VALUES[name])
+    c = gateway_container(workload(docs))
+    for arg in c["args"]:
+        assert "password" not in arg.lower() or arg.startswith("--storage.redis.password-file"), arg
+        m = re.match(r"--storage\.redis\.url=(.*)", arg)
+        if m:
+            assert not re.match(r"rediss?://[^/@]*:[^/@]*@", m.group(1)), arg
+    if any(a == "--storage=redis" for a in c["args"]):
+        assert any(a.startswith("--storage.redis.url=") for a in c["args"])
+
+
+@pytest.mark.parametrize("name", ids(ALL_VALUES))
+def test_one_named_port_serves_probes_and_service(name):
+    docs = render(ALL_VALUES[name])
+    w = workload(docs)
+    c = gateway_container(w)
+    assert [p["name"] for p in c["ports"]] == ["http"]
+    assert c["ports"][0]["containerPort"] == 9091
+    svc = one(docs, "Service", w["metadata"]["name"])
+    assert [(p["name"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("http", "http")]
+    for probe in ("livenessProbe", "readinessProbe"):
+        if probe in c:
+            action = c[probe].get("httpGet") or c[probe].get("tcpSocket")
+            assert action["port"] == "http"
+
+
+# ---- the default install ------------------------------------------------------------------------
+
+def test_default_install():
+    docs = render()
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["Deployment", "Service", "ServiceAccount"], kinds
+    w = one(docs, "Deployment")
+    assert w["spec"]["replicas"] == 1
+    svc = one(docs, "Service")
+    assert svc["spec"]["ports"][0]["port"] == 9091
+    c = gateway_container(w)
+    assert c["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"},
+                              "limits": {"cpu": "100m", "memory": "256Mi"}}
+    assert c["livenessProbe"]["httpGet"]["path"] == "/-/healthy"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/-/ready"
+    assert "--web.listen-address=:9091" in c["args"]
+    assert not any(a.startswith("--persistence.file") for a in c["args"])
+
+
+def test_notes_tell_how_to_push_and_scrape_and_warn_about_memory():
+    def notes(*extra):
+        out = helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", *extra).stdout
+        return out.split("NOTES:", 1)[1]
+    default = notes()
+    assert "curl" in default and "--data-binary" in default and "/metrics/job/" in default
+    assert "honor_labels: true" in default
+    assert "WARNING" in default and "memory only" in default
+    prod = notes("--values", str(PROFILES["small-prod"]))
+    assert "WARNING" not in prod
+    assert "ServiceMonitor" in prod and "honorLabels: true" in prod
+
+
+# ---- the dev profile ----------------------------------------------------------------------------
+
+def test_dev_profile():
+    docs = render(PROFILES["dev"])
+    w = one(docs, "Deployment")
+    assert w["spec"]["replicas"] == 1
+    c = gateway_container(w)
+    assert "--log.level=debug" in c["args"]
+    assert not any(a.startswith("--persistence.file") for a in c["args"])
+    assert not find(docs, "PersistentVolumeClaim")
+    assert c["resources"]["requests"] == {"cpu": "10m", "memory": "32Mi"}
+    assert c["resources"]["limits"]["memory"] == "128Mi"
+
+
+# ---- the small-prod profile ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def prod():
+    return render(PROFILES["small-prod"])
+
+
+def test_small_prod_runs_two_replicas_on_redis(prod):
+    w = workload(prod)
+    assert w["kind"] == "StatefulSet" and w["spec"]["replicas"] == 2
+    c = gateway_container(w)
+    assert "--storage=redis" in c["args"]
+    redis_name = f"{w['metadata']['name']}-redis"
+    assert f"--storage.redis.url=redis://{redis_name}.{NAMESPACE}.svc:6379/0" in c["args"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["PUSHGATEWAY_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == redis_name
+    one(prod, "Secret", redis_name)
+    one(prod, "Service", redis_name)
+
+
+def test_small_prod_redis_keeps_an_append_only_file_on_its_own_volume(prod):
+    w = workload(prod)
+    redis = one(prod, "StatefulSet", f"{w['metadata']['name']}-redis")
+    assert redis["spec"]["replicas"] == 1
+    c = redis["spec"]["template"]["spec"]["containers"][0]
+    script = " ".join(c["command"])
+    assert "--appendonly yes" in script
+    assert "$REDIS_PASSWORD" in script and "requirepass" in script
+    vct = redis["spec"]["volumeClaimTemplates"]
+    assert [v["metadata"]["name"] for v in vct] == ["data"]
+    assert {"name": "data", "mountPath": "/data"} in c["volumeMounts"]
+    # Only the gateway reaches Redis.
+    np = one(prod, "NetworkPolicy", redis["metadata"]["name"])
+    assert selects(np["spec"]["podSelector"], redis["spec"]["template"]["metadata"]["labels"])
+    peers = np["spec"]["ingress"][0]["from"]
+    assert [selects(p["podSelector"], w["spec"]["template"]["metadata"]["labels"]) for p in peers] == [True]
+
+
+def test_small_prod_keeps_replicas_on_different_nodes(prod):
+    w = workload(prod)
+    pod = w["spec"]["template"]["spec"]
+    terms = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert selects(terms[0]["labelSelector"], w["spec"]["template"]["metadata"]["labels"])
+    for tsc in pod["topologySpreadConstraints"]:
+        assert selects(tsc["labelSelector"], w["spec"]["template"]["metadata"]["labels"])
+
+
+def test_small_prod_pdb_keeps_one_replica_up(prod):
+    w = workload(prod)
+    pdb = one(prod, "PodDisruptionBudget")
+    assert selects(pdb["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
+    assert 1 <= pdb["spec"]["minAvailable"] < w["spec"]["replicas"]
+
+
+def test_small_prod_network_policy_opens_only_the_gateway_port(prod):
+    w = workload(prod)
+    np = one(prod, "NetworkPolicy", w["metadata"]["name"])
+    assert selects(np["spec"]["podSelector"], w["spec"]["template"]["metadata"]["labels"])
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = np["spec"]["ingress"]
+    ports = rule["ports"]
+    assert len(ports) == 1 and ports[0]["protocol"] == "TCP"
+    named = {p["name"]: p["containerPort"] for p in gateway_container(w)["ports"]}
+    assert named.get(ports[0]["port"], ports[0]["port"]) == 9091
+    peers = rule["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in peers
+    assert any(p.get("podSelector", {}).get("matchLabels") == {"pushgateway-client": "true"} for p in peers)
+
+
+def test_small_prod_persists_each_replica_on_its_own_volume(prod):
+    w = workload(prod)
+    c = gateway_container(w)
+    (vct,) = w["spec"]["volumeClaimTemplates"]
+    assert vct["spec"]["accessModes"] == ["ReadWriteOnce"]
+    mount = next(m for m in c["volumeMounts"] if m["name"] == vct["metadata"]["name"])
+    files = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--persistence.file=")]
+    assert files and files[0].startswith(mount["mountPath"].rstrip("/") + "/")
+    assert "--persistence.interval=1m" in c["args"]
+    assert not find(prod, "PersistentVolumeClaim"), "a StatefulSet needs no separate PVC"
+
+
+def test_small_prod_service_monitor(prod):
+    sm = one(prod, "ServiceMonitor")
+    ep = sm["spec"]["endpoints"][0]
+    assert ep["honorLabels"] is True
+    assert ep["interval"] == "30s" and ep["scrapeTimeout"] == "10s"
+    assert ep["path"] == "/metrics" and ep["port"] == "http"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+def test_small_prod_probes_and_resources(prod):
+    c = gateway_container(workload(prod))
+    assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http", "scheme": "HTTP"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http", "scheme": "HTTP"}
+    assert c["resources"]["requests"] and c["resources"]["limits"]
+
+
+# ---- scenarios ----------------------------------------------------------------------------------
+
+def scenario(name):
+    return render(CHART / "ci" / name)
+
+
+def test_deployment_with_rwo_persistence_uses_recreate_and_mounts_the_pvc():
+    docs = scenario("deployment-persistence-values.yaml")
+    w = one(docs, "Deployment")
+    assert w["spec"]["strategy"] == {"type": "Recreate"}
+    pvc = one(docs, "PersistentVolumeClaim")
+    assert pvc["spec"]["storageClassName"] == ""
+    vol = next(v for v in w["spec"]["template"]["spec"]["volumes"] if v.get("persistentVolumeClaim"))
+    assert vol["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    c = gateway_container(w)
+    mount = next(m for m in c["volumeMounts"] if m["name"] == vol["name"])
+    assert mount["mountPath"] == "/var/lib/pushgateway"
+    assert "--persistence.file=/var/lib/pushgateway/groups.data" in c["args"]
+    assert "--persistence.interval=30s" in c["args"]
+
+
+def test_existing_claim_is_mounted_and_not_created():
+    docs = scenario("existing-claim-values.yaml")
+    assert not find(docs, "PersistentVolumeClaim")
+    w = one(docs, "Deployment")
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in w["spec"]["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in v]
+    assert claims == ["pushgateway-data"]
+    assert w["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_stateless_replicas_roll():
+    w = one(scenario("redis-external-url-values.yaml"), "Deployment")
+    assert w["spec"]["replicas"] == 2
+    assert w["spec"]["strategy"]["type"] == "RollingUpdate"
+    c = gateway_container(w)
+    assert "--storage.redis.url=rediss://redis.example.internal:6380/1" in c["args"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert env["PUSHGATEWAY_REDIS_PASSWORD"] == {"name": "redis-auth", "key": "password"}
+
+
+def test_redis_url_from_a_secret():
+    w = workload(scenario("redis-url-secret-values.yaml"))
+    c = gateway_container(w)
+    assert "--storage.redis.url=$(PUSHGATEWAY_REDIS_URL)" in c["args"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert env["PUSHGATEWAY_REDIS_URL"] == {"name": "redis-url", "key": "url"}
+    assert w["kind"] == "StatefulSet" and w["spec"]["volumeClaimTemplates"]
+
+
+def test_basic_auth_hashes_passwords_and_feeds_the_service_monitor():
+    docs = scenario("basic-auth-values.yaml")
+    web = one(docs, "Secret", f"{RELEASE}-pushgateway-web-config")
+    cfg = yaml.safe_load(web["stringData"]["web-config.yml"])
+    assert set(cfg["basic_auth_users"]) == {"prometheus", "pusher"}
+    assert all(h.startswith("$2") for h in cfg["basic_auth_users"].values())
+    assert "scrape-secret" not in web["stringData"]["web-config.yml"]
+    scrape = one(docs, "Secret", f"{RELEASE}-pushgateway-scrape-auth")
+    assert scrape["stringData"] == {"username": "prometheus", "password": "scrape-secret"}
+    ep = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert ep["basicAuth"]["password"] == {"name": scrape["metadata"]["name"], "key": "password"}
+    c = gateway_container(workload(docs))
+    assert "--web.config.file=/etc/pushgateway/web/web-config.yml" in c["args"]
+    assert c["livenessProbe"]["tcpSocket"]["port"] == "http"
+
+
+def test_tls_serves_https():
+    docs = scenario("tls-values.yaml")
+    cfg = yaml.safe_load(one(docs, "Secret")["stringData"]["web-config.yml"])
+    assert cfg["tls_server_config"] == {"cert_file": "/etc/pushgateway/tls/tls.crt",
+                                        "key_file": "/etc/pushgateway/tls/tls.key", "min_version": "TLS13"}
+    assert cfg["http_server_config"]["headers"]["X-Frame-Options"] == "deny"
+    w = workload(docs)
+    c = gateway_container(w)
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["scheme"] == "https"
+    vols = {v["name"]: v for v in w["spec"]["template"]["spec"]["volumes"]}
+    assert vols["tls"]["secret"]["secretName"] == "pushgateway-tls"
+    assert "checksum/web-config" in w["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_route_prefix_reaches_probes_service_monitor_and_ingress():
+    docs = scenario("ingress-values.yaml")
+    c = gateway_container(workload(docs))
+    assert c["livenessProbe"]["httpGet"]["path"] == "/pushgateway/-/healthy"
+    ing = one(docs, "Ingress")
+    paths = ing["spec"]["rules"][0]["http"]["paths"]
+    assert [p["path"] for p in paths] == ["/healthz", "/pushgateway"]
+    assert paths[-1]["backend"]["service"] == {"name": f"{RELEASE}-pushgateway", "port": {"number": 9091}}
+    assert len(ing["spec"]["rules"]) == 2
+
+
+def test_network_policy_allow_all_has_no_peers():
+    np = one(scenario("networkpolicy-allow-all-values.yaml"), "NetworkPolicy")
+    assert "from" not in np["spec"]["ingress"][0]
+
+
+def test_statefulset_scenario_uses_claim_templates_with_sub_path():
+    w = workload(scenario("statefulset-persistence-values.yaml"))
+    assert w["kind"] == "StatefulSet"
+    assert w["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "standard"
+    mount = next(m for m in gateway_container(w)["volumeMounts"] if m["name"] == "storage")
+    assert mount == {"name": "storage", "mountPath": "/data", "subPath": "gateway"}
+
+
+def test_extras_pass_through():
+    docs = scenario("extras-values.yaml")
+    w = workload(docs)
+    pod = w["spec"]["template"]["spec"]
+    c = gateway_container(w)
+    assert [x["name"] for x in pod["containers"]] == ["pushgateway", "sidecar"]
+    assert [x["name"] for x in pod["initContainers"]] == ["init"]
+    for flag in ("--web.enable-lifecycle", "--web.enable-admin-api", "--push.disable-consistency-check",
+                 "--push.enable-utf8-names", "--log.format=json", "--log.level=warn", "--persistence.interval=1m"):
+        assert flag in c["args"], flag
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["tolerations"][0]["key"] == "dedicated"
+    assert pod["affinity"]["nodeAffinity"]
+    assert {"name": "TZ", "value": "UTC"} in c["env"]
+    assert w["spec"]["template"]["metadata"]["labels"]["team"] == "observability"
+    assert w["metadata"]["labels"]["cost-center"] == "42"
+    names = {d["metadata"]["name"] for d in find(docs, "ConfigMap")}
+    assert names == {f"{RELEASE}-extra", f"{RELEASE}-extra-string"}
+
+
+def test_image_digest_names_and_existing_service_account():
+    docs = scenario("image-serviceaccount-values.yaml")
+    assert not find(docs, "ServiceAccount")
+    w = workload(docs)
+    assert w["metadata"]["name"] == "gateway" and w["metadata"]["namespace"] == "observability"
+    pod = w["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "existing-sa"
+    assert pod["containers"][0]["image"] == (
+        "registry.example.com/monitoring/pushgateway@sha256:" + "0123456789abcdef" * 4)
+
+
+def test_probes_can_be_switched_off():
+    c = gateway_container(workload(scenario("probes-off-values.yaml")))
+    assert "livenessProbe" not in c and "readinessProbe" not in c and "resources" not in c

