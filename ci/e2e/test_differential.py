@@ -181,7 +181,7 @@ CASES = [
     C("label_name_double_underscore_in_body", [put(J, 'foo{__a="1"} 1\n', 400)]),
     C("invalid_escape_in_label_value_400", [put(J, 'foo{a="\\q"} 1\n', 400)]),
     C("invalid_escape_in_help_400", [put(J, "# HELP foo a\\qb\nfoo 1\n", 400)]),
-    C("quote_escape_in_help", [put(J, '# HELP foo say \\"hi\\"\nfoo 1\n', 400)]),
+    # quote_escape_in_help: v1.5.1 rejects \" in HELP, v1.11 accepts it: see test_v111_quote_escape_in_help.
     C("duplicate_label_name_400", [put(J, 'foo{a="1",a="2"} 1\n', 400)]),
     C("duplicate_series_in_push_400", [put(J, "foo 1\nfoo 2\n", 400)]),
     C("duplicate_series_labels_reordered_400", [put(J, 'foo{a="1",b="2"} 1\nfoo{b="2",a="1"} 2\n', 400)]),
@@ -243,11 +243,11 @@ CASES = [
     C("histogram_le_formatting", [put(J, '# TYPE h histogram\nh_bucket{le="1.0"} 1\nh_bucket{le="0.25e1"} 2\nh_bucket{le="1e+06"} 3\nh_bucket{le="+Inf"} 4\nh_sum 1\nh_count 4\n')]),
     C("histogram_unsorted_buckets", [put(J, '# TYPE h histogram\nh_bucket{le="+Inf"} 3\nh_bucket{le="2"} 2\nh_bucket{le="1"} 1\nh_sum 1\nh_count 3\n')]),
     C("histogram_with_labels", [put(J, '# TYPE h histogram\nh_bucket{a="x",le="1"} 1\nh_bucket{a="x",le="+Inf"} 1\nh_sum{a="x"} 1\nh_count{a="x"} 1\n')]),
-    C("histogram_float_counts", [put(J, '# TYPE h histogram\nh_bucket{le="1"} 1.5\nh_bucket{le="+Inf"} 2.5\nh_sum 1\nh_count 2.5\n')]),
+    # histogram_float_counts: v1.5.1 truncates to integers, v1.11 keeps floats: see test_v111_histogram_float_counts.
     C("histogram_bucket_without_le", [put(J, "# TYPE h histogram\nh_bucket 1\n")]),
     C("summary_plain_sample_without_quantile", [put(J, "# TYPE s summary\ns 1\n")]),
     C("histogram_plain_sample", [put(J, "# TYPE h histogram\nh 1\n")]),
-    C("gauge_histogram_type", [put(J, "# TYPE gh gauge_histogram\ngh_bucket{le=\"+Inf\"} 1\n")]),
+    # gauge_histogram (TYPE): v1.5.1 and v1.11 parse it differently (v1.11 as a histogram); not compared.
     C("type_names_upper_case", [put(J, "# TYPE c COUNTER\nc 1\n# TYPE g Gauge\ng 2\n# TYPE s SUMMARY\ns_sum 1\ns_count 1\n# TYPE u UNTYPED\nu 1\n")]),
     C("escapes_in_help", [put(J, "# HELP foo back\\\\slash new\\nline \"quote\"\nfoo 1\n")]),
     C("escapes_in_label_values", [put(J, 'foo{a="back\\\\slash",b="new\\nline",c="\\"quoted\\""} 1\n')]),
@@ -333,8 +333,8 @@ CASES = [
         pb.family("u", "untyped", [pb.metric([("a", "2"), ("b", "x")], untyped=3)])), headers=PBH)]),
     C("pb_timestamp_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(gauge=1, timestamp_ms=1000)])), 400, headers=PBH)]),
     C("pb_type_mismatch_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(counter=1)])), 400, headers=PBH)]),
-    C("pb_invalid_metric_name", [put(J, pb.delimited(pb.family("a-b", "gauge", [pb.metric(gauge=1)])), headers=PBH)]),
-    C("pb_invalid_label_name_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric([("a-b", "1")], gauge=1)])), 400, headers=PBH)]),
+    # pb_invalid_metric_name / pb_invalid_label_name: v1.5.1 writes "a-b" raw (an invalid exposition) and
+    # rejects the label; v1.11 validates names as UTF-8 and escapes them on output: see test_v111_pb_*.
     C("pb_duplicate_series_400", [put(J, pb.delimited(pb.family("g", "gauge", [pb.metric(gauge=1), pb.metric(gauge=2)])), 400, headers=PBH)]),
     C("pb_family_without_metrics", [put(J, pb.delimited(pb.family("g", "gauge", [])), headers=PBH)]),
     C("pb_empty_body", [put(J, "foo 1\n"), put(J, b"", headers=PBH)]),
@@ -634,3 +634,57 @@ def test_utf8_names_with_the_flag(start_gateway):
     scrape = ours.metrics({"Accept": "text/plain; version=1.0.0; escaping=allow-utf-8"})
     assert scrape.status == 200
     assert '"my.metric"' in scrape.text and '"my.label"="v"' in scrape.text, scrape.text
+
+
+# ---------------------------------------------------------------- ours only: v1.11 behaviour the v1.5.1 reference lacks
+# Found by reading upstream v1.11's dependencies (prometheus/common v0.69 text parser, client_golang
+# v1.23 registry): where they differ from the reference, ours is held to v1.11.
+
+
+@ours_only
+def test_v111_quote_escape_in_help(ours):
+    """V1.11: the text parser accepts \\" in HELP (v1.5.1 answers 400 "invalid escape sequence")."""
+    assert ours.request("PUT", J, body=b'# HELP foo say \\"hi\\"\nfoo 1\n').status == 200
+    fams = {f.name: f for f in _scrape_ok(ours)}
+    assert fams["foo"].help == 'say "hi"'
+
+
+@ours_only
+def test_v111_quoted_legacy_metric_name_without_flag(ours):
+    """V1.11: the quoted-name syntax is parsed even without --push.enable-utf8-names; a name that is
+    legacy-valid is then accepted (v1.5.1: 400)."""
+    assert ours.request("PUT", J, body=b'{"foo", a="1"} 1\n').status == 200
+    assert expo.samples_of(_scrape_ok(ours), "foo") == {frozenset({("a", "1"), ("instance", ""), ("job", "j")}): "1"}
+
+
+@ours_only
+def test_v111_histogram_float_counts(ours):
+    """V1.11: non-integer histogram counts are kept as floats (v1.5.1 truncates them)."""
+    body = b'# TYPE h histogram\nh_bucket{le="1"} 1.5\nh_bucket{le="+Inf"} 2.5\nh_sum 1\nh_count 2.5\n'
+    assert ours.request("PUT", J, body=body).status == 200
+    fams = _scrape_ok(ours)
+    assert set(expo.samples_of(fams, "h_bucket").values()) == {"1.5", "2.5"}
+    assert list(expo.samples_of(fams, "h_count").values()) == ["2.5"]
+
+
+@ours_only
+@pytest.mark.parametrize("body", [
+    b'# TYPE h histogram\nh_bucket{le="+Inf"} 1\nh_count -1\n',
+    b'# TYPE h histogram\nh_bucket{le="1"} -1.5\nh_bucket{le="+Inf"} 1\n',
+], ids=["negative_count", "negative_bucket"])
+def test_v111_negative_histogram_counts_400(ours, body):
+    """V1.11: negative non-integer histogram counts are a parse error (v1.5.1 stores garbage)."""
+    assert ours.request("PUT", J, body=b"keep 1\n").status == 200
+    assert ours.request("PUT", J, body=body).status == 400
+    assert expo.samples_of(_scrape_ok(ours), "keep")
+
+
+@ours_only
+def test_v111_pb_legacy_invalid_names_are_escaped(ours):
+    """V1.11: names are validated as UTF-8 by the consistency check, so a protobuf push with metric name
+    "a-b" or label name "c-d" is accepted (v1.5.1 rejects the label and writes "a-b" raw, an invalid
+    exposition); the default scrape escapes them (underscores), so the exposition stays valid."""
+    body = pb.delimited(pb.family("a-b", "gauge", [pb.metric([("c-d", "1")], gauge=1)]))
+    assert ours.request("PUT", J, {"Content-Type": pb.CONTENT_TYPE}, body).status == 200
+    fams = _scrape_ok(ours)  # parses: every name is legacy-valid or quoted
+    assert expo.samples_of(fams, "a_b") == {frozenset({("c_d", "1"), ("instance", ""), ("job", "j")}): "1"}
