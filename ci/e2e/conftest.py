@@ -36,7 +36,7 @@ ours_only = pytest.mark.skipif(
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
-        self.headers = headers
+        self.headers = {k.lower(): v for k, v in headers.items()}  # header names are case-insensitive
         self.body = body
 
     @property

@@ -128,7 +128,7 @@ CASES = [
     C("path_instance_overrides_body", [put(J + "/instance/path", 'foo{instance="body"} 1\n')]),
     C("same_metric_in_two_groups", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "foo 2\n")]),
     C("job_label_in_body_only", [put(J, 'foo{job="x"} 1\n')]),
-    C("grouping_label_le_on_histogram", [put(J + "/le/5", HISTOGRAM)]),
+    # grouping_label_le_on_histogram: upstream accepts it and exposes le twice (a bug): see test_histogram_le_grouping_label.
     C("grouping_label_quantile_on_summary_400", [put(J + "/quantile/5", SUMMARY, 400)]),
     # ---------------------------------------------------------------- bad paths (400 or routing)
     C("odd_number_of_components_400", [put(J + "/a", "foo 1\n", 400)]),
@@ -213,7 +213,9 @@ CASES = [
     C("own_counter_name_with_own_help", [put(J, '# HELP pushgateway_http_requests_total Total HTTP requests processed by the Pushgateway, excluding scrapes.\n# TYPE pushgateway_http_requests_total counter\npushgateway_http_requests_total{code="200",handler="push",method="put"} 1\n')]),
     C("push_time_seconds_in_body_is_overwritten", [put(J, "push_time_seconds 5\nfoo 1\n")]),
     C("push_time_seconds_as_counter_in_body", [put(J, "# TYPE push_time_seconds counter\npush_time_seconds 5\n")]),
-    C("push_failure_time_seconds_in_body", [put(J, "push_failure_time_seconds 5\n"), put(J, "push_failure_time_seconds 7\n")]),
+    C("push_failure_time_seconds_in_body", [put(J, "push_failure_time_seconds 5\n")]),
+    # A second such push: upstream then lets the body replace its failure timestamp (a bug): see
+    # test_pushed_push_failure_time_seconds_never_replaces_the_gateways.
     # ---------------------------------------------------------------- failure time bookkeeping
     C("failure_creates_target_group", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "foo 1 5\n", 400)]),
     C("failure_then_success_keeps_failure_time", [put(J, "foo 1\n"), put(J, "foo 1 5\n", 400), put(J, "foo 2\n")]),
@@ -444,7 +446,7 @@ def test_metrics_content_type(reference, ours):
         assert gw.request("PUT", J, body=b"foo 1\n").status == 200
     r, o = reference.metrics(), ours.metrics()
     assert o.status == r.status == 200
-    rt, ot = r.headers.get("Content-Type", ""), o.headers.get("Content-Type", "")
+    rt, ot = r.headers.get("content-type", ""), o.headers.get("content-type", "")
     assert rt.startswith("text/plain") and "version=0.0.4" in rt, rt
     assert ot.startswith("text/plain") and "version=0.0.4" in ot, ot
 
@@ -462,7 +464,7 @@ def test_scrape_with_accept_header(reference, ours, accept):
     r, o = reference.metrics({"Accept": accept}), ours.metrics({"Accept": accept})
     assert r.status == o.status == 200
     for resp in (r, o):
-        ct = resp.headers.get("Content-Type", "")
+        ct = resp.headers.get("content-type", "")
         assert ct.startswith("text/plain") and "version=0.0.4" in ct, ct
     a = expo.normalise(expo.parse(r.text))
     b = expo.normalise(expo.parse(o.text))
@@ -477,7 +479,7 @@ def test_scrape_protobuf_accept(reference, ours):
     for gw in (reference, ours):
         resp = gw.metrics({"Accept": accept})
         assert resp.status == 200
-        ct = resp.headers.get("Content-Type", "")
+        ct = resp.headers.get("content-type", "")
         assert ct.startswith("application/vnd.google.protobuf") and "encoding=delimited" in ct, (gw, ct)
         assert b"foo" in resp.body
 
@@ -548,6 +550,43 @@ def test_reference_bug_rejected_push_breaks_scrape(name, before, bad, reference)
     for step in before + [bad]:
         assert reference.request(step.method, step.path, step.headers, step.body).status == step.expect
     assert reference.metrics().status == 500
+
+
+@ours_only
+def test_histogram_le_grouping_label(ours):
+    """DELIBERATE (upstream bug): upstream accepts a histogram pushed with a grouping label `le` and
+    exposes every bucket with two `le` labels (h_bucket{...,le="5",le="1"}), an exposition that
+    promtool and Prometheus reject. Ours rejects the push with 400, as upstream does for the
+    corresponding case of a summary and a `quantile` grouping label."""
+    assert ours.request("PUT", J + "/le/5", body=HISTOGRAM.encode()).status == 400
+    assert expo.normalise(_scrape_ok(ours)) == []
+
+
+def test_reference_bug_histogram_le_grouping_label(reference):
+    """Documents the upstream behaviour behind test_histogram_le_grouping_label."""
+    assert reference.request("PUT", J + "/le/5", body=HISTOGRAM.encode()).status == 200
+    assert 'h_bucket{instance="",job="j",le="5",le="1"} 1' in reference.metrics().text
+
+
+@ours_only
+def test_pushed_push_failure_time_seconds_never_replaces_the_gateways(ours):
+    """DELIBERATE (upstream bug): a pushed family named push_failure_time_seconds is dropped in favour
+    of the gateway's own gauge on the first push to a group, but on a later push upstream stores the
+    pushed family instead (untyped, no HELP, the pushed value 7) in place of its failure timestamp.
+    Ours always keeps its own gauge (HELP, type gauge, 0 = no failure yet)."""
+    assert ours.request("PUT", J, body=b"push_failure_time_seconds 5\n").status == 200
+    assert ours.request("PUT", J, body=b"push_failure_time_seconds 7\n").status == 200
+    fams = {f.name: f for f in _scrape_ok(ours)}
+    f = fams["push_failure_time_seconds"]
+    assert f.type == "gauge" and f.help == "Last Unix time when changing this group in the Pushgateway failed."
+    assert [s.value for s in f.samples] == ["0"]
+
+
+def test_reference_bug_pushed_push_failure_time_seconds(reference):
+    """Documents the upstream behaviour behind the previous test."""
+    assert reference.request("PUT", J, body=b"push_failure_time_seconds 5\n").status == 200
+    assert reference.request("PUT", J, body=b"push_failure_time_seconds 7\n").status == 200
+    assert 'push_failure_time_seconds{instance="",job="j"} 7' in reference.metrics().text
 
 
 @ours_only
