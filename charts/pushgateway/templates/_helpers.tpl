@@ -177,6 +177,9 @@ rollingUpdate:
 {{- if and .Values.webConfig.tls.enabled (not .Values.webConfig.tls.secretName) (not .Values.webConfig.existingSecret) }}
 {{- fail "webConfig.tls.enabled needs webConfig.tls.secretName (a kubernetes.io/tls Secret)" }}
 {{- end }}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
+{{- fail "httpRoute.enabled needs at least one entry in httpRoute.parentRefs (the Gateway to attach to)" }}
+{{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) }}
 {{- fail "ingress.enabled needs at least one entry in ingress.hosts" }}
 {{- end }}
