@@ -303,6 +303,14 @@ async fn run_one(args: &Args, name: &str, bin: &Path, n: usize, work: &Path) -> 
     })
 }
 
+/// The 1-minute load average.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// First line a binary prints for `--version` (it is killed after 5 s).
 fn version_of(bin: &Path) -> String {
     let Ok(mut child) = std::process::Command::new(bin)
@@ -367,6 +375,14 @@ async fn run(args: Args) -> Result<()> {
         env.reference
     );
     println!("work dir:  {}", work.display());
+    env.load.0 = loadavg();
+    println!("load average: {}", env.load.0);
+    if env.load.0.parse::<f64>().unwrap_or(0.0) > 0.5 * env.cpus as f64 {
+        println!(
+            "WARNING: the machine is busy (load average {} on {} CPUs): figures will be noisy",
+            env.load.0, env.cpus
+        );
+    }
 
     let mut rows = Vec::new();
     for &n in &args.sizes {
@@ -396,6 +412,11 @@ async fn run(args: Args) -> Result<()> {
         rows.push(row);
     }
     env.total = started.elapsed();
+    env.load.1 = loadavg();
+    match report::verdict(&rows) {
+        Some(v) => println!("\n{v}"),
+        None => println!("\nTargets at 1M: not measured (run with --sizes ...,1M)"),
+    }
     let md = report::markdown(&env, &args, &rows);
     println!("\n{md}");
     if let Some(parent) = args.out.parent() {

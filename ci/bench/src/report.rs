@@ -20,6 +20,8 @@ pub struct Env {
     pub cpus: usize,
     /// Wall time of the whole run.
     pub total: Duration,
+    /// /proc/loadavg at the start and at the end.
+    pub load: (String, String),
 }
 
 /// Both gateways' results at one size (`None`: not run or failed).
@@ -57,6 +59,15 @@ pub fn bytes(b: f64) -> String {
     } else {
         format!("{b:.0} B")
     }
+}
+
+/// A ratio with three significant digits (`0.000412`, `0.0412`, `4.12`, `412`).
+pub fn sig(q: f64) -> String {
+    if q == 0.0 || !q.is_finite() {
+        return format!("{q}");
+    }
+    let digits = (2 - q.abs().log10().floor() as i32).max(0) as usize;
+    format!("{q:.digits$}")
 }
 
 /// Which direction of ours/reference is better.
@@ -148,9 +159,9 @@ impl Metric {
             Better::Neither => String::new(),
         };
         if word.is_empty() {
-            format!("{q:.3}")
+            sig(q)
         } else {
-            format!("{q:.4} ({word})")
+            format!("{} ({word})", sig(q))
         }
     }
 
@@ -247,6 +258,13 @@ fn metrics(row: &SizeRow) -> Vec<Metric> {
         None,
     );
     push(
+        "RSS after loading",
+        get(|x| x.rss_loaded as f64),
+        fmt_bytes,
+        Better::Lower,
+        None,
+    );
+    push(
         "RSS per stored series",
         get(RunResult::rss_per_series),
         fmt_per_series,
@@ -288,6 +306,33 @@ pub fn console_block(row: &SizeRow) -> String {
     s
 }
 
+/// `PASS`/`MISS` of every target at [`TARGET_SIZE`], or `None` when that size was
+/// not measured for both gateways.
+pub fn verdict(rows: &[SizeRow]) -> Option<String> {
+    let row = rows.iter().find(|r| r.n == TARGET_SIZE)?;
+    let mut parts = Vec::new();
+    let mut missed = 0;
+    for m in metrics(row) {
+        if let Some(t) = m.target {
+            let q = m.ratio()?;
+            let ok = t.met(q);
+            missed += usize::from(!ok);
+            parts.push(format!(
+                "{} {}: {}",
+                m.name,
+                t.text(),
+                if ok { "PASS" } else { "MISS" }
+            ));
+        }
+    }
+    let head = if missed == 0 {
+        "all targets met".to_string()
+    } else {
+        format!("{missed} of {} targets missed", parts.len())
+    };
+    Some(format!("Targets at 1M: {head} ({})", parts.join("; ")))
+}
+
 /// The markdown report: how it was run, one table of all sizes, the loading notes.
 pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
     let mut s = String::new();
@@ -295,11 +340,14 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
     let _ = writeln!(
         s,
         "Ours: `{}`; reference: `{}`. Loopback, {} CPUs, both gateways run one after the \
-         other on the same machine; `ci/bench/run` ({} in all).\n",
+         other on the same machine; `ci/bench/run` ({} in all; load average {} at the \
+         start, {} at the end).\n",
         env.ours,
         env.reference,
         env.cpus,
-        dur(env.total)
+        dur(env.total),
+        env.load.0,
+        env.load.1
     );
     let _ = writeln!(
         s,
@@ -338,6 +386,9 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
                 target
             );
         }
+    }
+    if let Some(v) = verdict(rows) {
+        let _ = writeln!(s, "\n{v}.");
     }
     let _ = writeln!(s, "\nHow each store was loaded:\n");
     for row in rows {
