@@ -48,7 +48,6 @@ pub struct TextRenderer {
 enum Item<'a> {
     Own(&'a MetricFamily),
     Stored(&'a NameSnapshot),
-    OwnAndStored(&'a MetricFamily, &'a NameSnapshot),
     PushTimes,
     FailureTimes,
 }
@@ -74,11 +73,16 @@ impl TextRenderer {
             items.insert(&family.name, Item::Own(family));
         }
         for name in &snapshot.names {
-            let item = match items.remove(&*name.name) {
-                Some(Item::Own(family)) => Item::OwnAndStored(family, name),
-                _ => Item::Stored(name),
-            };
-            items.insert(&name.name, item);
+            // Only unchecked pushes can store one of our own names; ours wins.
+            if own_names.contains(&*name.name) {
+                dropped_series += name
+                    .families
+                    .iter()
+                    .map(|f| f.family.metrics.len() as u64)
+                    .sum::<u64>();
+                continue;
+            }
+            items.insert(&name.name, Item::Stored(name));
         }
         if !snapshot.times.is_empty() {
             items.insert(PUSH_TIME_METRIC, Item::PushTimes);
@@ -102,26 +106,6 @@ impl TextRenderer {
                     let (chunk, dropped) = self.stored_chunk(entry, snapshot.maybe_inconsistent);
                     dropped_series += dropped;
                     chunk
-                }
-                Item::OwnAndStored(own, entry) => {
-                    // Pushed families under one of our names keep our help, as upstream.
-                    let families: Vec<&MetricFamily> =
-                        entry.families.iter().map(|f| &f.family).collect();
-                    let mut metrics: Vec<&Metric> = own.metrics.iter().collect();
-                    let (extra, dropped) =
-                        consistent_metrics(&families, own.metric_type, snapshot.maybe_inconsistent);
-                    dropped_series += dropped;
-                    metrics.extend(extra);
-                    sort_metrics(&mut metrics);
-                    let mut out = String::new();
-                    write_family(
-                        &mut out,
-                        &own.name,
-                        own.help.as_deref(),
-                        own.metric_type,
-                        &metrics,
-                    );
-                    Bytes::from(out)
                 }
                 Item::PushTimes => self.times_chunks(&snapshot).0,
                 Item::FailureTimes => self.times_chunks(&snapshot).1,
@@ -311,6 +295,8 @@ fn encode_times(
         .collect();
     let mut refs: Vec<&Metric> = metrics.iter().collect();
     sort_metrics(&mut refs);
+    // Two groups can share timestamp labels only after unchecked pushes; keep the first.
+    refs.dedup_by(|a, b| a.labels == b.labels);
     let mut out = String::new();
     write_family(&mut out, name, Some(help), MetricType::Gauge, &refs);
     out

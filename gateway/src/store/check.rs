@@ -77,6 +77,21 @@ pub enum Rejection {
         /// The type already in use.
         stored: MetricType,
     },
+    /// A name the gateway uses for its own metrics.
+    #[error("metric family {name:?} is one of the Pushgateway's own metrics and cannot be pushed")]
+    OwnMetric {
+        /// The name.
+        name: String,
+    },
+    /// A group whose `push_time_seconds` series would equal another group's: the two
+    /// grouping keys differ only in an explicit empty `instance` label.
+    #[error("grouping key {key} clashes with the existing group {other}: they differ only by an empty instance label")]
+    GroupClash {
+        /// The pushed grouping key.
+        key: String,
+        /// The existing one.
+        other: String,
+    },
     /// A name that collides with the `_count`/`_sum`/`_bucket` series of a summary or histogram.
     #[error(
         "collected metric named {name:?} collides with previously collected {kind} named {other:?}"

@@ -409,6 +409,14 @@ impl Store {
         let pushed: HashMap<&str, MetricType> =
             families.iter().map(|f| (&*f.name, f.metric_type)).collect();
         let group = state.groups.get(key);
+        if group.is_none() {
+            if let Some(other) = clashing_group(state, key) {
+                return Err(Rejection::GroupClash {
+                    key: key.to_string(),
+                    other: other.to_string(),
+                });
+            }
+        }
         // The family of this group that the push replaces, if any.
         let replaced = |name: &str| -> Option<&Arc<StoredFamily>> {
             let family = group?.families.get(name)?;
@@ -441,10 +449,10 @@ impl Store {
         for (family, family_ids) in families.iter().zip(ids) {
             let name = &*family.name;
             let pushed_type = family.metric_type;
-            if let Some(&own) = reserved.get(name) {
-                if own != pushed_type {
-                    return Err(type_conflict(name, pushed_type, own));
-                }
+            if reserved.contains_key(name) {
+                return Err(Rejection::OwnMetric {
+                    name: name.to_string(),
+                });
             }
             if let Some(stored) = remaining(name).other_than(pushed_type) {
                 return Err(type_conflict(name, pushed_type, stored));
@@ -528,7 +536,33 @@ fn sanitize_labels(labels: &mut Vec<Label>, grouping: &[Label], instance: &Str, 
     labels.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
+/// The existing group whose timestamp series would equal those of a new group `key`: the
+/// same labels but for an `instance` that is empty in one and absent in the other.
+fn clashing_group<'a>(state: &'a State, key: &GroupingKey) -> Option<&'a Arc<GroupingKey>> {
+    let labels = key.labels();
+    let twin = match key.get(INSTANCE_LABEL) {
+        Some(value) if value.is_empty() => GroupingKey::new(
+            labels
+                .iter()
+                .filter(|l| &*l.name != INSTANCE_LABEL)
+                .cloned()
+                .collect(),
+        ),
+        Some(_) => return None,
+        None => {
+            let mut with_instance = labels.to_vec();
+            with_instance.push(Label::new(INSTANCE_LABEL, ""));
+            GroupingKey::new(with_instance)
+        }
+    };
+    state.groups.get_key_value(&twin).map(|(k, _)| k)
+}
+
 fn record_failure(state: &mut State, key: &Arc<GroupingKey>, now: f64) {
+    // A failed push must not create a group that would duplicate another's timestamps.
+    if !state.groups.contains_key(&**key) && clashing_group(state, key).is_some() {
+        return;
+    }
     let group = state.groups.entry(key.clone()).or_insert_with(|| Group {
         families: HashMap::new(),
         push_time: 0.0,

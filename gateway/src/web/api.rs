@@ -33,6 +33,7 @@ pub fn route(
             tracing::debug!("wiped the metric store");
             (Some("wipe"), Ok(text_response(StatusCode::ACCEPTED, "")))
         }
+        (_, "/status" | "/metrics") => (None, Err(ApiError::MethodNotAllowed)),
         _ => (None, Err(ApiError::NotFound)),
     }
 }

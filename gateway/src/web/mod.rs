@@ -114,6 +114,13 @@ where
     if rest == app.config.telemetry_path && is_get {
         return (None, Ok(scrape(app, &request)));
     }
+    // Upstream's router redirects a trailing slash away.
+    if is_get && rest.strip_suffix('/') == Some(app.config.telemetry_path.as_str()) {
+        return (
+            None,
+            Ok(redirect(&format!("{prefix}{}", app.config.telemetry_path))),
+        );
+    }
     if let Some((job, job_is_base64, labels)) = split_push_path(rest) {
         let mode = match method {
             Method::PUT => PushMode::Replace,
@@ -161,6 +168,14 @@ fn split_push_path(path: &str) -> Option<(&str, bool, &str)> {
         None => (rest, ""),
     };
     Some((job, job_is_base64, labels))
+}
+
+fn redirect(location: &str) -> HttpResponse {
+    let mut response = error::text_response(StatusCode::MOVED_PERMANENTLY, "");
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 fn quit(app: &App, method: &Method) -> Result<HttpResponse, ApiError> {

@@ -777,6 +777,15 @@
     for (const el of els) el.textContent = fmtRel(Number(el.getAttribute('data-ts')));
   }, 15000);
 
+  // Synchronous filter (for the render benchmark and the console): returns the match count.
+  window.pgw.applyNow = function (q) {
+    state.query = String(q);
+    state.page = 0;
+    renderGroups();
+    syncUrl();
+    return state.filtered.length;
+  };
+
   // ---------------------------------------------------------------- start
 
   readUrl();
