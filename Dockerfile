@@ -15,10 +15,11 @@ COPY gateway/Cargo.toml gateway/Cargo.toml
 COPY ci/bench/Cargo.toml ci/bench/Cargo.toml
 RUN mkdir -p gateway/src ci/bench/src \
     && echo 'fn main() {}' > gateway/src/main.rs \
+    && touch gateway/src/lib.rs \
     && echo 'fn main() {}' > ci/bench/src/main.rs \
     && cargo build --release --locked --bin pushgateway \
     && rm -rf gateway/src target/release/pushgateway target/release/deps/pushgateway-* \
-        target/release/.fingerprint/gateway-*
+        target/release/.fingerprint/gateway-* target/release/deps/libgateway-* target/release/deps/gateway-*
 
 # Then the real sources.
 COPY gateway/ gateway/

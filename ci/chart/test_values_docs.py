@@ -45,3 +45,26 @@ def test_every_value_is_documented():
 def test_the_checker_notices_a_missing_comment():
     assert undocumented_keys("# -- ok\na: 1\nb: 2\n") == ["b"]
     assert undocumented_keys("# -- parent\nres:\n  x: 1\n") == []
+
+
+def empty_defaults_without_example(text):
+    """Keys whose default is empty ("", {}, []) and that are not followed by a commented example."""
+    lines = text.splitlines()
+    missing = []
+    for i, line in enumerate(lines):
+        m = KEY.match(line)
+        if not m or m.group(3).strip() not in ('""', "{}", "[]"):
+            continue
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if not re.match(rf"^{m.group(1)}\s*# (?!--)", following):
+            missing.append(line.strip())
+    return missing
+
+
+def test_empty_defaults_show_an_example():
+    missing = empty_defaults_without_example((CHART / "values.yaml").read_text())
+    assert not missing, f"empty defaults without a commented example below them: {missing}"
+
+
+def test_the_example_checker_notices_a_missing_example():
+    assert empty_defaults_without_example("a: \"\"\n  # a: x\nb: {}\nc: 1\n") == ["b: {}"]
