@@ -117,13 +117,20 @@ def test_metrics_through_a_port_forward(gateway, make):
     assert calls[1] == f"--namespace {NS} port-forward service/pg-pushgateway {gateway.port}:http"
     pid = int((make.log.parent / "kubectl.log.port-forward.pid").read_text())
     for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not running(pid):
             break
         time.sleep(0.05)
     else:
         pytest.fail("the port-forward was left running")
+
+
+def running(pid):
+    """Whether pid is a live process (a zombie waiting to be reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_port_forward_target(make):
