@@ -95,8 +95,10 @@ class Gateway:
         return f"127.0.0.1:{self.port}"
 
     def request(self, method, path, headers=None, body=None, timeout=10):
-        """Sends exactly `path` and `body` (bytes); returns a Response."""
+        """Sends exactly `path` and `body` (bytes, or a list of chunks); returns a Response."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if isinstance(body, list):  # a list of chunks: sent with Transfer-Encoding: chunked
+            body = iter(body)
         try:
             conn.request(method, path, body=body, headers=dict(headers or {}))
             resp = conn.getresponse()

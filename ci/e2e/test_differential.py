@@ -130,6 +130,15 @@ CASES = [
     C("job_label_in_body_only", [put(J, 'foo{job="x"} 1\n')]),
     # grouping_label_le_on_histogram: upstream accepts it and exposes le twice (a bug): see test_histogram_le_grouping_label.
     C("grouping_label_quantile_on_summary_400", [put(J + "/quantile/5", SUMMARY, 400)]),
+    C("query_string_ignored", [put(J + "/a/1?x=y&job=z", "foo 1\n")]),
+    C("percent_encoded_label_name", [put(J + "/%61/x", "foo 1\n")]),
+    C("percent_encoded_base64_suffix", [put(J + "/a%40base64/YQ", "foo 1\n")]),
+    C("percent_encoded_job_base64_route", [put("/metrics/job%40base64/YQ", "foo 1\n")]),
+    C("percent_encoded_percent", [put(J + "/a/100%25", "foo 1\n")]),
+    C("plus_in_path_value_is_literal", [put(J + "/a/x+y", "foo 1\n")]),
+    C("duplicate_label_in_path_last_wins", [put(J + "/a/1/a/2", "foo 1\n")]),
+    C("chunked_body", [put(J, [b"fo", b"o 1\nbar", b" 2\n"])]),
+    C("chunked_gzip_body", [put(J, [gzip.compress(b"foo 1\n")], headers={"Content-Encoding": "gzip"})]),
     # ---------------------------------------------------------------- bad paths (400 or routing)
     C("odd_number_of_components_400", [put(J + "/a", "foo 1\n", 400)]),
     C("odd_number_of_components_3_400", [put(J + "/a/1/b", "foo 1\n", 400)]),
@@ -364,6 +373,9 @@ CASES = [
     C("unchecked_push_is_202", [put(J, "foo 1\n", 202), post(J, "bar 1\n", 202), delete(J)], flags=("--push.disable-consistency-check",)),
     C("unchecked_timestamp_rejected", [put(J, "foo 1\n", 202), put(J, "foo 1 5\n", 202)], flags=("--push.disable-consistency-check",)),
     C("unchecked_parse_error_400", [put(J, "foo{\n", 400)], flags=("--push.disable-consistency-check",)),
+    C("unchecked_put_replaces_post_merges", [put(J, "a 1\nb 2\n", 202), post(J, "a 3\n", 202), put(J + "/x/1", "c 1\n", 202), put(J, "d 4\n", 202)], flags=("--push.disable-consistency-check",)),
+    C("unchecked_bad_path_400", [put(J + "/a", "foo 1\n", 400), put("/metrics/job@base64/=", "foo 1\n", 400)], flags=("--push.disable-consistency-check",)),
+    C("unchecked_empty_put_and_base64", [put("/metrics/job@base64/" + b64("a/b") + "/c@base64/=", "foo 1\n", 202), put("/metrics/job@base64/" + b64("a/b") + "/c@base64/=", "", 202)], flags=("--push.disable-consistency-check",)),
 ]
 
 _names = [c.name for c in CASES]
