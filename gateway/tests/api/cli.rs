@@ -1,0 +1,59 @@
+//! Command-line errors: the binary refuses to start, with a message on stderr.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::binary;
+
+/// Runs the binary with `args`; fails the test if it is still running after 10 s.
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?}: the binary kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn unknown_flag_exits_non_zero_with_a_message() {
+    let (code, stderr) = run(&["--web.listen-address=127.0.0.1:0", "--no.such-flag"]);
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
+    assert!(stderr.contains("no.such-flag"), "stderr: {stderr:?}");
+}
+
+#[test]
+fn persistence_file_is_refused_for_now() {
+    let (code, stderr) = run(&["--web.listen-address=127.0.0.1:0", "--persistence.file=x"]);
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
+    assert!(stderr.contains("persistence.file"), "stderr: {stderr:?}");
+}
+
+#[test]
+fn invalid_listen_address_exits_non_zero() {
+    let (code, stderr) = run(&["--web.listen-address=not an address"]);
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
+    assert!(!stderr.trim().is_empty(), "no message on stderr");
+}

@@ -1,0 +1,176 @@
+//! Grouping keys in the push path: several labels, percent-encoding, `@base64`, and how
+//! grouping labels combine with the labels in the body.
+
+use crate::helpers::{series, spawn_gateway};
+
+fn value_of(gw: &crate::helpers::Gateway, name: &str, labels: &[(&str, &str)]) -> Option<String> {
+    gw.state().get(&series(name, labels)).cloned()
+}
+
+#[test]
+fn several_grouping_labels_become_labels_of_every_series() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(
+        gw.put("/metrics/job/j/a/1/b/2", "m 1\nn{c=\"3\"} 2\n")
+            .status,
+        200
+    );
+    let g = [("a", "1"), ("b", "2"), ("instance", ""), ("job", "j")];
+    assert_eq!(value_of(&gw, "m", &g).as_deref(), Some("1"));
+    let n = [
+        ("a", "1"),
+        ("b", "2"),
+        ("c", "3"),
+        ("instance", ""),
+        ("job", "j"),
+    ];
+    assert_eq!(value_of(&gw, "n", &n).as_deref(), Some("2"));
+    assert!(value_of(&gw, "push_time_seconds", &g).is_some());
+}
+
+#[test]
+fn percent_encoded_values_are_decoded() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/my%20job/loc/caf%C3%A9", "m 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let g = [("instance", ""), ("job", "my job"), ("loc", "café")];
+    assert_eq!(value_of(&gw, "m", &g).as_deref(), Some("1"));
+    // The same group addressed without encoding where none is needed.
+    assert_eq!(gw.delete("/metrics/job/my%20job/loc/caf%C3%A9").status, 202);
+    assert_eq!(value_of(&gw, "m", &g), None);
+}
+
+#[test]
+fn base64_job_with_a_slash() {
+    let gw = spawn_gateway(&[]);
+    // "a/b" in base64 (URL-safe and standard agree here).
+    let r = gw.put("/metrics/job@base64/YS9i", "m 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        value_of(&gw, "m", &[("instance", ""), ("job", "a/b")]).as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn base64_label_uses_the_url_safe_alphabet() {
+    let gw = spawn_gateway(&[]);
+    // "???" is "Pz8/" in the standard alphabet and "Pz8_" in the URL-safe one;
+    // "~~~" is "fn5+" / "fn5-".
+    let r = gw.put("/metrics/job/j/q@base64/Pz8_/t@base64/fn5-", "m 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let g = [("instance", ""), ("job", "j"), ("q", "???"), ("t", "~~~")];
+    assert_eq!(value_of(&gw, "m", &g).as_deref(), Some("1"));
+}
+
+#[test]
+fn base64_padding_is_optional() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j/x@base64/YQ==", "m 1\n").status, 200);
+    let g = [("instance", ""), ("job", "j"), ("x", "a")];
+    assert_eq!(value_of(&gw, "m", &g).as_deref(), Some("1"));
+    // Unpadded addresses the same group: the PUT replaces the value.
+    assert_eq!(gw.put("/metrics/job/j/x@base64/YQ", "m 2\n").status, 200);
+    assert_eq!(value_of(&gw, "m", &g).as_deref(), Some("2"));
+    // And so does the plain form.
+    assert_eq!(gw.delete("/metrics/job/j/x/a").status, 202);
+    assert_eq!(value_of(&gw, "m", &g), None);
+}
+
+#[test]
+fn base64_value_containing_a_slash() {
+    let gw = spawn_gateway(&[]);
+    // "/tmp/x" -> "L3RtcC94"
+    let r = gw.put("/metrics/job/j/path@base64/L3RtcC94", "m 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let g = [("instance", ""), ("job", "j"), ("path", "/tmp/x")];
+    assert_eq!(value_of(&gw, "m", &g).as_deref(), Some("1"));
+}
+
+#[test]
+fn base64_equals_sign_alone_is_the_empty_value() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j/e@base64/=", "m 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let state = gw.state();
+    let m: Vec<&String> = state.keys().filter(|k| k.starts_with("m{")).collect();
+    assert_eq!(m.len(), 1, "{state:?}");
+    // The empty value is not "=" or the base64 text.
+    assert!(!m[0].contains("=\"=\""), "{}", m[0]);
+    assert!(
+        m[0] == &series("m", &[("e", ""), ("instance", ""), ("job", "j")])
+            || m[0] == &series("m", &[("instance", ""), ("job", "j")]),
+        "unexpected series {}",
+        m[0]
+    );
+    // Equivalent to an empty plain value? Upstream keys the group by the decoded labels,
+    // so the same base64 address deletes it.
+    assert_eq!(gw.delete("/metrics/job/j/e@base64/=").status, 202);
+    assert!(!gw.state().keys().any(|k| k.starts_with("m{")));
+}
+
+#[test]
+fn grouping_labels_overwrite_same_named_labels_in_the_body() {
+    let gw = spawn_gateway(&[]);
+    let body = "m{x=\"body\",job=\"other\"} 1\n";
+    assert_eq!(gw.put("/metrics/job/j/x/key", body).status, 200);
+    let state = gw.state();
+    let expected = series("m", &[("instance", ""), ("job", "j"), ("x", "key")]);
+    assert_eq!(
+        state.get(&expected).map(String::as_str),
+        Some("1"),
+        "{state:?}"
+    );
+    assert!(!state
+        .keys()
+        .any(|k| k.contains("\"body\"") || k.contains("\"other\"")));
+}
+
+#[test]
+fn empty_instance_is_added_when_neither_key_nor_sample_has_one() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
+    let text = gw.scrape();
+    assert!(
+        text.lines().any(|l| l == "m{instance=\"\",job=\"j\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn instance_from_the_key_is_used() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(
+        gw.put("/metrics/job/j/instance/i1", "m{instance=\"b\"} 1\n")
+            .status,
+        200
+    );
+    let text = gw.scrape();
+    assert!(
+        text.lines().any(|l| l == "m{instance=\"i1\",job=\"j\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn instance_in_the_body_is_kept_when_the_key_has_none() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(
+        gw.put("/metrics/job/j", "m{instance=\"b\"} 1\n").status,
+        200
+    );
+    let state = gw.state();
+    assert_eq!(
+        state
+            .get(&series("m", &[("instance", "b"), ("job", "j")]))
+            .map(String::as_str),
+        Some("1"),
+        "{state:?}"
+    );
+    assert!(!state.contains_key(&series("m", &[("instance", ""), ("job", "j")])));
+    // The group itself still has the empty instance.
+    assert!(state.contains_key(&series(
+        "push_time_seconds",
+        &[("instance", ""), ("job", "j")]
+    )));
+}

@@ -1,0 +1,118 @@
+//! Gzip on both sides: compressed pushes, compressed scrapes, and a decompression bomb.
+
+use std::io::{Read, Write};
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::helpers::{pushed_samples, series, spawn_gateway};
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+#[test]
+fn gzip_push_is_accepted() {
+    let gw = spawn_gateway(&[]);
+    for (job, coding) in [("lower", "gzip"), ("upper", "GZIP")] {
+        let body = gzip(b"# TYPE m gauge\nm{x=\"1\"} 42\n");
+        let r = gw.request(
+            "PUT",
+            &format!("/metrics/job/{job}"),
+            &[("Content-Encoding", coding)],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{coding}: {}", r.text());
+        let state = gw.state();
+        let m = series("m", &[("instance", ""), ("job", job), ("x", "1")]);
+        assert_eq!(state.get(&m).map(String::as_str), Some("42"), "{coding}");
+    }
+}
+
+#[test]
+fn corrupt_gzip_push_is_rejected() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
+    let before = gw.state();
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "gzip")],
+        b"m 2\n not gzip",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let after = gw.state();
+    let pt = series("push_time_seconds", &[("instance", ""), ("job", "j")]);
+    assert_eq!(before.get(&pt), after.get(&pt));
+    let m = series("m", &[("instance", ""), ("job", "j")]);
+    assert_eq!(after.get(&m).map(String::as_str), Some("1"));
+}
+
+#[test]
+fn gzip_scrape_decompresses_to_the_same_exposition() {
+    let gw = spawn_gateway(&[]);
+    let body = "# HELP m Help.\n# TYPE m counter\nm{x=\"1\"} 1\nm{x=\"2\"} 2\nn 3\n";
+    assert_eq!(gw.put("/metrics/job/j", body).status, 200);
+    let plain = gw.scrape();
+    let r = gw.request("GET", "/metrics", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-encoding"),
+        Some("gzip"),
+        "{:?}",
+        r.headers
+    );
+    let mut text = String::new();
+    GzDecoder::new(&r.body[..])
+        .read_to_string(&mut text)
+        .expect("the body is gzip");
+    // The gateway's own metrics move between two scrapes; the pushed part must not.
+    assert_eq!(pushed_samples(&plain), pushed_samples(&text));
+    let comments = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(comments(&plain), comments(&text));
+    assert!(
+        text.contains("# HELP m Help.\n# TYPE m counter\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn gzip_bomb_gets_413_and_changes_nothing() {
+    let gw = spawn_gateway(&["--push.max-body-bytes=1048576"]);
+    assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
+    let before = gw.state();
+    let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..100 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let bomb = enc.finish().unwrap();
+    assert!(
+        bomb.len() < 1 << 20,
+        "bomb is {} bytes compressed",
+        bomb.len()
+    );
+    for path in ["/metrics/job/j", "/metrics/job/new"] {
+        let r = gw.request("PUT", path, &[("Content-Encoding", "gzip")], &bomb);
+        assert_eq!(r.status, 413, "{path}: {}", r.text());
+    }
+    assert_eq!(before, gw.state());
+}
+
+#[test]
+fn plain_body_over_the_limit_gets_413() {
+    let gw = spawn_gateway(&["--push.max-body-bytes=1024"]);
+    let body: String = (0..200).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+    assert!(body.len() > 1024);
+    let r = gw.put("/metrics/job/j", &body);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(gw.state().is_empty());
+}

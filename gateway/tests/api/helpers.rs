@@ -1,0 +1,349 @@
+//! Shared helpers of the black-box suite: start the real `pushgateway` binary on a free
+//! local port, talk to it with a tiny blocking HTTP/1.1 client over `TcpStream`, and read
+//! the text exposition.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// One HTTP response, read to the end of the connection.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header names in lower case, with their values.
+    pub headers: Vec<(String, String)>,
+    /// Body, with any chunked transfer coding removed (content codings are kept).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as UTF-8 text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends one request (HTTP/1.1, `Connection: close`, explicit Content-Length) and reads the
+/// whole response. `path` is sent as given, so percent-encodings reach the server intact.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (e.g. 413) before reading the whole body; ignore write errors.
+    let _ = stream.write_all(body);
+    let _ = stream.flush();
+    let mut raw = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        // A reset after a complete answer is fine; anything else is fatal below.
+        if raw.is_empty() {
+            panic!("{method} {path}: reading the response failed: {e}");
+        }
+    }
+    parse_response(&raw).unwrap_or_else(|| {
+        panic!(
+            "{method} {path}: unparsable response: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            Some((n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    let rest = &raw[end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)?
+    } else if let Some((_, len)) = headers.iter().find(|(n, _)| n == "content-length") {
+        let len: usize = len.parse().ok()?;
+        rest.get(..len)?.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size_text = size_text.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// A running gateway, killed when dropped.
+pub struct Gateway {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The route prefix it was started with (`""` or `/something`).
+    pub prefix: String,
+}
+
+/// Path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_pushgateway")
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Starts the binary with `args` plus `--web.listen-address=127.0.0.1:<free port>` and
+/// waits until `/-/ready` answers 200. Retries with another port if the process exits
+/// early (the port was taken in between).
+pub fn spawn_gateway(args: &[&str]) -> Gateway {
+    let prefix = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--web.route-prefix="))
+        .map(|p| {
+            let t = p.trim_matches('/');
+            if t.is_empty() {
+                String::new()
+            } else {
+                format!("/{t}")
+            }
+        })
+        .unwrap_or_default();
+    for _attempt in 0..10 {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(binary())
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=error")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the pushgateway binary");
+        let mut gateway = Gateway {
+            child,
+            addr,
+            prefix: prefix.clone(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if gateway.child.try_wait().unwrap().is_some() {
+                break; // Exited: most likely the port was taken; try another.
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                let ready = http(
+                    addr,
+                    "GET",
+                    &format!("{}/-/ready", gateway.prefix),
+                    &[],
+                    b"",
+                );
+                if ready.status == 200 {
+                    return gateway;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("the gateway did not become ready with args {args:?}");
+}
+
+impl Gateway {
+    /// Any request, path relative to the route prefix.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        http(
+            self.addr,
+            method,
+            &format!("{}{path}", self.prefix),
+            headers,
+            body,
+        )
+    }
+
+    /// A request with a raw path, ignoring the route prefix.
+    pub fn request_raw(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        http(self.addr, method, path, &[], body)
+    }
+
+    /// PUT a text body.
+    pub fn put(&self, path: &str, body: &str) -> Response {
+        self.request("PUT", path, &[], body.as_bytes())
+    }
+
+    /// POST a text body.
+    pub fn post(&self, path: &str, body: &str) -> Response {
+        self.request("POST", path, &[], body.as_bytes())
+    }
+
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> Response {
+        self.request("DELETE", path, &[], b"")
+    }
+
+    /// GET.
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// GET `/metrics`, asserting 200, and return the text.
+    pub fn scrape(&self) -> String {
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200, "scrape failed: {}", r.text());
+        r.text()
+    }
+
+    /// The scrape reduced to the pushed state: sample lines keyed by series, without the
+    /// gateway's own metrics (`pushgateway_*`, `process_*`, `go_*`).
+    pub fn state(&self) -> BTreeMap<String, String> {
+        pushed_samples(&self.scrape())
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every sample line of an exposition, series (everything before the last space) to value.
+/// Panics on a series that appears twice.
+pub fn samples(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("sample line without value: {line:?}"));
+        let previous = out.insert(series.to_string(), value.to_string());
+        assert!(previous.is_none(), "series {series} exposed twice:\n{text}");
+    }
+    out
+}
+
+/// Whether a series belongs to the gateway's own metrics.
+pub fn is_own(series: &str) -> bool {
+    ["pushgateway_", "process_", "go_"]
+        .iter()
+        .any(|p| series.starts_with(p))
+}
+
+/// [`samples`] without the gateway's own metrics.
+pub fn pushed_samples(text: &str) -> BTreeMap<String, String> {
+    samples(text)
+        .into_iter()
+        .filter(|(s, _)| !is_own(s))
+        .collect()
+}
+
+/// Formats a series the way the exposition does: labels sorted by name, values escaped.
+pub fn series(name: &str, labels: &[(&str, &str)]) -> String {
+    let mut labels = labels.to_vec();
+    labels.sort();
+    if labels.is_empty() {
+        return name.to_string();
+    }
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
+
+/// The value of `push_time_seconds` for a group, given its labels (with `instance`).
+pub fn push_time(state: &BTreeMap<String, String>, group: &[(&str, &str)]) -> Option<f64> {
+    state
+        .get(&series("push_time_seconds", group))
+        .map(|v| v.parse().unwrap())
+}
+
+/// The value of `push_failure_time_seconds` for a group, given its labels.
+pub fn failure_time(state: &BTreeMap<String, String>, group: &[(&str, &str)]) -> Option<f64> {
+    state
+        .get(&series("push_failure_time_seconds", group))
+        .map(|v| v.parse().unwrap())
+}
+
+/// Sleeps long enough for the next push to get a later push time.
+pub fn tick() {
+    std::thread::sleep(Duration::from_millis(15));
+}

@@ -1,0 +1,17 @@
+//! Black-box tests of the `pushgateway` binary over HTTP: every test starts its own
+//! gateway on a free port, so they run in parallel. Expectations follow upstream
+//! prometheus/pushgateway v1.11.
+
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod consistency;
+mod endpoints;
+mod exposition;
+mod failure_time;
+mod grouping;
+mod gzip;
+mod helpers;
+mod ordering;
+mod push_semantics;
+mod unchecked;
