@@ -146,7 +146,7 @@ rollingUpdate:
 {{- fail (printf "replicaCount=%d needs storage.type=redis: without it each replica holds different groups and every scrape sees another subset (set storage.type=redis with redis.enabled=true or storage.redis.url, or use replicaCount=1)" $replicas) }}
 {{- end }}
 {{- if and .Values.persistence.enabled (gt $replicas 1) (not .Values.runAsStatefulSet) }}
-{{- fail (printf "persistence with replicaCount=%d on a Deployment would make every replica write the same persistence file on one ReadWriteOnce volume; set runAsStatefulSet=true so that each replica gets its own volume" $replicas) }}
+{{- fail (printf "persistence with replicaCount=%d on a Deployment would make every replica share one volume and one persistence file (a ReadWriteOnce volume cannot even be mounted twice); set runAsStatefulSet=true so that each replica gets its own volume" $replicas) }}
 {{- end }}
 {{- if and .Values.persistence.enabled .Values.persistence.existingClaim .Values.runAsStatefulSet }}
 {{- fail "persistence.existingClaim works with a Deployment only: a StatefulSet creates one claim per replica (unset persistence.existingClaim)" }}
