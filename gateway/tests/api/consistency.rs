@@ -394,3 +394,118 @@ fn rejected_push_to_a_new_group() {
         Some(&g),
     );
 }
+
+// The check must see the state the push leads to: families the push replaces, groups
+// deleted or wiped, no longer count.
+
+#[test]
+fn post_may_change_the_type_of_a_family_it_replaces() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(
+        gw.put("/metrics/job/j", "# TYPE m counter\nm 1\nother 1\n")
+            .status,
+        200
+    );
+    let r = gw.post("/metrics/job/j", "# TYPE m gauge\nm 2\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = gw.scrape();
+    assert!(text.lines().any(|l| l == "# TYPE m gauge"), "{text}");
+    assert!(
+        text.lines().any(|l| l == "m{instance=\"\",job=\"j\"} 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn put_may_change_types_of_the_group_it_replaces() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(
+        gw.put("/metrics/job/j", "# TYPE m counter\nm 1\n").status,
+        200
+    );
+    let r = gw.put("/metrics/job/j", "# TYPE m summary\nm_sum 1\nm_count 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(gw.scrape().lines().any(|l| l == "# TYPE m summary"));
+}
+
+#[test]
+fn a_name_is_free_again_once_no_group_uses_it() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(
+        gw.put("/metrics/job/a", "# TYPE m counter\nm 1\n").status,
+        200
+    );
+    assert_eq!(
+        gw.put("/metrics/job/b", "# TYPE m counter\nm 1\n").status,
+        200
+    );
+    // Still used by b after a is deleted.
+    assert_eq!(gw.delete("/metrics/job/a").status, 202);
+    assert_eq!(
+        gw.put("/metrics/job/c", "# TYPE m gauge\nm 1\n").status,
+        400
+    );
+    // Free once b drops it by a replacing PUT.
+    assert_eq!(gw.put("/metrics/job/b", "x 1\n").status, 200);
+    let r = gw.put("/metrics/job/c", "# TYPE m gauge\nm 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_series_is_free_again_after_its_group_is_deleted() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "m{g=\"1\"} 1\n").status, 200);
+    assert_eq!(gw.put("/metrics/job/j/g/1", "m 2\n").status, 400);
+    assert_eq!(gw.delete("/metrics/job/j").status, 202);
+    let r = gw.put("/metrics/job/j/g/1", "m 2\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let state = gw.state();
+    let m = series("m", &[("g", "1"), ("instance", ""), ("job", "j")]);
+    assert_eq!(state.get(&m).map(String::as_str), Some("2"));
+}
+
+#[test]
+fn names_are_free_again_after_a_wipe() {
+    let gw = spawn_gateway(&["--web.enable-admin-api"]);
+    assert_eq!(
+        gw.put("/metrics/job/a", "# TYPE m counter\nm 1\n").status,
+        200
+    );
+    let wipe = gw.request("PUT", "/api/v1/admin/wipe", &[], b"");
+    assert!((200..300).contains(&wipe.status));
+    let r = gw.put("/metrics/job/b", "# TYPE m gauge\nm 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_rejected_push_reserves_nothing() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(
+        gw.put("/metrics/job/a", "# TYPE m counter\nm 1\n").status,
+        200
+    );
+    // Rejected as a whole: n must not be taken by this push.
+    assert_eq!(
+        gw.put(
+            "/metrics/job/b",
+            "# TYPE m gauge\nm 1\n# TYPE n gauge\nn 1\n"
+        )
+        .status,
+        400
+    );
+    let r = gw.put("/metrics/job/c", "# TYPE n counter\nn 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn same_series_in_two_groups_with_distinct_labels_is_fine() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(
+        gw.put("/metrics/job/a", "# TYPE m counter\nm 1\n").status,
+        200
+    );
+    let r = gw.put("/metrics/job/b", "# TYPE m counter\nm 2\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = gw.put("/metrics/job/a/x/1", "# TYPE m counter\nm 3\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -106,3 +106,32 @@ fn put_and_post_answer_200_with_an_empty_body() {
     let post = gw.post("/metrics/job/j", "b 1\n");
     assert_eq!((post.status, post.body.len()), (200, 0));
 }
+
+#[test]
+fn empty_put_to_a_new_group_creates_it() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "").status, 200);
+    let state = gw.state();
+    assert!(push_time(&state, J).unwrap() > 1.5e9, "{state:?}");
+    assert_eq!(
+        state
+            .get(&series("push_failure_time_seconds", J))
+            .map(String::as_str),
+        Some("0")
+    );
+}
+
+#[test]
+fn post_adds_new_families_and_keeps_other_groups() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "a 1\n").status, 200);
+    assert_eq!(gw.put("/metrics/job/k", "a 9\n").status, 200);
+    assert_eq!(gw.post("/metrics/job/j", "b 2\n").status, 200);
+    assert_eq!(gw.put("/metrics/job/j", "c 3\n").status, 200);
+    let state = gw.state();
+    let k = [("instance", ""), ("job", "k")];
+    assert_eq!(state.get(&series("a", &k)).map(String::as_str), Some("9"));
+    assert_eq!(state.get(&series("c", J)).map(String::as_str), Some("3"));
+    assert!(!state.contains_key(&series("a", J)));
+    assert!(!state.contains_key(&series("b", J)));
+}
