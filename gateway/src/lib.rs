@@ -5,7 +5,7 @@
 //! # Layout
 //! - [`config`]: flags, defaults, validation.
 //! - [`model`]: metric families, labels, grouping keys, name rules.
-//! - [`parse`]: push bodies to families.
+//! - [`parse`]: push bodies to families; [`proto`]: the protobuf messages.
 //! - [`grouping`]: the grouping key in a push URL.
 //! - [`store`]: groups, push semantics, the consistency index.
 //! - [`expose`]: snapshots to the exposition formats.
@@ -17,6 +17,7 @@ pub mod expose;
 pub mod grouping;
 pub mod model;
 pub mod parse;
+pub mod proto;
 pub mod server;
 pub mod signal;
 pub mod store;

@@ -180,6 +180,100 @@ pub struct Metric {
     pub value: Value,
     /// Timestamp in milliseconds, if pushed (pushes with timestamps are rejected).
     pub timestamp_ms: Option<i64>,
+    /// What only the protobuf format carries; boxed because text pushes never have it.
+    pub extras: Option<Box<Extras>>,
+}
+
+impl Metric {
+    /// A metric with labels and a value and nothing else.
+    pub fn new(labels: Vec<Label>, value: Value) -> Metric {
+        Metric {
+            labels,
+            value,
+            timestamp_ms: None,
+            extras: None,
+        }
+    }
+}
+
+/// A point in time as protobuf's `Timestamp` has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    pub seconds: i64,
+    /// Nanoseconds within the second.
+    pub nanos: i32,
+}
+
+/// An exemplar: a sample of a traced observation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    /// Exemplar labels (e.g. `trace_id`).
+    pub labels: Vec<Label>,
+    /// Observed value.
+    pub value: f64,
+    /// When it was observed.
+    pub timestamp: Option<Timestamp>,
+}
+
+/// A span of consecutive native-histogram buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketSpan {
+    /// Gap to the previous span (or the start index for the first span).
+    pub offset: i32,
+    /// Number of consecutive buckets.
+    pub length: u32,
+}
+
+/// The sparse buckets of a native histogram, kept exactly as pushed.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct NativeHistogram {
+    /// Resolution schema.
+    pub schema: i32,
+    /// Width of the zero bucket.
+    pub zero_threshold: f64,
+    /// Observations in the zero bucket (integer form).
+    pub zero_count: Option<u64>,
+    /// Observations in the zero bucket (float histograms).
+    pub zero_count_float: Option<f64>,
+    /// Negative bucket spans.
+    pub negative_spans: Vec<BucketSpan>,
+    /// Negative bucket deltas (integer histograms).
+    pub negative_deltas: Vec<i64>,
+    /// Negative bucket counts (float histograms).
+    pub negative_counts: Vec<f64>,
+    /// Positive bucket spans.
+    pub positive_spans: Vec<BucketSpan>,
+    /// Positive bucket deltas (integer histograms).
+    pub positive_deltas: Vec<i64>,
+    /// Positive bucket counts (float histograms).
+    pub positive_counts: Vec<f64>,
+}
+
+impl NativeHistogram {
+    /// Whether any sparse bucket or zero bucket setting is present.
+    pub fn is_native(&self) -> bool {
+        !self.positive_spans.is_empty()
+            || !self.negative_spans.is_empty()
+            || self.zero_threshold != 0.0
+            || self.zero_count.unwrap_or(0) != 0
+            || self.zero_count_float.unwrap_or(0.0) != 0.0
+    }
+}
+
+/// Parts of a metric that only the protobuf format carries.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Extras {
+    /// Created timestamp of a counter, summary or histogram.
+    pub created: Option<Timestamp>,
+    /// Exemplar of a counter.
+    pub exemplar: Option<Exemplar>,
+    /// Exemplars of the classic buckets, index-aligned with the buckets.
+    pub bucket_exemplars: Vec<Option<Exemplar>>,
+    /// Native histogram buckets.
+    pub native: Option<NativeHistogram>,
+    /// Exemplars of a native histogram.
+    pub exemplars: Vec<Exemplar>,
 }
 
 /// A metric family: name, optional help, type and metrics.

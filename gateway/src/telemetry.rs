@@ -245,11 +245,7 @@ fn single(
         name: name.into(),
         help: Some(help.into()),
         metric_type,
-        metrics: vec![Metric {
-            labels,
-            value,
-            timestamp_ms: None,
-        }],
+        metrics: vec![Metric::new(labels, value)],
     }
 }
 

@@ -2,6 +2,7 @@
 //! [`ParseError`] that names the line and the problem. Grouping keys, the store and HTTP are
 //! none of this module's business.
 
+pub mod protobuf;
 pub mod text;
 
 use crate::model::{MetricFamily, NameValidation};
@@ -48,9 +49,7 @@ pub fn parse(
 ) -> Result<Vec<MetricFamily>, ParseError> {
     match format {
         Format::Text => text::parse(body, validation),
-        Format::Protobuf => Err(ParseError::Protobuf(
-            "delimited protobuf pushes are not supported by this version yet".into(),
-        )),
+        Format::Protobuf => protobuf::parse(body),
     }
 }
 

@@ -168,6 +168,7 @@ impl<'a> Parser<'a> {
                             labels: m.labels,
                             value: m.value.unwrap_or_else(|| empty_value(metric_type)),
                             timestamp_ms: m.timestamp_ms,
+                            extras: None,
                         })
                         .collect(),
                 }

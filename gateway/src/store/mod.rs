@@ -258,7 +258,9 @@ impl Store {
         let key = Arc::new(key);
         let families = self.sanitize(&key, families);
         let checked = self.shared.config.consistency == Consistency::Checked;
-        let alone = check_push_alone(&families, self.shared.config.validation);
+        // Names in the body were validated by the text parser already; the protobuf format
+        // may carry any UTF-8 name (upstream v1.11 validates with the UTF-8 rules here).
+        let alone = check_push_alone(&families, NameValidation::Utf8);
         match alone {
             Err(Rejection::Timestamp) => return Err(self.fail(&key, Rejection::Timestamp, now)),
             Err(rejection) if checked => return Err(self.fail(&key, rejection, now)),

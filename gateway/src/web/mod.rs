@@ -19,7 +19,7 @@ use percent_encoding::percent_decode_str;
 use tokio::sync::Notify;
 
 use crate::config::WebConfig;
-use crate::expose::{TextRenderer, TEXT_CONTENT_TYPE};
+use crate::expose::{negotiate, Renderer};
 use crate::store::{PushMode, Store};
 use crate::telemetry::Telemetry;
 
@@ -42,7 +42,7 @@ pub struct App {
     pub start_time: SystemTime,
     /// Notified by `/-/quit`.
     pub quit: Notify,
-    renderer: TextRenderer,
+    renderer: Renderer,
 }
 
 impl App {
@@ -55,7 +55,7 @@ impl App {
             flags,
             start_time: SystemTime::now(),
             quit: Notify::new(),
-            renderer: TextRenderer::new(),
+            renderer: Renderer::new(),
         }
     }
 }
@@ -193,16 +193,25 @@ fn quit(app: &App, method: &Method) -> Result<HttpResponse, ApiError> {
 }
 
 fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
-    let stats = app.store.stats();
-    let own = app.telemetry.families(stats);
-    let rendered = app.renderer.render(&app.store, &own);
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = negotiate(accept);
+    let render = || {
+        let own = app.telemetry.families(app.store.stats());
+        app.renderer.render(&app.store, &own, format)
+    };
+    let mut rendered = render();
     if rendered.dropped_series > 0 {
         tracing::warn!(
             dropped = rendered.dropped_series,
             "left inconsistent series out of the scrape; they were pushed with the consistency check disabled"
         );
+        // Count first and render again, so that this very scrape shows the drop.
         app.telemetry
             .observe_dropped_series(rendered.dropped_series);
+        rendered = render();
     }
     let gzip = accepts_gzip(request.headers());
     let mut body = Bytes::from(rendered.body);
@@ -217,10 +226,9 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
     }
     let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(TEXT_CONTENT_TYPE),
-    );
+    if let Ok(content_type) = HeaderValue::from_str(&format.content_type()) {
+        headers.insert(header::CONTENT_TYPE, content_type);
+    }
     if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }

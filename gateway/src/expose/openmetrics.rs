@@ -1,0 +1,244 @@
+//! OpenMetrics 1.0.0 text: counters are declared without their `_total` suffix, untyped
+//! is `unknown`, sample values always show a fraction or exponent, counts are integers,
+//! bucket exemplars follow their sample, and the body ends with `# EOF` (added by the
+//! renderer).
+//!
+//! Two choices keep the series a Prometheus server stores the same as with the text
+//! format: a counter whose name does not end in `_total` is exposed as `unknown` (rather
+//! than renamed), and `le`/`quantile` values are written as in the text format (`1`, not
+//! `1.0`), since Prometheus 2 takes them as strings.
+
+use super::number::write_float;
+use super::text::{escape_into, write_name, write_series};
+use super::{exposed_name, ScrapeFormat};
+use crate::model::{Exemplar, Label, Metric, MetricType, Value, BUCKET_LABEL, QUANTILE_LABEL};
+
+/// Writes one family in OpenMetrics text.
+pub fn write_family(
+    out: &mut String,
+    format: ScrapeFormat,
+    name: &str,
+    help: Option<&str>,
+    metric_type: MetricType,
+    metrics: &[&Metric],
+) {
+    if metrics.is_empty() {
+        return;
+    }
+    let name = exposed_name(format, name, false);
+    let (declared, metric_type) = match metric_type {
+        MetricType::Counter => match name.strip_suffix("_total") {
+            Some(base) => (base, MetricType::Counter),
+            None => (&*name, MetricType::Untyped),
+        },
+        other => (&*name, other),
+    };
+    if let Some(help) = help {
+        out.push_str("# HELP ");
+        write_name(out, declared);
+        out.push(' ');
+        escape_into(out, help, true);
+        out.push('\n');
+    }
+    out.push_str("# TYPE ");
+    write_name(out, declared);
+    out.push(' ');
+    out.push_str(match metric_type {
+        MetricType::Untyped => "unknown",
+        other => other.as_str(),
+    });
+    out.push('\n');
+    for metric in metrics {
+        write_metric(out, format, declared, metric_type, metric);
+    }
+}
+
+fn write_metric(
+    out: &mut String,
+    format: ScrapeFormat,
+    name: &str,
+    metric_type: MetricType,
+    metric: &Metric,
+) {
+    let labels = &metric.labels;
+    let extras = metric.extras.as_deref();
+    match &metric.value {
+        Value::Counter(v) if metric_type == MetricType::Untyped => {
+            sample(out, format, name, "", labels, None, Number::Float(*v), None)
+        }
+        Value::Counter(v) => {
+            let exemplar = extras.and_then(|e| e.exemplar.as_ref());
+            sample(
+                out,
+                format,
+                name,
+                "_total",
+                labels,
+                None,
+                Number::Float(*v),
+                exemplar,
+            );
+        }
+        Value::Gauge(v) | Value::Untyped(v) => {
+            sample(out, format, name, "", labels, None, Number::Float(*v), None)
+        }
+        Value::Summary(summary) => {
+            for q in &summary.quantiles {
+                sample(
+                    out,
+                    format,
+                    name,
+                    "",
+                    labels,
+                    Some((QUANTILE_LABEL, q.quantile)),
+                    Number::Float(q.value),
+                    None,
+                );
+            }
+            sample(
+                out,
+                format,
+                name,
+                "_sum",
+                labels,
+                None,
+                Number::Float(summary.sum),
+                None,
+            );
+            sample(
+                out,
+                format,
+                name,
+                "_count",
+                labels,
+                None,
+                Number::Int(summary.count as f64),
+                None,
+            );
+        }
+        Value::Histogram(histogram) => {
+            let count = |c: f64| {
+                if histogram.float_counts {
+                    Number::Float(c)
+                } else {
+                    Number::Int(c)
+                }
+            };
+            let mut saw_infinity = false;
+            for (i, bucket) in histogram.buckets.iter().enumerate() {
+                let exemplar = extras
+                    .and_then(|e| e.bucket_exemplars.get(i))
+                    .and_then(Option::as_ref);
+                sample(
+                    out,
+                    format,
+                    name,
+                    "_bucket",
+                    labels,
+                    Some((BUCKET_LABEL, bucket.upper_bound)),
+                    count(bucket.count),
+                    exemplar,
+                );
+                saw_infinity |= bucket.upper_bound == f64::INFINITY;
+            }
+            if !saw_infinity {
+                sample(
+                    out,
+                    format,
+                    name,
+                    "_bucket",
+                    labels,
+                    Some((BUCKET_LABEL, f64::INFINITY)),
+                    count(histogram.count),
+                    None,
+                );
+            }
+            let (sum, total) = if metric_type == MetricType::GaugeHistogram {
+                ("_gsum", "_gcount")
+            } else {
+                ("_sum", "_count")
+            };
+            sample(
+                out,
+                format,
+                name,
+                sum,
+                labels,
+                None,
+                Number::Float(histogram.sum),
+                None,
+            );
+            sample(
+                out,
+                format,
+                name,
+                total,
+                labels,
+                None,
+                count(histogram.count),
+                None,
+            );
+        }
+    }
+}
+
+enum Number {
+    Float(f64),
+    Int(f64),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sample(
+    out: &mut String,
+    format: ScrapeFormat,
+    name: &str,
+    suffix: &str,
+    labels: &[Label],
+    extra: Option<(&str, f64)>,
+    value: Number,
+    exemplar: Option<&Exemplar>,
+) {
+    write_series(
+        out,
+        format,
+        name,
+        suffix,
+        labels,
+        extra,
+        write_openmetrics_float,
+    );
+    out.push(' ');
+    match value {
+        Number::Float(v) => write_openmetrics_float(out, v),
+        Number::Int(v) => out.push_str(&format!("{}", v.max(0.0) as u64)),
+    }
+    if let Some(exemplar) = exemplar {
+        out.push_str(" # {");
+        for (i, label) in exemplar.labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&exposed_name(format, &label.name, true));
+            out.push_str("=\"");
+            escape_into(out, &label.value, true);
+            out.push('"');
+        }
+        out.push_str("} ");
+        write_openmetrics_float(out, exemplar.value);
+        if let Some(ts) = exemplar.timestamp {
+            out.push(' ');
+            write_float(out, ts.seconds as f64 + f64::from(ts.nanos) / 1e9);
+        }
+    }
+    out.push('\n');
+}
+
+/// Like the text format's numbers, but whole numbers keep a `.0`.
+fn write_openmetrics_float(out: &mut String, value: f64) {
+    let start = out.len();
+    write_float(out, value);
+    let written = &out[start..];
+    if value.is_finite() && !written.contains(['e', '.']) {
+        out.push_str(".0");
+    }
+}

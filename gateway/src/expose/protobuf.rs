@@ -1,0 +1,145 @@
+//! Delimited protobuf exposition: one `MetricFamily` message per name, carrying native
+//! histograms, exemplars and created timestamps as they were pushed.
+
+use prost::Message;
+
+use super::{exposed_name, ScrapeFormat};
+use crate::model::{Exemplar, Extras, Label, Metric, MetricType, Timestamp, Value};
+use crate::proto;
+
+/// Encodes one family as a length-delimited message.
+pub fn encode_family(
+    format: ScrapeFormat,
+    name: &str,
+    help: Option<&str>,
+    metric_type: MetricType,
+    metrics: &[&Metric],
+) -> Vec<u8> {
+    if metrics.is_empty() {
+        return Vec::new();
+    }
+    let message = proto::MetricFamily {
+        name: Some(exposed_name(format, name, false).into_owned()),
+        help: help.map(str::to_string),
+        r#type: Some(proto_type(metric_type) as i32),
+        metric: metrics.iter().map(|m| proto_metric(format, m)).collect(),
+        unit: None,
+    };
+    message.encode_length_delimited_to_vec()
+}
+
+fn proto_type(metric_type: MetricType) -> proto::MetricType {
+    match metric_type {
+        MetricType::Counter => proto::MetricType::Counter,
+        MetricType::Gauge => proto::MetricType::Gauge,
+        MetricType::Summary => proto::MetricType::Summary,
+        MetricType::Untyped => proto::MetricType::Untyped,
+        MetricType::Histogram => proto::MetricType::Histogram,
+        MetricType::GaugeHistogram => proto::MetricType::GaugeHistogram,
+    }
+}
+
+fn labels(format: ScrapeFormat, labels: &[Label]) -> Vec<proto::LabelPair> {
+    labels
+        .iter()
+        .map(|l| proto::LabelPair {
+            name: Some(exposed_name(format, &l.name, true).into_owned()),
+            value: Some(l.value.to_string()),
+        })
+        .collect()
+}
+
+fn timestamp(t: Timestamp) -> proto::Timestamp {
+    proto::Timestamp {
+        seconds: t.seconds,
+        nanos: t.nanos,
+    }
+}
+
+fn exemplar(format: ScrapeFormat, e: &Exemplar) -> proto::Exemplar {
+    proto::Exemplar {
+        label: labels(format, &e.labels),
+        value: Some(e.value),
+        timestamp: e.timestamp.map(timestamp),
+    }
+}
+
+fn proto_metric(format: ScrapeFormat, metric: &Metric) -> proto::Metric {
+    let empty = Extras::default();
+    let extras = metric.extras.as_deref().unwrap_or(&empty);
+    let mut message = proto::Metric {
+        label: labels(format, &metric.labels),
+        timestamp_ms: metric.timestamp_ms,
+        ..Default::default()
+    };
+    match &metric.value {
+        Value::Counter(v) => {
+            message.counter = Some(proto::Counter {
+                value: Some(*v),
+                exemplar: extras.exemplar.as_ref().map(|e| exemplar(format, e)),
+                created_timestamp: extras.created.map(timestamp),
+            })
+        }
+        Value::Gauge(v) => message.gauge = Some(proto::Gauge { value: Some(*v) }),
+        Value::Untyped(v) => message.untyped = Some(proto::Untyped { value: Some(*v) }),
+        Value::Summary(s) => {
+            message.summary = Some(proto::Summary {
+                sample_count: Some(s.count),
+                sample_sum: Some(s.sum),
+                quantile: s
+                    .quantiles
+                    .iter()
+                    .map(|q| proto::Quantile {
+                        quantile: Some(q.quantile),
+                        value: Some(q.value),
+                    })
+                    .collect(),
+                created_timestamp: extras.created.map(timestamp),
+            })
+        }
+        Value::Histogram(h) => {
+            let native = extras.native.clone().unwrap_or_default();
+            let span = |s: &crate::model::BucketSpan| proto::BucketSpan {
+                offset: Some(s.offset),
+                length: Some(s.length),
+            };
+            message.histogram = Some(proto::Histogram {
+                sample_count: (!h.float_counts).then_some(h.count as u64),
+                sample_count_float: h.float_counts.then_some(h.count),
+                sample_sum: Some(h.sum),
+                bucket: h
+                    .buckets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| proto::Bucket {
+                        cumulative_count: (!h.float_counts).then_some(b.count as u64),
+                        cumulative_count_float: h.float_counts.then_some(b.count),
+                        upper_bound: Some(b.upper_bound),
+                        exemplar: extras
+                            .bucket_exemplars
+                            .get(i)
+                            .and_then(Option::as_ref)
+                            .map(|e| exemplar(format, e)),
+                    })
+                    .collect(),
+                created_timestamp: extras.created.map(timestamp),
+                schema: extras.native.as_ref().map(|n| n.schema),
+                zero_threshold: extras.native.as_ref().map(|n| n.zero_threshold),
+                zero_count: native.zero_count,
+                zero_count_float: native.zero_count_float,
+                negative_span: native.negative_spans.iter().map(span).collect(),
+                negative_delta: native.negative_deltas.clone(),
+                negative_count: native.negative_counts.clone(),
+                positive_span: native.positive_spans.iter().map(span).collect(),
+                positive_delta: native.positive_deltas.clone(),
+                positive_count: native.positive_counts.clone(),
+                exemplars: extras
+                    .exemplars
+                    .iter()
+                    .map(|e| exemplar(format, e))
+                    .collect(),
+            })
+        }
+    }
+    message
+}

@@ -1,0 +1,309 @@
+//! Merging the store's families and the gateway's own into one exposition, with a cache of
+//! each name's encoded bytes per format and store version.
+//!
+//! Order follows upstream's gatherer: families by name; within a family, fewer labels
+//! first, then label values in label-name order. After pushes with the consistency check
+//! disabled, whatever would make the exposition invalid is left out and counted instead of
+//! failing the scrape: families of another type than the first group's, repeated series,
+//! and names that clash with a summary's or histogram's own series.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::{encode_family, Encoding, ScrapeFormat};
+use crate::model::{Label, Metric, MetricFamily, MetricType, Str, Value, INSTANCE_LABEL};
+use crate::store::{
+    series_id, GroupTimes, NameSnapshot, Snapshot, Store, PUSH_FAILURE_TIME_HELP,
+    PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP, PUSH_TIME_METRIC,
+};
+
+/// The result of one render.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The exposition body.
+    pub body: Vec<u8>,
+    /// Series left out because they contradicted others (only after unchecked pushes).
+    pub dropped_series: u64,
+}
+
+type TimesChunks = (u64, Bytes, Bytes);
+
+/// Renders scrapes, caching each metric name's encoding by format and store version.
+#[derive(Default)]
+pub struct Renderer {
+    cache: Mutex<HashMap<(ScrapeFormat, Str), (u64, Bytes)>>,
+    times: Mutex<HashMap<ScrapeFormat, TimesChunks>>,
+}
+
+/// One entry of the merged, name-ordered exposition.
+enum Item<'a> {
+    Own(&'a MetricFamily),
+    Stored(&'a NameSnapshot),
+    PushTimes,
+    FailureTimes,
+}
+
+impl Renderer {
+    /// A renderer with an empty cache.
+    pub fn new() -> Renderer {
+        Renderer::default()
+    }
+
+    /// Renders the whole exposition in `format`: the store's families and the gateway's own.
+    pub fn render(&self, store: &Store, own: &[MetricFamily], format: ScrapeFormat) -> Rendered {
+        let own_names: HashSet<&str> = own.iter().map(|f| &*f.name).collect();
+        let snapshot = {
+            let cache = self.cache.lock();
+            store.snapshot(|name, version| {
+                cache
+                    .get(&(format, Str::from(name)))
+                    .is_some_and(|(v, _)| *v == version)
+            })
+        };
+        let mut dropped_series = 0;
+        let mut items: BTreeMap<&str, Item> = BTreeMap::new();
+        for family in own {
+            items.insert(&family.name, Item::Own(family));
+        }
+        for name in &snapshot.names {
+            // Only unchecked pushes can store one of our own names; ours wins.
+            if own_names.contains(&*name.name) {
+                dropped_series += name
+                    .families
+                    .iter()
+                    .map(|f| f.family.metrics.len() as u64)
+                    .sum::<u64>();
+                continue;
+            }
+            items.insert(&name.name, Item::Stored(name));
+        }
+        if !snapshot.times.is_empty() {
+            items.insert(PUSH_TIME_METRIC, Item::PushTimes);
+            items.insert(PUSH_FAILURE_TIME_METRIC, Item::FailureTimes);
+        }
+        let clashes = if snapshot.maybe_inconsistent {
+            suffix_clashes(&snapshot)
+        } else {
+            HashSet::new()
+        };
+
+        let mut chunks: Vec<Bytes> = Vec::with_capacity(items.len() + 1);
+        for (name, item) in &items {
+            let chunk = match item {
+                Item::Own(family) => Bytes::from(encode_own(format, family)),
+                Item::Stored(_) if clashes.contains(*name) => {
+                    dropped_series += 1;
+                    continue;
+                }
+                Item::Stored(entry) => {
+                    let (chunk, dropped) =
+                        self.stored_chunk(format, entry, snapshot.maybe_inconsistent);
+                    dropped_series += dropped;
+                    chunk
+                }
+                Item::PushTimes => self.times_chunks(format, &snapshot).0,
+                Item::FailureTimes => self.times_chunks(format, &snapshot).1,
+            };
+            chunks.push(chunk);
+        }
+        if format.encoding == Encoding::OpenMetrics {
+            chunks.push(Bytes::from_static(b"# EOF\n"));
+        }
+        self.evict_missing(&snapshot);
+        let mut body = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+        for chunk in chunks {
+            body.extend_from_slice(&chunk);
+        }
+        Rendered {
+            body,
+            dropped_series,
+        }
+    }
+
+    /// The cached encoding of a stored name, encoded now if the cache is stale.
+    fn stored_chunk(
+        &self,
+        format: ScrapeFormat,
+        entry: &NameSnapshot,
+        maybe_inconsistent: bool,
+    ) -> (Bytes, u64) {
+        let key = (format, entry.name.clone());
+        if entry.families.is_empty() {
+            if let Some((_, chunk)) = self.cache.lock().get(&key) {
+                return (chunk.clone(), 0);
+            }
+        }
+        // Upstream takes the help of one of the groups when they disagree: ours is the
+        // first group's in grouping-key order, so it is at least stable.
+        let help = entry
+            .families
+            .first()
+            .and_then(|f| f.family.help.as_deref());
+        let families: Vec<&MetricFamily> = entry.families.iter().map(|f| &f.family).collect();
+        let (mut metrics, dropped) =
+            consistent_metrics(&families, entry.metric_type, maybe_inconsistent);
+        sort_metrics(&mut metrics);
+        let chunk = Bytes::from(encode_family(
+            format,
+            &entry.name,
+            help,
+            entry.metric_type,
+            &metrics,
+        ));
+        // A render that dropped series is not cached, so the drop is counted every scrape.
+        if dropped == 0 {
+            self.cache
+                .lock()
+                .insert(key, (entry.version, chunk.clone()));
+        }
+        (chunk, dropped)
+    }
+
+    fn times_chunks(&self, format: ScrapeFormat, snapshot: &Snapshot) -> (Bytes, Bytes) {
+        let mut cached = self.times.lock();
+        if let Some((version, push, failure)) = cached.get(&format) {
+            if *version == snapshot.times_version {
+                return (push.clone(), failure.clone());
+            }
+        }
+        let push = Bytes::from(encode_times(
+            format,
+            &snapshot.times,
+            PUSH_TIME_METRIC,
+            PUSH_TIME_HELP,
+            |t| t.push_time,
+        ));
+        let failure = Bytes::from(encode_times(
+            format,
+            &snapshot.times,
+            PUSH_FAILURE_TIME_METRIC,
+            PUSH_FAILURE_TIME_HELP,
+            |t| t.failure_time,
+        ));
+        cached.insert(
+            format,
+            (snapshot.times_version, push.clone(), failure.clone()),
+        );
+        (push, failure)
+    }
+
+    fn evict_missing(&self, snapshot: &Snapshot) {
+        let mut cache = self.cache.lock();
+        if cache.len() > 3 * snapshot.names.len() {
+            let present: HashSet<&str> = snapshot.names.iter().map(|n| &*n.name).collect();
+            cache.retain(|(_, name), _| present.contains(&**name));
+        }
+    }
+}
+
+/// Names that collide with the `_count`/`_sum`/`_bucket` series of a stored summary or
+/// histogram; only unchecked pushes can store such a pair, and the derived-looking name is
+/// left out.
+fn suffix_clashes(snapshot: &Snapshot) -> HashSet<String> {
+    let types: HashMap<&str, MetricType> = snapshot
+        .names
+        .iter()
+        .map(|n| (&*n.name, n.metric_type))
+        .collect();
+    let mut clashes = HashSet::new();
+    for name in types.keys() {
+        for (suffix, summary_too) in [("_count", true), ("_sum", true), ("_bucket", false)] {
+            let Some(base) = name.strip_suffix(suffix) else {
+                continue;
+            };
+            match types.get(base) {
+                Some(MetricType::Summary) if summary_too => {
+                    clashes.insert(name.to_string());
+                }
+                Some(t) if t.is_histogram_like() => {
+                    clashes.insert(name.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    clashes
+}
+
+/// The metrics of all families of one name that fit the exposed type, without repeated
+/// series. Only after unchecked pushes can anything be left out.
+fn consistent_metrics<'a>(
+    families: &[&'a MetricFamily],
+    metric_type: MetricType,
+    maybe_inconsistent: bool,
+) -> (Vec<&'a Metric>, u64) {
+    let mut metrics = Vec::new();
+    if !maybe_inconsistent {
+        for family in families {
+            metrics.extend(family.metrics.iter());
+        }
+        return (metrics, 0);
+    }
+    let mut dropped = 0;
+    let mut seen = HashSet::new();
+    for family in families {
+        for metric in &family.metrics {
+            let fits = family.metric_type == metric_type && metric.value.fits(metric_type);
+            if fits && seen.insert(series_id(&family.name, &metric.labels)) {
+                metrics.push(metric);
+            } else {
+                dropped += 1;
+            }
+        }
+    }
+    (metrics, dropped)
+}
+
+/// Upstream's order: fewer labels first, then label values in label-name order.
+pub fn sort_metrics(metrics: &mut [&Metric]) {
+    metrics.sort_by(|a, b| {
+        a.labels.len().cmp(&b.labels.len()).then_with(|| {
+            a.labels
+                .iter()
+                .zip(&b.labels)
+                .map(|(x, y)| x.value.cmp(&y.value))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+}
+
+fn encode_own(format: ScrapeFormat, family: &MetricFamily) -> Vec<u8> {
+    let mut metrics: Vec<&Metric> = family.metrics.iter().collect();
+    sort_metrics(&mut metrics);
+    encode_family(
+        format,
+        &family.name,
+        family.help.as_deref(),
+        family.metric_type,
+        &metrics,
+    )
+}
+
+fn encode_times(
+    format: ScrapeFormat,
+    times: &[GroupTimes],
+    name: &str,
+    help: &str,
+    value: impl Fn(&GroupTimes) -> f64,
+) -> Vec<u8> {
+    let instance: Str = INSTANCE_LABEL.into();
+    let metrics: Vec<Metric> = times
+        .iter()
+        .map(|t| {
+            let mut labels = t.key.labels().to_vec();
+            if !labels.iter().any(|l| l.name == instance) {
+                labels.push(Label::new(instance.clone(), ""));
+                labels.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            Metric::new(labels, Value::Gauge(value(t)))
+        })
+        .collect();
+    let mut refs: Vec<&Metric> = metrics.iter().collect();
+    sort_metrics(&mut refs);
+    // Two groups can share timestamp labels only after unchecked pushes; keep the first.
+    refs.dedup_by(|a, b| a.labels == b.labels);
+    encode_family(format, name, Some(help), MetricType::Gauge, &refs)
+}
