@@ -137,6 +137,8 @@ impl RunResult {
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(600);
 const STOP_TIMEOUT: Duration = Duration::from_secs(300);
+/// Loading with checked pushes must be cheap for ours; upstream's would take hours at 1M.
+const CHECKED_LOAD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A gateway started empty: the process and its RSS after one scrape.
 async fn start_empty(bin: &Path, args: &[String], log: &Path) -> Result<(Gateway, u64)> {
@@ -167,6 +169,15 @@ async fn load_via_restore(
     ];
     let (gw, rss_empty) = start_empty(bin, &load_args, &dir.join("load.log")).await?;
     let load_time = measure::load(gw.addr, n, args.group_size, args.load_connections).await?;
+    // Unchecked pushes may be answered (202) before they are applied: make sure the
+    // store holds everything before it is persisted.
+    let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(60)).await?;
+    if c.loaded != n {
+        return Err(format!(
+            "after unchecked loading, the scrape holds {} of {n} loaded series",
+            c.loaded
+        ));
+    }
     let stop_time = gw.terminate(STOP_TIMEOUT).await?;
     let size = std::fs::metadata(&file)
         .map_err(|_| "no persistence file written on SIGTERM".to_string())?
@@ -206,7 +217,12 @@ async fn load_checked(
 ) -> Result<(Gateway, u64, String)> {
     let direct_args = vec!["--persistence.file=".to_string()];
     let (gw, rss_empty) = start_empty(bin, &direct_args, &dir.join("direct.log")).await?;
-    let load_time = measure::load(gw.addr, n, args.group_size, args.load_connections).await?;
+    let loading = measure::load(gw.addr, n, args.group_size, args.load_connections);
+    let load_time = tokio::time::timeout(CHECKED_LOAD_TIMEOUT, loading)
+        .await
+        .map_err(|_| {
+            format!("checked loading took longer than {CHECKED_LOAD_TIMEOUT:?}; given up")
+        })??;
     let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(10)).await?;
     if c.loaded != n {
         return Err(format!(
@@ -347,18 +363,20 @@ fn version_of(bin: &Path) -> String {
     }
 }
 
+/// The temporary directory used when `--work-dir` is not given.
+fn default_work_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("pushgateway-bench-{}", std::process::id()))
+}
+
 async fn run(args: Args) -> Result<()> {
     for g in &args.gateways {
         if g != "ours" && g != "reference" {
             return Err(format!("unknown gateway {g:?} (ours, reference)"));
         }
     }
-    let (work, remove_work) = match &args.work_dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("pushgateway-bench-{}", std::process::id())),
-            true,
-        ),
+    let work = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => default_work_dir(),
     };
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     let started = Instant::now();
@@ -424,9 +442,6 @@ async fn run(args: Args) -> Result<()> {
     }
     std::fs::write(&args.out, &md).map_err(|e| format!("{}: {e}", args.out.display()))?;
     println!("written to {}", args.out.display());
-    if remove_work {
-        let _ = std::fs::remove_dir_all(&work);
-    }
     Ok(())
 }
 
@@ -442,7 +457,19 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = rt.block_on(run(args)) {
+    let remove_work = args.work_dir.is_none();
+    // On Ctrl-C the run is dropped, and with it the gateways (killed on drop).
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = run(args) => r,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
+        }
+    });
+    drop(rt);
+    if remove_work {
+        let _ = std::fs::remove_dir_all(default_work_dir());
+    }
+    if let Err(e) = result {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
