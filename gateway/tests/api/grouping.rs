@@ -174,3 +174,42 @@ fn instance_in_the_body_is_kept_when_the_key_has_none() {
         &[("instance", ""), ("job", "j")]
     )));
 }
+
+#[test]
+fn trailing_slash_after_the_job_addresses_the_job_group() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j/", "m 1\n").status, 200);
+    let state = gw.state();
+    assert_eq!(
+        state
+            .get(&series("m", &[("instance", ""), ("job", "j")]))
+            .map(String::as_str),
+        Some("1"),
+        "{state:?}"
+    );
+}
+
+#[test]
+fn empty_plain_label_value_at_the_end_of_the_path() {
+    let gw = spawn_gateway(&[]);
+    // Upstream splits "/a/" into ["a", ""]: label a with an empty value.
+    assert_eq!(gw.put("/metrics/job/j/a/", "m 1\n").status, 200);
+    let g = [("a", ""), ("instance", ""), ("job", "j")];
+    assert_eq!(value_of(&gw, "m", &g).as_deref(), Some("1"));
+}
+
+#[test]
+fn encoded_slash_in_a_plain_value_splits_like_upstream() {
+    let gw = spawn_gateway(&[]);
+    // Upstream routes on the decoded path: "a%2Fb" is job "a" followed by a lone "b".
+    let r = gw.put("/metrics/job/a%2Fb", "m 1\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(gw.state().is_empty());
+}
+
+#[test]
+fn get_on_a_push_path_is_405() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
+    assert_eq!(gw.get("/metrics/job/j").status, 405);
+}

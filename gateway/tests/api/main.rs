@@ -13,5 +13,6 @@ mod grouping;
 mod gzip;
 mod helpers;
 mod ordering;
+mod parsing;
 mod push_semantics;
 mod unchecked;

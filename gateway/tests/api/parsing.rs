@@ -1,0 +1,153 @@
+//! Text-format details that upstream's parser accepts or rejects.
+
+use crate::helpers::{series, spawn_gateway};
+
+const J: &[(&str, &str)] = &[("instance", ""), ("job", "j")];
+
+#[test]
+fn comments_and_blank_lines_are_ignored() {
+    let gw = spawn_gateway(&[]);
+    let body = "\n# just a comment\n#\nm 1\n\n# another\n";
+    let r = gw.put("/metrics/job/j", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        gw.state().get(&series("m", J)).map(String::as_str),
+        Some("1")
+    );
+}
+
+#[test]
+fn samples_of_one_family_need_not_be_contiguous() {
+    let gw = spawn_gateway(&[]);
+    let body = "# TYPE a gauge\na{x=\"1\"} 1\nb 5\na{x=\"2\"} 2\n";
+    let r = gw.put("/metrics/job/j", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = gw.scrape();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "# TYPE a gauge")
+        .expect(&text);
+    assert_eq!(
+        &lines[at + 1..at + 3],
+        &[
+            "a{instance=\"\",job=\"j\",x=\"1\"} 1",
+            "a{instance=\"\",job=\"j\",x=\"2\"} 2"
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn type_after_samples_is_a_syntax_error() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j", "m 1\n# TYPE m gauge\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("text format parsing error in line"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn second_help_line_is_a_syntax_error() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j", "# HELP m one\n# HELP m two\nm 1\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("text format parsing error in line"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn names_with_colons_and_underscores_are_valid() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j", "ns:sub_m{_x=\"1\"} 1\n_m 2\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let state = gw.state();
+    let x = [("_x", "1"), ("instance", ""), ("job", "j")];
+    assert_eq!(
+        state.get(&series("ns:sub_m", &x)).map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(state.get(&series("_m", J)).map(String::as_str), Some("2"));
+}
+
+#[test]
+fn le_and_quantile_values_are_reformatted() {
+    let gw = spawn_gateway(&[]);
+    let body = "# TYPE h histogram\nh_bucket{le=\"0.00001\"} 1\nh_bucket{le=\"1000000\"} 2\n\
+                h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 2\n\
+                # TYPE s summary\ns{quantile=\"0.50\"} 1\ns_sum 1\ns_count 1\n";
+    assert_eq!(gw.put("/metrics/job/j", body).status, 200);
+    let text = gw.scrape();
+    for line in [
+        "h_bucket{instance=\"\",job=\"j\",le=\"1e-05\"} 1",
+        "h_bucket{instance=\"\",job=\"j\",le=\"1e+06\"} 2",
+        "h_bucket{instance=\"\",job=\"j\",le=\"+Inf\"} 2",
+        "s{instance=\"\",job=\"j\",quantile=\"0.5\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+}
+
+#[test]
+fn value_spellings_go_accepts() {
+    let gw = spawn_gateway(&[]);
+    let cases = [
+        ("inf", "+Inf"),
+        ("-inf", "-Inf"),
+        ("nan", "NaN"),
+        ("1E3", "1000"),
+        ("+1", "1"),
+        ("1.0", "1"),
+        ("-0", "0"), // Go's writeFloat prints any zero as "0".
+        ("-1", "-1"),
+        ("0.30000000000000004", "0.30000000000000004"),
+        ("12345678", "1.2345678e+07"),
+        ("123456", "123456"),
+    ];
+    let body: String = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (input, _))| format!("v{{i=\"{i:02}\"}} {input}\n"))
+        .collect();
+    let r = gw.put("/metrics/job/j", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = gw.scrape();
+    for (i, (input, expected)) in cases.iter().enumerate() {
+        let line = format!("v{{i=\"{i:02}\",instance=\"\",job=\"j\"}} {expected}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "{input} should be exposed as {expected}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn differing_help_across_groups_is_accepted_and_exposed_once() {
+    let gw = spawn_gateway(&[]);
+    let a = "# HELP m one\n# TYPE m counter\nm 1\n";
+    let b = "# HELP m two\n# TYPE m counter\nm 2\n";
+    assert_eq!(gw.put("/metrics/job/a", a).status, 200);
+    let r = gw.put("/metrics/job/b", b);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = gw.scrape();
+    let helps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("# HELP m "))
+        .collect();
+    assert_eq!(helps.len(), 1, "{text}");
+    assert!(
+        helps[0] == "# HELP m one" || helps[0] == "# HELP m two",
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("m{")).count(),
+        2,
+        "{text}"
+    );
+}
