@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Layer 61: make/ops/pushgateway.mk. The HTTP targets run against our gateway started on a
-# loopback port (through PUSHGATEWAY_URL, and through a stub port-forward); the kubectl targets
-# run against a stub kubectl (ci/ops/stub) that records its arguments.
+# Layer 61: make/ops/pushgateway.mk, and the chart's flags against the binary. The HTTP targets
+# run against our gateway started on a loopback port (through PUSHGATEWAY_URL, and through a
+# stub port-forward); the kubectl targets run against a stub kubectl (ci/ops/stub) that records
+# its arguments. Every values file's rendered flags must start our gateway, and the web config
+# the chart generates must work on the upstream reference.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source ci/lib/tools.sh
+source ci/chart/tools.sh
 
 command -v make >/dev/null 2>&1 || apt_install make
 command -v curl >/dev/null 2>&1 || apt_install curl
-PY=$(python_venv pytest)
+PY=$(python_venv pytest PyYAML)
+HELM=$(helm_bin)
 GATEWAY_BIN=$(gateway_release)
-export GATEWAY_BIN
+REFERENCE_BIN=$(reference_pushgateway)
+export HELM GATEWAY_BIN REFERENCE_BIN
 
-"$PY" -m pytest -q -p no:cacheprovider ci/ops
+"$PY" -m pytest -q -p no:cacheprovider -rs ci/ops

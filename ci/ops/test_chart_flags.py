@@ -1,0 +1,155 @@
+"""The chart and the binary agree: the flags the chart renders start our gateway, and the web
+configuration the chart generates is accepted by a gateway that supports it."""
+
+import base64
+import os
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, free_port
+
+CHART = REPO / "charts" / "pushgateway"
+HELM = os.environ.get("HELM", "helm")
+VALUES = {"default": None, "values-dev.yaml": CHART / "values-dev.yaml",
+          "values-small-prod.yaml": CHART / "values-small-prod.yaml"}
+VALUES.update({f"ci/{p.name}": p for p in sorted((CHART / "ci").glob("*.yaml"))})
+VALUES.update({f"values/{p.name}": p for p in sorted((REPO / "values").glob("*.yaml"))})
+
+
+def render(values):
+    args = [HELM, "template", "pg", str(CHART), "--namespace", "monitoring"]
+    if values:
+        args += ["--values", str(values)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def gateway_args(docs):
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet") and d["metadata"]["labels"].get("app.kubernetes.io/component") != "redis":
+            return next(c for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "pushgateway")["args"]
+    raise AssertionError("no gateway workload rendered")
+
+
+def local_args(docs, tmp_path, port):
+    """The rendered flags with paths and the listen address moved to this machine."""
+    args = []
+    for arg in gateway_args(docs):
+        flag, _, value = arg.partition("=")
+        if flag == "--web.listen-address":
+            arg = f"{flag}=127.0.0.1:{port}"
+        elif flag == "--persistence.file":
+            arg = f"{flag}={tmp_path / Path(value).name}"
+        elif flag == "--web.config.file":
+            secret = next((d for d in docs if d["kind"] == "Secret" and "web-config.yml" in d.get("stringData", {})), None)
+            if secret is None:
+                pytest.skip("the web config comes from a Secret outside the chart")
+            text = secret["stringData"]["web-config.yml"]
+            if "tls_server_config" in text:
+                pytest.skip("TLS needs a certificate Secret from outside the chart")
+            (tmp_path / "web-config.yml").write_text(text)
+            arg = f"{flag}={tmp_path / 'web-config.yml'}"
+        args.append(arg)
+    return args
+
+
+def credentials(docs):
+    for d in docs:
+        if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-scrape-auth"):
+            return d["stringData"]["username"], d["stringData"]["password"]
+    return None
+
+
+def get(url, auth=None):
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=2) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def start(binary, args, ready_url, auth):
+    proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return proc, proc.stderr.read()
+        try:
+            if get(ready_url, auth) == 200:
+                return proc, None
+        except OSError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"{binary} {' '.join(args)} did not become ready at {ready_url}")
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def route_prefix(args):
+    for arg in args:
+        if arg.startswith("--web.route-prefix="):
+            return arg.split("=", 1)[1].rstrip("/")
+    for arg in args:
+        if arg.startswith("--web.external-url="):
+            return re.sub(r"^https?://[^/]*", "", arg.split("=", 1)[1]).rstrip("/")
+    return ""
+
+
+@pytest.mark.parametrize("name", list(VALUES))
+def test_rendered_flags_start_our_gateway(name, tmp_path):
+    docs = render(VALUES[name])
+    if "--storage=redis" in gateway_args(docs):
+        pytest.skip("replicated state on Redis is not started here (it needs a Redis server)")
+    port = free_port()
+    args = local_args(docs, tmp_path, port)
+    auth = credentials(docs)
+    proc, refused = start(os.environ["GATEWAY_BIN"], args, f"http://127.0.0.1:{port}{route_prefix(args)}/-/ready", auth)
+    try:
+        if refused is not None:
+            if "not supported by this version yet" in refused:
+                pytest.skip(f"our gateway: {refused.strip().splitlines()[-1]}")
+            raise AssertionError(f"our gateway refused the chart's flags {args}:\n{refused}")
+        assert get(f"http://127.0.0.1:{port}{route_prefix(args)}/-/healthy", auth) == 200
+    finally:
+        stop(proc)
+
+
+def test_generated_basic_auth_config_works_upstream(tmp_path):
+    """The bcrypt web config the chart writes is what the exporter toolkit expects: upstream asks
+    for credentials on every path (which is why the chart's probes turn to TCP) and takes the
+    users' passwords."""
+    docs = render(CHART / "ci" / "basic-auth-values.yaml")
+    port = free_port()
+    args = local_args(docs, tmp_path, port)
+    auth = credentials(docs)
+    reference = os.environ["REFERENCE_BIN"]
+    args.append("--persistence.file=")  # Debian's build defaults to a shared file
+    proc, refused = start(reference, args, f"http://127.0.0.1:{port}/-/ready", auth)
+    try:
+        assert refused is None, refused
+        assert get(f"http://127.0.0.1:{port}/-/healthy") == 401
+        assert get(f"http://127.0.0.1:{port}/-/healthy", auth) == 200
+        assert get(f"http://127.0.0.1:{port}/metrics", ("pusher", "push-secret")) == 200
+        assert get(f"http://127.0.0.1:{port}/metrics", ("pusher", "wrong")) == 401
+    finally:
+        stop(proc)
