@@ -1,0 +1,128 @@
+"""The bundled Redis as the chart renders it: its start script and probe, run on a real
+redis-server (Debian's redis-tools) with the pod's paths moved into a temporary folder."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import REPO, free_port
+
+CHART = REPO / "charts" / "pushgateway"
+HELM = os.environ.get("HELM", "helm")
+PASSWORD = "s3cret-from-the-secret"
+
+
+def redis_container(values):
+    out = subprocess.run([HELM, "template", "pg", str(CHART), "--namespace", "monitoring", "--values", str(values)],
+                         capture_output=True, text=True, check=True).stdout
+    for d in yaml.safe_load_all(out):
+        if d and d["kind"] == "StatefulSet" and d["metadata"]["name"] == "pg-pushgateway-redis":
+            return d["spec"]["template"]["spec"]["containers"][0]
+    raise AssertionError("no bundled Redis rendered")
+
+
+@pytest.fixture
+def redis_bin(tmp_path):
+    """A folder with redis-server (Debian ships it as redis-check-rdb, which acts by its name)."""
+    check = shutil.which("redis-check-rdb")
+    assert check, "redis-tools is installed by ci/suites/61-ops.sh"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "redis-server").symlink_to(check)
+    return bin_dir
+
+
+class Redis:
+    def __init__(self, container, tmp_path, bin_dir):
+        assert container["command"][:2] == ["/bin/sh", "-c"]
+        self.port = free_port()
+        self.run_dir = tmp_path / "run"
+        self.data_dir = tmp_path / "data"
+        self.run_dir.mkdir(exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True)
+        script = container["command"][2]
+        for pod_path, local in (("/run/redis", self.run_dir), ("--dir /data", f"--dir {self.data_dir}"),
+                                ("--port 6379", f"--port {self.port}")):
+            assert pod_path in script, pod_path
+            script = script.replace(pod_path, str(local))
+        self.script = script
+        self.env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        env_names = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]}
+        assert set(env_names) == {"REDIS_PASSWORD", "REDISCLI_AUTH"}
+        self.env["REDIS_PASSWORD"] = PASSWORD
+        self.probe = container["readinessProbe"]["exec"]["command"]
+
+    def start(self):
+        self.proc = subprocess.Popen(["/bin/sh", "-c", self.script], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while self.cli("ping", auth=True).stdout.strip() != "PONG":
+            assert self.proc.poll() is None, f"redis-server stopped: {self.proc.stderr.read()}"
+            assert time.monotonic() < deadline, "redis-server did not answer"
+            time.sleep(0.05)
+
+    def cli(self, *args, auth):
+        env = dict(os.environ)
+        env.pop("REDISCLI_AUTH", None)
+        if auth:
+            env["REDISCLI_AUTH"] = PASSWORD
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, env=env)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def small_prod_redis(tmp_path, redis_bin):
+    redis = Redis(redis_container(CHART / "values-small-prod.yaml"), tmp_path, redis_bin)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+def test_password_is_required_and_kept_off_the_command_line(small_prod_redis):
+    r = small_prod_redis
+    assert "NOAUTH" in r.cli("set", "k", "v", auth=False).stdout + r.cli("set", "k", "v", auth=False).stderr
+    assert r.cli("set", "k", "v", auth=True).stdout.strip() == "OK"
+    # The server runs as the script's exec: its command line names the config file, not the password.
+    cmdline = open(f"/proc/{r.proc.pid}/cmdline", "rb").read().decode()
+    assert "redis-server" in cmdline and PASSWORD not in cmdline
+    conf = r.run_dir / "redis.conf"
+    assert PASSWORD in conf.read_text()
+    assert conf.stat().st_mode & 0o077 == 0, "the config with the password is readable by its owner only"
+
+
+def test_probe_command_answers_with_the_secret_in_the_environment(small_prod_redis):
+    r = small_prod_redis
+    assert r.probe[0] == "redis-cli"
+    cmd = [r.probe[0], "-p", str(r.port), *r.probe[1:]]
+    env = dict(os.environ, REDISCLI_AUTH=PASSWORD)
+    assert subprocess.run(cmd, capture_output=True, text=True, env=env).stdout.strip() == "PONG"
+
+
+def test_append_only_file_survives_a_restart(small_prod_redis):
+    r = small_prod_redis
+    assert r.cli("config", "get", "appendonly", auth=True).stdout.split() == ["appendonly", "yes"]
+    assert r.cli("config", "get", "maxmemory-policy", auth=True).stdout.split() == ["maxmemory-policy", "noeviction"]
+    assert r.cli("xadd", "pushgateway-test", "*", "op", "put", auth=True).returncode == 0
+    r.stop()
+    assert any((r.data_dir / "appendonlydir").iterdir())
+    r.start()
+    assert r.cli("xlen", "pushgateway-test", auth=True).stdout.strip() == "1"
+
+
+def test_without_a_volume_redis_keeps_no_file(tmp_path, redis_bin):
+    r = Redis(redis_container(CHART / "ci" / "redis-bundled-values.yaml"), tmp_path, redis_bin)
+    r.start()
+    try:
+        assert r.cli("config", "get", "appendonly", auth=True).stdout.split() == ["appendonly", "no"]
+        assert r.cli("config", "get", "maxmemory", auth=True).stdout.split() == ["maxmemory", "0"]
+    finally:
+        r.stop()
