@@ -382,6 +382,38 @@ fn the_gateways_own_metric_names() {
 }
 
 #[test]
+fn reserved_label_name_in_the_body() {
+    let gw = with_baseline(&[]);
+    assert_rejected(
+        &gw,
+        "PUT",
+        "/metrics/job/j",
+        "m{__x=\"1\"} 1\n",
+        INCONSISTENT,
+        Some(J),
+    );
+}
+
+#[test]
+fn body_instance_colliding_with_another_groups_key() {
+    let gw = with_baseline(&[]);
+    // {job=j} stores m{instance="b",job="j"}; {job=j,instance=b} would store the same series.
+    assert_eq!(
+        gw.post("/metrics/job/j", "m{instance=\"b\"} 1\n").status,
+        200
+    );
+    let g = [("instance", "b"), ("job", "j")];
+    assert_rejected(
+        &gw,
+        "PUT",
+        "/metrics/job/j/instance/b",
+        "m 2\n",
+        INCONSISTENT,
+        Some(&g),
+    );
+}
+
+#[test]
 fn rejected_push_to_a_new_group() {
     let gw = with_baseline(&[]);
     let g = [("instance", ""), ("job", "new")];

@@ -151,3 +151,93 @@ fn differing_help_across_groups_is_accepted_and_exposed_once() {
         "{text}"
     );
 }
+
+#[test]
+fn blanks_and_tabs_between_tokens_are_accepted() {
+    let gw = spawn_gateway(&[]);
+    let body = "  a 1\nb\t2\nc {x = \"1\" , y=\"2\"}   3\nd{} 4\ne{x=\"1\",} 5\n";
+    let r = gw.put("/metrics/job/j", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let state = gw.state();
+    let xy = [("instance", ""), ("job", "j"), ("x", "1"), ("y", "2")];
+    let x = [("instance", ""), ("job", "j"), ("x", "1")];
+    for (series, value) in [
+        (series("a", J), "1"),
+        (series("b", J), "2"),
+        (series("c", &xy), "3"),
+        (series("d", J), "4"),
+        (series("e", &x), "5"),
+    ] {
+        assert_eq!(
+            state.get(&series).map(String::as_str),
+            Some(value),
+            "{series}: {state:?}"
+        );
+    }
+}
+
+#[test]
+fn type_keyword_values_are_case_insensitive() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j", "# TYPE m GAUGE\nm 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(gw.scrape().lines().any(|l| l == "# TYPE m gauge"));
+}
+
+#[test]
+fn unknown_type_is_a_syntax_error() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j", "# TYPE m gaugeish\nm 1\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("text format parsing error in line 1"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn trailing_blank_after_the_value_is_a_syntax_error() {
+    let gw = spawn_gateway(&[]);
+    // Upstream reads a timestamp after the blank and finds none.
+    let r = gw.put("/metrics/job/j", "m 1 \n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("text format parsing error in line 1"),
+        "{}",
+        r.text()
+    );
+    assert!(gw.state().is_empty());
+}
+
+#[test]
+fn invalid_utf8_label_value_is_a_syntax_error() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.request("PUT", "/metrics/job/j", &[], b"m{x=\"\xff\"} 1\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("text format parsing error in line 1"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn name_label_in_the_body_is_rejected() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j", "m{__name__=\"x\"} 1\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(gw.state().keys().all(|k| k.starts_with("push_")));
+}
+
+#[test]
+fn line_numbers_in_syntax_errors_count_from_one() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j", "# HELP m x\nm 1\nm{ 2\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("text format parsing error in line 3"),
+        "{}",
+        r.text()
+    );
+}
