@@ -12,6 +12,7 @@ mod failure_time;
 mod grouping;
 mod gzip;
 mod helpers;
+mod http;
 mod ordering;
 mod parsing;
 mod push_semantics;
