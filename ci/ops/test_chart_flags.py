@@ -4,6 +4,7 @@ configuration the chart generates is accepted by a gateway that supports it."""
 import base64
 import os
 import re
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -38,8 +39,9 @@ def gateway_args(docs):
     raise AssertionError("no gateway workload rendered")
 
 
-def local_args(docs, tmp_path, port):
-    """The rendered flags with paths and the listen address moved to this machine."""
+def local_args(docs, tmp_path, port, tls_dir=None):
+    """The rendered flags with paths and the listen address moved to this machine (TLS files to
+    tls_dir, when given)."""
     args = []
     for arg in gateway_args(docs):
         flag, _, value = arg.partition("=")
@@ -53,7 +55,9 @@ def local_args(docs, tmp_path, port):
                 pytest.skip("the web config comes from a Secret outside the chart")
             text = secret["stringData"]["web-config.yml"]
             if "tls_server_config" in text:
-                pytest.skip("TLS needs a certificate Secret from outside the chart")
+                if tls_dir is None:
+                    pytest.skip("TLS needs a certificate Secret from outside the chart")
+                text = text.replace("/etc/pushgateway/tls/", f"{tls_dir}/")
             (tmp_path / "web-config.yml").write_text(text)
             arg = f"{flag}={tmp_path / 'web-config.yml'}"
         args.append(arg)
@@ -67,25 +71,25 @@ def credentials(docs):
     return None
 
 
-def get(url, auth=None):
+def get(url, auth=None, context=None):
     req = urllib.request.Request(url)
     if auth:
         req.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
     try:
-        with urllib.request.urlopen(req, timeout=2) as resp:
+        with urllib.request.urlopen(req, timeout=2, context=context) as resp:
             return resp.status
     except urllib.error.HTTPError as err:
         return err.code
 
 
-def start(binary, args, ready_url, auth):
+def start(binary, args, ready_url, auth, context=None):
     proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return proc, proc.stderr.read()
         try:
-            if get(ready_url, auth) == 200:
+            if get(ready_url, auth, context) == 200:
                 return proc, None
         except OSError:
             pass
@@ -151,5 +155,29 @@ def test_generated_basic_auth_config_works_upstream(tmp_path):
         assert get(f"http://127.0.0.1:{port}/-/healthy", auth) == 200
         assert get(f"http://127.0.0.1:{port}/metrics", ("pusher", "push-secret")) == 200
         assert get(f"http://127.0.0.1:{port}/metrics", ("pusher", "wrong")) == 401
+    finally:
+        stop(proc)
+
+
+def test_generated_tls_config_works_upstream(tmp_path):
+    """The TLS web config the chart writes serves HTTPS from the mounted kubernetes.io/tls keys
+    and enforces webConfig.tls.minVersion (TLS13 in this scenario)."""
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(tls / "tls.key"), "-out", str(tls / "tls.crt"), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    docs = render(CHART / "ci" / "tls-values.yaml")
+    port = free_port()
+    args = local_args(docs, tmp_path, port, tls_dir=tls) + ["--persistence.file="]
+    ctx = ssl.create_default_context(cafile=str(tls / "tls.crt"))
+    proc, refused = start(os.environ["REFERENCE_BIN"], args, f"https://127.0.0.1:{port}/-/ready", None, ctx)
+    try:
+        assert refused is None, refused
+        assert get(f"https://127.0.0.1:{port}/-/healthy", context=ctx) == 200
+        old = ssl.create_default_context(cafile=str(tls / "tls.crt"))
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(OSError):
+            get(f"https://127.0.0.1:{port}/-/healthy", context=old)
     finally:
         stop(proc)

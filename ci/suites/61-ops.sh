@@ -13,6 +13,7 @@ source ci/chart/tools.sh
 command -v make >/dev/null 2>&1 || apt_install make
 command -v curl >/dev/null 2>&1 || apt_install curl
 apt_install redis-tools   # redis-server and redis-cli for the bundled Redis' start script
+command -v openssl >/dev/null 2>&1 || apt_install openssl   # a test certificate for the TLS web config
 PY=$(python_venv pytest PyYAML)
 HELM=$(helm_bin)
 # Built here first so that a failing build stops the layer (inside $(...) it would not).
