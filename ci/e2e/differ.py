@@ -65,7 +65,7 @@ def b64(s):
 def _scrape(gw, drop_help):
     r = gw.metrics()
     assert r.status == 200, f"{gw.label} /metrics answered {r.status}: {r.text[:500]}"
-    return expo.normalise(expo.parse(r.text), drop_help=drop_help)
+    return expo.canonical_ties(expo.normalise(expo.parse(r.text), drop_help=drop_help))
 
 
 def _diff(a, b):

@@ -173,6 +173,40 @@ def normalise(families, drop_help=False):
     return out
 
 
+def _go_sort_key(labels):
+    """The key upstream (client_golang's metric sorter) orders a family's metrics by: the number of
+    labels, then the label values position by position (labels sorted by name; `le`/`quantile` belong
+    to a bucket or quantile line, not to the metric)."""
+    own = sorted((k, v) for k, v in labels if k not in ("le", "quantile"))
+    return (len(own), tuple(v for _, v in own))
+
+
+def canonical_ties(normalised):
+    """Upstream's order of two metrics whose sort keys are equal (e.g. {x="1"} and {y="1"}) is arbitrary
+    (Go's unstable sort over a map). Within each run of consecutive metrics with equal keys, put the
+    metrics in label order; every other order is left as it is, so real order differences still show."""
+    out = []
+    for name, typ, help_, samples in normalised:
+        blocks = []  # consecutive lines of one metric (same labels apart from le/quantile)
+        for s in samples:
+            ident = tuple(sorted((k, v) for k, v in s[1] if k not in ("le", "quantile")))
+            if blocks and blocks[-1][0] == ident:
+                blocks[-1][1].append(s)
+            else:
+                blocks.append((ident, [s]))
+        result, i = [], 0
+        while i < len(blocks):
+            j = i
+            key = _go_sort_key(blocks[i][0])
+            while j + 1 < len(blocks) and _go_sort_key(blocks[j + 1][0]) == key:
+                j += 1
+            for _, lines in sorted(blocks[i : j + 1], key=lambda b: b[0]):
+                result.extend(lines)
+            i = j + 1
+        out.append((name, typ, help_, result))
+    return out
+
+
 def semantic(normalised):
     """Order-insensitive view: families sorted by name, samples sorted, labels as sorted tuples,
     values as floats (NaN compares equal to NaN)."""

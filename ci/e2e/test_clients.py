@@ -43,8 +43,8 @@ def _labels(**kw):
 
 
 def _same(reference, ours):
-    a = expo.normalise(_scrape(reference))
-    b = expo.normalise(_scrape(ours))
+    a = expo.canonical_ties(expo.normalise(_scrape(reference)))
+    b = expo.canonical_ties(expo.normalise(_scrape(ours)))
     assert a == b, "reference and ours differ after the same client calls:\n" + "\n".join(
         difflib.unified_diff(expo.render(a).splitlines(), expo.render(b).splitlines(), "reference", "ours", lineterm=""))
 
