@@ -71,6 +71,10 @@ pub struct Args {
     /// Concurrent connections when loading.
     #[arg(long, default_value_t = 4)]
     pub load_connections: usize,
+    /// Threads of the benchmark client (its pushes and scrapes); 1 leaves the other
+    /// CPU of a 2-CPU machine to the gateway.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
     /// Where the markdown table is written.
     #[arg(long, default_value = "ci/artifacts/bench.md")]
     pub out: PathBuf,
@@ -319,6 +323,26 @@ async fn run_one(args: &Args, name: &str, bin: &Path, n: usize, work: &Path) -> 
     })
 }
 
+/// The checked-out commit, with `+changes` when `gateway/` has uncommitted changes.
+fn checkout() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(sha) => match git(&["status", "--porcelain", "--", "gateway"]) {
+            Some(st) if !st.is_empty() => format!("{sha}+changes"),
+            _ => sha,
+        },
+        None => "unknown".into(),
+    }
+}
+
 /// The 1-minute load average.
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -384,8 +408,10 @@ async fn run(args: Args) -> Result<()> {
         ours: version_of(&args.ours),
         reference: version_of(&args.reference),
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        checkout: checkout(),
         ..Default::default()
     };
+    println!("checkout:  {}", env.checkout);
     println!("ours:      {} ({})", args.ours.display(), env.ours);
     println!(
         "reference: {} ({})",
@@ -447,10 +473,14 @@ async fn run(args: Args) -> Result<()> {
 
 fn main() {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if args.client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(args.client_threads);
+        b
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tokio: {e}");

@@ -171,9 +171,12 @@ impl Throughput {
     }
 }
 
+/// How long pushes still in flight at the end of a throughput run are awaited.
+pub const MAX_DRAIN: Duration = Duration::from_secs(120);
+
 /// `connections` workers, each on its own connection and its own group, PUT 10
 /// series back to back until `duration` has passed; pushes still in flight then
-/// are awaited and counted, and so is the time they took.
+/// are awaited (at most [`MAX_DRAIN`]) and counted, and so is the time they took.
 pub async fn throughput(
     addr: SocketAddr,
     connections: usize,
@@ -181,6 +184,7 @@ pub async fn throughput(
 ) -> Result<Throughput> {
     let start = Instant::now();
     let deadline = start + duration;
+    let hard_deadline = deadline + MAX_DRAIN;
     let mut tasks = Vec::new();
     for w in 0..connections {
         tasks.push(tokio::spawn(async move {
@@ -191,11 +195,18 @@ pub async fn throughput(
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
-                match conn.put_ok(&path, body("bench_tp", 0, 10, i)).await {
-                    Ok(()) => ok += 1,
-                    Err(e) => {
+                let push = conn.put_ok(&path, body("bench_tp", 0, 10, i));
+                match tokio::time::timeout_at(hard_deadline.into(), push).await {
+                    Ok(Ok(())) => ok += 1,
+                    Ok(Err(e)) => {
                         errors += 1;
                         first_error.get_or_insert(e);
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        first_error.get_or_insert(format!(
+                            "no answer within {MAX_DRAIN:?} after the end of the run"
+                        ));
                     }
                 }
             }

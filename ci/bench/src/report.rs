@@ -16,6 +16,8 @@ pub struct Env {
     pub ours: String,
     /// `--version` of the reference.
     pub reference: String,
+    /// The commit checked out (ours is built from it).
+    pub checkout: String,
     /// CPUs of the machine.
     pub cpus: usize,
     /// Wall time of the whole run.
@@ -339,10 +341,11 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
     let _ = writeln!(s, "### Side by side with upstream\n");
     let _ = writeln!(
         s,
-        "Ours: `{}`; reference: `{}`. Loopback, {} CPUs, both gateways run one after the \
+        "Ours: `{}` (checkout {}); reference: `{}`. Loopback, {} CPUs, both gateways run one after the \
          other on the same machine; `ci/bench/run` ({} in all; load average {} at the \
          start, {} at the end).\n",
         env.ours,
+        env.checkout,
         env.reference,
         env.cpus,
         dur(env.total),
