@@ -129,9 +129,16 @@ pub struct RunResult {
     pub throughput: Throughput,
     /// Full scrapes.
     pub scrape: Scrape,
+    /// CPU time the gateway spent during the throughput run.
+    pub throughput_cpu: Duration,
 }
 
 impl RunResult {
+    /// Gateway CPU time per successful push of the throughput run.
+    pub fn cpu_per_push(&self) -> f64 {
+        self.throughput_cpu.as_secs_f64() / self.throughput.pushes.max(1) as f64
+    }
+
     /// Resident bytes per stored series.
     pub fn rss_per_series(&self) -> f64 {
         (self.rss_loaded as f64 - self.rss_empty as f64) / self.n as f64
@@ -281,19 +288,23 @@ async fn run_one(args: &Args, name: &str, bin: &Path, n: usize, work: &Path) -> 
         report::dur(latency.p99),
         latency.samples
     );
+    let cpu_before = gw.cpu_time()?;
     let throughput = measure::throughput(
         gw.addr,
         args.connections,
         Duration::from_secs(args.throughput_secs),
     )
     .await?;
+    let throughput_cpu = gw.cpu_time()?.saturating_sub(cpu_before);
     println!(
-        "  {name}: throughput: {:.0} pushes/s ({} pushes, {} failed, {} connections, {})",
+        "  {name}: throughput: {:.0} pushes/s ({} pushes, {} failed, {} connections, {}; \
+         gateway CPU {})",
         throughput.per_sec(),
         throughput.pushes,
         throughput.errors,
         args.connections,
-        report::dur(throughput.elapsed)
+        report::dur(throughput.elapsed),
+        report::dur(throughput_cpu)
     );
     let scrape = measure::scrape(
         gw.addr,
@@ -320,6 +331,7 @@ async fn run_one(args: &Args, name: &str, bin: &Path, n: usize, work: &Path) -> 
         latency,
         throughput,
         scrape,
+        throughput_cpu,
     })
 }
 

@@ -22,6 +22,25 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
+/// Clock ticks per second of /proc/<pid>/stat (`getconf CLK_TCK`, 100 if unknown).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
 impl Gateway {
     /// Starts `bin` listening on a free loopback port with `args` appended; its output
     /// goes to `log`.
@@ -103,6 +122,20 @@ impl Gateway {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kib| kib * 1024)
             .ok_or_else(|| format!("no VmRSS in {path}"))
+    }
+
+    /// CPU time (user + system) the process used so far, from /proc/<pid>/stat.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let path = format!("/proc/{}/stat", self.pid());
+        let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        // Fields after the command name (which may hold spaces) start at field 3.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        match (ticks(11), ticks(12)) {
+            (Some(u), Some(s)) => Ok(Duration::from_secs_f64((u + s) as f64 / clock_ticks())),
+            _ => Err(format!("cannot read utime/stime from {path}")),
+        }
     }
 
     /// Sends SIGTERM and waits for the exit, at most `timeout` (then SIGKILL).

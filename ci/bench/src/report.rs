@@ -137,7 +137,7 @@ impl Metric {
             }
         };
         let word = match self.better {
-            Better::Lower if self.name.contains("RSS") => {
+            Better::Lower if self.name.contains("RSS") || self.name.contains("CPU") => {
                 if q <= 1.0 {
                     format!("{} less", times(1.0 / q))
                 } else {
@@ -244,6 +244,13 @@ fn metrics(row: &SizeRow) -> Vec<Metric> {
         fmt_rate,
         Better::Higher,
         Some(Target::AtLeast(5.0)),
+    );
+    push(
+        "gateway CPU per push",
+        get(RunResult::cpu_per_push),
+        fmt_dur,
+        Better::Lower,
+        None,
     );
     push(
         "scrape time, median",
@@ -356,8 +363,9 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
         s,
         "Workloads at N stored series: sequential 10-series `PUT`s replacing one group \
          (up to {} or {} s); {} connections each `PUT`ting 10 series to its own group \
-         for {} s; full `GET /metrics` (median of up to {}); RSS (VmRSS) after loading \
-         minus RSS of the empty gateway, divided by N. Ratio = ours / reference; \
+         for {} s (in-flight pushes awaited; gateway CPU = its user+system time in that \
+         run / pushes); full `GET /metrics` (median of up to {}); RSS (VmRSS) after \
+         loading minus RSS of the empty gateway, divided by N. Ratio = ours / reference; \
          targets apply at 1M.\n",
         args.put_samples,
         args.put_budget_secs,
