@@ -8,12 +8,13 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from conftest import TARGET, free_port
+from conftest import free_port
 
 BACKUP = {"job": "backup", "instance": "db-1.example.org:9100", "env": "prod"}
 WORKER1 = {"job": "batch", "instance": "worker-1"}
@@ -345,6 +346,14 @@ def test_route_prefix(page, gateway_factory):
     check_page_works(page, gw, all_labels(), WORKER2)
     page.open(gw)
     page.shot("prefix")
+    # The prefix without its trailing slash works too (served directly or redirected).
+    page.d.get(gw.base)
+    page.wait_loaded()
+    assert page.group_labels() == [BACKUP, WORKER1, BROKEN, WEIRD]
+    assert page.d.execute_script("return getComputedStyle(document.body).marginTop") == "0px"
+    page.css("#tab-status").click()
+    page.wait(lambda: page.css("#view-status").get_attribute("data-loaded") == "true")
+    assert page.d.current_url == gw.url("/status")
 
 
 def test_external_url(page, gateway_factory):
@@ -355,10 +364,13 @@ def test_external_url(page, gateway_factory):
     check_page_works(page, gw, all_labels(), BACKUP)
 
 
-class StripPrefixProxy:
-    """A reverse proxy serving upstream's / under <prefix> (like nginx `location /proxied/`)."""
+class RewriteProxy:
+    """A reverse proxy that strips `strip` from request paths and prepends `add`, like an
+    nginx `location /strip/ { proxy_pass http://upstream/add/; }`."""
 
-    def __init__(self, port, upstream_port, prefix):
+    def __init__(self, upstream_port, strip="", add="", port=None):
+        port = port or free_port()
+
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -366,7 +378,7 @@ class StripPrefixProxy:
                 pass
 
             def handle_any(self):
-                if not self.path.startswith(prefix + "/"):
+                if not self.path.startswith(strip + "/"):
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -374,7 +386,7 @@ class StripPrefixProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
-                conn.request(self.command, self.path[len(prefix):], body=body,
+                conn.request(self.command, add + self.path[len(strip):], body=body,
                              headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
                 res = conn.getresponse()
                 data = res.read()
@@ -384,7 +396,8 @@ class StripPrefixProxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":
+                    self.wfile.write(data)
                 conn.close()
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
@@ -393,25 +406,39 @@ class StripPrefixProxy:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.base = "http://127.0.0.1:%d%s" % (port, prefix)
+        self.base = "http://127.0.0.1:%d%s" % (port, strip)
 
     def close(self):
         self.server.shutdown()
         self.server.server_close()
 
 
-@pytest.mark.skipif(TARGET != "ours", reason="the dev server does not model an external URL distinct from the route prefix")
+def port_of(gw):
+    return int(urllib.parse.urlsplit(gw.base).port)
+
+
 def test_external_url_behind_stripping_proxy(page, gateway_factory):
-    """--web.external-url with a path but routes at / (a proxy strips the path): the page must
-    reach its assets and the API through the external path."""
-    port, proxy_port = free_port(), free_port()
-    gw = gateway_factory(route_prefix="/", external_url="http://127.0.0.1:%d/proxied/" % proxy_port, port=port)
-    proxy = StripPrefixProxy(proxy_port, port, "/proxied")
+    """--web.external-url=http://proxy/proxied/ --web.route-prefix=/ behind a proxy that
+    strips /proxied: the page reaches its assets and the API through /proxied."""
+    proxy_port = free_port()
+    gw = gateway_factory(route_prefix="/", external_url="http://127.0.0.1:%d/proxied/" % proxy_port)
+    proxy = RewriteProxy(port_of(gw), strip="/proxied", port=proxy_port)
     try:
         gw.base = proxy.base
         seed(gw)
-        html = gw.http.get(gw.url("/")).text
-        assert "/proxied/static/app.js" in html, html[:2000]
+        check_page_works(page, gw, all_labels(), WORKER1)
+    finally:
+        proxy.close()
+
+
+def test_route_prefix_behind_adding_proxy(page, gateway_factory):
+    """--web.route-prefix=/pgw behind a proxy that serves it at / (adding /pgw): the
+    Prometheus meaning of a route prefix without an external URL."""
+    gw = gateway_factory(route_prefix="/pgw")
+    proxy = RewriteProxy(port_of(gw), add="/pgw")
+    try:
+        gw.base = proxy.base
+        seed(gw)
         check_page_works(page, gw, all_labels(), WORKER1)
     finally:
         proxy.close()
@@ -426,7 +453,7 @@ def test_assets_and_cache_headers(page, gateway):
         assert r.status_code == 200, path
         assert r.headers["Content-Type"].startswith("text/html"), r.headers
         assert "__PATH_PREFIX__" not in r.text and "__VERSION__" not in r.text
-        assert re.search(r'src="/static/app\.js\?v=[^"_]+"', r.text), r.text[:1000]
+        assert re.search(r'src="static/app\.js\?v=[^"_]+"', r.text), r.text[:1000]
         assert not re.search(r"(src|href)=\"(https?:)?//", r.text), "external asset in index.html"
     for name, ctype in (("app.js", "javascript"), ("app.css", "text/css")):
         r = gateway.http.get(gateway.url("/static/" + name))

@@ -21,10 +21,14 @@
     return el ? el.getAttribute('content') || '' : '';
   }
 
+  // The path prefix as the browser sees it. index.html sets a <base> to the page's directory;
+  // without it (inline scripts blocked), use the server's external prefix, else the location.
   function pathPrefix() {
+    if (document.querySelector('base[data-pgw]')) {
+      return new URL(document.baseURI).pathname.replace(/\/+$/, '');
+    }
     let p = meta('pgw-path-prefix');
     if (p.indexOf(PLACEHOLDER) !== -1) {
-      // Served without substitution (e.g. opened by hand): derive it from the location.
       p = location.pathname.replace(/\/(status|index\.html)?$/, '');
     }
     return p.replace(/\/+$/, '');
