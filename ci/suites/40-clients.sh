@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Layer 4: real clients and a real Prometheus against our gateway (ci/clients):
+#   - Go client_golang's push package (Debian golang-go + golang-github-prometheus-client-golang-dev,
+#     built offline in GOPATH mode from ci/clients/go/pusher.go), protobuf and text pushes;
+#   - Node prom-client's Pushgateway (npm, installed into .cache/npm), ci/clients/node/push.js;
+#   - a real Prometheus (Debian prometheus, unpacked into .cache) scraping us with and without
+#     native histograms, queried through its HTTP API.
+# (Python's prometheus_client is covered by ci/e2e/test_clients.py.)
+# Installs everything it needs; every process listens on 127.0.0.1 only.
+# Arguments are passed to pytest: ci/suites/40-clients.sh -k node
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source ci/lib/tools.sh
+
+apt_install golang-go golang-github-prometheus-client-golang-dev
+command -v node >/dev/null 2>&1 || apt_install nodejs npm
+
+PY=$(python_venv pytest requests)
+GATEWAY_BIN=$(gateway_release)
+REFERENCE_BIN=$(reference_pushgateway)
+PROMETHEUS_BIN=$(prometheus_bin)
+
+# The Go pusher: GOPATH mode, no module download; the imports come from Debian's gocode tree.
+mkdir -p "$CACHE/clients"
+GO_PUSHER="$CACHE/clients/pusher"
+(
+  cd ci/clients/go
+  GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$CACHE/go-build" GOFLAGS= GOPROXY=off \
+    go build -o "$GO_PUSHER" pusher.go
+)
+
+# prom-client into .cache/npm (never into the tree).
+if [ ! -f "$CACHE/npm/node_modules/prom-client/package.json" ]; then
+  npm install --prefix "$CACHE/npm" --no-audit --no-fund --loglevel=error prom-client >/dev/null
+fi
+NODE_BIN=$(command -v node)
+NODE_PATH="$CACHE/npm/node_modules"
+
+export GATEWAY_BIN REFERENCE_BIN PROMETHEUS_BIN GO_PUSHER NODE_BIN NODE_PATH
+
+status=0
+"$PY" -m pytest ci/clients -q -p no:cacheprovider "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "40-clients: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$status"
