@@ -541,3 +541,53 @@ fn same_series_in_two_groups_with_distinct_labels_is_fine() {
     let r = gw.put("/metrics/job/a/x/1", "# TYPE m counter\nm 3\n");
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[test]
+fn summary_and_a_bucket_name_may_coexist() {
+    // Upstream only reserves _count and _sum next to a summary.
+    let gw = spawn_gateway(&[]);
+    let summary = "# TYPE foo summary\nfoo_sum 2\nfoo_count 3\n";
+    assert_eq!(gw.put("/metrics/job/a", summary).status, 200);
+    let r = gw.put("/metrics/job/b", "foo_bucket 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn count_family_before_its_summary_in_one_push() {
+    let gw = with_baseline(&[]);
+    // foo_count comes before the TYPE line, so it is a family of its own that collides.
+    let body = "foo_count 1\n# TYPE foo summary\nfoo_sum 1\n";
+    assert_rejected(&gw, "PUT", "/metrics/job/j", body, INCONSISTENT, Some(J));
+}
+
+#[test]
+fn bucket_family_when_a_histogram_exists_in_another_group() {
+    let gw = with_baseline(&[]);
+    let histogram = "# TYPE bar histogram\nbar_bucket{le=\"+Inf\"} 1\nbar_sum 1\nbar_count 1\n";
+    assert_eq!(gw.put("/metrics/job/k", histogram).status, 200);
+    assert_rejected(
+        &gw,
+        "PUT",
+        "/metrics/job/j",
+        "bar_bucket 1\n",
+        INCONSISTENT,
+        Some(J),
+    );
+    assert_rejected(
+        &gw,
+        "PUT",
+        "/metrics/job/j",
+        "# TYPE bar_sum gauge\nbar_sum 1\n",
+        INCONSISTENT,
+        Some(J),
+    );
+}
+
+#[test]
+fn same_histogram_from_two_groups_is_fine() {
+    let gw = spawn_gateway(&[]);
+    let histogram = "# TYPE bar histogram\nbar_bucket{le=\"+Inf\"} 1\nbar_sum 1\nbar_count 1\n";
+    assert_eq!(gw.put("/metrics/job/a", histogram).status, 200);
+    let r = gw.put("/metrics/job/b", histogram);
+    assert_eq!(r.status, 200, "{}", r.text());
+}

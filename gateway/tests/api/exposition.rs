@@ -258,3 +258,21 @@ fn content_type_is_the_text_format() {
     assert!(ct.starts_with("text/plain"), "{ct}");
     assert!(ct.contains("version=0.0.4"), "{ct}");
 }
+
+#[test]
+fn le_and_quantile_come_last_in_the_label_set() {
+    let gw = spawn_gateway(&[]);
+    let body = "# TYPE h histogram\nh_bucket{zone=\"a\",le=\"1\"} 1\nh_bucket{zone=\"a\",le=\"+Inf\"} 2\n\
+                h_sum{zone=\"a\"} 3\nh_count{zone=\"a\"} 2\n\
+                # TYPE s summary\ns{zone=\"a\",quantile=\"0.5\"} 1\ns_sum{zone=\"a\"} 1\ns_count{zone=\"a\"} 1\n";
+    assert_eq!(gw.put("/metrics/job/j", body).status, 200);
+    let text = gw.scrape();
+    for line in [
+        "h_bucket{instance=\"\",job=\"j\",zone=\"a\",le=\"1\"} 1",
+        "h_bucket{instance=\"\",job=\"j\",zone=\"a\",le=\"+Inf\"} 2",
+        "h_sum{instance=\"\",job=\"j\",zone=\"a\"} 3",
+        "s{instance=\"\",job=\"j\",zone=\"a\",quantile=\"0.5\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+}

@@ -13,6 +13,7 @@ mod grouping;
 mod gzip;
 mod helpers;
 mod http;
+mod model;
 mod ordering;
 mod parsing;
 mod push_semantics;
