@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::model::NameValidation;
+use crate::persist::{FsyncMode, PersistConfig};
 use crate::store::Consistency;
 
 /// The command line, exactly as upstream spells it.
@@ -47,6 +48,13 @@ pub struct Flags {
     /// The minimum interval at which to write out the persistence file.
     #[arg(long = "persistence.interval", default_value = "5m", value_parser = parse_go_duration)]
     pub persistence_interval: Duration,
+    /// When a push counts as durable: after fsync (always) or once written (interval).
+    #[arg(long = "persistence.fsync", value_enum, default_value = "always")]
+    pub persistence_fsync: FsyncMode,
+    /// Start empty when the persistence files are damaged, moving them aside (instead of
+    /// refusing to start).
+    #[arg(long = "persistence.start-empty-on-corruption")]
+    pub start_empty_on_corruption: bool,
     /// Do not check consistency of pushed metrics. DANGEROUS.
     #[arg(long = "push.disable-consistency-check")]
     pub disable_consistency_check: bool,
@@ -172,10 +180,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Flag values as given, for `/api/v1/status` and the status page.
     pub flags: Vec<(String, String)>,
-    /// The persistence file, if any.
-    pub persistence_file: Option<PathBuf>,
-    /// Snapshot interval.
-    pub persistence_interval: Duration,
+    /// Persistence, when `--persistence.file` is set.
+    pub persistence: Option<PersistConfig>,
 }
 
 impl Config {
@@ -202,9 +208,6 @@ impl Config {
         };
         if !flags.web_config_file.is_empty() {
             return not_yet("--web.config.file", "TLS and basic auth");
-        }
-        if !flags.persistence_file.is_empty() {
-            return not_yet("--persistence.file", "durable persistence");
         }
         if flags.storage == StorageMode::Redis || !flags.redis_url.is_empty() {
             return not_yet("--storage=redis", "replicated state on Redis");
@@ -240,8 +243,13 @@ impl Config {
             log_level: flags.log_level,
             log_format: flags.log_format,
             flags: flag_values,
-            persistence_file: None,
-            persistence_interval: flags.persistence_interval,
+            persistence: (!flags.persistence_file.is_empty()).then(|| PersistConfig {
+                file: PathBuf::from(&flags.persistence_file),
+                interval: flags.persistence_interval.max(Duration::from_secs(1)),
+                fsync: flags.persistence_fsync,
+                start_empty_on_corruption: flags.start_empty_on_corruption,
+                max_log_bytes: 64 * 1024 * 1024,
+            }),
         })
     }
 }
@@ -353,6 +361,14 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         ("persistence.file", flags.persistence_file.clone()),
         ("persistence.interval", duration(flags.persistence_interval)),
         (
+            "persistence.fsync",
+            format!("{:?}", flags.persistence_fsync).to_ascii_lowercase(),
+        ),
+        (
+            "persistence.start-empty-on-corruption",
+            flags.start_empty_on_corruption.to_string(),
+        ),
+        (
             "push.disable-consistency-check",
             flags.disable_consistency_check.to_string(),
         ),
@@ -396,7 +412,7 @@ mod tests {
         assert_eq!(config.web.listen.port(), 9091);
         assert_eq!(config.web.telemetry_path, "/metrics");
         assert_eq!(config.web.route_prefix, "");
-        assert_eq!(config.persistence_interval, Duration::from_secs(300));
+        assert!(config.persistence.is_none());
         assert_eq!(config.web.consistency, Consistency::Checked);
         assert!(!config.web.enable_lifecycle && !config.web.enable_admin_api);
     }
@@ -445,7 +461,6 @@ mod tests {
     fn unfinished_features_are_refused_not_ignored() {
         for args in [
             &["--web.config.file=web.yml"][..],
-            &["--persistence.file=/tmp/x"][..],
             &["--storage=redis"][..],
             &["--config.file=c.toml"][..],
         ] {

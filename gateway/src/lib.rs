@@ -9,6 +9,7 @@
 //! - [`grouping`]: the grouping key in a push URL.
 //! - [`store`]: groups, push semantics, the consistency index.
 //! - [`expose`]: snapshots to the exposition formats.
+//! - [`persist`]: write-ahead log, snapshots, restore.
 //! - [`telemetry`]: the gateway's own metrics, logging.
 //! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
 
@@ -17,6 +18,7 @@ pub mod expose;
 pub mod grouping;
 pub mod model;
 pub mod parse;
+pub mod persist;
 pub mod proto;
 pub mod server;
 pub mod signal;
@@ -30,17 +32,45 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use config::Config;
+use persist::Persister;
 use store::{Store, StoreConfig};
 use web::App;
 
 /// Runs the gateway on `listener` until `shutdown` resolves or `/-/quit` is called.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+///
+/// # Errors
+/// When the persisted state cannot be restored.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), persist::PersistError> {
     let store = Store::new(StoreConfig {
         consistency: config.web.consistency,
         validation: config.web.validation,
         reserved: telemetry::own_metric_types(),
     });
-    let app = Arc::new(App::new(store, config.web.clone(), config.flags.clone()));
+    let persister = match config.persistence.clone() {
+        Some(persist_config) => {
+            let store = store.clone();
+            let restored =
+                tokio::task::spawn_blocking(move || Persister::start(persist_config, &store))
+                    .await
+                    .map_err(|e| persist::PersistError::Io {
+                        path: Default::default(),
+                        source: std::io::Error::other(e.to_string()),
+                    })??;
+            Some(restored)
+        }
+        None => None,
+    };
+    let snapshots = persister.clone().map(|p| tokio::spawn(p.run_snapshots()));
+    let app = Arc::new(App::new(
+        store,
+        config.web.clone(),
+        config.flags.clone(),
+        persister.clone(),
+    ));
     let quit_app = app.clone();
     let stop = async move {
         tokio::select! {
@@ -51,4 +81,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     };
     server::serve(listener, app, stop).await;
     tracing::info!("HTTP server stopped");
+    if let Some(snapshots) = snapshots {
+        snapshots.abort();
+    }
+    if let Some(persister) = persister {
+        let _ = tokio::task::spawn_blocking(move || persister.shutdown()).await;
+    }
+    Ok(())
 }

@@ -40,7 +40,13 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(version = env!("CARGO_PKG_VERSION"), address = %config.web.listen, "starting pushgateway");
-        gateway::run(config, listener, gateway::signal::terminated()).await;
-        ExitCode::SUCCESS
+        match gateway::run(config, listener, gateway::signal::terminated()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(err = %e, "cannot start");
+                eprintln!("pushgateway: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }

@@ -10,6 +10,7 @@
 //! parsed before it gets here, and no lock is held across an `.await`.
 
 mod check;
+mod journal;
 mod series;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,6 +20,7 @@ use parking_lot::RwLock;
 
 pub use check::Rejection;
 use check::{base_name, check_push_alone, derived_names};
+pub use journal::{Change, Journal, PushError};
 pub use series::{series_id, SeriesId};
 
 use crate::model::{
@@ -154,6 +156,16 @@ struct Group {
     failure_time: f64,
 }
 
+impl Group {
+    fn empty() -> Group {
+        Group {
+            families: HashMap::new(),
+            push_time: 0.0,
+            failure_time: 0.0,
+        }
+    }
+}
+
 #[derive(Default)]
 struct NameEntry {
     owners: BTreeMap<Arc<GroupingKey>, Arc<StoredFamily>>,
@@ -204,6 +216,7 @@ impl TypeCounts {
 
 #[derive(Default)]
 struct State {
+    journal: Option<Box<dyn Journal>>,
     groups: HashMap<Arc<GroupingKey>, Group>,
     names: BTreeMap<Str, NameEntry>,
     series: HashMap<SeriesId, u32>,
@@ -254,50 +267,137 @@ impl Store {
         families: Vec<MetricFamily>,
         mode: PushMode,
         now: f64,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Option<u64>, PushError> {
         let key = Arc::new(key);
         let families = self.sanitize(&key, families);
         let checked = self.shared.config.consistency == Consistency::Checked;
         // Names in the body were validated by the text parser already; the protobuf format
         // may carry any UTF-8 name (upstream v1.11 validates with the UTF-8 rules here).
         let alone = check_push_alone(&families, NameValidation::Utf8);
-        match alone {
-            Err(Rejection::Timestamp) => return Err(self.fail(&key, Rejection::Timestamp, now)),
-            Err(rejection) if checked => return Err(self.fail(&key, rejection, now)),
-            _ => {}
-        }
         let mut state = self.shared.state.write();
         let verdict = match &alone {
             Ok(ids) => self.check_against_store(&state, &key, &families, ids, mode),
             Err(rejection) => Err(rejection.clone()),
         };
+        let mut inconsistent = false;
         if let Err(rejection) = verdict {
-            if checked {
-                record_failure(&mut state, &key, now);
-                return Err(rejection);
+            // Timestamps are refused even unchecked, as upstream (after its 202).
+            if checked || rejection == Rejection::Timestamp {
+                record_failure(&mut state, &key, now)?;
+                return Err(PushError::Rejected(rejection));
             }
-            // Stored anyway; the exposition filters what does not fit.
-            state.maybe_inconsistent = true;
+            inconsistent = true;
         }
+        let seq = journal(
+            &mut state,
+            &Change::Push {
+                key: &key,
+                families: &families,
+                mode,
+                time: now,
+                inconsistent,
+            },
+        )?;
+        // Stored anyway when unchecked; the exposition filters what does not fit.
+        state.maybe_inconsistent |= inconsistent;
         apply(&mut state, key, families, mode, now);
-        Ok(())
+        Ok(seq)
     }
 
     /// Removes a group; a no-op for an unknown group.
-    pub fn delete(&self, key: &GroupingKey) {
+    ///
+    /// # Errors
+    /// [`PushError::Unavailable`] when the change cannot be journaled.
+    pub fn delete(&self, key: &GroupingKey) -> Result<Option<u64>, PushError> {
         let mut state = self.shared.state.write();
+        let seq = journal(&mut state, &Change::Delete { key })?;
         remove_group(&mut state, key);
+        Ok(seq)
     }
 
     /// Removes every group.
-    pub fn wipe(&self) {
+    ///
+    /// # Errors
+    /// [`PushError::Unavailable`] when the change cannot be journaled.
+    pub fn wipe(&self) -> Result<Option<u64>, PushError> {
         let mut state = self.shared.state.write();
-        let next_version = state.next_version + 1;
-        *state = State {
-            next_version,
-            times_version: next_version,
-            ..State::default()
-        };
+        let seq = journal(&mut state, &Change::Wipe)?;
+        clear(&mut state);
+        Ok(seq)
+    }
+
+    /// Attaches the journal that records every later change before it is applied.
+    pub fn set_journal(&self, journal: Box<dyn Journal>) {
+        self.shared.state.write().journal = Some(journal);
+    }
+
+    /// Runs `f` on the journal and returns every group, both under the store's lock, so
+    /// that the groups are exactly the state after the journal's last record: the cut a
+    /// snapshot is written from.
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn cut<T>(
+        &self,
+        f: impl FnOnce(Option<&mut (dyn Journal + 'static)>) -> std::io::Result<T>,
+    ) -> std::io::Result<(T, Vec<GroupView>)> {
+        let mut state = self.shared.state.write();
+        let result = f(state.journal.as_deref_mut())?;
+        let views = group_views(&state);
+        drop(state);
+        Ok((result, sorted(views)))
+    }
+
+    /// Runs `f` on the journal under the store's lock, without copying any state.
+    pub fn cut_journal_only(&self, f: impl FnOnce(Option<&mut (dyn Journal + 'static)>)) {
+        let mut state = self.shared.state.write();
+        f(state.journal.as_deref_mut());
+    }
+
+    /// Re-applies a journaled change during restore, without checks or journaling.
+    pub fn replay(&self, change: Change<'_>) {
+        let mut state = self.shared.state.write();
+        match change {
+            Change::Push {
+                key,
+                families,
+                mode,
+                time,
+                inconsistent,
+            } => {
+                state.maybe_inconsistent |= inconsistent;
+                apply(
+                    &mut state,
+                    Arc::new(key.clone()),
+                    families.to_vec(),
+                    mode,
+                    time,
+                );
+            }
+            Change::Failure { key, time } => {
+                let key = Arc::new(key.clone());
+                let group = state.groups.entry(key).or_insert_with(Group::empty);
+                group.failure_time = time;
+                state.times_version = state.bump();
+            }
+            Change::Delete { key } => remove_group(&mut state, key),
+            Change::Wipe => clear(&mut state),
+        }
+    }
+
+    /// Restores one group from a snapshot: its families with their push times, and its
+    /// timestamps.
+    pub fn restore_group(&self, view: GroupView) {
+        let mut state = self.shared.state.write();
+        let key = view.key;
+        for stored in view.families {
+            let StoredFamily { family, pushed_at } = Arc::unwrap_or_clone(stored);
+            insert_family(&mut state, &key, family, pushed_at);
+        }
+        let group = state.groups.entry(key).or_insert_with(Group::empty);
+        group.push_time = view.push_time;
+        group.failure_time = view.failure_time;
+        state.times_version = state.bump();
     }
 
     /// Group and series counts.
@@ -311,24 +411,8 @@ impl Store {
 
     /// Every group with its families, in grouping-key order.
     pub fn groups(&self) -> Vec<GroupView> {
-        let state = self.shared.state.read();
-        let mut views: Vec<GroupView> = state
-            .groups
-            .iter()
-            .map(|(key, group)| {
-                let mut families: Vec<_> = group.families.values().cloned().collect();
-                families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
-                GroupView {
-                    key: key.clone(),
-                    families,
-                    push_time: group.push_time,
-                    failure_time: group.failure_time,
-                }
-            })
-            .collect();
-        drop(state);
-        views.sort_by(|a, b| a.key.cmp(&b.key));
-        views
+        let views = group_views(&self.shared.state.read());
+        sorted(views)
     }
 
     /// A consistent cut for the exposition. `is_fresh(name, version)` tells whether the
@@ -373,12 +457,6 @@ impl Store {
             times_version,
             maybe_inconsistent,
         }
-    }
-
-    fn fail(&self, key: &Arc<GroupingKey>, rejection: Rejection, now: f64) -> Rejection {
-        let mut state = self.shared.state.write();
-        record_failure(&mut state, key, now);
-        rejection
     }
 
     /// Applies the grouping labels (they win over pushed labels), adds `instance=""` where
@@ -504,6 +582,50 @@ impl Store {
     }
 }
 
+fn group_views(state: &State) -> Vec<GroupView> {
+    state
+        .groups
+        .iter()
+        .map(|(key, group)| {
+            let mut families: Vec<_> = group.families.values().cloned().collect();
+            families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
+            GroupView {
+                key: key.clone(),
+                families,
+                push_time: group.push_time,
+                failure_time: group.failure_time,
+            }
+        })
+        .collect()
+}
+
+fn sorted(mut views: Vec<GroupView>) -> Vec<GroupView> {
+    views.sort_by(|a, b| a.key.cmp(&b.key));
+    views
+}
+
+/// Records a change in the journal, if there is one, before it is applied.
+fn journal(state: &mut State, change: &Change<'_>) -> Result<Option<u64>, PushError> {
+    match state.journal.as_mut() {
+        None => Ok(None),
+        Some(journal) => journal
+            .append(change)
+            .map(Some)
+            .map_err(|e| PushError::Unavailable(e.to_string())),
+    }
+}
+
+fn clear(state: &mut State) {
+    let next_version = state.next_version + 1;
+    let journal = state.journal.take();
+    *state = State {
+        next_version,
+        times_version: next_version,
+        journal,
+        ..State::default()
+    };
+}
+
 fn type_conflict(name: &str, pushed: MetricType, stored: MetricType) -> Rejection {
     Rejection::TypeConflict {
         name: name.to_string(),
@@ -560,18 +682,16 @@ fn clashing_group<'a>(state: &'a State, key: &GroupingKey) -> Option<&'a Arc<Gro
     state.groups.get_key_value(&twin).map(|(k, _)| k)
 }
 
-fn record_failure(state: &mut State, key: &Arc<GroupingKey>, now: f64) {
+fn record_failure(state: &mut State, key: &Arc<GroupingKey>, now: f64) -> Result<(), PushError> {
     // A failed push must not create a group that would duplicate another's timestamps.
     if !state.groups.contains_key(&**key) && clashing_group(state, key).is_some() {
-        return;
+        return Ok(());
     }
-    let group = state.groups.entry(key.clone()).or_insert_with(|| Group {
-        families: HashMap::new(),
-        push_time: 0.0,
-        failure_time: 0.0,
-    });
+    journal(state, &Change::Failure { key, time: now })?;
+    let group = state.groups.entry(key.clone()).or_insert_with(Group::empty);
     group.failure_time = now;
     state.times_version = state.bump();
+    Ok(())
 }
 
 fn apply(
@@ -597,11 +717,7 @@ fn apply(
         insert_family(state, &key, family, now);
     }
     let version = state.bump();
-    let group = state.groups.entry(key).or_insert_with(|| Group {
-        families: HashMap::new(),
-        push_time: 0.0,
-        failure_time: 0.0,
-    });
+    let group = state.groups.entry(key).or_insert_with(Group::empty);
     group.push_time = now;
     state.times_version = version;
 }
@@ -628,11 +744,7 @@ fn insert_family(state: &mut State, key: &Arc<GroupingKey>, family: MetricFamily
     state
         .groups
         .entry(key.clone())
-        .or_insert_with(|| Group {
-            families: HashMap::new(),
-            push_time: 0.0,
-            failure_time: 0.0,
-        })
+        .or_insert_with(Group::empty)
         .families
         .insert(name, stored);
 }

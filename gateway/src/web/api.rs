@@ -19,7 +19,7 @@ use crate::store::{
 };
 
 /// Dispatches `/api/v1/<rest>`; returns the handler name for the request counter.
-pub fn route(
+pub async fn route(
     app: &Arc<App>,
     method: &Method,
     rest: &str,
@@ -29,9 +29,15 @@ pub fn route(
         (&Method::GET, "/status") => (Some("api/v1/status"), Ok(respond(status(app), true))),
         (&Method::GET, "/metrics") => (Some("api/v1/metrics"), Ok(respond(metrics(app), true))),
         (&Method::PUT, "/admin/wipe") if app.config.enable_admin_api => {
-            app.store.wipe();
+            let result = match app.store.wipe() {
+                Ok(seq) => super::push::wait_durable(app, seq).await,
+                Err(e) => Err(ApiError::from_push_error(e)),
+            };
             tracing::debug!("wiped the metric store");
-            (Some("wipe"), Ok(text_response(StatusCode::ACCEPTED, "")))
+            (
+                Some("wipe"),
+                result.map(|()| text_response(StatusCode::ACCEPTED, "")),
+            )
         }
         (_, "/status" | "/metrics") => (None, Err(ApiError::MethodNotAllowed)),
         _ => (None, Err(ApiError::NotFound)),
@@ -84,8 +90,21 @@ fn status(app: &App) -> Json {
             "goVersion": "",
         },
         "storage": "memory",
-        "persistence": {"file": "", "state": "disabled"},
+        "persistence": persistence_status(app),
     })
+}
+
+fn persistence_status(app: &App) -> Json {
+    match &app.persister {
+        None => json!({"file": "", "state": "disabled (in memory only)"}),
+        Some(persister) => json!({
+            "file": persister.file().display().to_string(),
+            "state": "write-ahead log, acknowledged pushes are durable",
+            "last_snapshot": persister.last_snapshot().map(rfc3339),
+            "restored_groups": persister.report().snapshot_groups,
+            "replayed_records": persister.report().replayed,
+        }),
+    }
 }
 
 fn metrics(app: &App) -> Json {

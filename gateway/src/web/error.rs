@@ -7,7 +7,7 @@ use http_body_util::Full;
 
 use crate::grouping::GroupingError;
 use crate::parse::ParseError;
-use crate::store::Rejection;
+use crate::store::{PushError, Rejection};
 
 /// A request that cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,9 @@ pub enum ApiError {
     /// The push is inconsistent with itself or with what is stored.
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
     Rejected(#[from] Rejection),
+    /// The change cannot be made durable (full disk, failing writes).
+    #[error("{0}")]
+    Unavailable(String),
     /// The body is larger than allowed (possibly only after decompression).
     #[error("request body exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -48,6 +51,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Maps a store error: a refusal is a 400, a journal failure a 503.
+    pub fn from_push_error(error: PushError) -> ApiError {
+        match error {
+            PushError::Rejected(rejection) => ApiError::Rejected(rejection),
+            PushError::Unavailable(reason) => {
+                ApiError::Unavailable(format!("cannot persist the change: {reason}"))
+            }
+        }
+    }
+
     /// The status code of this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -57,6 +70,7 @@ impl ApiError {
             | ApiError::BadBody(_)
             | ApiError::BadPath => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed | ApiError::QuitNeedsPutOrPost => {
                 StatusCode::METHOD_NOT_ALLOWED

@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use crate::config::WebConfig;
 use crate::expose::{negotiate, Renderer};
+use crate::persist::Persister;
 use crate::store::{PushMode, Store};
 use crate::telemetry::Telemetry;
 
@@ -42,12 +43,19 @@ pub struct App {
     pub start_time: SystemTime,
     /// Notified by `/-/quit`.
     pub quit: Notify,
+    /// Durable persistence, when `--persistence.file` is set.
+    pub persister: Option<Arc<Persister>>,
     renderer: Renderer,
 }
 
 impl App {
     /// Wires the shared state of the handlers.
-    pub fn new(store: Store, config: WebConfig, flags: Vec<(String, String)>) -> App {
+    pub fn new(
+        store: Store,
+        config: WebConfig,
+        flags: Vec<(String, String)>,
+        persister: Option<Arc<Persister>>,
+    ) -> App {
         App {
             store,
             telemetry: Telemetry::new(),
@@ -55,6 +63,7 @@ impl App {
             flags,
             start_time: SystemTime::now(),
             quit: Notify::new(),
+            persister,
             renderer: Renderer::new(),
         }
     }
@@ -128,7 +137,7 @@ where
             Method::DELETE => {
                 return (
                     Some("delete"),
-                    push::delete(app, job, job_is_base64, labels),
+                    push::delete(app, job, job_is_base64, labels).await,
                 )
             }
             _ => return (None, Err(ApiError::MethodNotAllowed)),
@@ -151,7 +160,9 @@ where
         "/-/quit" => (None, quit(app, &method)),
         "/" | "/status" if is_get => (Some("status"), Ok(ui::index(app))),
         _ if rest.starts_with("/static/") && is_get => (Some("static"), ui::asset(rest)),
-        _ if rest.starts_with("/api/v1/") => api::route(app, &method, &rest["/api/v1".len()..]),
+        _ if rest.starts_with("/api/v1/") => {
+            api::route(app, &method, &rest["/api/v1".len()..]).await
+        }
         _ => (None, Err(ApiError::NotFound)),
     }
 }

@@ -13,7 +13,7 @@ use super::error::{text_response, ApiError};
 use super::{unix_now, App, HttpResponse};
 use crate::grouping::parse_grouping_path;
 use crate::parse::{parse, Format};
-use crate::store::{Consistency, PushMode};
+use crate::store::{Consistency, PushError, PushMode};
 
 /// The delimited protobuf media type and parameters that select the protobuf decoder.
 const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
@@ -43,30 +43,52 @@ where
         tracing::debug!(source = %peer, err = %e, "failed to parse text");
     })?;
     let outcome = app.store.push(key, families, mode, unix_now());
+    let unchecked = app.store.config().consistency == Consistency::Unchecked;
+    let result = match outcome {
+        Ok(seq) => wait_durable(app, seq).await,
+        Err(PushError::Rejected(rejection)) => {
+            tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
+            // Unchecked pushes are acknowledged before the check, as upstream does.
+            if unchecked {
+                Ok(())
+            } else {
+                Err(ApiError::Rejected(rejection))
+            }
+        }
+        Err(PushError::Unavailable(reason)) => Err(ApiError::Unavailable(reason)),
+    };
     app.telemetry
         .observe_push(&method, started.elapsed().as_secs_f64(), bytes.len());
-    if app.store.config().consistency == Consistency::Unchecked {
-        if let Err(rejection) = outcome {
-            tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
-        }
-        return Ok(text_response(StatusCode::ACCEPTED, ""));
+    result?;
+    let status = if unchecked {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(text_response(status, ""))
+}
+
+/// Waits until a journaled change is on disk (no-op without persistence).
+pub async fn wait_durable(app: &App, seq: Option<u64>) -> Result<(), ApiError> {
+    match (seq, &app.persister) {
+        (Some(seq), Some(persister)) => persister
+            .durable(seq)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("cannot persist the change: {e}"))),
+        _ => Ok(()),
     }
-    outcome.map_err(|rejection| {
-        tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
-        ApiError::Rejected(rejection)
-    })?;
-    Ok(text_response(StatusCode::OK, ""))
 }
 
 /// DELETE of a group: 202 whether or not it existed.
-pub fn delete(
+pub async fn delete(
     app: &Arc<App>,
     job: &str,
     job_is_base64: bool,
     labels: &str,
 ) -> Result<HttpResponse, ApiError> {
     let key = parse_grouping_path(job, job_is_base64, labels, app.config.validation)?;
-    app.store.delete(&key);
+    let seq = app.store.delete(&key).map_err(ApiError::from_push_error)?;
+    wait_durable(app, seq).await?;
     Ok(text_response(StatusCode::ACCEPTED, ""))
 }
 

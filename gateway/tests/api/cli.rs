@@ -58,7 +58,10 @@ fn unknown_flag_exits_non_zero_with_a_message() {
 /// with a message naming it, never silently ignored.
 #[test]
 fn unfinished_flags_are_refused() {
-    let (code, stderr) = run(&["--web.listen-address=127.0.0.1:0", "--web.config.file=web.yml"]);
+    let (code, stderr) = run(&[
+        "--web.listen-address=127.0.0.1:0",
+        "--web.config.file=web.yml",
+    ]);
     assert_ne!(code, Some(0), "stderr: {stderr:?}");
     assert!(stderr.contains("web.config.file"), "stderr: {stderr:?}");
 }

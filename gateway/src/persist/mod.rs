@@ -1,0 +1,353 @@
+//! Durable persistence behind `--persistence.file`: a push is acknowledged only once its
+//! record is in the write-ahead log on disk; a snapshot of the whole store is written in
+//! the background every `--persistence.interval` (or when the log has grown large), after
+//! which the log segments it covers are deleted. Start-up restores snapshot plus log.
+//!
+//! Files (all beside the persistence file `F`):
+//! - `F`: the latest snapshot ([`snapshot`]).
+//! - `F.wal-NNNNNNNNNN`: log segments ([`wal`]), replayed in order after the snapshot.
+//!
+//! A damaged snapshot or log never makes the gateway overwrite it: start-up fails and names
+//! the file, unless `--persistence.start-empty-on-corruption` moves the damaged files aside.
+//! This module only reads the store at restore and cut time; it never changes it otherwise.
+
+pub mod codec;
+pub mod snapshot;
+pub mod wal;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
+
+use crate::store::Store;
+use wal::{list_segments, read_segment, segment_path, SyncStatus, Wal};
+
+/// When a push counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FsyncMode {
+    /// After its record was fsynced (group commit): nothing acknowledged is ever lost.
+    Always,
+    /// Once written; fsync runs every second. Faster, may lose the last second on a crash
+    /// of the machine (not of the process).
+    Interval,
+}
+
+/// Persistence settings.
+#[derive(Debug, Clone)]
+pub struct PersistConfig {
+    /// The snapshot file; log segments live beside it.
+    pub file: PathBuf,
+    /// How often a snapshot is written.
+    pub interval: Duration,
+    /// When pushes are acknowledged.
+    pub fsync: FsyncMode,
+    /// Start empty (moving damaged files aside) instead of refusing to start.
+    pub start_empty_on_corruption: bool,
+    /// Log size after which a snapshot is written before the interval is up.
+    pub max_log_bytes: u64,
+}
+
+/// Why persistence could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// A file is damaged or of another format.
+    #[error("persistence file {path} cannot be used: {reason}; start with --persistence.start-empty-on-corruption to move it aside and start empty")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file or directory cannot be read or written.
+    #[error("persistence file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// What restore found, for the log and the status page.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// Groups loaded from the snapshot.
+    pub snapshot_groups: usize,
+    /// Log records replayed.
+    pub replayed: usize,
+    /// Segments whose last record was torn (a crash mid-write) and cut off.
+    pub torn_tails: Vec<PathBuf>,
+    /// Damaged files moved aside (only with `start_empty_on_corruption`).
+    pub moved_aside: Vec<PathBuf>,
+}
+
+/// The running persistence: waits for durability, writes snapshots.
+pub struct Persister {
+    config: PersistConfig,
+    store: Store,
+    status: watch::Receiver<SyncStatus>,
+    snapshot_lock: Mutex<()>,
+    last_snapshot: Mutex<Option<SystemTime>>,
+    wake: Notify,
+    report: RestoreReport,
+}
+
+impl Persister {
+    /// Restores the store from the files and attaches the log to it.
+    ///
+    /// # Errors
+    /// [`PersistError`] naming the file and the problem.
+    pub fn start(config: PersistConfig, store: &Store) -> Result<Arc<Persister>, PersistError> {
+        let started = Instant::now();
+        let file = config.file.clone();
+        let io_error = |path: &Path, source: io::Error| PersistError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        }
+        let mut report = RestoreReport::default();
+        let snapshot = match snapshot::read(&file) {
+            Ok(snapshot) => snapshot,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                if !config.start_empty_on_corruption {
+                    return Err(PersistError::Corrupt {
+                        path: file,
+                        reason: e.to_string(),
+                    });
+                }
+                report
+                    .moved_aside
+                    .push(move_aside(&file).map_err(|e| io_error(&file, e))?);
+                None
+            }
+            Err(e) => return Err(io_error(&file, e)),
+        };
+        let next_segment = snapshot.as_ref().map_or(1, |s| s.next_segment);
+        if let Some(snapshot) = snapshot {
+            report.snapshot_groups = snapshot.groups.len();
+            for group in snapshot.groups {
+                store.restore_group(group);
+            }
+        }
+        let segments = list_segments(&file).map_err(|e| io_error(&file, e))?;
+        let mut last = next_segment.saturating_sub(1);
+        let mut discard_rest = false;
+        for number in segments {
+            let path = segment_path(&file, number);
+            last = last.max(number);
+            if number < next_segment {
+                // Covered by the snapshot; left over from a crash during clean-up.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            if discard_rest {
+                report
+                    .moved_aside
+                    .push(move_aside(&path).map_err(|e| io_error(&path, e))?);
+                continue;
+            }
+            match read_segment(&path) {
+                Ok(contents) => {
+                    if contents.torn_tail {
+                        tracing::warn!(file = %path.display(), valid_bytes = contents.valid_len, "discarding a torn record at the end of the log (a crash during a write); everything before it is kept");
+                        truncate(&path, contents.valid_len).map_err(|e| io_error(&path, e))?;
+                        report.torn_tails.push(path.clone());
+                    }
+                    report.replayed += contents.changes.len();
+                    for change in &contents.changes {
+                        store.replay(change.as_change());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    if !config.start_empty_on_corruption {
+                        return Err(PersistError::Corrupt {
+                            path,
+                            reason: e.to_string(),
+                        });
+                    }
+                    // Later segments build on this one; they go aside too.
+                    report
+                        .moved_aside
+                        .push(move_aside(&path).map_err(|e| io_error(&path, e))?);
+                    discard_rest = true;
+                }
+                Err(e) => return Err(io_error(&path, e)),
+            }
+        }
+        if !report.moved_aside.is_empty() {
+            store.replay(crate::store::Change::Wipe);
+            tracing::warn!(files = ?report.moved_aside, "moved damaged persistence files aside and started empty");
+        }
+        let wal = Wal::open(&file, last + 1, config.fsync).map_err(|e| io_error(&file, e))?;
+        let status = wal.status();
+        store.set_journal(Box::new(wal));
+        tracing::info!(
+            file = %file.display(),
+            groups = report.snapshot_groups,
+            replayed = report.replayed,
+            seconds = started.elapsed().as_secs_f64(),
+            "restored persisted metrics"
+        );
+        Ok(Arc::new(Persister {
+            config,
+            store: store.clone(),
+            status,
+            snapshot_lock: Mutex::new(()),
+            last_snapshot: Mutex::new(None),
+            wake: Notify::new(),
+            report,
+        }))
+    }
+
+    /// What the restore found.
+    pub fn report(&self) -> &RestoreReport {
+        &self.report
+    }
+
+    /// The persistence file.
+    pub fn file(&self) -> &Path {
+        &self.config.file
+    }
+
+    /// When the last snapshot was written by this process.
+    pub fn last_snapshot(&self) -> Option<SystemTime> {
+        *self.last_snapshot.lock()
+    }
+
+    /// Waits until the change with sequence number `seq` is durable.
+    ///
+    /// # Errors
+    /// The fsync error when it cannot be made durable.
+    pub async fn durable(&self, seq: u64) -> Result<(), String> {
+        if self.config.fsync == FsyncMode::Interval {
+            return Ok(());
+        }
+        let mut status = self.status.clone();
+        loop {
+            {
+                let current = status.borrow_and_update();
+                if current.synced >= seq {
+                    return Ok(());
+                }
+                if let Some((upto, message)) = &current.failed {
+                    if *upto >= seq {
+                        return Err(message.clone());
+                    }
+                }
+            }
+            if status.changed().await.is_err() {
+                return Err("the write-ahead log is closed".into());
+            }
+        }
+    }
+
+    /// Writes a snapshot now and deletes the log segments it covers. Blocking.
+    ///
+    /// # Errors
+    /// Any I/O error; the previous snapshot and the log stay valid.
+    pub fn snapshot_now(&self) -> io::Result<()> {
+        let _one_at_a_time = self.snapshot_lock.lock();
+        let (next_segment, groups) = self.store.cut(|journal| match journal {
+            Some(journal) => match journal.as_any().downcast_mut::<Wal>() {
+                Some(wal) => wal.rotate(),
+                None => Err(io::Error::other("the journal is not a write-ahead log")),
+            },
+            None => Err(io::Error::other("no write-ahead log attached")),
+        })?;
+        snapshot::write(&self.config.file, next_segment, &groups)?;
+        for number in list_segments(&self.config.file)? {
+            if number < next_segment {
+                fs::remove_file(segment_path(&self.config.file, number))?;
+            }
+        }
+        *self.last_snapshot.lock() = Some(SystemTime::now());
+        Ok(())
+    }
+
+    /// Runs snapshots every interval, or sooner when the log outgrows its limit, until the
+    /// task is dropped.
+    pub async fn run_snapshots(self: Arc<Self>) {
+        let check_every = Duration::from_secs(1).min(self.config.interval);
+        let mut due = Instant::now() + self.config.interval;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(check_every) => {},
+                () = self.wake.notified() => {},
+            }
+            let log_bytes = self.log_bytes();
+            if Instant::now() < due && log_bytes < self.config.max_log_bytes {
+                continue;
+            }
+            if log_bytes == 0 {
+                due = Instant::now() + self.config.interval;
+                continue;
+            }
+            let persister = self.clone();
+            let started = Instant::now();
+            match tokio::task::spawn_blocking(move || persister.snapshot_now()).await {
+                Ok(Ok(())) => {
+                    tracing::info!(file = %self.config.file.display(), seconds = started.elapsed().as_secs_f64(), "metrics persisted")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(file = %self.config.file.display(), err = %e, "error persisting metrics")
+                }
+                Err(e) => tracing::error!(err = %e, "snapshot task failed"),
+            }
+            due = Instant::now() + self.config.interval;
+        }
+    }
+
+    fn log_bytes(&self) -> u64 {
+        let mut bytes = 0;
+        self.store.cut_journal_only(|journal| {
+            if let Some(wal) = journal.and_then(|j| j.as_any().downcast_mut::<Wal>()) {
+                bytes = wal.bytes_since_cut();
+            }
+        });
+        bytes
+    }
+
+    /// A final snapshot at shutdown, so that the next start reads one file.
+    pub fn shutdown(&self) {
+        match self.snapshot_now() {
+            Ok(()) => tracing::info!(file = %self.config.file.display(), "metrics persisted"),
+            Err(e) => {
+                tracing::error!(file = %self.config.file.display(), err = %e, "final snapshot failed; the log still holds every acknowledged change")
+            }
+        }
+        self.store.cut_journal_only(|journal| {
+            if let Some(wal) = journal.and_then(|j| j.as_any().downcast_mut::<Wal>()) {
+                wal.close();
+            }
+        });
+    }
+}
+
+fn truncate(path: &Path, len: u64) -> io::Result<()> {
+    let file = fs::OpenOptions::new().write(true).open(path)?;
+    file.set_len(len)?;
+    file.sync_all()
+}
+
+/// Renames a damaged file to `<name>.corrupt-<unix seconds>` and returns the new path.
+fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".corrupt-{seconds}"));
+    let target = PathBuf::from(name);
+    fs::rename(path, &target)?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,284 @@
+//! Restore from snapshot plus log, torn tails at every byte offset, and damaged files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::codec::{decode_change, decode_group, encode_change, encode_group};
+use super::wal::{read_segment, segment_path, SEGMENT_MAGIC};
+use super::{FsyncMode, PersistConfig, PersistError, Persister};
+use crate::model::{
+    Bucket, Exemplar, Extras, GroupingKey, Histogram, Label, Metric, MetricFamily, MetricType,
+    NativeHistogram, Timestamp, Value,
+};
+use crate::store::{Change, PushMode, Store, StoreConfig};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pgw-persist-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn config(file: &Path) -> PersistConfig {
+    PersistConfig {
+        file: file.to_path_buf(),
+        interval: std::time::Duration::from_secs(3600),
+        fsync: FsyncMode::Always,
+        start_empty_on_corruption: false,
+        max_log_bytes: u64::MAX,
+    }
+}
+
+fn key(job: &str) -> GroupingKey {
+    GroupingKey::new(vec![Label::new("job", job)])
+}
+
+fn gauge(name: &str, value: f64) -> MetricFamily {
+    MetricFamily {
+        name: name.into(),
+        help: Some("help".into()),
+        metric_type: MetricType::Gauge,
+        metrics: vec![Metric::new(vec![Label::new("x", "1")], Value::Gauge(value))],
+    }
+}
+
+fn rich_histogram() -> MetricFamily {
+    let mut metric = Metric::new(
+        vec![Label::new("le_not", "v")],
+        Value::Histogram(Histogram {
+            count: 3.0,
+            float_counts: false,
+            sum: 1.5,
+            buckets: vec![Bucket {
+                upper_bound: 0.5,
+                count: 2.0,
+            }],
+        }),
+    );
+    metric.extras = Some(Box::new(Extras {
+        created: Some(Timestamp {
+            seconds: 10,
+            nanos: 5,
+        }),
+        exemplar: None,
+        bucket_exemplars: vec![Some(Exemplar {
+            labels: vec![Label::new("trace_id", "abc")],
+            value: 0.3,
+            timestamp: None,
+        })],
+        native: Some(NativeHistogram {
+            schema: 3,
+            zero_threshold: 1e-9,
+            zero_count: Some(1),
+            positive_spans: vec![crate::model::BucketSpan {
+                offset: -2,
+                length: 2,
+            }],
+            positive_deltas: vec![1, -1],
+            ..NativeHistogram::default()
+        }),
+        exemplars: vec![],
+    }));
+    MetricFamily {
+        name: "h".into(),
+        help: None,
+        metric_type: MetricType::Histogram,
+        metrics: vec![metric],
+    }
+}
+
+fn exposition(store: &Store) -> String {
+    let renderer = crate::expose::Renderer::new();
+    let rendered = renderer.render(store, &[], crate::expose::ScrapeFormat::TEXT);
+    String::from_utf8(rendered.body).expect("utf-8")
+}
+
+#[test]
+fn codec_round_trips_changes_and_groups() {
+    let families = vec![gauge("g", 2.5), rich_histogram()];
+    let k = key("a");
+    let change = Change::Push {
+        key: &k,
+        families: &families,
+        mode: PushMode::Merge,
+        time: 1234.5,
+        inconsistent: false,
+    };
+    let mut encoded = Vec::new();
+    encode_change(&mut encoded, &change);
+    let decoded = decode_change(&encoded).expect("decodes");
+    let super::codec::OwnedChange::Push {
+        key: decoded_key,
+        families: decoded_families,
+        mode,
+        time,
+        ..
+    } = decoded
+    else {
+        panic!("not a push");
+    };
+    assert_eq!(decoded_key, k);
+    assert_eq!(decoded_families, families);
+    assert_eq!((mode, time), (PushMode::Merge, 1234.5));
+
+    let store = Store::new(StoreConfig::default());
+    store
+        .push(k, families, PushMode::Replace, 99.0)
+        .expect("push");
+    let view = store.groups().remove(0);
+    let mut block = Vec::new();
+    encode_group(&mut block, &view);
+    let back = decode_group(&block).expect("decodes");
+    assert_eq!(back.key, view.key);
+    assert_eq!(back.families, view.families);
+    assert_eq!((back.push_time, back.failure_time), (99.0, 0.0));
+    // Every truncation is an error, never a panic.
+    for cut in 0..block.len() {
+        assert!(decode_group(&block[..cut]).is_err(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn restore_gives_the_same_exposition() {
+    let dir = temp_dir("restore");
+    let file = dir.join("pg.db");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    store
+        .push(key("a"), vec![gauge("g", 1.0)], PushMode::Replace, 10.0)
+        .expect("push a");
+    store
+        .push(key("b"), vec![rich_histogram()], PushMode::Replace, 11.0)
+        .expect("push b");
+    persister.snapshot_now().expect("snapshot");
+    store
+        .push(key("c"), vec![gauge("g2", 3.0)], PushMode::Merge, 12.0)
+        .expect("push c");
+    let _ = store.push(key("a"), vec![gauge("g2", 3.0)], PushMode::Merge, 13.0); // clash: failure time
+    store.delete(&key("b")).expect("delete");
+    let before = exposition(&store);
+    drop(persister);
+
+    let restored = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &restored).expect("restart");
+    assert_eq!(exposition(&restored), before);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_torn_last_record_is_dropped_at_every_offset() {
+    let dir = temp_dir("torn");
+    let file = dir.join("pg.db");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    store
+        .push(key("a"), vec![gauge("g", 1.0)], PushMode::Replace, 10.0)
+        .expect("push");
+    let expected = exposition(&store);
+    store
+        .push(key("b"), vec![gauge("g", 2.0)], PushMode::Replace, 11.0)
+        .expect("push");
+    drop(persister);
+    let segment = segment_path(&file, 1);
+    let full = fs::read(&segment).expect("segment");
+    let first = read_segment(&segment).expect("reads");
+    assert_eq!(first.changes.len(), 2);
+    // Find where the last record starts by reading the first one's length.
+    let first_len = u32::from_le_bytes(full[8..12].try_into().expect("4 bytes")) as usize;
+    let last_start = SEGMENT_MAGIC.len() + 8 + first_len;
+    for cut in last_start..full.len() {
+        let trial = dir.join(format!("cut-{cut}"));
+        fs::create_dir_all(&trial).expect("dir");
+        let trial_file = trial.join("pg.db");
+        fs::write(segment_path(&trial_file, 1), &full[..cut]).expect("write");
+        let restored = Store::new(StoreConfig::default());
+        let persister = Persister::start(config(&trial_file), &restored)
+            .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(exposition(&restored), expected, "cut at {cut}");
+        assert_eq!(
+            persister.report().torn_tails.len(),
+            usize::from(cut > last_start),
+            "cut at {cut}"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn damaged_files_stop_the_start_and_are_never_overwritten() {
+    let dir = temp_dir("damaged");
+    let file = dir.join("pg.db");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    store
+        .push(key("a"), vec![gauge("g", 1.0)], PushMode::Replace, 10.0)
+        .expect("push");
+    persister.snapshot_now().expect("snapshot");
+    drop(persister);
+    let mut bytes = fs::read(&file).expect("snapshot");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&file, &bytes).expect("damage");
+
+    let error = Persister::start(config(&file), &Store::new(StoreConfig::default()))
+        .err()
+        .expect("refuses");
+    assert!(matches!(error, PersistError::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("pg.db"), "{error}");
+    assert_eq!(
+        fs::read(&file).expect("still there"),
+        bytes,
+        "file untouched"
+    );
+
+    let mut forced = config(&file);
+    forced.start_empty_on_corruption = true;
+    let empty = Store::new(StoreConfig::default());
+    let persister = Persister::start(forced, &empty).expect("starts empty");
+    assert_eq!(empty.stats().groups, 0);
+    let aside = &persister.report().moved_aside[0];
+    assert_eq!(fs::read(aside).expect("moved aside"), bytes);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corruption_inside_the_log_is_not_taken_for_a_torn_tail() {
+    let dir = temp_dir("midlog");
+    let file = dir.join("pg.db");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    for i in 0..3 {
+        store
+            .push(
+                key(&format!("j{i}")),
+                vec![gauge("g", 1.0)],
+                PushMode::Replace,
+                10.0,
+            )
+            .expect("push");
+    }
+    drop(persister);
+    let segment = segment_path(&file, 1);
+    let mut bytes = fs::read(&segment).expect("segment");
+    bytes[SEGMENT_MAGIC.len() + 12] ^= 0x55;
+    fs::write(&segment, &bytes).expect("damage");
+    let error = Persister::start(config(&file), &Store::new(StoreConfig::default()))
+        .err()
+        .expect("refuses");
+    assert!(error.to_string().contains("corrupt record"), "{error}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unwritable_directory_is_a_clear_error() {
+    let error = Persister::start(
+        config(Path::new("/proc/pushgateway-cannot-write-here/pg.db")),
+        &Store::new(StoreConfig::default()),
+    )
+    .err()
+    .expect("refuses");
+    assert!(
+        error.to_string().contains("pushgateway-cannot-write-here"),
+        "{error}"
+    );
+}

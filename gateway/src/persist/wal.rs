@@ -1,0 +1,362 @@
+//! The write-ahead log: numbered segment files beside the persistence file
+//! (`<file>.wal-0000000001`, ...), each a header followed by records
+//! `[u32 length][u32 crc32][payload]` (little-endian). Appends happen under the store's
+//! lock; a background thread fsyncs, so that all appends waiting at that moment share one
+//! fsync (group commit), and publishes how far the log is durable.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::codec::{decode_change, encode_change, OwnedChange};
+use super::FsyncMode;
+use crate::store::{Change, Journal};
+
+/// First bytes of every segment: name and format version 1.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"PGWWAL\x00\x01";
+const RECORD_HEADER: usize = 8;
+/// Largest record accepted when reading, far above any allowed push.
+const MAX_RECORD: usize = 1 << 30;
+
+/// How far the log is on disk, shared with the pushes that wait for it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncStatus {
+    /// Every record up to this sequence number is durable.
+    pub synced: u64,
+    /// The last fsync failure: records up to this number could not be made durable.
+    pub failed: Option<(u64, String)>,
+}
+
+/// The segment path for number `n`.
+pub fn segment_path(base: &Path, n: u64) -> PathBuf {
+    let mut name = base.as_os_str().to_owned();
+    name.push(format!(".wal-{n:010}"));
+    PathBuf::from(name)
+}
+
+/// Segment numbers present beside `base`, ascending.
+///
+/// # Errors
+/// When the directory cannot be listed.
+pub fn list_segments(base: &Path) -> io::Result<Vec<u64>> {
+    let dir = base
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = format!(
+        "{}.wal-",
+        base.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let mut numbers = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// What reading a segment found.
+#[derive(Debug)]
+pub struct SegmentContents {
+    /// The decoded changes, in order.
+    pub changes: Vec<OwnedChange>,
+    /// Length of the valid prefix of the file.
+    pub valid_len: u64,
+    /// True when an incomplete or damaged record ended the file (a crash mid-write).
+    pub torn_tail: bool,
+}
+
+/// Reads a segment. A damaged record that runs to the end of the file is a torn tail
+/// (reported, and everything before it kept); damage followed by more data is corruption.
+///
+/// # Errors
+/// I/O errors, a bad header, or corruption before the end, with the offset.
+pub fn read_segment(path: &Path) -> io::Result<SegmentContents> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    if data.len() < SEGMENT_MAGIC.len() {
+        // Created but the header never reached the disk: an empty segment.
+        return Ok(SegmentContents {
+            changes: Vec::new(),
+            valid_len: 0,
+            torn_tail: !data.is_empty(),
+        });
+    }
+    if &data[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
+        return Err(invalid(format!(
+            "{}: not a log segment of this version",
+            path.display()
+        )));
+    }
+    let mut pos = SEGMENT_MAGIC.len();
+    let mut changes = Vec::new();
+    while pos < data.len() {
+        let rest = &data[pos..];
+        if rest.len() < RECORD_HEADER {
+            return Ok(torn(changes, pos));
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if len > MAX_RECORD || RECORD_HEADER + len > rest.len() {
+            // Runs past the end: written partially.
+            return Ok(torn(changes, pos));
+        }
+        let payload = &rest[RECORD_HEADER..RECORD_HEADER + len];
+        let damaged = crc32fast::hash(payload) != crc;
+        let decoded = if damaged {
+            None
+        } else {
+            decode_change(payload).ok()
+        };
+        match decoded {
+            Some(change) => changes.push(change),
+            None if pos + RECORD_HEADER + len == data.len() => return Ok(torn(changes, pos)),
+            None => {
+                return Err(invalid(format!(
+                    "{}: corrupt record at byte {pos}",
+                    path.display()
+                )))
+            }
+        }
+        pos += RECORD_HEADER + len;
+    }
+    Ok(SegmentContents {
+        changes,
+        valid_len: pos as u64,
+        torn_tail: false,
+    })
+}
+
+fn torn(changes: Vec<OwnedChange>, pos: usize) -> SegmentContents {
+    SegmentContents {
+        changes,
+        valid_len: pos as u64,
+        torn_tail: true,
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// Fsyncs a directory so that a created or renamed entry survives a crash.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}
+
+struct Segment {
+    number: u64,
+    file: File,
+    len: u64,
+}
+
+/// State shared by the appender and the sync thread.
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    status: watch::Sender<SyncStatus>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Highest sequence number appended.
+    written: u64,
+    /// File to fsync for records up to `written`.
+    file: Option<Arc<File>>,
+    stop: bool,
+}
+
+/// The log, as the store's [`Journal`].
+pub struct Wal {
+    base: PathBuf,
+    segment: Segment,
+    seq: u64,
+    shared: Arc<Shared>,
+    bytes_since_cut: u64,
+    fsync: FsyncMode,
+    scratch: Vec<u8>,
+}
+
+impl Wal {
+    /// Opens a new segment numbered `number` and starts the sync thread.
+    ///
+    /// # Errors
+    /// When the segment cannot be created.
+    pub fn open(base: &Path, number: u64, fsync: FsyncMode) -> io::Result<Wal> {
+        let segment = create_segment(base, number)?;
+        let (status, _) = watch::channel(SyncStatus::default());
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                written: 0,
+                file: Some(Arc::new(segment.file.try_clone()?)),
+                stop: false,
+            }),
+            wake: Condvar::new(),
+            status,
+        });
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("wal-sync".into())
+            .spawn(move || sync_loop(&thread_shared, fsync))?;
+        Ok(Wal {
+            base: base.to_path_buf(),
+            segment,
+            seq: 0,
+            shared,
+            bytes_since_cut: 0,
+            fsync,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// A receiver of the durability status.
+    pub fn status(&self) -> watch::Receiver<SyncStatus> {
+        self.shared.status.subscribe()
+    }
+
+    /// Bytes appended since the last rotation.
+    pub fn bytes_since_cut(&self) -> u64 {
+        self.bytes_since_cut
+    }
+
+    /// Closes the current segment (fsynced) and continues in a new one; returns the new
+    /// segment's number, the first one a snapshot taken now does not cover.
+    ///
+    /// # Errors
+    /// When the old segment cannot be synced or the new one created.
+    pub fn rotate(&mut self) -> io::Result<u64> {
+        self.segment.file.sync_data()?;
+        let next = create_segment(&self.base, self.segment.number + 1)?;
+        self.segment = next;
+        self.bytes_since_cut = 0;
+        let mut pending = lock(&self.shared.pending);
+        pending.file = Some(Arc::new(self.segment.file.try_clone()?));
+        // Everything written so far is durable now.
+        let written = pending.written;
+        drop(pending);
+        self.shared
+            .status
+            .send_modify(|s| s.synced = s.synced.max(written));
+        Ok(self.segment.number)
+    }
+
+    /// Stops the sync thread after a last fsync.
+    pub fn close(&self) {
+        let mut pending = lock(&self.shared.pending);
+        pending.stop = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+impl Journal for Wal {
+    fn append(&mut self, change: &Change<'_>) -> io::Result<u64> {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&[0; RECORD_HEADER]);
+        encode_change(&mut self.scratch, change);
+        let payload_len = self.scratch.len() - RECORD_HEADER;
+        let crc = crc32fast::hash(&self.scratch[RECORD_HEADER..]);
+        self.scratch[..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        self.scratch[4..8].copy_from_slice(&crc.to_le_bytes());
+        if let Err(e) = self.segment.file.write_all(&self.scratch) {
+            // Cut a partial record off so that later records follow a valid one.
+            let _ = self.segment.file.set_len(self.segment.len);
+            let _ = self.segment.file.seek(SeekFrom::Start(self.segment.len));
+            return Err(e);
+        }
+        self.segment.len += self.scratch.len() as u64;
+        self.bytes_since_cut += self.scratch.len() as u64;
+        self.seq += 1;
+        let mut pending = lock(&self.shared.pending);
+        pending.written = self.seq;
+        drop(pending);
+        if self.fsync == FsyncMode::Always {
+            self.shared.wake.notify_one();
+        }
+        Ok(self.seq)
+    }
+
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+fn lock(mutex: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn create_segment(base: &Path, number: u64) -> io::Result<Segment> {
+    let path = segment_path(base, number);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    file.write_all(SEGMENT_MAGIC)?;
+    file.sync_data()?;
+    sync_dir(&path)?;
+    Ok(Segment {
+        number,
+        file,
+        len: SEGMENT_MAGIC.len() as u64,
+    })
+}
+
+/// Waits for appends and fsyncs them, all that arrived meanwhile with one call.
+fn sync_loop(shared: &Shared, fsync: FsyncMode) {
+    let interval = Duration::from_secs(1);
+    loop {
+        let (target, file, stop) = {
+            let mut pending = lock(&shared.pending);
+            let synced = shared.status.borrow().synced;
+            while pending.written <= synced && !pending.stop {
+                let (guard, _) = shared
+                    .wake
+                    .wait_timeout(pending, interval)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                pending = guard;
+                if fsync == FsyncMode::Interval {
+                    break;
+                }
+            }
+            (pending.written, pending.file.clone(), pending.stop)
+        };
+        if let Some(file) = file {
+            if target > shared.status.borrow().synced {
+                match file.sync_data() {
+                    Ok(()) => shared.status.send_modify(|s| {
+                        s.synced = s.synced.max(target);
+                        s.failed = None;
+                    }),
+                    Err(e) => {
+                        tracing::error!(err = %e, "cannot fsync the write-ahead log");
+                        shared
+                            .status
+                            .send_modify(|s| s.failed = Some((target, e.to_string())));
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+        }
+        if stop {
+            return;
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The store's side of durability: every change is handed to a [`Journal`] under the
+//! store's lock, in the order changes are applied, before it is applied. The journal
+//! (the persistence module's write-ahead log) decides how it is recorded; the store only
+//! guarantees the order and that nothing is applied that could not be recorded.
+
+use crate::model::{GroupingKey, MetricFamily};
+
+use super::{PushMode, Rejection};
+
+/// One change to the store, as recorded and replayed.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// A successful push (families already sanitised).
+    Push {
+        /// The group.
+        key: &'a GroupingKey,
+        /// The pushed families.
+        families: &'a [MetricFamily],
+        /// PUT or POST.
+        mode: PushMode,
+        /// Unix time of the push.
+        time: f64,
+        /// True when an unchecked push did not pass the consistency check.
+        inconsistent: bool,
+    },
+    /// A refused push: only the group's failure time changes.
+    Failure {
+        /// The group.
+        key: &'a GroupingKey,
+        /// Unix time of the failure.
+        time: f64,
+    },
+    /// A deleted group.
+    Delete {
+        /// The group.
+        key: &'a GroupingKey,
+    },
+    /// Every group removed.
+    Wipe,
+}
+
+/// Records changes durably. Called with the store's lock held, so it must be quick:
+/// append, and leave waiting for the disk to the caller.
+pub trait Journal: Send + Sync {
+    /// Records a change and returns its sequence number.
+    ///
+    /// # Errors
+    /// Any I/O error; the change is then not applied.
+    fn append(&mut self, change: &Change<'_>) -> std::io::Result<u64>;
+
+    /// Lets the caller reach the concrete journal (for snapshot cuts).
+    fn as_any(&mut self) -> &mut dyn std::any::Any;
+}
+
+/// Why a change was not made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PushError {
+    /// The push was refused; the group's failure time was set.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The change could not be recorded durably; nothing was applied.
+    #[error("cannot persist the change: {0}")]
+    Unavailable(String),
+}
