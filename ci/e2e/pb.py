@@ -76,3 +76,95 @@ def family(name, typ, metrics, help=None):
 
 def delimited(*families):
     return b"".join(_varint(len(f)) + f for f in families)
+
+
+# ---------------------------------------------------------------- decoding (for scrapes in protobuf)
+
+TYPE_NAMES = {v: k for k, v in TYPES.items()}
+TYPE_NAMES[5] = "gaugehistogram"
+
+
+def _read_varint(buf, i):
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def fields(buf):
+    """{field number: [values]} of one message: ints for varints, bytes for length-delimited and for
+    fixed64/fixed32 (use as_double)."""
+    out = {}
+    i = 0
+    while i < len(buf):
+        key, i = _read_varint(buf, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = _read_varint(buf, i)
+        elif wire == 1:
+            v, i = buf[i : i + 8], i + 8
+        elif wire == 2:
+            n, i = _read_varint(buf, i)
+            v, i = buf[i : i + n], i + n
+        elif wire == 5:
+            v, i = buf[i : i + 4], i + 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def as_double(b):
+    return struct.unpack("<d", b)[0]
+
+
+def _one(f, num, conv, default=None):
+    return conv(f[num][-1]) if num in f else default
+
+
+def decode_delimited(data):
+    """Parses a delimited MetricFamily stream into a list of dicts:
+    {"name", "help", "type", "metrics": [{"labels": {..}, "timestamp_ms", and one of
+    "gauge"/"counter"/"untyped": value, "summary": (count, sum, [(q, v)]),
+    "histogram": (count, sum, [(upper_bound, cumulative_count)])}]}."""
+    out = []
+    i = 0
+    while i < len(data):
+        n, i = _read_varint(data, i)
+        f = fields(data[i : i + n])
+        i += n
+        fam = {
+            "name": _one(f, 1, bytes.decode),
+            "help": _one(f, 2, bytes.decode),
+            "type": TYPE_NAMES.get(_one(f, 3, int, 0), "?"),
+            "metrics": [],
+        }
+        for mb in f.get(4, []):
+            m = fields(mb)
+            metric = {"labels": {}, "timestamp_ms": _one(m, 6, int)}
+            for lb in m.get(1, []):
+                lp = fields(lb)
+                metric["labels"][_one(lp, 1, bytes.decode, "")] = _one(lp, 2, bytes.decode, "")
+            for num, kind in ((2, "gauge"), (3, "counter"), (5, "untyped")):
+                if num in m:
+                    metric[kind] = _one(fields(m[num][-1]), 1, as_double, 0.0)
+            if 4 in m:
+                s = fields(m[4][-1])
+                qs = [(_one(fields(q), 1, as_double, 0.0), _one(fields(q), 2, as_double, 0.0)) for q in s.get(3, [])]
+                metric["summary"] = (_one(s, 1, int, 0), _one(s, 2, as_double, 0.0), qs)
+            if 7 in m:
+                h = fields(m[7][-1])
+                count = _one(h, 4, as_double) if 4 in h else _one(h, 1, int, 0)
+                bs = []
+                for bb in h.get(3, []):
+                    b = fields(bb)
+                    c = _one(b, 4, as_double) if 4 in b else _one(b, 1, int, 0)
+                    bs.append((_one(b, 2, as_double, 0.0), c))
+                metric["histogram"] = (count, _one(h, 2, as_double, 0.0), bs)
+            fam["metrics"].append(metric)
+        out.append(fam)
+    return out
