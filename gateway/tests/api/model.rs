@@ -2,7 +2,8 @@
 //! checked step by step against a model of upstream's rules: a push is rejected (400,
 //! nothing changes) when afterwards one name would have two types across groups or one
 //! series would exist twice; otherwise it replaces the whole group (PUT) or the families
-//! it names (POST).
+//! it names (POST). Summaries and histograms bring upstream's suffix collisions
+//! (`a_count` next to summary `a`, `a_bucket` next to histogram `a`).
 
 use std::collections::BTreeMap;
 
@@ -43,8 +44,8 @@ const GROUPS: &[Group] = &[
         labels: &[("instance", ""), ("job", "j1"), ("x", "1")],
     },
 ];
-const NAMES: &[&str] = &["a", "b", "c"];
-const TYPES: &[&str] = &["counter", "gauge", "untyped"];
+const NAMES: &[&str] = &["a", "a_count", "a_bucket", "b"];
+const TYPES: &[&str] = &["counter", "gauge", "untyped", "summary", "histogram"];
 /// Optional body label `x`.
 const XS: &[Option<&str>] = &[None, Some("1"), Some("2")];
 
@@ -66,18 +67,44 @@ fn random_body(rng: &mut Rng, g: usize, step: usize) -> (String, BTreeMap<&'stat
         if rng.below(2) == 0 {
             continue;
         }
-        let kind = TYPES[rng.below(TYPES.len())];
+        // Summaries and histograms only under the unsuffixed name `a`.
+        let kinds = if name == "a" { TYPES.len() } else { 3 };
+        let kind = TYPES[rng.below(kinds)];
         text.push_str(&format!("# TYPE {name} {kind}\n"));
         let mut fam = Family {
             kind,
             series: Vec::new(),
         };
-        for i in 0..=rng.below(2) {
+        let complex = kind == "summary" || kind == "histogram";
+        // One metric per summary/histogram: repeated label sets would merge in the parser.
+        let count = if complex { 1 } else { 1 + rng.below(2) };
+        for i in 0..count {
             let x = XS[rng.below(XS.len())];
             let value = (step * 10 + i) as u64;
-            match x {
-                Some(x) => text.push_str(&format!("{name}{{x=\"{x}\"}} {value}\n")),
-                None => text.push_str(&format!("{name} {value}\n")),
+            let body_labels = x.map(|x| format!("x=\"{x}\"")).unwrap_or_default();
+            let braces = |extra: &str| {
+                let all: Vec<&str> = [body_labels.as_str(), extra]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if all.is_empty() {
+                    String::new()
+                } else {
+                    format!("{{{}}}", all.join(","))
+                }
+            };
+            match kind {
+                "summary" => {
+                    text.push_str(&format!("{name}_sum{} {value}\n", braces("")));
+                    text.push_str(&format!("{name}_count{} {value}\n", braces("")));
+                }
+                "histogram" => {
+                    let le = "le=\"+Inf\"";
+                    text.push_str(&format!("{name}_bucket{} {value}\n", braces(le)));
+                    text.push_str(&format!("{name}_sum{} {value}\n", braces("")));
+                    text.push_str(&format!("{name}_count{} {value}\n", braces("")));
+                }
+                _ => text.push_str(&format!("{name}{} {value}\n", braces(""))),
             }
             // Grouping labels win over body labels.
             let mut labels: BTreeMap<&str, &str> = BTreeMap::new();
@@ -88,6 +115,7 @@ fn random_body(rng: &mut Rng, g: usize, step: usize) -> (String, BTreeMap<&'stat
                 labels.insert(k, v);
             }
             let labels: Vec<(&str, &str)> = labels.into_iter().collect();
+            // The identity of the metric: family name and labels.
             fam.series.push((series(name, &labels), value));
         }
         families.insert(name, fam);
@@ -111,15 +139,48 @@ fn consistent(model: &Model) -> bool {
             }
         }
     }
+    // Upstream's suffix collisions: `_count`/`_sum` next to a summary or histogram,
+    // `_bucket` next to a histogram.
+    for name in types.keys() {
+        for (suffix, reserved_by) in [
+            ("_count", &["summary", "histogram"][..]),
+            ("_sum", &["summary", "histogram"][..]),
+            ("_bucket", &["histogram"][..]),
+        ] {
+            if let Some(base) = name.strip_suffix(suffix) {
+                if types.get(base).is_some_and(|k| reserved_by.contains(k)) {
+                    return false;
+                }
+            }
+        }
+    }
     true
 }
 
 fn expected_samples(model: &Model) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for families in model.values() {
-        for fam in families.values() {
+        for (name, fam) in families {
             for (s, v) in &fam.series {
-                out.insert(s.clone(), v.to_string());
+                let v = v.to_string();
+                let labels = &s[name.len()..];
+                match fam.kind {
+                    "summary" => {
+                        out.insert(format!("{name}_sum{labels}"), v.clone());
+                        out.insert(format!("{name}_count{labels}"), v);
+                    }
+                    "histogram" => {
+                        // `le` comes last in upstream's exposition.
+                        let inner = labels.trim_start_matches('{').trim_end_matches('}');
+                        let bucket = format!("{name}_bucket{{{inner},le=\"+Inf\"}}");
+                        out.insert(bucket, v.clone());
+                        out.insert(format!("{name}_sum{labels}"), v.clone());
+                        out.insert(format!("{name}_count{labels}"), v);
+                    }
+                    _ => {
+                        out.insert(s.clone(), v);
+                    }
+                }
             }
         }
     }
