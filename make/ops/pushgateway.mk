@@ -123,7 +123,7 @@ pushgateway-logs: ## Prints the gateway pods' logs (TAIL lines each; FOLLOW=1 fo
 	exec $(_kubectl) logs -l '$(_selector)' --container pushgateway --prefix --tail=$(TAIL) \
 	  --max-log-requests=20 $(if $(FOLLOW),--follow)
 
-pushgateway-restart: ## Restarts the gateway pods one by one and waits for the rollout.
+pushgateway-restart: ## Restarts the gateway pods (kubectl rollout restart) and waits for the rollout.
 	@$(_need_kubectl); $(call _find,deployment$(comma)statefulset); \
 	$(_kubectl) rollout restart "$$obj" && \
 	$(_kubectl) rollout status "$$obj" --timeout=$(TIMEOUT)
