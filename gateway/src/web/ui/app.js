@@ -1,8 +1,8 @@
 // Pushgateway web UI. Plain JavaScript, no framework, no build step, no external requests.
-// The server substitutes the path prefix into index.html (meta "pgw-path-prefix"); every
-// request made here is relative to that prefix, so the page works under --web.route-prefix
-// and --web.external-url.
-(function () {
+// index.html sets a <base> to the directory the browser sees the page in (<prefix>/); every
+// request made here is relative to that prefix, so the page works under --web.route-prefix,
+// --web.external-url and behind proxies that rewrite the path.
+function pgwMain() {
   'use strict';
 
   const PAGE_SIZES = [50, 100, 250, 500];
@@ -796,4 +796,8 @@
   showTab(state.tab);
   loadMetrics();
   if (state.tab !== 'status') loadStatus(); // for the admin button (showTab loads it on the status tab)
-})();
+}
+
+// index.html loads this script deferred; wait for the document anyway if it was not.
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', pgwMain);
+else pgwMain();
