@@ -10,9 +10,12 @@ only. HELP is the same for a name everywhere (upstream picks one arbitrarily whe
 """
 
 import random
+import subprocess
 
 import pytest
 
+import expo
+from conftest import ours_only
 from differ import Case, Step, run_case
 
 GROUPS = [
@@ -84,3 +87,47 @@ SEEDS = list(range(100))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_sequence(seed, start_gateway):
     run_case(Case(f"random-{seed}", _sequence(seed)), start_gateway)
+
+
+# ---------------------------------------------------------------- ours only: unchecked pushes never break the scrape
+
+UNCHECKED_SEEDS = list(range(30))
+
+
+def _assert_valid_exposition(text, promtool, where):
+    """Our own checks on every scrape; promtool (0.4 s a run) only when given."""
+    fams = expo.parse(text)  # raises on anything malformed
+    names = [f.name for f in fams]
+    assert len(names) == len(set(names)), f"{where}: a family appears twice: {names}"
+    types = {f.name: f.type for f in fams}
+    seen = set()
+    for f in fams:
+        for s in f.samples:
+            key = (s.name, frozenset(s.labels))
+            assert key not in seen, f"{where}: duplicate series {s.name}{dict(s.labels)}"
+            seen.add(key)
+            labelnames = [k for k, _ in s.labels]
+            assert len(labelnames) == len(set(labelnames)), f"{where}: duplicate label name in {s}"
+        for suffix in ("_count", "_sum", "_bucket"):
+            if f.name.endswith(suffix) and types.get(f.name[: -len(suffix)]) in ("summary", "histogram"):
+                raise AssertionError(f"{where}: family {f.name} collides with {f.name[:-len(suffix)]}")
+    if promtool:
+        proc = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+        assert proc.returncode in (0, 3), f"{where}: promtool: {proc.stderr.decode()}"
+
+
+@ours_only
+@pytest.mark.parametrize("seed", UNCHECKED_SEEDS)
+def test_random_unchecked_scrape_stays_valid(seed, start_gateway, promtool):
+    """DELIBERATE: with --push.disable-consistency-check upstream stores inconsistent pushes and its whole
+    /metrics then answers 500. Ours answers every push like upstream (202, or 400 for what does not
+    parse) and its /metrics stays 200 with a valid, consistent exposition after every step."""
+    gw = start_gateway("ours", "--push.disable-consistency-check")
+    steps = _sequence(1000 + seed)
+    for i, step in enumerate(steps):
+        r = gw.request(step.method, step.path, step.headers, step.body)
+        assert r.status in (202, 400), (i, step, r)
+        scrape = gw.metrics()
+        assert scrape.status == 200, f"step {i}: /metrics answered {scrape.status}: {scrape.text[:300]}"
+        last = i == len(steps) - 1
+        _assert_valid_exposition(scrape.text, promtool if last else None, f"seed {seed} step {i}")
