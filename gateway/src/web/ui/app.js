@@ -173,7 +173,6 @@ function pgwMain() {
     tab: 'metrics',
     groups: [], // prepared groups, sorted
     filtered: [],
-    byKey: new Map(),
     query: '',
     onlyFailed: false,
     page: 0,
@@ -188,51 +187,95 @@ function pgwMain() {
     generation: 0,
   };
 
-  const collator = new Intl.Collator('en', { numeric: true });
+  // One group of the API response. Only what sorting needs is computed up front; the rest
+  // (labels as pairs, key, counts, times, filter text) on first use, i.e. for the groups
+  // actually shown or filtered, which keeps loading 10,000 groups fast.
+  class Group {
+    constructor(raw) {
+      this.raw = raw;
+      const labels = raw.labels || {};
+      const names = Object.keys(labels);
+      if (names.length > 1) {
+        names.sort();
+        const j = names.indexOf('job');
+        if (j > 0) {
+          names.splice(j, 1);
+          names.unshift('job');
+        }
+      }
+      this.names = names;
+      let sortKey = '';
+      for (const n of names) sortKey += n + '\u0001' + naturalKey(String(labels[n])) + '\u0002';
+      this.sortKey = sortKey;
+      this.failed = raw.last_push_successful === false;
+      this._pairs = null;
+      this._key = null;
+      this._search = null;
+      this._stats = null;
+    }
 
-  function prepare(raw) {
-    const labels = raw.labels || {};
-    const names = Object.keys(labels).sort();
-    const j = names.indexOf('job');
-    if (j > 0) {
-      names.splice(j, 1);
-      names.unshift('job');
+    get pairs() {
+      if (!this._pairs) {
+        const labels = this.raw.labels || {};
+        this._pairs = this.names.map((n) => [n, String(labels[n])]);
+      }
+      return this._pairs;
     }
-    let familyCount = 0;
-    let seriesCount = 0;
-    for (const k in raw) {
-      if (k === 'labels' || k === 'last_push_successful') continue;
-      const f = raw[k];
-      if (!f || typeof f !== 'object' || !Array.isArray(f.metrics)) continue;
-      if (INTERNAL_FAMILIES.indexOf(k) !== -1) continue;
-      familyCount++;
-      seriesCount += f.metrics.length;
+
+    get key() {
+      if (this._key === null) this._key = JSON.stringify(this.pairs);
+      return this._key;
     }
-    const pairs = names.map((n) => [n, String(labels[n])]);
-    let search = '';
-    for (const p of pairs) search += p[0] + '=' + p[1] + '\n';
-    return {
-      key: JSON.stringify(pairs),
-      pairs: pairs,
-      raw: raw,
-      familyCount: familyCount,
-      seriesCount: seriesCount,
-      pushTime: firstValue(raw.push_time_seconds) * 1000,
-      failTime: firstValue(raw.push_failure_time_seconds) * 1000,
-      failed: raw.last_push_successful === false,
-      search: search.toLowerCase(),
-    };
+
+    get search() {
+      if (this._search === null) {
+        let text = '';
+        for (const p of this.pairs) text += p[0] + '=' + p[1] + '\n';
+        this._search = text.toLowerCase();
+      }
+      return this._search;
+    }
+
+    stats() {
+      if (!this._stats) {
+        const raw = this.raw;
+        let families = 0;
+        let series = 0;
+        for (const k in raw) {
+          if (k === 'labels' || k === 'last_push_successful') continue;
+          const f = raw[k];
+          if (!f || typeof f !== 'object' || !Array.isArray(f.metrics)) continue;
+          if (INTERNAL_FAMILIES.indexOf(k) !== -1) continue;
+          families++;
+          series += f.metrics.length;
+        }
+        this._stats = {
+          families: families,
+          series: series,
+          pushTime: firstValue(raw.push_time_seconds) * 1000,
+          failTime: firstValue(raw.push_failure_time_seconds) * 1000,
+        };
+      }
+      return this._stats;
+    }
+
+    get familyCount() { return this.stats().families; }
+    get seriesCount() { return this.stats().series; }
+    get pushTime() { return this.stats().pushTime; }
+    get failTime() { return this.stats().failTime; }
+  }
+
+  // Natural, case-insensitive order ("host-2" before "host-10") by plain string comparison of
+  // precomputed keys: digit runs zero-padded, which is much faster than a collator on 10k groups.
+  function naturalKey(v) {
+    v = v.toLowerCase();
+    if (!/\d/.test(v)) return v;
+    return v.replace(/\d+/g, (d) => (d.length < 16 ? '0000000000000000'.slice(d.length) + d : d));
   }
 
   function compareGroups(a, b) {
-    const n = Math.min(a.pairs.length, b.pairs.length);
-    for (let i = 0; i < n; i++) {
-      const pa = a.pairs[i];
-      const pb = b.pairs[i];
-      if (pa[0] !== pb[0]) return pa[0] < pb[0] ? -1 : 1;
-      if (pa[1] !== pb[1]) return collator.compare(pa[1], pb[1]) || (pa[1] < pb[1] ? -1 : 1);
-    }
-    return a.pairs.length - b.pairs.length;
+    if (a.sortKey !== b.sortKey) return a.sortKey < b.sortKey ? -1 : 1;
+    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
   }
 
   // Filter terms: whitespace separated, all must match (case-insensitive substring of
@@ -273,23 +316,22 @@ function pgwMain() {
       if (!body || body.status !== 'success' || !Array.isArray(body.data)) {
         throw new Error('unexpected response from api/v1/metrics');
       }
-      const groups = [];
-      const byKey = new Map();
-      const seen = new Set();
-      for (const raw of body.data) {
-        const g = prepare(raw);
-        seen.add(g.key);
-        const pending = state.pendingDelete.get(g.key);
+      let groups = new Array(body.data.length);
+      for (let i = 0; i < groups.length; i++) groups[i] = new Group(body.data[i]);
+      if (state.pendingDelete.size) {
         // A deleted group may still be listed for a moment (upstream applies deletes
         // asynchronously); hide it unless it was pushed again since.
-        if (pending && pending[0] === g.pushTime && pending[1] === g.failTime) continue;
-        groups.push(g);
-        byKey.set(g.key, g);
+        const seen = new Set();
+        const kept = groups.filter((g) => {
+          seen.add(g.key);
+          const pending = state.pendingDelete.get(g.key);
+          return !(pending && pending[0] === g.pushTime && pending[1] === g.failTime);
+        });
+        for (const k of Array.from(state.pendingDelete.keys())) if (!seen.has(k)) state.pendingDelete.delete(k);
+        groups = kept;
       }
-      for (const k of Array.from(state.pendingDelete.keys())) if (!seen.has(k)) state.pendingDelete.delete(k);
       groups.sort(compareGroups);
       state.groups = groups;
-      state.byKey = byKey;
       state.loaded = true;
       timings.prepared = performance.now();
       renderGroups();
@@ -499,6 +541,13 @@ function pgwMain() {
     return failedCache.n;
   }
 
+  // The group of the current page with the given key.
+  function shownGroup(key) {
+    const start = state.page * state.pageSize;
+    const slice = state.filtered.slice(start, start + state.pageSize);
+    return slice.find((g) => g.key === key) || null;
+  }
+
   function rerenderGroup(article, g) {
     const tmp = document.createElement('div');
     tmp.innerHTML = groupHtml(g);
@@ -594,7 +643,6 @@ function pgwMain() {
     }
     state.pendingDelete.set(g.key, [g.pushTime, g.failTime]);
     state.groups = state.groups.filter((x) => x.key !== g.key);
-    state.byKey.delete(g.key);
     state.expanded.delete(g.key);
     renderGroups();
     notice('Deleted the group ' + g.pairs.map((p) => p[0] + '=' + JSON.stringify(p[1])).join(', ') + '.');
@@ -615,7 +663,6 @@ function pgwMain() {
     }
     for (const g of state.groups) state.pendingDelete.set(g.key, [g.pushTime, g.failTime]);
     state.groups = [];
-    state.byKey = new Map();
     state.expanded.clear();
     renderGroups();
     notice('Deleted all groups.');
@@ -704,7 +751,7 @@ function pgwMain() {
     }
     const article = t.closest('article.group');
     if (!article) return;
-    const g = state.byKey.get(article.getAttribute('data-key'));
+    const g = shownGroup(article.getAttribute('data-key'));
     if (!g) return;
     if (t.closest('button.delete')) {
       deleteGroup(g);
