@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::model::NameValidation;
 use crate::persist::{FsyncMode, PersistConfig};
-use crate::store::Consistency;
+use crate::store::{Consistency, Limits};
 
 /// The command line, exactly as upstream spells it.
 #[derive(Debug, Clone, Parser)]
@@ -64,6 +64,24 @@ pub struct Flags {
     /// Largest accepted push body in bytes, after decompression.
     #[arg(long = "push.max-body-bytes", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Most client connections served at once; more wait in the listen backlog.
+    #[arg(long = "web.max-connections", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// How long a client may take to send its request headers (slow clients are dropped).
+    #[arg(long = "web.read-header-timeout", default_value = "30s", value_parser = parse_go_duration)]
+    pub header_read_timeout: Duration,
+    /// Most metrics (series; a histogram or summary counts once) in one push.
+    #[arg(long = "push.max-series", default_value_t = 1_000_000)]
+    pub max_series_per_push: usize,
+    /// Longest label name or value, in bytes, in a push or grouping key.
+    #[arg(long = "push.max-label-length", default_value_t = 65_536)]
+    pub max_label_length: usize,
+    /// Most metrics stored in total; pushes beyond it get 429 (0: no limit).
+    #[arg(long = "storage.max-series", default_value_t = 0)]
+    pub max_series: usize,
+    /// Most groups stored; pushes creating more get 429 (0: no limit).
+    #[arg(long = "storage.max-groups", default_value_t = 0)]
+    pub max_groups: usize,
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     pub log_level: LogLevel,
@@ -163,6 +181,12 @@ pub struct WebConfig {
     pub enable_admin_api: bool,
     /// Largest push body after decompression.
     pub max_body_bytes: usize,
+    /// The web config file (TLS, basic auth, headers), if any.
+    pub web_config_file: Option<PathBuf>,
+    /// Most clients served at once.
+    pub max_connections: usize,
+    /// How long a client may take to send request headers.
+    pub header_read_timeout: Duration,
     /// Whether pushes are acknowledged with 202 without a check.
     pub consistency: Consistency,
     /// Name rules for pushes.
@@ -182,6 +206,8 @@ pub struct Config {
     pub flags: Vec<(String, String)>,
     /// Persistence, when `--persistence.file` is set.
     pub persistence: Option<PersistConfig>,
+    /// Push and store limits.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -206,9 +232,6 @@ impl Config {
         let not_yet = |flag: &'static str, reason: &'static str| {
             Err(ConfigError::NotYetSupported { flag, reason })
         };
-        if !flags.web_config_file.is_empty() {
-            return not_yet("--web.config.file", "TLS and basic auth");
-        }
         if flags.storage == StorageMode::Redis || !flags.redis_url.is_empty() {
             return not_yet("--storage=redis", "replicated state on Redis");
         }
@@ -229,6 +252,10 @@ impl Config {
                 enable_lifecycle: flags.enable_lifecycle,
                 enable_admin_api: flags.enable_admin_api,
                 max_body_bytes: flags.max_body_bytes,
+                web_config_file: (!flags.web_config_file.is_empty())
+                    .then(|| PathBuf::from(&flags.web_config_file)),
+                max_connections: flags.max_connections,
+                header_read_timeout: flags.header_read_timeout,
                 consistency: if flags.disable_consistency_check {
                     Consistency::Unchecked
                 } else {
@@ -243,6 +270,12 @@ impl Config {
             log_level: flags.log_level,
             log_format: flags.log_format,
             flags: flag_values,
+            limits: Limits {
+                max_series_per_push: flags.max_series_per_push,
+                max_label_length: flags.max_label_length,
+                max_series: flags.max_series,
+                max_groups: flags.max_groups,
+            },
             persistence: (!flags.persistence_file.is_empty()).then(|| PersistConfig {
                 file: PathBuf::from(&flags.persistence_file),
                 interval: flags.persistence_interval.max(Duration::from_secs(1)),
@@ -358,6 +391,15 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         ("web.enable-lifecycle", flags.enable_lifecycle.to_string()),
         ("web.enable-admin-api", flags.enable_admin_api.to_string()),
         ("web.config.file", flags.web_config_file.clone()),
+        ("web.max-connections", flags.max_connections.to_string()),
+        (
+            "web.read-header-timeout",
+            duration(flags.header_read_timeout),
+        ),
+        ("push.max-series", flags.max_series_per_push.to_string()),
+        ("push.max-label-length", flags.max_label_length.to_string()),
+        ("storage.max-series", flags.max_series.to_string()),
+        ("storage.max-groups", flags.max_groups.to_string()),
         ("persistence.file", flags.persistence_file.clone()),
         ("persistence.interval", duration(flags.persistence_interval)),
         (
@@ -459,11 +501,7 @@ mod tests {
 
     #[test]
     fn unfinished_features_are_refused_not_ignored() {
-        for args in [
-            &["--web.config.file=web.yml"][..],
-            &["--storage=redis"][..],
-            &["--config.file=c.toml"][..],
-        ] {
+        for args in [&["--storage=redis"][..], &["--config.file=c.toml"][..]] {
             assert!(
                 matches!(parse(args), Err(ConfigError::NotYetSupported { .. })),
                 "{args:?}"

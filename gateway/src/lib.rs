@@ -11,6 +11,7 @@
 //! - [`expose`]: snapshots to the exposition formats.
 //! - [`persist`]: write-ahead log, snapshots, restore.
 //! - [`telemetry`]: the gateway's own metrics, logging.
+//! - [`webconfig`]: TLS, basic auth and headers from `--web.config.file`.
 //! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
 
 pub mod config;
@@ -25,6 +26,7 @@ pub mod signal;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+pub mod webconfig;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,20 +38,39 @@ use persist::Persister;
 use store::{Store, StoreConfig};
 use web::App;
 
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The persisted state cannot be restored.
+    #[error(transparent)]
+    Persist(#[from] persist::PersistError),
+    /// The web config file is invalid.
+    #[error(transparent)]
+    WebConfig(#[from] webconfig::WebConfigError),
+}
+
 /// Runs the gateway on `listener` until `shutdown` resolves or `/-/quit` is called.
 ///
 /// # Errors
-/// When the persisted state cannot be restored.
+/// When the persisted state cannot be restored or the web config file is invalid.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), persist::PersistError> {
+) -> Result<(), StartError> {
     let store = Store::new(StoreConfig {
         consistency: config.web.consistency,
         validation: config.web.validation,
         reserved: telemetry::own_metric_types(),
+        limits: config.limits,
     });
+    let security = config
+        .web
+        .web_config_file
+        .as_deref()
+        .map(webconfig::WebConfigSource::open)
+        .transpose()?
+        .map(Arc::new);
     let persister = match config.persistence.clone() {
         Some(persist_config) => {
             let store = store.clone();
@@ -70,6 +91,7 @@ pub async fn run(
         config.web.clone(),
         config.flags.clone(),
         persister.clone(),
+        security,
     ));
     let quit_app = app.clone();
     let stop = async move {

@@ -1,8 +1,10 @@
-//! The accept loop: one hyper HTTP/1 connection per client with a header read timeout, and
-//! a graceful drain on shutdown (stop accepting, let requests in flight finish up to a
+//! The accept loop: at most `--web.max-connections` clients at a time, TLS when the web
+//! config asks for it, one hyper HTTP/1 connection per client with a header read timeout,
+//! and a graceful drain on shutdown (stop accepting, let requests in flight finish up to a
 //! grace period).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,20 +12,31 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::web::{handle, App};
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take for the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in flight may run on after shutdown was requested.
 const GRACE_PERIOD: Duration = Duration::from_secs(15);
 
 /// Serves connections until `shutdown` resolves, then drains.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
+    let graceful = Arc::new(GracefulShutdown::new());
+    let slots = Arc::new(Semaphore::new(app.config.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // Waiting for a free slot before accepting leaves extra clients in the backlog.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -39,26 +52,53 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(app, request, peer).await) }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let graceful = graceful.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(source = %peer, err = %e, "connection ended with an error");
+            let _permit = permit;
+            let tls = app.security.as_ref().and_then(|s| s.current().tls.clone());
+            match tls {
+                None => serve_connection(stream, peer, app, &graceful).await,
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, app, &graceful).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(source = %peer, err = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(source = %peer, "TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
     drop(listener);
+    let drained = async {
+        if let Ok(graceful) = Arc::try_unwrap(graceful) {
+            graceful.shutdown().await;
+        }
+    };
     tokio::select! {
-        () = graceful.shutdown() => {},
+        () = drained => {},
         () = tokio::time::sleep(GRACE_PERIOD) => {
             tracing::warn!("requests still in flight after the grace period; stopping anyway");
         }
+    }
+}
+
+async fn serve_connection<I>(io: I, peer: SocketAddr, app: Arc<App>, graceful: &GracefulShutdown)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = app.config.header_read_timeout;
+    let service = service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(app, request, peer).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = graceful.watch(connection).await {
+        tracing::debug!(source = %peer, err = %e, "connection ended with an error");
     }
 }

@@ -58,6 +58,12 @@ pub enum PushError {
     /// The push was refused; the group's failure time was set.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// The push exceeds a per-push limit (series count, label length).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The store is at its configured capacity (series or groups).
+    #[error("{0}")]
+    Full(String),
     /// The change could not be recorded durably; nothing was applied.
     #[error("cannot persist the change: {0}")]
     Unavailable(String),

@@ -57,6 +57,30 @@ pub enum Consistency {
     Unchecked,
 }
 
+/// Limits on pushes and on what is stored; 0 means no limit for the totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most metrics in one push.
+    pub max_series_per_push: usize,
+    /// Longest label name or value in bytes.
+    pub max_label_length: usize,
+    /// Most metrics stored (0: unlimited).
+    pub max_series: usize,
+    /// Most groups stored (0: unlimited).
+    pub max_groups: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_series_per_push: usize::MAX,
+            max_label_length: usize::MAX,
+            max_series: 0,
+            max_groups: 0,
+        }
+    }
+}
+
 /// What the store needs to know from the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct StoreConfig {
@@ -66,6 +90,8 @@ pub struct StoreConfig {
     pub validation: NameValidation,
     /// The gateway's own metric names and types, which pushes must not contradict.
     pub reserved: HashMap<String, MetricType>,
+    /// Push and store limits.
+    pub limits: Limits,
 }
 
 /// A family as stored in a group, with the time it was pushed.
@@ -268,6 +294,7 @@ impl Store {
         mode: PushMode,
         now: f64,
     ) -> Result<Option<u64>, PushError> {
+        self.check_push_limits(&key, &families)?;
         let key = Arc::new(key);
         let families = self.sanitize(&key, families);
         let checked = self.shared.config.consistency == Consistency::Checked;
@@ -288,6 +315,7 @@ impl Store {
             }
             inconsistent = true;
         }
+        self.check_capacity(&state, &key, &families, mode)?;
         let seq = journal(
             &mut state,
             &Change::Push {
@@ -475,6 +503,78 @@ impl Store {
             }
         }
         families
+    }
+
+    fn check_push_limits(
+        &self,
+        key: &GroupingKey,
+        families: &[MetricFamily],
+    ) -> Result<(), PushError> {
+        let limits = &self.shared.config.limits;
+        let series: usize = families.iter().map(|f| f.metrics.len()).sum();
+        if series > limits.max_series_per_push {
+            return Err(PushError::TooLarge(format!(
+                "push has {series} metrics, more than the limit of {} (--push.max-series)",
+                limits.max_series_per_push
+            )));
+        }
+        let too_long = |label: &Label| {
+            label.name.len() > limits.max_label_length
+                || label.value.len() > limits.max_label_length
+        };
+        let long_label = key.labels().iter().find(|l| too_long(l)).or_else(|| {
+            families
+                .iter()
+                .flat_map(|f| &f.metrics)
+                .flat_map(|m| &m.labels)
+                .find(|l| too_long(l))
+        });
+        if let Some(label) = long_label {
+            return Err(PushError::TooLarge(format!(
+                "label {:?} is longer than the limit of {} bytes (--push.max-label-length)",
+                label.name.chars().take(64).collect::<String>(),
+                limits.max_label_length
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a push that would take the store past its total limits.
+    fn check_capacity(
+        &self,
+        state: &State,
+        key: &GroupingKey,
+        families: &[MetricFamily],
+        mode: PushMode,
+    ) -> Result<(), PushError> {
+        let limits = &self.shared.config.limits;
+        let group = state.groups.get(key);
+        if limits.max_groups > 0 && group.is_none() && state.groups.len() >= limits.max_groups {
+            return Err(PushError::Full(format!(
+                "the gateway stores {} groups, its limit (--storage.max-groups)",
+                state.groups.len()
+            )));
+        }
+        if limits.max_series > 0 {
+            let replaced: usize = group.map_or(0, |g| {
+                g.families
+                    .iter()
+                    .filter(|(name, _)| {
+                        mode == PushMode::Replace || families.iter().any(|f| &f.name == *name)
+                    })
+                    .map(|(_, f)| f.family.metrics.len())
+                    .sum()
+            });
+            let added: usize = families.iter().map(|f| f.metrics.len()).sum();
+            let after = state.series_total - replaced + added;
+            if after > limits.max_series && added > replaced {
+                return Err(PushError::Full(format!(
+                    "the push would store {after} metrics, more than the limit of {} (--storage.max-series)",
+                    limits.max_series
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn check_against_store(

@@ -36,6 +36,15 @@ pub enum ApiError {
     /// The request path is not percent-decodable into UTF-8.
     #[error("invalid URL escape in path")]
     BadPath,
+    /// Missing or wrong basic-auth credentials.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// A push larger than a configured limit.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The store is at its configured capacity.
+    #[error("{0}")]
+    StoreFull(String),
     /// No such endpoint.
     #[error("404 page not found")]
     NotFound,
@@ -55,6 +64,8 @@ impl ApiError {
     pub fn from_push_error(error: PushError) -> ApiError {
         match error {
             PushError::Rejected(rejection) => ApiError::Rejected(rejection),
+            PushError::TooLarge(reason) => ApiError::LimitExceeded(reason),
+            PushError::Full(reason) => ApiError::StoreFull(reason),
             PushError::Unavailable(reason) => {
                 ApiError::Unavailable(format!("cannot persist the change: {reason}"))
             }
@@ -72,6 +83,9 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::StoreFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed | ApiError::QuitNeedsPutOrPost => {
                 StatusCode::METHOD_NOT_ALLOWED
             }

@@ -23,6 +23,7 @@ use crate::expose::{negotiate, Renderer};
 use crate::persist::Persister;
 use crate::store::{PushMode, Store};
 use crate::telemetry::Telemetry;
+use crate::webconfig::WebConfigSource;
 
 pub use error::ApiError;
 
@@ -45,6 +46,8 @@ pub struct App {
     pub quit: Notify,
     /// Durable persistence, when `--persistence.file` is set.
     pub persister: Option<Arc<Persister>>,
+    /// TLS, basic auth and headers from `--web.config.file`.
+    pub security: Option<Arc<WebConfigSource>>,
     renderer: Renderer,
 }
 
@@ -55,6 +58,7 @@ impl App {
         config: WebConfig,
         flags: Vec<(String, String)>,
         persister: Option<Arc<Persister>>,
+        security: Option<Arc<WebConfigSource>>,
     ) -> App {
         App {
             store,
@@ -64,6 +68,7 @@ impl App {
             start_time: SystemTime::now(),
             quit: Notify::new(),
             persister,
+            security,
             renderer: Renderer::new(),
         }
     }
@@ -84,13 +89,34 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let method = request.method().clone();
+    let security = app.security.as_ref().map(|s| s.current());
+    if let Some(security) = &security {
+        // Every endpoint is behind basic auth, as upstream.
+        if !security.authorize(request.headers().get(header::AUTHORIZATION)) {
+            let mut response = ApiError::Unauthorized.into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            add_headers(&mut response, security);
+            return response;
+        }
+    }
     let (handler, result) = route(&app, request, peer).await;
-    let response = result.unwrap_or_else(ApiError::into_response);
+    let mut response = result.unwrap_or_else(ApiError::into_response);
     if let Some(handler) = handler {
         app.telemetry
             .observe_request(handler, response.status().as_u16(), method.as_str());
     }
+    if let Some(security) = &security {
+        add_headers(&mut response, security);
+    }
     response
+}
+
+fn add_headers(response: &mut HttpResponse, security: &crate::webconfig::WebSecurity) {
+    for (name, value) in &security.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
 }
 
 /// Dispatches on method and path; returns the handler name for the request counter (none

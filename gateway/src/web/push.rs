@@ -55,7 +55,7 @@ where
                 Err(ApiError::Rejected(rejection))
             }
         }
-        Err(PushError::Unavailable(reason)) => Err(ApiError::Unavailable(reason)),
+        Err(other) => Err(ApiError::from_push_error(other)),
     };
     app.telemetry
         .observe_push(&method, started.elapsed().as_secs_f64(), bytes.len());

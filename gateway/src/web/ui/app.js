@@ -608,8 +608,10 @@ function pgwMain() {
     $('runtime').tBodies[0].innerHTML = kvRows(rows);
 
     const build = d.build_information || {};
-    const known = Object.keys(BUILD_NAMES).filter((k) => k in build);
-    const others = Object.keys(build).filter((k) => !(k in BUILD_NAMES)).sort();
+    // Fields a build leaves empty (ours has no Go version, a local build no revision) are left out.
+    const filled = (k) => valueText(build[k]) !== '';
+    const known = Object.keys(BUILD_NAMES).filter((k) => k in build && filled(k));
+    const others = Object.keys(build).filter((k) => !(k in BUILD_NAMES) && filled(k)).sort();
     $('build').tBodies[0].innerHTML = kvRows(known.concat(others).map((k) => [BUILD_NAMES[k] || k, esc(valueText(build[k]))])) ||
       '<tr><td class="muted">No build information.</td></tr>';
 
