@@ -541,3 +541,17 @@ def test_console_clean_everywhere(page, gateway_factory):
     page.wait(lambda: page.css("#view-status").get_attribute("data-loaded") == "true")
     page.css("#tab-metrics").click()
     page.wait(lambda: len(page.articles()) == 2)
+
+
+def test_large_family_is_capped(page, gateway):
+    """A family with many series renders the first 250 and offers the rest on demand."""
+    labels = {"job": "wide"}
+    gateway.push(labels, "# TYPE wide_metric gauge\n" + "".join('wide_metric{i="%d"} %d\n' % (i, i) for i in range(300)))
+    page.open(gateway)
+    click_in_group(page, labels, "button.expander")
+    rows = '.family[data-family="wide_metric"] tbody tr'
+    page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, rows)) == 250)
+    assert "Show all 300 series" in page.css(".show-all").text
+    page.css(".show-all").click()
+    page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, rows)) == 300)
+    assert not page.d.find_elements(By.CSS_SELECTOR, ".show-all")
