@@ -59,8 +59,15 @@ struct Family {
 /// Stored state: group index -> family name -> family.
 type Model = BTreeMap<usize, BTreeMap<&'static str, Family>>;
 
-/// Builds a random body for group `g`; returns the text and the families it pushes.
-fn random_body(rng: &mut Rng, g: usize, step: usize) -> (String, BTreeMap<&'static str, Family>) {
+/// Builds a random body for group `g`; returns the text, the families it pushes, and
+/// whether upstream's parser accepts it: a `# TYPE a_count` (or `a_sum`) line after a
+/// summary or histogram `a`, or `# TYPE a_bucket` after a histogram `a`, is a "second
+/// TYPE line" for `a`.
+fn random_body(
+    rng: &mut Rng,
+    g: usize,
+    step: usize,
+) -> (String, BTreeMap<&'static str, Family>, bool) {
     let mut text = String::new();
     let mut families = BTreeMap::new();
     for &name in NAMES {
@@ -120,7 +127,11 @@ fn random_body(rng: &mut Rng, g: usize, step: usize) -> (String, BTreeMap<&'stat
         }
         families.insert(name, fam);
     }
-    (text, families)
+    let a_kind = families.get("a").map(|f| f.kind);
+    let parses = !(matches!(a_kind, Some("summary" | "histogram"))
+        && families.contains_key("a_count")
+        || a_kind == Some("histogram") && families.contains_key("a_bucket"));
+    (text, families, parses)
 }
 
 /// Whether `model` is consistent: one type per name, no series twice.
@@ -157,8 +168,9 @@ fn consistent(model: &Model) -> bool {
     true
 }
 
-fn expected_samples(model: &Model) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+/// Every exposed sample of the stored families, duplicates included.
+fn all_samples(model: &Model) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     for families in model.values() {
         for (name, fam) in families {
             for (s, v) in &fam.series {
@@ -166,25 +178,28 @@ fn expected_samples(model: &Model) -> BTreeMap<String, String> {
                 let labels = &s[name.len()..];
                 match fam.kind {
                     "summary" => {
-                        out.insert(format!("{name}_sum{labels}"), v.clone());
-                        out.insert(format!("{name}_count{labels}"), v);
+                        out.push((format!("{name}_sum{labels}"), v.clone()));
+                        out.push((format!("{name}_count{labels}"), v));
                     }
                     "histogram" => {
                         // `le` comes last in upstream's exposition.
                         let inner = labels.trim_start_matches('{').trim_end_matches('}');
                         let bucket = format!("{name}_bucket{{{inner},le=\"+Inf\"}}");
-                        out.insert(bucket, v.clone());
-                        out.insert(format!("{name}_sum{labels}"), v.clone());
-                        out.insert(format!("{name}_count{labels}"), v);
+                        out.push((bucket, v.clone()));
+                        out.push((format!("{name}_sum{labels}"), v.clone()));
+                        out.push((format!("{name}_count{labels}"), v));
                     }
-                    _ => {
-                        out.insert(s.clone(), v);
-                    }
+                    _ => out.push((s.clone(), v)),
                 }
             }
         }
     }
     out
+}
+
+/// The exposition of a consistent state.
+fn expected_samples(model: &Model) -> BTreeMap<String, String> {
+    all_samples(model).into_iter().collect()
 }
 
 fn run_seed(seed: u64, steps: usize) {
@@ -200,7 +215,7 @@ fn run_seed(seed: u64, steps: usize) {
             model.remove(&g);
             ("DELETE", 202, String::new())
         } else {
-            let (body, families) = random_body(&mut rng, g, step);
+            let (body, families, parses) = random_body(&mut rng, g, step);
             let mut next = model.clone();
             let group = next.entry(g).or_default();
             if op <= 2 {
@@ -215,7 +230,7 @@ fn run_seed(seed: u64, steps: usize) {
                 .flat_map(|f| f.series.iter())
                 .any(|(s, _)| !inside.insert(s.clone()));
             let method = if op <= 2 { "PUT" } else { "POST" };
-            if !dup_inside && consistent(&next) {
+            if parses && !dup_inside && consistent(&next) {
                 model = next;
                 (method, 200, body)
             } else {
@@ -267,5 +282,145 @@ fn random_sequences_follow_the_model_seeds_1_to_4() {
 fn random_sequences_follow_the_model_seeds_5_to_8() {
     for seed in 5..=8 {
         run_seed(seed, 150);
+    }
+}
+
+/// Unchecked mode: every push is stored; the scrape must stay valid whatever the state,
+/// show only stored series, and show all of them while the state is consistent.
+fn run_unchecked_seed(seed: u64, steps: usize) {
+    let gw = spawn_gateway(&["--push.disable-consistency-check"]);
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut model: Model = BTreeMap::new();
+    let mut log = Vec::new();
+    let mut inconsistent_steps = 0;
+    for step in 0..steps {
+        let g = rng.below(GROUPS.len());
+        let op = rng.below(5);
+        let (method, body, status) = if op == 0 {
+            model.remove(&g);
+            ("DELETE", String::new(), 202)
+        } else {
+            let (body, families, parses) = random_body(&mut rng, g, step);
+            let method = if op <= 2 { "PUT" } else { "POST" };
+            if parses {
+                let group = model.entry(g).or_default();
+                if op <= 2 {
+                    *group = families;
+                } else {
+                    group.extend(families);
+                }
+                (method, body, 202)
+            } else {
+                // Syntax errors are rejected even without the consistency check.
+                (method, body, 400)
+            }
+        };
+        let r = gw.request(method, GROUPS[g].path, &[], body.as_bytes());
+        log.push(format!(
+            "{method} {} -> {}\n{body}",
+            GROUPS[g].path, r.status
+        ));
+        let history = || format!("seed {seed} step {step}, history:\n{}", log.join("\n"));
+        assert_eq!(r.status, status, "{}", history());
+        let scrape = gw.get("/metrics");
+        assert_eq!(scrape.status, 200, "{}", history());
+        let text = scrape.text();
+        let actual = crate::helpers::pushed_samples(&text);
+        check_valid_exposition(&text, &history);
+        // Only stored series, with a stored value.
+        let mut candidates: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (s, v) in all_samples(&model) {
+            candidates.entry(s).or_default().push(v);
+        }
+        for (s, v) in &actual {
+            if s.starts_with("push_") {
+                continue;
+            }
+            let ok = candidates.get(s).is_some_and(|vs| vs.contains(v));
+            assert!(ok, "exposed {s} {v} is not stored\n{text}\n{}", history());
+        }
+        if consistent(&model) {
+            let actual: BTreeMap<String, String> = actual
+                .into_iter()
+                .filter(|(s, _)| !s.starts_with("push_"))
+                .collect();
+            assert_eq!(actual, expected_samples(&model), "{}", history());
+        } else {
+            inconsistent_steps += 1;
+        }
+    }
+    assert!(inconsistent_steps >= 5, "seed {seed}: never inconsistent");
+}
+
+/// One TYPE per family, samples under their own family, no suffix collisions.
+fn check_valid_exposition(text: &str, history: &dyn Fn() -> String) {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            let previous = types.insert(name.to_string(), kind.to_string());
+            assert!(
+                previous.is_none(),
+                "{name} typed twice\n{text}\n{}",
+                history()
+            );
+            current = Some((name.to_string(), kind.to_string()));
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let (family, kind) = current.clone().expect("sample before any TYPE");
+            let allowed: Vec<String> = match kind.as_str() {
+                "summary" => vec![
+                    family.clone(),
+                    format!("{family}_sum"),
+                    format!("{family}_count"),
+                ],
+                "histogram" => vec![
+                    format!("{family}_bucket"),
+                    format!("{family}_sum"),
+                    format!("{family}_count"),
+                ],
+                _ => vec![family.clone()],
+            };
+            assert!(
+                allowed.iter().any(|a| a == name),
+                "{line:?} under {family} ({kind})\n{text}\n{}",
+                history()
+            );
+        }
+    }
+    for (name, kind) in &types {
+        if kind == "summary" || kind == "histogram" {
+            for suffix in ["_sum", "_count"] {
+                let other = format!("{name}{suffix}");
+                assert!(
+                    !types.contains_key(&other),
+                    "{other} next to {kind} {name}\n{text}\n{}",
+                    history()
+                );
+            }
+        }
+        if kind == "histogram" {
+            let other = format!("{name}_bucket");
+            assert!(
+                !types.contains_key(&other),
+                "{other} next to histogram {name}\n{text}\n{}",
+                history()
+            );
+        }
+    }
+}
+
+#[test]
+fn unchecked_random_sequences_keep_the_scrape_valid_seeds_11_12() {
+    for seed in 11..=12 {
+        run_unchecked_seed(seed, 120);
+    }
+}
+
+#[test]
+fn unchecked_random_sequences_keep_the_scrape_valid_seeds_13_14() {
+    for seed in 13..=14 {
+        run_unchecked_seed(seed, 120);
     }
 }
