@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cache;
 mod cli;
 mod consistency;
 mod endpoints;
@@ -13,6 +14,7 @@ mod grouping;
 mod gzip;
 mod helpers;
 mod http;
+mod json_api;
 mod model;
 mod ordering;
 mod parsing;
