@@ -70,3 +70,102 @@ fn concurrent_puts_to_distinct_groups_all_land() {
         "{text}"
     );
 }
+
+/// Four groups whose pushes all produce the series `m{a="1",b="1",instance="",job="j"}`.
+const SAME_SERIES: [(&str, &str); 4] = [
+    ("/metrics/job/j/a/1/b/1", "m 1\n"),
+    ("/metrics/job/j/a/1", "m{b=\"1\"} 1\n"),
+    ("/metrics/job/j/b/1", "m{a=\"1\"} 1\n"),
+    ("/metrics/job/j", "m{a=\"1\",b=\"1\"} 1\n"),
+];
+
+#[test]
+fn concurrent_pushes_of_one_series_from_four_groups_admit_exactly_one() {
+    let gw = Arc::new(spawn_gateway(&[]));
+    for round in 0..15 {
+        let barrier = Arc::new(std::sync::Barrier::new(SAME_SERIES.len()));
+        let threads: Vec<_> = SAME_SERIES
+            .iter()
+            .map(|(path, body)| {
+                let gw = Arc::clone(&gw);
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    gw.put(path, body).status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 400),
+            "{statuses:?}"
+        );
+        // `state` panics if the series is exposed twice.
+        let state = gw.state();
+        let m = series(
+            "m",
+            &[("a", "1"), ("b", "1"), ("instance", ""), ("job", "j")],
+        );
+        assert_eq!(
+            state.get(&m).map(String::as_str),
+            Some("1"),
+            "round {round}"
+        );
+        for (path, _) in SAME_SERIES {
+            assert_eq!(gw.delete(path).status, 202);
+        }
+    }
+}
+
+#[test]
+fn concurrent_pushes_of_one_name_with_two_types_never_mix_types() {
+    let gw = Arc::new(spawn_gateway(&[]));
+    for round in 0..15 {
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let gw = Arc::clone(&gw);
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    let kind = if t % 2 == 0 { "counter" } else { "gauge" };
+                    barrier.wait();
+                    let r = gw.put(
+                        &format!("/metrics/job/t{t}"),
+                        &format!("# TYPE m {kind}\nm 1\n"),
+                    );
+                    (kind, r.status)
+                })
+            })
+            .collect();
+        let results: Vec<(&str, u16)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners: std::collections::BTreeSet<&str> = results
+            .iter()
+            .filter(|(_, s)| *s == 200)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let winner = *winners.iter().next().unwrap();
+        for (kind, status) in &results {
+            let expected = if *kind == winner { 200 } else { 400 };
+            assert_eq!(*status, expected, "round {round}: {results:?}");
+        }
+        let text = gw.scrape();
+        assert!(
+            text.lines().any(|l| l == format!("# TYPE m {winner}")),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("m{")).count(),
+            4,
+            "{text}"
+        );
+        for t in 0..8 {
+            assert_eq!(gw.delete(&format!("/metrics/job/t{t}")).status, 202);
+        }
+    }
+}
