@@ -29,12 +29,15 @@ GO_PUSHER="$CACHE/clients/pusher"
     go build -o "$GO_PUSHER" pusher.go
 )
 
-# prom-client into .cache/npm (never into the tree).
-if [ ! -f "$CACHE/npm/node_modules/prom-client/package.json" ]; then
-  npm install --prefix "$CACHE/npm" --no-audit --no-fund --loglevel=error prom-client >/dev/null
-fi
+# prom-client into .cache/npm (never into the tree), pinned so that a new release cannot
+# change what the tests see.
+PROM_CLIENT_VERSION=15.1.3
 NODE_BIN=$(command -v node)
 NODE_PATH="$CACHE/npm/node_modules"
+installed=$("$NODE_BIN" -p "require('$NODE_PATH/prom-client/package.json').version" 2>/dev/null || true)
+if [ "$installed" != "$PROM_CLIENT_VERSION" ]; then
+  npm install --prefix "$CACHE/npm" --save-exact --no-audit --no-fund --loglevel=error "prom-client@$PROM_CLIENT_VERSION" >/dev/null
+fi
 
 export GATEWAY_BIN REFERENCE_BIN PROMETHEUS_BIN GO_PUSHER NODE_BIN NODE_PATH
 
