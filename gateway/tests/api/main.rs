@@ -18,5 +18,7 @@ mod json_api;
 mod model;
 mod ordering;
 mod parsing;
+mod persist_helpers;
+mod persistence;
 mod push_semantics;
 mod unchecked;
