@@ -18,6 +18,7 @@ mod json_api;
 mod model;
 mod ordering;
 mod parsing;
+mod protobuf;
 mod persist_helpers;
 mod persistence;
 mod push_semantics;
