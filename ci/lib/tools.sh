@@ -64,6 +64,6 @@ python_venv() {
 
 # Builds our release binary once per layer and prints its path.
 gateway_release() {
-  (cd "$REPO_ROOT" && cargo build --release -q --bin pushgateway)
+  (cd "$REPO_ROOT" && cargo build --release -q --bin pushgateway) || return 1
   echo "$REPO_ROOT/target/release/pushgateway"
 }

@@ -4,11 +4,13 @@
 //! [`Config::from_args`] with a clear message, never silently ignored.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::config_file::{self, ConfigFile, ConfigFileError};
+use crate::expiry::ExpiryPolicy;
 use crate::model::NameValidation;
 use crate::persist::{FsyncMode, PersistConfig};
 use crate::store::{Consistency, Limits};
@@ -17,6 +19,7 @@ use crate::store::{Consistency, Limits};
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "pushgateway",
+    args_override_self = true,
     version,
     about = "The Pushgateway: accepts pushed metrics from batch jobs and exposes them for scraping."
 )]
@@ -154,6 +157,9 @@ pub enum ConfigError {
     /// The external URL is not absolute.
     #[error("invalid --web.external-url {0:?}: expected an absolute http(s) URL")]
     ExternalUrl(String),
+    /// The configuration file is invalid.
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
     /// A flag whose feature is not available yet.
     #[error("{flag} is not supported by this version yet ({reason}); remove the flag")]
     NotYetSupported {
@@ -208,6 +214,10 @@ pub struct Config {
     pub persistence: Option<PersistConfig>,
     /// Push and store limits.
     pub limits: Limits,
+    /// Expiry rules from the configuration file.
+    pub expiry: ExpiryPolicy,
+    /// The configuration file, for reloads.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -220,23 +230,42 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let flags = Flags::try_parse_from(args)?;
-        Config::from_flags(flags)
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let Some(path) = config_file_arg(&args) else {
+            return Config::from_flags(Flags::try_parse_from(args)?, ExpiryPolicy::default());
+        };
+        let file = load_config_file(&path)?;
+        // The file's flags go first, so that the command line overrides them.
+        let mut combined = args[..1.min(args.len())].to_vec();
+        for (name, value) in &file.args {
+            combined.push(if value.is_empty() {
+                format!("--{name}").into()
+            } else {
+                format!("--{name}={value}").into()
+            });
+        }
+        combined.extend(args.iter().skip(1).cloned());
+        Config::from_flags(Flags::try_parse_from(combined)?, file.expiry)
+    }
+
+    /// Reads the expiry rules from the configuration file again (SIGHUP, `/-/reload`).
+    ///
+    /// # Errors
+    /// [`ConfigError::File`] with the line and reason; the caller keeps the old rules.
+    pub fn reload_expiry(path: &Path) -> Result<ExpiryPolicy, ConfigError> {
+        Ok(load_config_file(path)?.expiry)
     }
 
     /// Validates parsed flags.
     ///
     /// # Errors
     /// [`ConfigError`] for anything that cannot be used.
-    pub fn from_flags(flags: Flags) -> Result<Config, ConfigError> {
+    pub fn from_flags(flags: Flags, expiry: ExpiryPolicy) -> Result<Config, ConfigError> {
         let not_yet = |flag: &'static str, reason: &'static str| {
             Err(ConfigError::NotYetSupported { flag, reason })
         };
         if flags.storage == StorageMode::Redis || !flags.redis_url.is_empty() {
             return not_yet("--storage=redis", "replicated state on Redis");
-        }
-        if !flags.config_file.is_empty() {
-            return not_yet("--config.file", "the configuration file");
         }
         let listen = parse_listen_address(&flags.listen_address)?;
         let external_path = external_url_path(&flags.external_url)?;
@@ -270,6 +299,8 @@ impl Config {
             log_level: flags.log_level,
             log_format: flags.log_format,
             flags: flag_values,
+            expiry,
+            config_file: (!flags.config_file.is_empty()).then(|| PathBuf::from(&flags.config_file)),
             limits: Limits {
                 max_series_per_push: flags.max_series_per_push,
                 max_label_length: flags.max_label_length,
@@ -285,6 +316,35 @@ impl Config {
             }),
         })
     }
+}
+
+/// The value of `--config.file` on a command line, if any.
+fn config_file_arg(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut found = None;
+    let mut iter = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = iter.next() {
+        if let Some(value) = arg.strip_prefix("--config.file=") {
+            found = Some(value.to_string());
+        } else if arg == "--config.file" {
+            found = iter.next();
+        }
+    }
+    found.filter(|p| !p.is_empty()).map(PathBuf::from)
+}
+
+fn load_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    use clap::CommandFactory;
+    let command = Flags::command();
+    let known = |name: &str| {
+        command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(name))
+            .map(|a| a.get_action().takes_values())
+    };
+    Ok(config_file::load(path, known)?)
 }
 
 /// `:9091` listens on every address, like Go's listener.
@@ -501,12 +561,30 @@ mod tests {
 
     #[test]
     fn unfinished_features_are_refused_not_ignored() {
-        for args in [&["--storage=redis"][..], &["--config.file=c.toml"][..]] {
-            assert!(
-                matches!(parse(args), Err(ConfigError::NotYetSupported { .. })),
-                "{args:?}"
-            );
-        }
+        assert!(matches!(
+            parse(&["--storage=redis"]),
+            Err(ConfigError::NotYetSupported { .. })
+        ));
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_config_file() {
+        let path = std::env::temp_dir().join(format!("pgw-flags-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[flags]\n\"web.telemetry-path\" = \"/from-file\"\n\"web.route-prefix\" = \"/pg\"\n\"web.enable-admin-api\" = true\n",
+        )
+        .expect("write");
+        let file_arg = format!("--config.file={}", path.display());
+        let config = parse(&[&file_arg, "--web.telemetry-path=/from-cli"]).expect("parses");
+        assert_eq!(config.web.telemetry_path, "/from-cli");
+        assert_eq!(config.web.route_prefix, "/pg");
+        assert!(config.web.enable_admin_api);
+        assert!(matches!(
+            parse(&["--config.file=/nonexistent/pgw.toml"]),
+            Err(ConfigError::File(_))
+        ));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! only on the size of the push.
 //!
 //! # Layout
-//! - [`config`]: flags, defaults, validation.
+//! - [`config`]: flags, defaults, validation; [`config_file`]: the TOML file.
 //! - [`model`]: metric families, labels, grouping keys, name rules.
 //! - [`parse`]: push bodies to families; [`proto`]: the protobuf messages.
 //! - [`grouping`]: the grouping key in a push URL.
 //! - [`store`]: groups, push semantics, the consistency index.
+//! - [`expiry`]: opt-in removal of stale groups.
 //! - [`expose`]: snapshots to the exposition formats.
 //! - [`persist`]: write-ahead log, snapshots, restore.
 //! - [`telemetry`]: the gateway's own metrics, logging.
@@ -15,6 +16,8 @@
 //! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
 
 pub mod config;
+pub mod config_file;
+pub mod expiry;
 pub mod expose;
 pub mod grouping;
 pub mod model;
@@ -86,13 +89,26 @@ pub async fn run(
         None => None,
     };
     let snapshots = persister.clone().map(|p| tokio::spawn(p.run_snapshots()));
+    let expirer = Arc::new(expiry::Expirer::new(config.expiry.clone()));
+    let expiry_task = tokio::spawn(expirer.clone().run(store.clone()));
     let app = Arc::new(App::new(
         store,
         config.web.clone(),
         config.flags.clone(),
-        persister.clone(),
-        security,
+        web::AppParts {
+            persister: persister.clone(),
+            security,
+            expirer,
+            config_file: config.config_file.clone(),
+        },
     ));
+    let reload_app = app.clone();
+    let hangups = tokio::spawn(async move {
+        signal::on_hangup(|| {
+            let _ = reload_app.reload();
+        })
+        .await;
+    });
     let quit_app = app.clone();
     let stop = async move {
         tokio::select! {
@@ -103,6 +119,8 @@ pub async fn run(
     };
     server::serve(listener, app, stop).await;
     tracing::info!("HTTP server stopped");
+    expiry_task.abort();
+    hangups.abort();
     if let Some(snapshots) = snapshots {
         snapshots.abort();
     }

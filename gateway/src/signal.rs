@@ -1,4 +1,4 @@
-//! One future that resolves on SIGTERM or SIGINT.
+//! Signals: one future that resolves on SIGTERM or SIGINT, and SIGHUP for reloads.
 
 /// Resolves when the process receives SIGTERM or SIGINT.
 pub async fn terminated() {
@@ -23,5 +23,23 @@ pub async fn terminated() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Calls `on_hangup` for every SIGHUP, forever (nothing on other platforms).
+pub async fn on_hangup(on_hangup: impl Fn()) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+            while hangups.recv().await.is_some() {
+                on_hangup();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = on_hangup;
+        std::future::pending::<()>().await;
     }
 }

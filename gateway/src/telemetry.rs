@@ -29,6 +29,8 @@ pub const BUILD_INFO: &str = "pushgateway_build_info";
 pub const STORED_GROUPS: &str = "pushgateway_stored_groups";
 /// Number of stored metrics.
 pub const STORED_SERIES: &str = "pushgateway_stored_series";
+/// Groups removed because they outlived their TTL.
+pub const EXPIRED_GROUPS: &str = "pushgateway_expired_groups_total";
 /// Series left out of scrapes because unchecked pushes made them inconsistent.
 pub const DROPPED_SERIES: &str = "pushgateway_scrape_dropped_series_total";
 
@@ -43,6 +45,7 @@ pub fn own_metric_types() -> HashMap<String, MetricType> {
         (STORED_GROUPS, MetricType::Gauge),
         (STORED_SERIES, MetricType::Gauge),
         (DROPPED_SERIES, MetricType::Counter),
+        (EXPIRED_GROUPS, MetricType::Counter),
         ("process_cpu_seconds_total", MetricType::Counter),
         ("process_open_fds", MetricType::Gauge),
         ("process_max_fds", MetricType::Gauge),
@@ -158,7 +161,7 @@ impl Telemetry {
     }
 
     /// Every own metric as metric families, labels sorted, families in any order.
-    pub fn families(&self, stats: Stats) -> Vec<MetricFamily> {
+    pub fn families(&self, stats: Stats, expired_groups: u64) -> Vec<MetricFamily> {
         let mut text = String::new();
         let mut families =
             match prometheus_client::encoding::text::encode(&mut text, &self.registry) {
@@ -182,6 +185,13 @@ impl Telemetry {
             "Number of metrics stored in the Pushgateway (a histogram or summary counts once).",
             vec![],
             stats.series as f64,
+        ));
+        families.push(single(
+            EXPIRED_GROUPS,
+            "Groups removed because they had no successful push for their TTL.",
+            MetricType::Counter,
+            vec![],
+            Value::Counter(expired_groups as f64),
         ));
         families.extend(process_families(self.start_time));
         families
@@ -371,7 +381,7 @@ mod tests {
         let telemetry = Telemetry::new();
         telemetry.observe_request("push", 200, "PUT");
         telemetry.observe_push("PUT", 0.01, 100);
-        let families = telemetry.families(Stats::default());
+        let families = telemetry.families(Stats::default(), 0);
         let declared = own_metric_types();
         for family in &families {
             assert_eq!(

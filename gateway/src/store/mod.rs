@@ -376,6 +376,41 @@ impl Store {
         Ok((result, sorted(views)))
     }
 
+    /// Removes, like DELETEs, every group whose last successful push (or, for a group that
+    /// never had one, its last failure) is at least its TTL before `now`. `ttl` gives a
+    /// group's TTL in seconds, `None` for groups that never expire.
+    ///
+    /// # Errors
+    /// When a removal cannot be journaled; the groups removed before it stay removed.
+    pub fn expire(
+        &self,
+        now: f64,
+        ttl: impl Fn(&GroupingKey) -> Option<f64>,
+    ) -> Result<Vec<GroupingKey>, PushError> {
+        let mut state = self.shared.state.write();
+        let due: Vec<Arc<GroupingKey>> = state
+            .groups
+            .iter()
+            .filter(|(key, group)| {
+                let last = if group.push_time > 0.0 {
+                    group.push_time
+                } else {
+                    group.failure_time
+                };
+                ttl(key).is_some_and(|ttl| last + ttl <= now)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut removed = Vec::with_capacity(due.len());
+        for key in due {
+            journal(&mut state, &Change::Delete { key: &key })?;
+            remove_group(&mut state, &key);
+            removed.push((*key).clone());
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
     /// Runs `f` on the journal under the store's lock, without copying any state.
     pub fn cut_journal_only(&self, f: impl FnOnce(Option<&mut (dyn Journal + 'static)>)) {
         let mut state = self.shared.state.write();

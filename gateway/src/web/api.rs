@@ -108,11 +108,32 @@ fn persistence_status(app: &App) -> Json {
 }
 
 fn metrics(app: &App) -> Json {
-    Json::Array(app.store.groups().iter().map(group_json).collect())
+    let policy = app.expirer.policy();
+    Json::Array(
+        app.store
+            .groups()
+            .iter()
+            .map(|group| {
+                let last = if group.push_time > 0.0 {
+                    group.push_time
+                } else {
+                    group.failure_time
+                };
+                let expires_at = policy.deadline(&group.key, last);
+                group_json(group, expires_at)
+            })
+            .collect(),
+    )
 }
 
-fn group_json(group: &GroupView) -> Json {
+fn group_json(group: &GroupView, expires_at: Option<f64>) -> Json {
     let mut object = Map::new();
+    if let Some(deadline) = expires_at {
+        object.insert(
+            "expires_at".into(),
+            Json::String(rfc3339(unix_time(deadline))),
+        );
+    }
     let labels: Map<String, Json> = group
         .key
         .labels()

@@ -45,6 +45,9 @@ pub enum ApiError {
     /// The store is at its configured capacity.
     #[error("{0}")]
     StoreFull(String),
+    /// The configuration file could not be reloaded.
+    #[error("failed to reload config: {0}")]
+    ReloadFailed(String),
     /// No such endpoint.
     #[error("404 page not found")]
     NotFound,
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::ReloadFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::StoreFull(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -19,6 +19,7 @@ use percent_encoding::percent_decode_str;
 use tokio::sync::Notify;
 
 use crate::config::WebConfig;
+use crate::expiry::Expirer;
 use crate::expose::{negotiate, Renderer};
 use crate::persist::Persister;
 use crate::store::{PushMode, Store};
@@ -48,6 +49,10 @@ pub struct App {
     pub persister: Option<Arc<Persister>>,
     /// TLS, basic auth and headers from `--web.config.file`.
     pub security: Option<Arc<WebConfigSource>>,
+    /// Group expiry.
+    pub expirer: Arc<Expirer>,
+    /// The configuration file, re-read by `/-/reload` and SIGHUP.
+    pub config_file: Option<std::path::PathBuf>,
     renderer: Renderer,
 }
 
@@ -57,9 +62,14 @@ impl App {
         store: Store,
         config: WebConfig,
         flags: Vec<(String, String)>,
-        persister: Option<Arc<Persister>>,
-        security: Option<Arc<WebConfigSource>>,
+        parts: AppParts,
     ) -> App {
+        let AppParts {
+            persister,
+            security,
+            expirer,
+            config_file,
+        } = parts;
         App {
             store,
             telemetry: Telemetry::new(),
@@ -69,7 +79,44 @@ impl App {
             quit: Notify::new(),
             persister,
             security,
+            expirer,
+            config_file,
             renderer: Renderer::new(),
+        }
+    }
+}
+
+/// The optional parts of the gateway that the handlers use.
+pub struct AppParts {
+    /// Durable persistence, when `--persistence.file` is set.
+    pub persister: Option<Arc<Persister>>,
+    /// TLS, basic auth and headers from `--web.config.file`.
+    pub security: Option<Arc<WebConfigSource>>,
+    /// Group expiry.
+    pub expirer: Arc<Expirer>,
+    /// The configuration file, for reloads.
+    pub config_file: Option<std::path::PathBuf>,
+}
+
+impl App {
+    /// Re-reads the configuration file's expiry rules; the old rules stay on error.
+    ///
+    /// # Errors
+    /// The reason the file was refused.
+    pub fn reload(&self) -> Result<(), String> {
+        let Some(path) = &self.config_file else {
+            return Ok(());
+        };
+        match crate::config::Config::reload_expiry(path) {
+            Ok(policy) => {
+                self.expirer.set_policy(policy);
+                tracing::info!(file = %path.display(), "reloaded the configuration file");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(err = %e, "keeping the previous configuration");
+                Err(e.to_string())
+            }
         }
     }
 }
@@ -184,6 +231,7 @@ where
             (Some(name), Ok(error::text_response(StatusCode::OK, "OK")))
         }
         "/-/quit" => (None, quit(app, &method)),
+        "/-/reload" => (Some("reload"), reload(app, &method)),
         "/" | "/status" if is_get => (Some("status"), Ok(ui::index(app))),
         _ if rest.starts_with("/static/") && is_get => (Some("static"), ui::asset(rest)),
         _ if rest.starts_with("/api/v1/") => {
@@ -215,6 +263,17 @@ fn redirect(location: &str) -> HttpResponse {
     response
 }
 
+fn reload(app: &App, method: &Method) -> Result<HttpResponse, ApiError> {
+    if method != Method::PUT && method != Method::POST {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    if !app.config.enable_lifecycle {
+        return Err(ApiError::LifecycleDisabled);
+    }
+    app.reload().map_err(ApiError::ReloadFailed)?;
+    Ok(error::text_response(StatusCode::OK, ""))
+}
+
 fn quit(app: &App, method: &Method) -> Result<HttpResponse, ApiError> {
     if method != Method::PUT && method != Method::POST {
         return Err(ApiError::MethodNotAllowed);
@@ -236,7 +295,9 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
         .and_then(|v| v.to_str().ok());
     let format = negotiate(accept);
     let render = || {
-        let own = app.telemetry.families(app.store.stats());
+        let own = app
+            .telemetry
+            .families(app.store.stats(), app.expirer.expired_total());
         app.renderer.render(&app.store, &own, format)
     };
     let mut rendered = render();

@@ -1,0 +1,229 @@
+//! Opt-in expiry of stale groups: a group that has had no successful push for its TTL is
+//! removed exactly like a DELETE (journaled, so also in the persistence file). The TTL is
+//! the first matching rule's (rules match grouping labels exactly or by a fully anchored
+//! regular expression), else the default; with neither, groups live forever, as upstream.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use regex::Regex;
+
+use crate::model::GroupingKey;
+use crate::store::{PushError, Store};
+
+/// One rule: all its conditions must hold.
+#[derive(Debug, Clone)]
+pub struct ExpiryRule {
+    /// Grouping labels that must have exactly these values.
+    pub labels: BTreeMap<String, String>,
+    /// Grouping labels whose values must match these expressions completely.
+    pub labels_regex: Vec<(String, Regex)>,
+    /// The TTL of matching groups.
+    pub ttl: Duration,
+}
+
+impl ExpiryRule {
+    fn matches(&self, key: &GroupingKey) -> bool {
+        self.labels
+            .iter()
+            .all(|(name, value)| key.get(name).is_some_and(|v| **v == **value))
+            && self
+                .labels_regex
+                .iter()
+                .all(|(name, regex)| regex.is_match(key.get(name).map_or("", |v| v)))
+    }
+}
+
+/// The expiry settings.
+#[derive(Debug, Clone, Default)]
+pub struct ExpiryPolicy {
+    /// TTL of groups no rule matches; `None`: they never expire.
+    pub default_ttl: Option<Duration>,
+    /// Rules in file order; the first match wins.
+    pub rules: Vec<ExpiryRule>,
+}
+
+impl ExpiryPolicy {
+    /// Whether any group can expire at all.
+    pub fn is_enabled(&self) -> bool {
+        self.default_ttl.is_some() || !self.rules.is_empty()
+    }
+
+    /// The TTL of a group, if it expires.
+    pub fn ttl_for(&self, key: &GroupingKey) -> Option<Duration> {
+        self.rules
+            .iter()
+            .find(|rule| rule.matches(key))
+            .map(|rule| rule.ttl)
+            .or(self.default_ttl)
+    }
+
+    /// Unix time at which a group whose last successful push was at `last_push` expires.
+    pub fn deadline(&self, key: &GroupingKey, last_push: f64) -> Option<f64> {
+        self.ttl_for(key).map(|ttl| last_push + ttl.as_secs_f64())
+    }
+}
+
+/// Applies the policy to the store; the policy can be replaced at run time (reload).
+#[derive(Default)]
+pub struct Expirer {
+    policy: RwLock<Arc<ExpiryPolicy>>,
+    expired: AtomicU64,
+}
+
+impl Expirer {
+    /// An expirer with the given policy.
+    pub fn new(policy: ExpiryPolicy) -> Expirer {
+        Expirer {
+            policy: RwLock::new(Arc::new(policy)),
+            expired: AtomicU64::new(0),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<ExpiryPolicy> {
+        self.policy.read().clone()
+    }
+
+    /// Replaces the policy (after a reload).
+    pub fn set_policy(&self, policy: ExpiryPolicy) {
+        *self.policy.write() = Arc::new(policy);
+    }
+
+    /// Groups expired so far.
+    pub fn expired_total(&self) -> u64 {
+        self.expired.load(Ordering::Relaxed)
+    }
+
+    /// Removes every group whose deadline is at or before `now` (Unix seconds); returns
+    /// the removed keys.
+    ///
+    /// # Errors
+    /// When a removal cannot be journaled; nothing more is removed then.
+    pub fn sweep(&self, store: &Store, now: f64) -> Result<Vec<GroupingKey>, PushError> {
+        let policy = self.policy();
+        if !policy.is_enabled() {
+            return Ok(Vec::new());
+        }
+        let removed = store.expire(now, |key| policy.ttl_for(key).map(|d| d.as_secs_f64()))?;
+        self.expired
+            .fetch_add(removed.len() as u64, Ordering::Relaxed);
+        for key in &removed {
+            tracing::info!(group = %key, "expired a group that had no successful push for its TTL");
+        }
+        Ok(removed)
+    }
+
+    /// Sweeps once a second until the task is dropped.
+    pub async fn run(self: Arc<Self>, store: Store) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.sweep(&store, crate::web::unix_now()) {
+                tracing::error!(err = %e, "cannot expire groups");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Label, Metric, MetricFamily, MetricType, Value};
+    use crate::store::{PushMode, StoreConfig};
+
+    fn key(job: &str, instance: &str) -> GroupingKey {
+        GroupingKey::new(vec![
+            Label::new("job", job),
+            Label::new("instance", instance),
+        ])
+    }
+
+    fn push(store: &Store, key: GroupingKey, at: f64) {
+        let family = MetricFamily {
+            name: "m".into(),
+            help: None,
+            metric_type: MetricType::Gauge,
+            metrics: vec![Metric::new(vec![], Value::Gauge(1.0))],
+        };
+        store
+            .push(key, vec![family], PushMode::Replace, at)
+            .expect("push");
+    }
+
+    fn policy() -> ExpiryPolicy {
+        ExpiryPolicy {
+            default_ttl: Some(Duration::from_secs(100)),
+            rules: vec![
+                ExpiryRule {
+                    labels: [("job".to_string(), "backup".to_string())].into(),
+                    labels_regex: vec![],
+                    ttl: Duration::from_secs(10),
+                },
+                ExpiryRule {
+                    labels: BTreeMap::new(),
+                    labels_regex: vec![(
+                        "job".into(),
+                        Regex::new("^(?:batch-.*)$").expect("regex"),
+                    )],
+                    ttl: Duration::from_secs(1000),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn rules_take_precedence_in_order_then_the_default() {
+        let p = policy();
+        assert_eq!(
+            p.ttl_for(&key("backup", "a")),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            p.ttl_for(&key("batch-7", "a")),
+            Some(Duration::from_secs(1000))
+        );
+        assert_eq!(
+            p.ttl_for(&key("other", "a")),
+            Some(Duration::from_secs(100))
+        );
+        assert_eq!(ExpiryPolicy::default().ttl_for(&key("other", "a")), None);
+    }
+
+    #[test]
+    fn groups_expire_at_their_deadline_and_pushes_renew_it() {
+        let store = Store::new(StoreConfig::default());
+        let expirer = Expirer::new(policy());
+        push(&store, key("backup", "a"), 1000.0);
+        push(&store, key("other", "a"), 1000.0);
+        assert!(expirer.sweep(&store, 1009.9).expect("sweep").is_empty());
+        push(&store, key("backup", "a"), 1005.0); // renews: new deadline 1015
+        assert!(expirer.sweep(&store, 1014.0).expect("sweep").is_empty());
+        assert_eq!(
+            expirer.sweep(&store, 1015.0).expect("sweep"),
+            vec![key("backup", "a")]
+        );
+        assert_eq!(store.stats().groups, 1);
+        assert!(expirer.sweep(&store, 1099.0).expect("sweep").is_empty());
+        assert_eq!(expirer.sweep(&store, 1100.0).expect("sweep").len(), 1);
+        assert_eq!(expirer.expired_total(), 2);
+        assert_eq!(store.stats().groups, 0);
+    }
+
+    #[test]
+    fn a_new_policy_applies_at_once() {
+        let store = Store::new(StoreConfig::default());
+        let expirer = Expirer::new(ExpiryPolicy::default());
+        push(&store, key("other", "a"), 1000.0);
+        assert!(expirer
+            .sweep(&store, 1_000_000.0)
+            .expect("sweep")
+            .is_empty());
+        expirer.set_policy(policy());
+        assert_eq!(expirer.sweep(&store, 1_000_000.0).expect("sweep").len(), 1);
+    }
+}
