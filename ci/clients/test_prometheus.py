@@ -1,10 +1,12 @@
 """A real Prometheus server (Debian prometheus 2.42) scraping our gateway every second with
 honor_labels: true, queried through its HTTP API.
 
-Two servers scrape the same gateway at the same time, each through a small recording proxy
+Three servers scrape the same gateway at the same time, each through a small recording proxy
 (to see what it asked for and what it got):
   - "native": --enable-feature=native-histograms, so it asks for delimited protobuf first;
-  - "plain": no feature flag, so it asks for OpenMetrics 1.0.0 first, then text 0.0.4.
+  - "plain": no feature flag, so it asks for OpenMetrics 1.0.0 first, then text 0.0.4;
+  - "text": no feature flag, and its proxy replaces the Accept header by text 0.0.4 only (the
+    fallback a Prometheus 2.42 cannot be configured to ask for by itself).
 The pushes (protobuf from the Go client incl. a native histogram, text from the Node client and
 a raw text body, a group without an instance label) are all made before the servers start."""
 
@@ -39,9 +41,12 @@ noinst_gauge 7
 
 
 class RecordingProxy:
-    """Forwards GET requests to the gateway and records (path, Accept, status, Content-Type)."""
+    """Forwards GET requests to the gateway and records (path, Accept, status, Content-Type).
 
-    def __init__(self, upstream_port):
+    With accept set, the request goes on with that Accept header instead of Prometheus' own
+    (the record shows the one sent)."""
+
+    def __init__(self, upstream_port, accept=None):
         self.records = []
         proxy = self
 
@@ -61,12 +66,15 @@ class RecordingProxy:
                     for k, v in self.headers.items()
                     if k.lower() in ("accept", "accept-encoding", "user-agent", "x-prometheus-scrape-timeout-seconds")
                 }
+                if accept is not None:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "accept"}
+                    headers["Accept"] = accept
                 conn.request("GET", self.path, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
                 conn.close()
                 proxy.records.append(
-                    (self.path, self.headers.get("Accept", ""), resp.status, resp.getheader("Content-Type", ""))
+                    (self.path, headers.get("Accept", ""), resp.status, resp.getheader("Content-Type", ""))
                 )
                 self.send_response(resp.status)
                 for h in ("Content-Type", "Content-Encoding"):
@@ -153,8 +161,12 @@ def stack():
             r = requests.put(gw.url + path, data=body, headers={"Content-Type": "text/plain; version=0.0.4"}, timeout=10)
             assert r.status_code == 200, f"PUT {path}: {r.status_code} {r.text}"
 
-        for name, native in (("native", True), ("plain", False)):
-            proxy = RecordingProxy(gw.port)
+        for name, native, accept in (
+            ("native", True, None),
+            ("plain", False, None),
+            ("text", False, "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+        ):
+            proxy = RecordingProxy(gw.port, accept)
             proxies.append(proxy)
             proms[name] = Prometheus(name, proxy.port, native)
             proms[name].proxy = proxy
@@ -188,7 +200,7 @@ def series_by_labels(result):
     return {frozenset(s["metric"].items()): s for s in result}
 
 
-@pytest.mark.parametrize("name", ["native", "plain"])
+@pytest.mark.parametrize("name", ["native", "plain", "text"])
 def test_target_up_and_scrape_format(stack, name):
     _, proms = stack
     prom = proms[name]
@@ -205,12 +217,14 @@ def test_target_up_and_scrape_format(stack, name):
         assert content_type.startswith(
             "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
         ), content_type
-    else:
+    elif name == "plain":
         assert accept.startswith("application/openmetrics-text;version=1.0.0"), accept
         assert content_type.startswith("application/openmetrics-text; version=1.0.0"), content_type
+    else:
+        assert content_type.startswith("text/plain; version=0.0.4"), content_type
 
 
-@pytest.mark.parametrize("name", ["native", "plain"])
+@pytest.mark.parametrize("name", ["native", "plain", "text"])
 def test_pushed_labels_survive(stack, name):
     # honor_labels: the pushed job/instance (and other grouping labels) win over the target's.
     _, proms = stack
@@ -273,25 +287,39 @@ def test_native_histogram(stack):
     assert prom.query('{__name__=~"gopush_native_seconds_(count|sum|bucket)"}') == []
 
 
-def test_same_series_without_native_histograms(stack):
-    # The OpenMetrics scrape must store the very same series (names, labels, values) as the
-    # protobuf scrape; only the native histogram differs: without the feature flag Prometheus
-    # keeps it as its classic count/sum/+Inf bucket.
-    # (Prometheus 2 stores a bucket bound from protobuf as le="1.0" but takes le from text as
-    # the string it reads, so the OpenMetrics scrape has to write le="1.0" too.)
+@pytest.mark.parametrize("name", ["plain", "text"])
+def test_same_series_without_native_histograms(stack, name):
+    # The OpenMetrics scrape (and the text 0.0.4 one) must store the very same series (names,
+    # labels, values) as the protobuf scrape; only the native histogram differs: without the
+    # feature flag Prometheus keeps it as its classic count/sum/+Inf bucket.
+    # Prometheus 2 stores a bucket bound from protobuf as le="1.0" but takes le from text
+    # formats as the string it reads. Upstream's text 0.0.4 writes le="1", so for the text
+    # scrape le is compared as a number; the OpenMetrics scrape has to give le="1.0" itself.
     _, proms = stack
+
+    def norm_le(labels):
+        d = dict(labels)
+        if name != "text" or "le" not in d:
+            return labels
+        d["le"] = repr(float(d["le"]))
+        return frozenset(d.items())
+
     native = series_by_labels(proms["native"].query(JOB_SELECTOR))
-    plain = series_by_labels(proms["plain"].query(JOB_SELECTOR))
+    other = series_by_labels(proms[name].query(JOB_SELECTOR))
 
     def strip(series):
-        return {k: s["value"][1] for k, s in series.items() if not dict(k)["__name__"].startswith("gopush_native_seconds")}
+        return {
+            norm_le(k): s["value"][1]
+            for k, s in series.items()
+            if not dict(k)["__name__"].startswith("gopush_native_seconds")
+        }
 
-    a, b = strip(native), strip(plain)
+    a, b = strip(native), strip(other)
     only_native = sorted(dict(k)["__name__"] + str(dict(k)) for k in a.keys() - b.keys())
-    only_plain = sorted(dict(k)["__name__"] + str(dict(k)) for k in b.keys() - a.keys())
-    assert not only_native and not only_plain, f"only with protobuf: {only_native}\nonly with OpenMetrics: {only_plain}"
+    only_other = sorted(dict(k)["__name__"] + str(dict(k)) for k in b.keys() - a.keys())
+    assert not only_native and not only_other, f"only with protobuf: {only_native}\nonly with {name}: {only_other}"
     diff = {dict(k)["__name__"]: (a[k], b[k]) for k in a if a[k] != b[k]}
-    assert not diff, f"values differ (protobuf, OpenMetrics): {diff}"
+    assert not diff, f"values differ (protobuf, {name}): {diff}"
     names = {dict(k)["__name__"] for k in b}
     assert "jobs_done" in names and "jobs_done_total" not in names, sorted(names)
     assert len(a) >= 30, sorted(names)
@@ -299,7 +327,7 @@ def test_same_series_without_native_histograms(stack):
     g = {"job": "go_job", "instance": "go-1", "path": "/a/b"}
     classic = {
         frozenset(s["metric"].items()): s["value"][1]
-        for s in proms["plain"].query('{__name__=~"gopush_native_seconds.*"}')
+        for s in proms[name].query('{__name__=~"gopush_native_seconds.*"}')
     }
     assert classic == {
         frozenset(dict(g, __name__="gopush_native_seconds_count").items()): "5",
