@@ -10,6 +10,8 @@ Run one case:  ci/suites/30-e2e.sh -k 'case_name'
 import base64
 import difflib
 import gzip
+import json
+import re
 import time
 
 import pytest
@@ -355,7 +357,8 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/ope
                      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 
 
-@pytest.mark.parametrize("accept", [PROMETHEUS_ACCEPT, "text/plain", "*/*", "application/json"])
+@pytest.mark.parametrize("accept", [PROMETHEUS_ACCEPT, "text/plain", "*/*", "application/json"],
+                         ids=["prometheus", "text_plain", "any", "json"])
 def test_scrape_with_accept_header(reference, ours, accept):
     """The gateway never negotiates OpenMetrics: a Prometheus server's Accept header gets text 0.0.4,
     with the same content."""
@@ -363,9 +366,9 @@ def test_scrape_with_accept_header(reference, ours, accept):
         assert gw.request("PUT", J, body=SUMMARY.encode()).status == 200
     r, o = reference.metrics({"Accept": accept}), ours.metrics({"Accept": accept})
     assert r.status == o.status == 200
-    for resp in (r, o):
+    for who, resp in (("reference", r), ("ours", o)):
         ct = resp.headers.get("content-type", "")
-        assert ct.startswith("text/plain") and "version=0.0.4" in ct, ct
+        assert ct.startswith("text/plain") and "version=0.0.4" in ct, f"{who} answered Content-Type {ct}"
     a = expo.canonical_ties(expo.normalise(expo.parse(r.text)))
     b = expo.canonical_ties(expo.normalise(expo.parse(o.text)))
     assert a == b, _diff(a, b)
@@ -430,6 +433,48 @@ def test_scrape_protobuf_content(reference, ours):
     assert sorted(a) == sorted(b), "\n".join(difflib.unified_diff(
         [repr(x) for x in sorted(a)], [repr(x) for x in sorted(b)], "reference", "ours", lineterm=""))
     assert [f[0] for f in a] == [f[0] for f in b], "family order differs"
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _api_normalise(doc):
+    """/api/v1/metrics with timestamps made comparable and the groups (upstream: map order) sorted."""
+    assert doc.get("status") == "success", doc
+    groups = []
+    for g in doc["data"]:
+        g = json.loads(json.dumps(g))
+        for name, fam in g.items():
+            if not isinstance(fam, dict) or "metrics" not in fam:
+                continue
+            ts = fam.get("time_stamp", "")
+            assert _RFC3339.match(ts), f"time_stamp {ts!r} of {name}"
+            fam["time_stamp"] = "<time>"
+            if name in expo.TIMESTAMP_FAMILIES:
+                for m in fam["metrics"]:
+                    m["value"] = "zero" if float(m["value"]) == 0 else "non-zero"
+        groups.append(g)
+    return sorted(groups, key=lambda g: json.dumps(g["labels"], sort_keys=True))
+
+
+def test_api_v1_metrics(reference, ours):
+    """The JSON API's view of the groups (what the web UI and scripts read) matches upstream's."""
+    pushes = [
+        ("PUT", "/metrics/job/a/instance/i", '# HELP c A counter.\n# TYPE c counter\nc{x="1"} 3\n' + SUMMARY + HISTOGRAM + "u NaN\nv +Inf\nw 1e+06\n"),
+        ("PUT", "/metrics/job@base64/" + b64("x/y") + "/p@base64/=", "g 1.5e-07\n"),
+        ("PUT", "/metrics/job/b", "ok 1\n"),
+        ("PUT", "/metrics/job/b", "bad 1 5\n"),  # rejected: last_push_successful false
+        ("PUT", "/metrics/job/c", "bad 1 5\n"),  # rejected: a group with only the timestamps
+        ("POST", "/metrics/job/a/instance/i", "# HELP d Post.\n# TYPE d gauge\nd -0.5\n"),
+    ]
+    for method, path, body in pushes:
+        assert reference.request(method, path, body=body.encode()).status == ours.request(method, path, body=body.encode()).status
+    r, o = reference.request("GET", "/api/v1/metrics"), ours.request("GET", "/api/v1/metrics")
+    assert r.status == o.status == 200
+    assert o.headers.get("content-type", "").startswith("application/json"), o.headers
+    a, b = _api_normalise(json.loads(r.body)), _api_normalise(json.loads(o.body))
+    assert a == b, "\n".join(difflib.unified_diff(json.dumps(a, indent=1, sort_keys=True).splitlines(),
+                                                  json.dumps(b, indent=1, sort_keys=True).splitlines(), "reference", "ours", lineterm=""))
 
 
 def test_large_push_order_and_values(reference, ours):
