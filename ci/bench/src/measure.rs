@@ -89,14 +89,20 @@ pub fn count(body: &[u8]) -> ScrapeCount {
     c
 }
 
-/// Scrapes until the store holds `n` loaded series or `timeout` passed (a gateway
-/// may serve before it finished restoring). Returns the last count.
-pub async fn wait_for_count(addr: SocketAddr, n: usize, timeout: Duration) -> Result<ScrapeCount> {
-    let start = Instant::now();
+/// Scrapes until the store holds `n` loaded series, or until the count has not
+/// grown for `stall` (a gateway may apply accepted pushes later, or serve before it
+/// finished restoring). Returns the last count.
+pub async fn wait_for_count(addr: SocketAddr, n: usize, stall: Duration) -> Result<ScrapeCount> {
     let mut conn = Conn::new(addr);
+    let mut best = 0;
+    let mut since = Instant::now();
     loop {
         let c = count(&conn.get_ok("/metrics").await?);
-        if c.loaded == n || start.elapsed() > timeout {
+        if c.loaded > best {
+            best = c.loaded;
+            since = Instant::now();
+        }
+        if c.loaded == n || since.elapsed() >= stall {
             return Ok(c);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

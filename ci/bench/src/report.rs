@@ -16,7 +16,7 @@ pub struct Env {
     pub ours: String,
     /// `--version` of the reference.
     pub reference: String,
-    /// The commit checked out (ours is built from it).
+    /// What ours was built from (a commit, `+changes` when the tree was dirty).
     pub checkout: String,
     /// CPUs of the machine.
     pub cpus: usize,
@@ -348,7 +348,7 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
     let _ = writeln!(s, "### Side by side with upstream\n");
     let _ = writeln!(
         s,
-        "Ours: `{}` (checkout {}); reference: `{}`. Loopback, {} CPUs, both gateways run one after the \
+        "Ours: `{}` (built from {}); reference: `{}`. Loopback, {} CPUs, both gateways run one after the \
          other on the same machine; `ci/bench/run` ({} in all; load average {} at the \
          start, {} at the end).\n",
         env.ours,
