@@ -54,16 +54,35 @@ fn unknown_flag_exits_non_zero_with_a_message() {
     assert!(stderr.contains("no.such-flag"), "stderr: {stderr:?}");
 }
 
-/// A flag whose feature has not landed yet (TLS and basic auth) is refused at start-up
-/// with a message naming it, never silently ignored.
+/// `--web.config.file` naming a file that does not exist stops the start with a message
+/// naming the file (upstream refuses it the same way).
 #[test]
-fn unfinished_flags_are_refused() {
+fn missing_web_config_file_exits_non_zero() {
     let (code, stderr) = run(&[
         "--web.listen-address=127.0.0.1:0",
         "--web.config.file=web.yml",
     ]);
-    assert_ne!(code, Some(0), "stderr: {stderr:?}");
-    assert!(stderr.contains("web.config.file"), "stderr: {stderr:?}");
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
+    assert!(stderr.contains("web.yml"), "stderr: {stderr:?}");
+}
+
+#[test]
+fn invalid_flag_values_exit_non_zero() {
+    for args in [
+        &["--web.listen-address=127.0.0.1:0", "--log.level=loud"][..],
+        &[
+            "--web.listen-address=127.0.0.1:0",
+            "--persistence.interval=often",
+        ][..],
+        &[
+            "--web.listen-address=127.0.0.1:0",
+            "--push.max-body-bytes=-1",
+        ][..],
+    ] {
+        let (code, stderr) = run(args);
+        assert!(code.is_some_and(|c| c != 0), "{args:?}: exit code {code:?}");
+        assert!(!stderr.trim().is_empty(), "{args:?}: no message on stderr");
+    }
 }
 
 #[test]
