@@ -707,6 +707,129 @@ fn persistence_damaged_log_record_is_refused_or_moved_aside() {
     assert_eq!(instance.state().len(), 3, "{:?}", instance.state());
 }
 
+/// The jobs of the pushed groups a gateway serves, sorted.
+fn jobs(instance: &Instance) -> Vec<String> {
+    let mut jobs: Vec<String> = instance
+        .state()
+        .keys()
+        .filter(|s| s.starts_with("push_time_seconds{"))
+        .map(|s| {
+            let at = s.find("job=\"").unwrap() + 5;
+            s[at..at + s[at..].find('"').unwrap()].to_string()
+        })
+        .collect();
+    jobs.sort();
+    jobs
+}
+
+/// A gateway started empty over a damaged snapshot must stay consistent with what it
+/// served: after a crash, groups of the intact log segments that came after the moved-aside
+/// snapshot must not come back.
+#[test]
+#[ignore = "gateway bug: after --persistence.start-empty-on-corruption moves a damaged snapshot aside, the intact log segments stay and the wipe is not logged, so a crash before the next snapshot resurrects their groups"]
+fn persistence_start_empty_over_a_damaged_snapshot_stays_empty_after_a_crash() {
+    let (_tmp, data, logs) = dirs("lenient-snap");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &[]);
+    let mut instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
+    assert!(instance.terminate().success()); // Snapshot with a.
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200); // In the log.
+    drop(instance); // SIGKILL.
+    let mut bytes = fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    flip(&mut bytes, middle);
+    fs::write(&file, &bytes).unwrap();
+
+    let mut lenient =
+        PersistGateway::new(&file, &logs, &["--persistence.start-empty-on-corruption"]);
+    let instance = lenient.start();
+    assert_eq!(jobs(&instance), Vec::<String>::new(), "not started empty");
+    assert_eq!(instance.put("/metrics/job/c", "m 1\n").status, 200);
+    drop(instance); // SIGKILL before any snapshot.
+    let instance = gateway.start();
+    assert_eq!(
+        jobs(&instance),
+        vec!["c".to_string()],
+        "after a crash, the state differs from what was served; files: {:?}",
+        file_names(&data)
+    );
+}
+
+/// The same with a damaged log segment after intact ones.
+#[test]
+#[ignore = "gateway bug: after --persistence.start-empty-on-corruption moves a damaged log segment aside, the snapshot and earlier segments stay and the wipe is not logged, so a crash before the next snapshot resurrects their groups"]
+fn persistence_start_empty_over_a_damaged_log_stays_empty_after_a_crash() {
+    let (_tmp, data, logs) = dirs("lenient-log");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &[]);
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
+    drop(instance); // SIGKILL: a is in the first segment.
+    let instance = gateway.start();
+    for job in ["b", "b2"] {
+        assert_eq!(
+            instance.put(&format!("/metrics/job/{job}"), "m 1\n").status,
+            200
+        );
+    }
+    drop(instance); // b and b2 in the second segment.
+    let second = data.join(
+        file_names(&data)
+            .into_iter()
+            .filter(|n| n.starts_with("state.wal-"))
+            .filter(|n| fs::metadata(data.join(n)).unwrap().len() > 8)
+            .nth(1)
+            .expect("a second non-empty segment"),
+    );
+    let mut bytes = fs::read(&second).unwrap();
+    flip(&mut bytes, 8 + 8 + 3);
+    fs::write(&second, &bytes).unwrap();
+    expect_refusal(&mut gateway, &second, "damaged second segment");
+
+    let mut lenient =
+        PersistGateway::new(&file, &logs, &["--persistence.start-empty-on-corruption"]);
+    let instance = lenient.start();
+    assert_eq!(jobs(&instance), Vec::<String>::new(), "not started empty");
+    assert_eq!(instance.put("/metrics/job/c", "m 1\n").status, 200);
+    drop(instance); // SIGKILL before any snapshot.
+    let instance = gateway.start();
+    assert_eq!(
+        jobs(&instance),
+        vec!["c".to_string()],
+        "after a crash, the state differs from what was served; files: {:?}",
+        file_names(&data)
+    );
+}
+
+/// The admin wipe is persisted like any change.
+#[test]
+fn persistence_wipe_survives_a_crash() {
+    let (_tmp, data, logs) = dirs("wipe");
+    let mut gateway = PersistGateway::new(&data.join("state"), &logs, &["--web.enable-admin-api"]);
+    let mut instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
+    assert!(instance.terminate().success()); // a in the snapshot.
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
+    let r = instance.request("PUT", "/api/v1/admin/wipe", b"");
+    assert!(
+        (200..300).contains(&r.status),
+        "wipe: {} {}",
+        r.status,
+        r.text()
+    );
+    assert_eq!(instance.put("/metrics/job/c", "m 1\n").status, 200);
+    assert_eq!(jobs(&instance), vec!["c".to_string()]);
+    drop(instance); // SIGKILL.
+    let mut instance = gateway.start();
+    assert_eq!(jobs(&instance), vec!["c".to_string()], "after SIGKILL");
+    assert!(instance.terminate().success());
+    let instance = gateway.start();
+    assert_eq!(jobs(&instance), vec!["c".to_string()], "after SIGTERM");
+}
+
 #[test]
 fn persistence_torn_last_record_is_dropped_with_a_warning() {
     let (_tmp, data, logs) = dirs("torn");
