@@ -1,0 +1,261 @@
+{{/*
+The alerting rules, as the groups of a Prometheus rules file. templates/prometheusrule.yaml
+puts them into a PrometheusRule; files/pushgateway.rules.yaml is this output for the default
+values (release "pushgateway" in namespace "monitoring"), written by ci/chart/rules_file.py and
+checked by ci/chart/test_alerts.py, so the rules have one definition.
+Text inside {{` `}} is Prometheus' own alert template, passed through unchanged.
+*/}}
+
+{{/* pushgateway.rules.seconds: a duration such as 1h30m in seconds. */}}
+{{- define "pushgateway.rules.seconds" -}}
+{{- $units := dict "w" 604800 "d" 86400 "h" 3600 "m" 60 "s" 1 }}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+[wdhms]" (toString .) -1 }}
+{{- $total = add $total (mul (regexFind "[0-9]+" . | atoi) (get $units (regexFind "[wdhms]" .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/* pushgateway.rules.matchers: PromQL matchers in braces from a list of matcher strings (empty ones skipped); "" when none. */}}
+{{- define "pushgateway.rules.matchers" -}}
+{{- $parts := list }}
+{{- range . }}{{ if . }}{{ $parts = append $parts . }}{{ end }}{{ end }}
+{{- if $parts }}{{ printf "{%s}" (join ", " $parts) }}{{ end }}
+{{- end }}
+
+{{/* pushgateway.rules.gatewaySelector: the matchers of the gateway's own series (the job its ServiceMonitor gives them by default). */}}
+{{- define "pushgateway.rules.gatewaySelector" -}}
+{{- if .Values.prometheusRule.gatewaySelector }}
+{{- .Values.prometheusRule.gatewaySelector }}
+{{- else }}
+{{- $job := include "pushgateway.fullname" . }}
+{{- with .Values.serviceMonitor.jobLabel }}
+{{- $labels := merge (dict) $.Values.service.labels (fromYaml (include "pushgateway.labels" $)) }}
+{{- $job = get $labels . | default $job }}
+{{- end }}
+{{- printf "job=%q" $job }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.rules.containerSelector: the matchers of the gateway containers in cAdvisor and kube-state-metrics series. */}}
+{{- define "pushgateway.rules.containerSelector" -}}
+{{- if .Values.prometheusRule.containerSelector }}
+{{- .Values.prometheusRule.containerSelector }}
+{{- else }}
+{{- $pods := printf "%s-([0-9]+|[a-z0-9]+-[a-z0-9]+)" (include "pushgateway.fullname" .) }}
+{{- printf "namespace=%q, pod=~%q, container=\"pushgateway\"" (include "pushgateway.namespace" .) $pods }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.rules.labels: the labels of one alert (severity, then prometheusRule.labels); takes (list root alertValues). */}}
+{{- define "pushgateway.rules.labels" -}}
+{{- $root := index . 0 }}
+{{- $cfg := index . 1 -}}
+labels:
+  severity: {{ $cfg.severity }}
+  {{- range $k, $v := $root.Values.prometheusRule.labels }}
+  {{ $k }}: {{ $v | quote }}
+  {{- end }}
+{{- end }}
+
+{{/* pushgateway.rules.runbook: the runbook URL of one alert, "" without prometheusRule.runbookUrl; takes (list root alertName). */}}
+{{- define "pushgateway.rules.runbook" -}}
+{{- $root := index . 0 }}
+{{- with $root.Values.prometheusRule.runbookUrl }}
+{{- printf "%s#%s" . (lower (index $ 1)) }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.rules.groupText: Prometheus template text naming a group by its job and grouping labels. */}}
+{{- define "pushgateway.rules.groupText" -}}
+{{`{job="{{ $labels.job }}"{{ range $k, $v := $labels }}{{ if ne $k "job" }}, {{ $k }}="{{ $v }}"{{ end }}{{ end }}}`}}
+{{- end }}
+
+{{- define "pushgateway.rules.groups" -}}
+{{- $r := .Values.prometheusRule }}
+{{- $a := $r.alerts }}
+{{- $gw := include "pushgateway.rules.gatewaySelector" . }}
+{{- $ctr := include "pushgateway.rules.containerSelector" . }}
+{{- $replicas := join ", " $r.replicaLabels }}
+{{- $group := include "pushgateway.rules.groupText" . }}
+{{- $grp := include "pushgateway.rules.matchers" (list $r.groupSelector) -}}
+groups:
+  - name: pushgateway.groups
+    rules:
+    {{- if $a.groupPushFailed.enabled }}
+      - alert: PushgatewayGroupPushFailed
+        expr: |-
+          max without ({{ $replicas }}) (push_failure_time_seconds{{ $grp }})
+            > max without ({{ $replicas }}) (push_time_seconds{{ $grp }})
+        for: {{ $a.groupPushFailed.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.groupPushFailed) | nindent 8 }}
+        annotations:
+          summary: The last push to a Pushgateway group failed.
+          description: >-
+            The last push to the group {{ $group }} failed at
+            {{`{{ $value | humanizeTimestamp }}`}} and no push succeeded since; the gateway keeps the
+            metrics of the last successful push, so Prometheus sees old values.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayGroupPushFailed") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- if $a.groupStale.enabled }}
+    {{- $jobs := $a.groupStale.jobs | default (dict) }}
+    {{- $quoted := list }}
+    {{- range $job, $_ := $jobs }}{{ $quoted = append $quoted (regexQuoteMeta $job) }}{{ end }}
+    {{- $others := "" }}
+    {{- if $quoted }}{{ $others = printf "job!~%q" (join "|" $quoted) }}{{ end }}
+    {{- $stale := list (dict "matchers" (list $r.groupSelector $others) "maxAge" $a.groupStale.maxAge "what" "maxAge") }}
+    {{- range $job, $age := $jobs }}
+    {{- $stale = append $stale (dict "matchers" (list $r.groupSelector (printf "job=%q" $job)) "maxAge" $age "what" (printf "jobs[%s]" $job)) }}
+    {{- end }}
+    {{- range $stale }}
+      - alert: PushgatewayGroupStale
+        expr: |-
+          time() - max without ({{ $replicas }}) (push_time_seconds{{ include "pushgateway.rules.matchers" .matchers }})
+            > {{ include "pushgateway.rules.seconds" .maxAge }}
+        for: {{ $a.groupStale.for }}
+        {{- include "pushgateway.rules.labels" (list $ $a.groupStale) | nindent 8 }}
+        annotations:
+          summary: A Pushgateway group has not been pushed successfully for longer than expected.
+          description: >-
+            The group {{ $group }} was last pushed successfully
+            {{`{{ $value | humanizeDuration }}`}} ago; it is expected at least every {{ .maxAge }}.
+            Its job has not run, or its pushes fail.
+          {{- with include "pushgateway.rules.runbook" (list $ "PushgatewayGroupStale") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- end }}
+  - name: pushgateway.gateway
+    rules:
+    {{- if $a.gatewayDown.enabled }}
+      - alert: PushgatewayDown
+        expr: |-
+          up{{ include "pushgateway.rules.matchers" (list $gw) }} == 0
+            or absent(up{{ include "pushgateway.rules.matchers" (list $gw) }})
+        for: {{ $a.gatewayDown.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.gatewayDown) | nindent 8 }}
+        annotations:
+          summary: Prometheus cannot scrape the Pushgateway.
+          description: >-
+            {{`{{ with $labels.instance }}Prometheus cannot scrape the gateway {{ . }} (job {{ $labels.job }}){{ else }}Prometheus has no target matching`}}
+            {{ $gw }}{{`{{ end }}`}}: pushes to it may fail, and the groups it holds are missing
+            from Prometheus.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayDown") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- if $a.gatewayNotReady.enabled }}
+      - alert: PushgatewayNotReady
+        expr: |-
+          sum without (method) (rate(pushgateway_http_requests_total{{ include "pushgateway.rules.matchers" (list $gw `handler="ready"` `code!~"2.."`) }}[5m])) > 0
+            or max by (namespace, pod, container) (kube_pod_container_status_ready{{ include "pushgateway.rules.matchers" (list $ctr) }}) == 0
+        for: {{ $a.gatewayNotReady.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.gatewayNotReady) | nindent 8 }}
+        annotations:
+          summary: A Pushgateway pod is not ready.
+          description: >-
+            The gateway {{`{{ with $labels.pod }}pod {{ $labels.namespace }}/{{ . }}{{ else }}{{ $labels.instance }}{{ end }}`}}
+            fails its readiness check{{`{{ with $labels.code }} (HTTP {{ . }} on /-/ready){{ end }}`}}, so
+            the Service sends it no pushes.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayNotReady") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- if $a.pushesRejected.enabled }}
+      - alert: PushgatewayPushesRejected
+        expr: |-
+          sum without (method, instance, {{ $replicas }}) (rate(pushgateway_http_requests_total{{ include "pushgateway.rules.matchers" (list $gw `handler="push"` `code=~"4.."`) }}[5m]))
+            > {{ $a.pushesRejected.threshold }}
+        for: {{ $a.pushesRejected.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.pushesRejected) | nindent 8 }}
+        annotations:
+          summary: The Pushgateway rejects pushes.
+          description: >-
+            The gateway {{`{{ $labels.job }}`}} answers {{`{{ $value | humanize }}`}} pushes per second with
+            HTTP {{`{{ $labels.code }}`}} (400: unparsable body or bad labels, 413: too many series
+            or too long labels, 429: store full); their metrics never reach Prometheus.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayPushesRejected") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- if $a.memoryNearLimit.enabled }}
+      - alert: PushgatewayMemoryNearLimit
+        expr: |-
+          max by (namespace, pod, container) (container_memory_working_set_bytes{{ include "pushgateway.rules.matchers" (list $ctr) }})
+            / on (namespace, pod, container)
+          max by (namespace, pod, container) (kube_pod_container_resource_limits{{ include "pushgateway.rules.matchers" (list $ctr `resource="memory"`) }})
+            > {{ $a.memoryNearLimit.ratio }}
+        for: {{ $a.memoryNearLimit.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.memoryNearLimit) | nindent 8 }}
+        annotations:
+          summary: A Pushgateway container is close to its memory limit.
+          description: >-
+            The gateway pod {{`{{ $labels.namespace }}/{{ $labels.pod }}`}} uses
+            {{`{{ $value | humanizePercentage }}`}} of its memory limit; at the limit it is killed and,
+            without persistence or Redis, loses every group.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayMemoryNearLimit") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- if $a.groupsExpired.enabled }}
+      - alert: PushgatewayGroupsExpired
+        expr: |-
+          increase(pushgateway_expired_groups_total{{ include "pushgateway.rules.matchers" (list $gw) }}[{{ $a.groupsExpired.window }}]) > 0
+        {{- include "pushgateway.rules.labels" (list . $a.groupsExpired) | nindent 8 }}
+        annotations:
+          summary: The Pushgateway removed groups that outlived their TTL.
+          description: >-
+            The gateway {{`{{ $labels.instance }}`}} (job {{`{{ $labels.job }}`}}) expired about
+            {{`{{ $value | humanize }}`}} groups in the last {{ $a.groupsExpired.window }}: their jobs stopped
+            pushing for longer than the expiry rules allow. The log names each group.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayGroupsExpired") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- if $a.replication.enabled }}
+      - alert: PushgatewayReplicationLag
+        expr: |-
+          pushgateway_replication_lag_entries{{ include "pushgateway.rules.matchers" (list $gw) }} > {{ $a.replication.maxLagEntries }}
+        for: {{ $a.replication.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.replication) | nindent 8 }}
+        annotations:
+          summary: A Pushgateway replica lags behind the Redis stream.
+          description: >-
+            The gateway replica {{`{{ $labels.instance }}`}} (job {{`{{ $labels.job }}`}}) is
+            {{`{{ $value | humanize }}`}} stream entries behind Redis, so scrapes of it return older
+            groups than the other replicas.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayReplicationLag") }}
+          runbook_url: {{ . }}
+          {{- end }}
+      - alert: PushgatewayReplicationApplyErrors
+        expr: |-
+          rate(pushgateway_replication_apply_errors_total{{ include "pushgateway.rules.matchers" (list $gw) }}[5m]) > 0
+        for: {{ $a.replication.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.replication) | nindent 8 }}
+        annotations:
+          summary: A Pushgateway replica cannot apply replicated changes.
+          description: >-
+            The gateway replica {{`{{ $labels.instance }}`}} (job {{`{{ $labels.job }}`}}) fails to
+            apply {{`{{ $value | humanize }}`}} stream entries per second; its groups drift away from
+            the other replicas'.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayReplicationApplyErrors") }}
+          runbook_url: {{ . }}
+          {{- end }}
+      - alert: PushgatewayRedisErrors
+        expr: |-
+          rate(pushgateway_redis_errors_total{{ include "pushgateway.rules.matchers" (list $gw) }}[5m]) > 0
+        for: {{ $a.replication.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.replication) | nindent 8 }}
+        annotations:
+          summary: The Pushgateway gets errors from Redis.
+          description: >-
+            The gateway replica {{`{{ $labels.instance }}`}} (job {{`{{ $labels.job }}`}}) gets
+            {{`{{ $value | humanize }}`}} Redis errors per second; pushes may fail with 503 and the
+            replica may fall behind.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayRedisErrors") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+{{- end }}
