@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Layer 7: fuzzing (fuzz/, cargo-fuzz). Builds every target and runs each for a bounded time
+# (FUZZ_SECONDS, default 30) on a scratch copy of its committed seed corpus, so that CI never
+# grows fuzz/corpus/. Runs as many targets at once as there are cores. Fails on any crash,
+# printing the crashing input's path and a hex dump; reproduce one with
+#   RUSTC_BOOTSTRAP=1 cargo fuzz run -s none <target> <input>
+# and add it to gateway/tests/fuzz_regressions.rs.
+# Only a stable toolchain is needed: RUSTC_BOOTSTRAP=1 lets it take cargo-fuzz's nightly flags.
+# Sanitizer: none by default (FUZZ_SANITIZER=address to try ASan); the code is unsafe-free.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source ci/lib/tools.sh
+
+export RUSTC_BOOTSTRAP=1
+seconds="${FUZZ_SECONDS:-30}"
+sanitizer="${FUZZ_SANITIZER:-none}"
+
+# cargo-fuzz: the one on PATH, else the one cached in .cache/cargo-fuzz, else install it there.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  export PATH="$CACHE/cargo-fuzz/bin:$PATH"
+  if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked --root "$CACHE/cargo-fuzz"
+  fi
+fi
+
+cargo fuzz build -s "$sanitizer"
+targets=$(cargo fuzz list)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_target() {
+  local target="$1" dir="$work/$1"
+  mkdir -p "$dir/corpus" "$dir/artifacts"
+  if [ -d "fuzz/corpus/$target" ]; then
+    cp -R "fuzz/corpus/$target/." "$dir/corpus/"
+  fi
+  # libFuzzer exits non-zero on the first crash, leak, timeout or out-of-memory.
+  if cargo fuzz run -s "$sanitizer" "$target" "$dir/corpus" -- \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$dir/artifacts/" -print_final_stats=1 >"$dir/log" 2>&1; then
+    echo "fuzz: $target: no crash in ${seconds}s ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$dir/log" | grep -o '[0-9]*$' || echo '?') runs)"
+    return 0
+  fi
+  echo "fuzz: $target: FAILED" >&2
+  tail -n 40 "$dir/log" >&2
+  local input found=0
+  for input in "$dir"/artifacts/*; do
+    [ -e "$input" ] || continue
+    found=1
+    mkdir -p ci/artifacts/fuzz
+    cp "$input" "ci/artifacts/fuzz/$target-$(basename "$input")"
+    echo "fuzz: $target: crashing input ci/artifacts/fuzz/$target-$(basename "$input") ($(wc -c <"$input") bytes):" >&2
+    od -A x -t x1z -v "$input" | head -n 64 >&2
+  done
+  [ "$found" = 1 ] || echo "fuzz: $target: failed without a crashing input (build or setup error?)" >&2
+  return 1
+}
+
+failed=0
+pids=()
+names=()
+for target in $targets; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
+  run_target "$target" &
+  pids+=("$!")
+  names+=("$target")
+done
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { failed=1; echo "fuzz: ${names[$i]} failed" >&2; }
+done
+exit "$failed"

@@ -1,0 +1,222 @@
+//! Writes the seed corpus of every fuzz target into the directory given as the only
+//! argument (one subdirectory per target). Text bodies are written by hand; everything
+//! binary comes from the gateway's own encoders, so that the seeds are realistic.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use gateway::expose::{Encoding, Renderer, ScrapeFormat};
+use gateway::model::{GroupingKey, Label, MetricFamily, NameValidation};
+use gateway::persist::codec::{encode_change, encode_group};
+use gateway::persist::snapshot;
+use gateway::persist::wal::SEGMENT_MAGIC;
+use gateway::store::{Change, PushMode, Store, StoreConfig};
+
+/// Text bodies: (file name, body, parse with UTF-8 rules).
+const TEXT_BODIES: &[(&str, &str, bool)] = &[
+    (
+        "counter_gauge",
+        "# HELP requests_total Requests served.\n# TYPE requests_total counter\nrequests_total{code=\"200\",method=\"get\"} 1027\nrequests_total{code=\"500\",method=\"post\"} 3\n# TYPE temperature gauge\ntemperature -12.5\n",
+        false,
+    ),
+    (
+        "escapes",
+        "# HELP escaped Help with a \\\\ backslash and a \\n newline.\n# TYPE escaped untyped\nescaped{path=\"C:\\\\dir\\\\file\",quote=\"say \\\"hi\\\"\",nl=\"a\\nb\",utf=\"\u{e9}t\u{e9} \u{1F600}\"} 1\n",
+        false,
+    ),
+    (
+        "histogram",
+        "# HELP latency_seconds Request latency.\n# TYPE latency_seconds histogram\nlatency_seconds_bucket{le=\"0.05\"} 24054\nlatency_seconds_bucket{le=\"0.1\"} 33444\nlatency_seconds_bucket{le=\"0.5\"} 129389\nlatency_seconds_bucket{le=\"1\"} 133988\nlatency_seconds_bucket{le=\"+Inf\"} 144320\nlatency_seconds_sum 53423\nlatency_seconds_count 144320\n",
+        false,
+    ),
+    (
+        "summary",
+        "# HELP rpc_duration_seconds RPC durations.\n# TYPE rpc_duration_seconds summary\nrpc_duration_seconds{service=\"a\",quantile=\"0.01\"} 3102\nrpc_duration_seconds{service=\"a\",quantile=\"0.5\"} 4773\nrpc_duration_seconds{service=\"a\",quantile=\"0.99\"} 76656\nrpc_duration_seconds_sum{service=\"a\"} 1.7560473e+07\nrpc_duration_seconds_count{service=\"a\"} 2693\n",
+        false,
+    ),
+    (
+        "special_values",
+        "# TYPE odd gauge\nodd{v=\"nan\"} NaN\nodd{v=\"inf\"} +Inf\nodd{v=\"ninf\"} -Inf\nodd{v=\"exp\"} 1e-300\nodd{v=\"big\"} 1.5E+10\nodd{v=\"neg0\"} -0\n",
+        false,
+    ),
+    (
+        "untyped_comments",
+        "# a free comment\n\nno_type_metric 42\n   \n# TYPE other untyped\nother{a=\"1\",} 2\n# HELP other Trailing comma above.\n",
+        false,
+    ),
+    (
+        "timestamps",
+        "# TYPE ts_metric counter\nts_metric{a=\"x\"} 5 1700000000000\nts_metric{a=\"y\"} 6 -1\n",
+        false,
+    ),
+    (
+        "utf8_names",
+        "# HELP \"my.dotted.metric\" A UTF-8 name.\n# TYPE \"my.dotted.metric\" gauge\n{\"my.dotted.metric\",\"label.with.dots\"=\"v\",plain=\"w\"} 1\n{\"my.dotted.metric\",\"label.with.dots\"=\"v2\"} 2\n",
+        true,
+    ),
+    (
+        "empty",
+        "",
+        false,
+    ),
+];
+
+/// Grouping paths: (file name, flags, path). Flags: bit 0 job in base64, bit 1 UTF-8 names.
+const GROUPING_PATHS: &[(&str, u8, &str)] = &[
+    ("job_only", 0, "batch"),
+    ("job_slash", 0, "batch/"),
+    ("labels", 0, "batch/instance/host1/zone/eu"),
+    ("base64_label", 0, "batch/instance@base64/aG9zdC8x"),
+    ("base64_empty", 0, "batch/path@base64/="),
+    ("base64_job", 1, "YmF0Y2gvam9i/instance/x"),
+    ("odd", 0, "batch/instance"),
+    ("reserved", 0, "batch/__name__/x"),
+    ("utf8_escaped", 2, "batch/U__my_2e_label/value"),
+    ("utf8_plain", 2, "batch/l\u{e9}/\u{1F600}"),
+];
+
+fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
+    let dir = dir.join(target);
+    fs::create_dir_all(&dir).expect("create the corpus directory");
+    fs::write(dir.join(name), bytes).expect("write a seed");
+}
+
+fn flagged(flags: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![flags];
+    out.extend_from_slice(body);
+    out
+}
+
+fn main() {
+    let out = PathBuf::from(std::env::args().nth(1).expect("usage: gen <corpus dir>"));
+    let key = GroupingKey::new(vec![
+        Label::new("job", "seed"),
+        Label::new("instance", "host:9100"),
+    ]);
+    let protobuf_format = ScrapeFormat {
+        encoding: Encoding::Protobuf,
+        utf8_names: true,
+    };
+    let everything = Store::new(StoreConfig {
+        validation: NameValidation::Utf8,
+        ..StoreConfig::default()
+    });
+    let mut all_families: Vec<MetricFamily> = Vec::new();
+    let mut changes = Vec::new();
+    let mut segment = SEGMENT_MAGIC.to_vec();
+    let mut framed_segment = vec![1u8, 0u8];
+
+    for &(name, body, utf8) in TEXT_BODIES {
+        write(&out, "text_parse", name, body.as_bytes());
+        let validation = if utf8 {
+            NameValidation::Utf8
+        } else {
+            NameValidation::Legacy
+        };
+        let flags = if utf8 { 2 } else { 0 };
+        write(&out, "render_roundtrip", name, &flagged(flags, body.as_bytes()));
+        let families = gateway::parse::text::parse(body.as_bytes(), validation)
+            .unwrap_or_else(|e| panic!("seed {name} does not parse: {e}"));
+        if families.is_empty() {
+            continue;
+        }
+        // One store per body, so that its protobuf rendering is one realistic body.
+        let store = Store::new(StoreConfig {
+            validation,
+            ..StoreConfig::default()
+        });
+        if store
+            .push(key.clone(), families.clone(), PushMode::Replace, 1.0)
+            .is_err()
+        {
+            continue;
+        }
+        let proto = Renderer::new().render(&store, &[], protobuf_format).body;
+        write(&out, "protobuf_parse", &format!("{name}.pb"), &proto);
+        write(&out, "render_roundtrip", &format!("{name}.pb"), &flagged(1, &proto));
+
+        let group_key = GroupingKey::new(vec![
+            Label::new("job", "seed"),
+            Label::new("body", name),
+        ]);
+        let _ = everything.push(group_key, families.clone(), PushMode::Replace, 2.0);
+        let mut record = Vec::new();
+        encode_change(
+            &mut record,
+            &Change::Push {
+                key: &key,
+                families: &families,
+                mode: PushMode::Merge,
+                time: 1_700_000_000.5,
+                inconsistent: false,
+            },
+        );
+        changes.push((format!("push_{name}"), record));
+        all_families.extend(families);
+    }
+    let mut record = Vec::new();
+    encode_change(
+        &mut record,
+        &Change::Failure {
+            key: &key,
+            time: 1_700_000_001.0,
+        },
+    );
+    changes.push(("failure".into(), record));
+    let mut record = Vec::new();
+    encode_change(&mut record, &Change::Delete { key: &key });
+    changes.push(("delete".into(), record));
+    let mut record = Vec::new();
+    encode_change(&mut record, &Change::Wipe);
+    changes.push(("wipe".into(), record));
+
+    for (name, record) in &changes {
+        write(&out, "codec_change", name, record);
+        segment.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        segment.extend_from_slice(&crc32fast::hash(record).to_le_bytes());
+        segment.extend_from_slice(record);
+        if let Ok(len) = u16::try_from(record.len()) {
+            framed_segment.extend_from_slice(&len.to_le_bytes());
+            framed_segment.extend_from_slice(record);
+        }
+    }
+    write(&out, "wal_segment", "segment", &flagged(0, &segment));
+    write(&out, "wal_segment", "segment_framed", &framed_segment);
+    let mut torn = flagged(0, &segment);
+    torn.truncate(torn.len() - 3);
+    write(&out, "wal_segment", "segment_torn", &torn);
+    write(&out, "wal_segment", "header_only", &flagged(0, SEGMENT_MAGIC));
+
+    let groups = everything.groups();
+    let mut framed_snapshot = vec![1u8];
+    framed_snapshot.extend_from_slice(&7u64.to_le_bytes());
+    for (i, group) in groups.iter().enumerate() {
+        let mut block = Vec::new();
+        encode_group(&mut block, group);
+        write(&out, "codec_group", &format!("group_{i}"), &block);
+        if let Ok(len) = u16::try_from(block.len()) {
+            framed_snapshot.extend_from_slice(&len.to_le_bytes());
+            framed_snapshot.extend_from_slice(&block);
+        }
+    }
+    write(&out, "snapshot_read", "snapshot_framed", &framed_snapshot);
+    let scratch = std::env::temp_dir().join(format!("gateway-fuzz-gen-{}", std::process::id()));
+    snapshot::write(&scratch, 7, &groups).expect("write a snapshot");
+    let file = fs::read(&scratch).expect("read the snapshot back");
+    let _ = fs::remove_file(&scratch);
+    write(&out, "snapshot_read", "snapshot", &flagged(0, &file));
+    snapshot::write(&scratch, 1, &[]).expect("write an empty snapshot");
+    let file = fs::read(&scratch).expect("read the snapshot back");
+    let _ = fs::remove_file(&scratch);
+    write(&out, "snapshot_read", "snapshot_empty", &flagged(0, &file));
+
+    for &(name, flags, path) in GROUPING_PATHS {
+        write(&out, "grouping_path", name, &flagged(flags, path.as_bytes()));
+    }
+    eprintln!(
+        "wrote the corpus for {} families, {} groups, {} records",
+        all_families.len(),
+        groups.len(),
+        changes.len()
+    );
+}
