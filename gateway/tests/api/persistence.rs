@@ -830,6 +830,88 @@ fn persistence_wipe_survives_a_crash() {
     assert_eq!(jobs(&instance), vec!["c".to_string()], "after SIGTERM");
 }
 
+/// A damaged length field in the first of three records makes the record seem to run past
+/// the end of the file: that is damage in the middle (two complete, acknowledged records
+/// follow), not a torn tail, and must be refused rather than cut off.
+#[test]
+#[ignore = "gateway bug: a damaged length field of a record in the middle of a segment is taken for a torn tail: the segment is truncated there and the acknowledged records after it are lost, with only a warning"]
+fn persistence_damaged_record_length_in_the_middle_is_refused() {
+    let (_tmp, data, logs) = dirs("badlen");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &[]);
+    let segment = log_with_three_records(&mut gateway, &data);
+    let mut bytes = fs::read(&segment).unwrap();
+    // Second byte of the first record's little-endian length: +23040 bytes.
+    flip(&mut bytes, 8 + 1);
+    fs::write(&segment, &bytes).unwrap();
+    let result = gateway.try_start(Duration::from_secs(15));
+    let after = fs::read(&segment).unwrap();
+    match result {
+        Ok(instance) => panic!(
+            "started over a damaged record followed by two acknowledged ones; serves jobs \
+             {:?}; segment {} -> {} bytes; stderr:\n{}",
+            jobs(&instance),
+            bytes.len(),
+            after.len(),
+            instance.stderr()
+        ),
+        Err(failure) => {
+            assert!(failure.status.is_some_and(|s| !s.success()), "{failure:?}");
+            assert!(
+                failure.stderr.contains(&segment.display().to_string()),
+                "{failure:?}"
+            );
+            assert_eq!(after, bytes, "the damaged log was changed");
+        }
+    }
+}
+
+/// Only the newest segment can end in a torn record (a crash during a write); a damaged
+/// last record of an earlier segment, with later segments after it, is damage.
+#[test]
+#[ignore = "gateway bug: a damaged last record of a segment that is followed by later segments is taken for a torn tail and dropped with a warning (and the segment truncated) instead of being refused"]
+fn persistence_damaged_last_record_of_an_earlier_segment_is_refused() {
+    let (_tmp, data, logs) = dirs("badtail");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &[]);
+    let instance = gateway.start();
+    for job in ["a", "b"] {
+        assert_eq!(
+            instance.put(&format!("/metrics/job/{job}"), "m 1\n").status,
+            200
+        );
+    }
+    drop(instance); // SIGKILL: a and b in the first segment.
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/c", "m 1\n").status, 200);
+    drop(instance); // c in the second.
+    let first = data.join("state.wal-0000000001");
+    let mut bytes = fs::read(&first).unwrap();
+    let last = bytes.len() - 2; // In the payload of b's record.
+    flip(&mut bytes, last);
+    fs::write(&first, &bytes).unwrap();
+    let result = gateway.try_start(Duration::from_secs(15));
+    let after = fs::read(&first).unwrap();
+    match result {
+        Ok(instance) => panic!(
+            "started over a damaged record of an earlier segment; serves jobs {:?}; \
+             segment {} -> {} bytes; stderr:\n{}",
+            jobs(&instance),
+            bytes.len(),
+            after.len(),
+            instance.stderr()
+        ),
+        Err(failure) => {
+            assert!(failure.status.is_some_and(|s| !s.success()), "{failure:?}");
+            assert!(
+                failure.stderr.contains(&first.display().to_string()),
+                "{failure:?}"
+            );
+            assert_eq!(after, bytes, "the damaged log was changed");
+        }
+    }
+}
+
 #[test]
 fn persistence_torn_last_record_is_dropped_with_a_warning() {
     let (_tmp, data, logs) = dirs("torn");
