@@ -20,6 +20,7 @@ pub mod config_file;
 pub mod expiry;
 pub mod expose;
 pub mod grouping;
+pub mod logfmt;
 pub mod model;
 pub mod parse;
 pub mod persist;

@@ -366,7 +366,7 @@ pub fn init_logging(level: crate::config::LogLevel, format: crate::config::LogFo
         .with_writer(std::io::stderr);
     let result = match format {
         crate::config::LogFormat::Json => builder.json().try_init(),
-        crate::config::LogFormat::Logfmt => builder.try_init(),
+        crate::config::LogFormat::Logfmt => builder.event_format(crate::logfmt::Logfmt).try_init(),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;

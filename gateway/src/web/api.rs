@@ -272,6 +272,18 @@ pub fn rfc3339(time: SystemTime) -> String {
     text
 }
 
+/// RFC 3339 with milliseconds in UTC, for log lines.
+pub fn rfc3339_millis(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let whole = UNIX_EPOCH + Duration::from_secs(since.as_secs());
+    let text = rfc3339(whole);
+    format!(
+        "{}.{:03}Z",
+        text.trim_end_matches('Z'),
+        since.subsec_millis()
+    )
+}
+
 /// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

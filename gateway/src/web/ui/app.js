@@ -521,7 +521,11 @@ function pgwMain() {
       if (list.length !== total) count += ' (filtered from ' + fmtInt(total) + ')';
     }
     const failedCount = countFailed();
-    if (failedCount) count += ' · ' + '<span class="fail">' + plural(failedCount, 'failed push', 'failed pushes') + '</span>';
+    if (failedCount) {
+      count += ' · <button type="button" class="linklike fail" id="show-failed" title="' +
+        (state.onlyFailed ? 'Show all groups' : 'Show only the groups whose last push failed') + '">' +
+        plural(failedCount, 'failed push', 'failed pushes') + '</button>';
+    }
     $('group-count').innerHTML = count;
     const pager = pagerHtml(pages);
     $('pager-top').innerHTML = pager;
@@ -793,6 +797,11 @@ function pgwMain() {
       $('filter').value = '';
       $('filter').dispatchEvent(new Event('input'));
     }
+  });
+  $('group-count').addEventListener('click', (ev) => {
+    if (!ev.target.closest('#show-failed')) return;
+    $('only-failed').checked = !state.onlyFailed;
+    $('only-failed').dispatchEvent(new Event('change'));
   });
   $('only-failed').addEventListener('change', () => {
     state.onlyFailed = $('only-failed').checked;
