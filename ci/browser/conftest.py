@@ -291,12 +291,15 @@ class Page:
 
 
 @pytest.fixture
-def page(driver, request):
+def page(driver, request, gateway_factory):
+    # Depends on gateway_factory so that it is torn down before the gateways stop: leaving the
+    # page first means no timer of the page can hit a stopped server.
     driver.set_window_size(1280, 900)
     driver.get("about:blank")
     driver.get_log("browser")  # drain what earlier tests left
     p = Page(driver, request.node.name.replace("[", "-").replace("]", ""))
     yield p
+    driver.get("about:blank")
     # Every test also checks that the page logged no error (JS exceptions, failed requests).
     errors = p.console_errors()
     assert not errors, "errors in the browser console: %r" % errors

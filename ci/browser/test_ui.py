@@ -108,6 +108,12 @@ def test_failed_only(page, gateway):
     assert "failed=1" in page.d.current_url
     page.css("#only-failed").click()
     page.wait(lambda: len(page.articles()) == 5)
+    # The "1 failed push" count is a shortcut for the same filter.
+    page.css("#show-failed").click()
+    page.wait(lambda: page.group_labels() == [BROKEN])
+    assert page.css("#only-failed").is_selected()
+    page.css("#show-failed").click()
+    page.wait(lambda: len(page.articles()) == 5)
 
 
 # ------------------------------------------------------------------ filter
