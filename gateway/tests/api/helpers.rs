@@ -180,9 +180,16 @@ fn free_port() -> u16 {
 /// waits until `/-/ready` answers 200. Retries with another port if the process exits
 /// early (the port was taken in between).
 pub fn spawn_gateway(args: &[&str]) -> Gateway {
+    // The route prefix: --web.route-prefix, else the path of --web.external-url.
+    let external_path = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--web.external-url="))
+        .and_then(|url| url.split_once("://"))
+        .map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or(""));
     let prefix = args
         .iter()
         .find_map(|a| a.strip_prefix("--web.route-prefix="))
+        .or(external_path)
         .map(|p| {
             let t = p.trim_matches('/');
             if t.is_empty() {
@@ -210,10 +217,14 @@ pub fn spawn_gateway(args: &[&str]) -> Gateway {
             prefix: prefix.clone(),
         };
         let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
+        loop {
             if gateway.child.try_wait().unwrap().is_some() {
                 break; // Exited: most likely the port was taken; try another.
             }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway started with {args:?} is running but not ready after 15 s"
+            );
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 let ready = http(
                     addr,

@@ -10,6 +10,7 @@ mod consistency;
 mod endpoints;
 mod exposition;
 mod failure_time;
+mod flags;
 mod grouping;
 mod gzip;
 mod helpers;
