@@ -288,6 +288,17 @@ impl Instance {
         http(self.addr, method, path, &[], body)
     }
 
+    /// Any request with headers (panics when the exchange fails).
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        http(self.addr, method, path, headers, body)
+    }
+
     /// PUT a text body.
     pub fn put(&self, path: &str, body: &str) -> Response {
         self.request("PUT", path, body.as_bytes())

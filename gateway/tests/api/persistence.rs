@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use gateway::proto;
+use prost::Message;
+
 use crate::helpers::series;
 use crate::persist_helpers::{
     file_names, try_http, unix_now, Instance, PersistGateway, Rng, TempDir,
@@ -569,6 +572,228 @@ fn persistence_restarts_reproduce_the_exposition_byte_for_byte() {
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     instance = gateway.start();
     assert_eq!(instance.pushed_text(), before, "after a second SIGTERM");
+}
+
+const PROTOBUF: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+fn label(name: &str, value: &str) -> proto::LabelPair {
+    proto::LabelPair {
+        name: Some(name.into()),
+        value: Some(value.into()),
+    }
+}
+
+fn exemplar(trace: &str, value: f64, seconds: i64) -> proto::Exemplar {
+    proto::Exemplar {
+        label: vec![label("trace_id", trace)],
+        value: Some(value),
+        timestamp: Some(proto::Timestamp {
+            seconds,
+            nanos: 123_000_000,
+        }),
+    }
+}
+
+/// Families only the protobuf format carries: exemplars, created timestamps, native and
+/// float histograms, a gauge histogram, a unit.
+fn protobuf_families() -> Vec<proto::MetricFamily> {
+    let created = Some(proto::Timestamp {
+        seconds: 1_700_000_000,
+        nanos: 5,
+    });
+    let native = proto::Histogram {
+        sample_count: Some(12),
+        sample_sum: Some(34.5),
+        schema: Some(3),
+        zero_threshold: Some(1e-128),
+        zero_count: Some(2),
+        negative_span: vec![proto::BucketSpan {
+            offset: Some(-2),
+            length: Some(2),
+        }],
+        negative_delta: vec![1, 1],
+        positive_span: vec![
+            proto::BucketSpan {
+                offset: Some(0),
+                length: Some(2),
+            },
+            proto::BucketSpan {
+                offset: Some(3),
+                length: Some(1),
+            },
+        ],
+        positive_delta: vec![2, -1, 3],
+        bucket: vec![
+            proto::Bucket {
+                cumulative_count: Some(5),
+                upper_bound: Some(1.0),
+                exemplar: Some(exemplar("b1", 0.5, 1_700_000_001)),
+                ..Default::default()
+            },
+            proto::Bucket {
+                cumulative_count: Some(12),
+                upper_bound: Some(f64::INFINITY),
+                ..Default::default()
+            },
+        ],
+        created_timestamp: created.clone(),
+        exemplars: vec![
+            exemplar("n1", 1.25, 1_700_000_002),
+            exemplar("n2", -3.0, 1_700_000_003),
+        ],
+        ..Default::default()
+    };
+    let float = proto::Histogram {
+        sample_count_float: Some(7.5),
+        sample_sum: Some(1.0),
+        schema: Some(0),
+        zero_threshold: Some(0.001),
+        zero_count_float: Some(0.5),
+        positive_span: vec![proto::BucketSpan {
+            offset: Some(1),
+            length: Some(2),
+        }],
+        positive_count: vec![3.0, 4.0],
+        ..Default::default()
+    };
+    let metric = |labels: Vec<proto::LabelPair>| proto::Metric {
+        label: labels,
+        ..Default::default()
+    };
+    vec![
+        proto::MetricFamily {
+            name: Some("pb_requests_total".into()),
+            help: Some("Counter with an exemplar.".into()),
+            r#type: Some(proto::MetricType::Counter as i32),
+            metric: vec![proto::Metric {
+                counter: Some(proto::Counter {
+                    value: Some(17.0),
+                    exemplar: Some(exemplar("c1", 1.0, 1_700_000_004)),
+                    created_timestamp: created.clone(),
+                }),
+                ..metric(vec![label("path", "/a")])
+            }],
+            unit: None,
+        },
+        proto::MetricFamily {
+            name: Some("pb_latency_seconds".into()),
+            help: Some("Native and classic histogram.".into()),
+            r#type: Some(proto::MetricType::Histogram as i32),
+            metric: vec![
+                proto::Metric {
+                    histogram: Some(native),
+                    ..metric(vec![label("kind", "native")])
+                },
+                proto::Metric {
+                    histogram: Some(float),
+                    ..metric(vec![label("kind", "float")])
+                },
+            ],
+            unit: Some("seconds".into()),
+        },
+        proto::MetricFamily {
+            name: Some("pb_queue".into()),
+            help: Some("Gauge histogram.".into()),
+            r#type: Some(proto::MetricType::GaugeHistogram as i32),
+            metric: vec![proto::Metric {
+                histogram: Some(proto::Histogram {
+                    sample_count: Some(3),
+                    sample_sum: Some(2.0),
+                    bucket: vec![proto::Bucket {
+                        cumulative_count: Some(3),
+                        upper_bound: Some(f64::INFINITY),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                ..metric(vec![])
+            }],
+            unit: None,
+        },
+        proto::MetricFamily {
+            name: Some("pb_summary".into()),
+            help: None,
+            r#type: Some(proto::MetricType::Summary as i32),
+            metric: vec![proto::Metric {
+                summary: Some(proto::Summary {
+                    sample_count: Some(4),
+                    sample_sum: Some(8.0),
+                    quantile: vec![proto::Quantile {
+                        quantile: Some(0.5),
+                        value: Some(2.0),
+                    }],
+                    created_timestamp: created.clone(),
+                }),
+                ..metric(vec![])
+            }],
+            unit: None,
+        },
+    ]
+}
+
+/// The pushed families of a delimited protobuf scrape, each as its raw bytes.
+fn pushed_protobuf(body: &[u8]) -> Vec<Vec<u8>> {
+    let mut rest = body;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let len = prost::decode_length_delimiter(rest).expect("length prefix");
+        let start = prost::length_delimiter_len(len);
+        let message = &rest[start..start + len];
+        let family = proto::MetricFamily::decode(message).expect("a MetricFamily");
+        if !crate::helpers::is_own(family.name.as_deref().unwrap_or("")) {
+            out.push(message.to_vec());
+        }
+        rest = &rest[start + len..];
+    }
+    out
+}
+
+/// Both scrape formats that carry everything, without the gateway's own metrics.
+fn rich_scrapes(instance: &Instance) -> (Vec<Vec<u8>>, String) {
+    let r = instance.request_with("GET", "/metrics", &[("Accept", PROTOBUF)], b"");
+    assert_eq!(r.status, 200);
+    let families = pushed_protobuf(&r.body);
+    let r = instance.request_with(
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    (families, crate::persist_helpers::pushed_text(&r.text()))
+}
+
+#[test]
+fn persistence_keeps_protobuf_only_content() {
+    let (_tmp, data, logs) = dirs("protobuf");
+    let mut gateway = PersistGateway::new(&data.join("state"), &logs, &[]);
+    let mut instance = gateway.start();
+    let mut body = Vec::new();
+    for family in protobuf_families() {
+        family.encode_length_delimited(&mut body).unwrap();
+    }
+    let r = instance.request_with(
+        "PUT",
+        "/metrics/job/pb/instance/i",
+        &[("Content-Type", PROTOBUF)],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let before = rich_scrapes(&instance);
+    assert_eq!(before.0.len(), 6, "4 families + push times: {:?}", before.1);
+    assert!(before.1.contains("trace_id=\"c1\""), "{}", before.1);
+
+    instance.kill();
+    instance = gateway.start();
+    let after = rich_scrapes(&instance);
+    assert_eq!(after.1, before.1, "OpenMetrics after SIGKILL (log replay)");
+    assert_eq!(after.0, before.0, "protobuf after SIGKILL (log replay)");
+    assert!(instance.terminate().success());
+    let instance = gateway.start();
+    let after = rich_scrapes(&instance);
+    assert_eq!(after.1, before.1, "OpenMetrics after SIGTERM (snapshot)");
+    assert_eq!(after.0, before.0, "protobuf after SIGTERM (snapshot)");
 }
 
 // ============================================================================================
