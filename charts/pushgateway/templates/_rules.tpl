@@ -100,27 +100,40 @@ groups:
           {{- end }}
     {{- end }}
     {{- if $a.groupStale.enabled }}
-    {{- $jobs := $a.groupStale.jobs | default (dict) }}
+    {{- /* One rule per distinct maximum age (so no two rules share name and labels): the
+    default one for every job without an age of its own, then one per other age. */}}
+    {{- $defaultAge := include "pushgateway.rules.seconds" $a.groupStale.maxAge }}
+    {{- $ages := dict }}
+    {{- range $job, $age := $a.groupStale.jobs | default (dict) }}
+    {{- $s := include "pushgateway.rules.seconds" $age }}
+    {{- if ne $s $defaultAge }}
+    {{- $entry := get $ages $s | default (dict "age" $age "jobs" list) }}
+    {{- $_ := set $entry "jobs" (append $entry.jobs $job) }}
+    {{- $_ := set $ages $s $entry }}
+    {{- end }}
+    {{- end }}
+    {{- $others := list }}
+    {{- range $s, $entry := $ages }}{{ range $entry.jobs }}{{ $others = append $others (regexQuoteMeta .) }}{{ end }}{{ end }}
+    {{- $stale := list (dict "matchers" (list $r.groupSelector (ternary (printf "job!~%q" (join "|" (sortAlpha $others))) "" (gt (len $others) 0))) "seconds" $defaultAge "age" $a.groupStale.maxAge) }}
+    {{- range $s, $entry := $ages }}
     {{- $quoted := list }}
-    {{- range $job, $_ := $jobs }}{{ $quoted = append $quoted (regexQuoteMeta $job) }}{{ end }}
-    {{- $others := "" }}
-    {{- if $quoted }}{{ $others = printf "job!~%q" (join "|" $quoted) }}{{ end }}
-    {{- $stale := list (dict "matchers" (list $r.groupSelector $others) "maxAge" $a.groupStale.maxAge "what" "maxAge") }}
-    {{- range $job, $age := $jobs }}
-    {{- $stale = append $stale (dict "matchers" (list $r.groupSelector (printf "job=%q" $job)) "maxAge" $age "what" (printf "jobs[%s]" $job)) }}
+    {{- range $entry.jobs }}{{ $quoted = append $quoted (regexQuoteMeta .) }}{{ end }}
+    {{- $job := ternary (printf "job=%q" (first $entry.jobs)) (printf "job=~%q" (join "|" $quoted)) (eq (len $quoted) 1) }}
+    {{- $stale = append $stale (dict "matchers" (list $r.groupSelector $job) "seconds" $s "age" $entry.age) }}
     {{- end }}
     {{- range $stale }}
       - alert: PushgatewayGroupStale
         expr: |-
           time() - max without ({{ $replicas }}) (push_time_seconds{{ include "pushgateway.rules.matchers" .matchers }})
-            > {{ include "pushgateway.rules.seconds" .maxAge }}
+            > {{ .seconds }}
         for: {{ $a.groupStale.for }}
         {{- include "pushgateway.rules.labels" (list $ $a.groupStale) | nindent 8 }}
+          max_age: {{ .age | quote }}
         annotations:
           summary: A Pushgateway group has not been pushed successfully for longer than expected.
           description: >-
             The group {{ $group }} was last pushed successfully
-            {{`{{ $value | humanizeDuration }}`}} ago; it is expected at least every {{ .maxAge }}.
+            {{`{{ $value | humanizeDuration }}`}} ago; it is expected at least every {{ .age }}.
             Its job has not run, or its pushes fail.
           {{- with include "pushgateway.rules.runbook" (list $ "PushgatewayGroupStale") }}
           runbook_url: {{ . }}
