@@ -147,6 +147,8 @@ pub struct PersistGateway {
     pub args: Vec<String>,
     /// Where stderr files go (not the data directory, which may be a tiny tmpfs).
     pub log_dir: PathBuf,
+    /// The working directory of the process (for a relative `file`), if not inherited.
+    pub cwd: Option<PathBuf>,
     port: u16,
     starts: u64,
 }
@@ -168,6 +170,7 @@ impl PersistGateway {
             file: file.to_path_buf(),
             args: args.iter().map(|a| a.to_string()).collect(),
             log_dir: log_dir.to_path_buf(),
+            cwd: None,
             port: free_port(),
             starts: 0,
         }
@@ -180,7 +183,11 @@ impl PersistGateway {
             let stderr_path = self.log_dir.join(format!("stderr-{}", self.starts));
             let stderr_file = File::create(&stderr_path).unwrap();
             let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-            let child = Command::new(binary())
+            let mut command = Command::new(binary());
+            if let Some(cwd) = &self.cwd {
+                command.current_dir(cwd);
+            }
+            let child = command
                 .arg(format!("--web.listen-address={addr}"))
                 .arg("--log.level=info")
                 .arg(format!("--persistence.file={}", self.file.display()))
@@ -302,6 +309,11 @@ impl Instance {
     /// PUT a text body.
     pub fn put(&self, path: &str, body: &str) -> Response {
         self.request("PUT", path, body.as_bytes())
+    }
+
+    /// DELETE a group.
+    pub fn delete(&self, path: &str) -> Response {
+        self.request("DELETE", path, b"")
     }
 
     /// GET `/metrics`, asserting 200.

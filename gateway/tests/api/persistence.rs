@@ -1028,6 +1028,62 @@ fn persistence_start_empty_over_a_damaged_log_stays_empty_after_a_crash() {
     );
 }
 
+/// A relative `--persistence.file` is resolved against the working directory, and its log
+/// segments live beside it there.
+#[test]
+fn persistence_relative_file_path_works() {
+    let (_tmp, data, logs) = dirs("relative");
+    let mut gateway = PersistGateway::new(Path::new("state"), &logs, &[]);
+    gateway.cwd = Some(data.clone());
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
+    drop(instance); // SIGKILL.
+    let mut instance = gateway.start();
+    assert_eq!(jobs(&instance), vec!["a".to_string()], "after SIGKILL");
+    assert!(instance.terminate().success());
+    assert!(data.join("state").is_file(), "{:?}", file_names(&data));
+    let instance = gateway.start();
+    assert_eq!(jobs(&instance), vec!["a".to_string()], "after SIGTERM");
+    assert!(
+        file_names(&data).iter().all(|n| n.starts_with("state")),
+        "{:?}",
+        file_names(&data)
+    );
+}
+
+/// A log segment that the snapshot already covers (left over when a crash interrupted the
+/// clean-up after a snapshot) must not be replayed over the snapshot.
+#[test]
+fn persistence_segment_covered_by_the_snapshot_is_not_replayed() {
+    let (_tmp, data, logs) = dirs("covered");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &[]);
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
+    drop(instance); // SIGKILL: "push a" in the first segment.
+    let first = data.join("state.wal-0000000001");
+    let old = fs::read(&first).unwrap();
+    let mut instance = gateway.start();
+    assert_eq!(instance.delete("/metrics/job/a").status, 202);
+    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
+    assert!(instance.terminate().success()); // Snapshot: only b; segments deleted.
+    assert!(!first.exists(), "{:?}", file_names(&data));
+    fs::write(&first, &old).unwrap();
+    let instance = gateway.start();
+    assert_eq!(
+        jobs(&instance),
+        vec!["b".to_string()],
+        "an old segment was replayed over the snapshot"
+    );
+    drop(instance);
+    let instance = gateway.start();
+    assert_eq!(
+        jobs(&instance),
+        vec!["b".to_string()],
+        "after another SIGKILL"
+    );
+}
+
 /// The admin wipe is persisted like any change.
 #[test]
 fn persistence_wipe_survives_a_crash() {
