@@ -137,3 +137,70 @@ fn dropping_scrape_counts_its_drops() {
         "first scrape after the conflict:\n{text}"
     );
 }
+
+#[test]
+fn pushing_the_gateways_own_names_never_breaks_the_scrape() {
+    let gw = spawn_gateway(&[FLAG]);
+    for (job, body) in [
+        ("a", "pushgateway_http_requests_total 1\n"),
+        ("b", "# TYPE process_cpu_seconds_total gauge\nprocess_cpu_seconds_total 1\n"),
+        ("c", "push_time_seconds 5\n"),
+        ("d", "# TYPE push_failure_time_seconds counter\npush_failure_time_seconds 5\n"),
+        ("e", "# TYPE pushgateway_build_info summary\npushgateway_build_info_sum 1\npushgateway_build_info_count 1\n"),
+    ] {
+        let r = gw.put(&format!("/metrics/job/{job}"), body);
+        assert_eq!(r.status, 202, "{body}: {}", r.text());
+    }
+    let text = healthy_scrape(&gw);
+    // The gateway's own families keep their types.
+    for line in [
+        "# TYPE push_time_seconds gauge",
+        "# TYPE push_failure_time_seconds gauge",
+        "# TYPE pushgateway_build_info gauge",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("pushgateway_build_info_sum")),
+        "{text}"
+    );
+    // Every group keeps a push time.
+    for job in ["a", "b", "c", "d", "e"] {
+        let pt = format!("push_time_seconds{{instance=\"\",job=\"{job}\"}} ");
+        assert!(
+            text.lines().any(|l| l.starts_with(&pt)),
+            "no push time for {job}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn json_api_and_gzip_scrape_work_in_an_inconsistent_state() {
+    use std::io::Read;
+    let gw = spawn_gateway(&[FLAG]);
+    assert_eq!(
+        gw.put("/metrics/job/a", "# TYPE m counter\nm 1\n").status,
+        202
+    );
+    assert_eq!(
+        gw.put("/metrics/job/b", "# TYPE m gauge\nm 2\n").status,
+        202
+    );
+    let json = gw.get("/api/v1/metrics");
+    assert_eq!(json.status, 200);
+    assert_eq!(json.json()["data"].as_array().unwrap().len(), 2);
+    let r = gw.request("GET", "/metrics", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.status, 200);
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    samples(&text);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("# TYPE m ")).count(),
+        1,
+        "{text}"
+    );
+}
