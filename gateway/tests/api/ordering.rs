@@ -169,3 +169,46 @@ fn concurrent_pushes_of_one_name_with_two_types_never_mix_types() {
         }
     }
 }
+
+#[test]
+fn scrapes_never_see_half_of_a_push() {
+    let gw = Arc::new(spawn_gateway(&[]));
+    assert_eq!(
+        gw.put("/metrics/job/j", "m{x=\"1\"} 0\nm{x=\"2\"} 0\nn 0\n")
+            .status,
+        200
+    );
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let gw = Arc::clone(&gw);
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            for i in 1..=150 {
+                let body = format!("m{{x=\"1\"}} {i}\nm{{x=\"2\"}} {i}\nn {i}\n");
+                let r = if i % 2 == 0 {
+                    gw.put("/metrics/job/j", &body)
+                } else {
+                    gw.post("/metrics/job/j", &body)
+                };
+                assert_eq!(r.status, 200);
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let j = |x: &str| series("m", &[("instance", ""), ("job", "j"), ("x", x)]);
+    let n = series("n", &[("instance", ""), ("job", "j")]);
+    let mut scrapes = 0;
+    let mut last = 0u64;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) || scrapes < 5 {
+        let state = gw.state();
+        let a = &state[&j("1")];
+        assert_eq!(a, &state[&j("2")], "torn push in scrape {scrapes}");
+        assert_eq!(a, &state[&n], "torn push in scrape {scrapes}");
+        let v: u64 = a.parse().unwrap();
+        assert!(v >= last, "went back from {last} to {v}");
+        last = v;
+        scrapes += 1;
+    }
+    writer.join().unwrap();
+    assert_eq!(gw.state()[&n], "150");
+}
