@@ -269,13 +269,18 @@ impl Instance {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, and wait (up to 30 s) for the exit.
-    pub fn terminate(&mut self) -> ExitStatus {
+    /// Sends SIGTERM without waiting.
+    pub fn send_sigterm(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// SIGTERM, and wait (up to 30 s) for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.send_sigterm();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {

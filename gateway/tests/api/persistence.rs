@@ -401,6 +401,11 @@ fn crash_test(variant: &str, args: &[&str], cycles: u64) {
             delay += 1_100;
         }
         std::thread::sleep(Duration::from_millis(delay));
+        if cycle % 4 == 2 {
+            // SIGKILL during the graceful shutdown (final snapshot) that SIGTERM starts.
+            instance.send_sigterm();
+            std::thread::sleep(Duration::from_millis(rng.range(0, 30)));
+        }
         instance.kill();
         let killed_at = unix_now();
 
@@ -1082,6 +1087,47 @@ fn persistence_segment_covered_by_the_snapshot_is_not_replayed() {
         vec!["b".to_string()],
         "after another SIGKILL"
     );
+}
+
+/// With the process running, a snapshot is written every `--persistence.interval` and the
+/// log segments it covers are deleted; restore uses both.
+#[test]
+fn persistence_background_snapshot_replaces_the_log() {
+    let (_tmp, data, logs) = dirs("background");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &["--persistence.interval=1s"]);
+    let instance = gateway.start();
+    for i in 0..20 {
+        let r = instance.put(&format!("/metrics/job/a/i/{i}"), "m 1\n");
+        assert_eq!(r.status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no snapshot within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let segments = || {
+        file_names(&data)
+            .into_iter()
+            .filter(|n| n.starts_with("state.wal-"))
+            .count()
+    };
+    // The clean-up follows the rename of the snapshot closely.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while segments() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "covered segments not deleted: {:?}",
+            file_names(&data)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
+    let before = instance.pushed_text();
+    drop(instance); // SIGKILL: snapshot plus one segment.
+    let instance = gateway.start();
+    assert_eq!(instance.pushed_text(), before);
+    assert_eq!(jobs(&instance).len(), 21);
 }
 
 /// The admin wipe is persisted like any change.
