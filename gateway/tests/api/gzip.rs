@@ -116,3 +116,45 @@ fn plain_body_over_the_limit_gets_413() {
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(gw.state().is_empty());
 }
+
+/// A valid body of exactly `len` bytes (`len` >= 8).
+fn body_of_len(len: usize) -> String {
+    // "m 1\n" padded with a comment line of the right length in front.
+    let sample = "m 1\n";
+    let comment_len = len - sample.len();
+    let mut body = String::from("#");
+    body.push_str(&" ".repeat(comment_len - 2));
+    body.push('\n');
+    body.push_str(sample);
+    assert_eq!(body.len(), len);
+    body
+}
+
+#[test]
+fn body_limit_is_inclusive() {
+    let gw = spawn_gateway(&["--push.max-body-bytes=1024"]);
+    let r = gw.put("/metrics/job/j", &body_of_len(1024));
+    assert_eq!(r.status, 200, "exactly at the limit: {}", r.text());
+    let r = gw.put("/metrics/job/k", &body_of_len(1025));
+    assert_eq!(r.status, 413, "one byte over: {}", r.text());
+    assert!(!gw.state().keys().any(|k| k.contains("job=\"k\"")));
+}
+
+#[test]
+fn gzip_body_limit_counts_decompressed_bytes() {
+    let gw = spawn_gateway(&["--push.max-body-bytes=1024"]);
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "gzip")],
+        &gzip(body_of_len(1024).as_bytes()),
+    );
+    assert_eq!(r.status, 200, "exactly at the limit: {}", r.text());
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/k",
+        &[("Content-Encoding", "gzip")],
+        &gzip(body_of_len(1025).as_bytes()),
+    );
+    assert_eq!(r.status, 413, "one byte over: {}", r.text());
+}
