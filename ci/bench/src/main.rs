@@ -312,9 +312,9 @@ async fn run_one(args: &Args, name: &str, bin: &Path, n: usize, work: &Path) -> 
     .await?;
     let throughput_cpu = gw.cpu_time()?.saturating_sub(cpu_before);
     println!(
-        "  {name}: throughput: {:.0} pushes/s ({} pushes, {} failed, {} connections, {}; \
+        "  {name}: throughput: {} pushes/s ({} pushes, {} failed, {} connections, {}; \
          gateway CPU {})",
-        throughput.per_sec(),
+        report::rate(throughput.per_sec()),
         throughput.pushes,
         throughput.errors,
         args.connections,

@@ -193,12 +193,17 @@ fn fmt_dur(s: f64) -> String {
     dur(Duration::from_secs_f64(s))
 }
 
-fn fmt_rate(r: f64) -> String {
+/// A rate: whole numbers from 100 on, two decimals below.
+pub fn rate(r: f64) -> String {
     if r >= 100.0 {
-        format!("{r:.0}/s")
+        format!("{r:.0}")
     } else {
-        format!("{r:.2}/s")
+        format!("{r:.2}")
     }
+}
+
+fn fmt_rate(r: f64) -> String {
+    format!("{}/s", rate(r))
 }
 
 fn fmt_bytes(b: f64) -> String {
