@@ -16,12 +16,15 @@ fn gzip_state(gw: &Gateway) -> std::collections::BTreeMap<String, String> {
     pushed_samples(&text)
 }
 
+/// Method, path, body, and the expected value (or absence) of some series afterwards.
+type Step<'a> = (&'a str, &'a str, &'a str, Vec<(String, Option<&'a str>)>);
+
 #[test]
 fn every_change_shows_in_the_next_scrape() {
     let gw = spawn_gateway(&[]);
     let j = [("instance", ""), ("job", "j")];
     let k = [("instance", ""), ("job", "k")];
-    let steps: Vec<(&str, &str, &str, Vec<(String, Option<&str>)>)> = vec![
+    let steps: Vec<Step<'_>> = vec![
         (
             "PUT",
             "/metrics/job/j",
