@@ -18,6 +18,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import posixpath
+import urllib.parse
 
 import pytest
 
@@ -57,6 +59,13 @@ class Gateway:
         self.port = None
         self.proc = None
         self.log = tempfile.NamedTemporaryFile(prefix=f"e2e-{label}-", suffix=".log", delete=False)
+        # Where the routes are, as upstream computes them from the flags.
+        flags = dict(a.split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        prefix = flags.get("--web.route-prefix", "")
+        if not prefix and flags.get("--web.external-url"):
+            prefix = urllib.parse.urlparse(flags["--web.external-url"]).path
+        self.prefix = prefix.rstrip("/")
+        self.metrics_path = posixpath.join("/" + self.prefix.strip("/"), flags.get("--web.telemetry-path", "/metrics").lstrip("/"))
         self._start(list(args))
 
     def _start(self, extra):
@@ -76,7 +85,7 @@ class Gateway:
                     last_error = f"exited with {self.proc.returncode}"
                     break
                 try:
-                    if self.request("GET", "/-/ready", timeout=1).status == 200:
+                    if self.request("GET", self.prefix + "/-/ready", timeout=1).status == 200:
                         return
                 except OSError as e:  # not listening yet
                     last_error = repr(e)
@@ -108,7 +117,8 @@ class Gateway:
             conn.close()
 
     def metrics(self, headers=None):
-        return self.request("GET", "/metrics", headers=headers)
+        """GET of the scrape endpoint (/metrics, or where --web.route-prefix/--web.telemetry-path put it)."""
+        return self.request("GET", self.metrics_path, headers=headers)
 
     def log_text(self):
         try:

@@ -325,6 +325,15 @@ CASES = [
     C("admin_wipe", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "bar 1\n"), req("PUT", "/api/v1/admin/wipe", 202), put("/metrics/job/c", "baz 1\n")], flags=("--web.enable-admin-api",)),
     C("lifecycle_disabled_403", [req("PUT", "/-/quit", 403), req("POST", "/-/quit", 403), req("GET", "/-/quit", 405)]),
     C("metrics_trailing_slash_redirect", [req("GET", "/metrics/", 301), req("PUT", "/metrics/", 404)]),
+    # ---------------------------------------------------------------- route prefix and telemetry path
+    C("route_prefix", [put("/pg/metrics/job/j", "foo 1\n"), post("/pg/metrics/job@base64/" + b64("a/b"), "bar 1\n"),
+                       put("/metrics/job/j", "foo 1\n", 404), delete("/pg/metrics/job/j"), req("GET", "/pg/-/healthy", 200),
+                       req("GET", "/pg/api/v1/status", 200), req("GET", "/metrics", 404)], flags=("--web.route-prefix=/pg",)),
+    C("route_prefix_trailing_slash", [put("/pg/metrics/job/j", "foo 1\n")], flags=("--web.route-prefix=/pg/",)),
+    C("external_url_sets_prefix", [put("/gw/metrics/job/j", "foo 1\n"), req("GET", "/gw/-/ready", 200)], flags=("--web.external-url=http://example.test:9091/gw/",)),
+    C("external_url_with_explicit_prefix", [put("/x/metrics/job/j", "foo 1\n"), put("/gw/metrics/job/j", "foo 1\n", 404)],
+      flags=("--web.external-url=http://example.test/gw", "--web.route-prefix=/x")),
+    C("telemetry_path", [put("/metrics/job/j", "foo 1\n"), req("GET", "/metrics", 404), req("GET", "/scrape", 200)], flags=("--web.telemetry-path=/scrape",)),
     # ---------------------------------------------------------------- consistency check disabled
     C("unchecked_push_is_202", [put(J, "foo 1\n", 202), post(J, "bar 1\n", 202), delete(J)], flags=("--push.disable-consistency-check",)),
     C("unchecked_timestamp_rejected", [put(J, "foo 1\n", 202), put(J, "foo 1 5\n", 202)], flags=("--push.disable-consistency-check",)),
