@@ -1130,6 +1130,55 @@ fn persistence_background_snapshot_replaces_the_log() {
     assert_eq!(jobs(&instance).len(), 21);
 }
 
+/// A log that outgrows 64 MiB triggers a snapshot long before the interval is up.
+#[test]
+fn persistence_large_log_triggers_a_snapshot() {
+    let (_tmp, data, logs) = dirs("biglog");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &["--persistence.interval=1h"]);
+    let instance = gateway.start();
+    let log_bytes = || -> u64 {
+        file_names(&data)
+            .iter()
+            .filter(|n| n.starts_with("state.wal-"))
+            .map(|n| fs::metadata(data.join(n)).map(|m| m.len()).unwrap_or(0))
+            .sum()
+    };
+    // Each push replaces the same group with a distinct 1 MiB help text: the store stays
+    // small, the log grows by about 1 MiB per push.
+    let filler = "h".repeat(1 << 20);
+    let mut pushed = 0;
+    while !file.exists() {
+        assert!(
+            pushed < 150,
+            "no snapshot after {pushed} MiB of log ({} bytes on disk)",
+            log_bytes()
+        );
+        let body = format!("# HELP big {pushed} {filler}\n# TYPE big gauge\nbig {pushed}\n");
+        let r = instance.put("/metrics/job/big", &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        pushed += 1;
+        if pushed > 64 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    println!("snapshot after {pushed} pushes of 1 MiB");
+    assert!(pushed >= 60, "a snapshot after only {pushed} MiB");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log_bytes() > 32 << 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the covered log was not deleted: {} bytes",
+            log_bytes()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = instance.pushed_text();
+    drop(instance);
+    let instance = gateway.start();
+    assert_eq!(instance.pushed_text(), before);
+}
+
 /// The admin wipe is persisted like any change.
 #[test]
 fn persistence_wipe_survives_a_crash() {
