@@ -17,7 +17,7 @@ from conftest import (ALL_VALUES, CHART, NAMESPACE, PROFILES, RELEASE, REPO, fin
 
 KUBE_VERSION = "1.35.0"
 # Kinds the Kubernetes schema lacks; validate_crds.mjs checks them against their CRDs.
-CRD_KINDS = {"ServiceMonitor", "HTTPRoute"}
+CRD_KINDS = {"ServiceMonitor", "HTTPRoute", "PrometheusRule"}
 INVALID = sorted((Path(__file__).parent / "invalid").glob("*.yaml"))
 HERE = Path(__file__).parent
 

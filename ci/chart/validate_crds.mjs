@@ -1,5 +1,5 @@
 // Validates custom resources against their CRD schemas, as the @kubernetes-models packages carry
-// them: ServiceMonitor (Prometheus Operator) and HTTPRoute (Gateway API).
+// them: ServiceMonitor and PrometheusRule (Prometheus Operator) and HTTPRoute (Gateway API).
 // Reads a JSON array of {source, object} from stdin; prints one line per invalid object and
 // exits 1 if any is invalid. CRD_NODE_MODULES names the node_modules that holds the packages.
 import { readFileSync } from "node:fs";
@@ -12,10 +12,11 @@ if (!modules) {
   process.exit(2);
 }
 const load = async (file) => import(pathToFileURL(join(modules, file)).href);
-const { ServiceMonitor } = await load("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/index.js");
+const { ServiceMonitor, PrometheusRule } = await load("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/index.js");
 const { HTTPRoute } = await load("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/index.js");
 const models = {
   "monitoring.coreos.com/v1 ServiceMonitor": ServiceMonitor,
+  "monitoring.coreos.com/v1 PrometheusRule": PrometheusRule,
   "gateway.networking.k8s.io/v1 HTTPRoute": HTTPRoute,
 };
 

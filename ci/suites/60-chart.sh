@@ -2,7 +2,9 @@
 # Layer 60: the Helm chart, its values profiles and the Dockerfile, checked without a cluster:
 # helm lint --strict and helm template for every values file, renders validated against the
 # Kubernetes schema (strict) and the CRD schemas (Prometheus Operator, Gateway API), assertions on the profiles,
-# schema rejections, hadolint and static Dockerfile checks.
+# schema rejections, hadolint and static Dockerfile checks. The alerts and the dashboard:
+# promtool check/test rules, the PrometheusRule against its CRD schema, every dashboard query
+# parsed, and every metric they use found in a live scrape of our gateway.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source ci/lib/tools.sh
@@ -11,8 +13,12 @@ source ci/chart/tools.sh
 HELM=$(helm_bin)
 CRD_NODE_MODULES=$(crd_models)
 PY=$(python_venv -r ci/chart/requirements.txt)
-export HELM CRD_NODE_MODULES
+PROMTOOL=$(promtool_bin)
+# Built here first so that a failing build stops the layer (inside $(...) it would not).
+cargo build --release -q --bin pushgateway
+GATEWAY_BIN=$(gateway_release)
+export HELM CRD_NODE_MODULES PROMTOOL GATEWAY_BIN
 export HADOLINT="$(dirname "$PY")/hadolint"
-echo "helm $("$HELM" version --short), $("$HADOLINT" --version)"
+echo "helm $("$HELM" version --short), $("$HADOLINT" --version), $("$PROMTOOL" --version | head -1)"
 
 "$PY" -m pytest -q -p no:cacheprovider ci/chart

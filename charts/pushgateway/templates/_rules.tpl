@@ -78,8 +78,11 @@ labels:
 {{- $ctr := include "pushgateway.rules.containerSelector" . }}
 {{- $replicas := join ", " $r.replicaLabels }}
 {{- $group := include "pushgateway.rules.groupText" . }}
-{{- $grp := include "pushgateway.rules.matchers" (list $r.groupSelector) -}}
-groups:
+{{- $grp := include "pushgateway.rules.matchers" (list $r.groupSelector) }}
+{{- $groupAlerts := or $a.groupPushFailed.enabled $a.groupStale.enabled }}
+{{- $gatewayAlerts := or $a.gatewayDown.enabled $a.gatewayNotReady.enabled $a.pushesRejected.enabled $a.memoryNearLimit.enabled $a.groupsExpired.enabled $a.replication.enabled -}}
+groups:{{ if not (or $groupAlerts $gatewayAlerts) }} []{{ end }}
+{{- if $groupAlerts }}
   - name: pushgateway.groups
     rules:
     {{- if $a.groupPushFailed.enabled }}
@@ -140,6 +143,8 @@ groups:
           {{- end }}
     {{- end }}
     {{- end }}
+{{- end }}
+{{- if $gatewayAlerts }}
   - name: pushgateway.gateway
     rules:
     {{- if $a.gatewayDown.enabled }}
@@ -271,4 +276,5 @@ groups:
           runbook_url: {{ . }}
           {{- end }}
     {{- end }}
+{{- end }}
 {{- end }}
