@@ -276,3 +276,26 @@ fn le_and_quantile_come_last_in_the_label_set() {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
     }
 }
+
+#[test]
+fn sorting_is_bytewise() {
+    // Go compares strings byte by byte: ':' < 'A' < 'Z' < '_' < 'a' < non-ASCII.
+    let gw = spawn_gateway(&[]);
+    let body = "a_m 1\n_m 1\nZ_m 1\nA_m 1\n:m 1\n";
+    assert_eq!(gw.put("/metrics/job/j", body).status, 200);
+    let body =
+        "v{k=\"é\"} 1\nv{k=\"a\"} 2\nv{k=\"Z\"} 3\nv{k=\"_\"} 4\nv{k=\"10\"} 5\nv{k=\"9\"} 6\n";
+    assert_eq!(gw.put("/metrics/job/k", body).status, 200);
+    let text = gw.scrape();
+    let pushed: Vec<String> = type_order(&text)
+        .into_iter()
+        .filter(|n| n.ends_with("_m") || n == ":m")
+        .collect();
+    assert_eq!(pushed, vec![":m", "A_m", "Z_m", "_m", "a_m"], "{text}");
+    let values: Vec<&str> = sample_lines(&text, "v")
+        .iter()
+        // v{instance="",job="k",k="<value>"}: the sixth piece between quotes.
+        .map(|l| l.split('"').nth(5).unwrap())
+        .collect();
+    assert_eq!(values, vec!["10", "9", "Z", "_", "a", "é"], "{text}");
+}
