@@ -73,8 +73,8 @@ class Gateway:
         for _attempt in range(5):
             self.port = _free_port()
             argv = [self.binary, f"--web.listen-address=127.0.0.1:{self.port}"]
-            if self.is_reference:
-                argv.append("--persistence.file=")
+            if self.is_reference and not any(a.startswith("--persistence.file") for a in extra):
+                argv.append("--persistence.file=")  # Debian's default is a shared system file
             argv += extra
             self.proc = subprocess.Popen(
                 argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
