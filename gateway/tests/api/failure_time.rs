@@ -99,3 +99,31 @@ fn failure_and_success_are_reported_by_the_json_api() {
     assert_eq!(gw.put("/metrics/job/j", "a 1\n").status, 200);
     assert_eq!(find(&gw)["last_push_successful"], true);
 }
+
+#[test]
+fn syntax_errors_touch_no_group() {
+    // Upstream parses before it submits anything to the store: a body that does not parse
+    // neither creates a group nor sets a failure time.
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "a 1\n").status, 200);
+    let before = gw.state();
+    for body in ["a 1", "a{ 1\n", "a 1\r\n", "# TYPE a nonsense\na 1\n"] {
+        assert_eq!(gw.put("/metrics/job/j", body).status, 400, "{body:?}");
+        assert_eq!(gw.post("/metrics/job/new", body).status, 400, "{body:?}");
+    }
+    assert_eq!(before, gw.state());
+    assert_eq!(failure_time(&gw.state(), J), Some(0.0));
+}
+
+#[test]
+fn corrupt_gzip_touches_no_group() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/new",
+        &[("Content-Encoding", "gzip")],
+        b"\x1f\x8b\x08\x00garbage",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(gw.state().is_empty(), "{:?}", gw.state());
+}
