@@ -158,3 +158,32 @@ fn gzip_body_limit_counts_decompressed_bytes() {
     );
     assert_eq!(r.status, 413, "one byte over: {}", r.text());
 }
+
+#[test]
+fn scrape_compression_follows_accept_encoding() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
+    for (accept, gzipped) in [
+        ("deflate, gzip", true),
+        ("gzip;q=1.0, identity;q=0.5", true),
+        ("identity", false),
+        ("br", false),
+    ] {
+        let r = gw.request("GET", "/metrics", &[("Accept-Encoding", accept)], b"");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("content-encoding") == Some("gzip"),
+            gzipped,
+            "{accept}: {:?}",
+            r.headers
+        );
+        if !gzipped {
+            assert!(
+                r.text().contains("m{instance=\"\",job=\"j\"} 1"),
+                "{accept}"
+            );
+        }
+    }
+    let plain = gw.get("/metrics");
+    assert_eq!(plain.header("content-encoding"), None);
+}
