@@ -161,3 +161,13 @@ fn api_v1_status_has_flags_and_start_time() {
         .expect("start_time string");
     assert!(start.len() >= 20 && start.as_bytes()[10] == b'T', "{start}");
 }
+
+#[test]
+fn quit_under_a_route_prefix() {
+    let mut gw = spawn_gateway(&["--web.enable-lifecycle", "--web.route-prefix=/pg"]);
+    assert_eq!(gw.request_raw("PUT", "/-/quit", b"").status, 404);
+    assert!(gw.wait_exit(Duration::from_millis(200)).is_none());
+    assert_eq!(gw.request_raw("PUT", "/pg/-/quit", b"").status, 200);
+    let status = gw.wait_exit(Duration::from_secs(5)).expect("no exit");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
