@@ -127,3 +127,17 @@ fn corrupt_gzip_touches_no_group() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(gw.state().is_empty(), "{:?}", gw.state());
 }
+
+#[test]
+fn timestamp_rejection_sets_the_failure_time() {
+    // Upstream checks timestamps in the store's write check, so they count as a failure.
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "a 1\n").status, 200);
+    let pushed = push_time(&gw.state(), J).unwrap();
+    tick();
+    assert_eq!(gw.put("/metrics/job/j", "a 2 1700000000000\n").status, 400);
+    let state = gw.state();
+    assert!(failure_time(&state, J).unwrap() > pushed, "{state:?}");
+    assert_eq!(push_time(&state, J), Some(pushed));
+    assert_eq!(state.get(&series("a", J)).map(String::as_str), Some("1"));
+}
