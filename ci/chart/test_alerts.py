@@ -192,8 +192,9 @@ def test_every_alert_has_a_summary_a_description_and_a_runbook(full_rules):
             # The job and every grouping label.
             assert '{job="{{ $labels.job }}"{{ range $k, $v := $labels }}' in ann["description"], name
         else:
-            # The gateway: its scrape target, or its pod in cAdvisor/kube-state-metrics series.
-            assert "$labels.instance" in ann["description"] or "$labels.pod" in ann["description"], name
+            # The gateway: its scrape target, its pod (cAdvisor, kube-state-metrics), or its job
+            # when the rule sums over replicas.
+            assert any(f"$labels.{l}" in ann["description"] for l in ("instance", "pod", "job")), name
         assert rule["labels"]["severity"] and rule["labels"]["team"] == "observability", name
         assert re.search(rf"^### {name}$", readme, re.M), f"no runbook section '### {name}' in the README"
     names = [r["alert"] for r in all_rules(full_rules)]
