@@ -346,18 +346,32 @@ fn static_lines(instance: &Instance) -> BTreeMap<String, String> {
 
 #[test]
 fn persistence_sigkill_under_load_keeps_every_acknowledged_push() {
-    crash_test("fsync=always", &[], CYCLES);
+    crash_test("fsync=always", &[], CYCLES, false);
+}
+
+/// Kills aimed at the first background snapshot (interval 1 s) of a store made large enough
+/// (5k series) for the snapshot to take a while: a kill while the snapshot is written, or
+/// while covered segments are deleted, loses nothing.
+#[test]
+fn persistence_sigkill_during_background_snapshots() {
+    crash_test("snapshot hunting", &[], 6, true);
 }
 
 /// With `--persistence.fsync=interval` a push is acknowledged once written, not fsynced:
 /// a crash of the process (not of the machine) must still lose nothing acknowledged.
 #[test]
 fn persistence_sigkill_under_load_with_interval_fsync() {
-    crash_test("fsync=interval", &["--persistence.fsync=interval"], 8);
+    crash_test(
+        "fsync=interval",
+        &["--persistence.fsync=interval"],
+        8,
+        false,
+    );
 }
 
-/// Kills the gateway under load `cycles` times (see the module documentation).
-fn crash_test(variant: &str, args: &[&str], cycles: u64) {
+/// Kills the gateway under load `cycles` times (see the module documentation); with
+/// `hunt_snapshots`, around the moment of the first background snapshot.
+fn crash_test(variant: &str, args: &[&str], cycles: u64, hunt_snapshots: bool) {
     let seed = Rng::seed_from_env_or_clock();
     println!("crash test ({variant}) seed: {seed} (replay with PGW_PERSIST_SEED={seed})");
     let mut rng = Rng::new(seed);
@@ -377,8 +391,19 @@ fn crash_test(variant: &str, args: &[&str], cycles: u64) {
         );
         assert_eq!(r.status, 200, "{}", r.text());
     }
+    let mut static_count = 2 * 7;
+    if hunt_snapshots {
+        let mut body = String::from("# TYPE bulk gauge\n");
+        for i in 0..5_000 {
+            body.push_str(&format!("bulk{{i=\"{i}\"}} {i}\n"));
+        }
+        let r = instance.put("/metrics/job/static/s/bulk", &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        static_count += 5_000 + 2;
+    }
     let static_before = static_lines(&instance);
-    assert_eq!(static_before.len(), 2 * 7, "{static_before:#?}");
+    assert_eq!(static_before.len(), static_count);
+    let mut killed_while_writing_a_snapshot = 0;
 
     let mut model: BTreeMap<(u64, u64), Option<GroupModel>> = (0..THREADS)
         .flat_map(|t| (0..GROUPS_PER_THREAD).map(move |g| ((t, g), None)))
@@ -396,7 +421,9 @@ fn crash_test(variant: &str, args: &[&str], cycles: u64) {
             })
             .collect();
         let mut delay = rng.range(20, 300);
-        if cycle % 8 == 7 {
+        if hunt_snapshots {
+            delay = rng.range(950, 1_150);
+        } else if cycle % 8 == 7 {
             // Long enough for a background snapshot (interval 1 s) to run under load.
             delay += 1_100;
         }
@@ -408,6 +435,13 @@ fn crash_test(variant: &str, args: &[&str], cycles: u64) {
         }
         instance.kill();
         let killed_at = unix_now();
+        // A snapshot's temporary file from this very run: killed while writing it.
+        let fresh_tmp = fs::metadata(data.join("state.tmp"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() < Duration::from_millis(delay));
+        if fresh_tmp {
+            killed_while_writing_a_snapshot += 1;
+        }
 
         let mut in_flight = InFlight::new();
         for (t, handle) in (0..THREADS).zip(workers) {
@@ -471,7 +505,8 @@ fn crash_test(variant: &str, args: &[&str], cycles: u64) {
     println!(
         "crash test ({variant}): {cycles} kills in {:.1} s, {acked} acknowledged requests, \
          in flight at the kill: {applied} applied, {not_applied} not applied; \
-         {background_snapshots} background snapshots",
+         {background_snapshots} background snapshots, \
+         {killed_while_writing_a_snapshot} kills while a snapshot was being written",
         started.elapsed().as_secs_f64()
     );
     assert!(acked >= 100, "too little load to mean anything: {acked}");
