@@ -299,3 +299,16 @@ fn sorting_is_bytewise() {
         .collect();
     assert_eq!(values, vec!["10", "9", "Z", "_", "a", "é"], "{text}");
 }
+
+#[test]
+fn newline_in_a_grouping_label_value_is_escaped() {
+    let gw = spawn_gateway(&[]);
+    let r = gw.put("/metrics/job/j/y/a%0Ab", "m 1\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = gw.scrape();
+    assert!(
+        text.lines()
+            .any(|l| l == "m{instance=\"\",job=\"j\",y=\"a\\nb\"} 1"),
+        "{text}"
+    );
+}
