@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Layer 3: black-box end-to-end tests (ci/e2e): our gateway against the upstream reference
-# (differential table), promtool's lint of our /metrics, and the real Python client.
+# (differential table, random sequences, JSON API, protobuf scrapes, persistence, concurrency),
+# promtool's lint of our /metrics, and the real Python client.
 # Installs everything it needs. E2E_OURS_IS_REFERENCE=1 runs the reference in place of ours.
 # Arguments are passed to pytest: ci/suites/30-e2e.sh -k put_basic
 set -euo pipefail
@@ -10,11 +11,10 @@ source ci/lib/tools.sh
 PY=$(python_venv pytest requests prometheus_client cramjam python-snappy)
 REFERENCE_BIN=$(reference_pushgateway)
 PROMTOOL=$(promtool_bin)
-if [ "${E2E_OURS_IS_REFERENCE:-}" = "1" ]; then
-  GATEWAY_BIN=""
-else
-  GATEWAY_BIN=$(gateway_release)
-fi
+case "${E2E_OURS_IS_REFERENCE:-0}" in
+  0 | "") GATEWAY_BIN=$(gateway_release) ;;
+  *) GATEWAY_BIN="" ;; # the reference stands in for ours: nothing to build
+esac
 export REFERENCE_BIN PROMTOOL GATEWAY_BIN
 
 status=0
