@@ -112,79 +112,36 @@ impl Persister {
         if let Some(dir) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         }
+        check_writable(&file).map_err(|e| io_error(&file, e))?;
         let mut report = RestoreReport::default();
-        let snapshot = match snapshot::read(&file) {
-            Ok(snapshot) => snapshot,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                if !config.start_empty_on_corruption {
-                    return Err(PersistError::Corrupt {
-                        path: file,
-                        reason: e.to_string(),
-                    });
-                }
-                report
-                    .moved_aside
-                    .push(move_aside(&file).map_err(|e| io_error(&file, e))?);
-                None
-            }
-            Err(e) => return Err(io_error(&file, e)),
-        };
-        let next_segment = snapshot.as_ref().map_or(1, |s| s.next_segment);
-        if let Some(snapshot) = snapshot {
-            report.snapshot_groups = snapshot.groups.len();
-            for group in snapshot.groups {
-                store.restore_group(group);
-            }
-        }
         let segments = list_segments(&file).map_err(|e| io_error(&file, e))?;
-        let mut last = next_segment.saturating_sub(1);
-        let mut discard_rest = false;
-        for number in segments {
-            let path = segment_path(&file, number);
-            last = last.max(number);
-            if number < next_segment {
-                // Covered by the snapshot; left over from a crash during clean-up.
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            if discard_rest {
-                report
-                    .moved_aside
-                    .push(move_aside(&path).map_err(|e| io_error(&path, e))?);
-                continue;
-            }
-            match read_segment(&path) {
-                Ok(contents) => {
-                    if contents.torn_tail {
-                        tracing::warn!(file = %path.display(), valid_bytes = contents.valid_len, "discarding a torn record at the end of the log (a crash during a write); everything before it is kept");
-                        truncate(&path, contents.valid_len).map_err(|e| io_error(&path, e))?;
-                        report.torn_tails.push(path.clone());
-                    }
-                    report.replayed += contents.changes.len();
-                    for change in &contents.changes {
-                        store.replay(change.as_change());
-                    }
+        let last = segments.last().copied().unwrap_or(0);
+        let restored = restore(&file, &segments, store, &mut report);
+        let last = match restored {
+            Ok(next_segment) => last.max(next_segment.saturating_sub(1)),
+            Err(RestoreFailure::Io(path, e)) => return Err(io_error(&path, e)),
+            Err(RestoreFailure::Corrupt(path, reason)) => {
+                if !config.start_empty_on_corruption {
+                    return Err(PersistError::Corrupt { path, reason });
                 }
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    if !config.start_empty_on_corruption {
-                        return Err(PersistError::Corrupt {
-                            path,
-                            reason: e.to_string(),
-                        });
-                    }
-                    // Later segments build on this one; they go aside too.
+                // Everything goes aside, not only the damaged file: the rest builds on it,
+                // and a crash before the next snapshot must not bring part of it back.
+                tracing::warn!(file = %path.display(), reason = %reason, "damaged persistence file");
+                for path in std::iter::once(file.clone())
+                    .chain(segments.iter().map(|&n| segment_path(&file, n)))
+                    .filter(|p| p.exists())
+                {
                     report
                         .moved_aside
                         .push(move_aside(&path).map_err(|e| io_error(&path, e))?);
-                    discard_rest = true;
                 }
-                Err(e) => return Err(io_error(&path, e)),
+                store.replay(crate::store::Change::Wipe);
+                report.snapshot_groups = 0;
+                report.replayed = 0;
+                tracing::warn!(files = ?report.moved_aside, "moved the persistence files aside and started empty");
+                last
             }
-        }
-        if !report.moved_aside.is_empty() {
-            store.replay(crate::store::Change::Wipe);
-            tracing::warn!(files = ?report.moved_aside, "moved damaged persistence files aside and started empty");
-        }
+        };
         let wal = Wal::open(&file, last + 1, config.fsync).map_err(|e| io_error(&file, e))?;
         let status = wal.status();
         store.set_journal(Box::new(wal));
@@ -328,6 +285,70 @@ impl Persister {
             }
         });
     }
+}
+
+/// Creating (and removing) an empty file beside the persistence file shows that the log
+/// can be written, without needing any free space.
+fn check_writable(file: &Path) -> io::Result<()> {
+    let mut probe = file.as_os_str().to_owned();
+    probe.push(".probe");
+    let probe = PathBuf::from(probe);
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&probe)?;
+    fs::remove_file(&probe)
+}
+
+enum RestoreFailure {
+    Io(PathBuf, io::Error),
+    Corrupt(PathBuf, String),
+}
+
+/// Loads the snapshot and replays the segments after it; returns the first segment number
+/// the snapshot does not cover.
+fn restore(
+    file: &Path,
+    segments: &[u64],
+    store: &Store,
+    report: &mut RestoreReport,
+) -> Result<u64, RestoreFailure> {
+    let classify = |path: &Path, e: io::Error| {
+        if e.kind() == io::ErrorKind::InvalidData {
+            RestoreFailure::Corrupt(path.to_path_buf(), e.to_string())
+        } else {
+            RestoreFailure::Io(path.to_path_buf(), e)
+        }
+    };
+    let snapshot = snapshot::read(file).map_err(|e| classify(file, e))?;
+    let next_segment = snapshot.as_ref().map_or(1, |s| s.next_segment);
+    if let Some(snapshot) = snapshot {
+        report.snapshot_groups = snapshot.groups.len();
+        for group in snapshot.groups {
+            store.restore_group(group);
+        }
+    }
+    let last = segments.last().copied();
+    for &number in segments {
+        let path = segment_path(file, number);
+        if number < next_segment {
+            // Covered by the snapshot; left over from a crash during clean-up.
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        let contents = read_segment(&path, Some(number) == last).map_err(|e| classify(&path, e))?;
+        if contents.torn_tail {
+            tracing::warn!(file = %path.display(), valid_bytes = contents.valid_len, "discarding a torn record at the end of the log (a crash during a write); everything before it is kept");
+            truncate(&path, contents.valid_len).map_err(|e| RestoreFailure::Io(path.clone(), e))?;
+            report.torn_tails.push(path.clone());
+        }
+        report.replayed += contents.changes.len();
+        for change in &contents.changes {
+            store.replay(change.as_change());
+        }
+    }
+    Ok(next_segment)
 }
 
 fn truncate(path: &Path, len: u64) -> io::Result<()> {

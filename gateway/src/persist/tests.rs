@@ -181,11 +181,11 @@ fn a_torn_last_record_is_dropped_at_every_offset() {
     drop(persister);
     let segment = segment_path(&file, 1);
     let full = fs::read(&segment).expect("segment");
-    let first = read_segment(&segment).expect("reads");
+    let first = read_segment(&segment, true).expect("reads");
     assert_eq!(first.changes.len(), 2);
     // Find where the last record starts by reading the first one's length.
     let first_len = u32::from_le_bytes(full[8..12].try_into().expect("4 bytes")) as usize;
-    let last_start = SEGMENT_MAGIC.len() + 8 + first_len;
+    let last_start = SEGMENT_MAGIC.len() + 12 + first_len;
     for cut in last_start..full.len() {
         let trial = dir.join(format!("cut-{cut}"));
         fs::create_dir_all(&trial).expect("dir");
@@ -234,10 +234,15 @@ fn damaged_files_stop_the_start_and_are_never_overwritten() {
     let mut forced = config(&file);
     forced.start_empty_on_corruption = true;
     let empty = Store::new(StoreConfig::default());
-    let persister = Persister::start(forced, &empty).expect("starts empty");
+    let persister = Persister::start(forced.clone(), &empty).expect("starts empty");
     assert_eq!(empty.stats().groups, 0);
     let aside = &persister.report().moved_aside[0];
     assert_eq!(fs::read(aside).expect("moved aside"), bytes);
+    // Nothing of the old state comes back after another restart.
+    drop(persister);
+    let again = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &again).expect("restarts");
+    assert_eq!(again.stats().groups, 0);
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -260,7 +265,7 @@ fn corruption_inside_the_log_is_not_taken_for_a_torn_tail() {
     drop(persister);
     let segment = segment_path(&file, 1);
     let mut bytes = fs::read(&segment).expect("segment");
-    bytes[SEGMENT_MAGIC.len() + 12] ^= 0x55;
+    bytes[SEGMENT_MAGIC.len() + 16] ^= 0x55;
     fs::write(&segment, &bytes).expect("damage");
     let error = Persister::start(config(&file), &Store::new(StoreConfig::default()))
         .err()

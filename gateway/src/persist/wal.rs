@@ -1,8 +1,12 @@
 //! The write-ahead log: numbered segment files beside the persistence file
 //! (`<file>.wal-0000000001`, ...), each a header followed by records
-//! `[u32 length][u32 crc32][payload]` (little-endian). Appends happen under the store's
-//! lock; a background thread fsyncs, so that all appends waiting at that moment share one
-//! fsync (group commit), and publishes how far the log is durable.
+//! `[u32 length][u32 crc32 of payload][u32 crc32 of the first 8 bytes][payload]`
+//! (little-endian). The header's own checksum tells a damaged length from a record cut
+//! short by a crash: only the latter, at the very end of the last segment, is a torn tail.
+//! Appends happen under the store's lock; a background thread fsyncs, so that all appends
+//! waiting at that moment share one fsync (group commit), and publishes how far the log is
+//! durable. A segment file is created with its first record, so that starting (and
+//! snapshotting) needs no free disk space.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -18,7 +22,7 @@ use crate::store::{Change, Journal};
 
 /// First bytes of every segment: name and format version 1.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"PGWWAL\x00\x01";
-const RECORD_HEADER: usize = 8;
+const RECORD_HEADER: usize = 12;
 /// Largest record accepted when reading, far above any allowed push.
 const MAX_RECORD: usize = 1 << 30;
 
@@ -78,21 +82,26 @@ pub struct SegmentContents {
     pub torn_tail: bool,
 }
 
-/// Reads a segment. A damaged record that runs to the end of the file is a torn tail
-/// (reported, and everything before it kept); damage followed by more data is corruption.
+/// Reads a segment. In the last segment, a record cut short at the end of the file is a
+/// torn tail (reported; everything before it kept). Any other damage is corruption.
 ///
 /// # Errors
-/// I/O errors, a bad header, or corruption before the end, with the offset.
-pub fn read_segment(path: &Path) -> io::Result<SegmentContents> {
+/// I/O errors, a bad header, or corruption, with the offset.
+pub fn read_segment(path: &Path, is_last: bool) -> io::Result<SegmentContents> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
+    let corrupt = |pos: usize, what: &str| {
+        invalid(format!(
+            "{}: corrupt record at byte {pos}: {what}",
+            path.display()
+        ))
+    };
     if data.len() < SEGMENT_MAGIC.len() {
-        // Created but the header never reached the disk: an empty segment.
-        return Ok(SegmentContents {
-            changes: Vec::new(),
-            valid_len: 0,
-            torn_tail: !data.is_empty(),
-        });
+        if is_last {
+            // Created but the header never reached the disk.
+            return Ok(torn(Vec::new(), 0));
+        }
+        return Err(corrupt(0, "segment shorter than its header"));
     }
     if &data[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
         return Err(invalid(format!(
@@ -105,30 +114,37 @@ pub fn read_segment(path: &Path) -> io::Result<SegmentContents> {
     while pos < data.len() {
         let rest = &data[pos..];
         if rest.len() < RECORD_HEADER {
-            return Ok(torn(changes, pos));
+            if is_last {
+                return Ok(torn(changes, pos));
+            }
+            return Err(corrupt(pos, "incomplete record header"));
         }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        if len > MAX_RECORD || RECORD_HEADER + len > rest.len() {
-            // Runs past the end: written partially.
-            return Ok(torn(changes, pos));
+        let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
+        if crc32fast::hash(&rest[..8]) != word(8) {
+            return Err(corrupt(pos, "damaged record header"));
+        }
+        let len = word(0) as usize;
+        if len > MAX_RECORD {
+            return Err(corrupt(pos, "record length out of range"));
+        }
+        if RECORD_HEADER + len > rest.len() {
+            if is_last {
+                return Ok(torn(changes, pos));
+            }
+            return Err(corrupt(pos, "record cut short"));
         }
         let payload = &rest[RECORD_HEADER..RECORD_HEADER + len];
-        let damaged = crc32fast::hash(payload) != crc;
-        let decoded = if damaged {
-            None
-        } else {
-            decode_change(payload).ok()
-        };
-        match decoded {
-            Some(change) => changes.push(change),
-            None if pos + RECORD_HEADER + len == data.len() => return Ok(torn(changes, pos)),
-            None => {
-                return Err(invalid(format!(
-                    "{}: corrupt record at byte {pos}",
-                    path.display()
-                )))
+        let at_end = pos + RECORD_HEADER + len == data.len();
+        if crc32fast::hash(payload) != word(4) {
+            // A crash can leave the last page of the file zero-filled.
+            if is_last && at_end {
+                return Ok(torn(changes, pos));
             }
+            return Err(corrupt(pos, "checksum mismatch"));
+        }
+        match decode_change(payload) {
+            Ok(change) => changes.push(change),
+            Err(e) => return Err(corrupt(pos, &e.to_string())),
         }
         pos += RECORD_HEADER + len;
     }
@@ -161,7 +177,6 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 struct Segment {
-    number: u64,
     file: File,
     len: u64,
 }
@@ -185,7 +200,10 @@ struct Pending {
 /// The log, as the store's [`Journal`].
 pub struct Wal {
     base: PathBuf,
-    segment: Segment,
+    /// The open segment; `None` until the first append after opening or rotating.
+    segment: Option<Segment>,
+    /// Number of the open segment, or of the one the next append creates.
+    number: u64,
     seq: u64,
     shared: Arc<Shared>,
     bytes_since_cut: u64,
@@ -194,19 +212,15 @@ pub struct Wal {
 }
 
 impl Wal {
-    /// Opens a new segment numbered `number` and starts the sync thread.
+    /// Prepares the log to continue with segment `number` (created with its first record)
+    /// and starts the sync thread.
     ///
     /// # Errors
-    /// When the segment cannot be created.
+    /// When the sync thread cannot be started.
     pub fn open(base: &Path, number: u64, fsync: FsyncMode) -> io::Result<Wal> {
-        let segment = create_segment(base, number)?;
         let (status, _) = watch::channel(SyncStatus::default());
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending {
-                written: 0,
-                file: Some(Arc::new(segment.file.try_clone()?)),
-                stop: false,
-            }),
+            pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             status,
         });
@@ -216,7 +230,8 @@ impl Wal {
             .spawn(move || sync_loop(&thread_shared, fsync))?;
         Ok(Wal {
             base: base.to_path_buf(),
-            segment,
+            segment: None,
+            number,
             seq: 0,
             shared,
             bytes_since_cut: 0,
@@ -241,19 +256,17 @@ impl Wal {
     /// # Errors
     /// When the old segment cannot be synced or the new one created.
     pub fn rotate(&mut self) -> io::Result<u64> {
-        self.segment.file.sync_data()?;
-        let next = create_segment(&self.base, self.segment.number + 1)?;
-        self.segment = next;
+        if let Some(segment) = self.segment.take() {
+            segment.file.sync_data()?;
+            self.number += 1;
+        }
         self.bytes_since_cut = 0;
-        let mut pending = lock(&self.shared.pending);
-        pending.file = Some(Arc::new(self.segment.file.try_clone()?));
         // Everything written so far is durable now.
-        let written = pending.written;
-        drop(pending);
+        let written = lock(&self.shared.pending).written;
         self.shared
             .status
             .send_modify(|s| s.synced = s.synced.max(written));
-        Ok(self.segment.number)
+        Ok(self.number)
     }
 
     /// Stops the sync thread after a last fsync.
@@ -273,13 +286,23 @@ impl Journal for Wal {
         let crc = crc32fast::hash(&self.scratch[RECORD_HEADER..]);
         self.scratch[..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         self.scratch[4..8].copy_from_slice(&crc.to_le_bytes());
-        if let Err(e) = self.segment.file.write_all(&self.scratch) {
+        let header_crc = crc32fast::hash(&self.scratch[..8]);
+        self.scratch[8..12].copy_from_slice(&header_crc.to_le_bytes());
+        if self.segment.is_none() {
+            let segment = create_segment(&self.base, self.number)?;
+            lock(&self.shared.pending).file = Some(Arc::new(segment.file.try_clone()?));
+            self.segment = Some(segment);
+        }
+        let Some(segment) = self.segment.as_mut() else {
+            return Err(io::Error::other("no log segment"));
+        };
+        if let Err(e) = segment.file.write_all(&self.scratch) {
             // Cut a partial record off so that later records follow a valid one.
-            let _ = self.segment.file.set_len(self.segment.len);
-            let _ = self.segment.file.seek(SeekFrom::Start(self.segment.len));
+            let _ = segment.file.set_len(segment.len);
+            let _ = segment.file.seek(SeekFrom::Start(segment.len));
             return Err(e);
         }
-        self.segment.len += self.scratch.len() as u64;
+        segment.len += self.scratch.len() as u64;
         self.bytes_since_cut += self.scratch.len() as u64;
         self.seq += 1;
         let mut pending = lock(&self.shared.pending);
@@ -309,11 +332,16 @@ fn create_segment(base: &Path, number: u64) -> io::Result<Segment> {
         .truncate(true)
         .write(true)
         .open(&path)?;
-    file.write_all(SEGMENT_MAGIC)?;
-    file.sync_data()?;
+    if let Err(e) = file
+        .write_all(SEGMENT_MAGIC)
+        .and_then(|()| file.sync_data())
+    {
+        drop(file);
+        let _ = fs::remove_file(&path);
+        return Err(e);
+    }
     sync_dir(&path)?;
     Ok(Segment {
-        number,
         file,
         len: SEGMENT_MAGIC.len() as u64,
     })

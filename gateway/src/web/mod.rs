@@ -193,7 +193,10 @@ where
     };
     let rest = if rest.is_empty() { "/" } else { rest };
 
-    if rest == app.config.telemetry_path && is_get {
+    if rest == app.config.telemetry_path {
+        if !is_get {
+            return (None, Err(ApiError::MethodNotAllowed));
+        }
         return (None, Ok(scrape(app, &request)));
     }
     // Upstream's router redirects a trailing slash away.

@@ -688,6 +688,7 @@ function pgwMain() {
     state.page = Math.max(0, (parseInt(params.get('page') || '1', 10) || 1) - 1);
     $('filter').value = state.query;
     $('only-failed').checked = state.onlyFailed;
+    $('page-size').value = String(state.pageSize);
   }
 
   function urlFor(tab) {
@@ -806,6 +807,13 @@ function pgwMain() {
   $('only-failed').addEventListener('change', () => {
     state.onlyFailed = $('only-failed').checked;
     state.page = 0;
+    renderGroups();
+    syncUrl();
+  });
+  $('page-size').addEventListener('change', () => {
+    const first = state.page * state.pageSize;
+    state.pageSize = parseInt($('page-size').value, 10) || DEFAULT_PAGE_SIZE;
+    state.page = Math.floor(first / state.pageSize); // keep the first shown group on screen
     renderGroups();
     syncUrl();
   });
