@@ -14,6 +14,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
 
 from conftest import free_port
 
@@ -332,6 +333,12 @@ def test_paging(page, gateway):
     page.wait(lambda: page.group_labels()[0] == {"job": "many-200"})
     assert len(page.articles()) == 50
     page.shot("page3")
+    # A bigger page size keeps the first shown group on screen and lands in the URL.
+    Select(page.css("#page-size")).select_by_value("250")
+    page.wait(lambda: len(page.articles()) == 250)
+    assert "size=250" in page.d.current_url and page.css("#group-count").text.startswith("250 groups")
+    Select(page.css("#page-size")).select_by_value("50")
+    page.wait(lambda: len(page.articles()) == 50)
     page.css("#filter").send_keys("many-24")
     page.wait(lambda: [g["job"] for g in page.group_labels()] == ["many-%03d" % i for i in range(240, 250)])
     assert page.css("#pager-top").text == ""
