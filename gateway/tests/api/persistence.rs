@@ -2,7 +2,12 @@
 //! any moment (and a request in flight is applied fully or not at all), a clean restart
 //! reproduces the exposition byte for byte, damaged or foreign files make the binary refuse
 //! to start (or move them aside on request), an unusable path is refused, a full disk
-//! answers 503 without losing or changing anything, and restore is fast.
+//! answers 503 without losing or changing anything, and restore is fast. Also: protobuf-only
+//! content (exemplars, native histograms) survives, a lenient start over damaged files stays
+//! consistent after a crash, snapshots follow the interval and the log size and delete the
+//! log they cover, a covered segment is not replayed, the admin wipe is persisted.
+//!
+//! Tests marked `#[ignore = "gateway bug: ..."]` document defects found by this suite.
 //!
 //! The crash test prints its seed; `PGW_PERSIST_SEED=<seed>` replays the same choices
 //! (the kill moments still depend on timing).
@@ -1068,179 +1073,6 @@ fn persistence_start_empty_over_a_damaged_log_stays_empty_after_a_crash() {
     );
 }
 
-/// A relative `--persistence.file` is resolved against the working directory, and its log
-/// segments live beside it there.
-#[test]
-fn persistence_relative_file_path_works() {
-    let (_tmp, data, logs) = dirs("relative");
-    let mut gateway = PersistGateway::new(Path::new("state"), &logs, &[]);
-    gateway.cwd = Some(data.clone());
-    let instance = gateway.start();
-    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
-    drop(instance); // SIGKILL.
-    let mut instance = gateway.start();
-    assert_eq!(jobs(&instance), vec!["a".to_string()], "after SIGKILL");
-    assert!(instance.terminate().success());
-    assert!(data.join("state").is_file(), "{:?}", file_names(&data));
-    let instance = gateway.start();
-    assert_eq!(jobs(&instance), vec!["a".to_string()], "after SIGTERM");
-    assert!(
-        file_names(&data).iter().all(|n| n.starts_with("state")),
-        "{:?}",
-        file_names(&data)
-    );
-}
-
-/// A log segment that the snapshot already covers (left over when a crash interrupted the
-/// clean-up after a snapshot) must not be replayed over the snapshot.
-#[test]
-fn persistence_segment_covered_by_the_snapshot_is_not_replayed() {
-    let (_tmp, data, logs) = dirs("covered");
-    let file = data.join("state");
-    let mut gateway = PersistGateway::new(&file, &logs, &[]);
-    let instance = gateway.start();
-    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
-    drop(instance); // SIGKILL: "push a" in the first segment.
-    let first = data.join("state.wal-0000000001");
-    let old = fs::read(&first).unwrap();
-    let mut instance = gateway.start();
-    assert_eq!(instance.delete("/metrics/job/a").status, 202);
-    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
-    assert!(instance.terminate().success()); // Snapshot: only b; segments deleted.
-    assert!(!first.exists(), "{:?}", file_names(&data));
-    fs::write(&first, &old).unwrap();
-    let instance = gateway.start();
-    assert_eq!(
-        jobs(&instance),
-        vec!["b".to_string()],
-        "an old segment was replayed over the snapshot"
-    );
-    drop(instance);
-    let instance = gateway.start();
-    assert_eq!(
-        jobs(&instance),
-        vec!["b".to_string()],
-        "after another SIGKILL"
-    );
-}
-
-/// With the process running, a snapshot is written every `--persistence.interval` and the
-/// log segments it covers are deleted; restore uses both.
-#[test]
-fn persistence_background_snapshot_replaces_the_log() {
-    let (_tmp, data, logs) = dirs("background");
-    let file = data.join("state");
-    let mut gateway = PersistGateway::new(&file, &logs, &["--persistence.interval=1s"]);
-    let instance = gateway.start();
-    for i in 0..20 {
-        let r = instance.put(&format!("/metrics/job/a/i/{i}"), "m 1\n");
-        assert_eq!(r.status, 200);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !file.exists() {
-        assert!(Instant::now() < deadline, "no snapshot within 10 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let segments = || {
-        file_names(&data)
-            .into_iter()
-            .filter(|n| n.starts_with("state.wal-"))
-            .count()
-    };
-    // The clean-up follows the rename of the snapshot closely.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while segments() > 1 {
-        assert!(
-            Instant::now() < deadline,
-            "covered segments not deleted: {:?}",
-            file_names(&data)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
-    let before = instance.pushed_text();
-    drop(instance); // SIGKILL: snapshot plus one segment.
-    let instance = gateway.start();
-    assert_eq!(instance.pushed_text(), before);
-    assert_eq!(jobs(&instance).len(), 21);
-}
-
-/// A log that outgrows 64 MiB triggers a snapshot long before the interval is up.
-#[test]
-fn persistence_large_log_triggers_a_snapshot() {
-    let (_tmp, data, logs) = dirs("biglog");
-    let file = data.join("state");
-    let mut gateway = PersistGateway::new(&file, &logs, &["--persistence.interval=1h"]);
-    let instance = gateway.start();
-    let log_bytes = || -> u64 {
-        file_names(&data)
-            .iter()
-            .filter(|n| n.starts_with("state.wal-"))
-            .map(|n| fs::metadata(data.join(n)).map(|m| m.len()).unwrap_or(0))
-            .sum()
-    };
-    // Each push replaces the same group with a distinct 1 MiB help text: the store stays
-    // small, the log grows by about 1 MiB per push.
-    let filler = "h".repeat(1 << 20);
-    let mut pushed = 0;
-    while !file.exists() {
-        assert!(
-            pushed < 150,
-            "no snapshot after {pushed} MiB of log ({} bytes on disk)",
-            log_bytes()
-        );
-        let body = format!("# HELP big {pushed} {filler}\n# TYPE big gauge\nbig {pushed}\n");
-        let r = instance.put("/metrics/job/big", &body);
-        assert_eq!(r.status, 200, "{}", r.text());
-        pushed += 1;
-        if pushed > 64 {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    println!("snapshot after {pushed} pushes of 1 MiB");
-    assert!(pushed >= 60, "a snapshot after only {pushed} MiB");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while log_bytes() > 32 << 20 {
-        assert!(
-            Instant::now() < deadline,
-            "the covered log was not deleted: {} bytes",
-            log_bytes()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let before = instance.pushed_text();
-    drop(instance);
-    let instance = gateway.start();
-    assert_eq!(instance.pushed_text(), before);
-}
-
-/// The admin wipe is persisted like any change.
-#[test]
-fn persistence_wipe_survives_a_crash() {
-    let (_tmp, data, logs) = dirs("wipe");
-    let mut gateway = PersistGateway::new(&data.join("state"), &logs, &["--web.enable-admin-api"]);
-    let mut instance = gateway.start();
-    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
-    assert!(instance.terminate().success()); // a in the snapshot.
-    let instance = gateway.start();
-    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
-    let r = instance.request("PUT", "/api/v1/admin/wipe", b"");
-    assert!(
-        (200..300).contains(&r.status),
-        "wipe: {} {}",
-        r.status,
-        r.text()
-    );
-    assert_eq!(instance.put("/metrics/job/c", "m 1\n").status, 200);
-    assert_eq!(jobs(&instance), vec!["c".to_string()]);
-    drop(instance); // SIGKILL.
-    let mut instance = gateway.start();
-    assert_eq!(jobs(&instance), vec!["c".to_string()], "after SIGKILL");
-    assert!(instance.terminate().success());
-    let instance = gateway.start();
-    assert_eq!(jobs(&instance), vec!["c".to_string()], "after SIGTERM");
-}
-
 /// A damaged length field in the first of three records makes the record seem to run past
 /// the end of the file: that is damage in the middle (two complete, acknowledged records
 /// follow), not a torn tail, and must be refused rather than cut off.
@@ -1691,4 +1523,181 @@ fn persistence_restore_of_100k_series_is_fast() {
             "ready after {ready:?} ({what})"
         );
     }
+}
+
+// ============================================================================================
+// 7. Snapshot schedule, log clean-up, paths, wipe.
+// ============================================================================================
+
+/// A relative `--persistence.file` is resolved against the working directory, and its log
+/// segments live beside it there.
+#[test]
+fn persistence_relative_file_path_works() {
+    let (_tmp, data, logs) = dirs("relative");
+    let mut gateway = PersistGateway::new(Path::new("state"), &logs, &[]);
+    gateway.cwd = Some(data.clone());
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
+    drop(instance); // SIGKILL.
+    let mut instance = gateway.start();
+    assert_eq!(jobs(&instance), vec!["a".to_string()], "after SIGKILL");
+    assert!(instance.terminate().success());
+    assert!(data.join("state").is_file(), "{:?}", file_names(&data));
+    let instance = gateway.start();
+    assert_eq!(jobs(&instance), vec!["a".to_string()], "after SIGTERM");
+    assert!(
+        file_names(&data).iter().all(|n| n.starts_with("state")),
+        "{:?}",
+        file_names(&data)
+    );
+}
+
+/// A log segment that the snapshot already covers (left over when a crash interrupted the
+/// clean-up after a snapshot) must not be replayed over the snapshot.
+#[test]
+fn persistence_segment_covered_by_the_snapshot_is_not_replayed() {
+    let (_tmp, data, logs) = dirs("covered");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &[]);
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
+    drop(instance); // SIGKILL: "push a" in the first segment.
+    let first = data.join("state.wal-0000000001");
+    let old = fs::read(&first).unwrap();
+    let mut instance = gateway.start();
+    assert_eq!(instance.delete("/metrics/job/a").status, 202);
+    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
+    assert!(instance.terminate().success()); // Snapshot: only b; segments deleted.
+    assert!(!first.exists(), "{:?}", file_names(&data));
+    fs::write(&first, &old).unwrap();
+    let instance = gateway.start();
+    assert_eq!(
+        jobs(&instance),
+        vec!["b".to_string()],
+        "an old segment was replayed over the snapshot"
+    );
+    drop(instance);
+    let instance = gateway.start();
+    assert_eq!(
+        jobs(&instance),
+        vec!["b".to_string()],
+        "after another SIGKILL"
+    );
+}
+
+/// With the process running, a snapshot is written every `--persistence.interval` and the
+/// log segments it covers are deleted; restore uses both.
+#[test]
+fn persistence_background_snapshot_replaces_the_log() {
+    let (_tmp, data, logs) = dirs("background");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &["--persistence.interval=1s"]);
+    let instance = gateway.start();
+    for i in 0..20 {
+        let r = instance.put(&format!("/metrics/job/a/i/{i}"), "m 1\n");
+        assert_eq!(r.status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no snapshot within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let segments = || {
+        file_names(&data)
+            .into_iter()
+            .filter(|n| n.starts_with("state.wal-"))
+            .count()
+    };
+    // The clean-up follows the rename of the snapshot closely.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while segments() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "covered segments not deleted: {:?}",
+            file_names(&data)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
+    let before = instance.pushed_text();
+    drop(instance); // SIGKILL: snapshot plus one segment.
+    let instance = gateway.start();
+    assert_eq!(instance.pushed_text(), before);
+    assert_eq!(jobs(&instance).len(), 21);
+}
+
+/// A log that outgrows 64 MiB triggers a snapshot long before the interval is up.
+#[test]
+fn persistence_large_log_triggers_a_snapshot() {
+    let (_tmp, data, logs) = dirs("biglog");
+    let file = data.join("state");
+    let mut gateway = PersistGateway::new(&file, &logs, &["--persistence.interval=1h"]);
+    let instance = gateway.start();
+    let log_bytes = || -> u64 {
+        file_names(&data)
+            .iter()
+            .filter(|n| n.starts_with("state.wal-"))
+            .map(|n| fs::metadata(data.join(n)).map(|m| m.len()).unwrap_or(0))
+            .sum()
+    };
+    // Each push replaces the same group with a distinct 1 MiB help text: the store stays
+    // small, the log grows by about 1 MiB per push.
+    let filler = "h".repeat(1 << 20);
+    let mut pushed = 0;
+    while !file.exists() {
+        assert!(
+            pushed < 150,
+            "no snapshot after {pushed} MiB of log ({} bytes on disk)",
+            log_bytes()
+        );
+        let body = format!("# HELP big {pushed} {filler}\n# TYPE big gauge\nbig {pushed}\n");
+        let r = instance.put("/metrics/job/big", &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        pushed += 1;
+        if pushed > 64 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    println!("snapshot after {pushed} pushes of 1 MiB");
+    assert!(pushed >= 60, "a snapshot after only {pushed} MiB");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log_bytes() > 32 << 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the covered log was not deleted: {} bytes",
+            log_bytes()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = instance.pushed_text();
+    drop(instance);
+    let instance = gateway.start();
+    assert_eq!(instance.pushed_text(), before);
+}
+
+/// The admin wipe is persisted like any change.
+#[test]
+fn persistence_wipe_survives_a_crash() {
+    let (_tmp, data, logs) = dirs("wipe");
+    let mut gateway = PersistGateway::new(&data.join("state"), &logs, &["--web.enable-admin-api"]);
+    let mut instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/a", "m 1\n").status, 200);
+    assert!(instance.terminate().success()); // a in the snapshot.
+    let instance = gateway.start();
+    assert_eq!(instance.put("/metrics/job/b", "m 1\n").status, 200);
+    let r = instance.request("PUT", "/api/v1/admin/wipe", b"");
+    assert!(
+        (200..300).contains(&r.status),
+        "wipe: {} {}",
+        r.status,
+        r.text()
+    );
+    assert_eq!(instance.put("/metrics/job/c", "m 1\n").status, 200);
+    assert_eq!(jobs(&instance), vec!["c".to_string()]);
+    drop(instance); // SIGKILL.
+    let mut instance = gateway.start();
+    assert_eq!(jobs(&instance), vec!["c".to_string()], "after SIGKILL");
+    assert!(instance.terminate().success());
+    let instance = gateway.start();
+    assert_eq!(jobs(&instance), vec!["c".to_string()], "after SIGTERM");
 }
