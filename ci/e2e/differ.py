@@ -122,6 +122,10 @@ def run_case(case, start_gateway):
                 f"the table says upstream answers {step.expect}")
         assert o.status == r.status, (
             f"{case.name} {where}: status differs: reference {r.status} {r.text[:300]!r}, ours {o.status} {o.text[:300]!r}")
+        if r.status in (301, 302, 307, 308):
+            assert o.headers.get("location") == r.headers.get("location"), (
+                f"{case.name} {where}: redirect Location differs: reference {r.headers.get('location')!r}, "
+                f"ours {o.headers.get('location')!r}")
         if r.status == 400:
             assert o.body.strip(), f"{case.name} {where}: ours answered 400 without a reason in the body"
             prefix = "pushed metrics are invalid or inconsistent with existing metrics"

@@ -100,7 +100,7 @@ CASES = [
     C("label_name_double_underscore_base64_400", [put(J + "/__a@base64/eA", "foo 1\n", 400)]),
     C("label_name_single_underscore_ok", [put(J + "/_a/x", "foo 1\n")]),
     C("label_name_job_in_path", [put(J + "/job/other", "foo 1\n")]),
-    C("empty_label_name_400", [put(J + "//x", "foo 1\n", 301)]),
+    C("empty_label_name_redirect", [put(J + "//x", "foo 1\n", 301)]),
     C("empty_job_redirect", [put("/metrics/job/", "foo 1\n", 307)]),
     C("empty_job_base64_400", [put("/metrics/job@base64/=", "foo 1\n", 400)]),
     C("empty_job_base64_with_labels_400", [put("/metrics/job@base64/=/a/b", "foo 1\n", 400)]),
