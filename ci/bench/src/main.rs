@@ -75,6 +75,15 @@ pub struct Args {
     /// ours lies inside this checkout).
     #[arg(long)]
     pub ours_rev: Option<String>,
+    /// How ours is loaded: `restore` (like the reference: unchecked pushes, SIGTERM,
+    /// restart from the persistence file, falling back to `checked` when that fails)
+    /// or `checked` (checked pushes into a gateway without persistence).
+    #[arg(long, default_value = "restore", value_parser = ["restore", "checked"])]
+    pub ours_load: String,
+    /// A flag added to every start of ours, e.g. `--ours-arg=--persistence.fsync=interval`
+    /// (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    pub ours_arg: Vec<String>,
     /// Threads of the benchmark client (its pushes and scrapes); 1 leaves the other
     /// CPU of a 2-CPU machine to the gateway.
     #[arg(long, default_value_t = 1)]
@@ -153,6 +162,20 @@ impl RunResult {
     }
 }
 
+/// A gateway binary and the flags added to every start of it.
+#[derive(Clone, Copy)]
+struct Bin<'a> {
+    path: &'a Path,
+    extra: &'a [String],
+}
+
+impl Bin<'_> {
+    fn start(&self, args: &[String], log: &Path) -> Result<Gateway> {
+        let all: Vec<String> = args.iter().chain(self.extra).cloned().collect();
+        Gateway::start(self.path, &all, log)
+    }
+}
+
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(600);
 const STOP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -160,8 +183,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(300);
 const CHECKED_LOAD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A gateway started empty: the process and its RSS after one scrape.
-async fn start_empty(bin: &Path, args: &[String], log: &Path) -> Result<(Gateway, u64)> {
-    let mut gw = Gateway::start(bin, args, log)?;
+async fn start_empty(bin: Bin<'_>, args: &[String], log: &Path) -> Result<(Gateway, u64)> {
+    let mut gw = bin.start(args, log)?;
     gw.wait_ready(READY_TIMEOUT).await?;
     measure::scrape(gw.addr, 1, 1, Duration::ZERO).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -169,17 +192,45 @@ async fn start_empty(bin: &Path, args: &[String], log: &Path) -> Result<(Gateway
     Ok((gw, rss))
 }
 
+/// Bytes of everything in `dir` whose name starts with `prefix` (a persistence file
+/// may come with side files or be a directory).
+fn persisted_bytes(dir: &Path, prefix: &str) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .map(|e| walk(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Loads without the consistency check, stops (persisting), restarts from the
 /// persistence file with the check on. Returns the restarted gateway, the empty RSS
 /// and a description.
 async fn load_via_restore(
     args: &Args,
-    bin: &Path,
+    bin: Bin<'_>,
     n: usize,
     dir: &Path,
 ) -> Result<(Gateway, u64, String)> {
     let file = dir.join("store.data");
-    let _ = std::fs::remove_file(&file);
+    // A previous run's persistence (and its side files) must not be restored.
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with("store.data") {
+            let p = e.path();
+            let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
+        }
+    }
     let file_flag = format!("--persistence.file={}", file.display());
     let load_args = vec![
         file_flag.clone(),
@@ -200,15 +251,13 @@ async fn load_via_restore(
     }
     let applied = t0.elapsed();
     let stop_time = gw.terminate(STOP_TIMEOUT).await?;
-    let size = std::fs::metadata(&file)
-        .map_err(|_| "no persistence file written on SIGTERM".to_string())?
-        .len();
+    let size = persisted_bytes(dir, "store.data");
     if size == 0 {
-        return Err("empty persistence file after SIGTERM".into());
+        return Err("no persistence written on SIGTERM".into());
     }
     let t = Instant::now();
     let measure_args = vec![file_flag, "--persistence.interval=1h".to_string()];
-    let mut gw = Gateway::start(bin, &measure_args, &dir.join("measure.log"))?;
+    let mut gw = bin.start(&measure_args, &dir.join("measure.log"))?;
     gw.wait_ready(RESTORE_TIMEOUT).await?;
     let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(30)).await?;
     if c.loaded != n {
@@ -220,7 +269,8 @@ async fn load_via_restore(
     let restore_time = t.elapsed();
     let mode = format!(
         "unchecked pushes ({}/group) in {} (all in the scrape after {}), SIGTERM+persist in {}, \
-         restart (checked) from {} file in {}",
+         restart (checked) from {} persisted in {}; measured with the persistence file \
+         (interval 1h)",
         args.group_size,
         report::dur(load_time),
         report::dur(applied),
@@ -234,7 +284,7 @@ async fn load_via_restore(
 /// Loads a gateway running with the consistency check directly with checked pushes.
 async fn load_checked(
     args: &Args,
-    bin: &Path,
+    bin: Bin<'_>,
     n: usize,
     dir: &Path,
 ) -> Result<(Gateway, u64, String)> {
@@ -254,7 +304,7 @@ async fn load_checked(
         ));
     }
     let mode = format!(
-        "checked pushes ({}/group) into the measured process in {}",
+        "checked pushes ({}/group) into the measured process (no persistence) in {}",
         args.group_size,
         report::dur(load_time)
     );
@@ -262,11 +312,22 @@ async fn load_checked(
 }
 
 /// Loads `n` series into `bin` and measures it.
-async fn run_one(args: &Args, name: &str, bin: &Path, n: usize, work: &Path) -> Result<RunResult> {
+async fn run_one(
+    args: &Args,
+    name: &str,
+    bin: Bin<'_>,
+    n: usize,
+    work: &Path,
+) -> Result<RunResult> {
     let dir = work.join(format!("{name}-{}", size_label(n)));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     println!("  {name}: loading {} series ...", size_label(n));
-    let (gw, rss_empty, load_mode) = match load_via_restore(args, bin, n, &dir).await {
+    let restore = if name == "ours" && args.ours_load == "checked" {
+        Err("skipped (--ours-load checked)".to_string())
+    } else {
+        load_via_restore(args, bin, n, &dir).await
+    };
+    let (gw, rss_empty, load_mode) = match restore {
         Ok(r) => r,
         // Checked loading is hopeless for upstream at large N (each push re-checks
         // the whole store): only ours falls back to it.
@@ -452,6 +513,10 @@ async fn run(args: Args) -> Result<()> {
     };
     println!("ours from: {}", env.checkout);
     println!("ours:      {} ({})", args.ours.display(), env.ours);
+    if !args.ours_arg.is_empty() {
+        println!("ours with: {}", args.ours_arg.join(" "));
+        env.ours = format!("{} {}", env.ours, args.ours_arg.join(" "));
+    }
     println!(
         "reference: {} ({})",
         args.reference.display(),
@@ -474,9 +539,15 @@ async fn run(args: Args) -> Result<()> {
         let mut reference = None;
         for g in &args.gateways {
             let bin = if g == "ours" {
-                &args.ours
+                Bin {
+                    path: &args.ours,
+                    extra: &args.ours_arg,
+                }
             } else {
-                &args.reference
+                Bin {
+                    path: &args.reference,
+                    extra: &[],
+                }
             };
             match run_one(&args, g, bin, n, &work).await {
                 Ok(r) => {
