@@ -188,6 +188,10 @@ where
         return (None, Err(ApiError::QuitNeedsPutOrPost));
     }
     let prefix = app.config.route_prefix.as_str();
+    // `/pgw` leads to the page at `/pgw/`, as upstream's router does.
+    if !prefix.is_empty() && path == prefix && is_get {
+        return (None, Ok(redirect(&format!("{prefix}/"))));
+    }
     let Some(rest) = path.strip_prefix(prefix) else {
         return (None, Err(ApiError::NotFound));
     };
