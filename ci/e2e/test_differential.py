@@ -18,7 +18,7 @@ import pytest
 
 import expo
 import pb
-from conftest import ours_only
+from conftest import OURS_IS_REFERENCE, ours_only
 from differ import Case, _compare, _diff, b64, delete, post, put, req, run_case
 J = "/metrics/job/j"
 PBH = {"Content-Type": pb.CONTENT_TYPE}
@@ -348,7 +348,22 @@ assert len(_names) == len(set(_names)), "duplicate case names"
 
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+# Differences of ours that the team has decided to accept for now: case name -> reason. Such a case is
+# run as xfail(strict=True): it is reported, and it fails again as soon as ours behaves like upstream
+# (then remove it from here). Empty unless someone decides otherwise; never add a case just to get green.
+KNOWN_DIFFERENCES = {}
+assert set(KNOWN_DIFFERENCES) <= set(_names), set(KNOWN_DIFFERENCES) - set(_names)
+
+
+def _params():
+    for case in CASES:
+        marks = []
+        if case.name in KNOWN_DIFFERENCES and not OURS_IS_REFERENCE:
+            marks.append(pytest.mark.xfail(reason=KNOWN_DIFFERENCES[case.name], strict=True))
+        yield pytest.param(case, id=case.name, marks=marks)
+
+
+@pytest.mark.parametrize("case", list(_params()))
 def test_differential(case, start_gateway):
     run_case(case, start_gateway)
 
