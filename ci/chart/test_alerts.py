@@ -208,7 +208,7 @@ def test_thresholds_and_selectors_come_from_values(tmp_path):
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({"prometheusRule": {
         "enabled": True, "gatewaySelector": 'job="gw", cluster="eu"', "groupSelector": 'service="gw"',
-        "replicaLabels": ["pod", "replica"],
+        "replicaLabels": ["pod", "replica"], "labels": {"team": "obs", "severity": "ignored"},
         "alerts": {"groupStale": {"maxAge": "1h30m"}, "memoryNearLimit": {"ratio": 0.8},
                    "gatewayDown": {"severity": "page"}}}}))
     spec = rules_of(render(values))
@@ -218,6 +218,8 @@ def test_thresholds_and_selectors_come_from_values(tmp_path):
     assert "max without (pod, replica)" in rules["PushgatewayGroupStale"]["expr"]
     assert "> 0.8" in rules["PushgatewayMemoryNearLimit"]["expr"]
     assert rules["PushgatewayDown"]["labels"]["severity"] == "page"
+    assert rules["PushgatewayDown"]["labels"]["team"] == "obs", "prometheusRule.labels reach every alert"
+    assert rules["PushgatewayGroupStale"]["labels"]["max_age"] == "1h30m"
     assert 'up{job="gw", cluster="eu"}' in rules["PushgatewayDown"]["expr"]
     assert "PushgatewayReplicationLag" not in rules
     # Without a selector of its own, the job follows the ServiceMonitor's jobLabel.
@@ -343,7 +345,8 @@ def test_dashboard_configmap(dashboard):
     assert cm["metadata"]["namespace"] == "grafana"
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "pushgateway"
     assert cm["metadata"]["annotations"] == {"grafana_folder": "Monitoring"}
-    assert shipped == dashboard, "with replicationPanels the ConfigMap carries the file unchanged"
+    assert shipped["uid"] == "pushgateway-eu"
+    assert {**shipped, "uid": dashboard["uid"]} == dashboard, "with replicationPanels the file is shipped unchanged"
     cm, default = configmap_dashboard(render(None, ("grafanaDashboard.enabled=true",)))
     assert cm["metadata"]["name"] == "pg-pushgateway-dashboard"
     assert cm["metadata"]["namespace"] == NAMESPACE

@@ -53,7 +53,7 @@ Text inside {{` `}} is Prometheus' own alert template, passed through unchanged.
 {{- $cfg := index . 1 -}}
 labels:
   severity: {{ $cfg.severity }}
-  {{- range $k, $v := $root.Values.prometheusRule.labels }}
+  {{- range $k, $v := omit $root.Values.prometheusRule.labels "severity" "max_age" }}
   {{ $k }}: {{ $v | quote }}
   {{- end }}
 {{- end }}
