@@ -1167,7 +1167,7 @@ fn zero_filled_tail(what: &str, zero_last_record: bool, extra_zeros: usize) {
         let record = (len - 8) / 3;
         bytes[len - record..].fill(0);
     }
-    bytes.extend(std::iter::repeat_n(0u8, extra_zeros));
+    bytes.resize(bytes.len() + extra_zeros, 0);
     fs::write(&segment, &bytes).unwrap();
     let instance = match gateway.try_start(Duration::from_secs(15)) {
         Ok(instance) => instance,
