@@ -234,6 +234,13 @@ pub fn spawn_gateway(args: &[&str]) -> Gateway {
                     b"",
                 );
                 if ready.status == 200 {
+                    // If two tests drew the same port, the loser exits at once on the bind
+                    // error while its probe may have reached the winner: make sure ours is
+                    // still alive before trusting the answer.
+                    std::thread::sleep(Duration::from_millis(30));
+                    if gateway.child.try_wait().unwrap().is_some() {
+                        break;
+                    }
                     return gateway;
                 }
             }
