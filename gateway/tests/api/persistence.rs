@@ -1461,8 +1461,37 @@ fn persistence_restart_on_a_full_disk_serves_the_acknowledged_data() {
     };
     let mut gateway = PersistGateway::new(&data.join("state"), &logs, &[]);
     let mut instance = gateway.start();
-    let (acked, refused) = fill_until_503(&instance);
+    let (mut acked, refused) = fill_until_503(&instance);
     check_filled(&instance, &acked, Some(refused), "while the disk is full");
+    // Small changes on the full disk: whatever each is answered (done, or 503 and nothing
+    // done), the served state must be what a restart restores.
+    let victim = acked[0];
+    let r = instance.delete(&format!("/metrics/job/fill/i/{victim}"));
+    println!("DELETE on the full disk: {} {}", r.status, r.text());
+    match r.status {
+        202 => {
+            acked.remove(0);
+        }
+        503 => {}
+        other => panic!("DELETE on a full disk answered {other}: {}", r.text()),
+    }
+    let r = instance.put(
+        &format!("/metrics/job/fill/i/{}", acked[0]),
+        "# TYPE fill counter\nfill 1\n",
+    );
+    println!(
+        "inconsistent push on the full disk: {} {}",
+        r.status,
+        r.text()
+    );
+    assert!(
+        [400, 503].contains(&r.status),
+        "inconsistent push answered {}: {}",
+        r.status,
+        r.text()
+    );
+    check_filled(&instance, &acked, Some(refused), "after small changes");
+    let before = instance.pushed_text();
 
     // Restart while the disk is still full, after SIGKILL and after SIGTERM (whose final
     // snapshot cannot be written either).
@@ -1486,6 +1515,7 @@ fn persistence_restart_on_a_full_disk_serves_the_acknowledged_data() {
             Some(refused),
             &format!("restart after {how}"),
         );
+        assert_eq!(instance.pushed_text(), before, "restart after {how}");
     }
     fs::remove_file(&filler).unwrap();
     let r = instance.put("/metrics/job/after", "# TYPE after gauge\nafter 1\n");
