@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -404,11 +405,20 @@ def live_scrape():
                 if proc.poll() is not None:
                     raise AssertionError("the gateway exited: " + proc.stderr.read().decode())
                 time.sleep(0.1)
-        body = b"some_metric{label=\"x\"} 1\n"
+        counter = b"# TYPE some_metric counter\nsome_metric{label=\"x\"} 1\n"
         for method, path in (("PUT", "/metrics/job/batch/instance/a"), ("POST", "/metrics/job/batch/instance/b"),
-                             ("DELETE", "/metrics/job/batch/instance/b")):
-            req = urllib.request.Request(base + path, data=body if method != "DELETE" else None, method=method)
+                             ("DELETE", "/metrics/job/batch/instance/b"), ("PUT", "/metrics/job/batch/instance/c")):
+            req = urllib.request.Request(base + path, data=counter if method != "DELETE" else None, method=method)
             urllib.request.urlopen(req, timeout=5).read()
+        # The same name as a gauge in group c contradicts group a: refused with 400, and c's
+        # push_failure_time_seconds passes its push_time_seconds (what PushgatewayGroupPushFailed
+        # compares).
+        time.sleep(0.05)
+        gauge = b"# TYPE some_metric gauge\nsome_metric 2\n"
+        req = urllib.request.Request(base + "/metrics/job/batch/instance/c", data=gauge, method="PUT")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=5)
+        assert refused.value.code == 400
         return urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
     finally:
         proc.terminate()
@@ -436,6 +446,24 @@ def test_rules_and_dashboard_use_only_metrics_the_gateway_exposes(live_scrape, f
     assert set(NOT_FROM_THE_GATEWAY) <= set(used), set(NOT_FROM_THE_GATEWAY) - set(used)
     assert PLANNED <= set(used), PLANNED - set(used)
     assert not (set(NOT_FROM_THE_GATEWAY) & exposed)
+
+
+def sample(text, name, **labels):
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    m = re.search(rf"^{name}\{{{re.escape(want)}\}} (\S+)$", text, re.M)
+    assert m, f"{name}{{{want}}} not in the scrape"
+    return float(m.group(1))
+
+
+def test_the_gateway_exposes_what_the_alerts_compare(live_scrape):
+    """A refused push leaves push_failure_time_seconds > push_time_seconds for its group only,
+    and is counted as a 4xx of the push handler."""
+    failed = sample(live_scrape, "push_failure_time_seconds", job="batch", instance="c")
+    pushed = sample(live_scrape, "push_time_seconds", job="batch", instance="c")
+    assert failed > pushed > 0
+    assert sample(live_scrape, "push_failure_time_seconds", job="batch", instance="a") == 0
+    assert sample(live_scrape, "pushgateway_http_requests_total", code="400", handler="push", method="put") == 1
+    assert sample(live_scrape, "pushgateway_http_requests_total", code="200", handler="ready", method="get") >= 1
 
 
 def test_handler_labels_are_ones_the_gateway_uses(live_scrape, full_rules, dashboard):
