@@ -3,10 +3,10 @@
 //! bucket exemplars follow their sample, and the body ends with `# EOF` (added by the
 //! renderer).
 //!
-//! Two choices keep the series a Prometheus server stores the same as with the text
-//! format: a counter whose name does not end in `_total` is exposed as `unknown` (rather
-//! than renamed), and `le`/`quantile` values are written as in the text format (`1`, not
-//! `1.0`), since Prometheus 2 takes them as strings.
+//! A counter whose name does not end in `_total` is exposed as `unknown` rather than
+//! renamed, so that Prometheus stores the same series name as from the text format.
+//! `le`/`quantile` values are written OpenMetrics-style (`1.0`), which is what Prometheus
+//! stores for the same bound scraped as protobuf.
 
 use super::number::write_float;
 use super::text::{escape_into, write_name, write_series};
