@@ -113,6 +113,10 @@ pub fn read_segment(path: &Path, is_last: bool) -> io::Result<SegmentContents> {
     let mut changes = Vec::new();
     while pos < data.len() {
         let rest = &data[pos..];
+        // A crash can leave the end of the file zero-filled (extended, data not written).
+        if is_last && rest.iter().all(|&b| b == 0) {
+            return Ok(torn(changes, pos));
+        }
         if rest.len() < RECORD_HEADER {
             if is_last {
                 return Ok(torn(changes, pos));

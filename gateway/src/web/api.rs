@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value as Json};
 use super::error::{text_response, ApiError};
 use super::{App, HttpResponse};
 use crate::expose::number::format_float;
-use crate::model::{Label, Metric, MetricType, Value};
+use crate::model::{Label, Metric, Value};
 use crate::store::{
     GroupView, PUSH_FAILURE_TIME_HELP, PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP, PUSH_TIME_METRIC,
 };
@@ -27,7 +27,7 @@ pub async fn route(
     match (method, rest) {
         (&Method::OPTIONS, _) => (Some("api/v1/options"), Ok(respond(Json::Null, false))),
         (&Method::GET, "/status") => (Some("api/v1/status"), Ok(respond(status(app), true))),
-        (&Method::GET, "/metrics") => (Some("api/v1/metrics"), Ok(respond(metrics(app), true))),
+        (&Method::GET, "/metrics") => (Some("api/v1/metrics"), Ok(respond_raw(metrics_body(app)))),
         (&Method::PUT, "/admin/wipe") if app.config.enable_admin_api => {
             let result = match app.store.wipe() {
                 Ok(seq) => super::push::wait_durable(app, seq).await,
@@ -50,6 +50,10 @@ fn respond(data: Json, with_body: bool) -> HttpResponse {
     } else {
         String::new()
     };
+    respond_raw(body)
+}
+
+fn respond_raw(body: String) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -107,65 +111,59 @@ fn persistence_status(app: &App) -> Json {
     }
 }
 
-fn metrics(app: &App) -> Json {
+/// `/api/v1/metrics`, written straight to text: with thousands of groups, building a JSON
+/// tree first costs several times more. Keys are sorted, as Go's encoder sorts map keys.
+fn metrics_body(app: &App) -> String {
     let policy = app.expirer.policy();
-    Json::Array(
-        app.store
-            .groups()
-            .iter()
-            .map(|group| {
-                let last = if group.push_time > 0.0 {
-                    group.push_time
-                } else {
-                    group.failure_time
-                };
-                let expires_at = policy.deadline(&group.key, last);
-                group_json(group, expires_at)
-            })
-            .collect(),
-    )
+    let groups = app.store.groups();
+    let mut out = String::with_capacity(256 * groups.len() + 64);
+    out.push_str("{\"data\":[");
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let last = if group.push_time > 0.0 {
+            group.push_time
+        } else {
+            group.failure_time
+        };
+        write_group(&mut out, group, policy.deadline(&group.key, last));
+    }
+    out.push_str("],\"status\":\"success\"}");
+    out
 }
 
-fn group_json(group: &GroupView, expires_at: Option<f64>) -> Json {
-    let mut object = Map::new();
+fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
+    let mut entries: Vec<(&str, String)> = Vec::with_capacity(group.families.len() + 5);
     if let Some(deadline) = expires_at {
-        object.insert(
-            "expires_at".into(),
-            Json::String(rfc3339(unix_time(deadline))),
-        );
+        entries.push(("expires_at", json_string(&rfc3339(unix_time(deadline)))));
     }
-    let labels: Map<String, Json> = group
-        .key
-        .labels()
-        .iter()
-        .map(|l| (l.name.to_string(), Json::String(l.value.to_string())))
-        .collect();
-    object.insert("labels".into(), Json::Object(labels));
-    object.insert(
-        "last_push_successful".into(),
-        Json::Bool(group.push_time >= group.failure_time),
-    );
+    let mut labels = String::new();
+    write_labels(&mut labels, group.key.labels());
+    entries.push(("labels", labels));
+    let successful = group.push_time >= group.failure_time;
+    entries.push(("last_push_successful", successful.to_string()));
     for stored in &group.families {
         let family = &stored.family;
-        let mut entry = Map::new();
-        entry.insert(
-            "time_stamp".into(),
-            Json::String(rfc3339(unix_time(stored.pushed_at))),
-        );
-        entry.insert(
-            "type".into(),
-            Json::String(family.metric_type.as_upper_str().into()),
-        );
+        let mut value = String::from("{");
         if let Some(help) = family.help.as_deref().filter(|h| !h.is_empty()) {
-            entry.insert("help".into(), Json::String(help.into()));
+            value.push_str("\"help\":");
+            push_json_string(&mut value, help);
+            value.push(',');
         }
-        let metrics = family
-            .metrics
-            .iter()
-            .map(|m| metric_json(m, family.metric_type))
-            .collect();
-        entry.insert("metrics".into(), Json::Array(metrics));
-        object.insert(family.name.to_string(), Json::Object(entry));
+        value.push_str("\"metrics\":[");
+        for (i, metric) in family.metrics.iter().enumerate() {
+            if i > 0 {
+                value.push(',');
+            }
+            write_metric(&mut value, metric);
+        }
+        value.push_str("],\"time_stamp\":");
+        push_json_string(&mut value, &rfc3339(unix_time(stored.pushed_at)));
+        value.push_str(",\"type\":");
+        push_json_string(&mut value, family.metric_type.as_upper_str());
+        value.push('}');
+        entries.push((&family.name, value));
     }
     let mut grouping_labels = group.key.labels().to_vec();
     if !grouping_labels
@@ -173,8 +171,10 @@ fn group_json(group: &GroupView, expires_at: Option<f64>) -> Json {
         .any(|l| &*l.name == crate::model::INSTANCE_LABEL)
     {
         grouping_labels.push(Label::new(crate::model::INSTANCE_LABEL, ""));
+        grouping_labels.sort();
     }
-    for (name, help, value) in [
+    let changed = rfc3339(unix_time(group.push_time.max(group.failure_time)));
+    for (name, help, time) in [
         (PUSH_TIME_METRIC, PUSH_TIME_HELP, group.push_time),
         (
             PUSH_FAILURE_TIME_METRIC,
@@ -182,67 +182,127 @@ fn group_json(group: &GroupView, expires_at: Option<f64>) -> Json {
             group.failure_time,
         ),
     ] {
-        let labels: Map<String, Json> = grouping_labels
-            .iter()
-            .map(|l| (l.name.to_string(), Json::String(l.value.to_string())))
-            .collect();
-        object.insert(
-            name.into(),
-            json!({
-                "time_stamp": rfc3339(unix_time(group.push_time.max(group.failure_time))),
-                "type": "GAUGE",
-                "help": help,
-                "metrics": [{"labels": labels, "value": format_float(value)}],
-            }),
-        );
+        let mut value = String::from("{\"help\":");
+        push_json_string(&mut value, help);
+        value.push_str(",\"metrics\":[{\"labels\":");
+        write_labels(&mut value, &grouping_labels);
+        value.push_str(",\"value\":");
+        push_json_string(&mut value, &format_float(time));
+        value.push_str("}],\"time_stamp\":");
+        push_json_string(&mut value, &changed);
+        value.push_str(",\"type\":\"GAUGE\"}");
+        entries.push((name, value));
     }
-    Json::Object(object)
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(out, key);
+        out.push(':');
+        out.push_str(value);
+    }
+    out.push('}');
 }
 
-fn metric_json(metric: &Metric, metric_type: MetricType) -> Json {
-    let labels: Map<String, Json> = metric
-        .labels
-        .iter()
-        .map(|l| (l.name.to_string(), Json::String(l.value.to_string())))
-        .collect();
-    let mut object = Map::new();
-    object.insert("labels".into(), Json::Object(labels));
-    match (&metric.value, metric_type) {
-        (Value::Summary(summary), _) => {
-            let quantiles: Map<String, Json> = summary
-                .quantiles
-                .iter()
-                .map(|q| {
-                    (
-                        format_float(q.quantile),
-                        Json::String(format_float(q.value)),
-                    )
-                })
-                .collect();
-            object.insert("quantiles".into(), Json::Object(quantiles));
-            object.insert("count".into(), Json::String(summary.count.to_string()));
-            object.insert("sum".into(), Json::String(format_float(summary.sum)));
+fn write_labels(out: &mut String, labels: &[Label]) {
+    // Labels are sorted by name already, as the JSON object's keys must be.
+    out.push('{');
+    for (i, label) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        (Value::Histogram(histogram), _) => {
-            let buckets: Map<String, Json> = histogram
-                .buckets
-                .iter()
-                .map(|b| {
-                    (
-                        format_float(b.upper_bound),
-                        Json::String(format_float(b.count)),
-                    )
-                })
-                .collect();
-            object.insert("buckets".into(), Json::Object(buckets));
-            object.insert("count".into(), Json::String(format_float(histogram.count)));
-            object.insert("sum".into(), Json::String(format_float(histogram.sum)));
+        push_json_string(out, &label.name);
+        out.push(':');
+        push_json_string(out, &label.value);
+    }
+    out.push('}');
+}
+
+/// Writes `{"bound": "count", ...}` with keys sorted as strings.
+fn write_float_map(out: &mut String, pairs: impl Iterator<Item = (f64, String)>) {
+    let mut entries: Vec<(String, String)> = pairs.map(|(k, v)| (format_float(k), v)).collect();
+    entries.sort();
+    entries.dedup_by(|a, b| a.0 == b.0);
+    out.push('{');
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        (Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v), _) => {
-            object.insert("value".into(), Json::String(format_float(*v)));
+        push_json_string(out, key);
+        out.push(':');
+        push_json_string(out, value);
+    }
+    out.push('}');
+}
+
+fn write_metric(out: &mut String, metric: &Metric) {
+    out.push('{');
+    match &metric.value {
+        Value::Summary(summary) => {
+            out.push_str("\"count\":");
+            push_json_string(out, &summary.count.to_string());
+            out.push_str(",\"labels\":");
+            write_labels(out, &metric.labels);
+            out.push_str(",\"quantiles\":");
+            write_float_map(
+                out,
+                summary
+                    .quantiles
+                    .iter()
+                    .map(|q| (q.quantile, format_float(q.value))),
+            );
+            out.push_str(",\"sum\":");
+            push_json_string(out, &format_float(summary.sum));
+        }
+        Value::Histogram(histogram) => {
+            out.push_str("\"buckets\":");
+            write_float_map(
+                out,
+                histogram
+                    .buckets
+                    .iter()
+                    .map(|b| (b.upper_bound, format_float(b.count))),
+            );
+            out.push_str(",\"count\":");
+            push_json_string(out, &format_float(histogram.count));
+            out.push_str(",\"labels\":");
+            write_labels(out, &metric.labels);
+            out.push_str(",\"sum\":");
+            push_json_string(out, &format_float(histogram.sum));
+        }
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
+            out.push_str("\"labels\":");
+            write_labels(out, &metric.labels);
+            out.push_str(",\"value\":");
+            push_json_string(out, &format_float(*v));
         }
     }
-    Json::Object(object)
+    out.push('}');
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    push_json_string(&mut out, text);
+    out
+}
+
+/// Appends `text` as a JSON string literal.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn unix_time(seconds: f64) -> SystemTime {
@@ -301,6 +361,20 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_parse_back() {
+        for text in [
+            "plain",
+            "quote \" and \\ back",
+            "new\nline\ttab\u{1}",
+            "ünïcode ✓",
+        ] {
+            let literal = json_string(text);
+            let back: String = serde_json::from_str(&literal).expect("valid JSON");
+            assert_eq!(back, text);
+        }
+    }
 
     #[test]
     fn rfc3339_like_go() {
