@@ -11,8 +11,9 @@
 //! are first pushed with `--push.disable-consistency-check` in large groups into a
 //! gateway with a persistence file, which is then stopped (SIGTERM writes the file)
 //! and restarted from it with the check enabled; the measurements run on that
-//! restarted process. A gateway that cannot do this (e.g. no persistence yet) is
-//! loaded directly with checked pushes instead, and the report says which was done.
+//! restarted process. When ours cannot do this (e.g. no persistence), or with
+//! `--ours-load checked`, ours is loaded directly with checked pushes into a gateway
+//! without persistence instead; the report says which was done.
 //!
 //! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
 
