@@ -25,6 +25,7 @@ fi
 
 cargo fuzz build -s "$sanitizer"
 targets=$(cargo fuzz list)
+bin_dir="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -36,15 +37,16 @@ run_target() {
   if [ -d "fuzz/corpus/$target" ]; then
     cp -R "fuzz/corpus/$target/." "$dir/corpus/"
   fi
+  # The binary built above, run directly (`cargo fuzz run` would rebuild per target).
   # libFuzzer exits non-zero on the first crash, leak, timeout or out-of-memory.
-  if cargo fuzz run -s "$sanitizer" "$target" "$dir/corpus" -- \
+  if "$bin_dir/$target" "$dir/corpus" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$dir/artifacts/" -print_final_stats=1 >"$dir/log" 2>&1; then
     echo "fuzz: $target: no crash in ${seconds}s ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$dir/log" | grep -o '[0-9]*$' || echo '?') runs)"
     return 0
   fi
   echo "fuzz: $target: FAILED" >&2
-  tail -n 40 "$dir/log" >&2
+  grep -m1 -A12 'panicked at' "$dir/log" >&2 || tail -n 40 "$dir/log" >&2
   local input found=0
   for input in "$dir"/artifacts/*; do
     [ -e "$input" ] || continue

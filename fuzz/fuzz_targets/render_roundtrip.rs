@@ -43,10 +43,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         PushMode::Replace
     };
-    let key = GroupingKey::new(vec![
-        Label::new("job", "fuzz"),
-        Label::new("instance", "a"),
-    ]);
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz"), Label::new("instance", "a")]);
     if store.push(key, families, mode, 1.0).is_err() {
         return;
     }

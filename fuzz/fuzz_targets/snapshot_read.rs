@@ -39,7 +39,6 @@ fn framed(input: &[u8]) -> (Vec<u8>, u64) {
     (file, blocks.len() as u64)
 }
 
-
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;

@@ -1,9 +1,10 @@
-//! The whole-file log-segment reader. The first byte picks the mode: even, the rest is
-//! written to the file as it is; odd, the rest is a sequence of `[u16 length][payload]`
-//! that becomes records with correct checksums behind a valid header (so that the fuzzer
-//! reaches the record decoder past the CRC), and the second byte, when non-zero, cuts that
-//! many bytes off the end (a torn tail). Any panic is a bug; the valid prefix never exceeds
-//! the file, and covers all of it when the tail is not torn.
+//! The whole-file log-segment reader. The first byte picks the mode: bit 0 clear, the rest
+//! is written to the file as it is; set, the rest is a sequence of `[u16 length][payload]`
+//! that becomes records with correct checksums (`[u32 length][u32 payload CRC][u32 CRC of
+//! those 8 bytes]`) behind a valid header, so that the fuzzer reaches the record decoder
+//! past the CRCs, and the second byte, when non-zero, cuts that many bytes off the end (a
+//! torn tail). Bit 1 reads the file as the last segment. Any panic is a bug; the valid
+//! prefix never exceeds the file, and covers all of it when the tail is not torn.
 #![no_main]
 
 use std::path::PathBuf;
@@ -24,8 +25,11 @@ fn framed(input: &[u8]) -> Vec<u8> {
         let (len, tail) = rest.split_at(2);
         let len = usize::from(u16::from_le_bytes([len[0], len[1]])).min(tail.len());
         let (payload, tail) = tail.split_at(len);
-        file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        file.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        let mut header = (payload.len() as u32).to_le_bytes().to_vec();
+        header.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        let header_crc = crc32fast::hash(&header);
+        file.extend_from_slice(&header);
+        file.extend_from_slice(&header_crc.to_le_bytes());
         file.extend_from_slice(payload);
         rest = tail;
     }
@@ -33,7 +37,6 @@ fn framed(input: &[u8]) -> Vec<u8> {
     file.truncate(keep);
     file
 }
-
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -46,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let path = scratch();
     std::fs::write(&path, &file).expect("write the scratch file");
-    if let Ok(contents) = read_segment(&path) {
+    if let Ok(contents) = read_segment(&path, mode & 2 != 0) {
         assert!(contents.valid_len <= file.len() as u64);
         if !contents.torn_tail {
             assert_eq!(contents.valid_len, file.len() as u64);

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use gateway::expose::{Encoding, Renderer, ScrapeFormat};
 use gateway::model::{GroupingKey, Label, MetricFamily, NameValidation};
+use gateway::persist::codec::decode_change;
 use gateway::persist::codec::{encode_change, encode_group};
 use gateway::persist::snapshot;
-use gateway::persist::wal::SEGMENT_MAGIC;
-use gateway::store::{Change, PushMode, Store, StoreConfig};
+use gateway::persist::wal::{segment_path, Wal, SEGMENT_MAGIC};
+use gateway::persist::FsyncMode;
+use gateway::store::{Change, Journal, PushMode, Store, StoreConfig};
 
 /// Text bodies: (file name, body, parse with UTF-8 rules).
 const TEXT_BODIES: &[(&str, &str, bool)] = &[
@@ -103,8 +105,7 @@ fn main() {
     });
     let mut all_families: Vec<MetricFamily> = Vec::new();
     let mut changes = Vec::new();
-    let mut segment = SEGMENT_MAGIC.to_vec();
-    let mut framed_segment = vec![1u8, 0u8];
+    let mut framed_segment = vec![3u8, 0u8];
 
     for &(name, body, utf8) in TEXT_BODIES {
         write(&out, "text_parse", name, body.as_bytes());
@@ -114,7 +115,12 @@ fn main() {
             NameValidation::Legacy
         };
         let flags = if utf8 { 2 } else { 0 };
-        write(&out, "render_roundtrip", name, &flagged(flags, body.as_bytes()));
+        write(
+            &out,
+            "render_roundtrip",
+            name,
+            &flagged(flags, body.as_bytes()),
+        );
         let families = gateway::parse::text::parse(body.as_bytes(), validation)
             .unwrap_or_else(|e| panic!("seed {name} does not parse: {e}"));
         if families.is_empty() {
@@ -133,12 +139,14 @@ fn main() {
         }
         let proto = Renderer::new().render(&store, &[], protobuf_format).body;
         write(&out, "protobuf_parse", &format!("{name}.pb"), &proto);
-        write(&out, "render_roundtrip", &format!("{name}.pb"), &flagged(1, &proto));
+        write(
+            &out,
+            "render_roundtrip",
+            &format!("{name}.pb"),
+            &flagged(1, &proto),
+        );
 
-        let group_key = GroupingKey::new(vec![
-            Label::new("job", "seed"),
-            Label::new("body", name),
-        ]);
+        let group_key = GroupingKey::new(vec![Label::new("job", "seed"), Label::new("body", name)]);
         let _ = everything.push(group_key, families.clone(), PushMode::Replace, 2.0);
         let mut record = Vec::new();
         encode_change(
@@ -170,22 +178,40 @@ fn main() {
     encode_change(&mut record, &Change::Wipe);
     changes.push(("wipe".into(), record));
 
+    // A real segment, written by the log itself.
+    let scratch_dir = std::env::temp_dir().join(format!("gateway-fuzz-gen-{}", std::process::id()));
+    fs::create_dir_all(&scratch_dir).expect("create a scratch directory");
+    let base = scratch_dir.join("state");
+    let mut wal = Wal::open(&base, 1, FsyncMode::Always).expect("open a log");
     for (name, record) in &changes {
         write(&out, "codec_change", name, record);
-        segment.extend_from_slice(&(record.len() as u32).to_le_bytes());
-        segment.extend_from_slice(&crc32fast::hash(record).to_le_bytes());
-        segment.extend_from_slice(record);
+        let change = decode_change(record).expect("our own record decodes");
+        wal.append(&change.as_change()).expect("append a record");
         if let Ok(len) = u16::try_from(record.len()) {
             framed_segment.extend_from_slice(&len.to_le_bytes());
             framed_segment.extend_from_slice(record);
         }
     }
-    write(&out, "wal_segment", "segment", &flagged(0, &segment));
+    wal.close();
+    let segment = fs::read(segment_path(&base, 1)).expect("read the segment back");
+    // Bit 1: read as the last segment (where a torn tail is allowed).
+    write(&out, "wal_segment", "segment", &flagged(2, &segment));
+    write(
+        &out,
+        "wal_segment",
+        "segment_not_last",
+        &flagged(0, &segment),
+    );
     write(&out, "wal_segment", "segment_framed", &framed_segment);
-    let mut torn = flagged(0, &segment);
+    let mut torn = flagged(2, &segment);
     torn.truncate(torn.len() - 3);
     write(&out, "wal_segment", "segment_torn", &torn);
-    write(&out, "wal_segment", "header_only", &flagged(0, SEGMENT_MAGIC));
+    write(
+        &out,
+        "wal_segment",
+        "header_only",
+        &flagged(0, SEGMENT_MAGIC),
+    );
 
     let groups = everything.groups();
     let mut framed_snapshot = vec![1u8];
@@ -200,7 +226,7 @@ fn main() {
         }
     }
     write(&out, "snapshot_read", "snapshot_framed", &framed_snapshot);
-    let scratch = std::env::temp_dir().join(format!("gateway-fuzz-gen-{}", std::process::id()));
+    let scratch = scratch_dir.join("snapshot");
     snapshot::write(&scratch, 7, &groups).expect("write a snapshot");
     let file = fs::read(&scratch).expect("read the snapshot back");
     let _ = fs::remove_file(&scratch);
@@ -210,8 +236,14 @@ fn main() {
     let _ = fs::remove_file(&scratch);
     write(&out, "snapshot_read", "snapshot_empty", &flagged(0, &file));
 
+    let _ = fs::remove_dir_all(&scratch_dir);
     for &(name, flags, path) in GROUPING_PATHS {
-        write(&out, "grouping_path", name, &flagged(flags, path.as_bytes()));
+        write(
+            &out,
+            "grouping_path",
+            name,
+            &flagged(flags, path.as_bytes()),
+        );
     }
     eprintln!(
         "wrote the corpus for {} families, {} groups, {} records",
