@@ -83,7 +83,8 @@ class Gateway:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway {self.argv} exited with {self.proc.returncode}:\n{self.log_text()}")
             try:
-                self.session.get(self.url + "/-/ready", timeout=2)
+                # Connection: close, so that the probe holds no connection slot afterwards.
+                self.session.get(self.url + "/-/ready", timeout=2, headers={"Connection": "close"})
                 return
             except requests.RequestException as e:
                 last = e

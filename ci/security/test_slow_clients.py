@@ -1,0 +1,160 @@
+"""Slow header senders (--web.read-header-timeout) and --web.max-connections. Every wait is
+bounded; each test takes well under 15 s."""
+
+import socket
+import threading
+import time
+
+import requests
+
+from conftest import pushed_series
+
+REQUEST_HEAD = b"PUT /metrics/job/slowloris HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 13\r\nX-Padding: " + b"p" * 200
+
+
+def drip(port, result, stop, interval=1.0):
+    """Sends REQUEST_HEAD one byte per `interval` seconds; records in `result` when and how
+    the server ended the connection (EOF or reset) and what it sent before."""
+    started = time.monotonic()
+    result["received"] = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            result["connected"] = time.monotonic() - started
+            s.settimeout(interval)
+            for byte in REQUEST_HEAD:
+                if stop.is_set():
+                    result["outcome"] = "stopped by the test"
+                    return
+                try:
+                    s.sendall(bytes([byte]))
+                except OSError as e:
+                    result["outcome"] = f"send failed: {e!r}"
+                    break
+                deadline = time.monotonic() + interval
+                ended = False
+                while time.monotonic() < deadline:
+                    try:
+                        data = s.recv(65536)
+                    except socket.timeout:
+                        break
+                    except OSError as e:
+                        result["outcome"] = f"reset: {e!r}"
+                        ended = True
+                        break
+                    if not data:
+                        result["outcome"] = "EOF"
+                        ended = True
+                        break
+                    result["received"] += data
+                if ended:
+                    break
+            else:
+                result["outcome"] = "never closed"
+    finally:
+        result["closed_after"] = time.monotonic() - started
+
+
+def test_slow_header_sender_is_dropped_and_does_not_block_others(gateway):
+    gw = gateway(["--web.read-header-timeout=2s"])
+    stop = threading.Event()
+    results = [{} for _ in range(5)]
+    threads = [threading.Thread(target=drip, args=(gw.port, r, stop), daemon=True) for r in results]
+    for t in threads:
+        t.start()
+    try:
+        # Meanwhile other clients are served promptly.
+        time.sleep(0.3)
+        for i in range(10):
+            started = time.monotonic()
+            r = gw.push(f"job/fast/instance/{i}", f"fast_metric {i}\n", timeout=3)
+            assert r.status_code == 200, r.text
+            scrape = gw.req("GET", "/metrics", timeout=3)
+            assert scrape.status_code == 200
+            assert f'fast_metric{{instance="{i}",job="fast"}} {i}' in scrape.text
+            assert time.monotonic() - started < 1.0, f"push+scrape {i} took {time.monotonic() - started:.2f}s"
+            time.sleep(0.1)
+        for t in threads:
+            t.join(timeout=8)
+    finally:
+        stop.set()
+    for r in results:
+        assert r.get("outcome") in ("EOF",) or str(r.get("outcome", "")).startswith(("reset", "send failed")), r
+        # 2 s of header timeout, a little slack for the one-second drip.
+        assert r["closed_after"] < 5.0, r
+        assert r["closed_after"] > 1.5, r
+        assert not r["received"] or r["received"].startswith(b"HTTP/1.1 408"), r
+    assert not any(line.startswith("slowloris") for line in pushed_series(gw.scrape()))
+
+
+def read_response(sock, timeout):
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_max_connections_queues_the_extra_client(gateway):
+    gw = gateway(["--web.max-connections=2"])
+    time.sleep(0.2)  # the readiness probe's connection (Connection: close) is gone
+    idle = [socket.create_connection(("127.0.0.1", gw.port), timeout=5) for _ in range(2)]
+    try:
+        time.sleep(0.3)  # both accepted: they hold the two slots
+        third = socket.create_connection(("127.0.0.1", gw.port), timeout=5)  # lands in the backlog
+        result = {}
+
+        def ask():
+            started = time.monotonic()
+            try:
+                third.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                result["response"] = read_response(third, timeout=8)
+            except OSError as e:
+                result["response"] = repr(e).encode()
+            result["after"] = time.monotonic() - started
+
+        waiter = threading.Thread(target=ask, daemon=True)
+        waiter.start()
+        waiter.join(timeout=1.5)
+        assert waiter.is_alive(), f"the third client was served while two connections held both slots: {result}"
+        # Free a slot: the waiting client is served.
+        idle[0].close()
+        freed = time.monotonic()
+        waiter.join(timeout=5)
+        assert not waiter.is_alive(), "the third client was not served after a slot freed"
+        assert result["response"].startswith(b"HTTP/1.1 200"), result
+        assert time.monotonic() - freed < 3, result
+        third.close()
+    finally:
+        for s in idle:
+            s.close()
+    # Once the others are gone, requests are served normally again.
+    time.sleep(0.2)
+    r = requests.get(gw.url + "/-/healthy", timeout=5)
+    assert r.status_code == 200
+
+
+def test_max_connections_busy_keepalive_clients(gateway):
+    """A slot is held per connection, also by an idle keep-alive client after its request;
+    closing it lets the next one in."""
+    gw = gateway(["--web.max-connections=1"])
+    time.sleep(0.2)
+    first = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        first.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_response(first, 3).startswith(b"HTTP/1.1 200")
+        second = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+        second.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        second.settimeout(1.0)
+        try:
+            early = second.recv(65536)
+        except socket.timeout:
+            early = None
+        assert early is None, f"served while the only slot was held: {early!r}"
+        first.close()
+        assert read_response(second, 3).startswith(b"HTTP/1.1 200")
+        second.close()
+    finally:
+        first.close()
