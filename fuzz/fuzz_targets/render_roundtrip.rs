@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
             Consistency::Checked
         },
         validation,
+        reserved: gateway::telemetry::own_metric_types(),
         ..StoreConfig::default()
     });
     let mode = if flags & 8 != 0 {

@@ -7,14 +7,24 @@ use gateway::expose::{Renderer, ScrapeFormat};
 use gateway::model::{GroupingKey, Label, MetricFamily, NameValidation};
 use gateway::parse::{protobuf, text};
 use gateway::proto;
-use gateway::store::{PushMode, Store, StoreConfig};
+use gateway::store::{Consistency, PushMode, Store, StoreConfig};
 use prost::Message;
 
 /// What `fuzz_targets/render_roundtrip.rs` checks: when the store accepts the push, the
 /// default text exposition (escaped names) parses with the text parser.
 fn assert_exposition_reparses(families: Vec<MetricFamily>, validation: NameValidation) {
+    assert_exposition_reparses_with(families, validation, Consistency::Checked);
+}
+
+fn assert_exposition_reparses_with(
+    families: Vec<MetricFamily>,
+    validation: NameValidation,
+    consistency: Consistency,
+) {
     let store = Store::new(StoreConfig {
         validation,
+        consistency,
+        reserved: gateway::telemetry::own_metric_types(),
         ..StoreConfig::default()
     });
     let key = GroupingKey::new(vec![Label::new("job", "fuzz"), Label::new("instance", "a")]);
@@ -71,4 +81,49 @@ fn protobuf_names_colliding_after_escaping_render_valid_text() {
     let families = protobuf::parse(&body).expect("the body decodes");
     assert_eq!(families.len(), 2);
     assert_exposition_reparses(families, NameValidation::Legacy);
+}
+
+/// Found by `render_roundtrip` (a protobuf push; minimized by hand): a family named
+/// `push+time_seconds` passes the filter that drops pushed `push_time_seconds` families,
+/// but escapes to `push_time_seconds`, so the text exposition carries the gateway's own
+/// `push_time_seconds` block twice ("second HELP line for metric name
+/// \"push_time_seconds\""). The same happens with `push.failure_time_seconds`.
+#[test]
+#[ignore = "bug (issue 7): a name escaping to push_time_seconds renders an invalid text exposition"]
+fn protobuf_name_escaping_to_push_time_seconds_renders_valid_text() {
+    for name in ["push+time_seconds", "push.failure_time_seconds"] {
+        let mut body = Vec::new();
+        untyped_family(name, 1.0)
+            .encode_length_delimited(&mut body)
+            .expect("encode into a Vec");
+        let families = protobuf::parse(&body).expect("the body decodes");
+        assert_exposition_reparses(families, NameValidation::Legacy);
+    }
+}
+
+/// Found by `render_roundtrip` (first byte 0x75: protobuf, legacy names, consistency
+/// check disabled; minimized by hand): with `--push.disable-consistency-check` a series
+/// with an empty label name is stored (as expected) but also rendered, as `""="seed"`,
+/// which no parser accepts ("invalid label name for metric"). The exposition should leave
+/// it out, as it does with other series that do not fit. (With the check enabled the push
+/// is refused, as it should be.)
+#[test]
+#[ignore = "bug (issue 7): unchecked pushes with an empty label name render an invalid text exposition"]
+fn unchecked_protobuf_empty_label_name_is_not_rendered() {
+    let mut family = untyped_family("requests_total", 3.0);
+    family.metric[0].label.push(proto::LabelPair {
+        name: Some(String::new()),
+        value: Some("seed".into()),
+    });
+    let mut body = Vec::new();
+    family
+        .encode_length_delimited(&mut body)
+        .expect("encode into a Vec");
+    let families = protobuf::parse(&body).expect("the body decodes");
+    assert_exposition_reparses_with(
+        families.clone(),
+        NameValidation::Legacy,
+        Consistency::Checked,
+    );
+    assert_exposition_reparses_with(families, NameValidation::Legacy, Consistency::Unchecked);
 }
