@@ -219,3 +219,31 @@ def wait_until(predicate, timeout, interval=0.1):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def exchange_on_one_connection(port, first_headers, first_body, pause=0.1, authorization=None):
+    """Sends a request whose body follows its headers after `pause` seconds (as clients do
+    for bodies of more than a packet), reads the response, then sends a second request
+    (GET /-/healthy, with `authorization` if given) on the same connection.
+    Returns (first response head, second response head or the error)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(first_headers)
+        time.sleep(pause)
+        try:
+            s.sendall(first_body)
+        except OSError:
+            pass
+        first = b""
+        while b"\r\n\r\n" not in first:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            first += chunk
+        time.sleep(0.2)
+        try:
+            auth = f"Authorization: {authorization}\r\n" if authorization else ""
+            s.sendall(f"GET /-/healthy HTTP/1.1\r\nHost: gw\r\n{auth}\r\n".encode())
+            second = s.recv(65536)
+        except OSError as e:
+            second = repr(e).encode()
+    return first.decode("latin-1"), second.decode("latin-1")

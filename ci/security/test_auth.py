@@ -3,7 +3,6 @@
 import base64
 import json
 import os
-import socket
 import subprocess
 import time
 
@@ -12,7 +11,7 @@ import requests
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from prometheus_client.exposition import basic_auth_handler
 
-from conftest import GATEWAY_BIN, bcrypt_hash, free_port, wait_until
+from conftest import GATEWAY_BIN, bcrypt_hash, exchange_on_one_connection, free_port, wait_until
 
 USER, PASSWORD = "alice", "correct horse"
 
@@ -101,33 +100,6 @@ def test_wrong_or_missing_credentials_get_401(auth_gateway, credentials):
     assert auth_gateway.pushed() == before
 
 
-def exchange_on_one_connection(port, first_headers, first_body, pause=0.1):
-    """Sends a request whose body follows its headers after `pause` seconds (as clients do
-    for bodies of more than a packet), reads the response, then sends a second request
-    (GET /-/healthy with the right credentials) on the same connection.
-    Returns (first response head, second response head or the error)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(first_headers)
-        time.sleep(pause)
-        try:
-            s.sendall(first_body)
-        except OSError:
-            pass
-        first = b""
-        while b"\r\n\r\n" not in first:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            first += chunk
-        time.sleep(0.2)
-        try:
-            s.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: gw\r\nAuthorization: " + basic(USER, PASSWORD).encode() + b"\r\n\r\n")
-            second = s.recv(65536)
-        except OSError as e:
-            second = repr(e).encode()
-    return first.decode("latin-1"), second.decode("latin-1")
-
-
 @pytest.mark.parametrize("credentials", ["missing", "wrong password"])
 def test_401_keeps_the_connection_usable(auth_gateway, credentials):
     """A 401 to a push whose body is still on its way: the connection either stays usable
@@ -138,7 +110,7 @@ def test_401_keeps_the_connection_usable(auth_gateway, credentials):
     header = BAD_CREDENTIALS[credentials]
     head = (f"PUT /metrics/job/keepalive HTTP/1.1\r\nHost: gw\r\nContent-Length: {len(body)}\r\n"
             + (f"Authorization: {header}\r\n" if header else "") + "\r\n").encode()
-    first, second = exchange_on_one_connection(auth_gateway.port, head, body)
+    first, second = exchange_on_one_connection(auth_gateway.port, head, body, authorization=basic(USER, PASSWORD))
     assert first.startswith("HTTP/1.1 401"), first
     announced_close = "\r\nconnection: close" in first.lower()
     assert announced_close or second.startswith("HTTP/1.1 200"), (

@@ -7,6 +7,8 @@ import gzip
 import cramjam
 import pytest
 
+from conftest import exchange_on_one_connection
+
 BASELINE = {
     "job/base/instance/a": "base_metric{k=\"v\"} 1\nother_metric 2\n",
     "job/base/instance/b": "base_metric{k=\"w\"} 3\n",
@@ -208,3 +210,18 @@ def test_limits_survive_in_the_status_api(gateway):
     flags = gw.req("GET", "/api/v1/status").json()["data"]["flags"]
     assert flags["push.max-body-bytes"] == "1000"
     assert flags["storage.max-groups"] == "3"
+
+
+@pytest.mark.parametrize("body", [b"# " + b"x" * (BODY_LIMIT + 200) + b"\n", b"a 1\nb 1\nc 1\nd 1\ne 1\nf 1\n"],
+                         ids=["body over max-body-bytes", "series over max-series"])
+def test_413_keeps_the_connection_usable(gateway, body):
+    """After a 413 the connection stays usable for the next request (Go's server discards a
+    small unread body), or the 413 says `Connection: close`. A silent close breaks
+    keep-alive clients: their next request on the connection fails."""
+    gw = gateway([f"--push.max-body-bytes={BODY_LIMIT}", "--push.max-series=5"])
+    head = f"PUT /metrics/job/keepalive HTTP/1.1\r\nHost: gw\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    first, second = exchange_on_one_connection(gw.port, head, body)
+    assert first.startswith("HTTP/1.1 413"), first
+    announced_close = "\r\nconnection: close" in first.lower()
+    assert announced_close or second.startswith("HTTP/1.1 200"), (
+        f"413 without Connection: close, then the connection was closed: second request got {second!r}")
