@@ -156,8 +156,9 @@ def _openssl(*args, cwd):
 
 
 class Certs:
-    """Two CAs (ca, other_ca); a server certificate for 127.0.0.1/localhost signed by ca; a
-    client certificate signed by ca and one signed by other_ca. Attributes are paths."""
+    """Two CAs (ca, other_ca); server certificates for 127.0.0.1/localhost signed by ca
+    (server) and by other_ca (other_server); a client certificate signed by ca (client) and
+    one signed by other_ca (other_client). Attributes are paths."""
 
     def __init__(self, directory):
         self.dir = Path(directory)
@@ -166,6 +167,9 @@ class Certs:
         self.other_ca, self.other_ca_key = self._ca("other_ca", "Another CA")
         self.server, self.server_key = self._leaf(
             "server", "localhost", "ca",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+        self.other_server, self.other_server_key = self._leaf(
+            "other_server", "localhost", "other_ca",
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
         self.client, self.client_key = self._leaf(
             "client", "good-client", "ca", "extendedKeyUsage=clientAuth\n")

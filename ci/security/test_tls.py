@@ -3,6 +3,7 @@
 import json
 import ssl
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -10,7 +11,7 @@ import requests
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from prometheus_client.exposition import _make_handler, tls_auth_handler
 
-from conftest import CURL
+from conftest import CURL, wait_until
 
 CONNECTION_REFUSED = (requests.exceptions.SSLError, requests.exceptions.ConnectionError)
 
@@ -198,3 +199,30 @@ def test_tls_with_basic_auth_and_prometheus_client(gateway, cert_dir):
 
     push_to_gateway(gw.url, job="py-tls-auth", registry=registry, handler=handler, timeout=10)
     assert 'py_tls_auth_gauge{instance="",job="py-tls-auth"} 5' in gw.scrape()
+
+
+def test_server_certificate_rotation_by_reload(gateway, cert_dir):
+    """The web config is re-read when it changes: a config naming a new certificate is used
+    for new connections; an invalid version (a key that does not match) keeps the old one."""
+    config = write_tls_config(cert_dir)
+    ca, other_ca = str(cert_dir / "ca.pem"), str(cert_dir / "other_ca.pem")
+    gw = gateway([f"--web.config.file={config}"], scheme="https", verify=ca)
+
+    def trusted_by(cafile):
+        try:
+            with requests.Session() as s:
+                s.trust_env = False
+                return s.get(gw.url + "/-/healthy", verify=cafile, timeout=5,
+                             headers={"Connection": "close"}).status_code == 200
+        except requests.RequestException:
+            return False
+
+    assert trusted_by(ca) and not trusted_by(other_ca)
+    # A mismatched pair: refused, the old certificate stays.
+    config.write_text("tls_server_config:\n  cert_file: other_server.pem\n  key_file: server.key\n")
+    time.sleep(2.5)
+    for _ in range(3):
+        assert trusted_by(ca) and not trusted_by(other_ca)
+    # The new pair: taken within a few seconds.
+    config.write_text("tls_server_config:\n  cert_file: other_server.pem\n  key_file: other_server.key\n")
+    assert wait_until(lambda: trusted_by(other_ca) and not trusted_by(ca), timeout=5), gw.log_text()
