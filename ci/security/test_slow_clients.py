@@ -158,3 +158,75 @@ def test_max_connections_busy_keepalive_clients(gateway):
         second.close()
     finally:
         first.close()
+
+
+def closed_after(sock, limit):
+    """Seconds until the server ends the connection (EOF or reset), or None within `limit`."""
+    started = time.monotonic()
+    sock.settimeout(limit)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+    except socket.timeout:
+        return None
+    except OSError:
+        pass
+    return time.monotonic() - started
+
+
+def test_silent_partial_and_idle_keepalive_connections_are_dropped(gateway):
+    gw = gateway(["--web.read-header-timeout=2s"])
+    silent = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    partial = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    partial.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no final empty line
+    idle = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    idle.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert read_response(idle, 3).startswith(b"HTTP/1.1 200")
+    results = {}
+    threads = [threading.Thread(target=lambda n=n, s=s: results.__setitem__(n, closed_after(s, 8)), daemon=True)
+               for n, s in (("silent", silent), ("partial", partial), ("idle keep-alive", idle))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    for s in (silent, partial, idle):
+        s.close()
+    for name, after in results.items():
+        assert after is not None and after < 4.5, (name, results)
+    assert len(results) == 3, results
+
+
+def test_slots_held_by_silent_connections_come_back(gateway):
+    """--web.max-connections=2 with two connections that never send anything: the header
+    timeout frees their slots, and a waiting client is served then."""
+    gw = gateway(["--web.max-connections=2", "--web.read-header-timeout=2s"])
+    time.sleep(0.2)
+    silent = [socket.create_connection(("127.0.0.1", gw.port), timeout=5) for _ in range(2)]
+    try:
+        time.sleep(0.2)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as third:
+            third.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            response = read_response(third, 8)
+        waited = time.monotonic() - started
+        assert response.startswith(b"HTTP/1.1 200"), response
+        assert 1.0 < waited < 5.0, waited
+    finally:
+        for s in silent:
+            s.close()
+
+
+def test_silent_tls_client_is_dropped_within_the_header_timeout(gateway, cert_dir):
+    """A client that connects to the TLS port and never starts the handshake holds a
+    connection slot. Go's server bounds the handshake by ReadHeaderTimeout (its
+    tlsHandshakeTimeout is the smallest of the read/header/write timeouts), so with
+    --web.read-header-timeout=2s it is dropped after about 2 s."""
+    config = cert_dir / "web.yml"
+    config.write_text("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n")
+    gw = gateway([f"--web.config.file={config}", "--web.read-header-timeout=2s"], scheme="https",
+                 verify=str(cert_dir / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as silent:
+        after = closed_after(silent, 12)
+    assert after is not None and after < 4.5, f"the silent TLS connection was closed after {after} s"
