@@ -25,7 +25,7 @@ def write_users(path, users, extra=""):
 
 @pytest.fixture
 def auth_gateway(gateway, tmp_path):
-    config = write_users(tmp_path / "web.yml", {USER: PASSWORD, "bob": "builder"})
+    config = write_users(tmp_path / "web.yml", {USER: PASSWORD, "bob": "builder", "ünï": "pass:with:colons"})
     return gateway([f"--web.config.file={config}", "--web.enable-admin-api", "--web.enable-lifecycle"],
                    auth=(USER, PASSWORD))
 
@@ -79,8 +79,13 @@ def test_right_credentials_reach_every_endpoint(auth_gateway):
             assert r.status_code != 401, (method, path, r.status_code)
     assert 'auth_pushed{instance="a",job="auth"} 1' in auth_gateway.scrape()
     # Another configured user has their own password.
-    r = requests.get(auth_gateway.url + "/-/healthy", auth=("bob", "builder"), timeout=5)
+    r = fresh_request("GET", auth_gateway.url + "/-/healthy", auth=("bob", "builder"))
     assert r.status_code == 200
+    # A password with colons (only the first colon separates the user) and a non-ASCII user.
+    r = fresh_request("GET", auth_gateway.url + "/-/healthy", headers={"Authorization": basic("ünï", "pass:with:colons")})
+    assert r.status_code == 200
+    r = fresh_request("GET", auth_gateway.url + "/-/healthy", headers={"Authorization": basic("ünï", "pass:with")})
+    assert r.status_code == 401
 
 
 @pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS), ids=list(BAD_CREDENTIALS))
@@ -304,18 +309,35 @@ def headers_config(path, with_users):
 @pytest.mark.parametrize("with_users", [False, True], ids=["no-auth", "with-auth"])
 def test_configured_headers_on_every_response(gateway, tmp_path, with_users):
     config = headers_config(tmp_path / "web.yml", with_users)
-    gw = gateway([f"--web.config.file={config}"], auth=(USER, PASSWORD) if with_users else None)
+    gw = gateway([f"--web.config.file={config}", "--push.max-series=3", "--storage.max-groups=4"],
+                 auth=(USER, PASSWORD) if with_users else None)
     responses = [gw.req(method, path, data=body) for method, path, body, _ in ENDPOINTS]
     responses += [
         gw.push("job/bad", "not a metric line {\n"),  # 400
         gw.req("PATCH", "/metrics/job/x"),  # 405
         gw.req("GET", "/metrics", headers={"Accept-Encoding": "gzip"}),
+        gw.push("job/many", "a 1\nb 1\nc 1\nd 1\n"),  # 413
+        gw.req("GET", "/metrics/", allow_redirects=False),  # redirect
     ]
+    for i in range(5):
+        responses.append(gw.push(f"job/group{i}", "g 1\n"))  # the last ones: 429
     if with_users:
         responses.append(requests.get(gw.url + "/metrics", timeout=5))  # 401
         assert responses[-1].status_code == 401
     statuses = {r.status_code for r in responses}
-    assert {200, 202, 400, 404, 405} <= statuses, statuses
+    assert {200, 202, 400, 404, 405, 413, 429} <= statuses, statuses
+    assert any(300 <= s < 400 for s in statuses), statuses
     for r in responses:
         for name, value in HEADERS.items():
             assert r.headers.get(name) == value, (r.request.method, r.request.url, r.status_code, name, dict(r.headers))
+
+
+def test_changed_headers_are_reloaded(gateway, tmp_path):
+    config = tmp_path / "web.yml"
+    config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    gw = gateway([f"--web.config.file={config}"])
+    assert gw.req("GET", "/-/healthy").headers.get("X-Frame-Options") == "deny"
+    config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n")
+    assert wait_until(lambda: gw.req("GET", "/-/healthy").headers.get("X-Frame-Options") == "sameorigin", 5)
+    config.write_text("")
+    assert wait_until(lambda: "X-Frame-Options" not in gw.req("GET", "/-/healthy").headers, 5)

@@ -225,3 +225,28 @@ def test_413_keeps_the_connection_usable(gateway, body):
     announced_close = "\r\nconnection: close" in first.lower()
     assert announced_close or second.startswith("HTTP/1.1 200"), (
         f"413 without Connection: close, then the connection was closed: second request got {second!r}")
+
+
+def test_refused_pushes_leave_the_persisted_state_unchanged(gateway, tmp_path):
+    """With persistence: after refused pushes of every kind, a SIGKILL and a restart restore
+    exactly the state from before them."""
+    args = [f"--persistence.file={tmp_path / 'pg.db'}", f"--push.max-body-bytes={BODY_LIMIT}", "--push.max-series=5",
+            "--push.max-label-length=20", "--storage.max-series=6", "--storage.max-groups=2"]
+    gw = gateway(args)
+    before = with_baseline(gw)
+    refused = [
+        ("job/base/instance/a", exact_body(BODY_LIMIT + 1), {}, 413),
+        ("job/base/instance/a", gzip.compress(b"# " + b"x" * 5000 + b"\n"), {"Content-Encoding": "gzip"}, 413),
+        ("job/base/instance/a", lines(6).encode(), {}, 413),
+        ("job/base/instance/b", ('base_metric{k="' + "v" * 21 + '"} 1\n').encode(), {}, 413),
+        ("job/third", b"third 1\n", {}, 429),
+        ("job/base/instance/b", lines(5).encode(), {}, 429),
+    ]
+    for path, body, headers, status in refused:
+        for method in ("PUT", "POST"):
+            r = gw.push(path, body, method=method, headers=headers)
+            assert r.status_code == status, (path, method, r.status_code, r.text)
+    assert gw.pushed() == before
+    gw.stop()
+    again = gateway(args)
+    assert again.pushed() == before
