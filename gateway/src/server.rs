@@ -60,7 +60,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 None => serve_connection(stream, peer, app, &graceful).await,
                 Some(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let limit = HANDSHAKE_TIMEOUT.min(app.config.header_read_timeout);
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => serve_connection(stream, peer, app, &graceful).await,
                         Ok(Err(e)) => {
                             tracing::debug!(source = %peer, err = %e, "TLS handshake failed")

@@ -145,11 +145,21 @@ where
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
             add_headers(&mut response, security);
+            close_after(&mut response);
             return response;
         }
     }
     let (handler, result) = route(&app, request, peer).await;
-    let mut response = result.unwrap_or_else(ApiError::into_response);
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => {
+            let mut response = error.into_response();
+            if method == Method::PUT || method == Method::POST || method == Method::DELETE {
+                close_after(&mut response);
+            }
+            response
+        }
+    };
     if let Some(handler) = handler {
         app.telemetry
             .observe_request(handler, response.status().as_u16(), method.as_str());
@@ -158,6 +168,14 @@ where
         add_headers(&mut response, security);
     }
     response
+}
+
+/// An error can be answered before the request body was read; the connection then cannot
+/// carry another request, so the client is told (instead of finding a closed socket).
+fn close_after(response: &mut HttpResponse) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 fn add_headers(response: &mut HttpResponse, security: &crate::webconfig::WebSecurity) {
