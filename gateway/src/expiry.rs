@@ -215,6 +215,39 @@ mod tests {
     }
 
     #[test]
+    fn deadlines_survive_a_restart_and_expiry_is_persisted() {
+        use crate::persist::{FsyncMode, PersistConfig, Persister};
+        let dir = std::env::temp_dir().join(format!("pgw-expiry-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = PersistConfig {
+            file: dir.join("pg.db"),
+            interval: Duration::from_secs(3600),
+            fsync: FsyncMode::Always,
+            start_empty_on_corruption: false,
+            max_log_bytes: u64::MAX,
+        };
+        let store = Store::new(StoreConfig::default());
+        let persister = Persister::start(config.clone(), &store).expect("start");
+        push(&store, key("backup", "a"), 1000.0);
+        push(&store, key("other", "a"), 1000.0);
+        drop(persister);
+
+        // After a restart the deadline still counts from the persisted push time.
+        let restored = Store::new(StoreConfig::default());
+        let persister = Persister::start(config.clone(), &restored).expect("restart");
+        let expirer = Expirer::new(policy());
+        assert!(expirer.sweep(&restored, 1009.0).expect("sweep").is_empty());
+        assert_eq!(expirer.sweep(&restored, 1010.0).expect("sweep").len(), 1);
+        drop(persister);
+
+        // The removal itself was journaled: it stays removed after another restart.
+        let again = Store::new(StoreConfig::default());
+        let _persister = Persister::start(config, &again).expect("restart");
+        assert_eq!(again.stats().groups, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_new_policy_applies_at_once() {
         let store = Store::new(StoreConfig::default());
         let expirer = Expirer::new(ExpiryPolicy::default());

@@ -251,6 +251,11 @@ pub fn spawn_gateway(args: &[&str]) -> Gateway {
 }
 
 impl Gateway {
+    /// The process id (to send signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Any request, path relative to the route prefix.
     pub fn request(
         &self,

@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod consistency;
 mod endpoints;
+mod expiry;
 mod exposition;
 mod failure_time;
 mod flags;
