@@ -58,7 +58,7 @@ fn untyped_family(name: &str, value: f64) -> proto::MetricFamily {
 /// and the text exposition then carries two `# TYPE a_b` blocks, which is not valid text
 /// format (our own parser: "second TYPE line for metric name \"a_b\"").
 #[test]
-#[ignore = "bug (issue 7): names colliding after escaping render an invalid text exposition"]
+
 fn text_utf8_names_colliding_after_escaping_render_valid_text() {
     let body = b"{\"a.b\"} 1\na_b 2\n";
     let families = text::parse(body, NameValidation::Utf8).expect("the body parses");
@@ -70,7 +70,7 @@ fn text_utf8_names_colliding_after_escaping_render_valid_text() {
 /// protobuf format carries any UTF-8 name, so `a.b` and `a_b` in one protobuf push are both
 /// accepted and the default text scrape is invalid.
 #[test]
-#[ignore = "bug (issue 7): names colliding after escaping render an invalid text exposition"]
+
 fn protobuf_names_colliding_after_escaping_render_valid_text() {
     let mut body = Vec::new();
     for family in [untyped_family("a.b", 1.0), untyped_family("a_b", 2.0)] {
@@ -89,7 +89,7 @@ fn protobuf_names_colliding_after_escaping_render_valid_text() {
 /// `push_time_seconds` block twice ("second HELP line for metric name
 /// \"push_time_seconds\""). The same happens with `push.failure_time_seconds`.
 #[test]
-#[ignore = "bug (issue 7): a name escaping to push_time_seconds renders an invalid text exposition"]
+
 fn protobuf_name_escaping_to_push_time_seconds_renders_valid_text() {
     for name in ["push+time_seconds", "push.failure_time_seconds"] {
         let mut body = Vec::new();
@@ -108,7 +108,7 @@ fn protobuf_name_escaping_to_push_time_seconds_renders_valid_text() {
 /// it out, as it does with other series that do not fit. (With the check enabled the push
 /// is refused, as it should be.)
 #[test]
-#[ignore = "bug (issue 7): unchecked pushes with an empty label name render an invalid text exposition"]
+
 fn unchecked_protobuf_empty_label_name_is_not_rendered() {
     let mut family = untyped_family("requests_total", 3.0);
     family.metric[0].label.push(proto::LabelPair {
@@ -126,4 +126,28 @@ fn unchecked_protobuf_empty_label_name_is_not_rendered() {
         Consistency::Checked,
     );
     assert_exposition_reparses_with(families, NameValidation::Legacy, Consistency::Unchecked);
+}
+
+/// The gateway's own `push_time_seconds` keeps its name when a pushed name escapes to it.
+#[test]
+fn own_push_time_seconds_wins_over_a_pushed_name_escaping_to_it() {
+    let mut body = Vec::new();
+    untyped_family("push+time_seconds", 1.0)
+        .encode_length_delimited(&mut body)
+        .expect("encode into a Vec");
+    let families = protobuf::parse(&body).expect("the body decodes");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    store
+        .push(key, families, PushMode::Replace, 1.0)
+        .expect("accepted");
+    let rendered = Renderer::new().render(&store, &[], ScrapeFormat::TEXT);
+    let text = String::from_utf8(rendered.body).expect("utf-8");
+    assert!(
+        text.contains(
+            "# TYPE push_time_seconds gauge\npush_time_seconds{instance=\"\",job=\"fuzz\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(rendered.dropped_series > 0, "{text}");
 }

@@ -90,7 +90,28 @@ impl Renderer {
         };
 
         let mut chunks: Vec<Bytes> = Vec::with_capacity(items.len() + 1);
+        // Escaped names can coincide (`a.b` and `a_b` both become `a_b`); the first family
+        // keeps the name, later ones are left out, so the exposition stays valid.
+        // The gateway's own names are taken first.
+        let mut exposed: HashSet<String> = items
+            .iter()
+            .filter(|(_, item)| !matches!(item, Item::Stored(_)))
+            .map(|(name, _)| name.to_string())
+            .collect();
         for (name, item) in &items {
+            if let Item::Stored(entry) = item {
+                let taken = !format.utf8_names
+                    && !exposed.insert(super::exposed_name(format, name, false).into_owned());
+                if taken {
+                    dropped_series += entry
+                        .families
+                        .iter()
+                        .map(|f| f.family.metrics.len() as u64)
+                        .sum::<u64>()
+                        .max(1);
+                    continue;
+                }
+            }
             let chunk = match item {
                 Item::Own(family) => Bytes::from(encode_own(format, family)),
                 Item::Stored(_) if clashes.contains(*name) => {
@@ -245,7 +266,9 @@ fn consistent_metrics<'a>(
     let mut seen = HashSet::new();
     for family in families {
         for metric in &family.metrics {
-            let fits = family.metric_type == metric_type && metric.value.fits(metric_type);
+            let fits = family.metric_type == metric_type
+                && metric.value.fits(metric_type)
+                && metric.labels.iter().all(|l| !l.name.is_empty());
             if fits && seen.insert(series_id(&family.name, &metric.labels)) {
                 metrics.push(metric);
             } else {

@@ -174,6 +174,34 @@ pub(crate) fn check_push_alone(
                     });
                 }
             }
+            // Names outside the classic set are escaped on the default scrape; two that
+            // escape alike would be one label twice there.
+            if metric
+                .labels
+                .iter()
+                .any(|l| !crate::model::is_legacy_label_name(&l.name))
+            {
+                let mut escaped: Vec<String> = metric
+                    .labels
+                    .iter()
+                    .map(|l| {
+                        crate::expose::exposed_name(
+                            crate::expose::ScrapeFormat::TEXT,
+                            &l.name,
+                            true,
+                        )
+                        .into_owned()
+                    })
+                    .collect();
+                escaped.sort();
+                if let Some(pair) = escaped.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(Rejection::DuplicateLabelName {
+                        name: family.name.to_string(),
+                        labels: labels(),
+                        label: pair[0].clone(),
+                    });
+                }
+            }
             let id = series_id(&family.name, &metric.labels);
             if !seen.insert(id) {
                 return Err(Rejection::DuplicateSeries {
