@@ -150,10 +150,10 @@ pub enum Value {
     Gauge(f64),
     /// Untyped value.
     Untyped(f64),
-    /// Summary value.
-    Summary(Summary),
-    /// Histogram value (also used by gauge histograms).
-    Histogram(Histogram),
+    /// Summary value (boxed: most series are plain numbers, and they stay small).
+    Summary(Box<Summary>),
+    /// Histogram value, also used by gauge histograms (boxed, as summaries).
+    Histogram(Box<Histogram>),
 }
 
 impl Value {
@@ -174,13 +174,13 @@ impl Value {
 /// One metric of a family: its labels (sorted by name once stored) and value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
-    /// Labels, sorted by name after the store sanitised them.
-    pub labels: Vec<Label>,
+    /// Labels, sorted by name after the store sanitised them (a boxed slice: the store
+    /// keeps millions of these, and a `Vec`'s capacity word is dead weight).
+    pub labels: Box<[Label]>,
     /// The value.
     pub value: Value,
-    /// Timestamp in milliseconds, if pushed (pushes with timestamps are rejected).
-    pub timestamp_ms: Option<i64>,
-    /// What only the protobuf format carries; boxed because text pushes never have it.
+    /// What plain samples never have (a timestamp, protobuf-only parts); boxed, so that
+    /// it costs one word when absent.
     pub extras: Option<Box<Extras>>,
 }
 
@@ -188,11 +188,21 @@ impl Metric {
     /// A metric with labels and a value and nothing else.
     pub fn new(labels: Vec<Label>, value: Value) -> Metric {
         Metric {
-            labels,
+            labels: labels.into_boxed_slice(),
             value,
-            timestamp_ms: None,
             extras: None,
         }
+    }
+
+    /// The pushed timestamp in milliseconds, if any (pushes with timestamps are refused).
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        self.extras.as_ref().and_then(|e| e.timestamp_ms)
+    }
+
+    /// Builds the extras from a timestamp and protobuf-only parts, `None` when empty.
+    pub fn extras_from(timestamp_ms: Option<i64>, mut extras: Extras) -> Option<Box<Extras>> {
+        extras.timestamp_ms = timestamp_ms;
+        (extras != Extras::default()).then(|| Box::new(extras))
     }
 }
 
@@ -261,9 +271,11 @@ impl NativeHistogram {
     }
 }
 
-/// Parts of a metric that only the protobuf format carries.
+/// Parts of a metric that plain samples do not have.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Extras {
+    /// Timestamp in milliseconds, if pushed.
+    pub timestamp_ms: Option<i64>,
     /// Created timestamp of a counter, summary or histogram.
     pub created: Option<Timestamp>,
     /// Exemplar of a counter.

@@ -12,7 +12,7 @@ pub mod render;
 pub mod text;
 
 pub use negotiate::{negotiate, Encoding, ScrapeFormat};
-pub use render::{Rendered, Renderer};
+pub use render::{Rendered, RenderedChunks, Renderer};
 
 use crate::model::{is_legacy_label_name, is_legacy_metric_name, Metric, MetricType};
 

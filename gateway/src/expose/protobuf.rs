@@ -69,7 +69,7 @@ fn proto_metric(format: ScrapeFormat, metric: &Metric) -> proto::Metric {
     let extras = metric.extras.as_deref().unwrap_or(&empty);
     let mut message = proto::Metric {
         label: labels(format, &metric.labels),
-        timestamp_ms: metric.timestamp_ms,
+        timestamp_ms: metric.timestamp_ms(),
         ..Default::default()
     };
     match &metric.value {

@@ -28,6 +28,17 @@ pub struct Rendered {
     pub dropped_series: u64,
 }
 
+/// The result of one render as the cached pieces it is made of, to be sent without
+/// copying them into one buffer (a copy that, at a million series, is tens of megabytes
+/// the allocator tends to keep).
+#[derive(Debug)]
+pub struct RenderedChunks {
+    /// The exposition, in order.
+    pub chunks: Vec<Bytes>,
+    /// Series left out because they contradicted others (only after unchecked pushes).
+    pub dropped_series: u64,
+}
+
 type TimesChunks = (u64, Bytes, Bytes);
 
 /// Renders scrapes, caching each metric name's encoding by format and store version.
@@ -53,6 +64,24 @@ impl Renderer {
 
     /// Renders the whole exposition in `format`: the store's families and the gateway's own.
     pub fn render(&self, store: &Store, own: &[MetricFamily], format: ScrapeFormat) -> Rendered {
+        let rendered = self.render_chunks(store, own, format);
+        let mut body = Vec::with_capacity(rendered.chunks.iter().map(Bytes::len).sum());
+        for chunk in &rendered.chunks {
+            body.extend_from_slice(chunk);
+        }
+        Rendered {
+            body,
+            dropped_series: rendered.dropped_series,
+        }
+    }
+
+    /// Renders the whole exposition as a list of pieces.
+    pub fn render_chunks(
+        &self,
+        store: &Store,
+        own: &[MetricFamily],
+        format: ScrapeFormat,
+    ) -> RenderedChunks {
         let own_names: HashSet<&str> = own.iter().map(|f| &*f.name).collect();
         let snapshot = {
             let cache = self.cache.lock();
@@ -133,12 +162,8 @@ impl Renderer {
             chunks.push(Bytes::from_static(b"# EOF\n"));
         }
         self.evict_missing(&snapshot);
-        let mut body = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-        for chunk in chunks {
-            body.extend_from_slice(&chunk);
-        }
-        Rendered {
-            body,
+        RenderedChunks {
+            chunks,
             dropped_series,
         }
     }

@@ -113,7 +113,7 @@ fn convert_metric(
             .map(|u| Value::Untyped(u.value.unwrap_or(0.0))),
         MetricType::Summary => message.summary.map(|s| {
             extras.created = s.created_timestamp.map(timestamp);
-            Value::Summary(Summary {
+            Value::Summary(Box::new(Summary {
                 count: s.sample_count.unwrap_or(0),
                 sum: s.sample_sum.unwrap_or(0.0),
                 quantiles: s
@@ -124,11 +124,11 @@ fn convert_metric(
                         value: q.value.unwrap_or(0.0),
                     })
                     .collect(),
-            })
+            }))
         }),
         MetricType::Histogram | MetricType::GaugeHistogram => message
             .histogram
-            .map(|h| Value::Histogram(convert_histogram(h, &mut extras))),
+            .map(|h| Value::Histogram(Box::new(convert_histogram(h, &mut extras)))),
     };
     // A metric without the value its family's type needs is upstream's consistency error
     // ("is not a gauge"); the store reports it, so hand it a value of another kind.
@@ -154,12 +154,10 @@ fn convert_metric(
         } else {
             Value::Untyped(0.0)
         });
-    let has_extras = extras != Extras::default();
     Ok(Metric {
-        labels,
+        labels: labels.into_boxed_slice(),
         value,
-        timestamp_ms: message.timestamp_ms,
-        extras: has_extras.then(|| Box::new(extras)),
+        extras: Metric::extras_from(message.timestamp_ms, extras),
     })
 }
 

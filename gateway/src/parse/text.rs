@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NameValidation, Quantile, Str,
-    Summary, Value, BUCKET_LABEL, QUANTILE_LABEL,
+    Bucket, Label, Metric, MetricFamily, MetricType, NameValidation, Quantile, Str, Value,
+    BUCKET_LABEL, QUANTILE_LABEL,
 };
 
 use super::ParseError;
@@ -165,10 +165,9 @@ impl<'a> Parser<'a> {
                         .metrics
                         .into_iter()
                         .map(|m| Metric {
-                            labels: m.labels,
+                            labels: m.labels.into_boxed_slice(),
                             value: m.value.unwrap_or_else(|| empty_value(metric_type)),
-                            timestamp_ms: m.timestamp_ms,
-                            extras: None,
+                            extras: Metric::extras_from(m.timestamp_ms, Default::default()),
                         })
                         .collect(),
                 }
@@ -794,7 +793,7 @@ impl<'a> Parser<'a> {
                     let summary = match &mut metric.value {
                         Some(Value::Summary(s)) => s,
                         other => {
-                            *other = Some(Value::Summary(Summary::default()));
+                            *other = Some(Value::Summary(Box::default()));
                             match other {
                                 Some(Value::Summary(s)) => s,
                                 _ => unreachable!("just set to a summary"),
@@ -815,7 +814,7 @@ impl<'a> Parser<'a> {
                     let histogram = match &mut metric.value {
                         Some(Value::Histogram(h)) => h,
                         other => {
-                            *other = Some(Value::Histogram(Histogram::default()));
+                            *other = Some(Value::Histogram(Box::default()));
                             match other {
                                 Some(Value::Histogram(h)) => h,
                                 _ => unreachable!("just set to a histogram"),
@@ -963,10 +962,8 @@ fn empty_value(metric_type: MetricType) -> Value {
         MetricType::Counter => Value::Counter(0.0),
         MetricType::Gauge => Value::Gauge(0.0),
         MetricType::Untyped => Value::Untyped(0.0),
-        MetricType::Summary => Value::Summary(Summary::default()),
-        MetricType::Histogram | MetricType::GaugeHistogram => {
-            Value::Histogram(Histogram::default())
-        }
+        MetricType::Summary => Value::Summary(Box::default()),
+        MetricType::Histogram | MetricType::GaugeHistogram => Value::Histogram(Box::default()),
     }
 }
 

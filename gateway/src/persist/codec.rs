@@ -187,7 +187,7 @@ impl BlockWriter {
                 }
             }
         }
-        match metric.timestamp_ms {
+        match metric.timestamp_ms() {
             None => self.byte(0),
             Some(ts) => {
                 self.byte(1);
@@ -624,11 +624,11 @@ impl<'a> Reader<'a> {
                         value: self.f64()?,
                     });
                 }
-                Value::Summary(Summary {
+                Value::Summary(Box::new(Summary {
                     count,
                     sum,
                     quantiles,
-                })
+                }))
             }
             4 => {
                 let count = self.f64()?;
@@ -642,12 +642,12 @@ impl<'a> Reader<'a> {
                         count: self.f64()?,
                     });
                 }
-                Value::Histogram(Histogram {
+                Value::Histogram(Box::new(Histogram {
                     count,
                     float_counts,
                     sum,
                     buckets,
-                })
+                }))
             }
             _ => return err("unknown value type"),
         };
@@ -662,10 +662,9 @@ impl<'a> Reader<'a> {
             None
         };
         Ok(Metric {
-            labels,
+            labels: labels.into_boxed_slice(),
             value,
-            timestamp_ms,
-            extras,
+            extras: Metric::extras_from(timestamp_ms, extras.map(|e| *e).unwrap_or_default()),
         })
     }
 
@@ -768,6 +767,7 @@ impl<'a> Reader<'a> {
             exemplars.push(self.exemplar()?);
         }
         Ok(Extras {
+            timestamp_ms: None,
             created,
             exemplar,
             bucket_exemplars,

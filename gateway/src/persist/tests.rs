@@ -45,7 +45,7 @@ fn gauge(name: &str, value: f64) -> MetricFamily {
 fn rich_histogram() -> MetricFamily {
     let mut metric = Metric::new(
         vec![Label::new("le_not", "v")],
-        Value::Histogram(Histogram {
+        Value::Histogram(Box::new(Histogram {
             count: 3.0,
             float_counts: false,
             sum: 1.5,
@@ -53,9 +53,10 @@ fn rich_histogram() -> MetricFamily {
                 upper_bound: 0.5,
                 count: 2.0,
             }],
-        }),
+        })),
     );
     metric.extras = Some(Box::new(Extras {
+        timestamp_ms: None,
         created: Some(Timestamp {
             seconds: 10,
             nanos: 5,

@@ -122,7 +122,7 @@ pub(crate) fn check_push_alone(
 ) -> Result<Vec<Vec<SeriesId>>, Rejection> {
     if families
         .iter()
-        .any(|f| f.metrics.iter().any(|m| m.timestamp_ms.is_some()))
+        .any(|f| f.metrics.iter().any(|m| m.timestamp_ms().is_some()))
     {
         return Err(Rejection::Timestamp);
     }

@@ -529,12 +529,14 @@ impl Store {
         families.retain(|f| &*f.name != PUSH_TIME_METRIC && &*f.name != PUSH_FAILURE_TIME_METRIC);
         for family in &mut families {
             for metric in &mut family.metrics {
+                let mut labels = std::mem::take(&mut metric.labels).into_vec();
                 sanitize_labels(
-                    &mut metric.labels,
+                    &mut labels,
                     key.labels(),
                     &self.shared.instance,
                     &self.shared.empty,
                 );
+                metric.labels = labels.into_boxed_slice();
             }
         }
         families

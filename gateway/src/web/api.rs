@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
-use http_body_util::Full;
 use serde_json::{json, Map, Value as Json};
 
 use super::error::{text_response, ApiError};
+use super::response_body::ResponseBody;
 use super::{App, HttpResponse};
 use crate::expose::number::format_float;
 use crate::model::{Label, Metric, Value};
@@ -54,7 +53,7 @@ fn respond(data: Json, with_body: bool) -> HttpResponse {
 }
 
 fn respond_raw(body: String) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(

@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
-use http_body_util::Full;
 
+use super::response_body::ResponseBody;
 use crate::grouping::GroupingError;
 use crate::parse::ParseError;
 use crate::store::{PushError, Rejection};
@@ -98,7 +98,7 @@ impl ApiError {
     }
 
     /// The response: status code and the reason as text.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
         let mut body = self.to_string();
         // Go's http.Error ends the message with a newline; the bare lifecycle answers do not.
@@ -113,8 +113,8 @@ impl ApiError {
 }
 
 /// A plain-text response.
-pub fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
+pub fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

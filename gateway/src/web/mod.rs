@@ -6,6 +6,7 @@ pub mod api;
 pub mod body;
 pub mod error;
 mod push;
+pub mod response_body;
 pub mod ui;
 
 use std::net::SocketAddr;
@@ -14,7 +15,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use percent_encoding::percent_decode_str;
 use tokio::sync::Notify;
 
@@ -27,9 +27,10 @@ use crate::telemetry::Telemetry;
 use crate::webconfig::WebConfigSource;
 
 pub use error::ApiError;
+pub use response_body::ResponseBody;
 
 /// The response type of every handler.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<ResponseBody>;
 
 /// Everything the handlers share.
 pub struct App {
@@ -323,7 +324,7 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
         let own = app
             .telemetry
             .families(app.store.stats(), app.expirer.expired_total());
-        app.renderer.render(&app.store, &own, format)
+        app.renderer.render_chunks(&app.store, &own, format)
     };
     let mut rendered = render();
     if rendered.dropped_series > 0 {
@@ -337,17 +338,12 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
         rendered = render();
     }
     let gzip = accepts_gzip(request.headers());
-    let mut body = Bytes::from(rendered.body);
-    if gzip {
-        use std::io::Write;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        if encoder.write_all(&body).is_ok() {
-            if let Ok(compressed) = encoder.finish() {
-                body = Bytes::from(compressed);
-            }
-        }
-    }
-    let mut response = Response::new(Full::new(body));
+    let body = if gzip {
+        ResponseBody::full(gzip_chunks(&rendered.chunks))
+    } else {
+        ResponseBody::chunks(rendered.chunks)
+    };
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     if let Ok(content_type) = HeaderValue::from_str(&format.content_type()) {
         headers.insert(header::CONTENT_TYPE, content_type);
@@ -356,6 +352,18 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
+}
+
+fn gzip_chunks(chunks: &[Bytes]) -> Bytes {
+    use std::io::Write;
+    let size: usize = chunks.iter().map(Bytes::len).sum();
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(size / 4), flate2::Compression::fast());
+    for chunk in chunks {
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(chunk);
+    }
+    encoder.finish().map(Bytes::from).unwrap_or_default()
 }
 
 fn accepts_gzip(headers: &http::HeaderMap) -> bool {

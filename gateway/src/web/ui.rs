@@ -4,9 +4,9 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 
 use super::error::ApiError;
+use super::response_body::ResponseBody;
 use super::{App, HttpResponse};
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
@@ -39,7 +39,7 @@ pub fn asset(path: &str) -> Result<HttpResponse, ApiError> {
 }
 
 fn respond(body: Bytes, content_type: &'static str, cache: &'static str) -> HttpResponse {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
