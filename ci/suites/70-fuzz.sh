@@ -25,7 +25,7 @@ fi
 
 cargo fuzz build -s "$sanitizer"
 targets=$(cargo fuzz list)
-bin_dir="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
+bin_dir="${CARGO_TARGET_DIR:-fuzz/target}/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
