@@ -72,14 +72,33 @@ impl Conn {
         path: &str,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes)> {
-        let req = Request::builder()
+        self.request_with(method, path, body, &[]).await
+    }
+
+    /// Like [`Conn::request`], with extra headers that replace the defaults.
+    pub async fn request_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, Bytes)> {
+        let mut builder = Request::builder()
             .method(method)
             .uri(path)
-            .header(hyper::header::HOST, &self.host)
-            .header(hyper::header::ACCEPT, "text/plain; version=0.0.4")
-            .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
+            .header(hyper::header::HOST, &self.host);
+        for (name, default) in [
+            ("accept", "text/plain; version=0.0.4"),
+            ("content-type", "text/plain; version=0.0.4"),
+        ] {
+            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                builder = builder.header(name, default);
+            }
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let req = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
         let sender = self.ready_sender().await?;
         let fut = async {
             let resp = sender

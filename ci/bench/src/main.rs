@@ -149,6 +149,12 @@ pub struct RunResult {
     pub scrape: Scrape,
     /// CPU time the gateway spent during the throughput run.
     pub throughput_cpu: Duration,
+    /// Sequential 10-series protobuf PUTs.
+    pub protobuf_latency: Latency,
+    /// Full scrapes with gzip.
+    pub gzip_scrape: Scrape,
+    /// Restart from the persistence file until the store is served (when loaded that way).
+    pub restart: Option<Duration>,
 }
 
 impl RunResult {
@@ -223,7 +229,7 @@ async fn load_via_restore(
     bin: Bin<'_>,
     n: usize,
     dir: &Path,
-) -> Result<(Gateway, u64, String)> {
+) -> Result<(Gateway, u64, String, Option<Duration>)> {
     let file = dir.join("store.data");
     // A previous run's persistence (and its side files) must not be restored.
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -279,7 +285,7 @@ async fn load_via_restore(
         report::bytes(size as f64),
         report::dur(restore_time)
     );
-    Ok((gw, rss_empty, mode))
+    Ok((gw, rss_empty, mode, Some(restore_time)))
 }
 
 /// Loads a gateway running with the consistency check directly with checked pushes.
@@ -288,7 +294,7 @@ async fn load_checked(
     bin: Bin<'_>,
     n: usize,
     dir: &Path,
-) -> Result<(Gateway, u64, String)> {
+) -> Result<(Gateway, u64, String, Option<Duration>)> {
     let direct_args = vec!["--persistence.file=".to_string()];
     let (gw, rss_empty) = start_empty(bin, &direct_args, &dir.join("direct.log")).await?;
     let loading = measure::load(gw.addr, n, args.group_size, args.load_connections);
@@ -309,7 +315,7 @@ async fn load_checked(
         args.group_size,
         report::dur(load_time)
     );
-    Ok((gw, rss_empty, mode))
+    Ok((gw, rss_empty, mode, None))
 }
 
 /// Loads `n` series into `bin` and measures it.
@@ -328,7 +334,7 @@ async fn run_one(
     } else {
         load_via_restore(args, bin, n, &dir).await
     };
-    let (gw, rss_empty, load_mode) = match restore {
+    let (gw, rss_empty, load_mode, restart) = match restore {
         Ok(r) => r,
         // Checked loading is hopeless for upstream at large N (each push re-checks
         // the whole store): only ours falls back to it.
@@ -397,10 +403,37 @@ async fn run_one(
         scrape.series,
         scrape.samples
     );
+    let protobuf_latency = measure::put_latency_protobuf(
+        gw.addr,
+        args.put_samples,
+        10,
+        Duration::from_secs(args.put_budget_secs),
+    )
+    .await?;
+    println!(
+        "  {name}: protobuf PUT 10 series: median {}, p99 {}",
+        report::dur(protobuf_latency.median),
+        report::dur(protobuf_latency.p99)
+    );
+    let gzip_scrape = measure::scrape_gzip(
+        gw.addr,
+        args.scrapes,
+        3,
+        Duration::from_secs(args.scrape_budget_secs),
+    )
+    .await?;
+    println!(
+        "  {name}: gzip scrape: median {}, {}",
+        report::dur(gzip_scrape.median),
+        report::bytes(gzip_scrape.bytes as f64)
+    );
     if let Err(e) = gw.terminate(STOP_TIMEOUT).await {
         println!("  {name}: {e}");
     }
     Ok(RunResult {
+        protobuf_latency,
+        gzip_scrape,
+        restart,
         load_mode,
         rss_empty,
         rss_loaded,

@@ -159,6 +159,82 @@ pub async fn put_latency(
     })
 }
 
+/// Content type of delimited protobuf pushes.
+pub const PROTOBUF: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// A delimited `io.prometheus.client.MetricFamily` of `count` gauges labelled `series`,
+/// encoded by hand (the schema's field numbers) so the benchmark needs no protobuf crate.
+pub fn protobuf_body(metric: &str, count: usize, value: u64) -> Bytes {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+        out.push(tag);
+        varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+    let mut family = Vec::new();
+    field(&mut family, 0x0a, metric.as_bytes()); // name = 1
+    family.extend_from_slice(&[0x18, 0x01]); // type = 3: GAUGE
+    for j in 0..count {
+        let mut label = Vec::new();
+        field(&mut label, 0x0a, b"series"); // name = 1
+        field(&mut label, 0x12, j.to_string().as_bytes()); // value = 2
+        let mut gauge = vec![0x09]; // value = 1, double
+        gauge.extend_from_slice(&(value as f64).to_le_bytes());
+        let mut m = Vec::new();
+        field(&mut m, 0x0a, &label); // label = 1
+        field(&mut m, 0x12, &gauge); // gauge = 2
+        field(&mut family, 0x22, &m); // metric = 4
+    }
+    let mut out = Vec::new();
+    varint(&mut out, family.len() as u64);
+    out.extend_from_slice(&family);
+    Bytes::from(out)
+}
+
+/// Like [`put_latency`], with 10-series delimited protobuf bodies.
+pub async fn put_latency_protobuf(
+    addr: SocketAddr,
+    max: usize,
+    min: usize,
+    budget: Duration,
+) -> Result<Latency> {
+    let mut conn = Conn::new(addr);
+    let path = "/metrics/job/bench/group/probe-protobuf";
+    let headers = [("content-type", PROTOBUF)];
+    let mut times = Vec::with_capacity(max);
+    let start = Instant::now();
+    for i in 0..max + 3 {
+        if i >= min + 3 && start.elapsed() > budget {
+            break;
+        }
+        let b = protobuf_body("bench_probe_protobuf", 10, i as u64);
+        let t = Instant::now();
+        let (status, _) = conn
+            .request_with(hyper::Method::PUT, path, b, &headers)
+            .await?;
+        if !status.is_success() {
+            return Err(format!("protobuf PUT {path}: {status}"));
+        }
+        // The first three are warm-up.
+        if i >= 3 {
+            times.push(t.elapsed());
+        }
+    }
+    times.sort();
+    Ok(Latency {
+        samples: times.len(),
+        median: percentile(&times, 50.0),
+        p99: percentile(&times, 99.0),
+    })
+}
+
 /// Concurrent push figures.
 #[derive(Debug, Clone, Copy)]
 pub struct Throughput {
@@ -256,7 +332,32 @@ pub struct Scrape {
 /// Up to `max` sequential full `GET /metrics` (at least `min`, then stopping once
 /// `budget` is spent).
 pub async fn scrape(addr: SocketAddr, max: usize, min: usize, budget: Duration) -> Result<Scrape> {
+    scrape_with(addr, max, min, budget, false).await
+}
+
+/// Like [`scrape`], asking for a gzip body (`bytes` is then the compressed size).
+pub async fn scrape_gzip(
+    addr: SocketAddr,
+    max: usize,
+    min: usize,
+    budget: Duration,
+) -> Result<Scrape> {
+    scrape_with(addr, max, min, budget, true).await
+}
+
+async fn scrape_with(
+    addr: SocketAddr,
+    max: usize,
+    min: usize,
+    budget: Duration,
+    gzip: bool,
+) -> Result<Scrape> {
     let mut conn = Conn::new(addr);
+    let headers: &[(&str, &str)] = if gzip {
+        &[("accept-encoding", "gzip")]
+    } else {
+        &[]
+    };
     let mut times = Vec::new();
     let mut last = ScrapeCount::default();
     let start = Instant::now();
@@ -265,9 +366,21 @@ pub async fn scrape(addr: SocketAddr, max: usize, min: usize, budget: Duration) 
             break;
         }
         let t = Instant::now();
-        let body = conn.get_ok("/metrics").await?;
+        let (status, body) = conn
+            .request_with(hyper::Method::GET, "/metrics", Bytes::new(), headers)
+            .await?;
+        if status != hyper::StatusCode::OK {
+            return Err(format!("GET /metrics: {status}"));
+        }
         times.push(t.elapsed());
-        last = count(&body);
+        last = if gzip {
+            ScrapeCount {
+                bytes: body.len(),
+                ..ScrapeCount::default()
+            }
+        } else {
+            count(&body)
+        };
     }
     times.sort();
     Ok(Scrape {

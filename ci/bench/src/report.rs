@@ -272,6 +272,37 @@ fn metrics(row: &SizeRow) -> Vec<Metric> {
         None,
     );
     push(
+        "protobuf PUT 10 series, median",
+        get(|x| x.protobuf_latency.median.as_secs_f64()),
+        fmt_dur,
+        Better::Lower,
+        None,
+    );
+    push(
+        "gzip scrape time, median",
+        get(|x| x.gzip_scrape.median.as_secs_f64()),
+        fmt_dur,
+        Better::Lower,
+        None,
+    );
+    push(
+        "gzip scrape size",
+        get(|x| x.gzip_scrape.bytes as f64),
+        fmt_bytes,
+        Better::Lower,
+        None,
+    );
+    push(
+        "restart from persistence",
+        (
+            o.and_then(|x| x.restart).map(|d| d.as_secs_f64()),
+            r.and_then(|x| x.restart).map(|d| d.as_secs_f64()),
+        ),
+        fmt_dur,
+        Better::Lower,
+        None,
+    );
+    push(
         "RSS after loading",
         get(|x| x.rss_loaded as f64),
         fmt_bytes,
