@@ -9,7 +9,7 @@
 //! stores for the same bound scraped as protobuf.
 
 use super::number::write_float;
-use super::text::{escape_into, write_name, write_series};
+use super::text::{escape_into, write_header, write_series};
 use super::{exposed_name, ScrapeFormat};
 use crate::model::{Exemplar, Label, Metric, MetricType, Value, BUCKET_LABEL, QUANTILE_LABEL};
 
@@ -33,21 +33,11 @@ pub fn write_family(
         },
         other => (&*name, other),
     };
-    if let Some(help) = help {
-        out.push_str("# HELP ");
-        write_name(out, declared);
-        out.push(' ');
-        escape_into(out, help, true);
-        out.push('\n');
-    }
-    out.push_str("# TYPE ");
-    write_name(out, declared);
-    out.push(' ');
-    out.push_str(match metric_type {
+    let type_name = match metric_type {
         MetricType::Untyped => "unknown",
         other => other.as_str(),
-    });
-    out.push('\n');
+    };
+    write_header(out, declared, help, type_name, true);
     for metric in metrics {
         write_metric(out, format, declared, metric_type, metric);
     }

@@ -29,18 +29,7 @@ pub fn write_family(
         return;
     }
     let name = exposed_name(format, name, false);
-    if let Some(help) = help {
-        out.push_str("# HELP ");
-        write_name(out, &name);
-        out.push(' ');
-        escape_into(out, help, false);
-        out.push('\n');
-    }
-    out.push_str("# TYPE ");
-    write_name(out, &name);
-    out.push(' ');
-    out.push_str(metric_type.as_str());
-    out.push('\n');
+    write_header(out, &name, help, metric_type.as_str(), false);
     for metric in metrics {
         write_metric(out, format, &name, metric);
     }
@@ -83,6 +72,28 @@ fn write_metric(out: &mut String, format: ScrapeFormat, name: &str, metric: &Met
             sample(out, "_count", None, histogram.count);
         }
     }
+}
+
+/// Writes the `# HELP` (if any) and `# TYPE` lines; OpenMetrics also escapes `"` in help.
+pub(super) fn write_header(
+    out: &mut String,
+    name: &str,
+    help: Option<&str>,
+    type_name: &str,
+    escape_quotes: bool,
+) {
+    if let Some(help) = help {
+        out.push_str("# HELP ");
+        write_name(out, name);
+        out.push(' ');
+        escape_into(out, help, escape_quotes);
+        out.push('\n');
+    }
+    out.push_str("# TYPE ");
+    write_name(out, name);
+    out.push(' ');
+    out.push_str(type_name);
+    out.push('\n');
 }
 
 /// Writes `name{labels} value`, or `{"name",labels} value` for a name outside the classic

@@ -234,19 +234,28 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Appends the character an escape (`\\`, `\n`, `\"`) stands for; any other escape in
+    /// HELP text and names is an error. Returns whether parsing may go on.
+    fn push_escaped(&mut self) -> bool {
+        match self.current_byte {
+            b'\\' => self.token.push(b'\\'),
+            b'n' => self.token.push(b'\n'),
+            b'"' => self.token.push(b'"'),
+            other => {
+                self.error(format!("invalid escape sequence '\\{}'", other as char));
+                return false;
+            }
+        }
+        true
+    }
+
     fn read_token_until_newline(&mut self, recognize_escapes: bool) {
         self.token.clear();
         let mut escaped = false;
         while !self.failed() {
             if recognize_escapes && escaped {
-                match self.current_byte {
-                    b'\\' => self.token.push(b'\\'),
-                    b'n' => self.token.push(b'\n'),
-                    b'"' => self.token.push(b'"'),
-                    other => {
-                        self.error(format!("invalid escape sequence '\\{}'", other as char));
-                        return;
-                    }
+                if !self.push_escaped() {
+                    return;
                 }
                 escaped = false;
             } else {
@@ -277,14 +286,8 @@ impl<'a> Parser<'a> {
         let mut escaped = false;
         while !self.failed() {
             if escaped {
-                match self.current_byte {
-                    b'\\' => self.token.push(b'\\'),
-                    b'n' => self.token.push(b'\n'),
-                    b'"' => self.token.push(b'"'),
-                    other => {
-                        self.error(format!("invalid escape sequence '\\{}'", other as char));
-                        return;
-                    }
+                if !self.push_escaped() {
+                    return;
                 }
                 escaped = false;
             } else {
