@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 pub use check::Rejection;
 use check::{base_name, check_push_alone, derived_names};
 pub use journal::{Change, Journal, PushError};
-pub use series::{series_id, SeriesId};
+pub use series::{series_id, SeriesId, SeriesIndex};
 
 use crate::model::{
     GroupingKey, Label, MetricFamily, MetricType, NameValidation, Str, INSTANCE_LABEL,
@@ -245,7 +245,7 @@ struct State {
     journal: Option<Box<dyn Journal>>,
     groups: HashMap<Arc<GroupingKey>, Group>,
     names: BTreeMap<Str, NameEntry>,
-    series: HashMap<SeriesId, u32>,
+    series: SeriesIndex,
     series_total: usize,
     next_version: u64,
     times_version: u64,
@@ -705,7 +705,7 @@ impl Store {
                 })
                 .unwrap_or_default();
             for (metric, id) in family.metrics.iter().zip(family_ids) {
-                let stored = state.series.get(id).copied().unwrap_or(0);
+                let stored = state.series.count(*id);
                 let stored = stored - u32::from(replaced_ids.contains(id));
                 if stored > 0 {
                     return Err(Rejection::DuplicateSeries {
@@ -861,10 +861,7 @@ fn apply(
 
 fn insert_family(state: &mut State, key: &Arc<GroupingKey>, family: MetricFamily, now: f64) {
     for metric in &family.metrics {
-        *state
-            .series
-            .entry(series_id(&family.name, &metric.labels))
-            .or_insert(0) += 1;
+        state.series.add(series_id(&family.name, &metric.labels));
     }
     state.series_total += family.metrics.len();
     let version = state.bump();
@@ -895,13 +892,7 @@ fn remove_family(state: &mut State, key: &GroupingKey, name: &str) {
         return;
     };
     for metric in &old.family.metrics {
-        let id = series_id(name, &metric.labels);
-        if let Some(count) = state.series.get_mut(&id) {
-            *count -= 1;
-            if *count == 0 {
-                state.series.remove(&id);
-            }
-        }
+        state.series.remove(series_id(name, &metric.labels));
     }
     state.series_total -= old.family.metrics.len();
     let version = state.bump();
