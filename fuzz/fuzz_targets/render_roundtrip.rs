@@ -35,7 +35,6 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Consistency::Checked
         },
-        validation,
         reserved: gateway::telemetry::own_metric_types(),
         ..StoreConfig::default()
     });

@@ -42,9 +42,6 @@ pub enum GroupingError {
     /// The job is empty.
     #[error("job name is required")]
     EmptyJob,
-    /// The decoded path or value is not UTF-8.
-    #[error("grouping key is not valid UTF-8")]
-    NotUtf8,
 }
 
 /// Go's `base64.RawURLEncoding` after trimming `=`: no padding, lenient trailing bits.

@@ -64,7 +64,6 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let store = Store::new(StoreConfig {
         consistency: config.web.consistency,
-        validation: config.web.validation,
         reserved: telemetry::own_metric_types(),
         limits: config.limits,
     });

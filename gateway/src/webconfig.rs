@@ -133,11 +133,6 @@ impl WebSecurity {
         verdicts.insert(key, matches);
         matches
     }
-
-    /// Whether basic auth is configured.
-    pub fn requires_auth(&self) -> bool {
-        !self.users.is_empty()
-    }
 }
 
 fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {

@@ -12,17 +12,12 @@ use prost::Message;
 
 /// What `fuzz_targets/render_roundtrip.rs` checks: when the store accepts the push, the
 /// default text exposition (escaped names) parses with the text parser.
-fn assert_exposition_reparses(families: Vec<MetricFamily>, validation: NameValidation) {
-    assert_exposition_reparses_with(families, validation, Consistency::Checked);
+fn assert_exposition_reparses(families: Vec<MetricFamily>) {
+    assert_exposition_reparses_with(families, Consistency::Checked);
 }
 
-fn assert_exposition_reparses_with(
-    families: Vec<MetricFamily>,
-    validation: NameValidation,
-    consistency: Consistency,
-) {
+fn assert_exposition_reparses_with(families: Vec<MetricFamily>, consistency: Consistency) {
     let store = Store::new(StoreConfig {
-        validation,
         consistency,
         reserved: gateway::telemetry::own_metric_types(),
         ..StoreConfig::default()
@@ -63,7 +58,7 @@ fn text_utf8_names_colliding_after_escaping_render_valid_text() {
     let body = b"{\"a.b\"} 1\na_b 2\n";
     let families = text::parse(body, NameValidation::Utf8).expect("the body parses");
     assert_eq!(families.len(), 2);
-    assert_exposition_reparses(families, NameValidation::Utf8);
+    assert_exposition_reparses(families);
 }
 
 /// The same collision through the default configuration (legacy name validation): the
@@ -80,7 +75,7 @@ fn protobuf_names_colliding_after_escaping_render_valid_text() {
     }
     let families = protobuf::parse(&body).expect("the body decodes");
     assert_eq!(families.len(), 2);
-    assert_exposition_reparses(families, NameValidation::Legacy);
+    assert_exposition_reparses(families);
 }
 
 /// Found by `render_roundtrip` (a protobuf push; minimized by hand): a family named
@@ -97,7 +92,7 @@ fn protobuf_name_escaping_to_push_time_seconds_renders_valid_text() {
             .encode_length_delimited(&mut body)
             .expect("encode into a Vec");
         let families = protobuf::parse(&body).expect("the body decodes");
-        assert_exposition_reparses(families, NameValidation::Legacy);
+        assert_exposition_reparses(families);
     }
 }
 
@@ -120,12 +115,8 @@ fn unchecked_protobuf_empty_label_name_is_not_rendered() {
         .encode_length_delimited(&mut body)
         .expect("encode into a Vec");
     let families = protobuf::parse(&body).expect("the body decodes");
-    assert_exposition_reparses_with(
-        families.clone(),
-        NameValidation::Legacy,
-        Consistency::Checked,
-    );
-    assert_exposition_reparses_with(families, NameValidation::Legacy, Consistency::Unchecked);
+    assert_exposition_reparses_with(families.clone(), Consistency::Checked);
+    assert_exposition_reparses_with(families, Consistency::Unchecked);
 }
 
 /// The gateway's own `push_time_seconds` keeps its name when a pushed name escapes to it.

@@ -99,10 +99,7 @@ fn main() {
         encoding: Encoding::Protobuf,
         utf8_names: true,
     };
-    let everything = Store::new(StoreConfig {
-        validation: NameValidation::Utf8,
-        ..StoreConfig::default()
-    });
+    let everything = Store::new(StoreConfig::default());
     let mut all_families: Vec<MetricFamily> = Vec::new();
     let mut changes = Vec::new();
     let mut framed_segment = vec![3u8, 0u8];
@@ -127,10 +124,7 @@ fn main() {
             continue;
         }
         // One store per body, so that its protobuf rendering is one realistic body.
-        let store = Store::new(StoreConfig {
-            validation,
-            ..StoreConfig::default()
-        });
+        let store = Store::new(StoreConfig::default());
         if store
             .push(key.clone(), families.clone(), PushMode::Replace, 1.0)
             .is_err()

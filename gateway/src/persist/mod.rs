@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::store::Store;
 use wal::{list_segments, read_segment, segment_path, SyncStatus, Wal};
@@ -93,7 +93,6 @@ pub struct Persister {
     status: watch::Receiver<SyncStatus>,
     snapshot_lock: Mutex<()>,
     last_snapshot: Mutex<Option<SystemTime>>,
-    wake: Notify,
     report: RestoreReport,
 }
 
@@ -158,7 +157,6 @@ impl Persister {
             status,
             snapshot_lock: Mutex::new(()),
             last_snapshot: Mutex::new(None),
-            wake: Notify::new(),
             report,
         }))
     }
@@ -234,10 +232,7 @@ impl Persister {
         let check_every = Duration::from_secs(1).min(self.config.interval);
         let mut due = Instant::now() + self.config.interval;
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(check_every) => {},
-                () = self.wake.notified() => {},
-            }
+            tokio::time::sleep(check_every).await;
             let log_bytes = self.log_bytes();
             if Instant::now() < due && log_bytes < self.config.max_log_bytes {
                 continue;

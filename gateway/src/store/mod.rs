@@ -86,8 +86,6 @@ impl Default for Limits {
 pub struct StoreConfig {
     /// Whether pushes are checked.
     pub consistency: Consistency,
-    /// Which names are valid.
-    pub validation: NameValidation,
     /// The gateway's own metric names and types, which pushes must not contradict.
     pub reserved: HashMap<String, MetricType>,
     /// Push and store limits.
