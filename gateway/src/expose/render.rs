@@ -83,13 +83,25 @@ impl Renderer {
         format: ScrapeFormat,
     ) -> RenderedChunks {
         let own_names: HashSet<&str> = own.iter().map(|f| &*f.name).collect();
+        let mut cached_times = None;
         let snapshot = {
             let cache = self.cache.lock();
-            store.snapshot(|name, version| {
-                cache
-                    .get(&(format, Str::from(name)))
-                    .is_some_and(|(v, _)| *v == version)
-            })
+            store.snapshot(
+                |name, version| {
+                    cache
+                        .get(&(format, Str::from(name)))
+                        .is_some_and(|(v, _)| *v == version)
+                },
+                |version| {
+                    // Taken out now: a concurrent scrape may replace the entry meanwhile.
+                    let times = self.times.lock();
+                    cached_times = times
+                        .get(&format)
+                        .filter(|(v, _, _)| *v == version)
+                        .map(|(_, push, failure)| (push.clone(), failure.clone()));
+                    cached_times.is_some()
+                },
+            )
         };
         let mut dropped_series = 0;
         let mut items: BTreeMap<&str, Item> = BTreeMap::new();
@@ -108,10 +120,13 @@ impl Renderer {
             }
             items.insert(&name.name, Item::Stored(name));
         }
-        if !snapshot.times.is_empty() {
+        let times = (snapshot.groups > 0).then(|| {
             items.insert(PUSH_TIME_METRIC, Item::PushTimes);
             items.insert(PUSH_FAILURE_TIME_METRIC, Item::FailureTimes);
-        }
+            cached_times
+                .take()
+                .unwrap_or_else(|| self.encode_and_cache_times(format, &snapshot))
+        });
         let clashes = if snapshot.maybe_inconsistent {
             suffix_clashes(&snapshot)
         } else {
@@ -153,8 +168,8 @@ impl Renderer {
                     dropped_series += dropped;
                     chunk
                 }
-                Item::PushTimes => self.times_chunks(format, &snapshot).0,
-                Item::FailureTimes => self.times_chunks(format, &snapshot).1,
+                Item::PushTimes => times.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+                Item::FailureTimes => times.as_ref().map(|t| t.1.clone()).unwrap_or_default(),
             };
             chunks.push(chunk);
         }
@@ -207,13 +222,8 @@ impl Renderer {
         (chunk, dropped)
     }
 
-    fn times_chunks(&self, format: ScrapeFormat, snapshot: &Snapshot) -> (Bytes, Bytes) {
-        let mut cached = self.times.lock();
-        if let Some((version, push, failure)) = cached.get(&format) {
-            if *version == snapshot.times_version {
-                return (push.clone(), failure.clone());
-            }
-        }
+    /// Encodes both timestamp families and caches them by the store's times version.
+    fn encode_and_cache_times(&self, format: ScrapeFormat, snapshot: &Snapshot) -> (Bytes, Bytes) {
         let push = Bytes::from(encode_times(
             format,
             &snapshot.times,
@@ -228,7 +238,7 @@ impl Renderer {
             PUSH_FAILURE_TIME_HELP,
             |t| t.failure_time,
         ));
-        cached.insert(
+        self.times.lock().insert(
             format,
             (snapshot.times_version, push.clone(), failure.clone()),
         );

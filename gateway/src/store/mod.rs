@@ -143,8 +143,11 @@ pub struct GroupTimes {
 pub struct Snapshot {
     /// Every pushed metric name, sorted.
     pub names: Vec<NameSnapshot>,
-    /// Every group's timestamps, in grouping-key order.
+    /// Every group's timestamps, in grouping-key order; empty when the caller said its
+    /// copy of this version is fresh.
     pub times: Vec<GroupTimes>,
+    /// Number of groups.
+    pub groups: usize,
     /// Changes whenever any group's timestamps change.
     pub times_version: u64,
     /// True when unchecked pushes may have stored inconsistent families.
@@ -478,8 +481,13 @@ impl Store {
 
     /// A consistent cut for the exposition. `is_fresh(name, version)` tells whether the
     /// caller already holds that version of a name, in which case its families are not
-    /// copied: a scrape after a small push copies only what changed.
-    pub fn snapshot(&self, is_fresh: impl Fn(&str, u64) -> bool) -> Snapshot {
+    /// copied: a scrape after a small push copies only what changed. `times_fresh` does the
+    /// same for the groups' timestamps.
+    pub fn snapshot(
+        &self,
+        is_fresh: impl Fn(&str, u64) -> bool,
+        times_fresh: impl FnOnce(u64) -> bool,
+    ) -> Snapshot {
         let state = self.shared.state.read();
         let names = state
             .names
@@ -499,22 +507,28 @@ impl Store {
                 },
             })
             .collect();
-        let mut times: Vec<GroupTimes> = state
-            .groups
-            .iter()
-            .map(|(key, group)| GroupTimes {
-                key: key.clone(),
-                push_time: group.push_time,
-                failure_time: group.failure_time,
-            })
-            .collect();
         let times_version = state.times_version;
+        let mut times: Vec<GroupTimes> = if times_fresh(times_version) {
+            Vec::new()
+        } else {
+            state
+                .groups
+                .iter()
+                .map(|(key, group)| GroupTimes {
+                    key: key.clone(),
+                    push_time: group.push_time,
+                    failure_time: group.failure_time,
+                })
+                .collect()
+        };
+        let groups = state.groups.len();
         let maybe_inconsistent = state.maybe_inconsistent;
         drop(state);
         times.sort_by(|a, b| a.key.cmp(&b.key));
         Snapshot {
             names,
             times,
+            groups,
             times_version,
             maybe_inconsistent,
         }
