@@ -94,9 +94,27 @@ pub struct Flags {
     /// Where the state lives: in this process (memory) or replicated through Redis.
     #[arg(long = "storage", value_enum, default_value = "memory")]
     pub storage: StorageMode,
-    /// Redis URL for --storage=redis.
+    /// Redis URL for --storage=redis: redis://host:port/db or rediss:// for TLS. Put the
+    /// password in --storage.redis.password-file or $PUSHGATEWAY_REDIS_PASSWORD, not here.
     #[arg(long = "storage.redis.url", default_value = "")]
     pub redis_url: String,
+    /// File holding the Redis password (trailing newline ignored).
+    #[arg(long = "storage.redis.password-file", default_value = "")]
+    pub redis_password_file: String,
+    /// Prefix of every Redis key the gateway uses; replicas of one gateway share it.
+    #[arg(long = "storage.redis.key-prefix", default_value = "pushgateway")]
+    pub redis_key_prefix: String,
+    /// How often the leader writes a snapshot to Redis and trims the change stream.
+    #[arg(long = "storage.redis.snapshot-interval", default_value = "1m", value_parser = parse_go_duration)]
+    pub redis_snapshot_interval: Duration,
+    /// How long a push waits for Redis and for its change to be applied before it gets 503.
+    #[arg(long = "storage.redis.timeout", default_value = "5s", value_parser = parse_go_duration)]
+    pub redis_timeout: Duration,
+    /// Which replicas serve pushed metrics on the telemetry path: every replica (all), or
+    /// only the one holding the leader lease (leader), so that Prometheus scraping every
+    /// pod sees each series once.
+    #[arg(long = "storage.redis.expose", value_enum, default_value = "all")]
+    pub redis_expose: ExposeMode,
     /// Optional TOML configuration file.
     #[arg(long = "config.file", default_value = "")]
     pub config_file: String,
@@ -145,6 +163,15 @@ pub enum StorageMode {
     Redis,
 }
 
+/// Which replicas serve pushed metrics in redis mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExposeMode {
+    /// Every replica.
+    All,
+    /// Only the lease holder; the others serve their own metrics only.
+    Leader,
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -160,14 +187,9 @@ pub enum ConfigError {
     /// The configuration file is invalid.
     #[error(transparent)]
     File(#[from] ConfigFileError),
-    /// A flag whose feature is not available yet.
-    #[error("{flag} is not supported by this version yet ({reason}); remove the flag")]
-    NotYetSupported {
-        /// The flag.
-        flag: &'static str,
-        /// Which feature is missing.
-        reason: &'static str,
-    },
+    /// Flags that cannot be used together or a value that cannot be used.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Where and how the HTTP server listens and routes.
@@ -218,6 +240,8 @@ pub struct Config {
     pub expiry: ExpiryPolicy,
     /// The configuration file, for reloads.
     pub config_file: Option<PathBuf>,
+    /// Replicated state, when `--storage=redis`.
+    pub redis: Option<RedisConfig>,
 }
 
 impl Config {
@@ -261,12 +285,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] for anything that cannot be used.
     pub fn from_flags(flags: Flags, expiry: ExpiryPolicy) -> Result<Config, ConfigError> {
-        let not_yet = |flag: &'static str, reason: &'static str| {
-            Err(ConfigError::NotYetSupported { flag, reason })
-        };
-        if flags.storage == StorageMode::Redis || !flags.redis_url.is_empty() {
-            return not_yet("--storage=redis", "replicated state on Redis");
-        }
+        let redis = redis_config(&flags)?;
         let listen = parse_listen_address(&flags.listen_address)?;
         let external_path = external_url_path(&flags.external_url)?;
         let route_prefix = compute_route_prefix(&flags.route_prefix, &external_path);
@@ -301,6 +320,7 @@ impl Config {
             flags: flag_values,
             expiry,
             config_file: (!flags.config_file.is_empty()).then(|| PathBuf::from(&flags.config_file)),
+            redis,
             limits: Limits {
                 max_series_per_push: flags.max_series_per_push,
                 max_label_length: flags.max_label_length,
@@ -316,6 +336,97 @@ impl Config {
             }),
         })
     }
+}
+
+/// The Redis settings of `--storage=redis`, `None` for memory mode.
+fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigError> {
+    let invalid = |reason: String| Err(ConfigError::Invalid(reason));
+    if flags.storage == StorageMode::Memory {
+        if !flags.redis_url.is_empty() {
+            return invalid("--storage.redis.url needs --storage=redis".into());
+        }
+        return Ok(None);
+    }
+    if flags.redis_url.is_empty() {
+        return invalid("--storage=redis needs --storage.redis.url".into());
+    }
+    if !flags.persistence_file.is_empty() {
+        return invalid(
+            "--persistence.file cannot be used with --storage=redis: Redis holds the state \
+             (its snapshot and change stream); remove one of the two"
+                .into(),
+        );
+    }
+    if !(flags.redis_url.starts_with("redis://") || flags.redis_url.starts_with("rediss://")) {
+        return invalid(format!(
+            "invalid --storage.redis.url {:?}: expected redis:// or rediss://",
+            redact_url(&flags.redis_url)
+        ));
+    }
+    let password = if !flags.redis_password_file.is_empty() {
+        let text = std::fs::read_to_string(&flags.redis_password_file).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "cannot read --storage.redis.password-file {}: {e}",
+                flags.redis_password_file
+            ))
+        })?;
+        Some(text.trim_end_matches(['\r', '\n']).to_string())
+    } else {
+        std::env::var(REDIS_PASSWORD_ENV)
+            .ok()
+            .filter(|p| !p.is_empty())
+    };
+    if flags.redis_key_prefix.is_empty() {
+        return invalid("--storage.redis.key-prefix must not be empty".into());
+    }
+    Ok(Some(RedisConfig {
+        url: flags.redis_url.clone(),
+        password,
+        key_prefix: flags.redis_key_prefix.clone(),
+        snapshot_interval: flags.redis_snapshot_interval.max(Duration::from_secs(1)),
+        timeout: flags.redis_timeout.max(Duration::from_millis(100)),
+        expose: flags.redis_expose,
+    }))
+}
+
+/// The environment variable that may hold the Redis password.
+pub const REDIS_PASSWORD_ENV: &str = "PUSHGATEWAY_REDIS_PASSWORD";
+
+/// A URL with any password replaced by `***`, for logs and the status page.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            let user = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".into()
+            };
+            format!("{scheme}://{user}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// How a replica reaches Redis and shares the state.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// redis:// or rediss:// URL.
+    pub url: String,
+    /// Password from the file or the environment, if any.
+    pub password: Option<String>,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// How often the leader snapshots.
+    pub snapshot_interval: Duration,
+    /// How long a push waits.
+    pub timeout: Duration,
+    /// Which replicas serve pushed metrics.
+    pub expose: ExposeMode,
 }
 
 /// The value of `--config.file` on a command line, if any.
@@ -435,9 +546,9 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
 fn flag_values(flags: &Flags) -> Vec<(String, String)> {
     let duration = |d: Duration| {
         let secs = d.as_secs();
-        if secs % 3600 == 0 && secs > 0 {
+        if secs.is_multiple_of(3600) && secs > 0 {
             format!("{}h0m0s", secs / 3600)
-        } else if secs % 60 == 0 && secs > 0 {
+        } else if secs.is_multiple_of(60) && secs > 0 {
             format!("{}m0s", secs / 60)
         } else {
             format!("{}s", d.as_secs_f64())
@@ -490,6 +601,21 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         (
             "storage",
             format!("{:?}", flags.storage).to_ascii_lowercase(),
+        ),
+        ("storage.redis.url", redact_url(&flags.redis_url)),
+        (
+            "storage.redis.password-file",
+            flags.redis_password_file.clone(),
+        ),
+        ("storage.redis.key-prefix", flags.redis_key_prefix.clone()),
+        (
+            "storage.redis.snapshot-interval",
+            duration(flags.redis_snapshot_interval),
+        ),
+        ("storage.redis.timeout", duration(flags.redis_timeout)),
+        (
+            "storage.redis.expose",
+            format!("{:?}", flags.redis_expose).to_ascii_lowercase(),
         ),
         ("config.file", flags.config_file.clone()),
     ];
@@ -560,11 +686,43 @@ mod tests {
     }
 
     #[test]
-    fn unfinished_features_are_refused_not_ignored() {
-        assert!(matches!(
-            parse(&["--storage=redis"]),
-            Err(ConfigError::NotYetSupported { .. })
-        ));
+    fn redis_flags_that_cannot_work_are_refused() {
+        for args in [
+            &["--storage=redis"][..],
+            &["--storage.redis.url=redis://localhost:6379"],
+            &["--storage=redis", "--storage.redis.url=localhost:6379"],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://localhost:6379",
+                "--persistence.file=/tmp/x",
+            ],
+        ] {
+            assert!(
+                matches!(parse(args), Err(ConfigError::Invalid(_))),
+                "{args:?}"
+            );
+        }
+        let config = parse(&["--storage=redis", "--storage.redis.url=rediss://r:6380/2"])
+            .expect("valid redis flags");
+        let redis = config.redis.expect("redis mode");
+        assert_eq!(redis.key_prefix, "pushgateway");
+        assert_eq!(redis.expose, ExposeMode::All);
+    }
+
+    #[test]
+    fn redis_passwords_never_reach_the_status_page() {
+        assert_eq!(
+            redact_url("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://user:secret@host/0"),
+            "rediss://user:***@host/0"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        let config = parse(&["--storage=redis", "--storage.redis.url=redis://:pw@h:1/0"])
+            .expect("valid redis flags");
+        assert!(config.flags.iter().all(|(_, v)| !v.contains("pw@")));
     }
 
     #[test]

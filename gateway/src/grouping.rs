@@ -88,7 +88,7 @@ fn split_labels(path: &str, validation: NameValidation) -> Result<Vec<Label>, Gr
         return Ok(Vec::new());
     }
     let components: Vec<&str> = path[1..].split('/').collect();
-    if components.len() % 2 != 0 {
+    if !components.len().is_multiple_of(2) {
         return Err(GroupingError::OddComponents(path.to_string()));
     }
     let mut labels = Vec::with_capacity(components.len() / 2);

@@ -11,6 +11,7 @@
 //! - [`expiry`]: opt-in removal of stale groups.
 //! - [`expose`]: snapshots to the exposition formats.
 //! - [`persist`]: write-ahead log, snapshots, restore.
+//! - [`replicate`]: replicated state through a Redis stream (`--storage=redis`).
 //! - [`telemetry`]: the gateway's own metrics, logging.
 //! - [`webconfig`]: TLS, basic auth and headers from `--web.config.file`.
 //! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
@@ -25,6 +26,7 @@ pub mod model;
 pub mod parse;
 pub mod persist;
 pub mod proto;
+pub mod replicate;
 pub mod server;
 pub mod signal;
 pub mod store;
@@ -51,6 +53,9 @@ pub enum StartError {
     /// The web config file is invalid.
     #[error(transparent)]
     WebConfig(#[from] webconfig::WebConfigError),
+    /// Replication cannot start.
+    #[error(transparent)]
+    Replication(#[from] replicate::ReplicationError),
 }
 
 /// Runs the gateway on `listener` until `shutdown` resolves or `/-/quit` is called.
@@ -90,7 +95,15 @@ pub async fn run(
     };
     let snapshots = persister.clone().map(|p| tokio::spawn(p.run_snapshots()));
     let expirer = Arc::new(expiry::Expirer::new(config.expiry.clone()));
-    let expiry_task = tokio::spawn(expirer.clone().run(store.clone()));
+    // With Redis the leader sends expiry sweeps through the stream instead.
+    let replicator = config
+        .redis
+        .clone()
+        .map(|redis| replicate::Replicator::start(redis, store.clone(), expirer.clone()))
+        .transpose()?;
+    let expiry_task = replicator
+        .is_none()
+        .then(|| tokio::spawn(expirer.clone().run(store.clone())));
     let app = Arc::new(App::new(
         store,
         config.web.clone(),
@@ -100,6 +113,7 @@ pub async fn run(
             security,
             expirer,
             config_file: config.config_file.clone(),
+            replicator,
         },
     ));
     let reload_app = app.clone();
@@ -119,7 +133,9 @@ pub async fn run(
     };
     server::serve(listener, app, stop).await;
     tracing::info!("HTTP server stopped");
-    expiry_task.abort();
+    if let Some(expiry_task) = expiry_task {
+        expiry_task.abort();
+    }
     hangups.abort();
     if let Some(snapshots) = snapshots {
         snapshots.abort();

@@ -54,6 +54,7 @@ pub fn own_metric_types() -> HashMap<String, MetricType> {
         ("process_start_time_seconds", MetricType::Gauge),
     ]
     .into_iter()
+    .chain(crate::replicate::metrics::TYPES)
     .map(|(name, t)| (name.to_string(), t))
     .collect()
 }
@@ -162,12 +163,7 @@ impl Telemetry {
 
     /// Every own metric as metric families, labels sorted, families in any order.
     pub fn families(&self, stats: Stats, expired_groups: u64) -> Vec<MetricFamily> {
-        let mut text = String::new();
-        let mut families =
-            match prometheus_client::encoding::text::encode(&mut text, &self.registry) {
-                Ok(()) => openmetrics_to_families(&text),
-                Err(_) => Vec::new(),
-            };
+        let mut families = registry_families(&self.registry);
         families.push(gauge(
             BUILD_INFO,
             "A metric with a constant '1' value labeled by version of the Pushgateway.",
@@ -195,6 +191,15 @@ impl Telemetry {
         ));
         families.extend(process_families(self.start_time));
         families
+    }
+}
+
+/// Every metric of a prometheus-client registry as metric families.
+pub fn registry_families(registry: &Registry) -> Vec<MetricFamily> {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, registry) {
+        Ok(()) => openmetrics_to_families(&text),
+        Err(_) => Vec::new(),
     }
 }
 

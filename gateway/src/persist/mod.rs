@@ -317,7 +317,7 @@ fn restore(
         }
     };
     let snapshot = snapshot::read(file).map_err(|e| classify(file, e))?;
-    let next_segment = snapshot.as_ref().map_or(1, |s| s.next_segment);
+    let next_segment = snapshot.as_ref().map_or(1, |s| s.position);
     if let Some(snapshot) = snapshot {
         report.snapshot_groups = snapshot.groups.len();
         for group in snapshot.groups {

@@ -1,9 +1,11 @@
 //! The snapshot: the whole store at one cut of the log, written atomically (temporary
 //! file in the same directory, fsync, rename over the target, fsync of the directory).
+//! Replication stores the same encoding in Redis.
 //!
-//! Layout (little-endian): magic `PGWSNAP` + version byte 1; `u64` number of the first
-//! log segment the snapshot does not cover; `u64` group count; per group a `u32` length
-//! and a group block (see [`super::codec`]); last, a `u32` CRC-32 of everything before it.
+//! Layout (little-endian): magic `PGWSNAP` + version byte 1; `u64` position (the number
+//! of the first log segment the snapshot does not cover, or the last stream entry it
+//! does); `u64` group count; per group a `u32` length and a group block (see
+//! [`super::codec`]); last, a `u32` CRC-32 of everything before it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -19,8 +21,9 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"PGWSNAP\x01";
 /// A decoded snapshot.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// The first log segment to replay after it.
-    pub next_segment: u64,
+    /// Where to continue: the first log segment to replay after it, or the last stream
+    /// entry it covers.
+    pub position: u64,
     /// The groups.
     pub groups: Vec<GroupView>,
 }
@@ -30,20 +33,7 @@ pub struct Snapshot {
 /// # Errors
 /// Any I/O error; the previous snapshot is then untouched.
 pub fn write(path: &Path, next_segment: u64, groups: &[GroupView]) -> io::Result<()> {
-    let mut data = Vec::with_capacity(1 << 16);
-    data.extend_from_slice(SNAPSHOT_MAGIC);
-    data.extend_from_slice(&next_segment.to_le_bytes());
-    data.extend_from_slice(&(groups.len() as u64).to_le_bytes());
-    let mut block = Vec::new();
-    for group in groups {
-        block.clear();
-        encode_group(&mut block, group);
-        data.extend_from_slice(&(block.len() as u32).to_le_bytes());
-        data.extend_from_slice(&block);
-    }
-    let crc = crc32fast::hash(&data);
-    data.extend_from_slice(&crc.to_le_bytes());
-
+    let data = encode(next_segment, groups);
     let temporary = temporary_path(path);
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -60,6 +50,24 @@ pub fn write(path: &Path, next_segment: u64, groups: &[GroupView]) -> io::Result
         let _ = fs::remove_file(&temporary);
     }
     result
+}
+
+/// Encodes the groups at `position` in the snapshot layout.
+pub fn encode(position: u64, groups: &[GroupView]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(1 << 16);
+    data.extend_from_slice(SNAPSHOT_MAGIC);
+    data.extend_from_slice(&position.to_le_bytes());
+    data.extend_from_slice(&(groups.len() as u64).to_le_bytes());
+    let mut block = Vec::new();
+    for group in groups {
+        block.clear();
+        encode_group(&mut block, group);
+        data.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        data.extend_from_slice(&block);
+    }
+    let crc = crc32fast::hash(&data);
+    data.extend_from_slice(&crc.to_le_bytes());
+    data
 }
 
 fn temporary_path(path: &Path) -> PathBuf {
@@ -80,6 +88,14 @@ pub fn read(path: &Path) -> io::Result<Option<Snapshot>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    decode(&data).map(Some)
+}
+
+/// Decodes a snapshot.
+///
+/// # Errors
+/// Data that is not a valid snapshot of this version, with the reason.
+pub fn decode(data: &[u8]) -> io::Result<Snapshot> {
     let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
     if data.len() < SNAPSHOT_MAGIC.len() + 20 || &data[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
         return Err(invalid(
@@ -96,7 +112,7 @@ pub fn read(path: &Path) -> io::Result<Option<Snapshot>> {
         bytes.copy_from_slice(&body[at..at + 8]);
         u64::from_le_bytes(bytes)
     };
-    let next_segment = read_u64(8);
+    let position = read_u64(8);
     let count = read_u64(16);
     let mut pos = 24;
     let mut groups = Vec::with_capacity(count.min(1 << 20) as usize);
@@ -117,8 +133,5 @@ pub fn read(path: &Path) -> io::Result<Option<Snapshot>> {
     if pos != body.len() {
         return Err(invalid("trailing bytes"));
     }
-    Ok(Some(Snapshot {
-        next_segment,
-        groups,
-    }))
+    Ok(Snapshot { position, groups })
 }

@@ -13,6 +13,7 @@ use super::response_body::ResponseBody;
 use super::{App, HttpResponse};
 use crate::expose::number::format_float;
 use crate::model::{Label, Metric, Value};
+use crate::replicate::ChangeRequest;
 use crate::store::{
     GroupView, PUSH_FAILURE_TIME_HELP, PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP, PUSH_TIME_METRIC,
 };
@@ -28,10 +29,7 @@ pub async fn route(
         (&Method::GET, "/status") => (Some("api/v1/status"), Ok(respond(status(app), true))),
         (&Method::GET, "/metrics") => (Some("api/v1/metrics"), Ok(respond_raw(metrics_body(app)))),
         (&Method::PUT, "/admin/wipe") if app.config.enable_admin_api => {
-            let result = match app.store.wipe() {
-                Ok(seq) => super::push::wait_durable(app, seq).await,
-                Err(e) => Err(ApiError::from_push_error(e)),
-            };
+            let result = super::push::apply_everywhere(app, ChangeRequest::Wipe).await;
             tracing::debug!("wiped the metric store");
             (
                 Some("wipe"),

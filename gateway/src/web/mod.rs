@@ -22,7 +22,8 @@ use crate::config::WebConfig;
 use crate::expiry::Expirer;
 use crate::expose::{negotiate, Renderer};
 use crate::persist::Persister;
-use crate::store::{PushMode, Store};
+use crate::replicate::Replicator;
+use crate::store::{PushMode, Store, StoreConfig};
 use crate::telemetry::Telemetry;
 use crate::webconfig::WebConfigSource;
 
@@ -54,6 +55,8 @@ pub struct App {
     pub expirer: Arc<Expirer>,
     /// The configuration file, re-read by `/-/reload` and SIGHUP.
     pub config_file: Option<std::path::PathBuf>,
+    /// Replicated state, with `--storage=redis`.
+    pub replicator: Option<Arc<Replicator>>,
     renderer: Renderer,
 }
 
@@ -70,6 +73,7 @@ impl App {
             security,
             expirer,
             config_file,
+            replicator,
         } = parts;
         App {
             store,
@@ -82,6 +86,7 @@ impl App {
             security,
             expirer,
             config_file,
+            replicator,
             renderer: Renderer::new(),
         }
     }
@@ -97,6 +102,8 @@ pub struct AppParts {
     pub expirer: Arc<Expirer>,
     /// The configuration file, for reloads.
     pub config_file: Option<std::path::PathBuf>,
+    /// Replicated state, with `--storage=redis`.
+    pub replicator: Option<Arc<Replicator>>,
 }
 
 impl App {
@@ -254,6 +261,17 @@ where
             if !is_get {
                 return (Some(name), Err(ApiError::MethodNotAllowed));
             }
+            let catching_up = app.replicator.as_ref().is_some_and(|r| !r.is_ready());
+            if name == "ready" && catching_up {
+                let reason = "not ready: catching up with the change stream in Redis";
+                return (
+                    Some(name),
+                    Ok(error::text_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        reason,
+                    )),
+                );
+            }
             (Some(name), Ok(error::text_response(StatusCode::OK, "OK")))
         }
         "/-/quit" => (None, quit(app, &method)),
@@ -320,11 +338,25 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let format = negotiate(accept);
+    let exposes_pushed = app
+        .replicator
+        .as_ref()
+        .is_none_or(|r| r.exposes_pushed_metrics());
     let render = || {
-        let own = app
+        let mut own = app
             .telemetry
             .families(app.store.stats(), app.expirer.expired_total());
-        app.renderer.render_chunks(&app.store, &own, format)
+        if let Some(replicator) = &app.replicator {
+            own.extend(replicator.families());
+        }
+        if exposes_pushed {
+            app.renderer.render_chunks(&app.store, &own, format)
+        } else {
+            // Own metrics only, from an empty store and a renderer of its own (the shared
+            // one caches the pushed families by version).
+            let nothing_pushed = Store::new(StoreConfig::default());
+            Renderer::new().render_chunks(&nothing_pushed, &own, format)
+        }
     };
     let mut rendered = render();
     if rendered.dropped_series > 0 {

@@ -13,6 +13,7 @@ use super::error::{text_response, ApiError};
 use super::{unix_now, App, HttpResponse};
 use crate::grouping::parse_grouping_path;
 use crate::parse::{parse, Format};
+use crate::replicate::ChangeRequest;
 use crate::store::{Consistency, PushError, PushMode};
 
 /// The delimited protobuf media type and parameters that select the protobuf decoder.
@@ -42,7 +43,18 @@ where
     let families = parse(&bytes, format, validation).inspect_err(|e| {
         tracing::debug!(source = %peer, err = %e, "failed to parse text");
     })?;
-    let outcome = app.store.push(key, families, mode, unix_now());
+    let outcome = match &app.replicator {
+        Some(replicator) => {
+            let request = ChangeRequest::Push {
+                key,
+                families,
+                mode,
+                time: unix_now(),
+            };
+            replicator.submit(&request).await.map(|()| None)
+        }
+        None => app.store.push(key, families, mode, unix_now()),
+    };
     let unchecked = app.store.config().consistency == Consistency::Unchecked;
     let result = match outcome {
         Ok(seq) => wait_durable(app, seq).await,
@@ -87,9 +99,20 @@ pub async fn delete(
     labels: &str,
 ) -> Result<HttpResponse, ApiError> {
     let key = parse_grouping_path(job, job_is_base64, labels, app.config.validation)?;
-    let seq = app.store.delete(&key).map_err(ApiError::from_push_error)?;
-    wait_durable(app, seq).await?;
+    apply_everywhere(app, ChangeRequest::Delete { key }).await?;
     Ok(text_response(StatusCode::ACCEPTED, ""))
+}
+
+/// Applies a delete or wipe: through the stream with Redis, else to the local store, then
+/// waits until it is durable.
+pub async fn apply_everywhere(app: &App, request: ChangeRequest) -> Result<(), ApiError> {
+    let seq = match (&app.replicator, request) {
+        (Some(replicator), request) => replicator.submit(&request).await.map(|()| None),
+        (None, ChangeRequest::Delete { key }) => app.store.delete(&key),
+        (None, ChangeRequest::Wipe) => app.store.wipe(),
+        (None, _) => Ok(None),
+    };
+    wait_durable(app, seq.map_err(ApiError::from_push_error)?).await
 }
 
 /// Delimited protobuf when the content type says so exactly; text otherwise, as upstream.

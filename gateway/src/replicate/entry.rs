@@ -1,0 +1,157 @@
+//! One entry of the change stream: a request every replica applies in stream order.
+//!
+//! Entries are requests, not results: a push travels as the receiving replica parsed it,
+//! with that replica's clock reading, and each replica runs the store's own check on it.
+//! The check is deterministic given the prior state and the time, so every replica reaches
+//! the same verdict and the same state.
+//!
+//! Layout: one kind byte, then either a change in the persistence codec's encoding
+//! (push, delete, wipe) or, for an expiry sweep, the sweep's Unix time as 8 bytes.
+
+use crate::model::{GroupingKey, MetricFamily};
+use crate::persist::codec::{decode_change, encode_change, CodecError, OwnedChange};
+use crate::store::{Change, PushMode};
+
+const KIND_CHANGE: u8 = 1;
+const KIND_EXPIRE: u8 = 2;
+
+/// What a replica asks every replica to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeRequest {
+    /// A push of parsed families to a group at the receiving replica's time.
+    Push {
+        /// The group.
+        key: GroupingKey,
+        /// The families as parsed (the store sanitises them).
+        families: Vec<MetricFamily>,
+        /// PUT or POST.
+        mode: PushMode,
+        /// Unix time of the push.
+        time: f64,
+    },
+    /// A group deleted.
+    Delete {
+        /// The group.
+        key: GroupingKey,
+    },
+    /// Every group removed.
+    Wipe,
+    /// Groups past their TTL at this Unix time removed (sent by the leader).
+    Expire {
+        /// Unix time of the sweep.
+        time: f64,
+    },
+}
+
+/// Encodes a request as a stream entry's payload.
+pub fn encode(request: &ChangeRequest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let change = match request {
+        ChangeRequest::Push {
+            key,
+            families,
+            mode,
+            time,
+        } => Change::Push {
+            key,
+            families,
+            mode: *mode,
+            time: *time,
+            inconsistent: false,
+        },
+        ChangeRequest::Delete { key } => Change::Delete { key },
+        ChangeRequest::Wipe => Change::Wipe,
+        ChangeRequest::Expire { time } => {
+            out.push(KIND_EXPIRE);
+            out.extend_from_slice(&time.to_le_bytes());
+            return out;
+        }
+    };
+    out.push(KIND_CHANGE);
+    encode_change(&mut out, &change);
+    out
+}
+
+/// Decodes a stream entry's payload.
+///
+/// # Errors
+/// [`CodecError`] for anything this version did not write.
+pub fn decode(payload: &[u8]) -> Result<ChangeRequest, CodecError> {
+    match payload.split_first() {
+        Some((&KIND_CHANGE, change)) => match decode_change(change)? {
+            OwnedChange::Push {
+                key,
+                families,
+                mode,
+                time,
+                ..
+            } => Ok(ChangeRequest::Push {
+                key,
+                families,
+                mode,
+                time,
+            }),
+            OwnedChange::Delete { key } => Ok(ChangeRequest::Delete { key }),
+            OwnedChange::Wipe => Ok(ChangeRequest::Wipe),
+            OwnedChange::Failure { .. } => Err(CodecError("a failure is not a request".into())),
+        },
+        Some((&KIND_EXPIRE, time)) => {
+            let bytes: [u8; 8] = time
+                .try_into()
+                .map_err(|_| CodecError("expiry entry: expected 8 bytes of time".into()))?;
+            Ok(ChangeRequest::Expire {
+                time: f64::from_le_bytes(bytes),
+            })
+        }
+        Some((kind, _)) => Err(CodecError(format!("unknown entry kind {kind}"))),
+        None => Err(CodecError("empty entry".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Label, Metric, MetricType, Value};
+
+    fn key(job: &str) -> GroupingKey {
+        GroupingKey::new(vec![Label::new("job", job)])
+    }
+
+    #[test]
+    fn every_request_survives_the_round_trip() {
+        let family = MetricFamily {
+            name: "jobs_done".into(),
+            help: Some("Done.".into()),
+            metric_type: MetricType::Counter,
+            metrics: vec![Metric::new(
+                vec![Label::new("shard", "1")],
+                Value::Counter(3.5),
+            )],
+        };
+        for request in [
+            ChangeRequest::Push {
+                key: key("batch"),
+                families: vec![family],
+                mode: PushMode::Merge,
+                time: 1_700_000_000.25,
+            },
+            ChangeRequest::Delete { key: key("gone") },
+            ChangeRequest::Wipe,
+            ChangeRequest::Expire { time: 12.5 },
+        ] {
+            assert_eq!(decode(&encode(&request)), Ok(request));
+        }
+    }
+
+    #[test]
+    fn foreign_payloads_are_refused_not_misread() {
+        for payload in [
+            &[][..],
+            &[9, 1, 2],
+            &[KIND_EXPIRE, 1, 2, 3],
+            &[KIND_CHANGE, 77],
+        ] {
+            assert!(decode(payload).is_err(), "{payload:?}");
+        }
+    }
+}
