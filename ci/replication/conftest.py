@@ -1,0 +1,215 @@
+"""Fixtures of the replication tests (ci/suites/47-replication.sh): a real redis-server on
+a free 127.0.0.1 port with its append-only file in pytest's tmp_path, and gateway replicas
+started with --storage=redis against it.
+
+Environment:
+  GATEWAY_BIN   our binary (target/release/pushgateway), built by the suite script.
+  REDIS_SERVER  the redis-server binary (Debian redis-server).
+  REDIS_CLI     the redis-cli binary.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+GATEWAY_BIN = os.environ.get("GATEWAY_BIN", "")
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+REDIS_CLI = os.environ.get("REDIS_CLI", "redis-cli")
+
+# Families the gateway exposes about itself; everything else in a scrape was pushed.
+OWN_PREFIXES = ("process_", "pushgateway_", "go_")
+# How long a dead leader's lease lasts (LEASE_TTL in gateway/src/replicate/mod.rs) plus slack.
+LEASE_TAKEOVER_SECONDS = 20
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not reached within {timeout}s (last: {last!r})")
+
+
+def pushed_text(scrape):
+    """The pushed families of a text scrape (HELP, TYPE and sample lines), in scrape order:
+    everything but the gateway's own metrics."""
+    kept = []
+    for line in scrape.splitlines():
+        name = line.split(" ")[2] if line.startswith("# ") else re.split(r"[{ ]", line, 1)[0]
+        if not name.startswith(OWN_PREFIXES):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def metric_value(scrape, name):
+    for line in scrape.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split(" ")[1])
+    return None
+
+
+class Redis:
+    """A redis-server with `appendfsync always`, restartable on the same port and files."""
+
+    def __init__(self, directory, password=None):
+        self.dir = directory
+        self.port = free_port()
+        self.password = password
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                "--protected-mode", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_until(lambda: self.cli("PING") == "PONG", 10, "redis-server answers PING")
+
+    def cli(self, *args):
+        command = [REDIS_CLI, "-p", str(self.port), "--no-auth-warning"]
+        if self.password:
+            command += ["-a", self.password]
+        result = subprocess.run(command + list(args), capture_output=True, text=True, timeout=10)
+        return result.stdout.strip()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+    def head(self):
+        value = self.cli("GET", "pushgateway:seq")
+        return int(value) if value else 0
+
+
+class Replica:
+    """One gateway replica on a free port."""
+
+    def __init__(self, redis, extra_args=(), env=None, wait=True):
+        assert GATEWAY_BIN, "GATEWAY_BIN names the gateway binary (ci/suites/47-replication.sh sets it)"
+        self.redis = redis
+        self.port = free_port()
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.log = tempfile.NamedTemporaryFile(prefix="replica-", suffix=".log", delete=False)
+        self.proc = None
+        self.start(wait)
+
+    def start(self, wait=True):
+        argv = [GATEWAY_BIN, f"--web.listen-address=127.0.0.1:{self.port}", "--storage=redis",
+                f"--storage.redis.url={self.redis.url}", "--web.enable-admin-api", *self.extra_args]
+        env = dict(os.environ, **(self.env or {}))
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env)
+        if wait:
+            self.wait_ready()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready_status(self):
+        try:
+            return self.session.get(self.url + "/-/ready", timeout=2).status_code
+        except requests.RequestException:
+            return None
+
+    def wait_ready(self, timeout=30):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"replica exited with {self.proc.returncode}:\n{self.log_text()}")
+            return self.ready_status() == 200
+        wait_until(ready, timeout, f"replica {self.url} ready")
+
+    def req(self, method, path, timeout=10, **kwargs):
+        return self.session.request(method, self.url + path, timeout=timeout, **kwargs)
+
+    def push(self, path, body, method="PUT"):
+        return self.req(method, "/metrics/" + path.lstrip("/"), data=body.encode())
+
+    def scrape(self):
+        r = self.req("GET", "/metrics")
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.text
+
+    def pushed(self):
+        return pushed_text(self.scrape())
+
+    def applied(self):
+        return metric_value(self.scrape(), "pushgateway_replication_applied_position")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def log_text(self):
+        with open(self.log.name, "rb") as f:
+            return f.read()[-6000:].decode("utf-8", "replace")
+
+    def close(self):
+        self.kill()
+        self.session.close()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def converged(replicas, redis):
+    """Waits until every live replica applied the whole stream; returns their pushed text."""
+    def all_applied():
+        head = redis.head()
+        return all(r.applied() == head for r in replicas)
+    wait_until(all_applied, 30, "every replica applied the whole stream")
+    texts = [r.pushed() for r in replicas]
+    for replica, text in zip(replicas[1:], texts[1:]):
+        assert text == texts[0], f"{replica.url} serves other pushed metrics than {replicas[0].url}"
+    return texts[0]
+
+
+@pytest.fixture
+def redis(tmp_path):
+    server = Redis(tmp_path)
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def replicas():
+    """Factory: replicas(redis, count, extra_args=(), env=None) -> [Replica]; all killed at
+    the end of the test."""
+    started = []
+
+    def start(redis, count=1, extra_args=(), env=None, wait=True):
+        new = [Replica(redis, extra_args, env, wait) for _ in range(count)]
+        started.extend(new)
+        return new
+
+    yield start
+    for replica in started:
+        replica.close()

@@ -1,0 +1,239 @@
+"""Replicated state on Redis: replicas that act as one gateway (issue 5).
+
+Every test runs a real redis-server (appendfsync always) and gateway replicas on loopback.
+"""
+
+import threading
+import time
+
+from conftest import (LEASE_TAKEOVER_SECONDS, converged, metric_value, pushed_text,
+                      wait_until)
+from load import Load, parse_samples
+
+
+def race(replicas, rounds):
+    """Pushes the same metric name with two types to two groups at once through two
+    replicas; returns [(name, winner_type, {type: status})]."""
+    results = []
+    for r in range(rounds):
+        name = f"race_{r}"
+        barrier = threading.Barrier(2)
+        statuses = {}
+
+        def push(replica, metric_type):
+            barrier.wait()
+            response = replica.push(f"job/race_{metric_type}_{r}",
+                                    f"# TYPE {name} {metric_type}\n{name} 1\n")
+            statuses[metric_type] = (response.status_code, response.text)
+
+        threads = [threading.Thread(target=push, args=(replicas[0], "counter")),
+                   threading.Thread(target=push, args=(replicas[1 % len(replicas)], "gauge"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        results.append((name, statuses))
+    return results
+
+
+def check_races(results, scrape):
+    samples = parse_samples(scrape)
+    for name, statuses in results:
+        codes = sorted(code for code, _ in statuses.values())
+        assert codes == [200, 400], f"{name}: exactly one of two conflicting pushes wins: {statuses}"
+        winner = next(t for t, (code, _) in statuses.items() if code == 200)
+        loser = next(t for t, (code, _) in statuses.items() if code == 400)
+        assert "type" in statuses[loser][1].lower(), statuses[loser][1]
+        assert f"# TYPE {name} {winner}" in scrape, f"{name} is stored with the winner's type {winner}"
+        loser_group = frozenset({("instance", ""), ("job", f"race_{loser}_{name[5:]}")})
+        failure = samples.get(("push_failure_time_seconds", loser_group))
+        assert failure is not None and float(failure) > 0, f"{name}: the loser's failure time is set"
+        assert (name, loser_group) not in samples
+
+
+def test_replicas_serve_identical_state_under_concurrent_load(redis, replicas):
+    group = replicas(redis, 3)
+    load = Load(group, workers=6, slots=6).start()
+    results = race(group, 15)
+    time.sleep(2)
+    load.finish()
+    assert load.failed == 0, (load.statuses, load.failure_reasons)
+    assert load.acknowledged > 200, load.statuses
+    text = converged(group, redis)
+    scrape = group[0].scrape()
+    assert pushed_text(scrape) == text
+    assert load.check(scrape) == 36
+    check_races(results, scrape)
+
+
+def test_the_entry_verdict_is_the_answer_of_the_replica_that_received_it(redis, replicas):
+    first, second = replicas(redis, 2)
+    assert first.push("job/a", "# TYPE shared counter\nshared 1\n").status_code == 200
+    # Through the other replica: the same check, against the same state.
+    response = second.push("job/b", "# TYPE shared gauge\nshared 1\n")
+    assert response.status_code == 400
+    assert "shared" in response.text and "COUNTER" in response.text.upper()
+    assert second.push("job/a", "shared 1\n", method="DELETE").status_code == 202
+    assert second.push("job/b", "# TYPE shared gauge\nshared 2\n").status_code == 200
+    text = converged([first, second], redis)
+    assert 'shared{instance="",job="b"} 2' in text
+    assert 'job="a"' not in text.replace('push_failure_time_seconds', '')
+
+
+def test_a_killed_replica_restarts_and_catches_up(redis, replicas):
+    group = replicas(redis, 3, extra_args=["--storage.redis.snapshot-interval=2s"])
+    load = Load(group[:2], workers=4, slots=5, seed=2).start()
+    time.sleep(1.5)
+    group[2].kill()
+    time.sleep(3)
+    group[2].start(wait=False)
+    group[2].wait_ready()
+    time.sleep(1)
+    load.finish()
+    assert load.failed == 0, (load.statuses, load.failure_reasons)
+    scrape_text = converged(group, redis)
+    assert load.check(group[2].scrape()) == 20
+    assert scrape_text
+
+
+def test_a_replica_killed_mid_load_loses_nothing_acknowledged(redis, replicas):
+    group = replicas(redis, 3)
+    load = Load(group, workers=4, slots=5, seed=3).start()
+    time.sleep(1.5)
+    group[1].kill()  # its in-flight pushes fail or succeed; either is recorded
+    time.sleep(1.5)
+    group[1].start()
+    time.sleep(1.5)
+    load.finish()
+    assert load.acknowledged > 50
+    converged(group, redis)
+    for replica in group:
+        load.check(replica.scrape())
+
+
+def test_redis_restart_mid_load(redis, replicas):
+    group = replicas(redis, 3)
+    load = Load(group, workers=4, slots=5, seed=4).start()
+    time.sleep(1.5)
+    before = group[0].pushed()
+    redis.kill()
+    time.sleep(2)
+    # Redis is down: pushes get 503 with the reason, scrapes keep serving the last state.
+    response = group[1].push("job/outage", "x 1\n")
+    assert response.status_code == 503, response.text
+    assert "redis" in response.text.lower()
+    during = [r.scrape() for r in group]
+    assert all(pushed_text(s) for s in during)
+    redis.start()
+    time.sleep(3)
+    load.finish()
+    statuses = load.statuses
+    assert statuses.get(503, 0) > 0, f"some pushes failed during the outage: {statuses}"
+    assert load.acknowledged > 50, statuses
+    wait_until(lambda: group[2].push("job/after", "x 1\n").status_code == 200, 20,
+               "pushes succeed again once Redis is back")
+    converged(group, redis)
+    scrape = group[0].scrape()
+    load.check(scrape)
+    assert 'x{instance="",job="after"} 1' in scrape
+    assert before
+
+
+def test_snapshots_trim_the_stream_and_new_replicas_start_from_them(redis, replicas):
+    first, second = replicas(redis, 2, extra_args=["--storage.redis.snapshot-interval=1s"])
+    for i in range(300):
+        assert (first, second)[i % 2].push(f"job/j{i % 40}", f"m_{i % 7} {i}\n", method="POST").status_code == 200
+    head = redis.head()
+    wait_until(lambda: metric_value(first.scrape(), "pushgateway_replication_snapshot_position") == head,
+               15, "the leader snapshots the whole stream")
+    for i in range(5):
+        assert first.push(f"job/late{i}", "late 1\n").status_code == 200
+    wait_until(lambda: int(redis.cli("XLEN", "pushgateway:changes")) < 50, 15, "the stream is trimmed")
+    (late,) = replicas(redis, 1)
+    text = converged([first, second, late], redis)
+    assert 'late{instance="",job="late4"} 1' in text
+    assert "loaded the snapshot from Redis" in late.log_text()
+
+
+def test_killing_the_leader_while_it_writes_snapshots(redis, replicas):
+    group = replicas(redis, 3, extra_args=["--storage.redis.snapshot-interval=1s"])
+    # A store large enough that each snapshot takes a moment to encode and upload.
+    body = "".join(f'big{{shard="{s}"}} {s}\n' for s in range(3000))
+    for j in range(10):
+        assert group[j % 3].push(f"job/big{j}", body).status_code == 200
+    load = Load(group, workers=3, slots=4, seed=5).start()
+    for _ in range(3):
+        leader = wait_until(lambda: next((r for r in group if r.proc.poll() is None
+                                          and metric_value(r.scrape(), "pushgateway_replication_leader") == 1), None),
+                            LEASE_TAKEOVER_SECONDS, "a leader")
+        time.sleep(1.2)  # into its next snapshot
+        leader.kill()
+        leader.start()
+    load.finish()
+    converged(group, redis)
+    for replica in group:
+        load.check(replica.scrape())
+        assert 'big{instance="",job="big9",shard="2999"} 2999' in replica.scrape()
+
+
+def test_ready_only_once_caught_up(redis, replicas):
+    (early,) = replicas(redis, 1)
+    assert early.push("job/a", "a 1\n").status_code == 200
+    redis.kill()
+    (late,) = replicas(redis, 1, wait=False)
+    time.sleep(2)
+    assert late.ready_status() == 503, "not ready while it cannot read the stream"
+    assert early.ready_status() == 200, "a replica that caught up stays ready through an outage"
+    redis.start()
+    late.wait_ready()
+    assert converged([early, late], redis)
+
+
+def test_only_the_leader_exposes_pushed_metrics_when_asked(redis, replicas):
+    group = replicas(redis, 3, extra_args=["--storage.redis.expose=leader"])
+    assert group[0].push("job/a", "a 1\n").status_code == 200
+
+    def exposing():
+        live = [r for r in group if r.proc.poll() is None]
+        return [r for r in live if 'a{instance="",job="a"} 1' in r.scrape()]
+
+    (leader,) = wait_until(lambda: len(exposing()) == 1 and exposing(), 15, "exactly one replica exposes")
+    # Every replica still answers the JSON API and the UI with the whole state.
+    for replica in group:
+        assert '"job"' in replica.req("GET", "/api/v1/metrics").text
+    leader.kill()
+    (successor,) = wait_until(lambda: len(exposing()) == 1 and exposing(), LEASE_TAKEOVER_SECONDS,
+                              "another replica takes over")
+    assert successor is not leader
+
+
+def test_password_from_the_environment(tmp_path, replicas):
+    from conftest import Redis
+    server = Redis(tmp_path, password="s3cret pass")
+    try:
+        (good,) = replicas(server, 1, env={"PUSHGATEWAY_REDIS_PASSWORD": "s3cret pass"})
+        assert good.push("job/a", "a 1\n").status_code == 200
+        (bad,) = replicas(server, 1, env={"PUSHGATEWAY_REDIS_PASSWORD": "wrong"}, wait=False)
+        time.sleep(2)
+        response = bad.push("job/b", "b 1\n")
+        assert response.status_code == 503, response.text
+        assert "s3cret" not in bad.req("GET", "/api/v1/status").text
+    finally:
+        server.kill()
+
+
+def test_replication_metrics(redis, replicas):
+    group = replicas(redis, 2, extra_args=["--storage.redis.snapshot-interval=1s"])
+    for i in range(10):
+        assert group[i % 2].push(f"job/j{i}", "m 1\n").status_code == 200
+    converged(group, redis)
+    wait_until(lambda: metric_value(group[0].scrape(), "pushgateway_replication_snapshot_position") == 10,
+               10, "snapshot position reported")
+    scrapes = [r.scrape() for r in group]
+    assert sorted(metric_value(s, "pushgateway_replication_leader") for s in scrapes) == [0, 1]
+    for scrape in scrapes:
+        assert metric_value(scrape, "pushgateway_replication_lag_entries") == 0
+        assert metric_value(scrape, "pushgateway_replication_applied_position") == 10
+        assert metric_value(scrape, "pushgateway_replication_apply_errors_total") == 0
+        assert metric_value(scrape, "pushgateway_redis_roundtrip_seconds_count") > 0
+        assert metric_value(scrape, "pushgateway_replication_snapshot_age_seconds") < 60

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Layer 4.7: replicated state on Redis (ci/replication), black-box against our release binary
+# and a real redis-server (Debian package, appendfsync always) on loopback:
+#   - 3 replicas under concurrent random load with conflicting pushes: identical pushed
+#     metrics everywhere, every acknowledged push present, one verdict for conflicting pushes;
+#   - kill -9 of a replica mid-load, of Redis mid-load, of the leader while it writes snapshots;
+#   - snapshots trimming the stream, new replicas starting from them, /-/ready after catch-up;
+#   - leader-only exposure, the password from the environment, the replication metrics.
+# Arguments are passed to pytest: ci/suites/47-replication.sh -k snapshot
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source ci/lib/tools.sh
+
+apt_install redis-server redis-tools
+PY=$(python_venv pytest requests)
+GATEWAY_BIN=$(gateway_release)
+REDIS_SERVER=$(command -v redis-server)
+REDIS_CLI=$(command -v redis-cli)
+export GATEWAY_BIN REDIS_SERVER REDIS_CLI
+
+status=0
+"$PY" -m pytest ci/replication -q -p no:cacheprovider "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "47-replication: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$status"
