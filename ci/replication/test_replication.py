@@ -237,3 +237,35 @@ def test_replication_metrics(redis, replicas):
         assert metric_value(scrape, "pushgateway_replication_apply_errors_total") == 0
         assert metric_value(scrape, "pushgateway_redis_roundtrip_seconds_count") > 0
         assert metric_value(scrape, "pushgateway_replication_snapshot_age_seconds") < 60
+
+
+def test_a_local_copy_serves_the_last_state_while_redis_is_down(redis, replicas, tmp_path):
+    copy = tmp_path / "replica.copy"
+    (replica,) = replicas(redis, 1, extra_args=[f"--persistence.file={copy}", "--persistence.interval=1s"])
+    assert replica.push("job/kept", "kept 1\n").status_code == 200
+    wait_until(copy.exists, 10, "the local copy is written")
+    time.sleep(1.5)
+    redis.kill()
+    replica.kill()
+    replica.start(wait=False)
+    wait_until(lambda: replica.ready_status() == 503, 10, "up but not ready without Redis")
+    assert 'kept{instance="",job="kept"} 1' in replica.scrape(), "the last state is served at once"
+    redis.start()
+    replica.wait_ready()
+    assert replica.push("job/new", "new 1\n").status_code == 200
+    text = converged([replica], redis)
+    assert 'kept{instance="",job="kept"} 1' in text and 'new{instance="",job="new"} 1' in text
+
+
+def test_replicas_start_over_when_redis_lost_its_data(redis, replicas):
+    group = replicas(redis, 2)
+    for i in range(5):
+        assert group[i % 2].push(f"job/old{i}", "old 1\n").status_code == 200
+    converged(group, redis)
+    redis.cli("FLUSHALL")
+    # Redis is the source of truth: what it no longer has is dropped everywhere.
+    wait_until(lambda: all("old" not in r.pushed() for r in group), 15, "replicas drop what Redis lost")
+    assert group[1].push("job/fresh", "fresh 1\n").status_code == 200
+    text = converged(group, redis)
+    assert 'fresh{instance="",job="fresh"} 1' in text
+    assert all(metric_value(r.scrape(), "pushgateway_replication_apply_errors_total") >= 1 for r in group)

@@ -327,13 +327,15 @@ impl Config {
                 max_series: flags.max_series,
                 max_groups: flags.max_groups,
             },
-            persistence: (!flags.persistence_file.is_empty()).then(|| PersistConfig {
-                file: PathBuf::from(&flags.persistence_file),
-                interval: flags.persistence_interval.max(Duration::from_secs(1)),
-                fsync: flags.persistence_fsync,
-                start_empty_on_corruption: flags.start_empty_on_corruption,
-                max_log_bytes: 64 * 1024 * 1024,
-            }),
+            persistence: (!flags.persistence_file.is_empty()
+                && flags.storage == StorageMode::Memory)
+                .then(|| PersistConfig {
+                    file: PathBuf::from(&flags.persistence_file),
+                    interval: flags.persistence_interval.max(Duration::from_secs(1)),
+                    fsync: flags.persistence_fsync,
+                    start_empty_on_corruption: flags.start_empty_on_corruption,
+                    max_log_bytes: 64 * 1024 * 1024,
+                }),
         })
     }
 }
@@ -349,13 +351,6 @@ fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigError> {
     }
     if flags.redis_url.is_empty() {
         return invalid("--storage=redis needs --storage.redis.url".into());
-    }
-    if !flags.persistence_file.is_empty() {
-        return invalid(
-            "--persistence.file cannot be used with --storage=redis: Redis holds the state \
-             (its snapshot and change stream); remove one of the two"
-                .into(),
-        );
     }
     if !(flags.redis_url.starts_with("redis://") || flags.redis_url.starts_with("rediss://")) {
         return invalid(format!(
@@ -386,6 +381,10 @@ fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigError> {
         snapshot_interval: flags.redis_snapshot_interval.max(Duration::from_secs(1)),
         timeout: flags.redis_timeout.max(Duration::from_millis(100)),
         expose: flags.redis_expose,
+        local_copy: (!flags.persistence_file.is_empty()).then(|| LocalCopy {
+            file: PathBuf::from(&flags.persistence_file),
+            interval: flags.persistence_interval.max(Duration::from_secs(1)),
+        }),
     }))
 }
 
@@ -427,6 +426,19 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Which replicas serve pushed metrics.
     pub expose: ExposeMode,
+    /// A local copy of the applied state (`--persistence.file`), if any.
+    pub local_copy: Option<LocalCopy>,
+}
+
+/// With Redis, `--persistence.file` keeps a copy of the replica's applied state and stream
+/// position, so that a restarted replica serves its last state at once (even while Redis
+/// is unreachable) and catches up from there instead of from the snapshot in Redis.
+#[derive(Debug, Clone)]
+pub struct LocalCopy {
+    /// The file.
+    pub file: PathBuf,
+    /// How often it is rewritten (when something changed).
+    pub interval: Duration,
 }
 
 /// The value of `--config.file` on a command line, if any.
@@ -691,11 +703,6 @@ mod tests {
             &["--storage=redis"][..],
             &["--storage.redis.url=redis://localhost:6379"],
             &["--storage=redis", "--storage.redis.url=localhost:6379"],
-            &[
-                "--storage=redis",
-                "--storage.redis.url=redis://localhost:6379",
-                "--persistence.file=/tmp/x",
-            ],
         ] {
             assert!(
                 matches!(parse(args), Err(ConfigError::Invalid(_))),
@@ -707,6 +714,19 @@ mod tests {
         let redis = config.redis.expect("redis mode");
         assert_eq!(redis.key_prefix, "pushgateway");
         assert_eq!(redis.expose, ExposeMode::All);
+        assert!(redis.local_copy.is_none());
+        let config = parse(&[
+            "--storage=redis",
+            "--storage.redis.url=redis://r",
+            "--persistence.file=/data/pgw",
+        ])
+        .expect("a local copy with redis");
+        assert!(
+            config.persistence.is_none(),
+            "no write-ahead log in redis mode"
+        );
+        let copy = config.redis.and_then(|r| r.local_copy).expect("local copy");
+        assert_eq!(copy.file, PathBuf::from("/data/pgw"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use redis::streams::StreamReadReply;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
 use tokio::sync::oneshot;
 
-use crate::config::{ExposeMode, RedisConfig};
+use crate::config::{ExposeMode, LocalCopy, RedisConfig};
 use crate::expiry::Expirer;
 use crate::persist::snapshot;
 use crate::store::{PushError, Store};
@@ -132,9 +132,59 @@ impl Replicator {
             metrics: ReplicationMetrics::new(),
             append: redis_side::append_script(),
         });
+        if let Some(copy) = &replicator.config.local_copy {
+            replicator.restore_local_copy(&copy.file);
+            tokio::spawn(replicator.clone().run_local_copies(copy.clone()));
+        }
         tokio::spawn(replicator.clone().run_applier());
         tokio::spawn(replicator.clone().run_lease());
         Ok(replicator)
+    }
+
+    /// Starts from the local copy, when there is a readable one; Redis has the last word.
+    fn restore_local_copy(&self, file: &std::path::Path) {
+        match snapshot::read(file) {
+            Ok(Some(copy)) => {
+                let mut applied = self.applied.lock();
+                let groups = copy.groups.len();
+                for group in copy.groups {
+                    self.store.restore_group(group);
+                }
+                *applied = copy.position;
+                self.metrics.applied.set(copy.position as i64);
+                tracing::info!(file = %file.display(), position = copy.position, groups, "restored the local copy; catching up from Redis");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(file = %file.display(), err = %e, "ignoring the unreadable local copy; starting from Redis");
+            }
+        }
+    }
+
+    /// Rewrites the local copy every interval when something was applied since.
+    async fn run_local_copies(self: Arc<Self>, copy: LocalCopy) {
+        let mut ticker = tokio::time::interval(copy.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut written = *self.applied.lock();
+        loop {
+            ticker.tick().await;
+            let (position, groups) = {
+                let applied = self.applied.lock();
+                (*applied, self.store.groups())
+            };
+            if position == written {
+                continue;
+            }
+            let file = copy.file.clone();
+            let write = move || snapshot::write(&file, position, &groups);
+            match tokio::task::spawn_blocking(write).await {
+                Ok(Ok(())) => written = position,
+                Ok(Err(e)) => {
+                    tracing::error!(file = %copy.file.display(), err = %e, "cannot write the local copy")
+                }
+                Err(e) => tracing::error!(err = %e, "local copy task failed"),
+            }
+        }
     }
 
     /// Sends a request through the stream and waits for this replica to apply it.
@@ -240,6 +290,10 @@ impl Replicator {
             }
             match self.read_and_apply(conn).await {
                 Ok(Progress::Applied) => backoff.reset(),
+                Ok(Progress::Behind { head }) => {
+                    self.start_over(head);
+                    needs_snapshot = true;
+                }
                 Ok(Progress::Gap { found }) => {
                     needs_snapshot = true;
                     gap_at = Some(found);
@@ -308,6 +362,24 @@ impl Replicator {
         Ok(())
     }
 
+    /// Redis is the source of truth: when it lost entries this replica applied (it ran
+    /// without its append-only file, or was flushed), the local state goes too.
+    fn start_over(&self, head: u64) {
+        let mut applied = self.applied.lock();
+        tracing::error!(
+            applied = *applied,
+            redis_head = head,
+            "Redis holds fewer changes than this replica applied (was it reset or run without \
+             its append-only file?); dropping the local state and starting over from Redis"
+        );
+        self.metrics.apply_errors.inc();
+        if self.store.wipe().is_err() {
+            tracing::error!("cannot clear the store");
+        }
+        *applied = 0;
+        self.metrics.applied.set(0);
+    }
+
     /// After a gap the snapshot did not cover (Redis lost both), goes on from the first
     /// entry still there rather than stalling for good; the loss is logged and counted.
     fn skip_lost_entries(&self, found: u64) {
@@ -345,6 +417,16 @@ impl Replicator {
             .map(|k| k.ids)
             .unwrap_or_default();
         let batch = entries.len();
+        if batch == 0 {
+            let head: Option<u64> = redis::cmd("GET")
+                .arg(&self.keys.seq)
+                .query_async(conn)
+                .await?;
+            let head = head.unwrap_or(0);
+            if head < after {
+                return Ok(Progress::Behind { head });
+            }
+        }
         for item in entries {
             let Some(seq) = seq_of(&item.id) else {
                 self.metrics.apply_errors.inc();
@@ -545,6 +627,11 @@ type LeaseAnswer = (i64, Option<u64>, Option<u64>, Option<f64>);
 enum Progress {
     /// Entries (or none) were applied.
     Applied,
+    /// Redis has fewer entries than were applied here: it lost its data or was reset.
+    Behind {
+        /// The last entry Redis has.
+        head: u64,
+    },
     /// The next entry is gone (`found` came instead): the snapshot must be loaded.
     Gap {
         /// The first entry still in the stream.
