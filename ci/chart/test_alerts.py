@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from conftest import CHART, HELM, NAMESPACE, REPO, find, one, render
+from local_processes import Gateway, Redis, free_port, wait_until
 from rules_file import plain_file
 from test_chart import validate_crds
 
@@ -45,14 +46,19 @@ NOT_FROM_THE_GATEWAY = {
     "kube_pod_container_resource_limits": "kube-state-metrics",
     "kube_pod_container_status_ready": "kube-state-metrics",
 }
-# Replication metrics planned for redis mode (issue 5) and not exported yet: the replication
-# alerts (prometheusRule.alerts.replication.enabled) and the dashboard's replication row
-# (grafanaDashboard.replicationPanels) use them and are off by default. Drop a name from here
-# once the gateway exports it, so that the live check covers it.
-PLANNED = {
+# Metrics every replica exports in redis mode only (--storage=redis): the replication alerts
+# (prometheusRule.alerts.replication.enabled) and the dashboard's replication row
+# (grafanaDashboard.replicationPanels) use them; the live check takes them from a gateway
+# running against a real redis-server.
+REDIS_MODE_ONLY = {
     "pushgateway_replication_lag_entries",
+    "pushgateway_replication_applied_position",
     "pushgateway_replication_apply_errors_total",
     "pushgateway_redis_errors_total",
+    "pushgateway_redis_roundtrip_seconds_bucket",
+    "pushgateway_replication_snapshot_position",
+    "pushgateway_replication_snapshot_age_seconds",
+    "pushgateway_replication_leader",
 }
 RULE_FIELDS = {"alert", "expr", "for", "labels", "annotations"}
 GROUP_ALERTS = {"PushgatewayGroupPushFailed", "PushgatewayGroupStale"}
@@ -202,7 +208,8 @@ def test_every_alert_has_a_summary_a_description_and_a_runbook(full_rules):
     assert set(names) == {
         "PushgatewayGroupPushFailed", "PushgatewayGroupStale", "PushgatewayDown", "PushgatewayNotReady",
         "PushgatewayPushesRejected", "PushgatewayMemoryNearLimit", "PushgatewayGroupsExpired",
-        "PushgatewayReplicationLag", "PushgatewayReplicationApplyErrors", "PushgatewayRedisErrors"}
+        "PushgatewayReplicationLag", "PushgatewayReplicationApplyErrors", "PushgatewayRedisErrors",
+        "PushgatewayReplicationSnapshotStale"}
 
 
 def test_thresholds_and_selectors_come_from_values(tmp_path):
@@ -223,6 +230,12 @@ def test_thresholds_and_selectors_come_from_values(tmp_path):
     assert rules["PushgatewayGroupStale"]["labels"]["max_age"] == "1h30m"
     assert 'up{job="gw", cluster="eu"}' in rules["PushgatewayDown"]["expr"]
     assert "PushgatewayReplicationLag" not in rules
+    # The snapshot-age threshold follows storage.redis.snapshotInterval.
+    repl = {r["alert"]: r for r in all_rules(rules_of(render(None, (
+        "prometheusRule.enabled=true", "prometheusRule.alerts.replication.enabled=true",
+        "storage.redis.snapshotInterval=2m30s", "prometheusRule.alerts.replication.maxSnapshotIntervals=4"))))}
+    assert ") > 600\n" in repl["PushgatewayReplicationSnapshotStale"]["expr"], repl["PushgatewayReplicationSnapshotStale"]["expr"]
+    assert "snapshot interval 2m30s" in repl["PushgatewayReplicationSnapshotStale"]["annotations"]["description"]
     # Without a selector of its own, the job follows the ServiceMonitor's jobLabel.
     sm = rules_of(render(None, ("prometheusRule.enabled=true", "serviceMonitor.jobLabel=app.kubernetes.io/name")))
     assert 'up{job="pushgateway"}' in {r["alert"]: r for r in all_rules(sm)}["PushgatewayDown"]["expr"]
@@ -425,13 +438,50 @@ def live_scrape():
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def redis_scrape(tmp_path_factory):
+    """The /metrics of our gateway in redis mode (--storage=redis against a real redis-server
+    with a password, leader exposure, snapshots every second) after a push and a delete, once
+    it has written a snapshot."""
+    tmp = tmp_path_factory.mktemp("redis-mode")
+    with Redis(tmp, password="scrape-test") as redis:
+        port = free_port()
+        gw = Gateway([f"--web.listen-address=127.0.0.1:{port}", "--storage=redis",
+                      f"--storage.redis.url=redis://127.0.0.1:{redis.port}/0", "--storage.redis.expose=leader",
+                      "--storage.redis.snapshot-interval=1s"], port, env={"PUSHGATEWAY_REDIS_PASSWORD": "scrape-test"})
+        try:
+            gw.wait_ready()
+            counter = b"# TYPE some_metric counter\nsome_metric{label=\"x\"} 1\n"
+            for method, path in (("PUT", "/metrics/job/batch/instance/a"), ("PUT", "/metrics/job/batch/instance/b"),
+                                 ("DELETE", "/metrics/job/batch/instance/b")):
+                status, text = gw.request(method, path, counter if method != "DELETE" else None)
+                assert status in (200, 202), (method, path, status, text)
+
+            def snapshot_of_everything():
+                text = gw.scrape()
+                applied = sample_or_none(text, "pushgateway_replication_applied_position")
+                done = (sample_or_none(text, "pushgateway_replication_leader") == 1 and applied and applied >= 3
+                        and sample_or_none(text, "pushgateway_replication_snapshot_position") == applied)
+                return text if done else None
+
+            return wait_until(snapshot_of_everything, 20, "the only replica leading and its snapshot holding every change")
+        finally:
+            gw.stop()
+
+
+def sample_or_none(text, name):
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
 def scraped_names(text):
     return {re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
             for line in text.splitlines() if line and not line.startswith("#")}
 
 
-def test_rules_and_dashboard_use_only_metrics_the_gateway_exposes(live_scrape, full_rules, dashboard):
-    exposed = scraped_names(live_scrape)
+def test_rules_and_dashboard_use_only_metrics_the_gateway_exposes(live_scrape, redis_scrape, full_rules, dashboard):
+    memory, redis = scraped_names(live_scrape), scraped_names(redis_scrape)
+    exposed = memory | redis
     assert "push_time_seconds" in exposed and "pushgateway_http_push_duration_seconds_bucket" in exposed
     used = {}
     for rule in all_rules(full_rules):
@@ -440,12 +490,33 @@ def test_rules_and_dashboard_use_only_metrics_the_gateway_exposes(live_scrape, f
     for where, expr in grafana_queries(dashboard):
         for name in metric_names(substitute(expr, dashboard)):
             used.setdefault(name, []).append(f"dashboard {where}")
-    unknown = {n: w for n, w in used.items() if n not in exposed and n not in NOT_FROM_THE_GATEWAY and n not in PLANNED}
+    unknown = {n: w for n, w in used.items() if n not in exposed and n not in NOT_FROM_THE_GATEWAY}
     assert not unknown, f"metrics the gateway does not expose: {unknown}"
-    # The exception lists hold only names that are used, and the gateway's own names are not in them.
+    # The exception list holds only names that are used, and the gateway's own names are not in it.
     assert set(NOT_FROM_THE_GATEWAY) <= set(used), set(NOT_FROM_THE_GATEWAY) - set(used)
-    assert PLANNED <= set(used), PLANNED - set(used)
     assert not (set(NOT_FROM_THE_GATEWAY) & exposed)
+    # The replication metrics: all used, all exported in redis mode, none in memory mode (which
+    # is why their alerts and dashboard row are off by default).
+    assert REDIS_MODE_ONLY <= set(used), REDIS_MODE_ONLY - set(used)
+    assert REDIS_MODE_ONLY <= redis, REDIS_MODE_ONLY - redis
+    assert not (REDIS_MODE_ONLY & memory), REDIS_MODE_ONLY & memory
+    # Every metric of the replication alerts and row is one of them (none slipped past the list).
+    replication_used = {n for n, where in used.items()
+                        if any("Replication" in w or "Redis" in w or "Leader" in w or "Snapshot" in w for w in where)}
+    assert replication_used - REDIS_MODE_ONLY <= memory, replication_used - REDIS_MODE_ONLY
+
+
+def test_redis_mode_scrape_shows_a_working_replica(redis_scrape):
+    """The values behind the replication alerts in a healthy replica: leader, caught up, no
+    errors, a snapshot of what it applied; with expose=leader the leader serves the group."""
+    assert sample_or_none(redis_scrape, "pushgateway_replication_leader") == 1
+    assert sample_or_none(redis_scrape, "pushgateway_replication_lag_entries") == 0
+    assert sample_or_none(redis_scrape, "pushgateway_replication_apply_errors_total") == 0
+    assert sample_or_none(redis_scrape, "pushgateway_redis_errors_total") == 0
+    applied = sample_or_none(redis_scrape, "pushgateway_replication_applied_position")
+    assert applied >= 3 and sample_or_none(redis_scrape, "pushgateway_replication_snapshot_position") == applied
+    assert sample(redis_scrape, "push_time_seconds", job="batch", instance="a") > 0
+    assert 'instance="b"' not in redis_scrape
 
 
 def sample(text, name, **labels):

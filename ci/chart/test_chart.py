@@ -235,6 +235,17 @@ def test_default_install():
     assert c["readinessProbe"]["httpGet"]["path"] == "/-/ready"
     assert "--web.listen-address=:9091" in c["args"]
     assert not any(a.startswith("--persistence.file") for a in c["args"])
+    assert not any(a.startswith("--storage") for a in c["args"]), "memory mode takes no storage flags"
+
+
+def test_redis_exposure_and_snapshot_interval_come_from_values():
+    sets = ("storage.type=redis", "storage.redis.url=redis://redis:6379/0")
+    args = gateway_container(workload(render(None, sets)))["args"]
+    assert "--storage.redis.expose=leader" in args and "--storage.redis.snapshot-interval=1m" in args
+    args = gateway_container(workload(render(None, (*sets, "storage.redis.expose=all",
+                                                    "storage.redis.snapshotInterval=2m30s"))))["args"]
+    assert "--storage.redis.expose=all" in args and "--storage.redis.snapshot-interval=2m30s" in args
+    assert "--storage.redis.expose=leader" not in args
 
 
 def test_notes_tell_how_to_push_and_scrape_and_warn_about_memory():
@@ -278,6 +289,9 @@ def test_small_prod_runs_two_replicas_on_redis(prod):
     assert "--storage=redis" in c["args"]
     redis_name = f"{w['metadata']['name']}-redis"
     assert f"--storage.redis.url=redis://{redis_name}.{NAMESPACE}.svc:6379/0" in c["args"]
+    # Prometheus scrapes both pods: only the lease holder serves the pushed series.
+    assert "--storage.redis.expose=leader" in c["args"]
+    assert "--storage.redis.snapshot-interval=1m" in c["args"]
     env = {e["name"]: e for e in c["env"]}
     assert env["PUSHGATEWAY_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == redis_name
     one(prod, "Secret", redis_name)

@@ -38,6 +38,8 @@
 {{- else }}
 - --storage.redis.url={{ .Values.storage.redis.url }}
 {{- end }}
+- --storage.redis.expose={{ .Values.storage.redis.expose }}
+- --storage.redis.snapshot-interval={{ .Values.storage.redis.snapshotInterval }}
 {{- end }}
 {{- with .Values.extraArgs }}
 {{ toYaml . }}

@@ -275,6 +275,23 @@ groups:{{ if not (or $groupAlerts $gatewayAlerts) }} []{{ end }}
           {{- with include "pushgateway.rules.runbook" (list . "PushgatewayRedisErrors") }}
           runbook_url: {{ . }}
           {{- end }}
+      {{- $interval := include "pushgateway.rules.seconds" .Values.storage.redis.snapshotInterval | int }}
+      - alert: PushgatewayReplicationSnapshotStale
+        expr: |-
+          min without (instance, {{ $replicas }}) (pushgateway_replication_snapshot_age_seconds{{ include "pushgateway.rules.matchers" (list $gw) }}) > {{ mul $interval $a.replication.maxSnapshotIntervals }}
+            and max without (instance, {{ $replicas }}) (pushgateway_replication_applied_position{{ include "pushgateway.rules.matchers" (list $gw) }} - pushgateway_replication_snapshot_position{{ include "pushgateway.rules.matchers" (list $gw) }}) > 0
+        for: {{ $a.replication.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.replication) | nindent 8 }}
+        annotations:
+          summary: The Pushgateway's leader does not write snapshots to Redis.
+          description: >-
+            The newest snapshot of the gateway {{`{{ $labels.job }}`}} in Redis is
+            {{`{{ $value | humanizeDuration }}`}} old (snapshot interval {{ .Values.storage.redis.snapshotInterval }}) although the
+            replicas applied changes after it: the Redis stream is not trimmed, so Redis' memory
+            grows and a restarted replica replays more.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayReplicationSnapshotStale") }}
+          runbook_url: {{ . }}
+          {{- end }}
     {{- end }}
 {{- end }}
 {{- end }}
