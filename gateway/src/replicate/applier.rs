@@ -1,0 +1,273 @@
+//! The applier: loads the snapshot, then applies the change stream in order, forever,
+//! and hands each entry's verdict to the request that sent it from this replica.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
+use redis::streams::StreamReadReply;
+use redis::AsyncConnectionConfig;
+
+use super::entry::{self, ChangeRequest};
+use super::redis_side::seq_of;
+use super::{Backoff, Replicator, READ_BATCH, READ_BLOCK, SNAPSHOT_TIMEOUT};
+use crate::persist::snapshot;
+use crate::store::PushError;
+
+impl Replicator {
+    /// Loads the snapshot, then applies the stream forever, reconnecting as needed.
+    pub(super) async fn run_applier(self: Arc<Self>) {
+        let mut backoff = Backoff::default();
+        let mut connection: Option<MultiplexedConnection> = None;
+        let mut needs_snapshot = true;
+        // The first entry found after a gap, until the snapshot has been tried.
+        let mut gap_at: Option<u64> = None;
+        loop {
+            let conn = match &mut connection {
+                Some(conn) => conn,
+                None => match self.reader_connection().await {
+                    Ok(conn) => connection.insert(conn),
+                    Err(e) => {
+                        self.redis_failed("cannot connect to Redis", &e);
+                        backoff.wait().await;
+                        continue;
+                    }
+                },
+            };
+            if needs_snapshot {
+                match self.load_snapshot(conn).await {
+                    Ok(()) => {
+                        needs_snapshot = false;
+                        if let Some(found) = gap_at.take() {
+                            self.skip_lost_entries(found);
+                        }
+                    }
+                    Err(e) => {
+                        self.redis_failed("cannot load the snapshot from Redis", &e);
+                        connection = None;
+                        backoff.wait().await;
+                        continue;
+                    }
+                }
+            }
+            match self.read_and_apply(conn).await {
+                Ok(Progress::Applied) => backoff.reset(),
+                Ok(Progress::Behind { head }) => {
+                    self.start_over(head);
+                    needs_snapshot = true;
+                }
+                Ok(Progress::Gap { found }) => {
+                    needs_snapshot = true;
+                    gap_at = Some(found);
+                }
+                Err(e) => {
+                    self.redis_failed("cannot read the change stream", &e);
+                    connection = None;
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
+    async fn reader_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.config.timeout))
+            .set_response_timeout(Some(SNAPSHOT_TIMEOUT));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// Replaces the local state with the snapshot in Redis when it is ahead of it.
+    async fn load_snapshot(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let (seq, data): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
+            .arg(&self.keys.snapshot)
+            .arg("seq")
+            .arg("data")
+            .query_async(conn)
+            .await?;
+        let (Some(seq), Some(data)) = (seq, data) else {
+            return Ok(());
+        };
+        if seq <= *self.applied.lock() {
+            return Ok(());
+        }
+        let decoded = tokio::task::spawn_blocking(move || snapshot::decode(&data)).await;
+        let snapshot = match decoded {
+            Ok(Ok(snapshot)) => snapshot,
+            Ok(Err(e)) => {
+                // A snapshot this version cannot read: carry on from the stream alone.
+                self.metrics.apply_errors.inc();
+                tracing::error!(err = %e, "cannot decode the snapshot in Redis; ignoring it");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(err = %e, "snapshot decoding failed");
+                return Ok(());
+            }
+        };
+        let mut applied = self.applied.lock();
+        if self.store.wipe().is_err() {
+            tracing::error!("cannot clear the store before loading the snapshot");
+        }
+        let groups = snapshot.groups.len();
+        for group in snapshot.groups {
+            self.store.restore_group(group);
+        }
+        *applied = snapshot.position;
+        self.metrics.applied.set(snapshot.position as i64);
+        tracing::info!(
+            position = snapshot.position,
+            groups,
+            "loaded the snapshot from Redis"
+        );
+        Ok(())
+    }
+
+    /// Redis is the source of truth: when it lost entries this replica applied (it ran
+    /// without its append-only file, or was flushed), the local state goes too.
+    fn start_over(&self, head: u64) {
+        let mut applied = self.applied.lock();
+        tracing::error!(
+            applied = *applied,
+            redis_head = head,
+            "Redis holds fewer changes than this replica applied (was it reset or run without \
+             its append-only file?); dropping the local state and starting over from Redis"
+        );
+        self.metrics.apply_errors.inc();
+        if self.store.wipe().is_err() {
+            tracing::error!("cannot clear the store");
+        }
+        *applied = 0;
+        self.metrics.applied.set(0);
+    }
+
+    /// After a gap the snapshot did not cover (Redis lost both), goes on from the first
+    /// entry still there rather than stalling for good; the loss is logged and counted.
+    fn skip_lost_entries(&self, found: u64) {
+        let mut applied = self.applied.lock();
+        if *applied + 1 < found {
+            tracing::error!(
+                from = *applied + 1,
+                to = found - 1,
+                "these stream entries are gone from Redis and no snapshot covers them; \
+                 replicas may differ until the groups are pushed again"
+            );
+            self.metrics.apply_errors.inc();
+            *applied = found - 1;
+        }
+    }
+
+    /// Reads one batch of entries after the applied position and applies them.
+    async fn read_and_apply(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<Progress> {
+        let after = *self.applied.lock();
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(READ_BATCH)
+            .arg("BLOCK")
+            .arg(READ_BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.keys.stream)
+            .arg(format!("{after}-0"))
+            .query_async(conn)
+            .await?;
+        let entries = reply
+            .and_then(|r| r.keys.into_iter().next())
+            .map(|k| k.ids)
+            .unwrap_or_default();
+        let batch = entries.len();
+        if batch == 0 {
+            let head: Option<u64> = redis::cmd("GET")
+                .arg(&self.keys.seq)
+                .query_async(conn)
+                .await?;
+            let head = head.unwrap_or(0);
+            if head < after {
+                return Ok(Progress::Behind { head });
+            }
+        }
+        for item in entries {
+            let Some(seq) = seq_of(&item.id) else {
+                self.metrics.apply_errors.inc();
+                tracing::error!(id = %item.id, "skipping a stream entry with a foreign ID");
+                continue;
+            };
+            let expected = *self.applied.lock() + 1;
+            if seq != expected {
+                self.metrics.apply_errors.inc();
+                tracing::warn!(
+                    expected,
+                    found = seq,
+                    "entries were trimmed before this replica read them; reloading the snapshot"
+                );
+                return Ok(Progress::Gap { found: seq });
+            }
+            let origin: Option<String> = item.get("o");
+            let payload: Option<Vec<u8>> = item.get("c");
+            self.apply(
+                seq,
+                origin.as_deref(),
+                payload.as_deref().unwrap_or_default(),
+            );
+        }
+        if batch < READ_BATCH && !self.ready.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                position = *self.applied.lock(),
+                "caught up with the change stream; ready"
+            );
+        }
+        Ok(Progress::Applied)
+    }
+
+    /// Applies one entry and hands the verdict to the waiting request, if it is ours.
+    fn apply(&self, seq: u64, origin: Option<&str>, payload: &[u8]) {
+        let mut applied = self.applied.lock();
+        let verdict = match entry::decode(payload) {
+            Ok(ChangeRequest::Push {
+                key,
+                families,
+                mode,
+                time,
+            }) => self.store.push(key, families, mode, time).map(drop),
+            Ok(ChangeRequest::Delete { key }) => self.store.delete(&key).map(drop),
+            Ok(ChangeRequest::Wipe) => self.store.wipe().map(drop),
+            Ok(ChangeRequest::Expire { time }) => self.expirer.sweep(&self.store, time).map(drop),
+            Err(e) => {
+                self.metrics.apply_errors.inc();
+                tracing::error!(seq, err = %e, "skipping a change-stream entry this version cannot read");
+                Err(PushError::Unavailable(format!(
+                    "unreadable stream entry: {e}"
+                )))
+            }
+        };
+        *applied = seq;
+        drop(applied);
+        self.metrics.applied.set(seq as i64);
+        let nonce = origin
+            .and_then(|o| o.strip_prefix(self.replica_id.as_str()))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(sender) = nonce.and_then(|n| self.waiters.lock().remove(&n)) {
+            let _ = sender.send(verdict);
+        }
+    }
+}
+
+/// What one read of the stream achieved.
+enum Progress {
+    /// Entries (or none) were applied.
+    Applied,
+    /// Redis has fewer entries than were applied here: it lost its data or was reset.
+    Behind {
+        /// The last entry Redis has.
+        head: u64,
+    },
+    /// The next entry is gone (`found` came instead): the snapshot must be loaded.
+    Gap {
+        /// The first entry still in the stream.
+        found: u64,
+    },
+}

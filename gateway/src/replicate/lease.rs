@@ -1,0 +1,138 @@
+//! The lease: renewed every second by every replica, held by one. The holder sends the
+//! expiry sweeps and writes the snapshots; every replica reports lag and snapshot age.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use redis::AsyncConnectionConfig;
+
+use super::entry::{self, ChangeRequest};
+use super::redis_side;
+use super::{Replicator, LEASE_TICK, LEASE_TTL, SNAPSHOT_TIMEOUT};
+use crate::persist::snapshot;
+use crate::web::unix_now;
+
+/// The lease script's answer: leader (1) or not, stream head, snapshot position and time.
+type LeaseAnswer = (i64, Option<u64>, Option<u64>, Option<f64>);
+
+impl Replicator {
+    /// Renews or takes the lease every second; as leader, sends expiry sweeps and writes
+    /// snapshots.
+    pub(super) async fn run_lease(self: Arc<Self>) {
+        let lease = redis_side::lease_script();
+        let mut ticker = tokio::time::interval(LEASE_TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_snapshot = Instant::now();
+        loop {
+            ticker.tick().await;
+            let started = Instant::now();
+            let mut conn = self.commands.clone();
+            let answer: redis::RedisResult<LeaseAnswer> = lease
+                .key(&self.keys.leader)
+                .key(&self.keys.seq)
+                .key(&self.keys.snapshot)
+                .arg(&self.replica_id)
+                .arg(LEASE_TTL.as_millis() as u64)
+                .invoke_async(&mut conn)
+                .await;
+            let (is_leader, head, snapshot_seq, snapshot_time) = match answer {
+                Ok(answer) => answer,
+                Err(e) => {
+                    // Keep the current role: nobody else can take the lease while Redis is
+                    // unreachable, and the leader should keep serving what it has.
+                    self.redis_failed("cannot renew the lease", &e);
+                    continue;
+                }
+            };
+            self.metrics
+                .roundtrip
+                .observe(started.elapsed().as_secs_f64());
+            let is_leader = is_leader == 1;
+            if self.leader.swap(is_leader, Ordering::Relaxed) != is_leader {
+                tracing::info!(leader = is_leader, "leader lease changed hands");
+            }
+            self.metrics.leader.set(i64::from(is_leader));
+            let applied = *self.applied.lock();
+            self.metrics
+                .lag
+                .set(head.unwrap_or(0).saturating_sub(applied) as i64);
+            self.metrics
+                .snapshot_position
+                .set(snapshot_seq.unwrap_or(0) as i64);
+            self.metrics
+                .snapshot_age
+                .set(snapshot_time.map_or(0.0, |t| (unix_now() - t).max(0.0)));
+            self.published
+                .fetch_max(snapshot_seq.unwrap_or(0), Ordering::Relaxed);
+            if !is_leader || !self.is_ready() {
+                continue;
+            }
+            if self.expirer.policy().is_enabled() {
+                self.send_expiry_sweep().await;
+            }
+            let due = last_snapshot.elapsed() >= self.config.snapshot_interval
+                && applied > self.published.load(Ordering::Relaxed);
+            // Written in its own task: a large upload must not hold up the lease renewal.
+            if due && !self.snapshot_running.swap(true, Ordering::Relaxed) {
+                last_snapshot = Instant::now();
+                let replicator = self.clone();
+                tokio::spawn(async move {
+                    match replicator.write_snapshot().await {
+                        Ok(Some(position)) => {
+                            replicator.published.fetch_max(position, Ordering::Relaxed);
+                        }
+                        Ok(None) => {}
+                        Err(e) => replicator.redis_failed("cannot write the snapshot to Redis", &e),
+                    }
+                    replicator.snapshot_running.store(false, Ordering::Relaxed);
+                });
+            }
+        }
+    }
+
+    async fn send_expiry_sweep(&self) {
+        let payload = entry::encode(&ChangeRequest::Expire { time: unix_now() });
+        let sweep = tokio::time::timeout(self.config.timeout, self.append("", &payload));
+        match sweep.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => self.redis_failed("cannot send the expiry sweep", &e),
+            Err(_) => {
+                self.metrics.redis_errors.inc();
+                tracing::warn!("the expiry sweep got no answer from Redis in time");
+            }
+        }
+    }
+
+    /// Writes the applied state to Redis; returns its position when it was stored.
+    async fn write_snapshot(&self) -> redis::RedisResult<Option<u64>> {
+        let (position, groups) = {
+            let applied = self.applied.lock();
+            (*applied, self.store.groups())
+        };
+        let data = tokio::task::spawn_blocking(move || snapshot::encode(position, &groups))
+            .await
+            .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.config.timeout))
+            .set_response_timeout(Some(SNAPSHOT_TIMEOUT));
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let stored: i64 = redis_side::publish_snapshot_script()
+            .key(&self.keys.snapshot)
+            .key(&self.keys.stream)
+            .arg(position)
+            .arg(data.as_slice())
+            .arg(unix_now())
+            .invoke_async(&mut conn)
+            .await?;
+        if stored == 1 {
+            tracing::info!(position, bytes = data.len(), "wrote the snapshot to Redis");
+            Ok(Some(position))
+        } else {
+            Ok(None)
+        }
+    }
+}
