@@ -349,6 +349,8 @@ def test_small_prod_network_policy_opens_only_the_gateway_port(prod):
 
 
 def test_small_prod_persists_each_replica_on_its_own_volume(prod):
+    """In redis mode --persistence.file is each replica's local copy of its applied state (what
+    it serves at once after a restart); test_profiles_run.py runs it."""
     w = workload(prod)
     c = gateway_container(w)
     (vct,) = w["spec"]["volumeClaimTemplates"]

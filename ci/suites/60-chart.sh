@@ -4,12 +4,17 @@
 # Kubernetes schema (strict) and the CRD schemas (Prometheus Operator, Gateway API), assertions on the profiles,
 # schema rejections, hadolint and static Dockerfile checks. The alerts and the dashboard:
 # promtool check/test rules, the PrometheusRule against its CRD schema, every dashboard query
-# parsed, and every metric they use found in a live scrape of our gateway.
+# parsed, and every metric they use found in a live scrape of our gateway (in memory mode and in
+# redis mode). The redis profiles (values-small-prod.yaml, values/external-redis.yaml): their
+# rendered flags and environment start two replicas of our gateway against a real redis-server
+# on loopback (Debian package, no persistence, password on), which serve as one gateway.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source ci/lib/tools.sh
 source ci/chart/tools.sh
 
+apt_install redis-server redis-tools
+REDIS_SERVER=$(command -v redis-server)
 HELM=$(helm_bin)
 CRD_NODE_MODULES=$(crd_models)
 PY=$(python_venv -r ci/chart/requirements.txt)
@@ -17,7 +22,7 @@ PROMTOOL=$(promtool_bin)
 # Built here first so that a failing build stops the layer (inside $(...) it would not).
 cargo build --release -q --bin pushgateway
 GATEWAY_BIN=$(gateway_release)
-export HELM CRD_NODE_MODULES PROMTOOL GATEWAY_BIN
+export HELM CRD_NODE_MODULES PROMTOOL GATEWAY_BIN REDIS_SERVER
 export HADOLINT="$(dirname "$PY")/hadolint"
 echo "helm $("$HELM" version --short), $("$HADOLINT" --version), $("$PROMTOOL" --version | head -1)"
 

@@ -1,0 +1,235 @@
+"""The redis profiles start and act as one gateway: the gateway container of each rendered
+profile (its args and env, as the kubelet would pass them) runs as two replicas of our binary
+against a real redis-server on loopback that requires the password the chart's env gives.
+
+Only what cannot run here is changed: the Redis host and port in --storage.redis.url, the
+listen address, and the files under the container's volume mounts (each replica gets its own
+directory, as each pod gets its own volume). Secrets the chart renders (the bundled Redis'
+generated password) are read from the render; Secrets the profile expects to exist before
+install get test values.
+"""
+
+import base64
+import re
+import urllib.parse
+
+import pytest
+
+from conftest import ALL_VALUES, CHART, EXAMPLES, PROFILES, REPO, find, gateway_container, render, workload
+from local_processes import Gateway, Redis, free_port, wait_until
+
+# The profiles that run on Redis; test_every_redis_profile_is_run keeps the list complete.
+REDIS_PROFILES = {
+    "small-prod": CHART / "values-small-prod.yaml",
+    "values/external-redis.yaml": REPO / "values" / "external-redis.yaml",
+}
+# Values of the Secrets the profiles expect to exist before install (values/external-redis.yaml
+# names them in its header); the URL's host is replaced like the bundled one's.
+EXTERNAL_SECRETS = {
+    ("pushgateway-redis", "url"): "redis://redis.example.internal:6379/0",
+    ("pushgateway-redis", "password"): "external-redis-password",
+}
+# Flags whose values are URL paths, not files.
+URL_PATH_FLAGS = {"--web.telemetry-path", "--web.route-prefix", "--web.external-url"}
+PUSHED = b"# TYPE profile_test_metric gauge\nprofile_test_metric 42\n"
+# A dead leader's lease lasts 10 s (LEASE_TTL in gateway/src/replicate/mod.rs); plus slack.
+LEASE_TAKEOVER_SECONDS = 25
+
+
+def secret_value(docs, ref):
+    """The value behind a secretKeyRef: from a Secret of the render, or from EXTERNAL_SECRETS."""
+    for s in find(docs, "Secret", ref["name"]):
+        if ref["key"] in s.get("stringData", {}):
+            return s["stringData"][ref["key"]]
+        return base64.b64decode(s["data"][ref["key"]]).decode()
+    assert (ref["name"], ref["key"]) in EXTERNAL_SECRETS, f"no value for the Secret key {ref}"
+    return EXTERNAL_SECRETS[(ref["name"], ref["key"])]
+
+
+def container_env(docs, c):
+    """The container's environment as the kubelet sets it (value or secretKeyRef only)."""
+    assert not c.get("envFrom"), "envFrom is not resolved here"
+    env = {}
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            env[e["name"]] = secret_value(docs, e["valueFrom"]["secretKeyRef"])
+    return env
+
+
+def expand(arg, env):
+    """Kubernetes' $(VAR) expansion in container args ($$ escapes, unknown names stay)."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), arg)
+
+
+class Pod:
+    """One replica: the rendered args with loopback and its own directory for every volume mount."""
+
+    def __init__(self, docs, redis_port, directory):
+        c = gateway_container(workload(docs))
+        self.env = container_env(docs, c)
+        self.dir = directory
+        self.port = free_port()
+        self.files = {}
+        mounts = {m["mountPath"].rstrip("/"): m["name"] for m in c.get("volumeMounts", [])}
+        self.args = []
+        for arg in (expand(a, self.env) for a in c["args"]):
+            flag, _, value = arg.partition("=")
+            if flag == "--web.listen-address":
+                arg = f"{flag}=127.0.0.1:{self.port}"
+            elif flag == "--storage.redis.url":
+                url = urllib.parse.urlsplit(value)
+                assert url.scheme == "redis" and not url.password, f"expected a plain redis:// URL without a password: {value}"
+                arg = f"{flag}={url._replace(netloc=f'127.0.0.1:{redis_port}').geturl()}"
+            elif value.startswith("/") and flag not in URL_PATH_FLAGS:
+                mount = max((m for m in mounts if value.startswith(m + "/")), key=len, default=None)
+                assert mount is not None, f"{arg}: the file is on no volume mount (read-only root filesystem)"
+                assert flag != "--web.config.file", "a web config from a Secret volume is not materialized here"
+                local = directory / mounts[mount] / value[len(mount) + 1:]
+                local.parent.mkdir(parents=True, exist_ok=True)
+                self.files[flag] = local
+                arg = f"{flag}={local}"
+            self.args.append(arg)
+        assert "$(" not in " ".join(self.args), f"unexpanded variable in {self.args}"
+        self.gateway = None
+
+    def start(self):
+        self.gateway = Gateway(self.args, self.port, env=self.env)
+        return self.gateway
+
+    def stop(self):
+        if self.gateway:
+            self.gateway.stop()
+
+
+def serves_pushed(gw):
+    return "profile_test_metric" in gw.scrape()
+
+
+def metric(text, name):
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def groups(gw):
+    return {tuple(sorted(g["labels"].items())): g for g in gw.api_metrics()}
+
+
+class Run:
+    """A profile's two replicas and their redis-server."""
+
+    def __init__(self, docs, redis, pods):
+        self.docs, self.redis, self.pods = docs, redis, pods
+
+
+# The runs: a profile as it is, or with values changed (--set) where waiting for a default
+# interval would take too long.
+RUNS = {
+    "small-prod": (REDIS_PROFILES["small-prod"], ()),
+    "values/external-redis.yaml": (REDIS_PROFILES["values/external-redis.yaml"], ()),
+    "small-prod persistence.interval=1s": (REDIS_PROFILES["small-prod"], ("persistence.interval=1s",)),
+}
+
+
+@pytest.fixture
+def run(request, tmp_path):
+    """Two replicas of a profile's gateway on a password-protected redis-server, started and
+    ready; stopped afterwards."""
+    values, sets = RUNS[request.param]
+    docs = render(values, sets)
+    pods = []
+    password = container_env(docs, gateway_container(workload(docs))).get("PUSHGATEWAY_REDIS_PASSWORD")
+    assert password, "the chart passes the Redis password as PUSHGATEWAY_REDIS_PASSWORD"
+    with Redis(tmp_path, password=password) as redis:
+        try:
+            for i in range(2):
+                pod = Pod(docs, redis.port, tmp_path / f"replica-{i}")
+                pods.append(pod)
+                pod.start()
+            for pod in pods:
+                pod.gateway.wait_ready()
+            yield Run(docs, redis, pods)
+        finally:
+            for pod in pods:
+                pod.stop()
+
+
+@pytest.mark.parametrize("run", ["small-prod", "values/external-redis.yaml"], indirect=True)
+def test_two_replicas_act_as_one_gateway(run):
+    a, b = run.pods
+    c = gateway_container(workload(run.docs))
+    assert "--storage=redis" in c["args"] and "--storage.redis.expose=leader" in c["args"]
+    # A group without an instance label, pushed through one replica ...
+    status, text = a.gateway.request("PUT", "/metrics/job/profile-test", PUSHED)
+    assert status == 200, (status, text)
+    # ... is in the other replica's JSON API (and the pusher's own).
+    key = (("job", "profile-test"),)
+    wait_until(lambda: key in groups(b.gateway), 10, "the pushed group in the other replica's /api/v1/metrics")
+    assert key in groups(a.gateway)
+    value = groups(b.gateway)[key]["profile_test_metric"]["metrics"][0]["value"]
+    assert float(value) == 42
+    # With expose=leader exactly one replica, the lease holder, serves it on /metrics.
+    gws = [a.gateway, b.gateway]
+    wait_until(lambda: sorted(metric(g.scrape(), "pushgateway_replication_leader") for g in gws) == [0, 1], 15,
+               "one leader among the two replicas")
+    serving = [g for g in gws if serves_pushed(g)]
+    assert len(serving) == 1, [g.base for g in serving]
+    assert metric(serving[0].scrape(), "pushgateway_replication_leader") == 1
+    other = next(g for g in gws if g is not serving[0])
+    assert "push_time_seconds" not in other.scrape() and "pushgateway_replication_lag_entries" in other.scrape()
+
+
+@pytest.mark.parametrize("run", ["small-prod"], indirect=True)
+def test_small_prod_fails_over_to_the_other_replica(run):
+    """The leader stops: the other replica takes the lease and serves the series, and takes
+    pushes; the stopped replica, started again, is ready and catches up."""
+    status, _ = run.pods[0].gateway.request("PUT", "/metrics/job/profile-test", PUSHED)
+    assert status == 200
+    leader = wait_until(lambda: next((p for p in run.pods if serves_pushed(p.gateway)), None), 15,
+                        "a leader serving the group")
+    follower = next(p for p in run.pods if p is not leader)
+    leader.stop()
+    wait_until(lambda: serves_pushed(follower.gateway), LEASE_TAKEOVER_SECONDS, "the other replica serving the group")
+    status, _ = follower.gateway.request("PUT", "/metrics/job/while-away", PUSHED)
+    assert status == 200
+    leader.start().wait_ready()
+    wait_until(lambda: (("job", "while-away"),) in groups(leader.gateway), 10, "the restarted replica catching up")
+    assert (("job", "profile-test"),) in groups(leader.gateway)
+    assert not serves_pushed(leader.gateway), "the lease stays with the replica that took it"
+
+
+@pytest.mark.parametrize("run", ["small-prod persistence.interval=1s"], indirect=True)
+def test_small_prod_local_copy_serves_a_restarted_replica_while_redis_is_down(run):
+    """--persistence.file on the replica's volume is its local copy in redis mode: rewritten
+    every persistence.interval, it lets a restarted replica serve its last state at once, even
+    while Redis is down (not ready until it has caught up)."""
+    pod = run.pods[0]
+    status, _ = pod.gateway.request("PUT", "/metrics/job/profile-test", PUSHED)
+    assert status == 200
+    local_copy = pod.files["--persistence.file"]
+    # Written once something was applied (the push is the only change), within an interval.
+    wait_until(lambda: local_copy.is_file() and local_copy.stat().st_size > 0, 10, f"the local copy {local_copy}")
+    pod.stop()
+    run.redis.stop()
+    pod.start()
+    wait_until(lambda: pod.gateway.status("/-/healthy") == 200, 15, "the restarted replica answering")
+    assert (("job", "profile-test"),) in groups(pod.gateway), "the local copy was not served"
+    assert pod.gateway.status("/-/ready") == 503, "ready although Redis is down"
+
+
+def test_every_redis_profile_is_run():
+    """Every profile of the chart and of values/ that renders --storage=redis is in REDIS_PROFILES."""
+    redis = {name for name, path in {**PROFILES, **EXAMPLES}.items()
+             if "--storage=redis" in gateway_container(workload(render(path)))["args"]}
+    assert redis == set(REDIS_PROFILES), redis ^ set(REDIS_PROFILES)
+    assert all(ALL_VALUES[name] == path for name, path in REDIS_PROFILES.items())
+
+
+def test_expansion_and_remapping_are_not_vacuous(tmp_path):
+    assert expand("--x=$(A)/$(B)/$$(A)", {"A": "1"}) == "--x=1/$(B)/$(A)"
+    pod = Pod(render(REDIS_PROFILES["small-prod"]), 6400, tmp_path)
+    assert f"--storage.redis.url=redis://127.0.0.1:6400/0" in pod.args
+    assert pod.files["--persistence.file"] == tmp_path / "storage" / "pushgateway.data"
+    assert not any(a.startswith("--persistence.file=/data/") for a in pod.args)
