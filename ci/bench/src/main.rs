@@ -15,6 +15,12 @@
 //! `--ours-load checked`, ours is loaded directly with checked pushes into a gateway
 //! without persistence instead; the report says which was done.
 //!
+//! `ours-redis` is ours in replicated mode (`--storage=redis`) against a redis-server
+//! the benchmark starts for it at each size (append-only file on, `--appendfsync`
+//! from `--redis-appendfsync`); it is loaded with checked pushes and measured like the
+//! others, and reported in a section of its own with the ratios to ours in memory
+//! mode and to the reference.
+//!
 //! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
 
 mod client;
@@ -29,7 +35,7 @@ use clap::Parser;
 
 use client::Result;
 use measure::{Latency, Scrape, Throughput};
-use process::Gateway;
+use process::{Gateway, RedisServer};
 
 /// Command-line flags.
 #[derive(Parser, Debug, Clone)]
@@ -45,9 +51,21 @@ pub struct Args {
     /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
-    /// Which gateways to run, comma-separated (ours, reference).
-    #[arg(long, default_value = "ours,reference", value_delimiter = ',')]
+    /// Which gateways to run, comma-separated: ours, reference, ours-redis (ours with
+    /// `--storage=redis` against a redis-server of its own, started per size).
+    #[arg(
+        long,
+        default_value = "ours,reference,ours-redis",
+        value_delimiter = ','
+    )]
     pub gateways: Vec<String>,
+    /// The redis-server binary of `ours-redis` (Debian redis-server).
+    #[arg(long, default_value = "redis-server")]
+    pub redis_server: PathBuf,
+    /// `--appendfsync` of that redis-server (its append-only file is on, RDB snapshots
+    /// off); `everysec` is the chart's default, `always` fsyncs every push.
+    #[arg(long, default_value = "everysec", value_parser = ["always", "everysec", "no"])]
+    pub redis_appendfsync: String,
     /// Sequential 10-series PUTs timed per size (at most).
     #[arg(long, default_value_t = 300)]
     pub put_samples: usize,
@@ -155,12 +173,20 @@ pub struct RunResult {
     pub gzip_scrape: Scrape,
     /// Restart from the persistence file until the store is served (when loaded that way).
     pub restart: Option<Duration>,
+    /// CPU time redis-server spent during the throughput run (`ours-redis` only).
+    pub redis_cpu: Option<Duration>,
 }
 
 impl RunResult {
     /// Gateway CPU time per successful push of the throughput run.
     pub fn cpu_per_push(&self) -> f64 {
         self.throughput_cpu.as_secs_f64() / self.throughput.pushes.max(1) as f64
+    }
+
+    /// redis-server CPU time per successful push of the throughput run.
+    pub fn redis_cpu_per_push(&self) -> Option<f64> {
+        self.redis_cpu
+            .map(|c| c.as_secs_f64() / self.throughput.pushes.max(1) as f64)
     }
 
     /// Resident bytes per stored series.
@@ -288,12 +314,14 @@ async fn load_via_restore(
     Ok((gw, rss_empty, mode, Some(restore_time)))
 }
 
-/// Loads a gateway running with the consistency check directly with checked pushes.
+/// Loads a gateway running with the consistency check directly with checked pushes;
+/// `how` describes its storage for the report.
 async fn load_checked(
     args: &Args,
     bin: Bin<'_>,
     n: usize,
     dir: &Path,
+    how: &str,
 ) -> Result<(Gateway, u64, String, Option<Duration>)> {
     let direct_args = vec!["--persistence.file=".to_string()];
     let (gw, rss_empty) = start_empty(bin, &direct_args, &dir.join("direct.log")).await?;
@@ -311,7 +339,7 @@ async fn load_checked(
         ));
     }
     let mode = format!(
-        "checked pushes ({}/group) into the measured process (no persistence) in {}",
+        "checked pushes ({}/group) into the measured process ({how}) in {}",
         args.group_size,
         report::dur(load_time)
     );
@@ -328,8 +356,39 @@ async fn run_one(
 ) -> Result<RunResult> {
     let dir = work.join(format!("{name}-{}", size_label(n)));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Declared before the gateway, so that it is dropped (killed) after it.
+    let redis = if name == "ours-redis" {
+        let r = RedisServer::start(&args.redis_server, &args.redis_appendfsync, &dir).await?;
+        println!(
+            "  {name}: redis-server on port {} (appendfsync {})",
+            r.port, args.redis_appendfsync
+        );
+        Some(r)
+    } else {
+        None
+    };
+    let redis_extra: Vec<String>;
+    let bin = match &redis {
+        Some(r) => {
+            redis_extra = [
+                "--storage=redis".to_string(),
+                format!("--storage.redis.url={}", r.url()),
+            ]
+            .into_iter()
+            .chain(bin.extra.iter().cloned())
+            .collect();
+            Bin {
+                path: bin.path,
+                extra: &redis_extra,
+            }
+        }
+        None => bin,
+    };
     println!("  {name}: loading {} series ...", size_label(n));
-    let restore = if name == "ours" && args.ours_load == "checked" {
+    let restore = if redis.is_some() {
+        // The state lives in Redis: there is no persistence file to restart from.
+        Err("skipped (Redis mode)".to_string())
+    } else if name == "ours" && args.ours_load == "checked" {
         Err("skipped (--ours-load checked)".to_string())
     } else {
         load_via_restore(args, bin, n, &dir).await
@@ -339,10 +398,17 @@ async fn run_one(
         // Checked loading is hopeless for upstream at large N (each push re-checks
         // the whole store): only ours falls back to it.
         Err(e) if name == "reference" => return Err(e),
+        Err(_) if redis.is_some() => {
+            let how = format!(
+                "--storage=redis, redis-server with appendfsync {}, no persistence file",
+                args.redis_appendfsync
+            );
+            load_checked(args, bin, n, &dir, &how).await?
+        }
         Err(e) => {
             println!("  {name}: load via persistence+restart not possible: {e}");
             println!("  {name}: loading directly with checked pushes instead");
-            load_checked(args, bin, n, &dir).await?
+            load_checked(args, bin, n, &dir, "no persistence").await?
         }
     };
     println!("  {name}: loaded: {load_mode}");
@@ -372,6 +438,7 @@ async fn run_one(
         latency.samples
     );
     let cpu_before = gw.cpu_time()?;
+    let redis_before = redis.as_ref().map(RedisServer::cpu_time).transpose()?;
     let throughput = measure::throughput(
         gw.addr,
         args.connections,
@@ -379,6 +446,10 @@ async fn run_one(
     )
     .await?;
     let throughput_cpu = gw.cpu_time()?.saturating_sub(cpu_before);
+    let redis_cpu = match (&redis, redis_before) {
+        (Some(r), Some(before)) => Some(r.cpu_time()?.saturating_sub(before)),
+        _ => None,
+    };
     println!(
         "  {name}: throughput: {} pushes/s ({} pushes, {} failed, {} connections, {}; \
          gateway CPU {})",
@@ -389,6 +460,12 @@ async fn run_one(
         report::dur(throughput.elapsed),
         report::dur(throughput_cpu)
     );
+    if let Some(c) = redis_cpu {
+        println!(
+            "  {name}: redis-server CPU in the throughput run: {}",
+            report::dur(c)
+        );
+    }
     let scrape = measure::scrape(
         gw.addr,
         args.scrapes,
@@ -442,6 +519,7 @@ async fn run_one(
         throughput,
         scrape,
         throughput_cpu,
+        redis_cpu,
     })
 }
 
@@ -524,8 +602,10 @@ fn default_work_dir() -> PathBuf {
 
 async fn run(args: Args) -> Result<()> {
     for g in &args.gateways {
-        if g != "ours" && g != "reference" {
-            return Err(format!("unknown gateway {g:?} (ours, reference)"));
+        if !["ours", "reference", "ours-redis"].contains(&g.as_str()) {
+            return Err(format!(
+                "unknown gateway {g:?} (ours, reference, ours-redis)"
+            ));
         }
     }
     let work = match &args.work_dir {
@@ -537,6 +617,11 @@ async fn run(args: Args) -> Result<()> {
     let mut env = report::Env {
         ours: version_of(&args.ours),
         reference: version_of(&args.reference),
+        redis: if args.gateways.iter().any(|g| g == "ours-redis") {
+            version_of(&args.redis_server)
+        } else {
+            String::new()
+        },
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         checkout: match &args.ours_rev {
             Some(rev) => rev.clone(),
@@ -556,6 +641,9 @@ async fn run(args: Args) -> Result<()> {
         args.reference.display(),
         env.reference
     );
+    if !env.redis.is_empty() {
+        println!("redis:     {} ({})", args.redis_server.display(), env.redis);
+    }
     println!("work dir:  {}", work.display());
     env.load.0 = loadavg();
     println!("load average: {}", env.load.0);
@@ -571,8 +659,9 @@ async fn run(args: Args) -> Result<()> {
         println!("\n== {} stored series ==", size_label(n));
         let mut ours = None;
         let mut reference = None;
+        let mut redis = None;
         for g in &args.gateways {
-            let bin = if g == "ours" {
+            let bin = if g != "reference" {
                 Bin {
                     path: &args.ours,
                     extra: &args.ours_arg,
@@ -584,19 +673,25 @@ async fn run(args: Args) -> Result<()> {
                 }
             };
             match run_one(&args, g, bin, n, &work).await {
-                Ok(r) => {
-                    if g == "ours" {
-                        ours = Some(r);
-                    } else {
-                        reference = Some(r);
-                    }
-                }
+                Ok(r) => match g.as_str() {
+                    "ours" => ours = Some(r),
+                    "ours-redis" => redis = Some(r),
+                    _ => reference = Some(r),
+                },
                 Err(e) => println!("  {g}: FAILED: {e}"),
             }
         }
-        let row = report::SizeRow { n, ours, reference };
+        let row = report::SizeRow {
+            n,
+            ours,
+            reference,
+            redis,
+        };
         println!();
         print!("{}", report::console_block(&row));
+        if args.gateways.iter().any(|g| g == "ours-redis") {
+            print!("{}", report::redis_console_block(&row));
+        }
         rows.push(row);
     }
     env.total = started.elapsed();
@@ -605,7 +700,11 @@ async fn run(args: Args) -> Result<()> {
         Some(v) => println!("\n{v}"),
         None => println!("\nTargets at 1M: not measured (run with --sizes ...,1M)"),
     }
-    let md = report::markdown(&env, &args, &rows);
+    let mut md = report::markdown(&env, &args, &rows);
+    if args.gateways.iter().any(|g| g == "ours-redis") {
+        md.push('\n');
+        md.push_str(&report::redis_markdown(&env, &args, &rows));
+    }
     println!("\n{md}");
     if let Some(parent) = args.out.parent() {
         let _ = std::fs::create_dir_all(parent);

@@ -17,7 +17,7 @@ pub struct Gateway {
 }
 
 /// A free loopback port (bound then released; the gateway binds it right after).
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
@@ -39,6 +39,28 @@ fn clock_ticks() -> f64 {
             .filter(|t| *t > 0.0)
             .unwrap_or(100.0)
     })
+}
+
+/// The last lines of a log file, for error messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(8);
+    lines[from..].join("\n    ")
+}
+
+/// CPU time (user + system) process `pid` used so far, from /proc/<pid>/stat.
+pub fn cpu_time_of(pid: u32) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => Ok(Duration::from_secs_f64((u + s) as f64 / clock_ticks())),
+        _ => Err(format!("cannot read utime/stime from {path}")),
+    }
 }
 
 impl Gateway {
@@ -71,10 +93,7 @@ impl Gateway {
 
     /// The last lines of the gateway's own output, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(8);
-        lines[from..].join("\n    ")
+        tail(&self.log)
     }
 
     fn exited(&mut self) -> Option<String> {
@@ -126,16 +145,7 @@ impl Gateway {
 
     /// CPU time (user + system) the process used so far, from /proc/<pid>/stat.
     pub fn cpu_time(&self) -> Result<Duration> {
-        let path = format!("/proc/{}/stat", self.pid());
-        let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        // Fields after the command name (which may hold spaces) start at field 3.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        match (ticks(11), ticks(12)) {
-            (Some(u), Some(s)) => Ok(Duration::from_secs_f64((u + s) as f64 / clock_ticks())),
-            _ => Err(format!("cannot read utime/stime from {path}")),
-        }
+        cpu_time_of(self.pid())
     }
 
     /// Sends SIGTERM and waits for the exit, at most `timeout` (then SIGKILL).
@@ -169,5 +179,97 @@ impl Drop for Gateway {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A redis-server of its own for `ours-redis`: loopback, a free port, its files in one
+/// directory, no RDB snapshots, the append-only file on with the given fsync policy.
+/// Killed when dropped.
+pub struct RedisServer {
+    child: Child,
+    /// Where it listens.
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts `bin` in `dir` (its files and `redis.log`) and waits until it answers PING.
+    pub async fn start(bin: &Path, appendfsync: &str, dir: &Path) -> Result<RedisServer> {
+        let port = free_port()?;
+        let log = dir.join("redis.log");
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let port_text = port.to_string();
+        let dir_text = dir.display().to_string();
+        let child = Command::new(bin)
+            .args([
+                "--port",
+                &port_text,
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &dir_text,
+            ])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                appendfsync,
+            ])
+            .args(["--protected-mode", "no", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("start {}: {e} (install redis-server)", bin.display()))?;
+        let mut redis = RedisServer { child, port, log };
+        let start = Instant::now();
+        while !redis.pong() {
+            if let Ok(Some(status)) = redis.child.try_wait() {
+                return Err(format!(
+                    "redis-server exited ({status}); its log ({}):\n    {}",
+                    redis.log.display(),
+                    tail(&redis.log)
+                ));
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(format!(
+                    "redis-server does not answer PING on port {port}; its log:\n    {}",
+                    tail(&redis.log)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(redis)
+    }
+
+    /// Whether it answers `PING` with `+PONG` (a blocking round trip on loopback).
+    fn pong(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// The URL for `--storage.redis.url`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// CPU time (user + system) it used so far.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        cpu_time_of(self.child.id())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

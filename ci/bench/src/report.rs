@@ -22,6 +22,8 @@ pub struct Env {
     pub cpus: usize,
     /// Wall time of the whole run.
     pub total: Duration,
+    /// `--version` of redis-server (empty when `ours-redis` is not run).
+    pub redis: String,
     /// /proc/loadavg at the start and at the end.
     pub load: (String, String),
 }
@@ -35,6 +37,8 @@ pub struct SizeRow {
     pub ours: Option<RunResult>,
     /// The reference.
     pub reference: Option<RunResult>,
+    /// Ours in Redis mode.
+    pub redis: Option<RunResult>,
 }
 
 /// A duration with a unit fitting its size.
@@ -126,53 +130,11 @@ impl Metric {
 
     /// `0.0123 (81× faster)`-style text of the ratio ours/reference.
     fn ratio_text(&self) -> String {
-        let Some(q) = self.ratio() else {
-            return "–".into();
-        };
-        let times = |x: f64| {
-            if x >= 10.0 {
-                format!("{x:.0}×")
-            } else {
-                format!("{x:.2}×")
-            }
-        };
-        let word = match self.better {
-            Better::Lower if self.name.contains("RSS") || self.name.contains("CPU") => {
-                if q <= 1.0 {
-                    format!("{} less", times(1.0 / q))
-                } else {
-                    format!("{} more", times(q))
-                }
-            }
-            Better::Lower => {
-                if q <= 1.0 {
-                    format!("{} faster", times(1.0 / q))
-                } else {
-                    format!("{} slower", times(q))
-                }
-            }
-            Better::Higher => {
-                if q >= 1.0 {
-                    format!("{} more", times(q))
-                } else {
-                    format!("{} less", times(1.0 / q))
-                }
-            }
-            Better::Neither => String::new(),
-        };
-        if word.is_empty() {
-            sig(q)
-        } else {
-            format!("{} ({word})", sig(q))
-        }
+        ratio_text(self.name, self.better, self.ratio())
     }
 
     fn better_text(&self) -> &'static str {
-        match self.better {
-            Better::Lower => "lower",
-            Better::Higher => "higher",
-            Better::Neither => "–",
-        }
+        better_word(self.better)
     }
 
     /// `≥ 5× ref: PASS`, or "–" where no target applies at this size.
@@ -186,6 +148,49 @@ impl Metric {
             (Some(t), false) => format!("({} at 1M)", t.text()),
             (None, _) => "–".into(),
         }
+    }
+}
+
+/// A ratio `q` of figure `name` with which way is better, as `0.0123 (81× faster)`.
+fn ratio_text(name: &str, better: Better, q: Option<f64>) -> String {
+    let Some(q) = q else {
+        return "–".into();
+    };
+    let times = |x: f64| {
+        if x >= 10.0 {
+            format!("{x:.0}×")
+        } else {
+            format!("{x:.2}×")
+        }
+    };
+    let word = match better {
+        Better::Lower if name.contains("RSS") || name.contains("CPU") => {
+            if q <= 1.0 {
+                format!("{} less", times(1.0 / q))
+            } else {
+                format!("{} more", times(q))
+            }
+        }
+        Better::Lower => {
+            if q <= 1.0 {
+                format!("{} faster", times(1.0 / q))
+            } else {
+                format!("{} slower", times(q))
+            }
+        }
+        Better::Higher => {
+            if q >= 1.0 {
+                format!("{} more", times(q))
+            } else {
+                format!("{} less", times(1.0 / q))
+            }
+        }
+        Better::Neither => String::new(),
+    };
+    if word.is_empty() {
+        sig(q)
+    } else {
+        format!("{} ({word})", sig(q))
     }
 }
 
@@ -214,109 +219,128 @@ fn fmt_per_series(b: f64) -> String {
     format!("{b:.0} B")
 }
 
-fn metrics(row: &SizeRow) -> Vec<Metric> {
-    let o = row.ours.as_ref();
-    let r = row.reference.as_ref();
-    let get = |f: fn(&RunResult) -> f64| (o.map(f), r.map(f));
-    let mut v = Vec::new();
-    let mut push = |name, (ours, reference), fmt, better, target| {
-        v.push(Metric {
-            name,
-            ours,
-            reference,
-            fmt,
-            better,
-            target,
-        })
+/// How one figure is read from a result, shown and judged.
+#[derive(Clone, Copy)]
+struct Figure {
+    name: &'static str,
+    get: fn(&RunResult) -> Option<f64>,
+    fmt: fn(f64) -> String,
+    better: Better,
+    target: Option<Target>,
+}
+
+/// The figures of the main table, in its order.
+fn figures() -> Vec<Figure> {
+    let f = |name, get, fmt, better, target| Figure {
+        name,
+        get,
+        fmt,
+        better,
+        target,
     };
-    push(
-        "PUT 10 series, median",
-        get(|x| x.latency.median.as_secs_f64()),
-        fmt_dur as fn(f64) -> String,
-        Better::Lower,
-        Some(Target::AtMost(0.01)),
-    );
-    push(
-        "PUT 10 series, p99",
-        get(|x| x.latency.p99.as_secs_f64()),
-        fmt_dur,
-        Better::Lower,
-        None,
-    );
-    push(
-        "push throughput",
-        get(|x| x.throughput.per_sec()),
-        fmt_rate,
-        Better::Higher,
-        Some(Target::AtLeast(5.0)),
-    );
-    push(
-        "gateway CPU per push",
-        get(RunResult::cpu_per_push),
-        fmt_dur,
-        Better::Lower,
-        None,
-    );
-    push(
-        "scrape time, median",
-        get(|x| x.scrape.median.as_secs_f64()),
-        fmt_dur,
-        Better::Lower,
-        Some(Target::AtMost(1.0 / 3.0)),
-    );
-    push(
-        "scrape size",
-        get(|x| x.scrape.bytes as f64),
-        fmt_bytes,
-        Better::Neither,
-        None,
-    );
-    push(
-        "protobuf PUT 10 series, median",
-        get(|x| x.protobuf_latency.median.as_secs_f64()),
-        fmt_dur,
-        Better::Lower,
-        None,
-    );
-    push(
-        "gzip scrape time, median",
-        get(|x| x.gzip_scrape.median.as_secs_f64()),
-        fmt_dur,
-        Better::Lower,
-        None,
-    );
-    push(
-        "gzip scrape size",
-        get(|x| x.gzip_scrape.bytes as f64),
-        fmt_bytes,
-        Better::Lower,
-        None,
-    );
-    push(
-        "restart from persistence",
-        (
-            o.and_then(|x| x.restart).map(|d| d.as_secs_f64()),
-            r.and_then(|x| x.restart).map(|d| d.as_secs_f64()),
+    use Better::{Higher, Lower, Neither};
+    type Get = fn(&RunResult) -> Option<f64>;
+    type Fmt = fn(f64) -> String;
+    vec![
+        f(
+            "PUT 10 series, median",
+            (|x| Some(x.latency.median.as_secs_f64())) as Get,
+            fmt_dur as Fmt,
+            Lower,
+            Some(Target::AtMost(0.01)),
         ),
-        fmt_dur,
-        Better::Lower,
-        None,
-    );
-    push(
-        "RSS after loading",
-        get(|x| x.rss_loaded as f64),
-        fmt_bytes,
-        Better::Lower,
-        None,
-    );
-    push(
-        "RSS per stored series",
-        get(RunResult::rss_per_series),
-        fmt_per_series,
-        Better::Lower,
-        Some(Target::AtMost(1.0 / 3.0)),
-    );
-    v
+        f(
+            "PUT 10 series, p99",
+            |x| Some(x.latency.p99.as_secs_f64()),
+            fmt_dur,
+            Lower,
+            None,
+        ),
+        f(
+            "push throughput",
+            |x| Some(x.throughput.per_sec()),
+            fmt_rate,
+            Higher,
+            Some(Target::AtLeast(5.0)),
+        ),
+        f(
+            "gateway CPU per push",
+            |x| Some(x.cpu_per_push()),
+            fmt_dur,
+            Lower,
+            None,
+        ),
+        f(
+            "scrape time, median",
+            |x| Some(x.scrape.median.as_secs_f64()),
+            fmt_dur,
+            Lower,
+            Some(Target::AtMost(1.0 / 3.0)),
+        ),
+        f(
+            "scrape size",
+            |x| Some(x.scrape.bytes as f64),
+            fmt_bytes,
+            Neither,
+            None,
+        ),
+        f(
+            "protobuf PUT 10 series, median",
+            |x| Some(x.protobuf_latency.median.as_secs_f64()),
+            fmt_dur,
+            Lower,
+            None,
+        ),
+        f(
+            "gzip scrape time, median",
+            |x| Some(x.gzip_scrape.median.as_secs_f64()),
+            fmt_dur,
+            Lower,
+            None,
+        ),
+        f(
+            "gzip scrape size",
+            |x| Some(x.gzip_scrape.bytes as f64),
+            fmt_bytes,
+            Lower,
+            None,
+        ),
+        f(
+            "restart from persistence",
+            |x| x.restart.map(|d| d.as_secs_f64()),
+            fmt_dur,
+            Lower,
+            None,
+        ),
+        f(
+            "RSS after loading",
+            |x| Some(x.rss_loaded as f64),
+            fmt_bytes,
+            Lower,
+            None,
+        ),
+        f(
+            "RSS per stored series",
+            |x| Some(x.rss_per_series()),
+            fmt_per_series,
+            Lower,
+            Some(Target::AtMost(1.0 / 3.0)),
+        ),
+    ]
+}
+
+fn metrics(row: &SizeRow) -> Vec<Metric> {
+    figures()
+        .into_iter()
+        .map(|f| Metric {
+            name: f.name,
+            ours: row.ours.as_ref().and_then(f.get),
+            reference: row.reference.as_ref().and_then(f.get),
+            fmt: f.fmt,
+            better: f.better,
+            target: f.target,
+        })
+        .collect()
 }
 
 fn cell(v: Option<f64>, fmt: fn(f64) -> String) -> String {
@@ -455,6 +479,187 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
                 None => {
                     let _ = writeln!(s, "- {} {name}: not run or failed", size_label(row.n));
                 }
+            }
+        }
+    }
+    s
+}
+
+/// One figure of the Redis section: ours in Redis mode, ours in memory mode, the reference.
+struct RedisMetric {
+    name: &'static str,
+    redis: Option<f64>,
+    memory: Option<f64>,
+    reference: Option<f64>,
+    fmt: fn(f64) -> String,
+    better: Better,
+}
+
+impl RedisMetric {
+    /// redis / `other`, worded.
+    fn vs(&self, other: Option<f64>) -> String {
+        let q = match (self.redis, other) {
+            (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+            _ => None,
+        };
+        ratio_text(self.name, self.better, q)
+    }
+}
+
+/// The figures of the Redis section: those of the main table that a push or a
+/// scrape costs, with redis-server's CPU after the gateway's.
+fn redis_metrics(row: &SizeRow) -> Vec<RedisMetric> {
+    let redis_cpu = Figure {
+        name: "redis-server CPU per push",
+        get: RunResult::redis_cpu_per_push,
+        fmt: fmt_dur,
+        better: Better::Lower,
+        target: None,
+    };
+    let mut chosen: Vec<Figure> = figures()
+        .into_iter()
+        .filter(|f| {
+            matches!(
+                f.name,
+                "PUT 10 series, median"
+                    | "PUT 10 series, p99"
+                    | "push throughput"
+                    | "gateway CPU per push"
+                    | "scrape time, median"
+            )
+        })
+        .collect();
+    let at = chosen
+        .iter()
+        .position(|f| f.name == "gateway CPU per push")
+        .map_or(chosen.len(), |i| i + 1);
+    chosen.insert(at, redis_cpu);
+    chosen
+        .into_iter()
+        .map(|f| RedisMetric {
+            name: f.name,
+            redis: row.redis.as_ref().and_then(f.get),
+            memory: row.ours.as_ref().and_then(f.get),
+            reference: row.reference.as_ref().and_then(f.get),
+            fmt: f.fmt,
+            better: f.better,
+        })
+        .collect()
+}
+
+/// The cells of the Redis section at one size: metric, redis, memory, reference,
+/// redis / memory, redis / reference, better.
+fn redis_cells(row: &SizeRow) -> Vec<[String; 7]> {
+    redis_metrics(row)
+        .into_iter()
+        .map(|m| {
+            [
+                m.name.to_string(),
+                cell(m.redis, m.fmt),
+                cell(m.memory, m.fmt),
+                cell(m.reference, m.fmt),
+                m.vs(m.memory),
+                m.vs(m.reference),
+                better_word(m.better).to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// The console block of ours in Redis mode at one size.
+pub fn redis_console_block(row: &SizeRow) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n  {} stored series, Redis mode: ratios = redis / memory (ours) and redis / reference",
+        size_label(row.n)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<26} {:>10} {:>10} {:>10}  {:<22} {:<22} better",
+        "metric", "redis", "memory", "reference", "redis/memory", "redis/ref"
+    );
+    for [name, redis, memory, reference, vs_memory, vs_reference, better] in redis_cells(row) {
+        let _ = writeln!(
+            s,
+            "  {name:<26} {redis:>10} {memory:>10} {reference:>10}  {vs_memory:<22} \
+             {vs_reference:<22} {better}"
+        );
+    }
+    s
+}
+
+fn better_word(b: Better) -> &'static str {
+    match b {
+        Better::Lower => "lower",
+        Better::Higher => "higher",
+        Better::Neither => "–",
+    }
+}
+
+/// The markdown section of ours in Redis mode next to memory mode and the reference.
+pub fn redis_markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "### Redis mode
+"
+    );
+    let _ = writeln!(
+        s,
+        "Ours with `--storage=redis` (every push appended to a Redis stream and answered \
+         once this replica applied it) against a redis-server of its own (`{}`, fresh at \
+         each size, on loopback on the same machine: `--appendonly yes --appendfsync {} \
+         --save ''`), no persistence file, loaded with checked pushes, then measured with \
+         the same workloads as above. Memory mode and reference are the columns Ours and \
+         Reference of the table above (same run). Ratios: redis / memory and redis / \
+         reference; \"Better\" says which direction wins.\n",
+        env.redis, args.redis_appendfsync
+    );
+    let _ = writeln!(
+        s,
+        "Durability differs between the columns: memory mode answers a push once its \
+         record in the persistence file is written (and fsynced, with ours' default \
+         `--persistence.fsync=always`) when it was loaded via persistence as noted above; \
+         Redis mode answers once Redis holds the push in memory and this replica applied \
+         it, Redis fsyncing its append-only file {}.{}\n",
+        match args.redis_appendfsync.as_str() {
+            "always" => "before it answers (`always`)",
+            "everysec" => "once a second (`everysec`)",
+            _ => "when the kernel writes it back (`no`)",
+        },
+        if args.redis_appendfsync == "always" {
+            ""
+        } else {
+            " `--redis-appendfsync always` compares at equal durability."
+        }
+    );
+    let _ = writeln!(
+        s,
+        "| Stored series | Metric | Redis mode | Memory mode | Reference | Redis / memory | Redis / ref | Better |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---|---|---|");
+    for row in rows {
+        for cells in redis_cells(row) {
+            let _ = writeln!(s, "| {} | {} |", size_label(row.n), cells.join(" | "));
+        }
+    }
+    let _ = writeln!(s);
+    for row in rows {
+        match &row.redis {
+            Some(r) => {
+                let _ = writeln!(
+                    s,
+                    "- {} ours-redis: {}; {} PUTs timed, {} pushes in the throughput run ({} failed)",
+                    size_label(row.n),
+                    r.load_mode,
+                    r.latency.samples,
+                    r.throughput.pushes,
+                    r.throughput.errors
+                );
+            }
+            None => {
+                let _ = writeln!(s, "- {} ours-redis: not run or failed", size_label(row.n));
             }
         }
     }
