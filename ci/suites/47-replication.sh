@@ -5,7 +5,8 @@
 #     metrics everywhere, every acknowledged push present, one verdict for conflicting pushes;
 #   - kill -9 of a replica mid-load, of Redis mid-load, of the leader while it writes snapshots;
 #   - snapshots trimming the stream, new replicas starting from them, /-/ready after catch-up;
-#   - leader-only exposure, the password from the environment, the replication metrics.
+#   - leader-only exposure, also as a real Prometheus (Debian's) sees it: each series once;
+#   - the password from the environment, the replication metrics.
 # Arguments are passed to pytest: ci/suites/47-replication.sh -k snapshot
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,7 +17,8 @@ PY=$(python_venv pytest requests)
 GATEWAY_BIN=$(gateway_release)
 REDIS_SERVER=$(command -v redis-server)
 REDIS_CLI=$(command -v redis-cli)
-export GATEWAY_BIN REDIS_SERVER REDIS_CLI
+PROMETHEUS_BIN=$(prometheus_bin)
+export GATEWAY_BIN REDIS_SERVER REDIS_CLI PROMETHEUS_BIN
 
 status=0
 "$PY" -m pytest ci/replication -q -p no:cacheprovider "$@" || status=$?
