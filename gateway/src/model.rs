@@ -6,6 +6,9 @@
 
 use std::fmt;
 
+mod series;
+pub use series::{Series, SeriesLabels};
+
 /// Shared, immutable string: label names and values repeat across series, so they are
 /// reference counted instead of copied. One word wide (length and count live in the
 /// allocation), which halves a label next to `Arc<str>`'s pointer and length.
