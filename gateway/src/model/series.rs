@@ -81,14 +81,17 @@ impl<'a> SeriesLabels<'a> {
     /// Compares two label sets as upstream orders series: fewer labels first, then the
     /// values in label-name order.
     pub fn cmp_for_exposition(&self, other: &SeriesLabels<'_>) -> Ordering {
-        let len = |labels: &SeriesLabels<'_>| labels.clone().count();
-        len(self).cmp(&len(other)).then_with(|| {
-            self.clone()
-                .zip(other.clone())
-                .map(|(x, y)| x.value.cmp(&y.value))
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-        })
+        // One pass over both: the first differing value decides unless a set runs out first.
+        let (mut a, mut b) = (self.clone(), other.clone());
+        let mut values = Ordering::Equal;
+        loop {
+            match (a.next(), b.next()) {
+                (Some(x), Some(y)) => values = values.then_with(|| x.value.cmp(&y.value)),
+                (Some(_), None) => return Ordering::Greater,
+                (None, Some(_)) => return Ordering::Less,
+                (None, None) => return values,
+            }
+        }
     }
 }
 
@@ -206,14 +209,19 @@ mod tests {
     }
 
     #[test]
-    fn exposition_order_counts_labels_first() {
+    fn exposition_order_counts_labels_first_then_compares_values() {
         let group = key(&[("job", "j")]);
-        let fewer = labels(&[("b", "1")]);
+        // The shorter set sorts first even though its first value is greater.
+        let fewer = labels(&[("a", "9")]);
         let more = labels(&[("a", "0"), ("b", "1")]);
+        let same_length = labels(&[("a", "0"), ("b", "2")]);
         let fewer = SeriesLabels::new(&fewer, &group);
         let more = SeriesLabels::new(&more, &group);
+        let same_length = SeriesLabels::new(&same_length, &group);
         assert_eq!(fewer.cmp_for_exposition(&more), Ordering::Less);
         assert_eq!(more.cmp_for_exposition(&fewer), Ordering::Greater);
+        assert_eq!(more.cmp_for_exposition(&same_length), Ordering::Less);
+        assert_eq!(same_length.cmp_for_exposition(&more), Ordering::Greater);
         assert_eq!(more.cmp_for_exposition(&more.clone()), Ordering::Equal);
     }
 }
