@@ -5,11 +5,14 @@
 //! protobuf model closely enough that every wire format maps onto them without loss.
 
 use std::fmt;
-use std::sync::Arc;
+
+mod series;
+pub use series::{Series, SeriesLabels};
 
 /// Shared, immutable string: label names and values repeat across series, so they are
-/// reference counted instead of copied.
-pub type Str = Arc<str>;
+/// reference counted instead of copied. One word wide (length and count live in the
+/// allocation), which halves a label next to `Arc<str>`'s pointer and length.
+pub type Str = arcstr::ArcStr;
 
 /// The type of a metric family, as declared by `# TYPE` or the protobuf enum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

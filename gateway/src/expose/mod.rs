@@ -14,7 +14,7 @@ pub mod text;
 pub use negotiate::{negotiate, Encoding, ScrapeFormat};
 pub use render::{Rendered, RenderedChunks, Renderer};
 
-use crate::model::{is_legacy_label_name, is_legacy_metric_name, Metric, MetricType};
+use crate::model::{is_legacy_label_name, is_legacy_metric_name, MetricType, Series};
 
 /// Encodes one family (name, help, type, sorted metrics) in the given format.
 pub fn encode_family(
@@ -22,7 +22,7 @@ pub fn encode_family(
     name: &str,
     help: Option<&str>,
     metric_type: MetricType,
-    metrics: &[&Metric],
+    metrics: &[Series<'_>],
 ) -> Vec<u8> {
     match format.encoding {
         Encoding::Text => {

@@ -11,7 +11,9 @@
 use super::number::write_float;
 use super::text::{escape_into, write_header, write_series};
 use super::{exposed_name, ScrapeFormat};
-use crate::model::{Exemplar, Label, Metric, MetricType, Value, BUCKET_LABEL, QUANTILE_LABEL};
+use crate::model::{
+    Exemplar, MetricType, Series, SeriesLabels, Value, BUCKET_LABEL, QUANTILE_LABEL,
+};
 
 /// Writes one family in OpenMetrics text.
 pub fn write_family(
@@ -20,7 +22,7 @@ pub fn write_family(
     name: &str,
     help: Option<&str>,
     metric_type: MetricType,
-    metrics: &[&Metric],
+    metrics: &[Series<'_>],
 ) {
     if metrics.is_empty() {
         return;
@@ -38,8 +40,8 @@ pub fn write_family(
         other => other.as_str(),
     };
     write_header(out, declared, help, type_name, true);
-    for metric in metrics {
-        write_metric(out, format, declared, metric_type, metric);
+    for series in metrics {
+        write_metric(out, format, declared, metric_type, series);
     }
 }
 
@@ -48,9 +50,10 @@ fn write_metric(
     format: ScrapeFormat,
     name: &str,
     metric_type: MetricType,
-    metric: &Metric,
+    series: &Series<'_>,
 ) {
-    let labels = &metric.labels;
+    let metric = series.metric;
+    let labels = &series.labels();
     let extras = metric.extras.as_deref();
     match &metric.value {
         Value::Counter(v) if metric_type == MetricType::Untyped => {
@@ -183,7 +186,7 @@ fn sample(
     format: ScrapeFormat,
     name: &str,
     suffix: &str,
-    labels: &[Label],
+    labels: &SeriesLabels<'_>,
     extra: Option<(&str, f64)>,
     value: Number,
     exemplar: Option<&Exemplar>,

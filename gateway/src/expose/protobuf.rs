@@ -4,7 +4,7 @@
 use prost::Message;
 
 use super::{exposed_name, ScrapeFormat};
-use crate::model::{Exemplar, Extras, Label, Metric, MetricType, Timestamp, Value};
+use crate::model::{Exemplar, Extras, Label, MetricType, Series, Timestamp, Value};
 use crate::proto;
 
 /// Encodes one family as a length-delimited message.
@@ -13,7 +13,7 @@ pub fn encode_family(
     name: &str,
     help: Option<&str>,
     metric_type: MetricType,
-    metrics: &[&Metric],
+    metrics: &[Series<'_>],
 ) -> Vec<u8> {
     if metrics.is_empty() {
         return Vec::new();
@@ -39,9 +39,12 @@ fn proto_type(metric_type: MetricType) -> proto::MetricType {
     }
 }
 
-fn labels(format: ScrapeFormat, labels: &[Label]) -> Vec<proto::LabelPair> {
+fn labels<'a>(
+    format: ScrapeFormat,
+    labels: impl IntoIterator<Item = &'a Label>,
+) -> Vec<proto::LabelPair> {
     labels
-        .iter()
+        .into_iter()
         .map(|l| proto::LabelPair {
             name: Some(exposed_name(format, &l.name, true).into_owned()),
             value: Some(l.value.to_string()),
@@ -64,11 +67,12 @@ fn exemplar(format: ScrapeFormat, e: &Exemplar) -> proto::Exemplar {
     }
 }
 
-fn proto_metric(format: ScrapeFormat, metric: &Metric) -> proto::Metric {
+fn proto_metric(format: ScrapeFormat, series: &Series<'_>) -> proto::Metric {
+    let metric = series.metric;
     let empty = Extras::default();
     let extras = metric.extras.as_deref().unwrap_or(&empty);
     let mut message = proto::Metric {
-        label: labels(format, &metric.labels),
+        label: labels(format, series.labels()),
         timestamp_ms: metric.timestamp_ms(),
         ..Default::default()
     };

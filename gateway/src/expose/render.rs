@@ -8,14 +8,15 @@
 //! and names that clash with a summary's or histogram's own series.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{encode_family, Encoding, ScrapeFormat};
-use crate::model::{Label, Metric, MetricFamily, MetricType, Str, Value, INSTANCE_LABEL};
+use crate::model::{Metric, MetricFamily, MetricType, Series, Str, Value};
 use crate::store::{
-    series_id, GroupTimes, NameSnapshot, Snapshot, Store, PUSH_FAILURE_TIME_HELP,
+    series_id, GroupTimes, NameSnapshot, Snapshot, Store, StoredFamily, PUSH_FAILURE_TIME_HELP,
     PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP, PUSH_TIME_METRIC,
 };
 
@@ -202,9 +203,8 @@ impl Renderer {
             .families
             .first()
             .and_then(|f| f.family.help.as_deref());
-        let families: Vec<&MetricFamily> = entry.families.iter().map(|f| &f.family).collect();
         let (mut metrics, dropped) =
-            consistent_metrics(&families, entry.metric_type, maybe_inconsistent);
+            consistent_metrics(&entry.families, entry.metric_type, maybe_inconsistent);
         sort_metrics(&mut metrics);
         let chunk = Bytes::from(encode_family(
             format,
@@ -285,27 +285,29 @@ fn suffix_clashes(snapshot: &Snapshot) -> HashSet<String> {
 
 /// The metrics of all families of one name that fit the exposed type, without repeated
 /// series. Only after unchecked pushes can anything be left out.
-fn consistent_metrics<'a>(
-    families: &[&'a MetricFamily],
+fn consistent_metrics(
+    families: &[Arc<StoredFamily>],
     metric_type: MetricType,
     maybe_inconsistent: bool,
-) -> (Vec<&'a Metric>, u64) {
+) -> (Vec<Series<'_>>, u64) {
     let mut metrics = Vec::new();
     if !maybe_inconsistent {
+        metrics.reserve_exact(families.iter().map(|f| f.family.metrics.len()).sum());
         for family in families {
-            metrics.extend(family.metrics.iter());
+            metrics.extend(family.series());
         }
         return (metrics, 0);
     }
     let mut dropped = 0;
     let mut seen = HashSet::new();
-    for family in families {
-        for metric in &family.metrics {
+    for stored in families {
+        let family = &stored.family;
+        for series in stored.series() {
             let fits = family.metric_type == metric_type
-                && metric.value.fits(metric_type)
-                && metric.labels.iter().all(|l| !l.name.is_empty());
-            if fits && seen.insert(series_id(&family.name, &metric.labels)) {
-                metrics.push(metric);
+                && series.metric.value.fits(metric_type)
+                && series.labels().all(|l| !l.name.is_empty());
+            if fits && seen.insert(series_id(&family.name, series.labels())) {
+                metrics.push(series);
             } else {
                 dropped += 1;
             }
@@ -315,21 +317,12 @@ fn consistent_metrics<'a>(
 }
 
 /// Upstream's order: fewer labels first, then label values in label-name order.
-pub fn sort_metrics(metrics: &mut [&Metric]) {
-    metrics.sort_by(|a, b| {
-        a.labels.len().cmp(&b.labels.len()).then_with(|| {
-            a.labels
-                .iter()
-                .zip(&b.labels)
-                .map(|(x, y)| x.value.cmp(&y.value))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
-    });
+pub fn sort_metrics(metrics: &mut [Series<'_>]) {
+    metrics.sort_by(|a, b| a.labels().cmp_for_exposition(&b.labels()));
 }
 
 fn encode_own(format: ScrapeFormat, family: &MetricFamily) -> Vec<u8> {
-    let mut metrics: Vec<&Metric> = family.metrics.iter().collect();
+    let mut metrics: Vec<Series> = family.metrics.iter().map(Series::alone).collect();
     sort_metrics(&mut metrics);
     encode_family(
         format,
@@ -347,21 +340,18 @@ fn encode_times(
     help: &str,
     value: impl Fn(&GroupTimes) -> f64,
 ) -> Vec<u8> {
-    let instance: Str = INSTANCE_LABEL.into();
+    // Each group's series has exactly the group's labels (with `instance=""` if unset).
     let metrics: Vec<Metric> = times
         .iter()
-        .map(|t| {
-            let mut labels = t.key.labels().to_vec();
-            if !labels.iter().any(|l| l.name == instance) {
-                labels.push(Label::new(instance.clone(), ""));
-                labels.sort_by(|a, b| a.name.cmp(&b.name));
-            }
-            Metric::new(labels, Value::Gauge(value(t)))
-        })
+        .map(|t| Metric::new(Vec::new(), Value::Gauge(value(t))))
         .collect();
-    let mut refs: Vec<&Metric> = metrics.iter().collect();
-    sort_metrics(&mut refs);
+    let mut series: Vec<Series> = metrics
+        .iter()
+        .zip(times)
+        .map(|(metric, t)| Series::new(metric, &t.key))
+        .collect();
+    sort_metrics(&mut series);
     // Two groups can share timestamp labels only after unchecked pushes; keep the first.
-    refs.dedup_by(|a, b| a.labels == b.labels);
-    encode_family(format, name, Some(help), MetricType::Gauge, &refs)
+    series.dedup_by(|a, b| a.labels().eq(b.labels()));
+    encode_family(format, name, Some(help), MetricType::Gauge, &series)
 }

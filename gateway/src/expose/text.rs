@@ -5,14 +5,14 @@
 //! use gateway::model::*;
 //! let metric = Metric::new(vec![Label::new("job", "a")], Value::Counter(1e6));
 //! let mut out = String::new();
-//! write_family(&mut out, ScrapeFormat::TEXT, "jobs", Some("Jobs run."), MetricType::Counter, &[&metric]);
+//! write_family(&mut out, ScrapeFormat::TEXT, "jobs", Some("Jobs run."), MetricType::Counter, &[Series::alone(&metric)]);
 //! assert_eq!(out, "# HELP jobs Jobs run.\n# TYPE jobs counter\njobs{job=\"a\"} 1e+06\n");
 //! ```
 
 use super::number::write_float;
 use super::{exposed_name, ScrapeFormat};
 use crate::model::{
-    is_legacy_metric_name, Label, Metric, MetricType, Value, BUCKET_LABEL, QUANTILE_LABEL,
+    is_legacy_metric_name, MetricType, Series, SeriesLabels, Value, BUCKET_LABEL, QUANTILE_LABEL,
 };
 
 /// Writes one family: `# HELP` (if any), `# TYPE`, then its samples. Nothing for a family
@@ -23,23 +23,24 @@ pub fn write_family(
     name: &str,
     help: Option<&str>,
     metric_type: MetricType,
-    metrics: &[&Metric],
+    metrics: &[Series<'_>],
 ) {
     if metrics.is_empty() {
         return;
     }
     let name = exposed_name(format, name, false);
     write_header(out, &name, help, metric_type.as_str(), false);
-    for metric in metrics {
-        write_metric(out, format, &name, metric);
+    for series in metrics {
+        write_metric(out, format, &name, series);
     }
 }
 
-fn write_metric(out: &mut String, format: ScrapeFormat, name: &str, metric: &Metric) {
+fn write_metric(out: &mut String, format: ScrapeFormat, name: &str, series: &Series<'_>) {
+    let labels = series.labels();
     let sample = |out: &mut String, suffix: &str, extra: Option<(&str, f64)>, value: f64| {
-        write_sample(out, format, name, suffix, &metric.labels, extra, value)
+        write_sample(out, format, name, suffix, &labels, extra, value)
     };
-    match &metric.value {
+    match &series.metric.value {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => sample(out, "", None, *v),
         Value::Summary(summary) => {
             for q in &summary.quantiles {
@@ -103,7 +104,7 @@ pub(super) fn write_sample(
     format: ScrapeFormat,
     name: &str,
     suffix: &str,
-    labels: &[Label],
+    labels: &SeriesLabels<'_>,
     extra: Option<(&str, f64)>,
     value: f64,
 ) {
@@ -119,7 +120,7 @@ pub(super) fn write_series(
     format: ScrapeFormat,
     name: &str,
     suffix: &str,
-    labels: &[Label],
+    labels: &SeriesLabels<'_>,
     extra: Option<(&str, f64)>,
     float: fn(&mut String, f64),
 ) {
@@ -137,7 +138,7 @@ pub(super) fn write_series(
             out.push('{');
         }
     }
-    for label in labels {
+    for label in labels.clone() {
         if !first {
             out.push(',');
         }

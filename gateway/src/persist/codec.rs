@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::model::{
     Bucket, BucketSpan, Exemplar, Extras, GroupingKey, Histogram, Label, Metric, MetricFamily,
-    MetricType, NativeHistogram, Quantile, Str, Summary, Timestamp, Value,
+    MetricType, NativeHistogram, Quantile, Series, Str, Summary, Timestamp, Value,
 };
 use crate::store::{Change, GroupView, PushMode, StoredFamily};
 
@@ -34,7 +34,8 @@ pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
     block.f64(view.failure_time);
     block.varint(view.families.len() as u64);
     for stored in &view.families {
-        block.family(&stored.family, stored.pushed_at);
+        // The full label sets, as pushed: the store's leaner form stays an in-memory detail.
+        block.family(&stored.family, stored.pushed_at, Some(&view.key));
     }
     block.finish(out);
 }
@@ -60,7 +61,8 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             block.key(key);
             block.varint(families.len() as u64);
             for family in families {
-                block.family(family, time);
+                // A push's families carry their full label sets already.
+                block.family(family, time, None);
             }
         }
         Change::Failure { key, time } => {
@@ -121,8 +123,8 @@ impl BlockWriter {
         self.varint(index);
     }
 
-    fn labels(&mut self, labels: &[Label]) {
-        self.varint(labels.len() as u64);
+    fn labels<'a>(&mut self, labels: impl Iterator<Item = &'a Label> + Clone) {
+        self.varint(labels.clone().count() as u64);
         for label in labels {
             self.string(&label.name);
             self.string(&label.value);
@@ -130,10 +132,11 @@ impl BlockWriter {
     }
 
     fn key(&mut self, key: &GroupingKey) {
-        self.labels(key.labels());
+        self.labels(key.labels().iter());
     }
 
-    fn family(&mut self, family: &MetricFamily, pushed_at: f64) {
+    /// Writes a family; `group` supplies the labels its metrics do not carry themselves.
+    fn family(&mut self, family: &MetricFamily, pushed_at: f64, group: Option<&GroupingKey>) {
         self.string(&family.name);
         match &family.help {
             None => self.byte(0),
@@ -146,12 +149,13 @@ impl BlockWriter {
         self.f64(pushed_at);
         self.varint(family.metrics.len() as u64);
         for metric in &family.metrics {
-            self.metric(metric);
+            self.metric(Series { metric, group });
         }
     }
 
-    fn metric(&mut self, metric: &Metric) {
-        self.labels(&metric.labels);
+    fn metric(&mut self, series: Series<'_>) {
+        let metric = series.metric;
+        self.labels(series.labels());
         match &metric.value {
             Value::Counter(v) => {
                 self.byte(0);
@@ -215,7 +219,7 @@ impl BlockWriter {
     }
 
     fn exemplar(&mut self, e: &Exemplar) {
-        self.labels(&e.labels);
+        self.labels(e.labels.iter());
         self.f64(e.value);
         self.timestamp(e.timestamp);
     }
@@ -378,7 +382,7 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
     let mut families = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
         let (family, pushed_at) = reader.family()?;
-        families.push(Arc::new(StoredFamily { family, pushed_at }));
+        families.push(Arc::new(StoredFamily::new(family, pushed_at, key.clone())));
     }
     reader.end()?;
     Ok(GroupView {

@@ -24,7 +24,7 @@ pub use journal::{Change, Journal, PushError};
 pub use series::{series_id, SeriesId, SeriesIndex};
 
 use crate::model::{
-    GroupingKey, Label, MetricFamily, MetricType, NameValidation, Str, INSTANCE_LABEL,
+    GroupingKey, Label, MetricFamily, MetricType, NameValidation, Series, Str, INSTANCE_LABEL,
 };
 
 /// Name of the per-group gauge with the time of the last successful change.
@@ -95,10 +95,36 @@ pub struct StoreConfig {
 /// A family as stored in a group, with the time it was pushed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFamily {
-    /// The family, with grouping labels and `instance` applied and labels sorted.
+    /// The family; its metrics keep only the labels their group does not supply, sorted
+    /// ([`StoredFamily::series`] gives the full label sets).
     pub family: MetricFamily,
     /// Unix time in seconds of the push that stored it.
     pub pushed_at: f64,
+    /// The group it belongs to.
+    pub group: Arc<GroupingKey>,
+}
+
+impl StoredFamily {
+    /// Stores `family` (with full or lean label sets) as pushed to `group` at `pushed_at`.
+    pub fn new(mut family: MetricFamily, pushed_at: f64, group: Arc<GroupingKey>) -> StoredFamily {
+        // The group's labels are kept once, in the key, instead of in every series.
+        for metric in &mut family.metrics {
+            metric.labels = group.own_labels(std::mem::take(&mut metric.labels));
+        }
+        StoredFamily {
+            family,
+            pushed_at,
+            group,
+        }
+    }
+
+    /// Its metrics with their full label sets.
+    pub fn series(&self) -> impl Iterator<Item = Series<'_>> {
+        self.family
+            .metrics
+            .iter()
+            .map(|metric| Series::new(metric, &self.group))
+    }
 }
 
 /// A read-only view of one group.
@@ -455,7 +481,9 @@ impl Store {
         let mut state = self.shared.state.write();
         let key = view.key;
         for stored in view.families {
-            let StoredFamily { family, pushed_at } = Arc::unwrap_or_clone(stored);
+            let StoredFamily {
+                family, pushed_at, ..
+            } = Arc::unwrap_or_clone(stored);
             insert_family(&mut state, &key, family, pushed_at);
         }
         let group = state.groups.entry(key).or_insert_with(Group::empty);
@@ -536,7 +564,8 @@ impl Store {
 
     /// Applies the grouping labels (they win over pushed labels), adds `instance=""` where
     /// no instance is set, sorts labels, and drops families named like the push
-    /// timestamps, which the store maintains itself (upstream overwrites them too).
+    /// timestamps, which the store maintains itself (upstream overwrites them too). The
+    /// checks and the journal see these full label sets; storing drops the group's again.
     fn sanitize(&self, key: &GroupingKey, mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
         families.retain(|f| &*f.name != PUSH_TIME_METRIC && &*f.name != PUSH_FAILURE_TIME_METRIC);
         for family in &mut families {
@@ -708,13 +737,7 @@ impl Store {
                 }
             }
             let replaced_ids: HashSet<SeriesId> = replaced(name)
-                .map(|old| {
-                    old.family
-                        .metrics
-                        .iter()
-                        .map(|m| series_id(name, &m.labels))
-                        .collect()
-                })
+                .map(|old| old.series().map(|s| series_id(name, s.labels())).collect())
                 .unwrap_or_default();
             for (metric, id) in family.metrics.iter().zip(family_ids) {
                 let stored = state.series.count(*id);
@@ -872,17 +895,14 @@ fn apply(
 }
 
 fn insert_family(state: &mut State, key: &Arc<GroupingKey>, family: MetricFamily, now: f64) {
-    for metric in &family.metrics {
-        state.series.add(series_id(&family.name, &metric.labels));
+    let stored = Arc::new(StoredFamily::new(family, now, key.clone()));
+    let name = stored.family.name.clone();
+    for series in stored.series() {
+        state.series.add(series_id(&name, series.labels()));
     }
-    state.series_total += family.metrics.len();
+    state.series_total += stored.family.metrics.len();
     let version = state.bump();
-    let name = family.name.clone();
-    let metric_type = family.metric_type;
-    let stored = Arc::new(StoredFamily {
-        family,
-        pushed_at: now,
-    });
+    let metric_type = stored.family.metric_type;
     let entry = state.names.entry(name.clone()).or_default();
     entry.owners.insert(key.clone(), stored.clone());
     entry.type_counts.add(metric_type);
@@ -903,8 +923,8 @@ fn remove_family(state: &mut State, key: &GroupingKey, name: &str) {
     else {
         return;
     };
-    for metric in &old.family.metrics {
-        state.series.remove(series_id(name, &metric.labels));
+    for series in old.series() {
+        state.series.remove(series_id(name, series.labels()));
     }
     state.series_total -= old.family.metrics.len();
     let version = state.bump();

@@ -10,7 +10,7 @@ use crate::model::Label;
 pub type SeriesId = u128;
 
 /// Hashes a metric name and its labels, which must be sorted by name.
-pub fn series_id(name: &str, labels: &[Label]) -> SeriesId {
+pub fn series_id<'a>(name: &str, labels: impl IntoIterator<Item = &'a Label>) -> SeriesId {
     let mut hasher = Xxh3::new();
     // 0xff never occurs in UTF-8, so it separates fields unambiguously.
     hasher.update(name.as_bytes());
@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn index_counts_copies() {
         let mut index = super::SeriesIndex::default();
-        let id = super::series_id("m", &[]);
+        let id = super::series_id("m", &[] as &[Label]);
         assert_eq!(index.count(id), 0);
         for expected in 1..=3 {
             index.add(id);

@@ -12,7 +12,7 @@ use super::error::{text_response, ApiError};
 use super::response_body::ResponseBody;
 use super::{App, HttpResponse};
 use crate::expose::number::format_float;
-use crate::model::{Label, Metric, Value};
+use crate::model::{Label, Series, SeriesLabels, Value};
 use crate::replicate::ChangeRequest;
 use crate::store::{
     GroupView, PUSH_FAILURE_TIME_HELP, PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP, PUSH_TIME_METRIC,
@@ -149,11 +149,11 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
             value.push(',');
         }
         value.push_str("\"metrics\":[");
-        for (i, metric) in family.metrics.iter().enumerate() {
+        for (i, series) in stored.series().enumerate() {
             if i > 0 {
                 value.push(',');
             }
-            write_metric(&mut value, metric);
+            write_metric(&mut value, series);
         }
         value.push_str("],\"time_stamp\":");
         push_json_string(&mut value, &rfc3339(unix_time(stored.pushed_at)));
@@ -161,14 +161,6 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
         push_json_string(&mut value, family.metric_type.as_upper_str());
         value.push('}');
         entries.push((&family.name, value));
-    }
-    let mut grouping_labels = group.key.labels().to_vec();
-    if !grouping_labels
-        .iter()
-        .any(|l| &*l.name == crate::model::INSTANCE_LABEL)
-    {
-        grouping_labels.push(Label::new(crate::model::INSTANCE_LABEL, ""));
-        grouping_labels.sort();
     }
     let changed = rfc3339(unix_time(group.push_time.max(group.failure_time)));
     for (name, help, time) in [
@@ -182,7 +174,8 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
         let mut value = String::from("{\"help\":");
         push_json_string(&mut value, help);
         value.push_str(",\"metrics\":[{\"labels\":");
-        write_labels(&mut value, &grouping_labels);
+        // The group's own series: its labels, with `instance=""` if unset.
+        write_labels(&mut value, SeriesLabels::new(&[], &group.key));
         value.push_str(",\"value\":");
         push_json_string(&mut value, &format_float(time));
         value.push_str("}],\"time_stamp\":");
@@ -203,10 +196,10 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
     out.push('}');
 }
 
-fn write_labels(out: &mut String, labels: &[Label]) {
+fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = &'a Label>) {
     // Labels are sorted by name already, as the JSON object's keys must be.
     out.push('{');
-    for (i, label) in labels.iter().enumerate() {
+    for (i, label) in labels.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -234,14 +227,15 @@ fn write_float_map(out: &mut String, pairs: impl Iterator<Item = (f64, String)>)
     out.push('}');
 }
 
-fn write_metric(out: &mut String, metric: &Metric) {
+fn write_metric(out: &mut String, series: Series<'_>) {
+    let metric = series.metric;
     out.push('{');
     match &metric.value {
         Value::Summary(summary) => {
             out.push_str("\"count\":");
             push_json_string(out, &summary.count.to_string());
             out.push_str(",\"labels\":");
-            write_labels(out, &metric.labels);
+            write_labels(out, series.labels());
             out.push_str(",\"quantiles\":");
             write_float_map(
                 out,
@@ -265,13 +259,13 @@ fn write_metric(out: &mut String, metric: &Metric) {
             out.push_str(",\"count\":");
             push_json_string(out, &format_float(histogram.count));
             out.push_str(",\"labels\":");
-            write_labels(out, &metric.labels);
+            write_labels(out, series.labels());
             out.push_str(",\"sum\":");
             push_json_string(out, &format_float(histogram.sum));
         }
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
             out.push_str("\"labels\":");
-            write_labels(out, &metric.labels);
+            write_labels(out, series.labels());
             out.push_str(",\"value\":");
             push_json_string(out, &format_float(*v));
         }
