@@ -259,6 +259,14 @@ def test_notes_tell_how_to_push_and_scrape_and_warn_about_memory():
     prod = notes("--values", str(PROFILES["small-prod"]))
     assert "WARNING" not in prod
     assert "ServiceMonitor" in prod and "honorLabels: true" in prod
+    # Redis mode: pushes to any replica, each series once (leader exposure), AOF, the local copy.
+    assert "Redis mode" not in default
+    assert "a push may go to any replica" in prod and "storage.redis.expose=leader" in prod
+    assert "/api/v1/metrics" in prod, "where to see every group when the port-forward hits a non-leader"
+    assert "append-only file" in prod
+    assert "/data/pushgateway.data is each replica's local copy" in prod and "even while Redis is down" in prod
+    external = notes("--values", str(REPO / "values" / "external-redis.yaml"), "--set", "storage.redis.expose=all")
+    assert "once per replica" in external and "appendonly yes" in external and "local copy" not in external
 
 
 # ---- the dev profile ----------------------------------------------------------------------------
