@@ -6,7 +6,8 @@ Only what cannot run here is changed: the Redis host and port in --storage.redis
 listen address, and the files under the container's volume mounts (each replica gets its own
 directory, as each pod gets its own volume). Secrets the chart renders (the bundled Redis'
 generated password) are read from the render; Secrets the profile expects to exist before
-install get test values.
+install get test values. Every other values file in redis mode (the chart's ci/ scenarios)
+starts one replica the same way, apart from a TLS Redis (rediss://), which is not available here.
 """
 
 import base64
@@ -28,7 +29,14 @@ REDIS_PROFILES = {
 EXTERNAL_SECRETS = {
     ("pushgateway-redis", "url"): "redis://redis.example.internal:6379/0",
     ("pushgateway-redis", "password"): "external-redis-password",
+    # The scenarios in charts/pushgateway/ci/.
+    ("redis-password", "redis-password"): "existing-secret-password",
+    ("redis-auth", "password"): "redis-auth-password",
+    ("redis-url", "url"): "redis://redis.example.internal:6379/2",
 }
+# Every values file that renders --storage=redis.
+REDIS_VALUES = [name for name, path in ALL_VALUES.items()
+                if "--storage=redis" in gateway_container(workload(render(path)))["args"]]
 # Flags whose values are URL paths, not files.
 URL_PATH_FLAGS = {"--web.telemetry-path", "--web.route-prefix", "--web.external-url"}
 PUSHED = b"# TYPE profile_test_metric gauge\nprofile_test_metric 42\n"
@@ -133,18 +141,14 @@ RUNS = {
 }
 
 
-@pytest.fixture
-def run(request, tmp_path):
-    """Two replicas of a profile's gateway on a password-protected redis-server, started and
-    ready; stopped afterwards."""
-    values, sets = RUNS[request.param]
-    docs = render(values, sets)
-    pods = []
+def start_replicas(docs, tmp_path, count):
+    """A redis-server with the password of the rendered env (if any) and `count` replicas
+    started on it and ready; a generator that stops them all when closed."""
     password = container_env(docs, gateway_container(workload(docs))).get("PUSHGATEWAY_REDIS_PASSWORD")
-    assert password, "the chart passes the Redis password as PUSHGATEWAY_REDIS_PASSWORD"
+    pods = []
     with Redis(tmp_path, password=password) as redis:
         try:
-            for i in range(2):
+            for i in range(count):
                 pod = Pod(docs, redis.port, tmp_path / f"replica-{i}")
                 pods.append(pod)
                 pod.start()
@@ -154,6 +158,34 @@ def run(request, tmp_path):
         finally:
             for pod in pods:
                 pod.stop()
+
+
+@pytest.fixture
+def run(request, tmp_path):
+    """Two replicas of a profile's gateway on a password-protected redis-server, started and
+    ready; stopped afterwards."""
+    values, sets = RUNS[request.param]
+    docs = render(values, sets)
+    env = container_env(docs, gateway_container(workload(docs)))
+    assert env.get("PUSHGATEWAY_REDIS_PASSWORD"), "the chart passes the Redis password as PUSHGATEWAY_REDIS_PASSWORD"
+    yield from start_replicas(docs, tmp_path, 2)
+
+
+@pytest.mark.parametrize("name", REDIS_VALUES)
+def test_every_redis_values_file_starts_a_ready_replica(name, tmp_path):
+    """The rendered flags and env of every values file in redis mode (profiles, scenarios,
+    examples) start our gateway, which gets ready on a local redis-server."""
+    docs = render(ALL_VALUES[name])
+    url = next(a for a in gateway_container(workload(docs))["args"] if a.startswith("--storage.redis.url="))
+    if url.startswith("--storage.redis.url=rediss://"):
+        pytest.skip("a TLS Redis (rediss://) is not available here")
+    runs = start_replicas(docs, tmp_path, 1)
+    (pod,) = next(runs).pods
+    try:
+        assert pod.gateway.status("/-/ready") == 200
+        assert "pushgateway_replication_leader" in pod.gateway.scrape()
+    finally:
+        runs.close()
 
 
 @pytest.mark.parametrize("run", ["small-prod", "values/external-redis.yaml"], indirect=True)
@@ -224,6 +256,7 @@ def test_every_redis_profile_is_run():
     redis = {name for name, path in {**PROFILES, **EXAMPLES}.items()
              if "--storage=redis" in gateway_container(workload(render(path)))["args"]}
     assert redis == set(REDIS_PROFILES), redis ^ set(REDIS_PROFILES)
+    assert set(REDIS_PROFILES) < set(REDIS_VALUES) and len(REDIS_VALUES) >= 6, REDIS_VALUES
     assert all(ALL_VALUES[name] == path for name, path in REDIS_PROFILES.items())
 
 
