@@ -269,3 +269,17 @@ def test_replicas_start_over_when_redis_lost_its_data(redis, replicas):
     text = converged(group, redis)
     assert 'fresh{instance="",job="fresh"} 1' in text
     assert all(metric_value(r.scrape(), "pushgateway_replication_apply_errors_total") >= 1 for r in group)
+
+
+def test_a_clean_stop_writes_the_local_copy(redis, replicas, tmp_path):
+    copy = tmp_path / "replica.copy"
+    # An interval far longer than the test: only the stop can write the copy.
+    (replica,) = replicas(redis, 1, extra_args=[f"--persistence.file={copy}", "--persistence.interval=1h"])
+    assert replica.push("job/last", "last 1\n").status_code == 200
+    replica.proc.terminate()
+    replica.proc.wait(timeout=20)
+    assert copy.exists(), "SIGTERM wrote the local copy"
+    redis.kill()
+    replica.start(wait=False)
+    wait_until(lambda: replica.ready_status() == 503, 10, "up without Redis")
+    assert 'last{instance="",job="last"} 1' in replica.scrape()

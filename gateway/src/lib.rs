@@ -113,7 +113,7 @@ pub async fn run(
             security,
             expirer,
             config_file: config.config_file.clone(),
-            replicator,
+            replicator: replicator.clone(),
         },
     ));
     let reload_app = app.clone();
@@ -139,6 +139,9 @@ pub async fn run(
     hangups.abort();
     if let Some(snapshots) = snapshots {
         snapshots.abort();
+    }
+    if let Some(replicator) = replicator {
+        replicator.shutdown().await;
     }
     if let Some(persister) = persister {
         let _ = tokio::task::spawn_blocking(move || persister.shutdown()).await;

@@ -35,21 +35,39 @@ impl Replicator {
         let mut written = *self.applied.lock();
         loop {
             ticker.tick().await;
-            let (position, groups) = {
-                let applied = self.applied.lock();
-                (*applied, self.store.groups())
-            };
-            if position == written {
-                continue;
-            }
-            let file = copy.file.clone();
-            let write = move || snapshot::write(&file, position, &groups);
-            match tokio::task::spawn_blocking(write).await {
-                Ok(Ok(())) => written = position,
-                Ok(Err(e)) => {
-                    tracing::error!(file = %copy.file.display(), err = %e, "cannot write the local copy")
+            if *self.applied.lock() != written {
+                if let Some(position) = self.clone().write_local_copy(&copy).await {
+                    written = position;
                 }
-                Err(e) => tracing::error!(err = %e, "local copy task failed"),
+            }
+        }
+    }
+
+    /// Writes the local copy once more at a clean stop, so that a restart starts from the
+    /// latest state rather than from the last tick's.
+    pub async fn shutdown(self: Arc<Self>) {
+        if let Some(copy) = self.config.local_copy.clone() {
+            self.write_local_copy(&copy).await;
+        }
+    }
+
+    /// Writes the applied state and its position; returns the position when written.
+    async fn write_local_copy(self: Arc<Self>, copy: &LocalCopy) -> Option<u64> {
+        let (position, groups) = {
+            let applied = self.applied.lock();
+            (*applied, self.store.groups())
+        };
+        let file = copy.file.clone();
+        let write = move || snapshot::write(&file, position, &groups);
+        match tokio::task::spawn_blocking(write).await {
+            Ok(Ok(())) => Some(position),
+            Ok(Err(e)) => {
+                tracing::error!(file = %copy.file.display(), err = %e, "cannot write the local copy");
+                None
+            }
+            Err(e) => {
+                tracing::error!(err = %e, "local copy task failed");
+                None
             }
         }
     }
