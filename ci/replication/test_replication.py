@@ -283,3 +283,20 @@ def test_a_clean_stop_writes_the_local_copy(redis, replicas, tmp_path):
     replica.start(wait=False)
     wait_until(lambda: replica.ready_status() == 503, 10, "up without Redis")
     assert 'last{instance="",job="last"} 1' in replica.scrape()
+
+
+def test_groups_expire_once_for_all_replicas_and_an_idle_stream_stays_idle(redis, replicas, tmp_path):
+    config = tmp_path / "gateway.toml"
+    config.write_text('[expiry]\n[[expiry.rules]]\nlabels = { job = "short" }\nttl = "2s"\n')
+    group = replicas(redis, 2, extra_args=[f"--config.file={config}"])
+    assert group[0].push("job/short", "s 1\n").status_code == 200
+    assert group[1].push("job/long", "l 1\n").status_code == 200
+    wait_until(lambda: all('job="short"' not in r.pushed() for r in group), 15, "the short group expires everywhere")
+    text = converged(group, redis)
+    assert 'l{instance="",job="long"} 1' in text
+    for replica in group:
+        assert metric_value(replica.scrape(), "pushgateway_expired_groups_total") == 1
+    # Nothing is due any more: the leader sends no sweeps, the stream does not grow.
+    head = redis.head()
+    time.sleep(3)
+    assert redis.head() == head

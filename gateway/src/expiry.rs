@@ -117,6 +117,13 @@ impl Expirer {
         Ok(removed)
     }
 
+    /// Whether a sweep at `now` would remove a group.
+    pub fn any_due(&self, store: &Store, now: f64) -> bool {
+        let policy = self.policy();
+        policy.is_enabled()
+            && store.any_expired(now, |key| policy.ttl_for(key).map(|d| d.as_secs_f64()))
+    }
+
     /// Sweeps once a second until the task is dropped.
     pub async fn run(self: Arc<Self>, store: Store) {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -200,9 +207,14 @@ mod tests {
         let expirer = Expirer::new(policy());
         push(&store, key("backup", "a"), 1000.0);
         push(&store, key("other", "a"), 1000.0);
+        assert!(!expirer.any_due(&store, 1009.9));
         assert!(expirer.sweep(&store, 1009.9).expect("sweep").is_empty());
         push(&store, key("backup", "a"), 1005.0); // renews: new deadline 1015
         assert!(expirer.sweep(&store, 1014.0).expect("sweep").is_empty());
+        assert!(
+            expirer.any_due(&store, 1015.0),
+            "the check agrees with the sweep"
+        );
         assert_eq!(
             expirer.sweep(&store, 1015.0).expect("sweep"),
             vec![key("backup", "a")]

@@ -68,8 +68,10 @@ impl Replicator {
             if !is_leader || !self.is_ready() {
                 continue;
             }
-            if self.expirer.policy().is_enabled() {
-                self.send_expiry_sweep().await;
+            // Only when this replica sees a group due: an idle stream stays idle.
+            let now = unix_now();
+            if self.expirer.any_due(&self.store, now) {
+                self.send_expiry_sweep(now).await;
             }
             let due = last_snapshot.elapsed() >= self.config.snapshot_interval
                 && applied > self.published.load(Ordering::Relaxed);
@@ -91,8 +93,8 @@ impl Replicator {
         }
     }
 
-    async fn send_expiry_sweep(&self) {
-        let payload = entry::encode(&ChangeRequest::Expire { time: unix_now() });
+    async fn send_expiry_sweep(&self, time: f64) {
+        let payload = entry::encode(&ChangeRequest::Expire { time });
         let sweep = tokio::time::timeout(self.config.timeout, self.append("", &payload));
         match sweep.await {
             Ok(Ok(_)) => {}

@@ -210,6 +210,22 @@ struct Group {
 }
 
 impl Group {
+    /// Whether its last successful push (or, without one, its last failure) is at least
+    /// its TTL before `now`.
+    fn is_due(
+        &self,
+        key: &GroupingKey,
+        now: f64,
+        ttl: impl Fn(&GroupingKey) -> Option<f64>,
+    ) -> bool {
+        let last = if self.push_time > 0.0 {
+            self.push_time
+        } else {
+            self.failure_time
+        };
+        ttl(key).is_some_and(|ttl| last + ttl <= now)
+    }
+
     fn empty() -> Group {
         Group {
             families: HashMap::new(),
@@ -418,14 +434,7 @@ impl Store {
         let due: Vec<Arc<GroupingKey>> = state
             .groups
             .iter()
-            .filter(|(key, group)| {
-                let last = if group.push_time > 0.0 {
-                    group.push_time
-                } else {
-                    group.failure_time
-                };
-                ttl(key).is_some_and(|ttl| last + ttl <= now)
-            })
+            .filter(|(key, group)| group.is_due(key, now, &ttl))
             .map(|(key, _)| key.clone())
             .collect();
         let mut removed = Vec::with_capacity(due.len());
@@ -436,6 +445,16 @@ impl Store {
         }
         removed.sort();
         Ok(removed)
+    }
+
+    /// Whether [`Store::expire`] with the same arguments would remove a group (under the
+    /// read lock, changing nothing).
+    pub fn any_expired(&self, now: f64, ttl: impl Fn(&GroupingKey) -> Option<f64>) -> bool {
+        let state = self.shared.state.read();
+        state
+            .groups
+            .iter()
+            .any(|(key, group)| group.is_due(key, now, &ttl))
     }
 
     /// Runs `f` on the journal under the store's lock, without copying any state.
