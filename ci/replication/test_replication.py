@@ -300,3 +300,11 @@ def test_groups_expire_once_for_all_replicas_and_an_idle_stream_stays_idle(redis
     head = redis.head()
     time.sleep(3)
     assert redis.head() == head
+
+
+def test_snapshot_age_counts_from_the_start_while_there_is_none(redis, replicas):
+    (replica,) = replicas(redis, 1, extra_args=["--storage.redis.snapshot-interval=1h"])
+    assert replica.push("job/a", "a 1\n").status_code == 200
+    wait_until(lambda: metric_value(replica.scrape(), "pushgateway_replication_snapshot_age_seconds") >= 2,
+               15, "the age grows without a snapshot")
+    assert metric_value(replica.scrape(), "pushgateway_replication_snapshot_position") == 0

@@ -60,9 +60,12 @@ impl Replicator {
             self.metrics
                 .snapshot_position
                 .set(snapshot_seq.unwrap_or(0) as i64);
+            // Without any snapshot yet, its age counts from this replica's start, so that
+            // a snapshot that never gets written still shows up as a stale one.
+            let snapshot_time = snapshot_time.unwrap_or(self.started_at);
             self.metrics
                 .snapshot_age
-                .set(snapshot_time.map_or(0.0, |t| (unix_now() - t).max(0.0)));
+                .set((unix_now() - snapshot_time).max(0.0));
             self.published
                 .fetch_max(snapshot_seq.unwrap_or(0), Ordering::Relaxed);
             if !is_leader || !self.is_ready() {

@@ -102,7 +102,7 @@ impl ReplicationMetrics {
         let snapshot_age = Gauge::<f64, AtomicU64>::default();
         registry.register(
             SNAPSHOT_AGE,
-            "Seconds since the snapshot in Redis was written",
+            "Seconds since the snapshot in Redis was written (since this replica started, while there is none)",
             snapshot_age.clone(),
         );
         let leader = Gauge::default();

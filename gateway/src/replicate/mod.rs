@@ -77,6 +77,8 @@ pub struct Replicator {
     snapshot_running: AtomicBool,
     metrics: ReplicationMetrics,
     append: Script,
+    /// Unix time of the start, for the snapshot age before the first snapshot.
+    started_at: f64,
 }
 
 impl Replicator {
@@ -132,6 +134,7 @@ impl Replicator {
             snapshot_running: AtomicBool::new(false),
             metrics: ReplicationMetrics::new(),
             append: redis_side::append_script(),
+            started_at: unix_now(),
         });
         if let Some(copy) = &replicator.config.local_copy {
             replicator.restore_local_copy(&copy.file);
