@@ -308,3 +308,42 @@ def test_snapshot_age_counts_from_the_start_while_there_is_none(redis, replicas)
     wait_until(lambda: metric_value(replica.scrape(), "pushgateway_replication_snapshot_age_seconds") >= 2,
                15, "the age grows without a snapshot")
     assert metric_value(replica.scrape(), "pushgateway_replication_snapshot_position") == 0
+
+
+def test_replicas_notice_a_redis_that_came_back_empty_and_took_new_pushes(redis, replicas):
+    import shutil
+    group = replicas(redis, 2)
+    for i in range(5):
+        assert group[i % 2].push(f"job/old{i}", "old 1\n").status_code == 200
+    converged(group, redis)
+    redis.kill()
+    for leftover in redis.dir.glob("appendonly*"):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    redis.start()
+    # Concurrent new pushes take the numbers the replicas applied before, faster than the
+    # replicas poll; every one must land (a PUT that got 503 is sent again).
+    def push(i):
+        wait_until(lambda: group[i % 2].push(f"job/new{i}", "new 1\n").status_code == 200, 30,
+                   f"push new{i} accepted")
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (fresh,) = replicas(redis, 1)
+    text = converged(group + [fresh], redis)
+    assert all(f'new{{instance="",job="new{i}"}} 1' in text for i in range(10)), text
+    assert "old" not in text
+
+
+def test_unchecked_stores_restored_from_a_snapshot_scrape_alike(redis, replicas):
+    args = ["--push.disable-consistency-check", "--storage.redis.snapshot-interval=1s"]
+    (first,) = replicas(redis, 1, extra_args=args)
+    assert first.push("job/a", "# TYPE x counter\nx 1\n").status_code == 202
+    assert first.push("job/b", "# TYPE x gauge\nx 2\n").status_code == 202
+    head = redis.head()
+    wait_until(lambda: metric_value(first.scrape(), "pushgateway_replication_snapshot_position") == head,
+               15, "snapshot written")
+    (late,) = replicas(redis, 1, extra_args=args)
+    assert "loaded the snapshot from Redis" in late.log_text()
+    converged([first, late], redis)

@@ -33,7 +33,15 @@ pub struct Snapshot {
 /// # Errors
 /// Any I/O error; the previous snapshot is then untouched.
 pub fn write(path: &Path, next_segment: u64, groups: &[GroupView]) -> io::Result<()> {
-    let data = encode(next_segment, groups);
+    write_atomically(path, &encode(next_segment, groups))
+}
+
+/// Replaces `path` with `data` atomically: a temporary file in the same directory,
+/// fsync, rename over the target, fsync of the directory.
+///
+/// # Errors
+/// Any I/O error; the previous file is then untouched.
+pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let temporary = temporary_path(path);
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -41,7 +49,7 @@ pub fn write(path: &Path, next_segment: u64, groups: &[GroupView]) -> io::Result
             .truncate(true)
             .write(true)
             .open(&temporary)?;
-        file.write_all(&data)?;
+        file.write_all(data)?;
         file.sync_all()?;
         fs::rename(&temporary, path)?;
         sync_dir(path)

@@ -26,7 +26,18 @@ impl Replicator {
             let conn = match &mut connection {
                 Some(conn) => conn,
                 None => match self.reader_connection().await {
-                    Ok(conn) => connection.insert(conn),
+                    Ok(mut conn) => match self.verify_history(&mut conn).await {
+                        Ok(true) => connection.insert(conn),
+                        Ok(false) => {
+                            needs_snapshot = true;
+                            connection.insert(conn)
+                        }
+                        Err(e) => {
+                            self.redis_failed("cannot check the change stream", &e);
+                            backoff.wait().await;
+                            continue;
+                        }
+                    },
                     Err(e) => {
                         self.redis_failed("cannot connect to Redis", &e);
                         backoff.wait().await;
@@ -107,14 +118,10 @@ impl Replicator {
             }
         };
         let mut applied = self.applied.lock();
-        if self.store.wipe().is_err() {
-            tracing::error!("cannot clear the store before loading the snapshot");
-        }
         let groups = snapshot.groups.len();
-        for group in snapshot.groups {
-            self.store.restore_group(group);
-        }
+        self.store.replace_all(snapshot.groups);
         *applied = snapshot.position;
+        *self.last_origin.lock() = None;
         self.metrics.applied.set(snapshot.position as i64);
         tracing::info!(
             position = snapshot.position,
@@ -135,11 +142,45 @@ impl Replicator {
              its append-only file?); dropping the local state and starting over from Redis"
         );
         self.metrics.apply_errors.inc();
-        if self.store.wipe().is_err() {
-            tracing::error!("cannot clear the store");
-        }
+        self.store.replace_all(Vec::new());
         *applied = 0;
+        *self.last_origin.lock() = None;
         self.metrics.applied.set(0);
+        // The old history's snapshot position means nothing in the new one.
+        self.published.store(0, Ordering::Relaxed);
+        self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// After a reconnect: is the entry this replica applied last still the same in Redis?
+    /// A Redis that restarted without the last second of its append-only file reuses those
+    /// numbers for new entries; a replica that applied the lost ones must start over, or it
+    /// would skip the new ones. Returns false after starting over.
+    async fn verify_history(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<bool> {
+        let applied = *self.applied.lock();
+        let Some(expected) = self.last_origin.lock().clone() else {
+            return Ok(true);
+        };
+        let id = format!("{applied}-0");
+        let found: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&self.keys.stream)
+            .arg(&id)
+            .arg(&id)
+            .query_async(conn)
+            .await?;
+        let head: Option<u64> = redis::cmd("GET")
+            .arg(&self.keys.seq)
+            .query_async(conn)
+            .await?;
+        let head = head.unwrap_or(0);
+        let same = match found.ids.first() {
+            Some(entry) => entry.get::<String>("o").as_deref() == Some(expected.as_str()),
+            // Trimmed away (fine) unless Redis no longer even counts that far.
+            None => head >= applied,
+        };
+        if !same {
+            self.start_over(head);
+        }
+        Ok(same)
     }
 
     /// After a gap the snapshot did not cover (Redis lost both), goes on from the first
@@ -203,6 +244,7 @@ impl Replicator {
                     found = seq,
                     "entries were trimmed before this replica read them; reloading the snapshot"
                 );
+                self.ready.store(false, Ordering::Relaxed);
                 return Ok(Progress::Gap { found: seq });
             }
             let origin: Option<String> = item.get("o");
@@ -238,12 +280,13 @@ impl Replicator {
             Err(e) => {
                 self.metrics.apply_errors.inc();
                 tracing::error!(seq, err = %e, "skipping a change-stream entry this version cannot read");
-                Err(PushError::Unavailable(format!(
-                    "unreadable stream entry: {e}"
+                Err(PushError::Replication(format!(
+                    "this replica cannot read the stream entry: {e}"
                 )))
             }
         };
         *applied = seq;
+        *self.last_origin.lock() = Some(origin.unwrap_or_default().to_string());
         drop(applied);
         self.metrics.applied.set(seq as i64);
         let nonce = origin

@@ -28,19 +28,24 @@ impl Replicator {
             ticker.tick().await;
             let started = Instant::now();
             let mut conn = self.commands.clone();
+            // Only a replica that has caught up may lead (and, with expose=leader, serve).
+            let may_lead = if self.is_ready() { "1" } else { "0" };
             let answer: redis::RedisResult<LeaseAnswer> = lease
                 .key(&self.keys.leader)
                 .key(&self.keys.seq)
                 .key(&self.keys.snapshot)
                 .arg(&self.replica_id)
                 .arg(LEASE_TTL.as_millis() as u64)
+                .arg(may_lead)
                 .invoke_async(&mut conn)
                 .await;
             let (is_leader, head, snapshot_seq, snapshot_time) = match answer {
                 Ok(answer) => answer,
                 Err(e) => {
-                    // Keep the current role: nobody else can take the lease while Redis is
-                    // unreachable, and the leader should keep serving what it has.
+                    // Keep the current role: when Redis is down nobody can take the lease,
+                    // and the leader should keep serving what it has rather than leave
+                    // Prometheus without the pushed series. (Cut off from Redis alone, it
+                    // serves a frozen copy next to the new leader's until Redis answers.)
                     self.redis_failed("cannot renew the lease", &e);
                     continue;
                 }
@@ -98,7 +103,10 @@ impl Replicator {
 
     async fn send_expiry_sweep(&self, time: f64) {
         let payload = entry::encode(&ChangeRequest::Expire { time });
-        let sweep = tokio::time::timeout(self.config.timeout, self.append("", &payload));
+        // A unique origin that no request waits for.
+        let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
+        let origin = format!("{}/sweep-{nonce}", self.replica_id);
+        let sweep = tokio::time::timeout(self.config.timeout, self.append(&origin, &payload));
         match sweep.await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => self.redis_failed("cannot send the expiry sweep", &e),

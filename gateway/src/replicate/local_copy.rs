@@ -1,23 +1,34 @@
 //! The local copy (`--persistence.file` in redis mode): the applied state and its stream
 //! position in a file, so that a restarted replica serves its last state at once.
+//!
+//! Layout: magic `PGWCOPY` + version byte 1; `u32` length and the origin field of the last
+//! applied entry (empty when unknown), which lets the replica check that Redis still has
+//! the same history; then the snapshot encoding of [`crate::persist::snapshot`] with the
+//! stream position. The magic keeps a memory-mode persistence file from being taken for a
+//! local copy (its position counts log segments, not stream entries).
 
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::Replicator;
 use crate::config::LocalCopy;
 use crate::persist::snapshot;
+use crate::store::GroupView;
+
+/// First bytes of a local copy: name and format version 1.
+const COPY_MAGIC: &[u8; 8] = b"PGWCOPY\x01";
 
 impl Replicator {
     /// Starts from the local copy, when there is a readable one; Redis has the last word.
-    pub(super) fn restore_local_copy(&self, file: &std::path::Path) {
-        match snapshot::read(file) {
-            Ok(Some(copy)) => {
+    pub(super) fn restore_local_copy(&self, file: &Path) {
+        match read(file) {
+            Ok(Some((origin, copy))) => {
                 let mut applied = self.applied.lock();
                 let groups = copy.groups.len();
-                for group in copy.groups {
-                    self.store.restore_group(group);
-                }
+                self.store.replace_all(copy.groups);
                 *applied = copy.position;
+                *self.last_origin.lock() = (!origin.is_empty()).then_some(origin);
                 self.metrics.applied.set(copy.position as i64);
                 tracing::info!(file = %file.display(), position = copy.position, groups, "restored the local copy; catching up from Redis");
             }
@@ -53,12 +64,18 @@ impl Replicator {
 
     /// Writes the applied state and its position; returns the position when written.
     async fn write_local_copy(self: Arc<Self>, copy: &LocalCopy) -> Option<u64> {
-        let (position, groups) = {
+        let (position, origin, groups) = {
             let applied = self.applied.lock();
-            (*applied, self.store.groups())
+            let origin = self.last_origin.lock().clone().unwrap_or_default();
+            (*applied, origin, self.store.groups())
         };
         let file = copy.file.clone();
-        let write = move || snapshot::write(&file, position, &groups);
+        let replicator = self.clone();
+        let write = move || {
+            // One writer at a time: the timer's and the stop's share the temporary file.
+            let _writing = replicator.copy_writer.lock();
+            write(&file, &origin, position, &groups)
+        };
         match tokio::task::spawn_blocking(write).await {
             Ok(Ok(())) => Some(position),
             Ok(Err(e)) => {
@@ -70,5 +87,62 @@ impl Replicator {
                 None
             }
         }
+    }
+}
+
+fn write(file: &Path, origin: &str, position: u64, groups: &[GroupView]) -> io::Result<()> {
+    let origin_len = u32::try_from(origin.len()).map_err(io::Error::other)?;
+    let mut data = Vec::with_capacity(COPY_MAGIC.len() + 4 + origin.len());
+    data.extend_from_slice(COPY_MAGIC);
+    data.extend_from_slice(&origin_len.to_le_bytes());
+    data.extend_from_slice(origin.as_bytes());
+    data.extend_from_slice(&snapshot::encode(position, groups));
+    snapshot::write_atomically(file, &data)
+}
+
+/// The origin of the last applied entry and the state; `None` when there is no file.
+fn read(file: &Path) -> io::Result<Option<(String, snapshot::Snapshot)>> {
+    let data = match std::fs::read(file) {
+        Ok(data) => data,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let rest = data.strip_prefix(COPY_MAGIC).ok_or_else(|| {
+        invalid("not a local copy of redis mode (a memory-mode persistence file?)")
+    })?;
+    let (len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| invalid("truncated"))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(invalid("truncated"));
+    }
+    let (origin, state) = rest.split_at(len);
+    let origin = String::from_utf8(origin.to_vec()).map_err(|_| invalid("origin is not UTF-8"))?;
+    Ok(Some((origin, snapshot::decode(state)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_copy_reads_back_and_a_persistence_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("pgw-copy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("copy");
+        write(&file, "replica-1/7", 42, &[]).expect("write");
+        let (origin, state) = read(&file).expect("read").expect("present");
+        assert_eq!((origin.as_str(), state.position), ("replica-1/7", 42));
+        snapshot::write(&file, 3, &[]).expect("memory-mode file");
+        assert!(
+            read(&file).is_err(),
+            "a memory-mode snapshot is no local copy"
+        );
+        std::fs::write(&file, b"PGWCOPY\x01\xff\xff\xff\xff").expect("write");
+        assert!(read(&file).is_err(), "a length past the end is refused");
+        assert!(read(&dir.join("absent")).expect("no error").is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -70,6 +70,11 @@ pub struct Replicator {
     /// The last applied entry; held while an entry is applied, so that a snapshot taken
     /// under it matches its position.
     applied: Mutex<u64>,
+    /// The origin field of that entry (unknown after loading a snapshot), to notice a Redis
+    /// that reused its number for another entry.
+    last_origin: Mutex<Option<String>>,
+    /// Held while the local copy is written (by the timer or at the stop).
+    copy_writer: Mutex<()>,
     ready: AtomicBool,
     leader: AtomicBool,
     /// The position of the newest snapshot known to be in Redis.
@@ -128,6 +133,8 @@ impl Replicator {
             next_nonce: AtomicU64::new(1),
             waiters: Mutex::new(HashMap::new()),
             applied: Mutex::new(0),
+            last_origin: Mutex::new(None),
+            copy_writer: Mutex::new(()),
             ready: AtomicBool::new(false),
             leader: AtomicBool::new(false),
             published: AtomicU64::new(0),
@@ -155,31 +162,38 @@ impl Replicator {
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
         let (sender, verdict) = oneshot::channel();
         self.waiters.lock().insert(nonce, sender);
+        // Removes the waiter however this ends, also when the client goes away mid-request.
+        let _waiter = WaiterGuard {
+            waiters: &self.waiters,
+            nonce,
+        };
         let origin = format!("{}/{nonce}", self.replica_id);
         let appended = tokio::time::timeout(self.config.timeout, self.append(&origin, &payload));
         let failure = match appended.await {
             Ok(Ok(_seq)) => None,
+            Ok(Err(e)) if e.is_io_error() || e.is_timeout() => Some(format!(
+                "{e} (if the change reached Redis before that, it will still be applied)"
+            )),
             Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("no answer within {:?}", self.config.timeout)),
+            Err(_) => Some(format!(
+                "no answer within {:?} (if the change reached Redis, it will still be applied)",
+                self.config.timeout
+            )),
         };
         if let Some(reason) = failure {
-            self.waiters.lock().remove(&nonce);
             self.metrics.redis_errors.inc();
             tracing::warn!(err = %reason, "cannot append a change to Redis");
-            return Err(PushError::Unavailable(format!(
+            return Err(PushError::Replication(format!(
                 "Redis is unreachable: {reason}"
             )));
         }
         match tokio::time::timeout(self.config.timeout, verdict).await {
             Ok(Ok(verdict)) => verdict,
-            _ => {
-                self.waiters.lock().remove(&nonce);
-                Err(PushError::Unavailable(format!(
-                    "the change is in Redis but this replica did not apply it within {:?}; \
-                     it will be applied",
-                    self.config.timeout
-                )))
-            }
+            _ => Err(PushError::Replication(format!(
+                "the change is in Redis, but this replica did not apply it within {:?}; \
+                 it will be applied",
+                self.config.timeout
+            ))),
         }
     }
 
@@ -212,6 +226,18 @@ impl Replicator {
     fn redis_failed(&self, what: &str, error: &redis::RedisError) {
         self.metrics.redis_errors.inc();
         tracing::warn!(err = %error, "{what}");
+    }
+}
+
+/// Takes a request's waiter out of the map when the request ends, however it ends.
+struct WaiterGuard<'a> {
+    waiters: &'a Mutex<HashMap<u64, oneshot::Sender<Verdict>>>,
+    nonce: u64,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.waiters.lock().remove(&self.nonce);
     }
 }
 

@@ -53,14 +53,20 @@ return seq
     )
 }
 
-/// Takes or renews the lease and reports the stream head and the snapshot's position
-/// (KEYS: leader, seq, snapshot; ARGV: replica id, lease in ms). Returns
+/// Takes or renews the lease, or gives it up when the replica may not hold it (not caught
+/// up), and reports the stream head and the snapshot's position (KEYS: leader, seq,
+/// snapshot; ARGV: replica id, lease in ms, 1 if it may hold the lease). Returns
 /// `{is_leader, head_seq, snapshot_seq, snapshot_time}`, absent values as nil.
 pub fn lease_script() -> Script {
     Script::new(
         r"
 local leader = 0
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if ARGV[3] ~= '1' then
+  if holder == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+  end
+elseif holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   leader = 1
 elseif redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then

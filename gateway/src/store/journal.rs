@@ -67,4 +67,8 @@ pub enum PushError {
     /// The change could not be recorded durably; nothing was applied.
     #[error("cannot persist the change: {0}")]
     Unavailable(String),
+    /// Replication could not confirm the change (Redis unreachable, or not applied here in
+    /// time); the reason says whether it may still be applied.
+    #[error("{0}")]
+    Replication(String),
 }

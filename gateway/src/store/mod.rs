@@ -498,12 +498,28 @@ impl Store {
     /// timestamps.
     pub fn restore_group(&self, view: GroupView) {
         let mut state = self.shared.state.write();
+        self.restore_into(&mut state, view);
+    }
+
+    /// Replaces every group with `views` under one lock, so that no reader sees the store
+    /// empty or half restored (a replica reloading a snapshot).
+    pub fn replace_all(&self, views: Vec<GroupView>) {
+        let mut state = self.shared.state.write();
+        clear(&mut state);
+        for view in views {
+            self.restore_into(&mut state, view);
+        }
+    }
+
+    fn restore_into(&self, state: &mut State, view: GroupView) {
+        // What was stored unchecked may be inconsistent: keep the exposition's filter on.
+        state.maybe_inconsistent |= self.shared.config.consistency == Consistency::Unchecked;
         let key = view.key;
         for stored in view.families {
             let StoredFamily {
                 family, pushed_at, ..
             } = Arc::unwrap_or_clone(stored);
-            insert_family(&mut state, &key, family, pushed_at);
+            insert_family(state, &key, family, pushed_at);
         }
         let group = state.groups.entry(key).or_insert_with(Group::empty);
         group.push_time = view.push_time;

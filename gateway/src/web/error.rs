@@ -69,6 +69,7 @@ impl ApiError {
             PushError::Rejected(rejection) => ApiError::Rejected(rejection),
             PushError::TooLarge(reason) => ApiError::LimitExceeded(reason),
             PushError::Full(reason) => ApiError::StoreFull(reason),
+            PushError::Replication(reason) => ApiError::Unavailable(reason),
             PushError::Unavailable(reason) => {
                 ApiError::Unavailable(format!("cannot persist the change: {reason}"))
             }
