@@ -91,9 +91,8 @@ def test_a_killed_replica_restarts_and_catches_up(redis, replicas):
     time.sleep(1)
     load.finish()
     assert load.failed == 0, (load.statuses, load.failure_reasons)
-    scrape_text = converged(group, redis)
+    converged(group, redis)
     assert load.check(group[2].scrape()) == 20
-    assert scrape_text
 
 
 def test_a_replica_killed_mid_load_loses_nothing_acknowledged(redis, replicas):
@@ -115,7 +114,6 @@ def test_redis_restart_mid_load(redis, replicas):
     group = replicas(redis, 3)
     load = Load(group, workers=4, slots=5, seed=4).start()
     time.sleep(1.5)
-    before = group[0].pushed()
     redis.kill()
     time.sleep(2)
     # Redis is down: pushes get 503 with the reason, scrapes keep serving the last state.
@@ -136,7 +134,6 @@ def test_redis_restart_mid_load(redis, replicas):
     scrape = group[0].scrape()
     load.check(scrape)
     assert 'x{instance="",job="after"} 1' in scrape
-    assert before
 
 
 def test_snapshots_trim_the_stream_and_new_replicas_start_from_them(redis, replicas):
@@ -186,7 +183,7 @@ def test_ready_only_once_caught_up(redis, replicas):
     assert early.ready_status() == 200, "a replica that caught up stays ready through an outage"
     redis.start()
     late.wait_ready()
-    assert converged([early, late], redis)
+    assert 'a{instance="",job="a"} 1' in converged([early, late], redis)
 
 
 def test_only_the_leader_exposes_pushed_metrics_when_asked(redis, replicas):

@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
-use redis::AsyncConnectionConfig;
 
-use super::entry::{self, ChangeRequest};
+use super::entry;
 use super::redis_side::seq_of;
-use super::{Backoff, Replicator, READ_BATCH, READ_BLOCK, SNAPSHOT_TIMEOUT};
+use super::{Backoff, Replicator, READ_BATCH, READ_BLOCK};
 use crate::persist::snapshot;
 use crate::store::PushError;
 
@@ -25,7 +24,7 @@ impl Replicator {
         loop {
             let conn = match &mut connection {
                 Some(conn) => conn,
-                None => match self.reader_connection().await {
+                None => match self.long_connection().await {
                     Ok(mut conn) => match self.verify_history(&mut conn).await {
                         Ok(true) => connection.insert(conn),
                         Ok(false) => {
@@ -80,29 +79,25 @@ impl Replicator {
         }
     }
 
-    async fn reader_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.timeout))
-            .set_response_timeout(Some(SNAPSHOT_TIMEOUT));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-    }
-
     /// Replaces the local state with the snapshot in Redis when it is ahead of it.
     async fn load_snapshot(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        let (seq, data): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
+        // The position first: the data (tens of MB for a large store) only when it is ahead.
+        let seq: Option<u64> = redis::cmd("HGET")
             .arg(&self.keys.snapshot)
             .arg("seq")
+            .query_async(conn)
+            .await?;
+        if seq.is_none_or(|seq| seq <= *self.applied.lock()) {
+            return Ok(());
+        }
+        let data: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(&self.keys.snapshot)
             .arg("data")
             .query_async(conn)
             .await?;
-        let (Some(seq), Some(data)) = (seq, data) else {
+        let Some(data) = data else {
             return Ok(());
         };
-        if seq <= *self.applied.lock() {
-            return Ok(());
-        }
         let decoded = tokio::task::spawn_blocking(move || snapshot::decode(&data)).await;
         let snapshot = match decoded {
             Ok(Ok(snapshot)) => snapshot,
@@ -268,15 +263,7 @@ impl Replicator {
     fn apply(&self, seq: u64, origin: Option<&str>, payload: &[u8]) {
         let mut applied = self.applied.lock();
         let verdict = match entry::decode(payload) {
-            Ok(ChangeRequest::Push {
-                key,
-                families,
-                mode,
-                time,
-            }) => self.store.push(key, families, mode, time).map(drop),
-            Ok(ChangeRequest::Delete { key }) => self.store.delete(&key).map(drop),
-            Ok(ChangeRequest::Wipe) => self.store.wipe().map(drop),
-            Ok(ChangeRequest::Expire { time }) => self.expirer.sweep(&self.store, time).map(drop),
+            Ok(request) => request.apply(&self.store, &self.expirer).map(drop),
             Err(e) => {
                 self.metrics.apply_errors.inc();
                 tracing::error!(seq, err = %e, "skipping a change-stream entry this version cannot read");

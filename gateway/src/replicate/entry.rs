@@ -8,9 +8,10 @@
 //! Layout: one kind byte, then either a change in the persistence codec's encoding
 //! (push, delete, wipe) or, for an expiry sweep, the sweep's Unix time as 8 bytes.
 
+use crate::expiry::Expirer;
 use crate::model::{GroupingKey, MetricFamily};
 use crate::persist::codec::{decode_change, encode_change, CodecError, OwnedChange};
-use crate::store::{Change, PushMode};
+use crate::store::{Change, PushError, PushMode, Store};
 
 const KIND_CHANGE: u8 = 1;
 const KIND_EXPIRE: u8 = 2;
@@ -41,6 +42,27 @@ pub enum ChangeRequest {
         /// Unix time of the sweep.
         time: f64,
     },
+}
+
+impl ChangeRequest {
+    /// Applies it to `store` (an expiry sweep with `expirer`'s rules): the store's verdict
+    /// and, with persistence, the journal sequence to wait for.
+    ///
+    /// # Errors
+    /// The store's reason for refusing it.
+    pub fn apply(self, store: &Store, expirer: &Expirer) -> Result<Option<u64>, PushError> {
+        match self {
+            ChangeRequest::Push {
+                key,
+                families,
+                mode,
+                time,
+            } => store.push(key, families, mode, time),
+            ChangeRequest::Delete { key } => store.delete(&key),
+            ChangeRequest::Wipe => store.wipe(),
+            ChangeRequest::Expire { time } => expirer.sweep(store, time).map(|_| None),
+        }
+    }
 }
 
 /// Encodes a request as a stream entry's payload.

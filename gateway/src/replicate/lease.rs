@@ -5,11 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use redis::AsyncConnectionConfig;
-
 use super::entry::{self, ChangeRequest};
 use super::redis_side;
-use super::{Replicator, LEASE_TICK, LEASE_TTL, SNAPSHOT_TIMEOUT};
+use super::{AppliedState, Replicator, LEASE_TICK, LEASE_TTL};
 use crate::persist::snapshot;
 use crate::web::unix_now;
 
@@ -119,20 +117,13 @@ impl Replicator {
 
     /// Writes the applied state to Redis; returns its position when it was stored.
     async fn write_snapshot(&self) -> redis::RedisResult<Option<u64>> {
-        let (position, groups) = {
-            let applied = self.applied.lock();
-            (*applied, self.store.groups())
-        };
+        let AppliedState {
+            position, groups, ..
+        } = self.applied_state();
         let data = tokio::task::spawn_blocking(move || snapshot::encode(position, &groups))
             .await
             .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.timeout))
-            .set_response_timeout(Some(SNAPSHOT_TIMEOUT));
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let mut conn = self.long_connection().await?;
         let stored: i64 = redis_side::publish_snapshot_script()
             .key(&self.keys.snapshot)
             .key(&self.keys.stream)

@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::Replicator;
+use super::{AppliedState, Replicator};
 use crate::config::LocalCopy;
 use crate::persist::snapshot;
 use crate::store::GroupView;
@@ -64,11 +64,12 @@ impl Replicator {
 
     /// Writes the applied state and its position; returns the position when written.
     async fn write_local_copy(self: Arc<Self>, copy: &LocalCopy) -> Option<u64> {
-        let (position, origin, groups) = {
-            let applied = self.applied.lock();
-            let origin = self.last_origin.lock().clone().unwrap_or_default();
-            (*applied, origin, self.store.groups())
-        };
+        let AppliedState {
+            position,
+            origin,
+            groups,
+        } = self.applied_state();
+        let origin = origin.unwrap_or_default();
         let file = copy.file.clone();
         let replicator = self.clone();
         let write = move || {

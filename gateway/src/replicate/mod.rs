@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, IntoConnectionInfo, Script};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
 use tokio::sync::oneshot;
 
 use crate::config::{ExposeMode, RedisConfig};
@@ -223,10 +223,39 @@ impl Replicator {
             .await
     }
 
+    /// The applied position, its entry's origin and every group, taken together while no
+    /// entry is being applied: what a snapshot or the local copy records.
+    fn applied_state(&self) -> AppliedState {
+        let applied = self.applied.lock();
+        AppliedState {
+            position: *applied,
+            origin: self.last_origin.lock().clone(),
+            groups: self.store.groups(),
+        }
+    }
+
+    /// A connection of its own with a long answer timeout, for the blocking stream reads
+    /// and the snapshot transfers.
+    async fn long_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.config.timeout))
+            .set_response_timeout(Some(SNAPSHOT_TIMEOUT));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
     fn redis_failed(&self, what: &str, error: &redis::RedisError) {
         self.metrics.redis_errors.inc();
         tracing::warn!(err = %error, "{what}");
     }
+}
+
+/// What [`Replicator::applied_state`] returns.
+struct AppliedState {
+    position: u64,
+    origin: Option<String>,
+    groups: Vec<crate::store::GroupView>,
 }
 
 /// Takes a request's waiter out of the map when the request ends, however it ends.

@@ -184,30 +184,13 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
         entries.push((name, value));
     }
     entries.sort_by(|a, b| a.0.cmp(b.0));
-    out.push('{');
-    for (i, (key, value)) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_string(out, key);
-        out.push(':');
-        out.push_str(value);
-    }
-    out.push('}');
+    write_object(out, entries, |out, value| out.push_str(&value));
 }
 
 fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = &'a Label>) {
     // Labels are sorted by name already, as the JSON object's keys must be.
-    out.push('{');
-    for (i, label) in labels.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_string(out, &label.name);
-        out.push(':');
-        push_json_string(out, &label.value);
-    }
-    out.push('}');
+    let pairs = labels.into_iter().map(|l| (&*l.name, &*l.value));
+    write_object(out, pairs, push_json_string);
 }
 
 /// Writes `{"bound": "count", ...}` with keys sorted as strings.
@@ -215,14 +198,23 @@ fn write_float_map(out: &mut String, pairs: impl Iterator<Item = (f64, String)>)
     let mut entries: Vec<(String, String)> = pairs.map(|(k, v)| (format_float(k), v)).collect();
     entries.sort();
     entries.dedup_by(|a, b| a.0 == b.0);
+    write_object(out, entries, |out, value| push_json_string(out, &value));
+}
+
+/// Writes a JSON object of `entries` in the given order, each value by `write_value`.
+fn write_object<K: AsRef<str>, V>(
+    out: &mut String,
+    entries: impl IntoIterator<Item = (K, V)>,
+    mut write_value: impl FnMut(&mut String, V),
+) {
     out.push('{');
-    for (i, (key, value)) in entries.iter().enumerate() {
+    for (i, (key, value)) in entries.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_json_string(out, key);
+        push_json_string(out, key.as_ref());
         out.push(':');
-        push_json_string(out, value);
+        write_value(out, value);
     }
     out.push('}');
 }

@@ -43,18 +43,13 @@ where
     let families = parse(&bytes, format, validation).inspect_err(|e| {
         tracing::debug!(source = %peer, err = %e, "failed to parse text");
     })?;
-    let outcome = match &app.replicator {
-        Some(replicator) => {
-            let request = ChangeRequest::Push {
-                key,
-                families,
-                mode,
-                time: unix_now(),
-            };
-            replicator.submit(&request).await.map(|()| None)
-        }
-        None => app.store.push(key, families, mode, unix_now()),
+    let request = ChangeRequest::Push {
+        key,
+        families,
+        mode,
+        time: unix_now(),
     };
+    let outcome = apply_change(app, request).await;
     let unchecked = app.store.config().consistency == Consistency::Unchecked;
     let result = match outcome {
         Ok(seq) => wait_durable(app, seq).await,
@@ -103,16 +98,20 @@ pub async fn delete(
     Ok(text_response(StatusCode::ACCEPTED, ""))
 }
 
-/// Applies a delete or wipe: through the stream with Redis, else to the local store, then
-/// waits until it is durable.
+/// Applies a delete or wipe and waits until it is durable.
 pub async fn apply_everywhere(app: &App, request: ChangeRequest) -> Result<(), ApiError> {
-    let seq = match (&app.replicator, request) {
-        (Some(replicator), request) => replicator.submit(&request).await.map(|()| None),
-        (None, ChangeRequest::Delete { key }) => app.store.delete(&key),
-        (None, ChangeRequest::Wipe) => app.store.wipe(),
-        (None, _) => Ok(None),
-    };
-    wait_durable(app, seq.map_err(ApiError::from_push_error)?).await
+    let seq = apply_change(app, request)
+        .await
+        .map_err(ApiError::from_push_error)?;
+    wait_durable(app, seq).await
+}
+
+/// Applies a change through the stream with Redis, else to the local store.
+async fn apply_change(app: &App, request: ChangeRequest) -> Result<Option<u64>, PushError> {
+    match &app.replicator {
+        Some(replicator) => replicator.submit(&request).await.map(|()| None),
+        None => request.apply(&app.store, &app.expirer),
+    }
 }
 
 /// Delimited protobuf when the content type says so exactly; text otherwise, as upstream.
