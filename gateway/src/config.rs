@@ -27,6 +27,10 @@ pub struct Flags {
     /// Addresses on which to expose metrics and web interface.
     #[arg(long = "web.listen-address", default_value = ":9091")]
     pub listen_address: String,
+    /// Write the address really bound (one `host:port` line) to this file once listening,
+    /// so that a gateway started on port 0 can be found. Not an upstream flag.
+    #[arg(long = "web.listen-address-file", default_value = "")]
+    pub listen_address_file: String,
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", default_value = "/metrics")]
     pub telemetry_path: String,
@@ -197,6 +201,8 @@ pub enum ConfigError {
 pub struct WebConfig {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// Where to write the bound address, if anywhere.
+    pub listen_address_file: Option<PathBuf>,
     /// Internal route prefix, `""` or `/something` without trailing slash.
     pub route_prefix: String,
     /// Path prefix as seen from outside (from --web.external-url), for links in the UI.
@@ -294,6 +300,8 @@ impl Config {
         Ok(Config {
             web: WebConfig {
                 listen,
+                listen_address_file: (!flags.listen_address_file.is_empty())
+                    .then(|| PathBuf::from(&flags.listen_address_file)),
                 route_prefix,
                 external_prefix,
                 telemetry_path: flags.telemetry_path.clone(),

@@ -39,7 +39,17 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), address = %config.web.listen, "starting pushgateway");
+        // Port 0 binds a free port: report the one really bound, in the log and, if asked,
+        // in a file that test harnesses and supervisors can wait for.
+        let bound = listener.local_addr().unwrap_or(config.web.listen);
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting pushgateway");
+        tracing::info!(address = %bound, "Listening on");
+        if let Some(path) = &config.web.listen_address_file {
+            if let Err(e) = write_listen_address(path, bound) {
+                tracing::error!(path = %path.display(), err = %e, "cannot write the listen address file");
+                return ExitCode::FAILURE;
+            }
+        }
         match gateway::run(config, listener, gateway::signal::terminated()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -49,4 +59,16 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Writes `address` to `path` atomically (a temporary file renamed into place), so that a
+/// reader never sees a partial line.
+fn write_listen_address(
+    path: &std::path::Path,
+    address: std::net::SocketAddr,
+) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    std::fs::write(&temporary, format!("{address}\n"))?;
+    std::fs::rename(&temporary, path)
 }
