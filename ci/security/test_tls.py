@@ -226,3 +226,55 @@ def test_server_certificate_rotation_by_reload(gateway, cert_dir):
     # The new pair: taken within a few seconds.
     config.write_text("tls_server_config:\n  cert_file: other_server.pem\n  key_file: other_server.key\n")
     assert wait_until(lambda: trusted_by(other_ca) and not trusted_by(ca), timeout=5), gw.log_text()
+
+
+def kubelet_swap(mount, version, files):
+    """Publishes `files` ({name: source path}) in `mount` the way the kubelet updates a mounted
+    Secret: a new `..<version>` directory, then an atomic rename of a `..data` symlink onto it;
+    the visible names are symlinks `name -> ..data/name` made once."""
+    target = mount / f"..{version}"
+    target.mkdir()
+    for name, source in files.items():
+        (target / name).write_bytes(source.read_bytes())
+    tmp = mount / "..data_tmp"
+    tmp.symlink_to(target.name)
+    tmp.rename(mount / "..data")
+    for name in files:
+        if not (mount / name).is_symlink():
+            (mount / name).symlink_to(f"..data/{name}")
+
+
+def test_certificate_renewal_in_a_kubelet_mounted_secret(gateway, cert_dir, tmp_path):
+    """cert-manager renews the TLS Secret; the kubelet swaps the mounted files; web-config.yml
+    (another Secret) does not change. New connections must get the new certificate."""
+    mount = tmp_path / "tls"
+    mount.mkdir()
+    kubelet_swap(mount, "v1", {"tls.crt": cert_dir / "server.pem", "tls.key": cert_dir / "server.key"})
+    config = tmp_path / "web.yml"
+    config.write_text(f"tls_server_config:\n  cert_file: {mount}/tls.crt\n  key_file: {mount}/tls.key\n")
+    ca, other_ca = str(cert_dir / "ca.pem"), str(cert_dir / "other_ca.pem")
+    gw = gateway([f"--web.config.file={config}"], scheme="https", verify=ca)
+
+    def trusted_by(cafile):
+        try:
+            with requests.Session() as s:
+                s.trust_env = False
+                return s.get(gw.url + "/-/healthy", verify=cafile, timeout=5,
+                             headers={"Connection": "close"}).status_code == 200
+        except requests.RequestException:
+            return False
+
+    assert trusted_by(ca) and not trusted_by(other_ca)
+    config_mtime = config.stat().st_mtime_ns
+    kubelet_swap(mount, "v2", {"tls.crt": cert_dir / "other_server.pem", "tls.key": cert_dir / "other_server.key"})
+    assert config.stat().st_mtime_ns == config_mtime
+    assert wait_until(lambda: trusted_by(other_ca) and not trusted_by(ca), timeout=10), gw.log_text()
+    # A renewal that leaves the key behind (a mismatched pair) is refused; the last good pair stays.
+    kubelet_swap(mount, "v3", {"tls.crt": cert_dir / "server.pem", "tls.key": cert_dir / "other_server.key"})
+    # (The gateway looks at the files when a connection comes, hence the requests while waiting.)
+    assert wait_until(lambda: trusted_by(other_ca) and "keeping the previous web config" in gw.log_text(),
+                      timeout=10), gw.log_text()
+    assert trusted_by(other_ca) and not trusted_by(ca)
+    # The fixed pair is taken as soon as it lands.
+    kubelet_swap(mount, "v4", {"tls.crt": cert_dir / "server.pem", "tls.key": cert_dir / "server.key"})
+    assert wait_until(lambda: trusted_by(ca) and not trusted_by(other_ca), timeout=10), gw.log_text()

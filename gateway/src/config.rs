@@ -49,6 +49,10 @@ pub struct Flags {
     /// Path to a configuration file that can enable TLS or authentication.
     #[arg(long = "web.config.file", default_value = "")]
     pub web_config_file: String,
+    /// Answer GET and HEAD of exactly <route-prefix>/-/healthy and <route-prefix>/-/ready
+    /// without basic auth, so that kubelet probes work. Not an upstream flag.
+    #[arg(long = "web.unauthenticated-probes")]
+    pub unauthenticated_probes: bool,
     /// File to persist metrics. If empty, metrics are only kept in memory.
     #[arg(long = "persistence.file", default_value = "")]
     pub persistence_file: String,
@@ -217,6 +221,8 @@ pub struct WebConfig {
     pub max_body_bytes: usize,
     /// The web config file (TLS, basic auth, headers), if any.
     pub web_config_file: Option<PathBuf>,
+    /// Whether the two probe paths skip basic auth.
+    pub unauthenticated_probes: bool,
     /// Most clients served at once.
     pub max_connections: usize,
     /// How long a client may take to send request headers.
@@ -310,6 +316,7 @@ impl Config {
                 max_body_bytes: flags.max_body_bytes,
                 web_config_file: (!flags.web_config_file.is_empty())
                     .then(|| PathBuf::from(&flags.web_config_file)),
+                unauthenticated_probes: flags.unauthenticated_probes,
                 max_connections: flags.max_connections,
                 header_read_timeout: flags.header_read_timeout,
                 consistency: if flags.disable_consistency_check {
@@ -582,6 +589,10 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         ("web.enable-lifecycle", flags.enable_lifecycle.to_string()),
         ("web.enable-admin-api", flags.enable_admin_api.to_string()),
         ("web.config.file", flags.web_config_file.clone()),
+        (
+            "web.unauthenticated-probes",
+            flags.unauthenticated_probes.to_string(),
+        ),
         ("web.max-connections", flags.max_connections.to_string()),
         (
             "web.read-header-timeout",

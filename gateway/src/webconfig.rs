@@ -1,7 +1,8 @@
 //! `--web.config.file`: TLS, client certificates, basic auth and extra response headers,
 //! in the exporter-toolkit format upstream uses. The file is checked when the gateway
-//! starts (an invalid file stops it with the reason) and re-read whenever it changes; an
-//! invalid new version is logged and the previous one stays in force.
+//! starts (an invalid file stops it with the reason) and re-read whenever it or a file it
+//! names (certificate, key, client CA; see [`file_stamp`]) changes; an invalid new version
+//! is logged and the previous one stays in force.
 //!
 //! Password checks use bcrypt, whose cost would make every authenticated request expensive
 //! (and the gateway easy to overload), so verdicts are cached by a SHA-256 of user,
@@ -10,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
@@ -21,6 +22,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+mod file_stamp;
+use file_stamp::{load_stamped, FileStamp};
 
 /// A web config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +95,8 @@ pub struct WebSecurity {
     /// Headers added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     verdicts: Mutex<HashMap<[u8; 32], bool>>,
+    /// The files read besides the config file itself, watched for changes.
+    files: Vec<PathBuf>,
 }
 
 /// Verdicts kept at most; the cache starts over when full.
@@ -165,6 +171,17 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         serde_yaml_ng::from_str(&text).map_err(|e| error(e.to_string()))?
     };
     let base = path.parent().unwrap_or(Path::new("."));
+    let files = format
+        .tls_server_config
+        .as_ref()
+        .map(|tls| {
+            [&tls.cert_file, &tls.key_file, &tls.client_ca_file]
+                .into_iter()
+                .filter(|file| !file.is_empty())
+                .map(|file| resolve(base, file))
+                .collect()
+        })
+        .unwrap_or_default();
     let tls = format
         .tls_server_config
         .map(|tls| build_tls(&tls, base).map(Arc::new))
@@ -195,6 +212,7 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         users: format.basic_auth_users,
         headers,
         verdicts: Mutex::new(HashMap::new()),
+        files,
     })
 }
 
@@ -315,7 +333,7 @@ fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
 /// The web config file, re-read when it changes.
 pub struct WebConfigSource {
     path: PathBuf,
-    current: RwLock<(Option<SystemTime>, Arc<WebSecurity>)>,
+    current: RwLock<(FileStamp, Arc<WebSecurity>)>,
     last_check: Mutex<Instant>,
 }
 
@@ -328,11 +346,10 @@ impl WebConfigSource {
     /// # Errors
     /// [`WebConfigError`] with the reason.
     pub fn open(path: &Path) -> Result<WebConfigSource, WebConfigError> {
-        let modified = modified(path);
-        let security = load(path)?;
+        let (stamp, security) = load_stamped(path, &[], || load(path), |s| &s.files)?;
         Ok(WebConfigSource {
             path: path.to_path_buf(),
-            current: RwLock::new((modified, Arc::new(security))),
+            current: RwLock::new((stamp, Arc::new(security))),
             last_check: Mutex::new(Instant::now()),
         })
     }
@@ -348,24 +365,21 @@ impl WebConfigSource {
             due
         };
         if due {
-            let modified = modified(&self.path);
-            if modified != self.current.read().0 {
-                match load(&self.path) {
-                    Ok(security) => {
+            let files = self.current.read().1.files.clone();
+            let stamp = FileStamp::of(&self.path, &files);
+            if stamp != self.current.read().0 {
+                match load_stamped(&self.path, &files, || load(&self.path), |s| &s.files) {
+                    Ok((stamp, security)) => {
                         tracing::info!(file = %self.path.display(), "reloaded the web config file");
-                        *self.current.write() = (modified, Arc::new(security));
+                        *self.current.write() = (stamp, Arc::new(security));
                     }
                     Err(e) => {
                         tracing::error!(err = %e, "keeping the previous web config");
-                        self.current.write().0 = modified;
+                        self.current.write().0 = stamp;
                     }
                 }
             }
         }
         self.current.read().1.clone()
     }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
