@@ -1,5 +1,6 @@
 """TLS (tls_server_config) and mutual TLS (client_auth_type) in --web.config.file."""
 
+import functools
 import json
 import ssl
 import subprocess
@@ -201,6 +202,17 @@ def test_tls_with_basic_auth_and_prometheus_client(gateway, cert_dir):
     assert 'py_tls_auth_gauge{instance="",job="py-tls-auth"} 5' in gw.scrape()
 
 
+def served_trusted_by(gw, cafile):
+    """Whether a new connection to gw gets a certificate that cafile trusts."""
+    try:
+        with requests.Session() as s:
+            s.trust_env = False
+            return s.get(gw.url + "/-/healthy", verify=cafile, timeout=5,
+                         headers={"Connection": "close"}).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def test_server_certificate_rotation_by_reload(gateway, cert_dir):
     """The web config is re-read when it changes: a config naming a new certificate is used
     for new connections; an invalid version (a key that does not match) keeps the old one."""
@@ -208,14 +220,7 @@ def test_server_certificate_rotation_by_reload(gateway, cert_dir):
     ca, other_ca = str(cert_dir / "ca.pem"), str(cert_dir / "other_ca.pem")
     gw = gateway([f"--web.config.file={config}"], scheme="https", verify=ca)
 
-    def trusted_by(cafile):
-        try:
-            with requests.Session() as s:
-                s.trust_env = False
-                return s.get(gw.url + "/-/healthy", verify=cafile, timeout=5,
-                             headers={"Connection": "close"}).status_code == 200
-        except requests.RequestException:
-            return False
+    trusted_by = functools.partial(served_trusted_by, gw)
 
     assert trusted_by(ca) and not trusted_by(other_ca)
     # A mismatched pair: refused, the old certificate stays.
@@ -255,14 +260,7 @@ def test_certificate_renewal_in_a_kubelet_mounted_secret(gateway, cert_dir, tmp_
     ca, other_ca = str(cert_dir / "ca.pem"), str(cert_dir / "other_ca.pem")
     gw = gateway([f"--web.config.file={config}"], scheme="https", verify=ca)
 
-    def trusted_by(cafile):
-        try:
-            with requests.Session() as s:
-                s.trust_env = False
-                return s.get(gw.url + "/-/healthy", verify=cafile, timeout=5,
-                             headers={"Connection": "close"}).status_code == 200
-        except requests.RequestException:
-            return False
+    trusted_by = functools.partial(served_trusted_by, gw)
 
     assert trusted_by(ca) and not trusted_by(other_ca)
     config_mtime = config.stat().st_mtime_ns
