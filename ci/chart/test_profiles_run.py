@@ -32,6 +32,7 @@ EXTERNAL_SECRETS = {
     # The scenarios in charts/pushgateway/ci/.
     ("redis-password", "redis-password"): "existing-secret-password",
     ("redis-auth", "password"): "redis-auth-password",
+    ("pg-redis", "password"): "bundled-redis-password",
     ("redis-url", "url"): "redis://redis.example.internal:6379/2",
 }
 # Every values file that renders --storage=redis.

@@ -64,10 +64,21 @@ def local_args(docs, tmp_path, port, tls_dir=None):
     return args
 
 
+# The passwords behind the bcrypt hashes of the values files (the chart takes hashes only).
+PASSWORDS = {"$2b$10$vWGEIlGdbiIeeCbwJqhfsOs1saDXbiNGSGqAgrLLEVDd5EZJfWWjC": "scrape-secret",
+             "$2b$10$j4lXccY6CQN.mWWklqkKKegA6xBim3TDfg6mcgc8ek9OZwxY/fFqy": "push-secret",
+             "$2y$10$iee.bN2H1dSWrbbDAug05e5CAleO.A/2F0bhATyWXC28Et0e7TtU6": "change-me"}
+# Flags of ours that upstream does not know.
+OURS_ONLY = ("--web.unauthenticated-probes",)
+
+
 def credentials(docs):
+    """The first user of the chart's web config and its password, or None without basic auth."""
     for d in docs:
-        if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-scrape-auth"):
-            return d["stringData"]["username"], d["stringData"]["password"]
+        if d["kind"] == "Secret" and "web-config.yml" in d.get("stringData", {}):
+            users = yaml.safe_load(d["stringData"]["web-config.yml"]).get("basic_auth_users") or {}
+            for user in sorted(users):
+                return user, PASSWORDS[users[user]]
     return None
 
 
@@ -140,11 +151,11 @@ def test_rendered_flags_start_our_gateway(name, tmp_path):
 
 def test_generated_basic_auth_config_works_upstream(tmp_path):
     """The bcrypt web config the chart writes is what the exporter toolkit expects: upstream asks
-    for credentials on every path (which is why the chart's probes turn to TCP) and takes the
-    users' passwords."""
+    for credentials on every path (ours answers the probes without them, see the next test) and
+    takes the users' passwords."""
     docs = render(CHART / "ci" / "basic-auth-values.yaml")
     port = free_port()
-    args = local_args(docs, tmp_path, port)
+    args = [a for a in local_args(docs, tmp_path, port) if a not in OURS_ONLY]
     auth = credentials(docs)
     reference = os.environ["REFERENCE_BIN"]
     args.append("--persistence.file=")  # Debian's build defaults to a shared file
@@ -159,6 +170,25 @@ def test_generated_basic_auth_config_works_upstream(tmp_path):
         stop(proc)
 
 
+def test_our_gateway_answers_the_chart_probes_without_credentials(tmp_path):
+    """With the chart's basic-auth web config and flags, the probe paths answer the kubelet
+    (no credentials) while everything else still asks for them."""
+    docs = render(CHART / "ci" / "basic-auth-values.yaml")
+    port = free_port()
+    args = local_args(docs, tmp_path, port)
+    assert "--web.unauthenticated-probes" in args
+    auth = credentials(docs)
+    proc, refused = start(os.environ["GATEWAY_BIN"], args, f"http://127.0.0.1:{port}/-/ready", None)
+    try:
+        assert refused is None, refused
+        assert get(f"http://127.0.0.1:{port}/-/healthy") == 200
+        assert get(f"http://127.0.0.1:{port}/metrics") == 401
+        assert get(f"http://127.0.0.1:{port}/metrics", auth) == 200
+        assert get(f"http://127.0.0.1:{port}/metrics", ("pusher", "push-secret")) == 200
+    finally:
+        stop(proc)
+
+
 def test_generated_tls_config_works_upstream(tmp_path):
     """The TLS web config the chart writes serves HTTPS from the mounted kubernetes.io/tls keys
     and enforces webConfig.tls.minVersion (TLS13 in this scenario)."""
@@ -169,7 +199,7 @@ def test_generated_tls_config_works_upstream(tmp_path):
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     docs = render(CHART / "ci" / "tls-values.yaml")
     port = free_port()
-    args = local_args(docs, tmp_path, port, tls_dir=tls) + ["--persistence.file="]
+    args = [a for a in local_args(docs, tmp_path, port, tls_dir=tls) if a not in OURS_ONLY] + ["--persistence.file="]
     ctx = ssl.create_default_context(cafile=str(tls / "tls.crt"))
     proc, refused = start(os.environ["REFERENCE_BIN"], args, f"https://127.0.0.1:{port}/-/ready", None, ctx)
     try:

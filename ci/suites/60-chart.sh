@@ -26,4 +26,4 @@ export HELM CRD_NODE_MODULES PROMTOOL GATEWAY_BIN REDIS_SERVER
 export HADOLINT="$(dirname "$PY")/hadolint"
 echo "helm $("$HELM" version --short), $("$HADOLINT" --version), $("$PROMTOOL" --version | head -1)"
 
-"$PY" -m pytest -q -p no:cacheprovider ci/chart
+"$PY" -m pytest -q -p no:cacheprovider ci/chart "$@"

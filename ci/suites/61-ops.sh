@@ -22,4 +22,4 @@ GATEWAY_BIN=$(gateway_release)
 REFERENCE_BIN=$(reference_pushgateway)
 export HELM GATEWAY_BIN REFERENCE_BIN
 
-"$PY" -m pytest -q -p no:cacheprovider -rs ci/ops
+"$PY" -m pytest -q -p no:cacheprovider -rs ci/ops "$@"

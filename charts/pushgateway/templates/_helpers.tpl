@@ -89,9 +89,16 @@ app.kubernetes.io/part-of: pushgateway
 {{- end }}
 {{- end }}
 
-{{/* pushgateway.redis.secretName: the Secret holding the bundled Redis password. */}}
+{{/* pushgateway.redis.secretName: the Secret holding the bundled Redis password (made outside the chart). */}}
 {{- define "pushgateway.redis.secretName" -}}
-{{- default (include "pushgateway.redis.fullname" .) .Values.redis.auth.existingSecret }}
+{{- .Values.redis.auth.existingSecret }}
+{{- end }}
+
+{{/* pushgateway.redis.authAnnotations: the pod annotation that rolls Redis and the gateways when redis.auth.revision changes (never derived from the password). */}}
+{{- define "pushgateway.redis.authAnnotations" -}}
+{{- if and .Values.redis.enabled .Values.redis.auth.revision }}
+pushgateway.io/redis-auth-revision: {{ .Values.redis.auth.revision | toString | quote }}
+{{- end }}
 {{- end }}
 
 {{/* pushgateway.webConfigEnabled: "true" when the gateway gets a --web.config.file. */}}
@@ -99,7 +106,7 @@ app.kubernetes.io/part-of: pushgateway
 {{- if or .Values.webConfig.existingSecret .Values.webConfig.basicAuthUsers .Values.webConfig.tls.enabled .Values.webConfig.extraConfig }}true{{ end }}
 {{- end }}
 
-{{/* pushgateway.basicAuthEnabled: "true" when the gateway asks for basic auth on every request. */}}
+{{/* pushgateway.basicAuthEnabled: "true" when the chart's web config asks for basic auth on every request. */}}
 {{- define "pushgateway.basicAuthEnabled" -}}
 {{- if and (not .Values.webConfig.existingSecret) .Values.webConfig.basicAuthUsers }}true{{ end }}
 {{- end }}
@@ -157,6 +164,9 @@ rollingUpdate:
 {{- if and $redis (not .Values.redis.enabled) (not $external) }}
 {{- fail "storage.type=redis needs a Redis: set redis.enabled=true for the bundled one, or storage.redis.url / storage.redis.urlSecret.name for an external one" }}
 {{- end }}
+{{- if and .Values.redis.enabled (not .Values.redis.auth.existingSecret) }}
+{{- fail (printf "redis.enabled needs redis.auth.existingSecret: the chart does not generate the Redis password, since a generated one would change with every helm template, helm diff or Argo CD sync. Create it once, e.g.\n  kubectl -n %s create secret generic %s --from-literal=%s=\"$(openssl rand -hex 24)\"\nand set redis.auth.existingSecret=%s" (include "pushgateway.namespace" .) (include "pushgateway.redis.fullname" .) .Values.redis.auth.secretKey (include "pushgateway.redis.fullname" .)) }}
+{{- end }}
 {{- if and .Values.redis.enabled $external }}
 {{- fail "redis.enabled=true and an external storage.redis URL exclude each other: pick one" }}
 {{- end }}
@@ -176,6 +186,9 @@ rollingUpdate:
 {{- end }}
 {{- if and .Values.webConfig.tls.enabled (not .Values.webConfig.tls.secretName) (not .Values.webConfig.existingSecret) }}
 {{- fail "webConfig.tls.enabled needs webConfig.tls.secretName (a kubernetes.io/tls Secret)" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (include "pushgateway.basicAuthEnabled" .) (not .Values.serviceMonitor.basicAuth) }}
+{{- fail "webConfig.basicAuthUsers holds bcrypt hashes only, so the ServiceMonitor needs the scrape credentials from a Secret: set serviceMonitor.basicAuth.username and .password (Secret key selectors)" }}
 {{- end }}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
 {{- fail "httpRoute.enabled needs at least one entry in httpRoute.parentRefs (the Gateway to attach to)" }}

@@ -28,6 +28,9 @@
 {{- end }}
 {{- if include "pushgateway.webConfigEnabled" . }}
 - --web.config.file=/etc/pushgateway/web/web-config.yml
+{{- if .Values.webConfig.unauthenticatedProbes }}
+- --web.unauthenticated-probes
+{{- end }}
 {{- end }}
 {{- if eq .Values.storage.type "redis" }}
 - --storage=redis
@@ -75,12 +78,12 @@
 {{- end }}
 {{- end }}
 
-{{/* pushgateway.probe: one HTTP probe on the named port (a TCP check when basic auth guards every path). */}}
+{{/* pushgateway.probe: one HTTP probe on the named port (a TCP check only when basic auth guards the probe paths too). */}}
 {{- define "pushgateway.probe" -}}
 {{- $ := index . 0 }}
 {{- $path := index . 1 }}
 {{- $cfg := index . 2 }}
-{{- if include "pushgateway.basicAuthEnabled" $ }}
+{{- if and (include "pushgateway.basicAuthEnabled" $) (not $.Values.webConfig.unauthenticatedProbes) }}
 tcpSocket:
   port: http
 {{- else }}
@@ -103,11 +106,13 @@ metadata:
     {{- with .Values.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- $checksum := and (include "pushgateway.webConfigEnabled" .) (not .Values.webConfig.existingSecret) }}
-  {{- if or $checksum .Values.podAnnotations }}
+  {{- /* No checksum of the web config: the gateway re-reads it (and the certificates) when the
+  kubelet updates the mounted Secret, and a pod-readable digest of a secret invites offline guessing. */}}
+  {{- $redisAuth := include "pushgateway.redis.authAnnotations" . }}
+  {{- if or $redisAuth .Values.podAnnotations }}
   annotations:
-    {{- if $checksum }}
-    checksum/web-config: {{ toJson .Values.webConfig | sha256sum }}
+    {{- with $redisAuth }}
+    {{- . | nindent 4 }}
     {{- end }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}

@@ -1,0 +1,135 @@
+"""What an SRE running the chart in production relies on: no secret derivable from what pods
+show, reproducible renders (GitOps, helm diff), real readiness under basic auth, drains that
+cannot be blocked, NetworkPolicies that say what they admit, alerts on by default."""
+
+import json
+import re
+
+import pytest
+import yaml
+
+from conftest import (ALL_VALUES, CHART, NAMESPACE, PROFILES, RELEASE, find, gateway_container, helm, one,
+                      render, values_args, workload)
+
+# bcrypt hashes of "scrape-secret" and "push-secret" (ci/basic-auth-values.yaml).
+SCRAPE_HASH = "$2b$10$vWGEIlGdbiIeeCbwJqhfsOs1saDXbiNGSGqAgrLLEVDd5EZJfWWjC"
+OTHER_HASH = "$2b$10$j4lXccY6CQN.mWWklqkKKegA6xBim3TDfg6mcgc8ek9OZwxY/fFqy"
+BASIC_AUTH = CHART / "ci" / "basic-auth-values.yaml"
+
+
+def template(values=None, *sets):
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, *values_args(values)]
+    for s in sets:
+        args += ["--set", s]
+    return helm(*args, check=False)
+
+
+def rejected(values=None, *sets):
+    proc = template(values, *sets)
+    assert proc.returncode != 0, "rendered although it must be refused"
+    return proc.stderr
+
+
+def pod_templates(docs):
+    return {f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]
+            for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+
+
+# ---- 1. nothing pod-readable is derived from a secret -------------------------------------------
+
+def test_basic_auth_takes_bcrypt_hashes_and_refuses_plain_passwords():
+    err = rejected(BASIC_AUTH, "webConfig.basicAuthUsers.pusher=push-secret")
+    assert "basicAuthUsers" in err and "pattern" in err, err
+    docs = render(BASIC_AUTH)
+    web = one(docs, "Secret", f"{RELEASE}-pushgateway-web-config")
+    cfg = yaml.safe_load(web["stringData"]["web-config.yml"])
+    assert cfg["basic_auth_users"] == {"prometheus": SCRAPE_HASH, "pusher": OTHER_HASH}
+
+
+def test_pods_show_nothing_derived_from_the_web_config():
+    """Another password (hash) must not change anything a pod reader sees: the web config is
+    re-read by the gateway, so no checksum of it is needed."""
+    base = pod_templates(render(BASIC_AUTH))
+    changed = pod_templates(render(BASIC_AUTH, (f"webConfig.basicAuthUsers.pusher={SCRAPE_HASH}",)))
+    assert base == changed
+    for values in ALL_VALUES.values():
+        for name, pod in pod_templates(render(values)).items():
+            for key in pod["metadata"].get("annotations", {}):
+                assert not key.startswith("checksum/"), (name, key)
+
+
+def test_the_service_monitor_takes_scrape_credentials_from_a_secret():
+    err = rejected(BASIC_AUTH, "serviceMonitor.basicAuth=null")
+    assert "serviceMonitor.basicAuth" in err, err
+    docs = render(BASIC_AUTH)
+    assert not [s for s in find(docs, "Secret") if "scrape" in s["metadata"]["name"]]
+    ep = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert ep["basicAuth"]["password"] == {"name": "pushgateway-scrape-auth", "key": "password"}
+
+
+# ---- 2. reproducible renders --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(ALL_VALUES))
+def test_two_renders_are_byte_identical(name):
+    first, second = template(ALL_VALUES[name]), template(ALL_VALUES[name])
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+
+
+def template_actions(text):
+    """The code of every {{ ... }} action, without comments and string literals."""
+    actions = re.findall(r"\{\{-?(.*?)-?\}\}", text, re.S)
+    return " ".join(re.sub(r'"(?:[^"\\]|\\.)*"', '""', a) for a in actions if not a.strip().startswith("/*"))
+
+
+def test_templates_draw_no_randomness():
+    for path in (CHART / "templates").iterdir():
+        text = template_actions(path.read_text())
+        assert text.strip(), f"no template actions found in {path.name}"
+        for fn in ("randAlphaNum", "randAlpha", "randNumeric", "randAscii", "randBytes", "genPrivateKey",
+                   "genCA", "genSelfSignedCert", "genSignedCert", "htpasswd", "bcrypt", "uuidv4", "now"):
+            assert not re.search(rf"\b{fn}\b", text), f"{path.name} uses {fn}"
+
+
+def test_bundled_redis_needs_a_password_secret_made_outside_the_chart():
+    err = rejected(None, "storage.type=redis", "redis.enabled=true")
+    assert "redis.auth.existingSecret" in err and "kubectl" in err and "create secret generic" in err, err
+    docs = render(PROFILES["small-prod"])
+    assert not find(docs, "Secret"), "the chart renders no Secret in small-prod"
+
+
+def test_pods_roll_together_when_the_redis_password_revision_changes():
+    values = PROFILES["small-prod"]
+    base = pod_templates(render(values))
+    same = pod_templates(render(values, ("redis.auth.revision=",)))
+    assert base == same
+    rolled = pod_templates(render(values, ("redis.auth.revision=2026-01-15",)))
+    assert set(rolled) == set(base) and len(base) == 2
+    for name, pod in rolled.items():
+        assert pod != base[name], f"{name} does not roll"
+        assert pod["metadata"]["annotations"]["pushgateway.io/redis-auth-revision"] == "2026-01-15"
+
+
+# ---- 3. real readiness under basic auth ---------------------------------------------------------
+
+@pytest.mark.parametrize("values", [BASIC_AUTH, CHART / "ci" / "webconfig-existing-secret-values.yaml",
+                                    ALL_VALUES["values/tls-basic-auth.yaml"]],
+                         ids=["basic-auth", "existing-web-config", "tls-basic-auth"])
+def test_probes_stay_http_under_basic_auth(values):
+    c = gateway_container(workload(render(values)))
+    assert "--web.unauthenticated-probes" in c["args"]
+    assert c["livenessProbe"]["httpGet"]["path"] == "/-/healthy"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/-/ready"
+    assert "tcpSocket" not in c["readinessProbe"]
+    assert "Authorization" not in json.dumps(c), "no credentials in the pod spec"
+
+
+def test_probes_fall_back_to_tcp_only_when_the_operator_opts_out():
+    c = gateway_container(workload(render(BASIC_AUTH, ("webConfig.unauthenticatedProbes=false",))))
+    assert "--web.unauthenticated-probes" not in c["args"]
+    assert c["readinessProbe"]["tcpSocket"] == {"port": "http"}
+
+
+def test_no_unauthenticated_probes_without_a_web_config():
+    c = gateway_container(workload(render()))
+    assert "--web.unauthenticated-probes" not in c["args"]
