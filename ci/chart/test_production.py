@@ -133,3 +133,78 @@ def test_probes_fall_back_to_tcp_only_when_the_operator_opts_out():
 def test_no_unauthenticated_probes_without_a_web_config():
     c = gateway_container(workload(render()))
     assert "--web.unauthenticated-probes" not in c["args"]
+
+
+# ---- 6. a PodDisruptionBudget always allows one eviction ----------------------------------------
+
+REPLICATED = ("storage.type=redis", "storage.redis.url=redis://redis:6379/0")
+
+
+@pytest.mark.parametrize("replicas,setting,allowed", [
+    (1, "minAvailable=1", False), (1, "minAvailable=0", True), (1, "maxUnavailable=1", True),
+    (2, "minAvailable=1", True), (2, "minAvailable=2", False), (2, "minAvailable=50%", True),
+    (2, "minAvailable=51%", False), (2, "minAvailable=100%", False), (3, "minAvailable=2", True),
+    (2, "maxUnavailable=0", False), (2, "maxUnavailable=0%", False), (2, "maxUnavailable=1%", True),
+    (3, "maxUnavailable=1", True),
+])
+def test_pdb_never_blocks_every_drain(replicas, setting, allowed):
+    sets = [*REPLICATED, f"replicaCount={replicas}", "podDisruptionBudget.enabled=true", f"podDisruptionBudget.{setting}"]
+    if setting.startswith("minAvailable="):
+        sets.append("podDisruptionBudget.maxUnavailable=")
+    proc = template(None, *sets)
+    if allowed:
+        assert proc.returncode == 0, proc.stderr
+        one([d for d in yaml.safe_load_all(proc.stdout) if d], "PodDisruptionBudget")
+    else:
+        assert proc.returncode != 0, f"{replicas} replicas with {setting} rendered a PDB that blocks drains"
+        assert "allows no eviction" in proc.stderr and "drain" in proc.stderr, proc.stderr
+
+
+def test_every_pdb_the_values_files_render_allows_an_eviction():
+    for name, values in ALL_VALUES.items():
+        docs = render(values)
+        for pdb in find(docs, "PodDisruptionBudget"):
+            replicas = workload(docs)["spec"]["replicas"]
+            spec = pdb["spec"]
+            if "minAvailable" in spec:
+                assert isinstance(spec["minAvailable"], int) and spec["minAvailable"] < replicas, name
+            else:
+                assert spec["maxUnavailable"] not in (0, "0%"), name
+
+
+# ---- 7. NetworkPolicies say what they admit, and can open egress --------------------------------
+
+def test_network_policy_without_peers_is_an_error():
+    err = rejected(None, "networkPolicy.enabled=true")
+    assert "Prometheus and every pusher would be blocked" in err and "allowAll" in err, err
+    docs = render(None, ("networkPolicy.enabled=true", "networkPolicy.allowAll=true"))
+    assert "from" not in one(docs, "NetworkPolicy")["spec"]["ingress"][0]
+
+
+def egress_rules(docs, name=f"{RELEASE}-pushgateway"):
+    policy = one(docs, "NetworkPolicy", name)["spec"]
+    assert "Egress" in policy["policyTypes"]
+    return policy["egress"]
+
+
+def test_restricted_egress_reaches_dns_and_the_bundled_redis():
+    docs = render(CHART / "ci" / "redis-bundled-values.yaml")
+    dns, redis = egress_rules(docs)
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    redis_pod = one(docs, "StatefulSet", f"{RELEASE}-pushgateway-redis")["spec"]["template"]["metadata"]["labels"]
+    (peer,) = redis["to"]
+    assert all(redis_pod.get(k) == v for k, v in peer["podSelector"]["matchLabels"].items())
+    assert redis["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    # Without the switch the policy leaves egress alone.
+    assert one(render(PROFILES["small-prod"]), "NetworkPolicy", f"{RELEASE}-pushgateway")["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_restricted_egress_to_an_external_redis_needs_its_address():
+    sets = (*REPLICATED, "networkPolicy.enabled=true", "networkPolicy.allowAll=true",
+            "networkPolicy.egress.enabled=true")
+    assert "networkPolicy.egress.redisTo" in rejected(None, *sets)
+    docs = render(None, (*sets, "networkPolicy.egress.redisTo[0].ipBlock.cidr=10.20.0.15/32",
+                         "networkPolicy.egress.redisPort=6380"))
+    _, redis = egress_rules(docs)
+    assert redis == {"ports": [{"port": 6380, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "10.20.0.15/32"}}]}

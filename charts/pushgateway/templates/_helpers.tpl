@@ -187,6 +187,28 @@ rollingUpdate:
 {{- if and .Values.webConfig.tls.enabled (not .Values.webConfig.tls.secretName) (not .Values.webConfig.existingSecret) }}
 {{- fail "webConfig.tls.enabled needs webConfig.tls.secretName (a kubernetes.io/tls Secret)" }}
 {{- end }}
+{{- with .Values.podDisruptionBudget }}{{ if .enabled }}
+{{- /* Evictions the budget allows with every pod healthy; Kubernetes rounds percentages up. */}}
+{{- $evictable := 0 }}
+{{- $setting := printf "minAvailable: %v" .minAvailable }}
+{{- if ne (toString .maxUnavailable) "" }}
+{{- $setting = printf "maxUnavailable: %v" .maxUnavailable }}
+{{- $v := toString .maxUnavailable }}
+{{- $evictable = hasSuffix "%" $v | ternary (div (add (mul $replicas (trimSuffix "%" $v | int)) 99) 100) (int $v) }}
+{{- else }}
+{{- $v := toString .minAvailable }}
+{{- $evictable = sub $replicas (hasSuffix "%" $v | ternary (div (add (mul $replicas (trimSuffix "%" $v | int)) 99) 100) (int $v)) }}
+{{- end }}
+{{- if lt (int $evictable) 1 }}
+{{- fail (printf "podDisruptionBudget with replicaCount=%d and %s allows no eviction, so every node drain would hang: run at least 2 replicas with minAvailable: 1 (or maxUnavailable: 1), or set podDisruptionBudget.enabled=false" $replicas $setting) }}
+{{- end }}
+{{- end }}{{ end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.allowAll) (not .Values.networkPolicy.from) }}
+{{- fail "networkPolicy.enabled with an empty networkPolicy.from would admit only the gateway's own pods, so Prometheus and every pusher would be blocked: list them in networkPolicy.from, or set networkPolicy.allowAll=true to admit every pod" }}
+{{- end }}
+{{- with .Values.networkPolicy.egress }}{{ if and $.Values.networkPolicy.enabled .enabled $external (not .redisTo) }}
+{{- fail "networkPolicy.egress.enabled with an external Redis needs networkPolicy.egress.redisTo (e.g. an ipBlock of the Redis address), or the gateway could not reach it" }}
+{{- end }}{{ end }}
 {{- if and .Values.serviceMonitor.enabled (include "pushgateway.basicAuthEnabled" .) (not .Values.serviceMonitor.basicAuth) }}
 {{- fail "webConfig.basicAuthUsers holds bcrypt hashes only, so the ServiceMonitor needs the scrape credentials from a Secret: set serviceMonitor.basicAuth.username and .password (Secret key selectors)" }}
 {{- end }}
