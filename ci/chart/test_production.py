@@ -208,3 +208,36 @@ def test_restricted_egress_to_an_external_redis_needs_its_address():
                          "networkPolicy.egress.redisPort=6380"))
     _, redis = egress_rules(docs)
     assert redis == {"ports": [{"port": 6380, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "10.20.0.15/32"}}]}
+
+
+# ---- 9. NOTES.txt prints the ops commands for the values in use ---------------------------------
+
+def notes(values=None, *sets):
+    args = ["install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", *values_args(values)]
+    for s in sets:
+        args += ["--set", s]
+    return helm(*args).stdout.split("NOTES:", 1)[1]
+
+
+def ops_commands(text):
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("make -f make/ops/pushgateway.mk")]
+
+
+def test_notes_print_the_ops_commands_for_tls_basic_auth_and_a_route_prefix():
+    text = notes(ALL_VALUES["values/tls-basic-auth.yaml"], "gateway.routePrefix=/pgw", "nameOverride=pgw")
+    commands = ops_commands(text)
+    targets = [c.split()[3] for c in commands]
+    assert targets == ["pushgateway-health", "pushgateway-status", "pushgateway-metrics", "pushgateway-delete-group"]
+    for c in commands:
+        assert (f"PUSHGATEWAY_NAMESPACE={NAMESPACE} PUSHGATEWAY_RELEASE={RELEASE} PUSHGATEWAY_NAME=pgw "
+                "PUSHGATEWAY_SCHEME=https PUSHGATEWAY_ROUTE_PREFIX=/pgw "
+                "PUSHGATEWAY_CURL_OPTS='-k --netrc-file $HOME/.pushgateway-netrc'") in c, c
+    assert "chmod 600 ~/.pushgateway-netrc" in text
+    assert "PASSWORD" not in " ".join(commands), "no password on a command line"
+
+
+def test_notes_ops_commands_of_a_plain_release():
+    commands = ops_commands(notes(None, "gateway.enableAdminApi=true"))
+    assert commands[-1] == (f"make -f make/ops/pushgateway.mk pushgateway-wipe PUSHGATEWAY_NAMESPACE={NAMESPACE} "
+                            f"PUSHGATEWAY_RELEASE={RELEASE} CONFIRM={RELEASE}")
+    assert not any("SCHEME" in c or "CURL_OPTS" in c or "ROUTE_PREFIX" in c for c in commands)

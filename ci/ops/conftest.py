@@ -1,8 +1,11 @@
 """Fixtures of the ops tests: a local gateway, and make runs with or without a stub kubectl."""
 
 import os
+import shutil
 import socket
+import ssl
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,30 +24,39 @@ def free_port():
 
 
 class Gateway:
-    def __init__(self, binary):
-        self.binary = binary
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file="],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Our gateway on a loopback port it picks itself (port 0, read back from
+    --web.listen-address-file); `prefix` is its route prefix, `extra` further flags."""
+
+    def __init__(self, binary, prefix="", extra=(), scheme="http"):
+        self.prefix = prefix
+        # The test certificates are self-signed; readiness only needs an answer.
+        context = ssl._create_unverified_context() if scheme == "https" else None
+        self.dir = tempfile.mkdtemp(prefix="ops-gw-")
+        address_file = Path(self.dir) / "address"
+        args = [binary, "--web.listen-address=127.0.0.1:0", f"--web.listen-address-file={address_file}",
+                "--persistence.file=", *extra]
+        if prefix:
+            args.append(f"--web.route-prefix={prefix}")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         while True:
             try:
-                urllib.request.urlopen(self.url + "/-/ready", timeout=1).read()
+                self.port = int(address_file.read_text().strip().rsplit(":", 1)[1])
+                self.url = f"{scheme}://127.0.0.1:{self.port}"
+                urllib.request.urlopen(self.url + prefix + "/-/ready", timeout=1, context=context).read()
                 return
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"{binary} did not come up: {self.proc.stderr.read().decode()}")
                 time.sleep(0.05)
 
     def push(self, path, body):
-        req = urllib.request.Request(self.url + "/metrics/" + path, data=body.encode(), method="PUT")
+        req = urllib.request.Request(self.url + self.prefix + "/metrics/" + path, data=body.encode(), method="PUT")
         urllib.request.urlopen(req, timeout=5).read()
 
     def scrape(self):
-        return urllib.request.urlopen(self.url + "/metrics", timeout=5).read().decode()
+        return urllib.request.urlopen(self.url + self.prefix + "/metrics", timeout=5).read().decode()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -54,6 +66,7 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +77,22 @@ def gateway():
     gw = Gateway(binary)
     yield gw
     gw.stop()
+
+
+@pytest.fixture
+def start_gateway():
+    """Factory: start_gateway(prefix="", extra=()) -> Gateway; all are stopped after the test."""
+    binary = os.environ.get("GATEWAY_BIN")
+    assert binary, "GATEWAY_BIN names the gateway binary (ci/suites/61-ops.sh sets it)"
+    started = []
+
+    def start(prefix="", extra=(), scheme="http"):
+        started.append(Gateway(binary, prefix, extra, scheme))
+        return started[-1]
+
+    yield start
+    for gw in started:
+        gw.stop()
 
 
 @pytest.fixture

@@ -4,8 +4,11 @@
 #   make -f make/ops/pushgateway.mk pushgateway-health PUSHGATEWAY_NAMESPACE=monitoring
 #   make -f make/ops/pushgateway.mk pushgateway-delete-group JOB=backup LABELS=instance/db1
 #
-# The HTTP targets (metrics, delete-group, health) reach the gateway at PUSHGATEWAY_URL when it
-# is set, and otherwise through a short-lived `kubectl port-forward` to the release's Service.
+# The HTTP targets reach the gateway at PUSHGATEWAY_URL when it is set, and otherwise through
+# short-lived `kubectl port-forward`s on local ports kubectl picks: health, metrics and status to
+# every pod (or POD), delete-group and wipe to the release's Service, after checking that the
+# answer comes from a pushgateway. With TLS, basic auth or a route prefix, set PUSHGATEWAY_SCHEME,
+# PUSHGATEWAY_CURL_OPTS and PUSHGATEWAY_ROUTE_PREFIX as the chart's NOTES.txt prints them.
 
 ## Namespace of the release.
 PUSHGATEWAY_NAMESPACE ?= monitoring
@@ -13,14 +16,20 @@ PUSHGATEWAY_NAMESPACE ?= monitoring
 PUSHGATEWAY_RELEASE ?= pushgateway
 ## Chart name label (the chart's nameOverride, if you set one).
 PUSHGATEWAY_NAME ?= pushgateway
-## Direct URL of the gateway (e.g. http://127.0.0.1:9091); skips the port-forward.
+## Direct URL of the gateway (e.g. http://127.0.0.1:9091); skips kubectl.
 PUSHGATEWAY_URL ?=
-## Local port of the port-forward.
-PUSHGATEWAY_LOCAL_PORT ?= 9091
+## Route prefix of the gateway (gateway.routePrefix, or the path of gateway.externalUrl), e.g. /pushgateway.
+PUSHGATEWAY_ROUTE_PREFIX ?=
+## Local port of the port-forwards; empty lets kubectl pick a free one.
+PUSHGATEWAY_LOCAL_PORT ?=
 ## Scheme through the port-forward: http, or https when the gateway serves TLS.
 PUSHGATEWAY_SCHEME ?= http
-## Extra curl options, e.g. "-u user:password" or "-k".
+## Extra curl options, e.g. "-k --netrc-file ~/.pushgateway-netrc" (NOTES.txt prints yours).
 PUSHGATEWAY_CURL_OPTS ?=
+## One pod for health, metrics and status (default: every pod of the release).
+POD ?=
+## Set to the release name to let pushgateway-wipe delete every group.
+CONFIRM ?=
 ## Job of the group to delete (pushgateway-delete-group).
 JOB ?=
 ## Grouping labels of the group to delete, as name/value/name/value.
@@ -58,27 +67,59 @@ _find = out=$$($(_kubectl) get $(1) -l '$(_selector)' -o name 2>&1) || { \
     echo "       (no $(1) labelled $(_selector)); set PUSHGATEWAY_RELEASE / PUSHGATEWAY_NAMESPACE," >&2; \
     echo "       or check kubectl's current context" >&2; exit 1; }
 
-# Runs the shell command $(1) with $$url set: PUSHGATEWAY_URL, or a port-forward kept open meanwhile.
+_prefix = $(patsubst %/,%,$(PUSHGATEWAY_ROUTE_PREFIX))
+
+# Starts a port-forward to $$target (service/x or pod/x) and sets $$url once kubectl says where it
+# listens; fails if kubectl gives up. The forward is stopped on exit (and by _unforward).
+define _forward
+pf_out=$$(mktemp); trap 'kill $$pf 2>/dev/null; rm -f "$$pf_out"' EXIT; \
+$(_kubectl) port-forward "$$target" "$(PUSHGATEWAY_LOCAL_PORT):http" >"$$pf_out" 2>&1 & pf=$$!; \
+port=; i=0; \
+while [ -z "$$port" ]; do \
+  port=$$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$$pf_out" | head -n 1); \
+  [ -n "$$port" ] && break; i=$$((i+1)); \
+  if [ $$i -ge 100 ] || ! kill -0 $$pf 2>/dev/null; then \
+    echo "error: kubectl port-forward to $$target did not come up: $$(cat "$$pf_out")" >&2; exit 1; fi; \
+  sleep 0.1; \
+done; \
+url="$(PUSHGATEWAY_SCHEME)://127.0.0.1:$$port"
+endef
+_unforward = kill $$pf 2>/dev/null; wait $$pf 2>/dev/null
+
+# Fails unless $$url answers /api/v1/status as a pushgateway does (not some other listener).
+_check_gateway = $(_curl) "$$url$(_prefix)/api/v1/status" 2>/dev/null | grep -q '"build_information"' || { \
+  echo "error: $$url$(_prefix)/api/v1/status did not answer as a pushgateway: wrong address, or" >&2; \
+  echo "       PUSHGATEWAY_ROUTE_PREFIX / PUSHGATEWAY_SCHEME / PUSHGATEWAY_CURL_OPTS do not match the release" >&2; exit 1; }
+
+# Runs the shell command $(1) once with $$url set: PUSHGATEWAY_URL, or a port-forward to the
+# release's Service kept open meanwhile. The answer must come from a pushgateway.
 define _with_url
 if [ -n "$(PUSHGATEWAY_URL)" ]; then \
-  url="$(patsubst %/,%,$(PUSHGATEWAY_URL))"; $(1); \
+  url="$(patsubst %/,%,$(PUSHGATEWAY_URL))"; \
 else \
-  $(_need_kubectl); $(call _find,service); \
-  $(_kubectl) port-forward "$$obj" "$(PUSHGATEWAY_LOCAL_PORT):http" >/dev/null 2>&1 & pf=$$!; \
-  trap 'kill $$pf 2>/dev/null' EXIT; \
-  url="$(PUSHGATEWAY_SCHEME)://127.0.0.1:$(PUSHGATEWAY_LOCAL_PORT)"; i=0; \
-  until $(CURL) -s -o /dev/null -k $(PUSHGATEWAY_CURL_OPTS) "$$url/"; [ $$? -ne 7 ]; do \
-    i=$$((i+1)); \
-    if [ $$i -ge 50 ] || ! kill -0 $$pf 2>/dev/null; then \
-      echo "error: port-forward to $$obj on local port $(PUSHGATEWAY_LOCAL_PORT) did not come up" >&2; exit 1; fi; \
-    sleep 0.2; \
+  $(_need_kubectl); $(call _find,service); target=$$obj; $(_forward); \
+fi; \
+$(_check_gateway); $(1)
+endef
+
+# Runs the shell command $(1) for each pod of the release (or POD) with $$url and $$where set,
+# or once for PUSHGATEWAY_URL; $$rc collects failures.
+define _each_pod
+rc=0; \
+if [ -n "$(PUSHGATEWAY_URL)" ]; then \
+  url="$(patsubst %/,%,$(PUSHGATEWAY_URL))"; where=$$url; $(1); \
+else \
+  $(_need_kubectl); \
+  if [ -n "$(POD)" ]; then pods="pod/$(patsubst pod/%,%,$(POD))"; else $(call _find,pod); pods=$$out; fi; \
+  for target in $$pods; do \
+    where=$$target; $(_forward); $(1); $(_unforward); \
   done; \
-  $(1); \
-fi
+fi; \
+exit $$rc
 endef
 
 .PHONY: help pushgateway-port-forward pushgateway-metrics pushgateway-delete-group \
-  pushgateway-health pushgateway-logs pushgateway-restart
+  pushgateway-health pushgateway-status pushgateway-wipe pushgateway-logs pushgateway-restart
 
 help: ## Lists the targets and the variables that tune them.
 	@echo "usage: make -f $(firstword $(MAKEFILE_LIST)) <target> [VARIABLE=value ...]"
@@ -89,13 +130,22 @@ help: ## Lists the targets and the variables that tune them.
 	@echo "variables (default):"
 	@awk '/^## / { doc = substr($$0, 4); next } /^[A-Z_]+ \?=/ { def = $$0; sub(/^[A-Z_]+ \?= ?/, "", def); printf "  %-24s %s%s\n", $$1, doc, (def == "" ? "" : " [" def "]") } { doc = "" }' $(MAKEFILE_LIST)
 
-pushgateway-port-forward: ## Forwards PUSHGATEWAY_LOCAL_PORT to the release's Service until Ctrl-C.
+pushgateway-port-forward: ## Forwards PUSHGATEWAY_LOCAL_PORT (default 9091) to the release's Service until Ctrl-C.
 	@$(_need_kubectl); $(call _find,service); \
-	echo "forwarding $(PUSHGATEWAY_SCHEME)://127.0.0.1:$(PUSHGATEWAY_LOCAL_PORT) to $$obj in $(PUSHGATEWAY_NAMESPACE) (Ctrl-C stops)"; \
-	exec $(_kubectl) port-forward "$$obj" "$(PUSHGATEWAY_LOCAL_PORT):http"
+	echo "forwarding $(PUSHGATEWAY_SCHEME)://127.0.0.1:$(or $(PUSHGATEWAY_LOCAL_PORT),9091)$(_prefix)/ to $$obj in $(PUSHGATEWAY_NAMESPACE) (Ctrl-C stops)"; \
+	exec $(_kubectl) port-forward "$$obj" "$(or $(PUSHGATEWAY_LOCAL_PORT),9091):http"
 
-pushgateway-metrics: ## Prints everything the gateway exposes to Prometheus (GET /metrics).
-	@$(call _with_url,$(_curl) "$$url/metrics")
+pushgateway-metrics: ## Prints what Prometheus scrapes, from the pod that serves the pushed series (POD=<pod> picks one).
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	( n=0; $(call _each_pod,n=$$((n+1)); \
+	  if $(_curl) "$$url$(_prefix)/metrics" >"$$tmp/$$n"; then echo "$$where" >"$$tmp/$$n.where"; \
+	  else echo "error: GET $(_prefix)/metrics of $$where failed" >&2; rc=1; fi) ) || exit 1; \
+	n=$$(ls "$$tmp" | grep -c '\.where$$'); \
+	pick=; for f in "$$tmp"/*.where; do m=$${f%.where}; grep -q '^push_time_seconds{' "$$m" && { pick=$$m; break; }; done; \
+	[ -n "$$pick" ] || for f in "$$tmp"/*.where; do m=$${f%.where}; grep -q '^pushgateway_replication_leader 1' "$$m" && { pick=$$m; break; }; done; \
+	[ -n "$$pick" ] || pick="$$tmp/1"; \
+	[ "$$n" -le 1 ] || echo "metrics of $$(cat "$$pick.where") (of $$n pods: the one serving the pushed series)" >&2; \
+	cat "$$pick"
 
 pushgateway-delete-group: ## Deletes one group: JOB=<job> [LABELS=name/value/...].
 	@[ -n "$(JOB)" ] || { echo "error: JOB is required: make -f $(firstword $(MAKEFILE_LIST)) $@ JOB=<job> [LABELS=name/value/...]" >&2; exit 1; }; \
@@ -110,13 +160,30 @@ pushgateway-delete-group: ## Deletes one group: JOB=<job> [LABELS=name/value/...
 	if [ $$(( $$# % 2 )) -ne 0 ]; then \
 	  echo "error: LABELS must be name/value pairs, got '$(LABELS)'" >&2; exit 1; fi; \
 	while [ $$# -gt 0 ]; do path="$$path$$(seg "$$1" "$$2")"; shift 2; done; \
-	$(call _with_url,$(_curl) -X DELETE "$$url/metrics$$path" && echo "deleted group $$path")
+	$(call _with_url,$(_curl) -X DELETE "$$url$(_prefix)/metrics$$path" && echo "deleted group $$path")
 
-pushgateway-health: ## Checks GET /-/healthy and GET /-/ready; fails unless both answer 200.
-	@$(call _with_url,rc=0; \
-	  if $(_curl) -o /dev/null "$$url/-/healthy"; then echo "healthy: ok ($$url/-/healthy)"; else echo "healthy: FAILED ($$url/-/healthy)"; rc=1; fi; \
-	  if $(_curl) -o /dev/null "$$url/-/ready"; then echo "ready:   ok ($$url/-/ready)"; else echo "ready:   FAILED ($$url/-/ready)"; rc=1; fi; \
-	  exit $$rc)
+pushgateway-health: ## Checks GET /-/healthy and GET /-/ready of every pod; fails unless all answer 200.
+	@$(call _each_pod, \
+	  for check in healthy ready; do \
+	    body=$$($(CURL) -sS $(PUSHGATEWAY_CURL_OPTS) -o - -w '\n%{http_code}' "$$url$(_prefix)/-/$$check" 2>&1); \
+	    code=$$(printf '%s' "$$body" | tail -n 1); \
+	    label=$$(printf '%-8s' "$$check:"); \
+	    if [ "$$code" = 200 ]; then echo "$$label ok ($$where $(_prefix)/-/$$check)"; \
+	    else echo "$$label FAILED ($$where $(_prefix)/-/$$check): $$(printf '%s' "$$body" | sed '$$d' | head -c 300)"; rc=1; fi; \
+	  done)
+
+pushgateway-status: ## Prints what /api/v1/status says (version, flags, start time) for every pod.
+	@$(call _each_pod, \
+	  echo "# $$where"; \
+	  if ! $(_curl) "$$url$(_prefix)/api/v1/status"; then echo "error: GET $(_prefix)/api/v1/status of $$where failed" >&2; rc=1; fi; echo)
+
+pushgateway-wipe: ## Deletes EVERY group (admin API; needs gateway.enableAdminApi): CONFIRM=<release name>.
+	@[ "$(CONFIRM)" = "$(PUSHGATEWAY_RELEASE)" ] || { \
+	  echo "error: this deletes every group of release '$(PUSHGATEWAY_RELEASE)'; confirm with CONFIRM=$(PUSHGATEWAY_RELEASE)" >&2; exit 1; }; \
+	$(call _with_url,code=$$($(CURL) -sS $(PUSHGATEWAY_CURL_OPTS) -o /dev/null -w '%{http_code}' -X PUT "$$url$(_prefix)/api/v1/admin/wipe"); \
+	  if [ "$$code" -ge 200 ] 2>/dev/null && [ "$$code" -lt 300 ]; then echo "wiped every group of release '$(PUSHGATEWAY_RELEASE)'"; \
+	  elif [ "$$code" = 404 ] || [ "$$code" = 403 ]; then echo "error: the admin API is off (HTTP $$code): set gateway.enableAdminApi=true" >&2; exit 1; \
+	  else echo "error: PUT $(_prefix)/api/v1/admin/wipe answered HTTP $$code" >&2; exit 1; fi)
 
 pushgateway-logs: ## Prints the gateway pods' logs (TAIL lines each; FOLLOW=1 follows).
 	@$(_need_kubectl); $(call _find,pod); \
