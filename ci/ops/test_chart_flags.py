@@ -211,3 +211,62 @@ def test_generated_tls_config_works_upstream(tmp_path):
             get(f"https://127.0.0.1:{port}/-/healthy", context=old)
     finally:
         stop(proc)
+
+
+def kubelet_publish(mount, version, files):
+    """Updates `mount` the way the kubelet updates a mounted Secret: the files in a new
+    `..<version>` directory, then an atomic rename of the `..data` symlink onto it; the names
+    the pod sees are symlinks `name -> ..data/name`, made once."""
+    target = mount / f"..{version}"
+    target.mkdir()
+    for name, source in files.items():
+        (target / name).write_bytes(source.read_bytes())
+    (mount / "..data_tmp").symlink_to(target.name)
+    (mount / "..data_tmp").rename(mount / "..data")
+    for name in files:
+        if not (mount / name).is_symlink():
+            (mount / name).symlink_to(f"..data/{name}")
+
+
+def self_signed(directory, name):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(directory / f"{name}.key"), "-out", str(directory / f"{name}.crt"),
+                    "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return directory / f"{name}.crt", directory / f"{name}.key"
+
+
+def test_renewed_certificate_reaches_new_connections(tmp_path):
+    """cert-manager renews the TLS Secret: the kubelet swaps the files under the chart's TLS
+    mount, web-config.yml does not change, the pods do not restart. Our gateway, run with the
+    chart's flags and web config, serves the new certificate to new connections."""
+    docs = render(CHART / "ci" / "tls-values.yaml")
+    w = next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet"))
+    mount = next(m for m in w["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] if m["name"] == "tls")
+    assert "subPath" not in mount, "a subPath mount never sees the kubelet's updates"
+    old_crt, old_key = self_signed(tmp_path, "old")
+    new_crt, new_key = self_signed(tmp_path, "new")
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    kubelet_publish(tls, "v1", {"tls.crt": old_crt, "tls.key": old_key})
+    port = free_port()
+    args = local_args(docs, tmp_path, port, tls_dir=tls)
+    url = f"https://127.0.0.1:{port}/-/healthy"
+
+    def served_by(crt):
+        try:
+            return get(url, context=ssl.create_default_context(cafile=str(crt))) == 200
+        except OSError:
+            return False
+
+    proc, refused = start(os.environ["GATEWAY_BIN"], args, url, None, ssl.create_default_context(cafile=str(old_crt)))
+    try:
+        assert refused is None, refused
+        assert served_by(old_crt) and not served_by(new_crt)
+        kubelet_publish(tls, "v2", {"tls.crt": new_crt, "tls.key": new_key})
+        deadline = time.monotonic() + 10
+        while not (served_by(new_crt) and not served_by(old_crt)):
+            assert time.monotonic() < deadline, "the renewed certificate was not picked up"
+            time.sleep(0.2)
+    finally:
+        stop(proc)
