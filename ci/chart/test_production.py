@@ -241,3 +241,33 @@ def test_notes_ops_commands_of_a_plain_release():
     assert commands[-1] == (f"make -f make/ops/pushgateway.mk pushgateway-wipe PUSHGATEWAY_NAMESPACE={NAMESPACE} "
                             f"PUSHGATEWAY_RELEASE={RELEASE} CONFIRM={RELEASE}")
     assert not any("SCHEME" in c or "CURL_OPTS" in c or "ROUTE_PREFIX" in c for c in commands)
+
+
+# ---- 5. the bundled Redis: a patched release, pinned by digest ----------------------------------
+
+def redis_container(docs):
+    redis = one(docs, "StatefulSet", f"{RELEASE}-pushgateway-redis")
+    return redis["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_bundled_redis_is_a_patched_release_pinned_by_digest():
+    image = redis_container(render(PROFILES["small-prod"]))["image"]
+    m = re.fullmatch(r"docker\.io/library/redis:(\d+)\.(\d+)\.(\d+)-alpine@sha256:[0-9a-f]{64}", image)
+    assert m, image
+    version = tuple(int(x) for x in m.groups())
+    # CVE-2025-49844 (Lua use-after-free) is fixed in 7.4.6, CVE-2025-21605 in 7.4.3.
+    assert version >= (7, 4, 6) and version[:2] == (7, 4), version
+
+
+# ---- 10. the version label follows the image ----------------------------------------------------
+
+def test_version_label_follows_a_digest():
+    digest = "sha256:" + "0123456789abcdef" * 4
+    for sets, expected in ((("image.digest=" + digest,), ("sha256-" + "0123456789abcdef" * 4)[:63]),
+                           (("image.digest=" + digest, "image.tag=1.2.3"), "1.2.3"),
+                           ((), yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])):
+        docs = render(None, sets)
+        w = workload(docs)
+        for labels in (w["metadata"]["labels"], w["spec"]["template"]["metadata"]["labels"],
+                       one(docs, "Service")["metadata"]["labels"]):
+            assert labels["app.kubernetes.io/version"] == expected, (sets, labels)

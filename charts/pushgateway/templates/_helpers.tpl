@@ -31,11 +31,21 @@
 {{- define "pushgateway.labels" -}}
 helm.sh/chart: {{ include "pushgateway.chart" . }}
 {{ include "pushgateway.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/version: {{ include "pushgateway.imageVersion" (list .Values.image .Chart.AppVersion) | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: pushgateway
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.imageVersion: the version label of an image (list image-values default-tag): its tag, or its digest when only that is set (never a tag the digest may not match). */}}
+{{- define "pushgateway.imageVersion" -}}
+{{- $image := index . 0 }}
+{{- if and $image.digest (not $image.tag) }}
+{{- $image.digest | replace ":" "-" | trunc 63 }}
+{{- else }}
+{{- $image.tag | default (index . 1) | toString | trunc 63 }}
 {{- end }}
 {{- end }}
 
@@ -65,6 +75,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* pushgateway.redis.image: the bundled Redis image reference, tag and digest (the digest is what runs). */}}
+{{- define "pushgateway.redis.image" -}}
+{{- $image := .Values.redis.image }}
+{{- with $image.registry }}{{ trimSuffix "/" . }}/{{ end }}{{ $image.repository }}
+{{- with $image.tag }}:{{ . }}{{ end }}
+{{- with $image.digest }}@{{ . }}{{ end }}
+{{- end }}
+
 {{/* pushgateway.redis.fullname: the name of the bundled Redis resources. */}}
 {{- define "pushgateway.redis.fullname" -}}
 {{- printf "%s-redis" (include "pushgateway.fullname" . | trunc 57 | trimSuffix "-") }}
@@ -80,7 +98,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "pushgateway.redis.labels" -}}
 helm.sh/chart: {{ include "pushgateway.chart" . }}
 {{ include "pushgateway.redis.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.redis.image.tag | trunc 63 | quote }}
+app.kubernetes.io/version: {{ include "pushgateway.imageVersion" (list .Values.redis.image "") | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: redis
 app.kubernetes.io/part-of: pushgateway
