@@ -3,7 +3,9 @@ show, reproducible renders (GitOps, helm diff), real readiness under basic auth,
 cannot be blocked, NetworkPolicies that say what they admit, alerts on by default."""
 
 import json
+import os
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -17,8 +19,8 @@ OTHER_HASH = "$2b$10$j4lXccY6CQN.mWWklqkKKegA6xBim3TDfg6mcgc8ek9OZwxY/fFqy"
 BASIC_AUTH = CHART / "ci" / "basic-auth-values.yaml"
 
 
-def template(values=None, *sets):
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, *values_args(values)]
+def template(values=None, *sets, extra=()):
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, *values_args(values), *extra]
     for s in sets:
         args += ["--set", s]
     return helm(*args, check=False)
@@ -271,3 +273,48 @@ def test_version_label_follows_a_digest():
         for labels in (w["metadata"]["labels"], w["spec"]["template"]["metadata"]["labels"],
                        one(docs, "Service")["metadata"]["labels"]):
             assert labels["app.kubernetes.io/version"] == expected, (sets, labels)
+
+
+# ---- Also: small-prod has alerts by default -----------------------------------------------------
+
+OPERATOR = ("--api-versions", "monitoring.coreos.com/v1")
+
+
+def docs_of(proc):
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def alert_names(groups):
+    return sorted(r["alert"] for g in groups["groups"] for r in g["rules"] if "alert" in r)
+
+
+def test_small_prod_ships_a_prometheus_rule_when_the_operator_is_there():
+    docs = docs_of(template(PROFILES["small-prod"], extra=OPERATOR))
+    rule = one(docs, "PrometheusRule")
+    assert not [c for c in find(docs, "ConfigMap") if c["metadata"]["name"].endswith("-rules")]
+    names = alert_names(rule["spec"])
+    assert "PushgatewayDown" in names and "PushgatewayReplicationLag" in names, names
+    from test_chart import validate_crds
+    proc = validate_crds([{"source": "small-prod with the operator", "object": rule}])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_small_prod_ships_the_rules_file_without_the_operator(tmp_path):
+    docs = render(PROFILES["small-prod"])
+    assert not find(docs, "PrometheusRule")
+    cm = one(docs, "ConfigMap", f"{RELEASE}-pushgateway-rules")
+    text = cm["data"]["pushgateway.rules.yaml"]
+    with_operator = one(docs_of(template(PROFILES["small-prod"], extra=OPERATOR)), "PrometheusRule")
+    assert yaml.safe_load(text) == with_operator["spec"], "one definition of the rules"
+    (tmp_path / "rules.yaml").write_text(text)
+    check = subprocess.run([os.environ.get("PROMTOOL", "promtool"), "check", "rules", str(tmp_path / "rules.yaml")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    out = notes(PROFILES["small-prod"])
+    assert f"{RELEASE}-pushgateway-rules" in out and "rule_files" in out
+
+
+def test_rules_stay_off_by_default_and_true_means_a_prometheus_rule():
+    assert not find(render(), "PrometheusRule") and not find(render(), "ConfigMap")
+    one(render(None, ("prometheusRule.enabled=true",)), "PrometheusRule")
