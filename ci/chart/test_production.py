@@ -318,3 +318,49 @@ def test_small_prod_ships_the_rules_file_without_the_operator(tmp_path):
 def test_rules_stay_off_by_default_and_true_means_a_prometheus_rule():
     assert not find(render(), "PrometheusRule") and not find(render(), "ConfigMap")
     one(render(None, ("prometheusRule.enabled=true",)), "PrometheusRule")
+
+
+# ---- 8. Redis sizing ----------------------------------------------------------------------------
+
+def test_redis_memory_limit_leaves_room_for_an_aof_rewrite():
+    redis = redis_container(render(PROFILES["small-prod"]))
+    assert redis["resources"]["limits"]["memory"] == "512Mi"
+    assert "--maxmemory 200mb" in redis["command"][2]
+    err = rejected(PROFILES["small-prod"], "redis.resources.limits.memory=256Mi")
+    assert "at least 464Mi (2 x maxMemory + 64Mi)" in err, err
+    for limit, max_memory, ok in (("464Mi", "200mb", True), ("463Mi", "200mb", False), ("1Gi", "480mb", True),
+                                  ("1Gi", "481mb", False), ("300M", "100m", True), ("256Mi", "0mb", True)):
+        proc = template(PROFILES["small-prod"], f"redis.resources.limits.memory={limit}", f"redis.maxMemory={max_memory}")
+        assert (proc.returncode == 0) == ok, (limit, max_memory, proc.stderr)
+
+
+def test_redis_memory_alert_fires_before_redis_is_full(tmp_path):
+    """promtool: 0.85 x maxmemory for 10 minutes fires PushgatewayRedisMemoryNearMax; 0.7 does not."""
+    docs = render(PROFILES["small-prod"])
+    rules = yaml.safe_load(one(docs, "ConfigMap", f"{RELEASE}-pushgateway-rules")["data"]["pushgateway.rules.yaml"])
+    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "PushgatewayRedisMemoryNearMax"]
+    assert rule["labels"]["severity"] == "warning"
+    # The description shows the value; the other annotations are compared as rendered.
+    del rule["annotations"]["description"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    max_bytes = 200 * 1024 * 1024
+    series = f'container_memory_working_set_bytes{{namespace="{NAMESPACE}", pod="{RELEASE}-pushgateway-redis-0", container="redis"}}'
+    alert = {"severity": "warning", "namespace": NAMESPACE, "pod": f"{RELEASE}-pushgateway-redis-0"}
+    test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": series, "values": f"{int(0.7 * max_bytes)}x15 {int(0.85 * max_bytes)}x20"}],
+        "alert_rule_test": [
+            {"eval_time": "14m", "alertname": "PushgatewayRedisMemoryNearMax", "exp_alerts": []},
+            {"eval_time": "30m", "alertname": "PushgatewayRedisMemoryNearMax",
+             "exp_alerts": [{"exp_labels": alert, "exp_annotations": rule["annotations"]}]}]}]}
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
+    proc = subprocess.run([os.environ.get("PROMTOOL", "promtool"), "test", "rules", "test.yaml"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_redis_memory_alert_without_a_bounded_bundled_redis():
+    for sets in ((), ("redis.maxMemory=0mb",)):
+        docs = render(PROFILES["small-prod"], sets)
+        text = one(docs, "ConfigMap", f"{RELEASE}-pushgateway-rules")["data"]["pushgateway.rules.yaml"]
+        assert ("PushgatewayRedisMemoryNearMax" in text) == (not sets), sets

@@ -83,6 +83,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- with $image.digest }}@{{ . }}{{ end }}
 {{- end }}
 
+{{/* pushgateway.redis.maxMemoryBytes: redis.maxMemory in bytes as Redis reads it (k=1000, kb=1024, ...); 0 when unbounded. */}}
+{{- define "pushgateway.redis.maxMemoryBytes" -}}
+{{- $units := dict "" 1 "k" 1000 "kb" 1024 "m" 1000000 "mb" 1048576 "g" 1000000000 "gb" 1073741824 }}
+{{- $v := lower (toString .Values.redis.maxMemory) }}
+{{- mul (regexFind "^[0-9]+" $v | atoi) (get $units (regexReplaceAll "^[0-9]+" $v "")) }}
+{{- end }}
+
+{{/* pushgateway.quantityBytes: a Kubernetes memory quantity in bytes (integers with an optional Ki/Mi/Gi/Ti/k/M/G/T suffix); "" for other spellings. */}}
+{{- define "pushgateway.quantityBytes" -}}
+{{- $units := dict "" 1 "k" 1000 "Ki" 1024 "M" 1000000 "Mi" 1048576 "G" 1000000000 "Gi" 1073741824 "T" 1000000000000 "Ti" 1099511627776 }}
+{{- $v := toString . }}
+{{- if regexMatch "^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$" $v }}
+{{- mul (regexFind "^[0-9]+" $v | atoi) (get $units (regexReplaceAll "^[0-9]+" $v "")) }}
+{{- end }}
+{{- end }}
+
 {{/* pushgateway.redis.fullname: the name of the bundled Redis resources. */}}
 {{- define "pushgateway.redis.fullname" -}}
 {{- printf "%s-redis" (include "pushgateway.fullname" . | trunc 57 | trimSuffix "-") }}
@@ -184,6 +200,15 @@ rollingUpdate:
 {{- end }}
 {{- if and .Values.redis.enabled (not .Values.redis.auth.existingSecret) }}
 {{- fail (printf "redis.enabled needs redis.auth.existingSecret: the chart does not generate the Redis password, since a generated one would change with every helm template, helm diff or Argo CD sync. Create it once, e.g.\n  kubectl -n %s create secret generic %s --from-literal=%s=\"$(openssl rand -hex 24)\"\nand set redis.auth.existingSecret=%s" (include "pushgateway.namespace" .) (include "pushgateway.redis.fullname" .) .Values.redis.auth.secretKey (include "pushgateway.redis.fullname" .)) }}
+{{- end }}
+{{- if .Values.redis.enabled }}
+{{- $max := include "pushgateway.redis.maxMemoryBytes" . | atoi }}
+{{- $limit := dig "limits" "memory" "" (.Values.redis.resources | default dict) | include "pushgateway.quantityBytes" }}
+{{- /* An append-only-file rewrite forks Redis; copy-on-write can double its pages meanwhile. */}}
+{{- $needed := add (mul 2 $max) 67108864 }}
+{{- if and (gt $max 0) $limit (lt (atoi $limit) $needed) }}
+{{- fail (printf "redis.resources.limits.memory=%v is too small for redis.maxMemory=%v: an append-only-file rewrite forks Redis and copy-on-write can double its memory, so the pod would be OOM-killed; set the limit to at least %dMi (2 x maxMemory + 64Mi) or lower redis.maxMemory" .Values.redis.resources.limits.memory .Values.redis.maxMemory (div (add $needed 1048575) 1048576)) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.redis.enabled $external }}
 {{- fail "redis.enabled=true and an external storage.redis URL exclude each other: pick one" }}

@@ -80,7 +80,9 @@ labels:
 {{- $group := include "pushgateway.rules.groupText" . }}
 {{- $grp := include "pushgateway.rules.matchers" (list $r.groupSelector) }}
 {{- $groupAlerts := or $a.groupPushFailed.enabled $a.groupStale.enabled }}
-{{- $gatewayAlerts := or $a.gatewayDown.enabled $a.gatewayNotReady.enabled $a.pushesRejected.enabled $a.memoryNearLimit.enabled $a.groupsExpired.enabled $a.replication.enabled -}}
+{{- $redisMax := include "pushgateway.redis.maxMemoryBytes" . | atoi }}
+{{- $redisMemory := and $a.redisMemory.enabled .Values.redis.enabled (gt $redisMax 0) }}
+{{- $gatewayAlerts := or $a.gatewayDown.enabled $a.gatewayNotReady.enabled $a.pushesRejected.enabled $a.memoryNearLimit.enabled $a.groupsExpired.enabled $a.replication.enabled $redisMemory -}}
 groups:{{ if not (or $groupAlerts $gatewayAlerts) }} []{{ end }}
 {{- if $groupAlerts }}
   - name: pushgateway.groups
@@ -214,6 +216,23 @@ groups:{{ if not (or $groupAlerts $gatewayAlerts) }} []{{ end }}
             {{`{{ $value | humanizePercentage }}`}} of its memory limit; at the limit it is killed and,
             without persistence or Redis, loses every group.
           {{- with include "pushgateway.rules.runbook" (list . "PushgatewayMemoryNearLimit") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- if $redisMemory }}
+      - alert: PushgatewayRedisMemoryNearMax
+        expr: |-
+          max by (namespace, pod) (container_memory_working_set_bytes{{ include "pushgateway.rules.matchers" (list (printf "namespace=%q" (include "pushgateway.namespace" .)) (printf "pod=~%q" (printf "%s-[0-9]+" (include "pushgateway.redis.fullname" .))) `container="redis"`) }})
+            > {{ $a.redisMemory.ratio }} * {{ $redisMax }}
+        for: {{ $a.redisMemory.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.redisMemory) | nindent 8 }}
+        annotations:
+          summary: The bundled Redis is close to its maxmemory.
+          description: >-
+            The Redis pod {{`{{ $labels.namespace }}/{{ $labels.pod }}`}} uses
+            {{`{{ $value | humanize1024 }}`}}B, over {{ $a.redisMemory.ratio }} of redis.maxMemory
+            ({{ .Values.redis.maxMemory }}); when full, Redis refuses writes (noeviction) and every push fails with 503.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayRedisMemoryNearMax") }}
           runbook_url: {{ . }}
           {{- end }}
     {{- end }}
