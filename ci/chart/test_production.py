@@ -85,7 +85,7 @@ def template_actions(text):
 
 
 def test_templates_draw_no_randomness():
-    for path in (CHART / "templates").iterdir():
+    for path in (p for p in (CHART / "templates").rglob("*") if p.is_file()):
         text = template_actions(path.read_text())
         assert text.strip(), f"no template actions found in {path.name}"
         for fn in ("randAlphaNum", "randAlpha", "randNumeric", "randAscii", "randBytes", "genPrivateKey",
@@ -364,3 +364,24 @@ def test_no_redis_memory_alert_without_a_bounded_bundled_redis():
         docs = render(PROFILES["small-prod"], sets)
         text = one(docs, "ConfigMap", f"{RELEASE}-pushgateway-rules")["data"]["pushgateway.rules.yaml"]
         assert ("PushgatewayRedisMemoryNearMax" in text) == (not sets), sets
+
+
+# ---- 10. helm test ------------------------------------------------------------------------------
+
+def test_helm_test_pod_reaches_the_service_and_is_admitted():
+    """The script itself runs against our gateway in ci/ops/test_chart_flags.py."""
+    for name, values in ALL_VALUES.items():
+        docs = render(values)
+        (pod,) = [d for d in docs if d["kind"] == "Pod"]
+        assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test", name
+        svc = one(docs, "Service", workload(docs)["metadata"]["name"])
+        labels = pod["metadata"]["labels"]
+        assert not all(labels.get(k) == v for k, v in svc["spec"]["selector"].items()), "the Service must not select it"
+        script = pod["spec"]["containers"][0]["command"][2]
+        assert f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc:{svc['spec']['ports'][0]['port']}" in script, name
+        for np in find(docs, "NetworkPolicy", svc["metadata"]["name"]):
+            peers = np["spec"]["ingress"][0].get("from")
+            assert peers is None or any(
+                p.get("podSelector") and all(labels.get(k) == v for k, v in p["podSelector"]["matchLabels"].items())
+                for p in peers), f"{name}: the NetworkPolicy blocks the test pod"
+    assert not [d for d in render(None, ("tests.enabled=false",)) if d["kind"] == "Pod"]

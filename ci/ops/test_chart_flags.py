@@ -270,3 +270,45 @@ def test_renewed_certificate_reaches_new_connections(tmp_path):
             time.sleep(0.2)
     finally:
         stop(proc)
+
+
+def helm_test_script(docs, local_base):
+    """The command of the chart's `helm test` pod, with the Service URL moved to local_base."""
+    (pod,) = [d for d in docs if d["kind"] == "Pod" and d["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+    script = pod["spec"]["containers"][0]["command"][2]
+    service = re.search(r'base="(https?://[^"]*?\.svc:\d+)', script).group(1)
+    host = re.sub(r"^https?://|:\d+$", "", service)
+    return script.replace(service, local_base).replace(f'"{host}"', '"127.0.0.1"')
+
+
+@pytest.mark.parametrize("values", [None, CHART / "ci" / "basic-auth-values.yaml", CHART / "ci" / "ingress-values.yaml"],
+                         ids=["default", "basic-auth", "route-prefix"])
+def test_helm_test_pod_pushes_scrapes_and_deletes(values, tmp_path):
+    """The `helm test` script against our gateway started with the chart's flags: it must succeed,
+    and leave no group behind."""
+    docs = render(values)
+    port = free_port()
+    args = local_args(docs, tmp_path, port)
+    auth = credentials(docs)
+    prefix = route_prefix(args)
+    proc, refused = start(os.environ["GATEWAY_BIN"], args, f"http://127.0.0.1:{port}{prefix}/-/ready", auth)
+    try:
+        assert refused is None, refused
+        env = dict(os.environ, HOSTNAME="pg-pushgateway-helm-test")
+        if auth:
+            env.update(TEST_USER=auth[0], TEST_PASSWORD=auth[1])
+        script = helm_test_script(docs, f"http://127.0.0.1:{port}")
+        # The pod's /tmp is an emptyDir; here a directory of the test's own.
+        script = script.replace("/tmp/netrc", str(tmp_path / "netrc"))
+        run = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "pushed, scraped and deleted a group through the Service" in run.stdout
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{prefix}/metrics")
+        if auth:
+            req.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+        scraped = urllib.request.urlopen(req, timeout=5).read().decode()
+        assert "pushgateway_helm_test_probe" not in scraped, "the test group was left behind"
+        assert re.search(r'pushgateway_http_requests_total\{code="200",handler="push",method="put"\} [1-9]', scraped), \
+            "no push was counted"
+    finally:
+        stop(proc)

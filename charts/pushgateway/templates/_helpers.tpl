@@ -55,6 +55,23 @@ app.kubernetes.io/name: {{ include "pushgateway.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* pushgateway.testLabels: the labels of the helm test pod (never selected by the Service, admitted by the NetworkPolicy). */}}
+{{- define "pushgateway.testLabels" -}}
+helm.sh/chart: {{ include "pushgateway.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: pushgateway
+{{- end }}
+
+{{/* pushgateway.testImage: the image of the helm test pod. */}}
+{{- define "pushgateway.testImage" -}}
+{{- $image := .Values.tests.image }}
+{{- with $image.registry }}{{ trimSuffix "/" . }}/{{ end }}{{ $image.repository }}
+{{- with $image.tag }}:{{ . }}{{ end }}
+{{- with $image.digest }}@{{ . }}{{ end }}
+{{- end }}
+
 {{/* pushgateway.serviceAccountName: the ServiceAccount the pods run as. */}}
 {{- define "pushgateway.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
