@@ -385,3 +385,15 @@ def test_helm_test_pod_reaches_the_service_and_is_admitted():
                 p.get("podSelector") and all(labels.get(k) == v for k, v in p["podSelector"]["matchLabels"].items())
                 for p in peers), f"{name}: the NetworkPolicy blocks the test pod"
     assert not [d for d in render(None, ("tests.enabled=false",)) if d["kind"] == "Pod"]
+
+
+def test_claim_template_sizes_say_how_to_resize():
+    """volumeClaimTemplates cannot change, so `helm upgrade` with another size fails: the values
+    and the README say what to do instead."""
+    values = (CHART / "values.yaml").read_text()
+    for key in ("  size: 2Gi", "    size: 1Gi"):
+        comment = values[:values.index(key)].rsplit("# --", 1)[1]
+        assert "volumeClaimTemplates" in comment and "Volume sizes" in comment, key
+    readme = (CHART / "README.md").read_text()
+    section = readme[readme.index("**Volume sizes.**"):]
+    assert "--cascade=orphan" in section and "kubectl -n NS patch pvc" in section

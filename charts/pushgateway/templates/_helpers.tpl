@@ -64,14 +64,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: pushgateway
 {{- end }}
 
-{{/* pushgateway.testImage: the image of the helm test pod. */}}
-{{- define "pushgateway.testImage" -}}
-{{- $image := .Values.tests.image }}
-{{- with $image.registry }}{{ trimSuffix "/" . }}/{{ end }}{{ $image.repository }}
-{{- with $image.tag }}:{{ . }}{{ end }}
-{{- with $image.digest }}@{{ . }}{{ end }}
-{{- end }}
-
 {{/* pushgateway.serviceAccountName: the ServiceAccount the pods run as. */}}
 {{- define "pushgateway.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
@@ -92,12 +84,11 @@ app.kubernetes.io/part-of: pushgateway
 {{- end }}
 {{- end }}
 
-{{/* pushgateway.redis.image: the bundled Redis image reference, tag and digest (the digest is what runs). */}}
-{{- define "pushgateway.redis.image" -}}
-{{- $image := .Values.redis.image }}
-{{- with $image.registry }}{{ trimSuffix "/" . }}/{{ end }}{{ $image.repository }}
-{{- with $image.tag }}:{{ . }}{{ end }}
-{{- with $image.digest }}@{{ . }}{{ end }}
+{{/* pushgateway.imageRef: registry/repository[:tag][@digest] of an image values object (the bundled Redis, the test pod); the digest, when set, is what runs. */}}
+{{- define "pushgateway.imageRef" -}}
+{{- with .registry }}{{ trimSuffix "/" . }}/{{ end }}{{ .repository }}
+{{- with .tag }}:{{ . }}{{ end }}
+{{- with .digest }}@{{ . }}{{ end }}
 {{- end }}
 
 {{/* pushgateway.redis.maxMemoryBytes: redis.maxMemory in bytes as Redis reads it (k=1000, kb=1024, ...); 0 when unbounded. */}}
