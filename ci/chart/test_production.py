@@ -233,7 +233,7 @@ def test_notes_print_the_ops_commands_for_tls_basic_auth_and_a_route_prefix():
     for c in commands:
         assert (f"PUSHGATEWAY_NAMESPACE={NAMESPACE} PUSHGATEWAY_RELEASE={RELEASE} PUSHGATEWAY_NAME=pgw "
                 "PUSHGATEWAY_SCHEME=https PUSHGATEWAY_ROUTE_PREFIX=/pgw "
-                "PUSHGATEWAY_CURL_OPTS='-k --netrc-file $HOME/.pushgateway-netrc'") in c, c
+                "PUSHGATEWAY_CURL_OPTS='-k --netrc-file ~/.pushgateway-netrc'") in c, c
     assert "chmod 600 ~/.pushgateway-netrc" in text
     assert "PASSWORD" not in " ".join(commands), "no password on a command line"
 

@@ -372,6 +372,11 @@ def test_basic_auth(start_gateway, make, tmp_path):
     assert '"build_information"' in out
     ok(make("pushgateway-metrics", *CLUSTER, auth, env=pods_env(gw))[0])
     ok(make("pushgateway-health", *CLUSTER, auth, env=pods_env(gw))[0])
+    # As NOTES.txt prints it: a netrc file in the home directory.
+    (tmp_path / ".pushgateway-netrc").write_text(netrc.read_text())
+    out = ok(make("pushgateway-status", *CLUSTER, "PUSHGATEWAY_CURL_OPTS=--netrc-file ~/.pushgateway-netrc",
+                  env={**pods_env(gw), "HOME": str(tmp_path)})[0])
+    assert '"build_information"' in out
     # Without credentials the destructive targets stop at the identity check.
     failed(make("pushgateway-delete-group", *CLUSTER, "JOB=x", env=pods_env(gw))[0],
            "PUSHGATEWAY_CURL_OPTS")

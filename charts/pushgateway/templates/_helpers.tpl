@@ -250,7 +250,7 @@ rollingUpdate:
 {{- $v := toString .minAvailable }}
 {{- $evictable = sub $replicas (hasSuffix "%" $v | ternary (div (add (mul $replicas (trimSuffix "%" $v | int)) 99) 100) (int $v)) }}
 {{- end }}
-{{- if lt (int $evictable) 1 }}
+{{- if and (gt $replicas 0) (lt (int $evictable) 1) }}
 {{- fail (printf "podDisruptionBudget with replicaCount=%d and %s allows no eviction, so every node drain would hang: run at least 2 replicas with minAvailable: 1 (or maxUnavailable: 1), or set podDisruptionBudget.enabled=false" $replicas $setting) }}
 {{- end }}
 {{- end }}{{ end }}
