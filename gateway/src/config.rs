@@ -527,7 +527,15 @@ pub fn compute_route_prefix(prefix: &str, external_path: &str) -> String {
     }
 }
 
+/// The longest duration Go can hold (`math.MaxInt64` nanoseconds, about 292 years): longer
+/// ones are refused, as Go's parser does, so that no operator value overflows a time it is
+/// added to.
+pub const MAX_GO_DURATION: Duration = Duration::new(9_223_372_036, 854_775_807);
+
 /// Parses a Go duration such as `5m`, `1h30m`, `1.5s` or `250ms`.
+///
+/// # Errors
+/// The reason, for malformed text and for durations beyond [`MAX_GO_DURATION`].
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -560,7 +568,12 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         total += number * seconds;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    match Duration::try_from_secs_f64(total) {
+        Ok(duration) if duration <= MAX_GO_DURATION => Ok(duration),
+        _ => Err(format!(
+            "duration {text:?} is too long (at most 2562047h47m16.854775807s, as in Go)"
+        )),
+    }
 }
 
 fn flag_values(flags: &Flags) -> Vec<(String, String)> {
@@ -700,7 +713,19 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "5", "5x", "m"] {
+        assert_eq!(
+            parse_go_duration("2562047h47m16.854775807s"),
+            Ok(MAX_GO_DURATION)
+        );
+        for bad in [
+            "",
+            "5",
+            "5x",
+            "m",
+            "2562048h",
+            "99999999999999999999h",
+            "9999999999999999999s",
+        ] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?}");
         }
     }

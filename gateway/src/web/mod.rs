@@ -115,7 +115,15 @@ impl App {
         let Some(path) = &self.config_file else {
             return Ok(());
         };
-        match crate::config::Config::reload_expiry(path) {
+        // Whatever goes wrong, the reload must not take its caller down: a panic in the
+        // SIGHUP task would leave every later SIGHUP unheard.
+        let reloaded = std::panic::catch_unwind(|| crate::config::Config::reload_expiry(path))
+            .unwrap_or_else(|_| {
+                Err(crate::config::ConfigError::Invalid(
+                    "unexpected failure while reading the file".into(),
+                ))
+            });
+        match reloaded {
             Ok(policy) => {
                 self.expirer.set_policy(policy);
                 tracing::info!(file = %path.display(), "reloaded the configuration file");
