@@ -10,6 +10,7 @@ pub mod response_body;
 pub mod ui;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,6 +58,8 @@ pub struct App {
     pub config_file: Option<std::path::PathBuf>,
     /// Replicated state, with `--storage=redis`.
     pub replicator: Option<Arc<Replicator>>,
+    /// Whether the last reload of the configuration file worked.
+    config_reload_ok: AtomicBool,
     renderer: Renderer,
 }
 
@@ -87,6 +90,7 @@ impl App {
             expirer,
             config_file,
             replicator,
+            config_reload_ok: AtomicBool::new(true),
             renderer: Renderer::new(),
         }
     }
@@ -123,6 +127,8 @@ impl App {
                     "unexpected failure while reading the file".into(),
                 ))
             });
+        self.config_reload_ok
+            .store(reloaded.is_ok(), Ordering::Relaxed);
         match reloaded {
             Ok(policy) => {
                 self.expirer.set_policy(policy);
@@ -357,6 +363,14 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
         if let Some(replicator) = &app.replicator {
             own.extend(replicator.families());
         }
+        own.extend(crate::telemetry::reload_families(
+            app.config_file
+                .as_ref()
+                .map(|_| app.config_reload_ok.load(Ordering::Relaxed)),
+            app.security
+                .as_ref()
+                .map(|security| security.last_reload_successful()),
+        ));
         if exposes_pushed {
             app.renderer.render_chunks(&app.store, &own, format)
         } else {
