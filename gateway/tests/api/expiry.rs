@@ -144,9 +144,8 @@ fn a_failed_sighup_reload_leaves_later_ones_working() {
     let arg = format!("--config.file={}", file.display());
     let gw = spawn_gateway(&[&arg]);
     assert_eq!(gw.put("/metrics/job/a", "m 1\n").status, 200);
-    let reload_ok = |gw: &Gateway| {
-        sample_value(&gw.scrape(), "pushgateway_config_last_reload_successful")
-    };
+    let reload_ok =
+        |gw: &Gateway| sample_value(&gw.scrape(), "pushgateway_config_last_reload_successful");
     assert_eq!(reload_ok(&gw).as_deref(), Some("1"));
     // A TTL past Go's limit: refused (it used to panic and end the SIGHUP task).
     std::fs::write(&file, "[expiry]\ndefault_ttl = \"9999999999999999999s\"\n").unwrap();
