@@ -93,6 +93,8 @@ NOT_IMPLEMENTED = {
         TLS + "  client_auth_type: RequestClientCert\n  client_allowed_sans: [allowed.example]\n",
         "client_allowed_sans"),
     "client CA without verification": (TLS + "  client_ca_file: ca.pem\n", "client_ca_file"),
+    "client CA with RequestClientCert": (
+        TLS + "  client_auth_type: RequestClientCert\n  client_ca_file: ca.pem\n", "client_ca_file"),
     "curve P-521": (TLS + "  curve_preferences: [CurveP521]\n", "CurveP521"),
     "unknown curve": (TLS + "  curve_preferences: [Curve25519x]\n", "Curve25519x"),
     "header upstream refuses": ("http_server_config:\n  headers:\n    Set-Cookie: a=b\n", "Set-Cookie"),

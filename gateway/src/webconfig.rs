@@ -391,12 +391,13 @@ fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
     let has_client_ca = !tls.client_ca_file.is_empty() || !tls.client_ca.is_empty();
     let verifier = match tls.client_auth_type.as_str() {
         "" | "NoClientCert" | "RequestClientCert" => {
-            if has_client_ca && matches!(tls.client_auth_type.as_str(), "" | "NoClientCert") {
-                // exporter-toolkit refuses this too: the CA would check nobody.
-                return Err(
-                    "client_ca_file is set but client_auth_type does not verify client certificates"
-                        .into(),
-                );
+            if has_client_ca {
+                // The CA would check nobody (exporter-toolkit refuses this without a
+                // client_auth_type; RequestClientCert does not verify either).
+                return Err(format!(
+                    "client_ca_file is set but client_auth_type {:?} does not verify client certificates",
+                    tls.client_auth_type
+                ));
             }
             None
         }
