@@ -64,6 +64,9 @@ pub fn parse(
 fn drop_repeated_bounds(families: &mut [MetricFamily]) {
     for metric in families.iter_mut().flat_map(|f| &mut f.metrics) {
         match &mut metric.value {
+            Value::Summary(summary) if ascending(summary.quantiles.iter().map(|q| q.quantile)) => {}
+            Value::Histogram(histogram)
+                if ascending(histogram.buckets.iter().map(|b| b.upper_bound)) => {}
             Value::Summary(summary) => {
                 let mut seen = HashSet::with_capacity(summary.quantiles.len());
                 summary
@@ -92,6 +95,18 @@ fn drop_repeated_bounds(families: &mut [MetricFamily]) {
             _ => {}
         }
     }
+}
+
+/// Whether the bounds strictly increase (the usual case), so that none can repeat.
+fn ascending(mut bounds: impl Iterator<Item = f64>) -> bool {
+    let Some(mut previous) = bounds.next() else {
+        return true;
+    };
+    bounds.all(|bound| {
+        let increases = bound > previous;
+        previous = bound;
+        increases
+    })
 }
 
 /// Bounds are the same label value exactly when their bits are, except that every NaN is
