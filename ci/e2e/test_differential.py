@@ -604,6 +604,59 @@ def test_reference_bug_histogram_le_grouping_label(reference):
     assert 'h_bucket{instance="",job="j",le="5",le="1"} 1' in reference.metrics().text
 
 
+# Repeated quantiles and bucket bounds, written alike and differently ("0.5"/"0.50", "1"/"1.0"), in
+# one summary and one histogram, and a summary whose series come back after another one.
+REPEATED_BOUNDS = (
+    '# TYPE s summary\ns{quantile="0.5"} 1\ns{quantile="0.50"} 2\ns{quantile="0.9"} 5\ns_sum 3\ns_count 2\n'
+    '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="1.0"} 2\nh_bucket{le="+Inf"} 3\n'
+    'h_bucket{le="+Inf"} 4\nh_sum 3\nh_count 3\n'
+    '# TYPE t summary\nt{a="1",quantile="0.5"} 1\nt{a="2",quantile="0.9"} 2\nt{a="1",quantile="0.5"} 3\n'
+)
+
+
+def _first_of_each_series(families):
+    """What Prometheus keeps of an exposition with repeated series: the first sample of each."""
+    kept = []
+    for name, typ, help_, samples in families:
+        seen = set()
+        firsts = []
+        for sample in samples:
+            key = (sample[0], tuple(sample[1]))
+            if key not in seen:
+                seen.add(key)
+                firsts.append(sample)
+        kept.append((name, typ, help_, firsts))
+    return kept
+
+
+@ours_only
+def test_repeated_quantiles_and_buckets_are_exposed_once(reference, ours):
+    """DELIBERATE (upstream bug): upstream accepts a summary with a repeated quantile or a histogram
+    with a repeated bucket bound and exposes each repeat as another series with the same labels;
+    Prometheus keeps the first of them. Ours accepts the push too (200) and keeps only the first:
+    its exposition is upstream's with the repeats left out."""
+    for gw in (reference, ours):
+        assert gw.request("PUT", J, body=REPEATED_BOUNDS.encode()).status == 200
+    ours_families = _scrape_ok(ours)
+    seen = set()
+    for f in ours_families:
+        for smp in f.samples:
+            key = (smp.name, frozenset(smp.labels))
+            assert key not in seen, f"duplicate series {key}"
+            seen.add(key)
+    expected = _first_of_each_series(expo.normalise(_scrape_ok(reference)))
+    assert expo.normalise(ours_families) == expected
+
+
+def test_reference_bug_repeated_quantiles_and_buckets(reference):
+    """Documents the upstream behaviour behind the previous test."""
+    assert reference.request("PUT", J, body=REPEATED_BOUNDS.encode()).status == 200
+    text = reference.metrics().text
+    for line in ('s{instance="",job="j",quantile="0.5"} 1', 's{instance="",job="j",quantile="0.5"} 2',
+                 'h_bucket{instance="",job="j",le="1"} 1', 'h_bucket{instance="",job="j",le="1"} 2'):
+        assert line in text, text
+
+
 @ours_only
 def test_pushed_push_failure_time_seconds_never_replaces_the_gateways(ours):
     """DELIBERATE (upstream bug): a pushed family named push_failure_time_seconds is dropped in favour

@@ -155,6 +155,16 @@ def _openssl(*args, cwd):
     assert result.returncode == 0, f"openssl {' '.join(args)} failed:\n{result.stderr}"
 
 
+# Client certificates with a SAN each (see Certs): name -> openssl subjectAltName.
+SAN_CLIENTS = {
+    "allowed": "DNS:allowed.example",
+    "intruder": "DNS:intruder.example",
+    "email": "email:ops@example.org",
+    "uri": "URI:spiffe://example.org/pusher",
+    "ip": "IP:192.0.2.7",
+}
+
+
 class Certs:
     """Two CAs (ca, other_ca); server certificates for 127.0.0.1/localhost signed by ca
     (server) and by other_ca (other_server); a client certificate signed by ca (client) and
@@ -175,6 +185,11 @@ class Certs:
             "client", "good-client", "ca", "extendedKeyUsage=clientAuth\n")
         self.other_client, self.other_client_key = self._leaf(
             "other_client", "foreign-client", "other_ca", "extendedKeyUsage=clientAuth\n")
+        # Client certificates of ca with one subject alternative name each, for
+        # client_allowed_sans: san_<name>.pem / .key.
+        for name, san in SAN_CLIENTS.items():
+            self._leaf(f"san_{name}", f"{name}-client", "ca",
+                       f"subjectAltName={san}\nextendedKeyUsage=clientAuth\n")
 
     def _ca(self, name, cn):
         _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",

@@ -34,6 +34,11 @@ pub const EXPIRED_GROUPS: &str = "pushgateway_expired_groups_total";
 /// Series left out of scrapes because unchecked pushes made them inconsistent.
 pub const DROPPED_SERIES: &str = "pushgateway_scrape_dropped_series_total";
 
+/// Whether the last reload of `--config.file` worked (only with that flag).
+pub const CONFIG_RELOAD_OK: &str = "pushgateway_config_last_reload_successful";
+/// Whether the last change of `--web.config.file` was taken (only with that flag).
+pub const WEB_CONFIG_RELOAD_OK: &str = "pushgateway_web_config_last_reload_successful";
+
 /// Every metric name the gateway exposes itself, with its type: pushes may not contradict
 /// them.
 pub fn own_metric_types() -> HashMap<String, MetricType> {
@@ -46,6 +51,8 @@ pub fn own_metric_types() -> HashMap<String, MetricType> {
         (STORED_SERIES, MetricType::Gauge),
         (DROPPED_SERIES, MetricType::Counter),
         (EXPIRED_GROUPS, MetricType::Counter),
+        (CONFIG_RELOAD_OK, MetricType::Gauge),
+        (WEB_CONFIG_RELOAD_OK, MetricType::Gauge),
         ("process_cpu_seconds_total", MetricType::Counter),
         ("process_open_fds", MetricType::Gauge),
         ("process_max_fds", MetricType::Gauge),
@@ -192,6 +199,29 @@ impl Telemetry {
         families.extend(process_families(self.start_time));
         families
     }
+}
+
+/// The reload gauges of the configuration files in use (`None`: no such file), as
+/// Prometheus's own `*_config_last_reload_successful`: 1 when the last reload worked.
+pub fn reload_families(
+    config_file: Option<bool>,
+    web_config_file: Option<bool>,
+) -> Vec<MetricFamily> {
+    [
+        (
+            CONFIG_RELOAD_OK,
+            "Whether the last reload of --config.file succeeded.",
+            config_file,
+        ),
+        (
+            WEB_CONFIG_RELOAD_OK,
+            "Whether the last change of --web.config.file was taken; 0 while a refused version (invalid, or turning security off) is on disk.",
+            web_config_file,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, help, ok)| ok.map(|ok| gauge(name, help, vec![], f64::from(u8::from(ok)))))
+    .collect()
 }
 
 /// Every metric of a prometheus-client registry as metric families.

@@ -1,8 +1,10 @@
 //! `--web.config.file`: TLS, client certificates, basic auth and extra response headers,
 //! in the exporter-toolkit format upstream uses. The file is checked when the gateway
-//! starts (an invalid file stops it with the reason) and re-read whenever it or a file it
-//! names (certificate, key, client CA; see [`file_stamp`]) changes; an invalid new version
-//! is logged and the previous one stays in force.
+//! starts (an invalid file stops it with the reason; so does any setting the gateway does
+//! not implement, rather than being ignored) and re-read whenever it or a file it names
+//! (certificate, key, client CA; see [`file_stamp`]) changes. A new version that is
+//! invalid, or that would turn off TLS, client certificates or basic auth, is logged and
+//! refused: the previous one stays in force, and turning security off takes a restart.
 //!
 //! Password checks use bcrypt, whose cost would make every authenticated request expensive
 //! (and the gateway easy to overload), so verdicts are cached by a SHA-256 of user,
@@ -10,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+mod client_sans;
 mod file_stamp;
 use file_stamp::{load_stamped, FileStamp};
 
@@ -45,6 +49,17 @@ struct FileFormat {
     http_server_config: Option<HttpFormat>,
     #[serde(default)]
     basic_auth_users: HashMap<String, String>,
+    #[serde(default)]
+    rate_limit: Option<RateLimitFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitFormat {
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    burst: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,10 +102,46 @@ struct HttpFormat {
     headers: HashMap<String, String>,
 }
 
+/// The protections a web config turns on; a reload may add to them, never take away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Protections {
+    tls: bool,
+    client_certs: bool,
+    client_certs_required: bool,
+    allowed_sans: bool,
+    basic_auth: bool,
+}
+
+impl Protections {
+    /// The names of those on in `self` and off in `new`.
+    fn dropped_by(self, new: Protections) -> Vec<&'static str> {
+        [
+            (self.tls && !new.tls, "TLS"),
+            (
+                self.client_certs && !new.client_certs,
+                "client certificate verification",
+            ),
+            (
+                self.client_certs_required && !new.client_certs_required,
+                "required client certificates",
+            ),
+            (
+                self.allowed_sans && !new.allowed_sans,
+                "client_allowed_sans",
+            ),
+            (self.basic_auth && !new.basic_auth, "basic auth"),
+        ]
+        .into_iter()
+        .filter_map(|(dropped, name)| dropped.then_some(name))
+        .collect()
+    }
+}
+
 /// One loaded version of the web config.
 pub struct WebSecurity {
     /// TLS settings, when the gateway serves HTTPS.
     pub tls: Option<Arc<ServerConfig>>,
+    protections: Protections,
     users: HashMap<String, String>,
     /// Headers added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -170,6 +221,17 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
     } else {
         serde_yaml_ng::from_str(&text).map_err(|e| error(e.to_string()))?
     };
+    if let Some(rate_limit) = &format.rate_limit {
+        let interval = rate_limit.interval.as_deref().unwrap_or("0");
+        // Interval 0 is exporter-toolkit's "no rate limiter"; anything else is a limit the
+        // gateway would not enforce.
+        if crate::config::parse_go_duration(interval).map_err(error)? != Duration::ZERO {
+            return Err(error(format!(
+                "rate_limit (interval {interval:?}, burst {}) is not supported by this gateway; remove it or set interval to 0",
+                rate_limit.burst.unwrap_or(0)
+            )));
+        }
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let files = format
         .tls_server_config
@@ -182,9 +244,23 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
                 .collect()
         })
         .unwrap_or_default();
+    let mut protections = Protections {
+        basic_auth: !format.basic_auth_users.is_empty(),
+        ..Protections::default()
+    };
     let tls = format
         .tls_server_config
-        .map(|tls| build_tls(&tls, base).map(Arc::new))
+        .map(|tls| {
+            protections.tls = true;
+            protections.client_certs = matches!(
+                tls.client_auth_type.as_str(),
+                "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert"
+            );
+            protections.allowed_sans = !tls.client_allowed_sans.is_empty();
+            protections.client_certs_required =
+                protections.allowed_sans || tls.client_auth_type == "RequireAndVerifyClientCert";
+            build_tls(&tls, base).map(Arc::new)
+        })
         .transpose()
         .map_err(error)?;
     for (user, hash) in &format.basic_auth_users {
@@ -200,6 +276,7 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
             tracing::info!("http_server_config.http2 is ignored: the gateway serves HTTP/1.1");
         }
         for (name, value) in http.headers {
+            check_header(&name, &value).map_err(error)?;
             let header = HeaderName::try_from(name.as_str())
                 .map_err(|_| error(format!("invalid header name {name:?}")))?;
             let value = HeaderValue::try_from(value.as_str())
@@ -209,11 +286,29 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
     }
     Ok(WebSecurity {
         tls,
+        protections,
         users: format.basic_auth_users,
         headers,
         verdicts: Mutex::new(HashMap::new()),
         files,
     })
+}
+
+/// exporter-toolkit's rule: only these security headers may be set, some only to
+/// well-known values.
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let allowed: &[&str] = match name {
+        "Strict-Transport-Security" | "X-XSS-Protection" | "Content-Security-Policy" => &[],
+        "X-Content-Type-Options" => &["nosniff"],
+        "X-Frame-Options" => &["deny", "sameorigin"],
+        _ => return Err(format!("HTTP header {name:?} can not be configured")),
+    };
+    if !allowed.is_empty() && !allowed.contains(&value) {
+        return Err(format!(
+            "invalid value for {name}: expected one of {allowed:?}, got {value:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Relative file names in the config are relative to the config file, as upstream.
@@ -252,12 +347,6 @@ fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
     {
         return Err("tls_server_config needs cert_file and key_file (or cert and key)".into());
     }
-    if !tls.client_allowed_sans.is_empty() || !tls.curve_preferences.is_empty() {
-        tracing::warn!(
-            "client_allowed_sans and curve_preferences are not supported and are ignored"
-        );
-    }
-    let _ = tls.prefer_server_cipher_suites;
     let certs = pem_certs(base, &tls.cert_file, &tls.cert, "cert_file")?;
     let key = if !tls.key.is_empty() {
         PrivateKeyDer::from_pem_slice(tls.key.as_bytes())
@@ -267,6 +356,13 @@ fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
     .map_err(|e| format!("key_file {:?}: {e}", tls.key_file))?;
 
     let mut provider = rustls::crypto::ring::default_provider();
+    if !tls.curve_preferences.is_empty() {
+        provider.kx_groups = tls
+            .curve_preferences
+            .iter()
+            .map(|name| key_exchange_group(name))
+            .collect::<Result<_, _>>()?;
+    }
     if !tls.cipher_suites.is_empty() {
         for name in &tls.cipher_suites {
             if !provider
@@ -308,26 +404,65 @@ fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
         }
         Ok(Arc::new(roots))
     };
-    let builder = match tls.client_auth_type.as_str() {
-        "" | "NoClientCert" | "RequestClientCert" => builder.with_no_client_auth(),
-        "VerifyClientCertIfGiven" => builder.with_client_cert_verifier(
+    let has_client_ca = !tls.client_ca_file.is_empty() || !tls.client_ca.is_empty();
+    let verifier = match tls.client_auth_type.as_str() {
+        "" | "NoClientCert" | "RequestClientCert" => {
+            if has_client_ca {
+                // The CA would check nobody (exporter-toolkit refuses this without a
+                // client_auth_type; RequestClientCert does not verify either).
+                return Err(format!(
+                    "client_ca_file is set but client_auth_type {:?} does not verify client certificates",
+                    tls.client_auth_type
+                ));
+            }
+            None
+        }
+        "VerifyClientCertIfGiven" => Some(
             WebPkiClientVerifier::builder(client_roots()?)
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| e.to_string())?,
         ),
-        "RequireAndVerifyClientCert" => builder.with_client_cert_verifier(
+        "RequireAndVerifyClientCert" => Some(
             WebPkiClientVerifier::builder(client_roots()?)
                 .build()
                 .map_err(|e| e.to_string())?,
         ),
         other => return Err(format!("client_auth_type {other:?} is not supported")),
     };
+    let builder = match (verifier, tls.client_allowed_sans.is_empty()) {
+        (None, true) => builder.with_no_client_auth(),
+        (None, false) => {
+            return Err(format!(
+                "client_allowed_sans needs client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert (it is {:?})",
+                tls.client_auth_type
+            ))
+        }
+        (Some(verifier), true) => builder.with_client_cert_verifier(verifier),
+        // With allowed SANs a certificate is always required: no certificate, no SAN.
+        (Some(verifier), false) => builder.with_client_cert_verifier(Arc::new(
+            client_sans::AllowedSans::new(verifier, tls.client_allowed_sans.clone()),
+        )),
+    };
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("cert_file/key_file: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // exporter-toolkit's default is true; Go itself no longer lets the client choose.
+    config.ignore_client_order = tls.prefer_server_cipher_suites.unwrap_or(true);
     Ok(config)
+}
+
+/// exporter-toolkit's curve names; P-521 has no implementation in the TLS library.
+fn key_exchange_group(name: &str) -> Result<&'static dyn rustls::crypto::SupportedKxGroup, String> {
+    use rustls::crypto::ring::kx_group;
+    match name {
+        "X25519" => Ok(kx_group::X25519),
+        "CurveP256" => Ok(kx_group::SECP256R1),
+        "CurveP384" => Ok(kx_group::SECP384R1),
+        "CurveP521" => Err("curve_preferences: CurveP521 is not supported by this gateway".into()),
+        other => Err(format!("curve_preferences: unknown curve {other:?}")),
+    }
 }
 
 /// The web config file, re-read when it changes.
@@ -335,6 +470,7 @@ pub struct WebConfigSource {
     path: PathBuf,
     current: RwLock<(FileStamp, Arc<WebSecurity>)>,
     last_check: Mutex<Instant>,
+    last_reload_successful: AtomicBool,
 }
 
 /// How often the file's modification time is looked at.
@@ -351,7 +487,13 @@ impl WebConfigSource {
             path: path.to_path_buf(),
             current: RwLock::new((stamp, Arc::new(security))),
             last_check: Mutex::new(Instant::now()),
+            last_reload_successful: AtomicBool::new(true),
         })
+    }
+
+    /// Whether the last change of the file was taken (true until one was refused).
+    pub fn last_reload_successful(&self) -> bool {
+        self.last_reload_successful.load(Ordering::Relaxed)
     }
 
     /// The configuration in force, re-read first if the file changed.
@@ -368,18 +510,51 @@ impl WebConfigSource {
             let files = self.current.read().1.files.clone();
             let stamp = FileStamp::of(&self.path, &files);
             if stamp != self.current.read().0 {
-                match load_stamped(&self.path, &files, || load(&self.path), |s| &s.files) {
-                    Ok((stamp, security)) => {
-                        tracing::info!(file = %self.path.display(), "reloaded the web config file");
-                        *self.current.write() = (stamp, Arc::new(security));
-                    }
-                    Err(e) => {
-                        tracing::error!(err = %e, "keeping the previous web config");
-                        self.current.write().0 = stamp;
-                    }
-                }
+                self.reload(&files, stamp);
             }
         }
         self.current.read().1.clone()
+    }
+}
+
+impl WebConfigSource {
+    /// Loads the changed files; `stamp` is what the check saw, kept when the load fails so
+    /// that a broken version is reported once, not on every check.
+    fn reload(&self, files: &[PathBuf], stamp: FileStamp) {
+        let loaded = load_stamped(&self.path, files, || load(&self.path), |s| &s.files).and_then(
+            |(stamp, security)| {
+                let dropped = self
+                    .current
+                    .read()
+                    .1
+                    .protections
+                    .dropped_by(security.protections);
+                if dropped.is_empty() {
+                    Ok((stamp, security))
+                } else {
+                    // A truncated or half-copied file must not open the gateway up.
+                    Err(WebConfigError {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "the new version would turn off {}; restart the gateway to do that",
+                            dropped.join(", ")
+                        ),
+                    })
+                }
+            },
+        );
+        let mut current = self.current.write();
+        match loaded {
+            Ok((stamp, security)) => {
+                tracing::info!(file = %self.path.display(), "reloaded the web config file");
+                *current = (stamp, Arc::new(security));
+                self.last_reload_successful.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(err = %e, "keeping the previous web config");
+                current.0 = stamp;
+                self.last_reload_successful.store(false, Ordering::Relaxed);
+            }
+        }
     }
 }

@@ -5,7 +5,9 @@
 pub mod protobuf;
 pub mod text;
 
-use crate::model::{MetricFamily, NameValidation};
+use std::collections::HashSet;
+
+use crate::model::{MetricFamily, NameValidation, Value};
 
 /// A body that could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,9 +49,73 @@ pub fn parse(
     format: Format,
     validation: NameValidation,
 ) -> Result<Vec<MetricFamily>, ParseError> {
-    match format {
+    let mut families = match format {
         Format::Text => text::parse(body, validation),
         Format::Protobuf => protobuf::parse(body),
+    }?;
+    drop_repeated_bounds(&mut families);
+    Ok(families)
+}
+
+/// Keeps only the first of repeated quantiles in a summary and of repeated bucket bounds in
+/// a histogram (with its exemplar): each repeat would be exposed as a second series with
+/// the same labels. Upstream exposes them all; Prometheus, scraping that, keeps the first,
+/// so the first is what stays here.
+fn drop_repeated_bounds(families: &mut [MetricFamily]) {
+    for metric in families.iter_mut().flat_map(|f| &mut f.metrics) {
+        match &mut metric.value {
+            Value::Summary(summary) if ascending(summary.quantiles.iter().map(|q| q.quantile)) => {}
+            Value::Histogram(histogram)
+                if ascending(histogram.buckets.iter().map(|b| b.upper_bound)) => {}
+            Value::Summary(summary) => {
+                let mut seen = HashSet::with_capacity(summary.quantiles.len());
+                summary
+                    .quantiles
+                    .retain(|q| seen.insert(bound_key(q.quantile)));
+            }
+            Value::Histogram(histogram) => {
+                let mut seen = HashSet::with_capacity(histogram.buckets.len());
+                let keep: Vec<bool> = histogram
+                    .buckets
+                    .iter()
+                    .map(|b| seen.insert(bound_key(b.upper_bound)))
+                    .collect();
+                if keep.iter().all(|&k| k) {
+                    continue;
+                }
+                let mut kept = keep.iter();
+                histogram.buckets.retain(|_| *kept.next().unwrap_or(&true));
+                if let Some(extras) = metric.extras.as_mut() {
+                    let mut kept = keep.iter();
+                    extras
+                        .bucket_exemplars
+                        .retain(|_| *kept.next().unwrap_or(&true));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether the bounds strictly increase (the usual case), so that none can repeat.
+fn ascending(mut bounds: impl Iterator<Item = f64>) -> bool {
+    let Some(mut previous) = bounds.next() else {
+        return true;
+    };
+    bounds.all(|bound| {
+        let increases = bound > previous;
+        previous = bound;
+        increases
+    })
+}
+
+/// Bounds are the same label value exactly when their bits are, except that every NaN is
+/// written `NaN`.
+fn bound_key(bound: f64) -> u64 {
+    if bound.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        bound.to_bits()
     }
 }
 

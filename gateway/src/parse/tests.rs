@@ -165,3 +165,30 @@ fn floats_like_go() {
     assert!(parse_float("nan").is_some_and(f64::is_nan));
     assert_eq!(parse_float("-nan"), None);
 }
+
+#[test]
+fn repeated_quantiles_and_buckets_keep_the_first() {
+    use super::{parse as parse_body, Format};
+    let body = "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns{quantile=\"0.50\"} 2\ns{quantile=\"0.9\"} 5\n\
+                # TYPE h histogram\nh_bucket{le=\"2\"} 2\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"1.0\"} 9\nh_bucket{le=\"+Inf\"} 3\nh_bucket{le=\"+Inf\"} 4\n";
+    let families =
+        parse_body(body.as_bytes(), Format::Text, NameValidation::Legacy).expect("parses");
+    let Value::Summary(summary) = &families[0].metrics[0].value else {
+        panic!("{families:?}")
+    };
+    let quantiles: Vec<(String, f64)> = summary
+        .quantiles
+        .iter()
+        .map(|q| (q.quantile.to_string(), q.value))
+        .collect();
+    assert_eq!(quantiles, [("0.5".into(), 1.0), ("0.9".into(), 5.0)]);
+    let Value::Histogram(histogram) = &families[1].metrics[0].value else {
+        panic!("{families:?}")
+    };
+    let buckets: Vec<(f64, f64)> = histogram
+        .buckets
+        .iter()
+        .map(|b| (b.upper_bound, b.count))
+        .collect();
+    assert_eq!(buckets, [(2.0, 2.0), (1.0, 1.0), (f64::INFINITY, 3.0)]);
+}

@@ -230,7 +230,7 @@ impl Persister {
     /// task is dropped.
     pub async fn run_snapshots(self: Arc<Self>) {
         let check_every = Duration::from_secs(1).min(self.config.interval);
-        let mut due = Instant::now() + self.config.interval;
+        let mut due = deadline_after(self.config.interval);
         loop {
             tokio::time::sleep(check_every).await;
             let log_bytes = self.log_bytes();
@@ -238,7 +238,7 @@ impl Persister {
                 continue;
             }
             if log_bytes == 0 {
-                due = Instant::now() + self.config.interval;
+                due = deadline_after(self.config.interval);
                 continue;
             }
             let persister = self.clone();
@@ -252,7 +252,7 @@ impl Persister {
                 }
                 Err(e) => tracing::error!(err = %e, "snapshot task failed"),
             }
-            due = Instant::now() + self.config.interval;
+            due = deadline_after(self.config.interval);
         }
     }
 
@@ -367,3 +367,10 @@ fn move_aside(path: &Path) -> io::Result<PathBuf> {
 
 #[cfg(test)]
 mod tests;
+
+/// `interval` from now; an interval too long for the clock means "not in this process's
+/// lifetime" instead of an overflow.
+fn deadline_after(interval: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    Instant::now() + interval.min(CENTURY)
+}

@@ -288,3 +288,28 @@ fn unwritable_directory_is_a_clear_error() {
         "{error}"
     );
 }
+
+#[test]
+fn a_record_over_the_limit_is_refused_before_it_is_written() {
+    use super::wal::Wal;
+    let dir = temp_dir("max-record");
+    let base = dir.join("p.db");
+    let mut wal = Wal::open(&base, 1, FsyncMode::Always).expect("open");
+    wal.set_max_record(200);
+    let store = Store::new(StoreConfig::default());
+    store.set_journal(Box::new(wal));
+    let big: Vec<MetricFamily> = (0..20).map(|i| gauge(&format!("m{i}"), 1.0)).collect();
+    let refused = store.push(key("big"), big, PushMode::Replace, 1.0);
+    assert!(
+        matches!(&refused, Err(crate::store::PushError::TooLarge(reason)) if reason.contains("record limit")),
+        "{refused:?}"
+    );
+    assert_eq!(store.stats().groups, 0, "nothing applied");
+    store
+        .push(key("small"), vec![gauge("m", 2.0)], PushMode::Replace, 2.0)
+        .expect("a small push still goes in");
+    let contents = read_segment(&segment_path(&base, 1), true).expect("readable");
+    assert_eq!(contents.changes.len(), 1, "only the small push was written");
+    assert!(!contents.torn_tail);
+    let _ = fs::remove_dir_all(&dir);
+}

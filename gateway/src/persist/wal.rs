@@ -23,8 +23,10 @@ use crate::store::{Change, Journal};
 /// First bytes of every segment: name and format version 1.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"PGWWAL\x00\x01";
 const RECORD_HEADER: usize = 12;
-/// Largest record accepted when reading, far above any allowed push.
-const MAX_RECORD: usize = 1 << 30;
+/// Largest record payload, for both sides: the writer refuses a larger change (so that no
+/// push is acknowledged that the next start could not read back) and the reader treats a
+/// larger length as corruption. Far above any push within the default limits.
+pub const MAX_RECORD: usize = 1 << 30;
 
 /// How far the log is on disk, shared with the pushes that wait for it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -213,6 +215,8 @@ pub struct Wal {
     bytes_since_cut: u64,
     fsync: FsyncMode,
     scratch: Vec<u8>,
+    /// [`MAX_RECORD`], lowered by tests.
+    max_record: usize,
 }
 
 impl Wal {
@@ -241,7 +245,14 @@ impl Wal {
             bytes_since_cut: 0,
             fsync,
             scratch: Vec::new(),
+            max_record: MAX_RECORD,
         })
+    }
+
+    /// Lowers the record limit, so that tests need no gigabyte-sized changes.
+    #[cfg(test)]
+    pub fn set_max_record(&mut self, max_record: usize) {
+        self.max_record = max_record;
     }
 
     /// A receiver of the durability status.
@@ -287,6 +298,17 @@ impl Journal for Wal {
         self.scratch.extend_from_slice(&[0; RECORD_HEADER]);
         encode_change(&mut self.scratch, change);
         let payload_len = self.scratch.len() - RECORD_HEADER;
+        if payload_len > self.max_record {
+            // Do not keep a buffer of that size around for the next, normal record.
+            self.scratch = Vec::new();
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "the change takes {payload_len} bytes in the log, more than its record limit of {} bytes",
+                    self.max_record
+                ),
+            ));
+        }
         let crc = crc32fast::hash(&self.scratch[RECORD_HEADER..]);
         self.scratch[..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         self.scratch[4..8].copy_from_slice(&crc.to_le_bytes());

@@ -353,7 +353,8 @@ impl Store {
         if let Err(rejection) = verdict {
             // Timestamps are refused even unchecked, as upstream (after its 202).
             if checked || rejection == Rejection::Timestamp {
-                record_failure(&mut state, &key, now)?;
+                let max_groups = self.shared.config.limits.max_groups;
+                record_failure(&mut state, &key, now, max_groups)?;
                 return Err(PushError::Rejected(rejection));
             }
             inconsistent = true;
@@ -815,10 +816,14 @@ fn sorted(mut views: Vec<GroupView>) -> Vec<GroupView> {
 fn journal(state: &mut State, change: &Change<'_>) -> Result<Option<u64>, PushError> {
     match state.journal.as_mut() {
         None => Ok(None),
-        Some(journal) => journal
-            .append(change)
-            .map(Some)
-            .map_err(|e| PushError::Unavailable(e.to_string())),
+        Some(journal) => journal.append(change).map(Some).map_err(|e| {
+            // A change too large to record is the push's fault, not the disk's.
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                PushError::TooLarge(e.to_string())
+            } else {
+                PushError::Unavailable(e.to_string())
+            }
+        }),
     }
 }
 
@@ -889,10 +894,20 @@ fn clashing_group<'a>(state: &'a State, key: &GroupingKey) -> Option<&'a Arc<Gro
     state.groups.get_key_value(&twin).map(|(k, _)| k)
 }
 
-fn record_failure(state: &mut State, key: &Arc<GroupingKey>, now: f64) -> Result<(), PushError> {
-    // A failed push must not create a group that would duplicate another's timestamps.
-    if !state.groups.contains_key(&**key) && clashing_group(state, key).is_some() {
-        return Ok(());
+/// Sets the failure time of `key`'s group. A group is created for it only as far as
+/// `max_groups` (0: no limit) allows: a refused push must not be a way past the limit.
+fn record_failure(
+    state: &mut State,
+    key: &Arc<GroupingKey>,
+    now: f64,
+    max_groups: usize,
+) -> Result<(), PushError> {
+    if !state.groups.contains_key(&**key) {
+        let full = max_groups > 0 && state.groups.len() >= max_groups;
+        // Nor may it create a group that would duplicate another's timestamps.
+        if full || clashing_group(state, key).is_some() {
+            return Ok(());
+        }
     }
     journal(state, &Change::Failure { key, time: now })?;
     let group = state.groups.entry(key.clone()).or_insert_with(Group::empty);

@@ -288,8 +288,16 @@ fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// The last second RFC 3339 can write, 9999-12-31T23:59:59Z.
+const LATEST_RFC3339: f64 = 253_402_300_799.0;
+
+/// A Unix time as a `SystemTime`, clamped to what RFC 3339 can write (an expiry after a
+/// very long TTL is shown as the last second of year 9999).
 fn unix_time(seconds: f64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0))
+    Duration::try_from_secs_f64(seconds.clamp(0.0, LATEST_RFC3339))
+        .ok()
+        .and_then(|since| UNIX_EPOCH.checked_add(since))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// RFC 3339 with nanoseconds in UTC, as Go marshals a `time.Time`.

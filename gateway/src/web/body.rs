@@ -1,6 +1,8 @@
 //! Reading a request body: capped before and while collecting, decompressed according to
 //! `Content-Encoding` (gzip or snappy, any letter case, as upstream v1.11) with the same cap
-//! applied to the decompressed size, so that a small compressed bomb gets a 413.
+//! applied to the decompressed size, so that a small compressed bomb gets a 413. A body is
+//! read whole or refused: every gzip member is read (as Go's reader does), and bytes after
+//! the last member or a cut snappy frame are a 400, never silently dropped.
 
 use std::io::Read;
 use std::time::Duration;
@@ -49,7 +51,10 @@ where
         .unwrap_or("")
         .to_ascii_lowercase();
     match encoding.as_str() {
-        "gzip" => decompress(flate2::read::GzDecoder::new(&raw[..]), limit, "gzip"),
+        // Concatenated members are one stream to Go's reader too; anything after the last
+        // member must then be another member's header, so trailing garbage is an error.
+        "gzip" => decompress(flate2::read::MultiGzDecoder::new(&raw[..]), limit, "gzip"),
+        // The framed decoder reads to the end and refuses unknown chunks and cut frames.
         "snappy" => decompress(snap::read::FrameDecoder::new(&raw[..]), limit, "snappy"),
         _ => Ok(raw),
     }

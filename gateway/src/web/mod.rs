@@ -11,6 +11,7 @@ pub mod response_body;
 pub mod ui;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -58,6 +59,8 @@ pub struct App {
     pub config_file: Option<std::path::PathBuf>,
     /// Replicated state, with `--storage=redis`.
     pub replicator: Option<Arc<Replicator>>,
+    /// Whether the last reload of the configuration file worked.
+    config_reload_ok: AtomicBool,
     renderer: Renderer,
 }
 
@@ -88,6 +91,7 @@ impl App {
             expirer,
             config_file,
             replicator,
+            config_reload_ok: AtomicBool::new(true),
             renderer: Renderer::new(),
         }
     }
@@ -116,7 +120,17 @@ impl App {
         let Some(path) = &self.config_file else {
             return Ok(());
         };
-        match crate::config::Config::reload_expiry(path) {
+        // Whatever goes wrong, the reload must not take its caller down: a panic in the
+        // SIGHUP task would leave every later SIGHUP unheard.
+        let reloaded = std::panic::catch_unwind(|| crate::config::Config::reload_expiry(path))
+            .unwrap_or_else(|_| {
+                Err(crate::config::ConfigError::Invalid(
+                    "unexpected failure while reading the file".into(),
+                ))
+            });
+        self.config_reload_ok
+            .store(reloaded.is_ok(), Ordering::Relaxed);
+        match reloaded {
             Ok(policy) => {
                 self.expirer.set_policy(policy);
                 tracing::info!(file = %path.display(), "reloaded the configuration file");
@@ -351,6 +365,14 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
         if let Some(replicator) = &app.replicator {
             own.extend(replicator.families());
         }
+        own.extend(crate::telemetry::reload_families(
+            app.config_file
+                .as_ref()
+                .map(|_| app.config_reload_ok.load(Ordering::Relaxed)),
+            app.security
+                .as_ref()
+                .map(|security| security.last_reload_successful()),
+        ));
         if exposes_pushed {
             app.renderer.render_chunks(&app.store, &own, format)
         } else {

@@ -91,3 +91,29 @@ fn invalid_listen_address_exits_non_zero() {
     assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
     assert!(!stderr.trim().is_empty(), "no message on stderr");
 }
+
+/// Durations past Go's limit (about 292 years) are usage errors, not a panic (exit 101).
+#[test]
+fn overflowing_durations_are_usage_errors() {
+    let (code, stderr) = run(&[
+        "--web.listen-address=127.0.0.1:0",
+        "--persistence.interval=99999999999999999999h",
+    ]);
+    assert_eq!(code, Some(64), "stderr: {stderr:?}");
+    assert!(
+        stderr.contains("persistence.interval") && stderr.contains("too long"),
+        "stderr: {stderr:?}"
+    );
+    let dir = std::env::temp_dir().join(format!("pgw-cli-ttl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pushgateway.toml");
+    std::fs::write(&file, "[expiry]\ndefault_ttl = \"9999999999999999999s\"\n").unwrap();
+    let arg = format!("--config.file={}", file.display());
+    let (code, stderr) = run(&["--web.listen-address=127.0.0.1:0", &arg]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(64), "stderr: {stderr:?}");
+    assert!(
+        stderr.contains("line 2") && stderr.contains("too long"),
+        "stderr: {stderr:?}"
+    );
+}

@@ -129,3 +129,58 @@ fn invalid_config_files_stop_the_start_with_the_line() {
         "{stderr}"
     );
 }
+
+fn hangup(gw: &Gateway) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_failed_sighup_reload_leaves_later_ones_working() {
+    let file = config_file("sighup-error", "[expiry]\n");
+    let arg = format!("--config.file={}", file.display());
+    let gw = spawn_gateway(&[&arg]);
+    assert_eq!(gw.put("/metrics/job/a", "m 1\n").status, 200);
+    let reload_ok =
+        |gw: &Gateway| sample_value(&gw.scrape(), "pushgateway_config_last_reload_successful");
+    assert_eq!(reload_ok(&gw).as_deref(), Some("1"));
+    // A TTL past Go's limit: refused (it used to panic and end the SIGHUP task).
+    std::fs::write(&file, "[expiry]\ndefault_ttl = \"9999999999999999999s\"\n").unwrap();
+    hangup(&gw);
+    assert!(
+        eventually(|| reload_ok(&gw).as_deref() == Some("0")),
+        "{}",
+        gw.scrape()
+    );
+    assert_eq!(gw.get("/api/v1/metrics").status, 200);
+    assert_eq!(groups(&gw).len(), 1, "{}", gw.scrape());
+    std::fs::write(&file, "[expiry]\ndefault_ttl = \"1ms\"\n").unwrap();
+    hangup(&gw);
+    assert!(eventually(|| groups(&gw).is_empty()), "{}", gw.scrape());
+    assert_eq!(reload_ok(&gw).as_deref(), Some("1"));
+}
+
+/// The value of an unlabelled sample in a text scrape.
+fn sample_value(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map(str::to_string)
+}
+
+#[test]
+fn the_longest_ttl_shows_in_the_api() {
+    let file = config_file("longest", "[expiry]\ndefault_ttl = \"2562047h\"\n");
+    let arg = format!("--config.file={}", file.display());
+    let gw = spawn_gateway(&[&arg]);
+    assert_eq!(gw.put("/metrics/job/a", "m 1\n").status, 200);
+    let r = gw.get("/api/v1/metrics");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let expires = r.json()["data"][0]["expires_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(expires.starts_with("2"), "{expires}");
+}

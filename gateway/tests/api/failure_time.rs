@@ -141,3 +141,27 @@ fn timestamp_rejection_sets_the_failure_time() {
     assert_eq!(push_time(&state, J), Some(pushed));
     assert_eq!(state.get(&series("a", J)).map(String::as_str), Some("1"));
 }
+
+#[test]
+fn rejected_pushes_create_no_group_past_max_groups() {
+    let gw = spawn_gateway(&["--storage.max-groups=2"]);
+    assert_eq!(
+        gw.put("/metrics/job/k", "# TYPE m counter\nm 1\n").status,
+        200
+    );
+    // A rejected push may still create a group while there is room, as upstream.
+    assert_eq!(gw.put("/metrics/job/j", CONFLICT).status, 400);
+    for i in 0..50 {
+        let r = gw.put(&format!("/metrics/job/r{i}"), CONFLICT);
+        assert_eq!(r.status, 400, "{}", r.text());
+    }
+    let state = gw.state();
+    let groups: std::collections::BTreeSet<&String> = state
+        .keys()
+        .filter(|k| k.starts_with("push_time_seconds{"))
+        .collect();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(failure_time(&state, J).unwrap() > 1.5e9, "{state:?}");
+    let metrics = gw.get("/metrics").text();
+    assert!(metrics.contains("pushgateway_stored_groups 2"), "{metrics}");
+}

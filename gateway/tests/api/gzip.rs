@@ -187,3 +187,96 @@ fn scrape_compression_follows_accept_encoding() {
     let plain = gw.get("/metrics");
     assert_eq!(plain.header("content-encoding"), None);
 }
+
+#[test]
+fn every_gzip_member_is_read() {
+    let gw = spawn_gateway(&[]);
+    let mut body = gzip(b"# TYPE a gauge\na 1\n");
+    body.extend(gzip(b"# TYPE b gauge\nb 2\n"));
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "gzip")],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let state = gw.state();
+    for (name, value) in [("a", "1"), ("b", "2")] {
+        let s = series(name, &[("instance", ""), ("job", "j")]);
+        assert_eq!(state.get(&s).map(String::as_str), Some(value), "{state:?}");
+    }
+}
+
+#[test]
+fn bytes_after_the_last_gzip_member_get_400() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
+    let before = gw.state();
+    for trailer in [&b"garbage"[..], &[0u8; 16][..], &gzip(b"n 2\n")[..10]] {
+        let mut body = gzip(b"m 2\n");
+        body.extend_from_slice(trailer);
+        let r = gw.request(
+            "PUT",
+            "/metrics/job/j",
+            &[("Content-Encoding", "gzip")],
+            &body,
+        );
+        assert_eq!(r.status, 400, "{trailer:?}: {}", r.text());
+        assert!(r.text().contains("gzip"), "{}", r.text());
+    }
+    assert_eq!(before, gw.state());
+}
+
+#[test]
+fn gzip_members_share_the_decompressed_size_limit() {
+    let gw = spawn_gateway(&["--push.max-body-bytes=1024"]);
+    let mut body = Vec::new();
+    for _ in 0..3 {
+        body.extend(gzip(body_of_len(400).as_bytes()));
+    }
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "gzip")],
+        &body,
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(gw.state().is_empty());
+}
+
+fn snappy(data: &[u8]) -> Vec<u8> {
+    let mut enc = snap::write::FrameEncoder::new(Vec::new());
+    enc.write_all(data).unwrap();
+    enc.into_inner().unwrap()
+}
+
+#[test]
+fn snappy_streams_are_read_whole_or_refused() {
+    let gw = spawn_gateway(&[]);
+    let mut two = snappy(b"# TYPE a gauge\na 1\n");
+    two.extend(snappy(b"# TYPE b gauge\nb 2\n"));
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "snappy")],
+        &two,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let before = gw.state();
+    assert_eq!(before.len(), 4, "a, b and the two push times: {before:?}");
+    let whole = snappy(b"c 3\n");
+    let mut garbage = whole.clone();
+    garbage.extend_from_slice(b"garbage");
+    let cut = &whole[..whole.len() - 2];
+    for body in [&garbage[..], cut] {
+        let r = gw.request(
+            "PUT",
+            "/metrics/job/j",
+            &[("Content-Encoding", "snappy")],
+            body,
+        );
+        assert_eq!(r.status, 400, "{body:?}: {}", r.text());
+        assert!(r.text().contains("snappy"), "{}", r.text());
+    }
+    assert_eq!(before, gw.state());
+}

@@ -241,3 +241,37 @@ fn line_numbers_in_syntax_errors_count_from_one() {
         r.text()
     );
 }
+
+/// Upstream exposes a repeated quantile or bucket bound as a second series with the same
+/// labels; Prometheus scraping that keeps the first sample. Ours keeps only the first.
+#[test]
+fn repeated_quantiles_and_buckets_are_exposed_once() {
+    let gw = spawn_gateway(&[]);
+    let body = "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns{quantile=\"0.50\"} 2\ns_sum 3\ns_count 2\n\
+                # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"1.0\"} 2\nh_bucket{le=\"+Inf\"} 3\nh_bucket{le=\"+Inf\"} 4\nh_sum 3\nh_count 3\n\
+                # TYPE t summary\nt{a=\"1\",quantile=\"0.5\"} 1\nt{a=\"2\",quantile=\"0.9\"} 2\nt{a=\"1\",quantile=\"0.5\"} 3\n";
+    let r = gw.put("/metrics/job/j", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = gw.scrape();
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let series = line.rsplit_once(' ').map_or(line, |(s, _)| s);
+        assert!(seen.insert(series), "{series} twice:\n{text}");
+    }
+    let state = gw.state();
+    for (name, labels, value) in [
+        ("s", &[("quantile", "0.5")][..], "1"),
+        ("h_bucket", &[("le", "1")][..], "1"),
+        ("h_bucket", &[("le", "+Inf")][..], "3"),
+        ("t", &[("a", "1"), ("quantile", "0.5")][..], "1"),
+    ] {
+        let mut all = labels.to_vec();
+        all.extend_from_slice(J);
+        all.sort();
+        assert_eq!(
+            state.get(&series(name, &all)).map(String::as_str),
+            Some(value),
+            "{name} {labels:?}: {state:?}"
+        );
+    }
+}

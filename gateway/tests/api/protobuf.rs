@@ -310,3 +310,35 @@ fn gzip_protobuf_push_is_accepted() {
     let pb = series("pb", &[("instance", ""), ("job", "j")]);
     assert_eq!(gw.state().get(&pb).map(String::as_str), Some("3"));
 }
+
+#[test]
+fn repeated_protobuf_bucket_bounds_are_exposed_once() {
+    let gw = spawn_gateway(&[]);
+    let h = Metric {
+        labels: &[],
+        value: 2.5,
+        buckets: &[(1.0, 1), (1.0, 2), (5.0, 3), (5.0, 4)],
+        timestamp_ms: None,
+    };
+    let r = push(
+        &gw,
+        "PUT",
+        "/metrics/job/j",
+        &family("pb_dup", None, Kind::Histogram, &[h]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = gw.scrape();
+    let buckets: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("pb_dup_bucket"))
+        .collect();
+    assert_eq!(
+        buckets,
+        [
+            "pb_dup_bucket{instance=\"\",job=\"j\",le=\"1\"} 1",
+            "pb_dup_bucket{instance=\"\",job=\"j\",le=\"5\"} 3",
+            "pb_dup_bucket{instance=\"\",job=\"j\",le=\"+Inf\"} 4",
+        ],
+        "{text}"
+    );
+}
