@@ -26,7 +26,8 @@ impl BlockWriter {
                 self.string(help);
             }
         }
-        self.byte(type_code(family.metric_type));
+        // The type's index is its code: `MetricType::index` keeps it stable.
+        self.byte(family.metric_type.index() as u8);
         self.f64(pushed_at);
         self.varint(family.metrics.len() as u64);
         for metric in &family.metrics {
@@ -173,17 +174,6 @@ impl BlockWriter {
     }
 }
 
-fn type_code(t: MetricType) -> u8 {
-    match t {
-        MetricType::Counter => 0,
-        MetricType::Gauge => 1,
-        MetricType::Summary => 2,
-        MetricType::Untyped => 3,
-        MetricType::Histogram => 4,
-        MetricType::GaugeHistogram => 5,
-    }
-}
-
 // === reading ===
 
 impl Reader<'_> {
@@ -194,15 +184,9 @@ impl Reader<'_> {
         } else {
             None
         };
-        let metric_type = match self.byte()? {
-            0 => MetricType::Counter,
-            1 => MetricType::Gauge,
-            2 => MetricType::Summary,
-            3 => MetricType::Untyped,
-            4 => MetricType::Histogram,
-            5 => MetricType::GaugeHistogram,
-            _ => return err("unknown metric type"),
-        };
+        let metric_type = *MetricType::ALL
+            .get(usize::from(self.byte()?))
+            .ok_or(CodecError("unknown metric type".into()))?;
         let pushed_at = self.f64()?;
         let count = self.count()?;
         let mut metrics = Vec::with_capacity(count);
