@@ -3,7 +3,7 @@
 
 It serves gateway/src/web/ui/ the way the gateway does (index.html at <prefix>/ and
 <prefix>/status with __PATH_PREFIX__ and __VERSION__ substituted, the assets at
-<prefix>/static/<name> with a long cache header) and proxies every other request, path
+<prefix>/static/<name> with a long cache header and, in the scripts, __VERSION__ substituted) and proxies every other request, path
 unchanged, to an upstream Pushgateway (the reference, started with the same route prefix).
 
     python3 ci/browser/devserver.py --listen 127.0.0.1:8080 --upstream http://127.0.0.1:9091 [--prefix /pgw]
@@ -61,6 +61,8 @@ def make_handler(prefix, upstream, version, ui_dir):
                     return True
                 with open(os.path.join(ui_dir, name), "rb") as f:
                     body = f.read()
+                if ext == ".js":  # the modules import each other with the version in the URL
+                    body = body.replace(b"__VERSION__", version.encode())
                 self.send_body(200, TYPES[ext], body, [("Cache-Control", "public, max-age=31536000, immutable")])
                 return True
             return False

@@ -480,7 +480,15 @@ def test_assets_and_cache_headers(page, gateway):
         assert r.headers["Content-Type"].startswith("text/html"), r.headers
         assert "__PATH_PREFIX__" not in r.text and "__VERSION__" not in r.text
         assert not re.search(r"(src|href)=\"(https?:)?//", r.text), "external asset in index.html"
-    for name, ctype in (("app.js", "javascript"), ("app.css", "text/css")):
+    # The stylesheet, and the script's modules: app.js and everything it imports, directly or
+    # not, each import carrying the version like the page's own asset URLs do.
+    todo = [("app.css", "text/css"), ("app.js", "javascript")]
+    seen = set()
+    while todo:
+        name, ctype = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
         r = gateway.http.get(gateway.url("/static/" + name))
         assert r.status_code == 200, name
         assert ctype in r.headers["Content-Type"], r.headers
@@ -488,6 +496,12 @@ def test_assets_and_cache_headers(page, gateway):
         m = re.search(r"max-age=(\d+)", cc)
         assert m and int(m.group(1)) >= 86400, "no long cache header on %s: %r" % (name, cc)
         assert not re.search(r"https?://", r.text), "external URL in " + name
+        if ctype == "javascript":
+            imports = re.findall(r"""^import [^;]* from '([^']*)';""", r.text, re.M)
+            for spec in imports:
+                assert re.fullmatch(r"\./[a-z]+\.js\?v=[^_&]+", spec), "unversioned import in %s: %s" % (name, spec)
+                todo.append((spec[2:].split("?")[0], "javascript"))
+    assert len(seen) > 2, "app.js imports no module: %r" % seen
     page.open(gateway)
     resources = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     origin = gateway.base.split("/", 3)
@@ -495,7 +509,7 @@ def test_assets_and_cache_headers(page, gateway):
     assert all(r.startswith(origin + "/") for r in resources), resources
     # The assets carry the version for cache busting.
     assets = [r for r in resources if "/static/" in r]
-    assert len(assets) == 2 and all(re.search(r"\?v=[^_&]+$", r) for r in assets), assets
+    assert len(assets) == len(seen) and all(re.search(r"\?v=[^_&]+$", r) for r in assets), assets
 
 
 def test_label_values_are_escaped(page, gateway):

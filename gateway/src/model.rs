@@ -32,6 +32,29 @@ pub enum MetricType {
 }
 
 impl MetricType {
+    /// Every type, at its [`MetricType::index`].
+    pub const ALL: [MetricType; 6] = [
+        MetricType::Counter,
+        MetricType::Gauge,
+        MetricType::Summary,
+        MetricType::Untyped,
+        MetricType::Histogram,
+        MetricType::GaugeHistogram,
+    ];
+
+    /// A small number for the type, its position in [`MetricType::ALL`]. The persistence
+    /// codec writes it to disk, so a number once given never changes.
+    pub fn index(self) -> usize {
+        match self {
+            MetricType::Counter => 0,
+            MetricType::Gauge => 1,
+            MetricType::Summary => 2,
+            MetricType::Untyped => 3,
+            MetricType::Histogram => 4,
+            MetricType::GaugeHistogram => 5,
+        }
+    }
+
     /// The lower-case name used in `# TYPE` lines.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -414,6 +437,16 @@ pub const BUCKET_LABEL: &str = "le";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_type_index_is_its_place_in_all() {
+        for (place, t) in MetricType::ALL.into_iter().enumerate() {
+            assert_eq!(t.index(), place, "{t:?}");
+        }
+        // Persisted: the numbers of existing types never change.
+        assert_eq!(MetricType::Counter.index(), 0);
+        assert_eq!(MetricType::GaugeHistogram.index(), 5);
+    }
 
     #[test]
     fn legacy_names() {

@@ -1,0 +1,195 @@
+//! A block's string table and its primitive values: LEB128 varints (zigzag for signed),
+//! 8-byte little-endian floats, flags, and strings as indexes into the table. Label sets
+//! and grouping keys are built from these here; families are in [`super::family`].
+
+use std::collections::HashMap;
+
+use super::{err, CodecError};
+use crate::model::{GroupingKey, Label, Str};
+
+// === writing ===
+
+/// Collects a block's body and its string table; [`BlockWriter::finish`] writes the table
+/// first, then the body.
+#[derive(Default)]
+pub(super) struct BlockWriter {
+    strings: HashMap<Str, u64>,
+    table: Vec<Str>,
+    body: Vec<u8>,
+}
+
+impl BlockWriter {
+    pub(super) fn finish(self, out: &mut Vec<u8>) {
+        put_varint(out, self.table.len() as u64);
+        for s in &self.table {
+            put_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        out.extend_from_slice(&self.body);
+    }
+
+    pub(super) fn varint(&mut self, v: u64) {
+        put_varint(&mut self.body, v);
+    }
+
+    pub(super) fn signed(&mut self, v: i64) {
+        put_varint(&mut self.body, ((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    pub(super) fn f64(&mut self, v: f64) {
+        self.body.extend_from_slice(&v.to_le_bytes());
+    }
+
+    pub(super) fn byte(&mut self, v: u8) {
+        self.body.push(v);
+    }
+
+    pub(super) fn string(&mut self, s: &Str) {
+        let next = self.table.len() as u64;
+        let index = *self.strings.entry(s.clone()).or_insert_with(|| {
+            self.table.push(s.clone());
+            next
+        });
+        self.varint(index);
+    }
+
+    pub(super) fn labels<'a>(&mut self, labels: impl Iterator<Item = &'a Label> + Clone) {
+        self.varint(labels.clone().count() as u64);
+        for label in labels {
+            self.string(&label.name);
+            self.string(&label.value);
+        }
+    }
+
+    pub(super) fn key(&mut self, key: &GroupingKey) {
+        self.labels(key.labels().iter());
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+// === reading ===
+
+/// Reads a block: the string table on creation, then the body value by value.
+pub(super) struct Reader<'a> {
+    input: &'a [u8],
+    pos: usize,
+    table: Vec<Str>,
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(input: &'a [u8]) -> Result<Reader<'a>, CodecError> {
+        let mut reader = Reader {
+            input,
+            pos: 0,
+            table: Vec::new(),
+        };
+        let count = reader.count()?;
+        reader.table.reserve(count.min(4096));
+        for _ in 0..count {
+            let len = reader.count()?;
+            let bytes = reader.take(len)?;
+            let s =
+                std::str::from_utf8(bytes).map_err(|_| CodecError("string is not UTF-8".into()))?;
+            reader.table.push(Str::from(s));
+        }
+        Ok(reader)
+    }
+
+    pub(super) fn end(&self) -> Result<(), CodecError> {
+        if self.pos == self.input.len() {
+            Ok(())
+        } else {
+            err("trailing bytes")
+        }
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], CodecError> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.input.len())
+            .ok_or(CodecError("truncated".into()))?;
+        let bytes = &self.input[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    pub(super) fn byte(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(super) fn varint(&mut self) -> Result<u64, CodecError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        err("varint too long")
+    }
+
+    /// A count or length, bounded by what is left so a bad value cannot allocate much.
+    pub(super) fn count(&mut self) -> Result<usize, CodecError> {
+        let v = self.varint()?;
+        if v > (self.input.len() - self.pos) as u64 {
+            return err("count larger than the data");
+        }
+        Ok(v as usize)
+    }
+
+    pub(super) fn signed(&mut self) -> Result<i64, CodecError> {
+        let v = self.varint()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    pub(super) fn i32(&mut self) -> Result<i32, CodecError> {
+        i32::try_from(self.signed()?).map_err(|_| CodecError("number out of range".into()))
+    }
+
+    pub(super) fn f64(&mut self) -> Result<f64, CodecError> {
+        let bytes = self.take(8)?;
+        let mut array = [0u8; 8];
+        array.copy_from_slice(bytes);
+        Ok(f64::from_le_bytes(array))
+    }
+
+    pub(super) fn flag(&mut self) -> Result<bool, CodecError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => err("bad flag"),
+        }
+    }
+
+    pub(super) fn string(&mut self) -> Result<Str, CodecError> {
+        let index = self.varint()?;
+        self.table
+            .get(index as usize)
+            .cloned()
+            .ok_or(CodecError("string index out of range".into()))
+    }
+
+    pub(super) fn labels(&mut self) -> Result<Vec<Label>, CodecError> {
+        let count = self.count()?;
+        let mut labels = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = self.string()?;
+            let value = self.string()?;
+            labels.push(Label { name, value });
+        }
+        Ok(labels)
+    }
+
+    pub(super) fn key(&mut self) -> Result<GroupingKey, CodecError> {
+        Ok(GroupingKey::new(self.labels()?))
+    }
+}

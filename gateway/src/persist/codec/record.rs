@@ -1,0 +1,217 @@
+//! The two top-level records: a group block (one group of a snapshot) and a change (one
+//! record of the write-ahead log, or one replicated entry).
+
+use std::sync::Arc;
+
+use super::block::{BlockWriter, Reader};
+use super::{err, CodecError};
+use crate::model::{GroupingKey, MetricFamily};
+use crate::store::{Change, GroupView, PushMode, StoredFamily};
+
+// === writing ===
+
+/// Encodes one group block.
+pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
+    let mut block = BlockWriter::default();
+    block.key(&view.key);
+    block.f64(view.push_time);
+    block.f64(view.failure_time);
+    block.varint(view.families.len() as u64);
+    for stored in &view.families {
+        // The full label sets, as pushed: the store's leaner form stays an in-memory detail.
+        block.family(&stored.family, stored.pushed_at, Some(&view.key));
+    }
+    block.finish(out);
+}
+
+/// Encodes a change record's payload.
+pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
+    let mut block = BlockWriter::default();
+    match *change {
+        Change::Push {
+            key,
+            families,
+            mode,
+            time,
+            inconsistent,
+        } => {
+            out.push(1);
+            out.push(match mode {
+                PushMode::Replace => 0,
+                PushMode::Merge => 1,
+            });
+            out.push(u8::from(inconsistent));
+            out.extend_from_slice(&time.to_le_bytes());
+            block.key(key);
+            block.varint(families.len() as u64);
+            for family in families {
+                // A push's families carry their full label sets already.
+                block.family(family, time, None);
+            }
+        }
+        Change::Failure { key, time } => {
+            out.push(2);
+            out.extend_from_slice(&time.to_le_bytes());
+            block.key(key);
+        }
+        Change::Delete { key } => {
+            out.push(3);
+            block.key(key);
+        }
+        Change::Wipe => {
+            out.push(4);
+        }
+    }
+    block.finish(out);
+}
+
+// === reading ===
+
+/// A decoded change, owning its data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedChange {
+    /// See [`Change::Push`].
+    Push {
+        /// The group.
+        key: GroupingKey,
+        /// The families.
+        families: Vec<MetricFamily>,
+        /// PUT or POST.
+        mode: PushMode,
+        /// Unix time.
+        time: f64,
+        /// Unchecked and inconsistent.
+        inconsistent: bool,
+    },
+    /// See [`Change::Failure`].
+    Failure {
+        /// The group.
+        key: GroupingKey,
+        /// Unix time.
+        time: f64,
+    },
+    /// See [`Change::Delete`].
+    Delete {
+        /// The group.
+        key: GroupingKey,
+    },
+    /// See [`Change::Wipe`].
+    Wipe,
+}
+
+impl OwnedChange {
+    /// Borrows it as the store's [`Change`].
+    pub fn as_change(&self) -> Change<'_> {
+        match self {
+            OwnedChange::Push {
+                key,
+                families,
+                mode,
+                time,
+                inconsistent,
+            } => Change::Push {
+                key,
+                families,
+                mode: *mode,
+                time: *time,
+                inconsistent: *inconsistent,
+            },
+            OwnedChange::Failure { key, time } => Change::Failure { key, time: *time },
+            OwnedChange::Delete { key } => Change::Delete { key },
+            OwnedChange::Wipe => Change::Wipe,
+        }
+    }
+}
+
+/// Decodes a group block.
+///
+/// # Errors
+/// [`CodecError`] on malformed data.
+pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
+    let mut reader = Reader::new(input)?;
+    let key = Arc::new(reader.key()?);
+    let push_time = reader.f64()?;
+    let failure_time = reader.f64()?;
+    let count = reader.count()?;
+    let mut families = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let (family, pushed_at) = reader.family()?;
+        families.push(Arc::new(StoredFamily::new(family, pushed_at, key.clone())));
+    }
+    reader.end()?;
+    Ok(GroupView {
+        key,
+        families,
+        push_time,
+        failure_time,
+    })
+}
+
+/// Decodes a change record's payload.
+///
+/// # Errors
+/// [`CodecError`] on malformed data.
+pub fn decode_change(input: &[u8]) -> Result<OwnedChange, CodecError> {
+    let (&tag, rest) = input
+        .split_first()
+        .ok_or(CodecError("empty record".into()))?;
+    match tag {
+        1 => {
+            if rest.len() < 10 {
+                return err("truncated push record");
+            }
+            let mode = match rest[0] {
+                0 => PushMode::Replace,
+                1 => PushMode::Merge,
+                _ => return err("unknown push mode"),
+            };
+            let inconsistent = rest[1] != 0;
+            let time = f64::from_le_bytes(
+                rest[2..10]
+                    .try_into()
+                    .map_err(|_| CodecError("time".into()))?,
+            );
+            let mut reader = Reader::new(&rest[10..])?;
+            let key = reader.key()?;
+            let count = reader.count()?;
+            let mut families = Vec::with_capacity(count.min(1024));
+            for _ in 0..count {
+                families.push(reader.family()?.0);
+            }
+            reader.end()?;
+            Ok(OwnedChange::Push {
+                key,
+                families,
+                mode,
+                time,
+                inconsistent,
+            })
+        }
+        2 => {
+            if rest.len() < 8 {
+                return err("truncated failure record");
+            }
+            let time = f64::from_le_bytes(
+                rest[..8]
+                    .try_into()
+                    .map_err(|_| CodecError("time".into()))?,
+            );
+            let mut reader = Reader::new(&rest[8..])?;
+            let key = reader.key()?;
+            reader.end()?;
+            Ok(OwnedChange::Failure { key, time })
+        }
+        3 => {
+            let mut reader = Reader::new(rest)?;
+            let key = reader.key()?;
+            reader.end()?;
+            Ok(OwnedChange::Delete { key })
+        }
+        4 => {
+            let reader = Reader::new(rest)?;
+            reader.end()?;
+            Ok(OwnedChange::Wipe)
+        }
+        other => Err(CodecError(format!("unknown record type {other}"))),
+    }
+}
