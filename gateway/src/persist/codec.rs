@@ -2,7 +2,8 @@
 //!
 //! A *group block* starts with its own string table (every label name and value, metric
 //! name and help text of the group, each once), followed by the grouping key, the group's
-//! timestamps and its families, which refer to strings by index. Numbers are LEB128
+//! timestamps and its families, which refer to strings by index, and last the group's
+//! creation time (missing in blocks written before it was kept). Numbers are LEB128
 //! varints (zigzag for signed), floats are 8 little-endian bytes. Decoding checks every
 //! length and index and fails with [`CodecError`] instead of panicking.
 
@@ -37,6 +38,8 @@ pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
         // The full label sets, as pushed: the store's leaner form stays an in-memory detail.
         block.family(&stored.family, stored.pushed_at, Some(&view.key));
     }
+    // Last, so that blocks written before it existed still decode.
+    block.f64(view.created);
     block.finish(out);
 }
 
@@ -384,12 +387,24 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
         let (family, pushed_at) = reader.family()?;
         families.push(Arc::new(StoredFamily::new(family, pushed_at, key.clone())));
     }
+    let created = if reader.at_end() {
+        // Written before the creation time was kept: the earliest time the group shows.
+        families
+            .iter()
+            .map(|f| f.pushed_at)
+            .chain([push_time, failure_time])
+            .filter(|&t| t > 0.0)
+            .fold(f64::INFINITY, f64::min)
+    } else {
+        reader.f64()?
+    };
     reader.end()?;
     Ok(GroupView {
         key,
         families,
         push_time,
         failure_time,
+        created: if created.is_finite() { created } else { 0.0 },
     })
 }
 
@@ -485,6 +500,10 @@ impl<'a> Reader<'a> {
             reader.table.push(Str::from(s));
         }
         Ok(reader)
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos == self.input.len()
     }
 
     fn end(&self) -> Result<(), CodecError> {

@@ -162,13 +162,18 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
         value.push('}');
         entries.push((&family.name, value));
     }
-    let changed = rfc3339(unix_time(group.push_time.max(group.failure_time)));
-    for (name, help, time) in [
-        (PUSH_TIME_METRIC, PUSH_TIME_HELP, group.push_time),
+    for (name, help, time, stamp) in [
+        (
+            PUSH_TIME_METRIC,
+            PUSH_TIME_HELP,
+            group.push_time,
+            group.push_time_stamp(),
+        ),
         (
             PUSH_FAILURE_TIME_METRIC,
             PUSH_FAILURE_TIME_HELP,
             group.failure_time,
+            group.failure_time_stamp(),
         ),
     ] {
         let mut value = String::from("{\"help\":");
@@ -179,7 +184,7 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
         value.push_str(",\"value\":");
         push_json_string(&mut value, &format_float(time));
         value.push_str("}],\"time_stamp\":");
-        push_json_string(&mut value, &changed);
+        push_json_string(&mut value, &rfc3339(unix_time(stamp)));
         value.push_str(",\"type\":\"GAUGE\"}");
         entries.push((name, value));
     }
