@@ -394,26 +394,47 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/ope
 @pytest.mark.parametrize("accept", [PROMETHEUS_ACCEPT, "text/plain", "*/*", "application/json"],
                          ids=["prometheus", "text_plain", "any", "json"])
 def test_scrape_with_accept_header(reference, ours, accept):
-    """Upstream never negotiates OpenMetrics: a Prometheus server's Accept header gets text 0.0.4.
-    DELIBERATE: ours answers OpenMetrics 1.0.0 when it is asked for first (README); every other
-    Accept header gets text 0.0.4 with the same content as upstream."""
+    """Upstream never negotiates OpenMetrics: a Prometheus server's Accept header gets text 0.0.4,
+    and so does ours unless --web.enable-openmetrics; every Accept header gets the same content."""
     for gw in (reference, ours):
         assert gw.request("PUT", J, body=SUMMARY.encode()).status == 200
     r, o = reference.metrics({"Accept": accept}), ours.metrics({"Accept": accept})
     assert r.status == o.status == 200
-    if accept == PROMETHEUS_ACCEPT:
-        rt, ot = r.headers.get("content-type", ""), o.headers.get("content-type", "")
-        assert rt.startswith("text/plain") and "version=0.0.4" in rt, rt
-        assert ot.startswith("application/openmetrics-text") and "version=1.0.0" in ot, ot
-        assert o.text.endswith("# EOF\n"), o.text[-200:]
-        assert '# TYPE s summary\ns{instance="",job="j",quantile="0.5"} 1.0\n' in o.text, o.text
-        return
     for who, resp in (("reference", r), ("ours", o)):
         ct = resp.headers.get("content-type", "")
         assert ct.startswith("text/plain") and "version=0.0.4" in ct, f"{who} answered Content-Type {ct}"
     a = expo.canonical_ties(expo.normalise(expo.parse(r.text)))
     b = expo.canonical_ties(expo.normalise(expo.parse(o.text)))
     assert a == b, _diff(a, b)
+
+
+@ours_only
+def test_openmetrics_when_enabled(start_gateway):
+    """--web.enable-openmetrics: a Prometheus server's Accept header gets OpenMetrics 1.0.0."""
+    ours = start_gateway("ours", "--web.enable-openmetrics")
+    assert ours.request("PUT", J, body=SUMMARY.encode()).status == 200
+    o = ours.metrics({"Accept": PROMETHEUS_ACCEPT})
+    assert o.status == 200, o
+    ot = o.headers.get("content-type", "")
+    assert ot.startswith("application/openmetrics-text") and "version=1.0.0" in ot, ot
+    assert o.text.endswith("# EOF\n"), o.text[-200:]
+    assert '# TYPE s summary\ns{instance="",job="j",quantile="0.5"} 1.0\n' in o.text, o.text
+
+
+PROTOBUF_TEXT_ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding="
+
+
+@ours_only
+@pytest.mark.parametrize("encoding", ["text", "compact-text"])
+def test_protobuf_text_encodings_are_refused(ours, encoding):
+    """DELIBERATE: upstream answers protobuf's text encodings (a debugging aid whose output Go
+    randomises on purpose); ours answers 406 with the reason rather than another format."""
+    r = ours.metrics({"Accept": PROTOBUF_TEXT_ACCEPT + encoding + ",text/plain;q=0.5"})
+    assert r.status == 406, r
+    assert f"protobuf {encoding} encoding is not served" in r.text, r.text
+    # Asked for after an acceptable format, that format is served.
+    r = ours.metrics({"Accept": "text/plain;version=0.0.4," + PROTOBUF_TEXT_ACCEPT + encoding + ";q=0.5"})
+    assert r.status == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4"), r
 
 
 def test_scrape_protobuf_accept(reference, ours):

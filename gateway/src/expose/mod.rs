@@ -11,7 +11,7 @@ pub mod protobuf;
 pub mod render;
 pub mod text;
 
-pub use negotiate::{negotiate, Encoding, ScrapeFormat};
+pub use negotiate::{negotiate, Encoding, NotAcceptable, OpenMetrics, ScrapeFormat};
 pub use render::{Rendered, RenderedChunks, Renderer};
 
 use crate::model::{is_legacy_label_name, is_legacy_metric_name, MetricType, Series};

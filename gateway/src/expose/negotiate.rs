@@ -1,7 +1,10 @@
-//! Content negotiation for scrapes, following upstream's rules: the `Accept` entries are
-//! tried in order of their quality; delimited protobuf, OpenMetrics and text 0.0.4 are
-//! recognised; anything else gets text. The `escaping` parameter decides whether names
-//! outside the classic character set are sent as they are (`allow-utf-8`) or escaped.
+//! Content negotiation for scrapes, following upstream's rules (`expfmt.Negotiate`): the
+//! `Accept` entries are tried in order of their quality; delimited protobuf and text 0.0.4
+//! are recognised, OpenMetrics only when enabled (upstream never serves it); anything else
+//! gets text. Upstream also serves protobuf's text encodings (`encoding=text`,
+//! `compact-text`); ours refuses them with the reason instead of answering in another
+//! format. The `escaping` parameter decides whether names outside the classic character set
+//! are sent as they are (`allow-utf-8`) or escaped.
 
 /// Media type of the protobuf exposition.
 pub const PROTOBUF_TYPE: &str = "application/vnd.google.protobuf";
@@ -57,8 +60,28 @@ impl ScrapeFormat {
     }
 }
 
+/// Whether scrapers may get OpenMetrics (`--web.enable-openmetrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMetrics {
+    /// Served when the scraper prefers it.
+    Enabled,
+    /// Never served, as upstream: text 0.0.4 instead.
+    Disabled,
+}
+
+/// A scrape asked first for a format the gateway does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAcceptable(pub String);
+
 /// Picks the format for an `Accept` header (absent: text).
-pub fn negotiate(accept: Option<&str>) -> ScrapeFormat {
+///
+/// # Errors
+/// [`NotAcceptable`] when the preferred acceptable entry is one of protobuf's text encodings.
+pub fn negotiate(
+    accept: Option<&str>,
+    openmetrics: OpenMetrics,
+) -> Result<ScrapeFormat, NotAcceptable> {
     let mut entries: Vec<(f64, usize, MediaRange)> = accept
         .unwrap_or("")
         .split(',')
@@ -76,14 +99,20 @@ pub fn negotiate(accept: Option<&str>) -> ScrapeFormat {
         }
         let version = range.param("version");
         let encoding = match range.media_type.as_str() {
-            PROTOBUF_TYPE
-                if range.param("proto") == Some("io.prometheus.client.MetricFamily")
-                    && range.param("encoding") == Some("delimited") =>
-            {
-                Some(Encoding::Protobuf)
+            PROTOBUF_TYPE if range.param("proto") == Some("io.prometheus.client.MetricFamily") => {
+                match range.param("encoding") {
+                    Some("delimited") => Some(Encoding::Protobuf),
+                    Some(text @ ("text" | "compact-text")) => {
+                        return Err(NotAcceptable(format!(
+                            "the protobuf {text} encoding is not served; ask for encoding=delimited, or text/plain;version=0.0.4 for text"
+                        )))
+                    }
+                    _ => None,
+                }
             }
             "application/openmetrics-text"
-                if matches!(version, None | Some("1.0.0") | Some("0.0.1")) =>
+                if openmetrics == OpenMetrics::Enabled
+                    && matches!(version, None | Some("1.0.0") | Some("0.0.1")) =>
             {
                 Some(Encoding::OpenMetrics)
             }
@@ -91,16 +120,16 @@ pub fn negotiate(accept: Option<&str>) -> ScrapeFormat {
             _ => None,
         };
         if let Some(encoding) = encoding {
-            return ScrapeFormat {
+            return Ok(ScrapeFormat {
                 encoding,
                 utf8_names,
-            };
+            });
         }
     }
-    ScrapeFormat {
+    Ok(ScrapeFormat {
         encoding: Encoding::Text,
         utf8_names,
-    }
+    })
 }
 
 struct MediaRange {
@@ -149,27 +178,60 @@ impl MediaRange {
 mod tests {
     use super::*;
 
+    fn encoding(accept: Option<&str>, openmetrics: OpenMetrics) -> Encoding {
+        negotiate(accept, openmetrics).expect("acceptable").encoding
+    }
+
     #[test]
     fn prometheus_accept_headers() {
+        use OpenMetrics::{Disabled, Enabled};
         let prometheus_native = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
         assert_eq!(
-            negotiate(Some(prometheus_native)).encoding,
+            encoding(Some(prometheus_native), Disabled),
             Encoding::Protobuf
         );
         let prometheus_default = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(
-            negotiate(Some(prometheus_default)).encoding,
+            encoding(Some(prometheus_default), Enabled),
             Encoding::OpenMetrics
         );
-        assert_eq!(negotiate(None), ScrapeFormat::TEXT);
-        assert_eq!(negotiate(Some("application/json")), ScrapeFormat::TEXT);
+        // As upstream unless enabled: text, even when OpenMetrics is asked for first.
+        assert_eq!(encoding(Some(prometheus_default), Disabled), Encoding::Text);
+        assert_eq!(negotiate(None, Disabled), Ok(ScrapeFormat::TEXT));
         assert_eq!(
-            negotiate(Some(
-                "text/plain;version=0.0.4;q=0.2,application/openmetrics-text;q=0.9"
-            ))
-            .encoding,
+            negotiate(Some("application/json"), Enabled),
+            Ok(ScrapeFormat::TEXT)
+        );
+        let openmetrics_preferred =
+            "text/plain;version=0.0.4;q=0.2,application/openmetrics-text;q=0.9";
+        assert_eq!(
+            encoding(Some(openmetrics_preferred), Enabled),
             Encoding::OpenMetrics
         );
-        assert!(negotiate(Some("text/plain;version=0.0.4;escaping=allow-utf-8")).utf8_names);
+        assert!(
+            negotiate(
+                Some("text/plain;version=0.0.4;escaping=allow-utf-8"),
+                Disabled
+            )
+            .expect("acceptable")
+            .utf8_names
+        );
+    }
+
+    #[test]
+    fn protobuf_text_encodings_are_refused_not_replaced() {
+        for accept in [
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=compact-text,text/plain;q=0.5",
+        ] {
+            let refused = negotiate(Some(accept), OpenMetrics::Disabled).unwrap_err();
+            assert!(refused.0.contains("encoding is not served"), "{refused}");
+        }
+        // Preferred below an acceptable format: that format is served.
+        let text_first = "text/plain;version=0.0.4,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text;q=0.5";
+        assert_eq!(
+            encoding(Some(text_first), OpenMetrics::Disabled),
+            Encoding::Text
+        );
     }
 }

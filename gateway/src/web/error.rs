@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{header, Response, StatusCode};
 
 use super::response_body::ResponseBody;
+use crate::expose::NotAcceptable;
 use crate::grouping::GroupingError;
 use crate::parse::ParseError;
 use crate::store::{PushError, Rejection};
@@ -60,6 +61,9 @@ pub enum ApiError {
     /// GET on `/-/quit`.
     #[error("Only POST or PUT requests allowed.")]
     QuitNeedsPutOrPost,
+    /// A scrape that prefers a format the gateway does not serve.
+    #[error("{0}")]
+    NotAcceptable(#[from] NotAcceptable),
 }
 
 impl ApiError {
@@ -95,6 +99,7 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             ApiError::LifecycleDisabled => StatusCode::FORBIDDEN,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
         }
     }
 

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::config::WebConfig;
 use crate::expiry::Expirer;
-use crate::expose::{negotiate, Renderer};
+use crate::expose::{negotiate, OpenMetrics, Renderer};
 use crate::persist::Persister;
 use crate::replicate::Replicator;
 use crate::store::{PushMode, Store, StoreConfig};
@@ -227,7 +227,7 @@ where
         if !is_get {
             return (None, Err(ApiError::MethodNotAllowed));
         }
-        return (None, Ok(scrape(app, &request)));
+        return (None, scrape(app, &request));
     }
     // Upstream's router redirects a trailing slash away.
     if is_get && rest.strip_suffix('/') == Some(app.config.telemetry_path.as_str()) {
@@ -332,12 +332,17 @@ fn quit(app: &App, method: &Method) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
+fn scrape<B>(app: &App, request: &Request<B>) -> Result<HttpResponse, ApiError> {
     let accept = request
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    let format = negotiate(accept);
+    let openmetrics = if app.config.enable_openmetrics {
+        OpenMetrics::Enabled
+    } else {
+        OpenMetrics::Disabled
+    };
+    let format = negotiate(accept, openmetrics)?;
     let exposes_pushed = app
         .replicator
         .as_ref()
@@ -383,7 +388,7 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
     if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    response
+    Ok(response)
 }
 
 fn gzip_chunks(chunks: &[Bytes]) -> Bytes {
