@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value as Json};
 use super::error::{text_response, ApiError};
 use super::response_body::ResponseBody;
 use super::{App, HttpResponse};
-use crate::expose::number::format_float;
+use crate::expose::number;
 use crate::model::{Label, Series, SeriesLabels, Value};
 use crate::replicate::ChangeRequest;
 use crate::store::{
@@ -37,6 +37,9 @@ pub async fn route(
             )
         }
         (_, "/status" | "/metrics") => (None, Err(ApiError::MethodNotAllowed)),
+        (_, "/admin/wipe") if app.config.enable_admin_api => {
+            (None, Err(ApiError::MethodNotAllowed))
+        }
         _ => (None, Err(ApiError::NotFound)),
     }
 }
@@ -268,6 +271,16 @@ fn write_metric(out: &mut String, series: Series<'_>) {
         }
     }
     out.push('}');
+}
+
+/// A value as upstream's API writes it (Go's `%v`): as in the exposition, but `-0` keeps
+/// its sign.
+fn format_float(v: f64) -> String {
+    if v == 0.0 && v.is_sign_negative() {
+        "-0".to_string()
+    } else {
+        number::format_float(v)
+    }
 }
 
 fn json_string(text: &str) -> String {

@@ -37,6 +37,12 @@ pub enum ApiError {
     /// The request path is not percent-decodable into UTF-8.
     #[error("invalid URL escape in path")]
     BadPath,
+    /// A grouping path with an empty segment (`/a//b`).
+    #[error("empty segment in the grouping path {path:?}")]
+    EmptyPathSegment {
+        /// The labels part of the path.
+        path: String,
+    },
     /// Missing or wrong basic-auth credentials.
     #[error("Unauthorized")]
     Unauthorized,
@@ -87,7 +93,8 @@ impl ApiError {
             | ApiError::Parse(_)
             | ApiError::Rejected(_)
             | ApiError::BadBody(_)
-            | ApiError::BadPath => StatusCode::BAD_REQUEST,
+            | ApiError::BadPath
+            | ApiError::EmptyPathSegment { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
