@@ -3,8 +3,9 @@
 //! are recognised, OpenMetrics only when enabled (upstream never serves it); anything else
 //! gets text. Upstream also serves protobuf's text encodings (`encoding=text`,
 //! `compact-text`); ours refuses them with the reason instead of answering in another
-//! format. The `escaping` parameter decides whether names outside the classic character set
-//! are sent as they are (`allow-utf-8`) or escaped.
+//! format. The `escaping` parameter of the chosen entry decides whether names outside the
+//! classic character set are sent as they are (`allow-utf-8`) or escaped, and how
+//! (`underscores`, the default; `dots`; `values`), as `prometheus/common` defines them.
 
 /// Media type of the protobuf exposition.
 pub const PROTOBUF_TYPE: &str = "application/vnd.google.protobuf";
@@ -28,21 +29,63 @@ pub enum Encoding {
     OpenMetrics,
 }
 
+/// How names outside the classic character set are sent (the `escaping` parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Escaping {
+    /// As they are (`allow-utf-8`).
+    AllowUtf8,
+    /// Every other character becomes `_` (`underscores`, the default).
+    Underscores,
+    /// `.` becomes `_dot_`, `_` becomes `__`, every other character `__` (`dots`).
+    Dots,
+    /// `U__` and then `_` as `__` and every other character as `_<hex code point>_`
+    /// (`values`), which can be decoded back.
+    Values,
+}
+
+impl Escaping {
+    /// The scheme named by an `escaping` parameter value.
+    pub fn from_param(value: &str) -> Option<Escaping> {
+        match value {
+            "allow-utf-8" => Some(Escaping::AllowUtf8),
+            "underscores" => Some(Escaping::Underscores),
+            "dots" => Some(Escaping::Dots),
+            "values" => Some(Escaping::Values),
+            _ => None,
+        }
+    }
+
+    /// The parameter value naming this scheme.
+    pub fn as_param(self) -> &'static str {
+        match self {
+            Escaping::AllowUtf8 => "allow-utf-8",
+            Escaping::Underscores => "underscores",
+            Escaping::Dots => "dots",
+            Escaping::Values => "values",
+        }
+    }
+}
+
 /// A negotiated scrape format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ScrapeFormat {
     /// The encoding.
     pub encoding: Encoding,
-    /// Whether names may be sent unescaped (`escaping=allow-utf-8`).
-    pub utf8_names: bool,
+    /// How names outside the classic character set are sent.
+    pub escaping: Escaping,
 }
 
 impl ScrapeFormat {
     /// Text 0.0.4 with escaped names, the default.
     pub const TEXT: ScrapeFormat = ScrapeFormat {
         encoding: Encoding::Text,
-        utf8_names: false,
+        escaping: Escaping::Underscores,
     };
+
+    /// Whether names are sent as they are.
+    pub fn utf8_names(self) -> bool {
+        self.escaping == Escaping::AllowUtf8
+    }
 
     /// The `Content-Type` of a response in this format.
     pub fn content_type(self) -> String {
@@ -51,12 +94,7 @@ impl ScrapeFormat {
             Encoding::Protobuf => PROTOBUF_CONTENT_TYPE,
             Encoding::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
         };
-        let escaping = if self.utf8_names {
-            "allow-utf-8"
-        } else {
-            "underscores"
-        };
-        format!("{base}; escaping={escaping}")
+        format!("{base}; escaping={}", self.escaping.as_param())
     }
 }
 
@@ -90,13 +128,14 @@ pub fn negotiate(
         .collect();
     // Highest quality first; equal qualities keep their order.
     entries.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut utf8_names = false;
+    // As upstream: the escaping of the entry that is served (or of the last one tried);
+    // an unknown scheme counts as none.
+    let mut escaping = Escaping::Underscores;
     for (_, _, range) in &entries {
-        match range.param("escaping") {
-            Some("allow-utf-8") => utf8_names = true,
-            Some("underscores" | "dots" | "values") => utf8_names = false,
-            _ => {}
-        }
+        escaping = range
+            .param("escaping")
+            .and_then(Escaping::from_param)
+            .unwrap_or(Escaping::Underscores);
         let version = range.param("version");
         let encoding = match range.media_type.as_str() {
             PROTOBUF_TYPE if range.param("proto") == Some("io.prometheus.client.MetricFamily") => {
@@ -120,15 +159,12 @@ pub fn negotiate(
             _ => None,
         };
         if let Some(encoding) = encoding {
-            return Ok(ScrapeFormat {
-                encoding,
-                utf8_names,
-            });
+            return Ok(ScrapeFormat { encoding, escaping });
         }
     }
     Ok(ScrapeFormat {
         encoding: Encoding::Text,
-        utf8_names,
+        escaping,
     })
 }
 
@@ -208,13 +244,36 @@ mod tests {
             encoding(Some(openmetrics_preferred), Enabled),
             Encoding::OpenMetrics
         );
-        assert!(
-            negotiate(
-                Some("text/plain;version=0.0.4;escaping=allow-utf-8"),
-                Disabled
-            )
-            .expect("acceptable")
-            .utf8_names
+        assert!(negotiate(
+            Some("text/plain;version=0.0.4;escaping=allow-utf-8"),
+            Disabled
+        )
+        .expect("acceptable")
+        .utf8_names());
+    }
+
+    #[test]
+    fn escaping_of_the_served_entry() {
+        let escaping = |accept| {
+            negotiate(Some(accept), OpenMetrics::Disabled)
+                .expect("acceptable")
+                .escaping
+        };
+        assert_eq!(escaping("text/plain;escaping=dots"), Escaping::Dots);
+        assert_eq!(escaping("text/plain;escaping=values"), Escaping::Values);
+        assert_eq!(escaping("text/plain;escaping=bogus"), Escaping::Underscores);
+        // The escaping of an entry that is not served does not carry over.
+        assert_eq!(
+            escaping("application/json;escaping=allow-utf-8,text/plain;q=0.5"),
+            Escaping::Underscores
+        );
+        assert_eq!(
+            ScrapeFormat {
+                encoding: Encoding::Text,
+                escaping: Escaping::Dots
+            }
+            .content_type(),
+            "text/plain; version=0.0.4; charset=utf-8; escaping=dots"
         );
     }
 
