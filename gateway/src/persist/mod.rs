@@ -140,7 +140,7 @@ impl Persister {
                 {
                     report
                         .moved_aside
-                        .push(move_aside(&path).map_err(|e| io_error(&path, e))?);
+                        .push(move_aside(&path, "corrupt").map_err(|e| io_error(&path, e))?);
                 }
                 store.replay(crate::store::Change::Wipe);
                 report.snapshot_groups = 0;
@@ -333,7 +333,7 @@ fn restore(
             RestoreFailure::Io(path.to_path_buf(), e)
         }
     };
-    let snapshot = read_base(file, report)?;
+    let snapshot = read_base(file, segments, report)?;
     let next_segment = snapshot.as_ref().map_or(1, |s| s.position);
     if let Some(snapshot) = snapshot {
         report.snapshot_groups = snapshot.groups.len();
@@ -367,6 +367,7 @@ fn restore(
 /// `file.upstream` when a restart comes before the first snapshot after the import).
 fn read_base(
     file: &Path,
+    segments: &[u64],
     report: &mut RestoreReport,
 ) -> Result<Option<snapshot::Snapshot>, RestoreFailure> {
     let upstream_file = upstream_path(file);
@@ -395,7 +396,16 @@ fn read_base(
             format!("not a snapshot of this gateway's format, and not a readable upstream Pushgateway file: {e}"),
         )
     })?;
+    let mut position = 1;
     if source == file {
+        // A log beside a fresh upstream file is from an earlier run of ours, older than the
+        // file upstream wrote since: replaying it would bring back changes upstream never saw.
+        for &number in segments {
+            let path = segment_path(file, number);
+            let aside = move_aside(&path, "stale").map_err(|e| RestoreFailure::Io(path, e))?;
+            tracing::warn!(file = %aside.display(), "moved aside a log segment older than upstream's persistence file");
+            position = number + 1;
+        }
         fs::rename(file, &upstream_file).map_err(|e| RestoreFailure::Io(file.to_path_buf(), e))?;
         wal::sync_dir(file).map_err(|e| RestoreFailure::Io(file.to_path_buf(), e))?;
     }
@@ -408,10 +418,7 @@ fn read_base(
         families,
         "imported upstream Pushgateway's persistence file; it is converted with the first snapshot"
     );
-    Ok(Some(snapshot::Snapshot {
-        position: 1,
-        groups,
-    }))
+    Ok(Some(snapshot::Snapshot { position, groups }))
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, RestoreFailure> {
@@ -448,14 +455,14 @@ fn truncate(path: &Path, len: u64) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Renames a damaged file to `<name>.corrupt-<unix seconds>` and returns the new path.
-fn move_aside(path: &Path) -> io::Result<PathBuf> {
+/// Renames a file to `<name>.<why>-<unix seconds>` and returns the new path.
+fn move_aside(path: &Path, why: &str) -> io::Result<PathBuf> {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let mut name = path.as_os_str().to_owned();
-    name.push(format!(".corrupt-{seconds}"));
+    name.push(format!(".{why}-{seconds}"));
     let target = PathBuf::from(name);
     fs::rename(path, &target)?;
     Ok(target)

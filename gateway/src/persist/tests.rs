@@ -363,3 +363,32 @@ fn a_damaged_upstream_file_stops_the_start_and_stays() {
     assert_eq!(fs::read(&file).expect("read"), damaged);
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_log_older_than_a_fresh_upstream_file_is_moved_aside_not_replayed() {
+    let dir = temp_dir("upstream-stale-log");
+    let file = dir.join("pg.db");
+    // An earlier run of ours left a log; then upstream wrote its file over ours.
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    store
+        .push(
+            key("stale"),
+            vec![gauge("stale_gauge", 1.0)],
+            PushMode::Replace,
+            10.0,
+        )
+        .expect("push");
+    drop(persister);
+    fs::write(&file, UPSTREAM_FIXTURE).expect("write");
+    let imported = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &imported).expect("start");
+    assert_eq!(imported.stats().groups, 4, "the stale push was replayed");
+    let aside = fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".stale-"))
+        .count();
+    assert_eq!(aside, 1);
+    let _ = fs::remove_dir_all(&dir);
+}
