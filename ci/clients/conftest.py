@@ -96,14 +96,14 @@ class Process:
                 self.proc.wait()
 
 
-def start_gateway(binary, name, is_reference=False):
+def start_gateway(binary, name, is_reference=False, extra=()):
     assert binary, f"{name}: binary not set (run through ci/suites/40-clients.sh)"
 
     def argv(port):
         a = [binary, f"--web.listen-address=127.0.0.1:{port}"]
         if is_reference:
             a.append("--persistence.file=")
-        return a
+        return a + list(extra)
 
     return Process(name, argv, "/-/ready")
 

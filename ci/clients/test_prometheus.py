@@ -4,7 +4,8 @@ honor_labels: true, queried through its HTTP API.
 Three servers scrape the same gateway at the same time, each through a small recording proxy
 (to see what it asked for and what it got):
   - "native": --enable-feature=native-histograms, so it asks for delimited protobuf first;
-  - "plain": no feature flag, so it asks for OpenMetrics 1.0.0 first, then text 0.0.4;
+  - "plain": no feature flag, so it asks for OpenMetrics 1.0.0 first, then text 0.0.4 (the
+    gateway runs with --web.enable-openmetrics, so it gets OpenMetrics);
   - "text": no feature flag, and its proxy replaces the Accept header by text 0.0.4 only (the
     fallback a Prometheus 2.42 cannot be configured to ask for by itself).
 The pushes (protobuf from the Go client incl. a native histogram, text from the Node client and
@@ -149,7 +150,8 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def stack():
-    gw = start_gateway(GATEWAY_BIN, "ours-prom")
+    # OpenMetrics enabled, so that the "plain" server gets what it asks for first.
+    gw = start_gateway(GATEWAY_BIN, "ours-prom", extra=("--web.enable-openmetrics",))
     proxies, proms = [], {}
     try:
         # Protobuf push from the real Go client (incl. the native histogram gopush_native_seconds).

@@ -8,6 +8,7 @@ Run one case:  ci/suites/30-e2e.sh -k 'case_name'
 """
 
 import base64
+import datetime
 import difflib
 import gzip
 import json
@@ -113,6 +114,15 @@ CASES = [
     C("get_on_push_path", [req("GET", J, 405)]),
     C("patch_on_push_path", [req("PATCH", J, 405, "foo 1\n")]),
     C("unknown_path_404", [req("PUT", "/metrics/jobs/j", 404, "foo 1\n")]),
+    C("invalid_percent_escape_400", [put(J + "/v/%zz", "foo 1\n", 400)]),
+    C("lone_percent_400", [put(J + "/v/%", "foo 1\n", 400)]),
+    C("invalid_percent_escape_in_job_400", [put("/metrics/job/j%zz", "foo 1\n", 400)]),
+    C("invalid_percent_escape_existing_group_400", [put(J, "foo 1\n"), put(J + "/v/%4", "foo 2\n", 400)]),
+    C("empty_segment_in_labels_redirect", [put(J + "/a//b/c", "foo 1\n", 301)]),
+    # OPTIONS: 200 with Allow (compared in test_options_allow) on every path upstream routes.
+    C("options_on_push_paths", [req("OPTIONS", J, 200), req("OPTIONS", J + "/a/b", 200), req("OPTIONS", "/metrics/job@base64/YQ", 200)]),
+    C("options_on_metrics_and_lifecycle", [req("OPTIONS", "/metrics", 200), req("OPTIONS", "/-/quit", 200), req("OPTIONS", "/-/healthy", 200), req("OPTIONS", "/-/ready", 200)]),
+    C("api_v1_redirects_to_slash", [req("GET", "/api/v1", 301), req("GET", "/api/v1/", 404)]),
     # ---------------------------------------------------------------- bodies rejected by the parser (400)
     C("sample_with_timestamp_400", [put(J, "foo 1 1234567890\n", 400)]),
     C("sample_with_timestamp_existing_group_400", [put(J, "foo 1\n"), put(J, "foo 1 1234567890\n", 400)]),
@@ -322,6 +332,7 @@ CASES = [
     C("health_endpoints", [req("GET", "/-/healthy", 200), req("GET", "/-/ready", 200), req("PUT", "/-/healthy", 405), req("POST", "/-/ready", 405)]),
     C("api_v1_endpoints", [put(J, "foo 1\n"), req("GET", "/api/v1/status", 200), req("GET", "/api/v1/metrics", 200), req("POST", "/api/v1/metrics", 405)]),
     C("admin_wipe_disabled_404", [put(J, "foo 1\n"), req("PUT", "/api/v1/admin/wipe", 404)]),
+    C("admin_wipe_wrong_method_405", [put(J, "foo 1\n"), req("GET", "/api/v1/admin/wipe", 405), req("POST", "/api/v1/admin/wipe", 405), req("DELETE", "/api/v1/admin/wipe", 405)], flags=("--web.enable-admin-api",)),
     C("admin_wipe", [put("/metrics/job/a", "foo 1\n"), put("/metrics/job/b", "bar 1\n"), req("PUT", "/api/v1/admin/wipe", 202), put("/metrics/job/c", "baz 1\n")], flags=("--web.enable-admin-api",)),
     C("lifecycle_disabled_403", [req("PUT", "/-/quit", 403), req("POST", "/-/quit", 403), req("GET", "/-/quit", 405)]),
     C("metrics_trailing_slash_redirect", [req("GET", "/metrics/", 301), req("PUT", "/metrics/", 404)]),
@@ -359,6 +370,7 @@ KNOWN_DIFFERENCES = {
     "empty_job_redirect": "ours: 400 job name is required instead of a redirect",
     "double_slash_in_path": "ours: 400 job name is required instead of a redirect",
     "dot_segment_in_path": "ours: '.' is a label value, no redirect",
+    "empty_segment_in_labels_redirect": "ours: 400 empty segment (README) instead of a redirect",
     # Deliberate: pushing any of the gateway's own metric names is refused, whatever type and help.
     "own_counter_name_with_own_help": "ours: 400, the gateway's own names cannot be pushed",
 }
@@ -394,26 +406,55 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/ope
 @pytest.mark.parametrize("accept", [PROMETHEUS_ACCEPT, "text/plain", "*/*", "application/json"],
                          ids=["prometheus", "text_plain", "any", "json"])
 def test_scrape_with_accept_header(reference, ours, accept):
-    """Upstream never negotiates OpenMetrics: a Prometheus server's Accept header gets text 0.0.4.
-    DELIBERATE: ours answers OpenMetrics 1.0.0 when it is asked for first (README); every other
-    Accept header gets text 0.0.4 with the same content as upstream."""
+    """Upstream never negotiates OpenMetrics: a Prometheus server's Accept header gets text 0.0.4,
+    and so does ours unless --web.enable-openmetrics; every Accept header gets the same content."""
     for gw in (reference, ours):
         assert gw.request("PUT", J, body=SUMMARY.encode()).status == 200
     r, o = reference.metrics({"Accept": accept}), ours.metrics({"Accept": accept})
     assert r.status == o.status == 200
-    if accept == PROMETHEUS_ACCEPT:
-        rt, ot = r.headers.get("content-type", ""), o.headers.get("content-type", "")
-        assert rt.startswith("text/plain") and "version=0.0.4" in rt, rt
-        assert ot.startswith("application/openmetrics-text") and "version=1.0.0" in ot, ot
-        assert o.text.endswith("# EOF\n"), o.text[-200:]
-        assert '# TYPE s summary\ns{instance="",job="j",quantile="0.5"} 1.0\n' in o.text, o.text
-        return
     for who, resp in (("reference", r), ("ours", o)):
         ct = resp.headers.get("content-type", "")
         assert ct.startswith("text/plain") and "version=0.0.4" in ct, f"{who} answered Content-Type {ct}"
     a = expo.canonical_ties(expo.normalise(expo.parse(r.text)))
     b = expo.canonical_ties(expo.normalise(expo.parse(o.text)))
     assert a == b, _diff(a, b)
+
+
+@ours_only
+def test_openmetrics_when_enabled(start_gateway):
+    """--web.enable-openmetrics: a Prometheus server's Accept header gets OpenMetrics 1.0.0."""
+    ours = start_gateway("ours", "--web.enable-openmetrics")
+    assert ours.request("PUT", J, body=SUMMARY.encode()).status == 200
+    o = ours.metrics({"Accept": PROMETHEUS_ACCEPT})
+    assert o.status == 200, o
+    ot = o.headers.get("content-type", "")
+    assert ot.startswith("application/openmetrics-text") and "version=1.0.0" in ot, ot
+    assert o.text.endswith("# EOF\n"), o.text[-200:]
+    assert '# TYPE s summary\ns{instance="",job="j",quantile="0.5"} 1.0\n' in o.text, o.text
+
+
+PROTOBUF_TEXT_ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding="
+
+
+@ours_only
+@pytest.mark.parametrize("encoding", ["text", "compact-text"])
+def test_protobuf_text_encodings_are_refused(ours, encoding):
+    """DELIBERATE: upstream answers protobuf's text encodings (a debugging aid whose output Go
+    randomises on purpose); ours answers 406 with the reason rather than another format."""
+    r = ours.metrics({"Accept": PROTOBUF_TEXT_ACCEPT + encoding + ",text/plain;q=0.5"})
+    assert r.status == 406, r
+    assert f"protobuf {encoding} encoding is not served" in r.text, r.text
+    # Asked for after an acceptable format, that format is served.
+    r = ours.metrics({"Accept": "text/plain;version=0.0.4," + PROTOBUF_TEXT_ACCEPT + encoding + ";q=0.5"})
+    assert r.status == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4"), r
+
+
+@pytest.mark.parametrize("path", ["/metrics/job/j", "/metrics/job/j/a/b", "/metrics", "/-/quit", "/-/healthy", "/"])
+def test_options_allow(reference, ours, path):
+    """OPTIONS (a CORS preflight) on a routed path: 200 and the same Allow header as upstream."""
+    r, o = reference.request("OPTIONS", path), ours.request("OPTIONS", path)
+    assert r.status == o.status == 200, (r, o)
+    assert o.headers.get("allow") == r.headers.get("allow"), (r.headers, o.headers)
 
 
 def test_scrape_protobuf_accept(reference, ours):
@@ -480,18 +521,26 @@ def test_scrape_protobuf_content(reference, ours):
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
+def _nanos(rfc3339):
+    whole, _, fraction = rfc3339.rstrip("Z").partition(".")
+    seconds = int(datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc).timestamp())
+    return seconds * 10**9 + int((fraction + "000000000")[:9])
+
+
 def _api_normalise(doc):
-    """/api/v1/metrics with timestamps made comparable and the groups (upstream: map order) sorted."""
+    """/api/v1/metrics with the groups (upstream: map order) sorted and timestamps made comparable:
+    each family's time_stamp becomes its rank among the distinct time_stamps of its group, so that
+    which families were set by the same change, and in which order, is compared."""
     assert doc.get("status") == "success", doc
     groups = []
     for g in doc["data"]:
         g = json.loads(json.dumps(g))
-        for name, fam in g.items():
-            if not isinstance(fam, dict) or "metrics" not in fam:
-                continue
-            ts = fam.get("time_stamp", "")
-            assert _RFC3339.match(ts), f"time_stamp {ts!r} of {name}"
-            fam["time_stamp"] = "<time>"
+        families = {name: fam for name, fam in g.items() if isinstance(fam, dict) and "metrics" in fam}
+        for name, fam in families.items():
+            assert _RFC3339.match(fam.get("time_stamp", "")), f"time_stamp {fam.get('time_stamp')!r} of {name}"
+        ranks = sorted({_nanos(fam["time_stamp"]) for fam in families.values()})
+        for name, fam in families.items():
+            fam["time_stamp"] = f"<change {ranks.index(_nanos(fam['time_stamp']))}>"
             if name in expo.TIMESTAMP_FAMILIES:
                 for m in fam["metrics"]:
                     m["value"] = "zero" if float(m["value"]) == 0 else "non-zero"
@@ -508,6 +557,7 @@ def test_api_v1_metrics(reference, ours):
         ("PUT", "/metrics/job/b", "bad 1 5\n"),  # rejected: last_push_successful false
         ("PUT", "/metrics/job/c", "bad 1 5\n"),  # rejected: a group with only the timestamps
         ("POST", "/metrics/job/a/instance/i", "# HELP d Post.\n# TYPE d gauge\nd -0.5\n"),
+        ("PUT", "/metrics/job/zero", "# TYPE nz gauge\nnz -0\n"),  # the API keeps the sign of -0
     ]
     for method, path, body in pushes:
         assert reference.request(method, path, body=body.encode()).status == ours.request(method, path, body=body.encode()).status

@@ -6,7 +6,7 @@
 //! exposition with the protobuf decoder; the OpenMetrics rendering must not panic.
 #![no_main]
 
-use gateway::expose::{Encoding, Renderer, ScrapeFormat};
+use gateway::expose::{Encoding, Escaping, Renderer, ScrapeFormat};
 use gateway::model::{GroupingKey, Label, NameValidation};
 use gateway::parse::{protobuf, text};
 use gateway::store::{Consistency, PushMode, Store, StoreConfig};
@@ -57,22 +57,33 @@ fuzz_target!(|data: &[u8]| {
     }
     let proto = ScrapeFormat {
         encoding: Encoding::Protobuf,
-        utf8_names: true,
+        escaping: Escaping::AllowUtf8,
     };
     let rendered = renderer.render(&store, &[], proto);
     if let Err(e) = protobuf::parse(&rendered.body) {
         panic!("our protobuf exposition does not decode: {e}");
     }
-    for utf8_names in [false, true] {
+    for escaping in [Escaping::Underscores, Escaping::AllowUtf8] {
         let format = ScrapeFormat {
             encoding: Encoding::OpenMetrics,
-            utf8_names,
+            escaping,
         };
         let _ = renderer.render(&store, &[], format);
     }
+    // Dots and values escaping give classic names too: the text must parse.
+    for escaping in [Escaping::Dots, Escaping::Values] {
+        let format = ScrapeFormat {
+            encoding: Encoding::Text,
+            escaping,
+        };
+        let rendered = renderer.render(&store, &[], format);
+        if let Err(e) = text::parse(&rendered.body, NameValidation::Legacy) {
+            panic!("{escaping:?} escaping does not parse: {e}");
+        }
+    }
     let format = ScrapeFormat {
         encoding: Encoding::Text,
-        utf8_names: true,
+        escaping: Escaping::AllowUtf8,
     };
     let _ = renderer.render(&store, &[], format);
 });

@@ -46,6 +46,10 @@ pub struct Flags {
     /// Enable API endpoints for admin control actions.
     #[arg(long = "web.enable-admin-api")]
     pub enable_admin_api: bool,
+    /// Serve OpenMetrics to scrapers that ask for it (exemplars, created timestamps). Off:
+    /// text 0.0.4, as upstream, which keeps the series Prometheus stores unchanged.
+    #[arg(long = "web.enable-openmetrics")]
+    pub enable_openmetrics: bool,
     /// Path to a configuration file that can enable TLS or authentication.
     #[arg(long = "web.config.file", default_value = "")]
     pub web_config_file: String,
@@ -217,6 +221,8 @@ pub struct WebConfig {
     pub enable_lifecycle: bool,
     /// Whether `/api/v1/admin/*` exists.
     pub enable_admin_api: bool,
+    /// Whether scrapes may negotiate OpenMetrics.
+    pub enable_openmetrics: bool,
     /// Largest push body after decompression.
     pub max_body_bytes: usize,
     /// The web config file (TLS, basic auth, headers), if any.
@@ -313,6 +319,7 @@ impl Config {
                 telemetry_path: flags.telemetry_path.clone(),
                 enable_lifecycle: flags.enable_lifecycle,
                 enable_admin_api: flags.enable_admin_api,
+                enable_openmetrics: flags.enable_openmetrics,
                 max_body_bytes: flags.max_body_bytes,
                 web_config_file: (!flags.web_config_file.is_empty())
                     .then(|| PathBuf::from(&flags.web_config_file)),
@@ -620,6 +627,10 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         ("web.route-prefix", flags.route_prefix.clone()),
         ("web.enable-lifecycle", flags.enable_lifecycle.to_string()),
         ("web.enable-admin-api", flags.enable_admin_api.to_string()),
+        (
+            "web.enable-openmetrics",
+            flags.enable_openmetrics.to_string(),
+        ),
         ("web.config.file", flags.web_config_file.clone()),
         (
             "web.unauthenticated-probes",

@@ -11,7 +11,7 @@ pub mod protobuf;
 pub mod render;
 pub mod text;
 
-pub use negotiate::{negotiate, Encoding, ScrapeFormat};
+pub use negotiate::{negotiate, Encoding, Escaping, NotAcceptable, OpenMetrics, ScrapeFormat};
 pub use render::{Rendered, RenderedChunks, Renderer};
 
 use crate::model::{is_legacy_label_name, is_legacy_metric_name, MetricType, Series};
@@ -40,30 +40,63 @@ pub fn encode_family(
 }
 
 /// A name as the scraper gets it: unchanged if it may carry UTF-8 names or the name is a
-/// classic one, otherwise with every character outside the classic set replaced by `_`
-/// (Prometheus' underscore escaping, the default).
+/// classic one, otherwise escaped by the negotiated scheme as `prometheus/common`'s
+/// `EscapeName` does (a label name keeps no `:`, which no classic label name has).
+///
+/// ```
+/// use gateway::expose::{exposed_name, Encoding, Escaping, ScrapeFormat};
+/// let format = |escaping| ScrapeFormat { encoding: Encoding::Text, escaping };
+/// assert_eq!(exposed_name(format(Escaping::Underscores), "a.b_c", false), "a_b_c");
+/// assert_eq!(exposed_name(format(Escaping::Dots), "a.b_c", false), "a_dot_b__c");
+/// assert_eq!(exposed_name(format(Escaping::Values), "a.b_c", false), "U__a_2e_b__c");
+/// assert_eq!(exposed_name(format(Escaping::Values), "a_b", false), "a_b");
+/// ```
 pub fn exposed_name(format: ScrapeFormat, name: &str, is_label: bool) -> std::borrow::Cow<'_, str> {
     let valid = if is_label {
         is_legacy_label_name(name)
     } else {
         is_legacy_metric_name(name)
     };
-    if format.utf8_names || valid || name.is_empty() {
+    if format.utf8_names() || valid || name.is_empty() {
         return std::borrow::Cow::Borrowed(name);
     }
-    let escaped = name
-        .char_indices()
-        .map(|(i, c)| {
-            let ok = c.is_ascii_alphabetic()
-                || c == '_'
-                || (!is_label && c == ':')
-                || (c.is_ascii_digit() && i > 0);
-            if ok {
-                c
-            } else {
-                '_'
+    // `i` is a byte offset, as in Go's range over a string.
+    let classic = |i: usize, c: char| {
+        c.is_ascii_alphabetic()
+            || c == '_'
+            || (!is_label && c == ':')
+            || (c.is_ascii_digit() && i > 0)
+    };
+    let mut escaped = String::with_capacity(name.len() + 8);
+    match format.escaping {
+        Escaping::AllowUtf8 | Escaping::Underscores => {
+            for (i, c) in name.char_indices() {
+                escaped.push(if classic(i, c) { c } else { '_' });
             }
-        })
-        .collect();
+        }
+        Escaping::Dots => {
+            for (i, c) in name.char_indices() {
+                match c {
+                    '_' => escaped.push_str("__"),
+                    '.' => escaped.push_str("_dot_"),
+                    c if classic(i, c) => escaped.push(c),
+                    _ => escaped.push_str("__"),
+                }
+            }
+        }
+        Escaping::Values => {
+            escaped.push_str("U__");
+            for (i, c) in name.char_indices() {
+                match c {
+                    '_' => escaped.push_str("__"),
+                    c if classic(i, c) => escaped.push(c),
+                    c => {
+                        use std::fmt::Write;
+                        let _ = write!(escaped, "_{:x}_", u32::from(c));
+                    }
+                }
+            }
+        }
+    }
     std::borrow::Cow::Owned(escaped)
 }

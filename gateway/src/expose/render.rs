@@ -145,7 +145,7 @@ impl Renderer {
             .collect();
         for (name, item) in &items {
             if let Item::Stored(entry) = item {
-                let taken = !format.utf8_names
+                let taken = !format.utf8_names()
                     && !exposed.insert(super::exposed_name(format, name, false).into_owned());
                 if taken {
                     dropped_series += entry

@@ -40,6 +40,17 @@ pub fn parse(mut body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
         .collect())
 }
 
+/// Decodes one `MetricFamily` message without a length prefix (as upstream's persistence
+/// file stores each family).
+///
+/// # Errors
+/// A [`ParseError::Protobuf`] for a malformed message or an empty name.
+pub fn parse_family(message: &[u8]) -> Result<MetricFamily, ParseError> {
+    let message = proto::MetricFamily::decode(message)
+        .map_err(|e| ParseError::Protobuf(format!("invalid protobuf message: {e}")))?;
+    convert_family(message)
+}
+
 fn convert_family(message: proto::MetricFamily) -> Result<MetricFamily, ParseError> {
     let name = message.name.unwrap_or_default();
     if name.is_empty() {

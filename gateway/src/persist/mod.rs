@@ -6,13 +6,18 @@
 //! Files (all beside the persistence file `F`):
 //! - `F`: the latest snapshot ([`snapshot`]).
 //! - `F.wal-NNNNNNNNNN`: log segments ([`wal`]), replayed in order after the snapshot.
+//! - `F.upstream`: upstream Pushgateway's gob file ([`upstream`]), when `F` was one at start.
+//!   It is imported, kept under this name until the first snapshot of ours is written (at
+//!   once, after the import), and then removed; a restart before that imports it again.
 //!
 //! A damaged snapshot or log never makes the gateway overwrite it: start-up fails and names
 //! the file, unless `--persistence.start-empty-on-corruption` moves the damaged files aside.
 //! This module only reads the store at restore and cut time; it never changes it otherwise.
 
 pub mod codec;
+pub mod gob;
 pub mod snapshot;
+pub mod upstream;
 pub mod wal;
 
 use std::fs;
@@ -84,6 +89,8 @@ pub struct RestoreReport {
     pub torn_tails: Vec<PathBuf>,
     /// Damaged files moved aside (only with `start_empty_on_corruption`).
     pub moved_aside: Vec<PathBuf>,
+    /// Families imported from upstream's persistence file, when it was one.
+    pub upstream_families: Option<usize>,
 }
 
 /// The running persistence: waits for durability, writes snapshots.
@@ -126,13 +133,14 @@ impl Persister {
                 // Everything goes aside, not only the damaged file: the rest builds on it,
                 // and a crash before the next snapshot must not bring part of it back.
                 tracing::warn!(file = %path.display(), reason = %reason, "damaged persistence file");
-                for path in std::iter::once(file.clone())
+                for path in [file.clone(), upstream_path(&file)]
+                    .into_iter()
                     .chain(segments.iter().map(|&n| segment_path(&file, n)))
                     .filter(|p| p.exists())
                 {
                     report
                         .moved_aside
-                        .push(move_aside(&path).map_err(|e| io_error(&path, e))?);
+                        .push(move_aside(&path, "corrupt").map_err(|e| io_error(&path, e))?);
                 }
                 store.replay(crate::store::Change::Wipe);
                 report.snapshot_groups = 0;
@@ -151,14 +159,22 @@ impl Persister {
             seconds = started.elapsed().as_secs_f64(),
             "restored persisted metrics"
         );
-        Ok(Arc::new(Persister {
+        let imported = report.upstream_families.is_some();
+        let persister = Arc::new(Persister {
             config,
             store: store.clone(),
             status,
             snapshot_lock: Mutex::new(()),
             last_snapshot: Mutex::new(None),
             report,
-        }))
+        });
+        if imported {
+            // Converts at once; until this succeeds, the upstream file is what a restart reads.
+            if let Err(e) = persister.snapshot_now() {
+                tracing::error!(file = %file.display(), err = %e, "cannot write the converted persistence file yet; the upstream file is kept and the conversion retried with the next snapshot");
+            }
+        }
+        Ok(persister)
     }
 
     /// What the restore found.
@@ -217,6 +233,7 @@ impl Persister {
             None => Err(io::Error::other("no write-ahead log attached")),
         })?;
         snapshot::write(&self.config.file, next_segment, &groups)?;
+        remove_upstream_file(&self.config.file)?;
         for number in list_segments(&self.config.file)? {
             if number < next_segment {
                 fs::remove_file(segment_path(&self.config.file, number))?;
@@ -237,7 +254,7 @@ impl Persister {
             if Instant::now() < due && log_bytes < self.config.max_log_bytes {
                 continue;
             }
-            if log_bytes == 0 {
+            if log_bytes == 0 && !upstream_path(&self.config.file).exists() {
                 due = deadline_after(self.config.interval);
                 continue;
             }
@@ -316,7 +333,7 @@ fn restore(
             RestoreFailure::Io(path.to_path_buf(), e)
         }
     };
-    let snapshot = snapshot::read(file).map_err(|e| classify(file, e))?;
+    let snapshot = read_base(file, segments, report)?;
     let next_segment = snapshot.as_ref().map_or(1, |s| s.position);
     if let Some(snapshot) = snapshot {
         report.snapshot_groups = snapshot.groups.len();
@@ -346,20 +363,106 @@ fn restore(
     Ok(next_segment)
 }
 
+/// Reads what the log builds on: our snapshot, or upstream's gob file (at `file`, or at
+/// `file.upstream` when a restart comes before the first snapshot after the import).
+fn read_base(
+    file: &Path,
+    segments: &[u64],
+    report: &mut RestoreReport,
+) -> Result<Option<snapshot::Snapshot>, RestoreFailure> {
+    let upstream_file = upstream_path(file);
+    let data = match read_optional(file)? {
+        Some(data) if !upstream::looks_like_gob(&data) => {
+            let snapshot = snapshot::decode(&data)
+                .map_err(|e| RestoreFailure::Corrupt(file.to_path_buf(), e.to_string()))?;
+            // A crash came between our first snapshot and removing the upstream file.
+            remove_upstream_file(file).map_err(|e| RestoreFailure::Io(upstream_file, e))?;
+            return Ok(Some(snapshot));
+        }
+        Some(data) => data,
+        None => match read_optional(&upstream_file)? {
+            Some(data) => data,
+            None => return Ok(None),
+        },
+    };
+    let source = if upstream_file.exists() && !file.exists() {
+        upstream_file.clone()
+    } else {
+        file.to_path_buf()
+    };
+    let groups = upstream::decode(&data).map_err(|e| {
+        RestoreFailure::Corrupt(
+            source.clone(),
+            format!("not a snapshot of this gateway's format, and not a readable upstream Pushgateway file: {e}"),
+        )
+    })?;
+    let mut position = 1;
+    if source == file {
+        // A log beside a fresh upstream file is from an earlier run of ours, older than the
+        // file upstream wrote since: replaying it would bring back changes upstream never saw.
+        for &number in segments {
+            let path = segment_path(file, number);
+            let aside = move_aside(&path, "stale").map_err(|e| RestoreFailure::Io(path, e))?;
+            tracing::warn!(file = %aside.display(), "moved aside a log segment older than upstream's persistence file");
+            position = number + 1;
+        }
+        fs::rename(file, &upstream_file).map_err(|e| RestoreFailure::Io(file.to_path_buf(), e))?;
+        wal::sync_dir(file).map_err(|e| RestoreFailure::Io(file.to_path_buf(), e))?;
+    }
+    let families: usize = groups.iter().map(|g| g.families.len()).sum();
+    report.upstream_families = Some(families);
+    tracing::info!(
+        file = %source.display(),
+        kept_as = %upstream_file.display(),
+        groups = groups.len(),
+        families,
+        "imported upstream Pushgateway's persistence file; it is converted with the first snapshot"
+    );
+    Ok(Some(snapshot::Snapshot { position, groups }))
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, RestoreFailure> {
+    match fs::read(path) {
+        Ok(data) => Ok(Some(data)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RestoreFailure::Io(path.to_path_buf(), e)),
+    }
+}
+
+/// Where upstream's file is kept until it has been converted.
+pub fn upstream_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".upstream");
+    PathBuf::from(name)
+}
+
+/// Removes the kept upstream file once a snapshot of ours exists.
+fn remove_upstream_file(file: &Path) -> io::Result<()> {
+    let upstream_file = upstream_path(file);
+    match fs::remove_file(&upstream_file) {
+        Ok(()) => {
+            tracing::info!(file = %upstream_file.display(), "converted upstream's persistence file; removed the original");
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn truncate(path: &Path, len: u64) -> io::Result<()> {
     let file = fs::OpenOptions::new().write(true).open(path)?;
     file.set_len(len)?;
     file.sync_all()
 }
 
-/// Renames a damaged file to `<name>.corrupt-<unix seconds>` and returns the new path.
-fn move_aside(path: &Path) -> io::Result<PathBuf> {
+/// Renames a file to `<name>.<why>-<unix seconds>` and returns the new path.
+fn move_aside(path: &Path, why: &str) -> io::Result<PathBuf> {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let mut name = path.as_os_str().to_owned();
-    name.push(format!(".corrupt-{seconds}"));
+    name.push(format!(".{why}-{seconds}"));
     let target = PathBuf::from(name);
     fs::rename(path, &target)?;
     Ok(target)

@@ -107,7 +107,7 @@ pub fn decode(data: &[u8]) -> io::Result<Snapshot> {
     let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
     if data.len() < SNAPSHOT_MAGIC.len() + 20 || &data[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
         return Err(invalid(
-            "not a snapshot of this gateway's format (version 1); upstream's gob files cannot be read",
+            "not a snapshot of this gateway's format (version 1)",
         ));
     }
     let (body, trailer) = data.split_at(data.len() - 4);

@@ -133,10 +133,15 @@ fn codec_round_trips_changes_and_groups() {
     assert_eq!(back.key, view.key);
     assert_eq!(back.families, view.families);
     assert_eq!((back.push_time, back.failure_time), (99.0, 0.0));
-    // Every truncation is an error, never a panic.
-    for cut in 0..block.len() {
+    assert_eq!(back.created, 99.0);
+    // Every truncation is an error, never a panic, but for the block without its creation
+    // time, as written before it was kept, which falls back to the earliest time it shows.
+    let without_created = block.len() - 8;
+    for cut in (0..block.len()).filter(|&cut| cut != without_created) {
         assert!(decode_group(&block[..cut]).is_err(), "cut at {cut}");
     }
+    let old = decode_group(&block[..without_created]).expect("decodes");
+    assert_eq!(old.created, 99.0);
 }
 
 #[test]
@@ -311,5 +316,104 @@ fn a_record_over_the_limit_is_refused_before_it_is_written() {
     let contents = read_segment(&segment_path(&base, 1), true).expect("readable");
     assert_eq!(contents.changes.len(), 1, "only the small push was written");
     assert!(!contents.torn_tail);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+const UPSTREAM_FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/upstream-1.5.1.gob");
+
+#[test]
+fn an_upstream_file_is_imported_and_converted_at_once() {
+    let dir = temp_dir("upstream");
+    let file = dir.join("pg.db");
+    fs::write(&file, UPSTREAM_FIXTURE).expect("write");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    assert_eq!(store.stats().groups, 4);
+    assert_eq!(persister.report().upstream_families, Some(7));
+    let imported = exposition(&store);
+    assert!(
+        imported.contains("c{instance=\"i\",job=\"a\",x=\"1\"} 3\n"),
+        "{imported}"
+    );
+    // Converted: our snapshot in place, the upstream file gone.
+    assert!(fs::read(&file).expect("read").starts_with(b"PGWSNAP"));
+    assert!(!super::upstream_path(&file).exists());
+    drop(persister);
+    let again = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &again).expect("restart");
+    assert_eq!(exposition(&again), imported);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_restart_before_the_conversion_imports_the_kept_upstream_file_and_the_log() {
+    let dir = temp_dir("upstream-kept");
+    let file = dir.join("pg.db");
+    // As after a crash between the import and the first snapshot: only `F.upstream` and
+    // the log written since.
+    fs::write(super::upstream_path(&file), UPSTREAM_FIXTURE).expect("write");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    store
+        .push(
+            key("new"),
+            vec![gauge("new_gauge", 1.0)],
+            PushMode::Replace,
+            10.0,
+        )
+        .expect("push");
+    let before = exposition(&store);
+    drop(persister);
+    fs::remove_file(&file).expect("remove the converted file");
+    fs::write(super::upstream_path(&file), UPSTREAM_FIXTURE).expect("write");
+    let again = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &again).expect("restart");
+    assert_eq!(exposition(&again), before);
+    assert_eq!(again.stats().groups, 5);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_damaged_upstream_file_stops_the_start_and_stays() {
+    let dir = temp_dir("upstream-damaged");
+    let file = dir.join("pg.db");
+    let damaged = &UPSTREAM_FIXTURE[..UPSTREAM_FIXTURE.len() - 10];
+    fs::write(&file, damaged).expect("write");
+    let store = Store::new(StoreConfig::default());
+    let error = Persister::start(config(&file), &store)
+        .err()
+        .expect("refused");
+    assert!(matches!(error, PersistError::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("upstream"), "{error}");
+    assert_eq!(fs::read(&file).expect("read"), damaged);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_log_older_than_a_fresh_upstream_file_is_moved_aside_not_replayed() {
+    let dir = temp_dir("upstream-stale-log");
+    let file = dir.join("pg.db");
+    // An earlier run of ours left a log; then upstream wrote its file over ours.
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    store
+        .push(
+            key("stale"),
+            vec![gauge("stale_gauge", 1.0)],
+            PushMode::Replace,
+            10.0,
+        )
+        .expect("push");
+    drop(persister);
+    fs::write(&file, UPSTREAM_FIXTURE).expect("write");
+    let imported = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &imported).expect("start");
+    assert_eq!(imported.stats().groups, 4, "the stale push was replayed");
+    let aside = fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".stale-"))
+        .count();
+    assert_eq!(aside, 1);
     let _ = fs::remove_dir_all(&dir);
 }

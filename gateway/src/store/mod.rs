@@ -138,6 +138,29 @@ pub struct GroupView {
     pub push_time: f64,
     /// Time of the last failed change, 0 if none.
     pub failure_time: f64,
+    /// Time of the group's first change. Upstream stamps its timestamp families with it
+    /// until their own first change (`time_stamp` in `/api/v1/metrics`).
+    pub created: f64,
+}
+
+impl GroupView {
+    /// When `push_time_seconds` was last set: the last success, else the group's creation.
+    pub fn push_time_stamp(&self) -> f64 {
+        if self.push_time > 0.0 {
+            self.push_time
+        } else {
+            self.created
+        }
+    }
+
+    /// When `push_failure_time_seconds` was last set: the last failure, else the creation.
+    pub fn failure_time_stamp(&self) -> f64 {
+        if self.failure_time > 0.0 {
+            self.failure_time
+        } else {
+            self.created
+        }
+    }
 }
 
 /// The families of one metric name across groups, for the exposition.
@@ -207,6 +230,7 @@ struct Group {
     families: HashMap<Str, Arc<StoredFamily>>,
     push_time: f64,
     failure_time: f64,
+    created: f64,
 }
 
 impl Group {
@@ -226,11 +250,12 @@ impl Group {
         ttl(key).is_some_and(|ttl| last + ttl <= now)
     }
 
-    fn empty() -> Group {
+    fn empty(created: f64) -> Group {
         Group {
             families: HashMap::new(),
             push_time: 0.0,
             failure_time: 0.0,
+            created,
         }
     }
 }
@@ -486,7 +511,10 @@ impl Store {
             }
             Change::Failure { key, time } => {
                 let key = Arc::new(key.clone());
-                let group = state.groups.entry(key).or_insert_with(Group::empty);
+                let group = state
+                    .groups
+                    .entry(key)
+                    .or_insert_with(|| Group::empty(time));
                 group.failure_time = time;
                 state.times_version = state.bump();
             }
@@ -522,9 +550,13 @@ impl Store {
             } = Arc::unwrap_or_clone(stored);
             insert_family(state, &key, family, pushed_at);
         }
-        let group = state.groups.entry(key).or_insert_with(Group::empty);
+        let group = state
+            .groups
+            .entry(key)
+            .or_insert_with(|| Group::empty(view.created));
         group.push_time = view.push_time;
         group.failure_time = view.failure_time;
+        group.created = view.created;
         state.times_version = state.bump();
     }
 
@@ -802,6 +834,7 @@ fn group_views(state: &State) -> Vec<GroupView> {
                 families,
                 push_time: group.push_time,
                 failure_time: group.failure_time,
+                created: group.created,
             }
         })
         .collect()
@@ -910,7 +943,10 @@ fn record_failure(
         }
     }
     journal(state, &Change::Failure { key, time: now })?;
-    let group = state.groups.entry(key.clone()).or_insert_with(Group::empty);
+    let group = state
+        .groups
+        .entry(key.clone())
+        .or_insert_with(|| Group::empty(now));
     group.failure_time = now;
     state.times_version = state.bump();
     Ok(())
@@ -939,7 +975,7 @@ fn apply(
         insert_family(state, &key, family, now);
     }
     let version = state.bump();
-    let group = state.groups.entry(key).or_insert_with(Group::empty);
+    let group = state.groups.entry(key).or_insert_with(|| Group::empty(now));
     group.push_time = now;
     state.times_version = version;
 }
@@ -960,7 +996,7 @@ fn insert_family(state: &mut State, key: &Arc<GroupingKey>, family: MetricFamily
     state
         .groups
         .entry(key.clone())
-        .or_insert_with(Group::empty)
+        .or_insert_with(|| Group::empty(now))
         .families
         .insert(name, stored);
 }

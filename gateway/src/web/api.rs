@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value as Json};
 use super::error::{text_response, ApiError};
 use super::response_body::ResponseBody;
 use super::{App, HttpResponse};
-use crate::expose::number::format_float;
+use crate::expose::number;
 use crate::model::{Label, Series, SeriesLabels, Value};
 use crate::replicate::ChangeRequest;
 use crate::store::{
@@ -37,6 +37,9 @@ pub async fn route(
             )
         }
         (_, "/status" | "/metrics") => (None, Err(ApiError::MethodNotAllowed)),
+        (_, "/admin/wipe") if app.config.enable_admin_api => {
+            (None, Err(ApiError::MethodNotAllowed))
+        }
         _ => (None, Err(ApiError::NotFound)),
     }
 }
@@ -162,13 +165,18 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
         value.push('}');
         entries.push((&family.name, value));
     }
-    let changed = rfc3339(unix_time(group.push_time.max(group.failure_time)));
-    for (name, help, time) in [
-        (PUSH_TIME_METRIC, PUSH_TIME_HELP, group.push_time),
+    for (name, help, time, stamp) in [
+        (
+            PUSH_TIME_METRIC,
+            PUSH_TIME_HELP,
+            group.push_time,
+            group.push_time_stamp(),
+        ),
         (
             PUSH_FAILURE_TIME_METRIC,
             PUSH_FAILURE_TIME_HELP,
             group.failure_time,
+            group.failure_time_stamp(),
         ),
     ] {
         let mut value = String::from("{\"help\":");
@@ -179,7 +187,7 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
         value.push_str(",\"value\":");
         push_json_string(&mut value, &format_float(time));
         value.push_str("}],\"time_stamp\":");
-        push_json_string(&mut value, &changed);
+        push_json_string(&mut value, &rfc3339(unix_time(stamp)));
         value.push_str(",\"type\":\"GAUGE\"}");
         entries.push((name, value));
     }
@@ -263,6 +271,16 @@ fn write_metric(out: &mut String, series: Series<'_>) {
         }
     }
     out.push('}');
+}
+
+/// A value as upstream's API writes it (Go's `%v`): as in the exposition, but `-0` keeps
+/// its sign.
+fn format_float(v: f64) -> String {
+    if v == 0.0 && v.is_sign_negative() {
+        "-0".to_string()
+    } else {
+        number::format_float(v)
+    }
 }
 
 fn json_string(text: &str) -> String {

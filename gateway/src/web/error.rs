@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{header, Response, StatusCode};
 
 use super::response_body::ResponseBody;
+use crate::expose::NotAcceptable;
 use crate::grouping::GroupingError;
 use crate::parse::ParseError;
 use crate::store::{PushError, Rejection};
@@ -36,6 +37,12 @@ pub enum ApiError {
     /// The request path is not percent-decodable into UTF-8.
     #[error("invalid URL escape in path")]
     BadPath,
+    /// A grouping path with an empty segment (`/a//b`).
+    #[error("empty segment in the grouping path {path:?}")]
+    EmptyPathSegment {
+        /// The labels part of the path.
+        path: String,
+    },
     /// Missing or wrong basic-auth credentials.
     #[error("Unauthorized")]
     Unauthorized,
@@ -60,6 +67,9 @@ pub enum ApiError {
     /// GET on `/-/quit`.
     #[error("Only POST or PUT requests allowed.")]
     QuitNeedsPutOrPost,
+    /// A scrape that prefers a format the gateway does not serve.
+    #[error("{0}")]
+    NotAcceptable(#[from] NotAcceptable),
 }
 
 impl ApiError {
@@ -83,7 +93,8 @@ impl ApiError {
             | ApiError::Parse(_)
             | ApiError::Rejected(_)
             | ApiError::BadBody(_)
-            | ApiError::BadPath => StatusCode::BAD_REQUEST,
+            | ApiError::BadPath
+            | ApiError::EmptyPathSegment { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -95,6 +106,7 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             ApiError::LifecycleDisabled => StatusCode::FORBIDDEN,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
         }
     }
 

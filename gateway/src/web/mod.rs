@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::config::WebConfig;
 use crate::expiry::Expirer;
-use crate::expose::{negotiate, Renderer};
+use crate::expose::{negotiate, OpenMetrics, Renderer};
 use crate::persist::Persister;
 use crate::replicate::Replicator;
 use crate::store::{PushMode, Store, StoreConfig};
@@ -219,12 +219,21 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let Ok(path) = percent_decode_str(request.uri().path()).decode_utf8() else {
+    let raw_path = request.uri().path();
+    if !has_valid_escapes(raw_path) {
+        return (None, Err(ApiError::BadPath));
+    }
+    let Ok(path) = percent_decode_str(raw_path).decode_utf8() else {
         return (None, Err(ApiError::BadPath));
     };
     let path = path.into_owned();
     let method = request.method().clone();
     let is_get = method == Method::GET || method == Method::HEAD;
+    if method == Method::OPTIONS {
+        if let Some(allow) = allowed_methods(app, &path) {
+            return (None, Ok(options(allow)));
+        }
+    }
     // Upstream registers GET /-/quit outside the route prefix.
     if path == "/-/quit" && is_get {
         return (None, Err(ApiError::QuitNeedsPutOrPost));
@@ -243,7 +252,7 @@ where
         if !is_get {
             return (None, Err(ApiError::MethodNotAllowed));
         }
-        return (None, Ok(scrape(app, &request)));
+        return (None, scrape(app, &request));
     }
     // Upstream's router redirects a trailing slash away.
     if is_get && rest.strip_suffix('/') == Some(app.config.telemetry_path.as_str()) {
@@ -253,6 +262,15 @@ where
         );
     }
     if let Some((job, job_is_base64, labels)) = split_push_path(rest) {
+        if labels.contains("//") {
+            // Upstream's router redirects to a path without it, which a PUT does not follow.
+            return (
+                None,
+                Err(ApiError::EmptyPathSegment {
+                    path: labels.to_string(),
+                }),
+            );
+        }
         let mode = match method {
             Method::PUT => PushMode::Replace,
             Method::POST => PushMode::Merge,
@@ -297,8 +315,55 @@ where
         _ if rest.starts_with("/api/v1/") => {
             api::route(app, &method, &rest["/api/v1".len()..]).await
         }
+        "/api/v1" => (None, Ok(redirect(&format!("{prefix}/api/v1/")))),
         _ => (None, Err(ApiError::NotFound)),
     }
+}
+
+/// Whether every `%` in a raw path starts an escape of two hex digits (Go's URL parser
+/// refuses the request otherwise, and so does upstream).
+fn has_valid_escapes(raw_path: &str) -> bool {
+    let bytes = raw_path.as_bytes();
+    bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
+}
+
+/// The methods upstream's router lists for `OPTIONS` on a path (it answers every `OPTIONS`
+/// on a known path with 200 and `Allow`, which CORS preflights need); `None` for paths it
+/// does not know, and for the JSON API, which answers `OPTIONS` itself.
+fn allowed_methods(app: &App, path: &str) -> Option<&'static str> {
+    const READ_ONLY: &str = "GET, OPTIONS";
+    const QUIT: &str = "GET, OPTIONS, POST, PUT";
+    // Its GET is registered outside the route prefix, as upstream.
+    if path == "/-/quit" {
+        return Some(QUIT);
+    }
+    let rest = path.strip_prefix(app.config.route_prefix.as_str())?;
+    let rest = if rest.is_empty() { "/" } else { rest };
+    if rest == app.config.telemetry_path {
+        return Some(READ_ONLY);
+    }
+    if split_push_path(rest).is_some() {
+        return Some("DELETE, OPTIONS, POST, PUT");
+    }
+    match rest {
+        "/-/quit" => Some(QUIT),
+        "/-/healthy" | "/-/ready" | "/" | "/status" => Some(READ_ONLY),
+        _ if rest.starts_with("/static/") => Some(READ_ONLY),
+        _ => None,
+    }
+}
+
+fn options(allow: &'static str) -> HttpResponse {
+    let mut response = Response::new(ResponseBody::full(Bytes::new()));
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 /// Splits `/metrics/job/<job>/<labels...>` or `/metrics/job@base64/<job>/...`.
@@ -348,12 +413,17 @@ fn quit(app: &App, method: &Method) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
+fn scrape<B>(app: &App, request: &Request<B>) -> Result<HttpResponse, ApiError> {
     let accept = request
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    let format = negotiate(accept);
+    let openmetrics = if app.config.enable_openmetrics {
+        OpenMetrics::Enabled
+    } else {
+        OpenMetrics::Disabled
+    };
+    let format = negotiate(accept, openmetrics)?;
     let exposes_pushed = app
         .replicator
         .as_ref()
@@ -407,7 +477,7 @@ fn scrape<B>(app: &App, request: &Request<B>) -> HttpResponse {
     if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    response
+    Ok(response)
 }
 
 fn gzip_chunks(chunks: &[Bytes]) -> Bytes {

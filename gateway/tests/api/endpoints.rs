@@ -171,3 +171,71 @@ fn quit_under_a_route_prefix() {
     let status = gw.wait_exit(Duration::from_secs(5)).expect("no exit");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+#[test]
+fn malformed_push_paths_get_400_and_change_nothing() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "a 1\n").status, 200);
+    let before = gw.state();
+    for (path, reason) in [
+        ("/metrics/job/j/v/%zz", "invalid URL escape"),
+        ("/metrics/job/j/v/%", "invalid URL escape"),
+        ("/metrics/job/j%4/v/x", "invalid URL escape"),
+        (
+            "/metrics/job/j/a//b/c",
+            "empty segment in the grouping path \"/a//b/c\"",
+        ),
+        ("/metrics/job/j/a%2F%2Fb/c", "empty segment"),
+    ] {
+        let r = gw.put(path, "a 2\n");
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(r.text().contains(reason), "{path}: {}", r.text());
+    }
+    assert_eq!(gw.state(), before);
+    // A trailing empty value is still an empty label value, as upstream.
+    assert_eq!(gw.put("/metrics/job/j/a/", "a 3\n").status, 200);
+}
+
+#[test]
+fn options_answers_200_with_allow_on_routed_paths() {
+    let gw = spawn_gateway(&["--web.route-prefix=/pg"]);
+    for (path, allow) in [
+        ("/metrics/job/j", "DELETE, OPTIONS, POST, PUT"),
+        ("/metrics/job@base64/YQ/a/b", "DELETE, OPTIONS, POST, PUT"),
+        ("/metrics", "GET, OPTIONS"),
+        ("/-/healthy", "GET, OPTIONS"),
+        ("/-/quit", "GET, OPTIONS, POST, PUT"),
+    ] {
+        let r = gw.request("OPTIONS", path, &[], b"");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.header("allow"), Some(allow), "{path}");
+        assert!(r.body.is_empty(), "{path}");
+    }
+    assert_eq!(gw.request("OPTIONS", "/nowhere", &[], b"").status, 404);
+}
+
+#[test]
+fn api_v1_redirects_and_wipe_refuses_other_methods() {
+    let gw = spawn_gateway(&["--web.enable-admin-api", "--web.route-prefix=/pg"]);
+    let r = gw.get("/api/v1");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/pg/api/v1/"));
+    for method in ["GET", "POST", "DELETE"] {
+        let r = gw.request(method, "/api/v1/admin/wipe", &[], b"");
+        assert_eq!(r.status, 405, "{method}");
+    }
+    // Without the admin API the endpoint does not exist.
+    let plain = spawn_gateway(&[]);
+    assert_eq!(plain.get("/api/v1/admin/wipe").status, 404);
+}
+
+#[test]
+fn api_keeps_the_sign_of_negative_zero() {
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "z -0\n").status, 200);
+    let data = gw.get("/api/v1/metrics").json();
+    let value = &data["data"][0]["z"]["metrics"][0]["value"];
+    assert_eq!(value, "-0", "{data}");
+    // The exposition writes 0, as upstream's.
+    assert!(gw.scrape().contains("z{instance=\"\",job=\"j\"} 0\n"));
+}

@@ -48,6 +48,37 @@ fn quoted_utf8_names_in_the_body_need_the_flag() {
 }
 
 #[test]
+fn dots_and_values_escaping_as_prometheus_common_defines_them() {
+    let gw = spawn_gateway(&["--push.enable-utf8-names"]);
+    let body = "{\"my.metric_x\",\"a.b\"=\"1\",plain_label=\"2\"} 2\n";
+    assert_eq!(gw.put("/metrics/job/j", body).status, 200);
+    for (escaping, line) in [
+        (
+            "dots",
+            "my_dot_metric__x{a_dot_b=\"1\",instance=\"\",job=\"j\",plain_label=\"2\"} 2",
+        ),
+        (
+            "values",
+            "U__my_2e_metric__x{U__a_2e_b=\"1\",instance=\"\",job=\"j\",plain_label=\"2\"} 2",
+        ),
+    ] {
+        let accept = format!("text/plain;version=0.0.4;escaping={escaping}");
+        let r = gw.request("GET", "/metrics", &[("Accept", accept.as_str())], b"");
+        assert_eq!(r.status, 200);
+        let content_type = r.header("content-type").unwrap_or_default().to_string();
+        assert!(
+            content_type.ends_with(&format!("escaping={escaping}")),
+            "{content_type}"
+        );
+        assert!(
+            r.text().lines().any(|l| l == line),
+            "{escaping}: {}",
+            r.text()
+        );
+    }
+}
+
+#[test]
 fn external_url_path_becomes_the_route_prefix() {
     let gw = spawn_gateway(&["--web.external-url=http://example.com/pg/"]);
     assert_eq!(

@@ -811,7 +811,8 @@ fn rich_scrapes(instance: &Instance) -> (Vec<Vec<u8>>, String) {
 #[test]
 fn persistence_keeps_protobuf_only_content() {
     let (_tmp, data, logs) = dirs("protobuf");
-    let mut gateway = PersistGateway::new(&data.join("state"), &logs, &[]);
+    let mut gateway =
+        PersistGateway::new(&data.join("state"), &logs, &["--web.enable-openmetrics"]);
     let mut instance = gateway.start();
     let mut body = Vec::new();
     for family in protobuf_families() {

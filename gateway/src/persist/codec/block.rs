@@ -102,6 +102,10 @@ impl<'a> Reader<'a> {
         Ok(reader)
     }
 
+    pub(super) fn at_end(&self) -> bool {
+        self.pos == self.input.len()
+    }
+
     pub(super) fn end(&self) -> Result<(), CodecError> {
         if self.pos == self.input.len() {
             Ok(())

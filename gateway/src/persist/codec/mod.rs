@@ -2,7 +2,8 @@
 //!
 //! A *group block* starts with its own string table (every label name and value, metric
 //! name and help text of the group, each once), followed by the grouping key, the group's
-//! timestamps and its families, which refer to strings by index. Numbers are LEB128
+//! timestamps and its families, which refer to strings by index, and last the group's
+//! creation time (missing in blocks written before it was kept). Numbers are LEB128
 //! varints (zigzag for signed), floats are 8 little-endian bytes. Decoding checks every
 //! length and index and fails with [`CodecError`] instead of panicking.
 //!

@@ -21,6 +21,8 @@ pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
         // The full label sets, as pushed: the store's leaner form stays an in-memory detail.
         block.family(&stored.family, stored.pushed_at, Some(&view.key));
     }
+    // Last, so that blocks written before it existed still decode.
+    block.f64(view.created);
     block.finish(out);
 }
 
@@ -138,12 +140,24 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
         let (family, pushed_at) = reader.family()?;
         families.push(Arc::new(StoredFamily::new(family, pushed_at, key.clone())));
     }
+    let created = if reader.at_end() {
+        // Written before the creation time was kept: the earliest time the group shows.
+        families
+            .iter()
+            .map(|f| f.pushed_at)
+            .chain([push_time, failure_time])
+            .filter(|&t| t > 0.0)
+            .fold(f64::INFINITY, f64::min)
+    } else {
+        reader.f64()?
+    };
     reader.end()?;
     Ok(GroupView {
         key,
         families,
         push_time,
         failure_time,
+        created: if created.is_finite() { created } else { 0.0 },
     })
 }
 
