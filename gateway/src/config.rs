@@ -12,6 +12,7 @@ use clap::{Parser, ValueEnum};
 use crate::config_file::{self, ConfigFile, ConfigFileError};
 use crate::expiry::ExpiryPolicy;
 use crate::model::NameValidation;
+use crate::parse::ParseLimits;
 use crate::persist::{FsyncMode, PersistConfig};
 use crate::store::{Consistency, Limits};
 
@@ -77,12 +78,25 @@ pub struct Flags {
     /// How long a client may take to send its request headers (slow clients are dropped).
     #[arg(long = "web.read-header-timeout", default_value = "30s", value_parser = parse_go_duration)]
     pub header_read_timeout: Duration,
+    /// How long a response may wait for the client to take more of it before the
+    /// connection is closed (0: forever).
+    #[arg(long = "web.write-timeout", default_value = "1m", value_parser = parse_go_duration)]
+    pub write_timeout: Duration,
     /// Most metrics (series; a histogram or summary counts once) in one push.
     #[arg(long = "push.max-series", default_value_t = 1_000_000)]
     pub max_series_per_push: usize,
     /// Longest label name or value, in bytes, in a push or grouping key.
     #[arg(long = "push.max-label-length", default_value_t = 65_536)]
     pub max_label_length: usize,
+    /// Most labels in a push's grouping key, `job` included.
+    #[arg(long = "push.max-grouping-labels", default_value_t = 64)]
+    pub max_grouping_labels: usize,
+    /// Most labels one pushed metric carries itself (grouping labels not counted).
+    #[arg(long = "push.max-labels-per-series", default_value_t = 512)]
+    pub max_labels_per_series: usize,
+    /// Longest line of a text-format push, in bytes.
+    #[arg(long = "push.max-line-bytes", default_value_t = 1024 * 1024)]
+    pub max_line_bytes: usize,
     /// Most metrics stored in total; pushes beyond it get 429 (0: no limit).
     #[arg(long = "storage.max-series", default_value_t = 0)]
     pub max_series: usize,
@@ -221,6 +235,10 @@ pub struct WebConfig {
     pub max_connections: usize,
     /// How long a client may take to send request headers.
     pub header_read_timeout: Duration,
+    /// How long a response write may stall before the connection is closed (`None`: no limit).
+    pub write_timeout: Option<Duration>,
+    /// Bounds on each line of a text push.
+    pub parse_limits: ParseLimits,
     /// Whether pushes are acknowledged with 202 without a check.
     pub consistency: Consistency,
     /// Name rules for pushes.
@@ -312,6 +330,11 @@ impl Config {
                     .then(|| PathBuf::from(&flags.web_config_file)),
                 max_connections: flags.max_connections,
                 header_read_timeout: flags.header_read_timeout,
+                write_timeout: (!flags.write_timeout.is_zero()).then_some(flags.write_timeout),
+                parse_limits: ParseLimits {
+                    max_labels_per_series: flags.max_labels_per_series,
+                    max_line_bytes: flags.max_line_bytes,
+                },
                 consistency: if flags.disable_consistency_check {
                     Consistency::Unchecked
                 } else {
@@ -332,6 +355,8 @@ impl Config {
             limits: Limits {
                 max_series_per_push: flags.max_series_per_push,
                 max_label_length: flags.max_label_length,
+                max_grouping_labels: flags.max_grouping_labels,
+                max_labels_per_series: flags.max_labels_per_series,
                 max_series: flags.max_series,
                 max_groups: flags.max_groups,
             },
@@ -589,6 +614,16 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         ),
         ("push.max-series", flags.max_series_per_push.to_string()),
         ("push.max-label-length", flags.max_label_length.to_string()),
+        (
+            "push.max-grouping-labels",
+            flags.max_grouping_labels.to_string(),
+        ),
+        (
+            "push.max-labels-per-series",
+            flags.max_labels_per_series.to_string(),
+        ),
+        ("push.max-line-bytes", flags.max_line_bytes.to_string()),
+        ("web.write-timeout", duration(flags.write_timeout)),
         ("storage.max-series", flags.max_series.to_string()),
         ("storage.max-groups", flags.max_groups.to_string()),
         ("persistence.file", flags.persistence_file.clone()),

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod body;
 pub mod error;
+mod offload;
 mod push;
 pub mod response_body;
 pub mod ui;
@@ -25,7 +26,7 @@ use crate::persist::Persister;
 use crate::replicate::Replicator;
 use crate::store::{PushMode, Store, StoreConfig};
 use crate::telemetry::Telemetry;
-use crate::webconfig::WebConfigSource;
+use crate::webconfig::{Verdict, WebConfigSource};
 
 pub use error::ApiError;
 pub use response_body::ResponseBody;
@@ -58,6 +59,7 @@ pub struct App {
     /// Replicated state, with `--storage=redis`.
     pub replicator: Option<Arc<Replicator>>,
     renderer: Renderer,
+    offload: offload::Offload,
 }
 
 impl App {
@@ -88,6 +90,7 @@ impl App {
             config_file,
             replicator,
             renderer: Renderer::new(),
+            offload: offload::Offload::default(),
         }
     }
 }
@@ -147,11 +150,19 @@ where
     let security = app.security.as_ref().map(|s| s.current());
     if let Some(security) = &security {
         // Every endpoint is behind basic auth, as upstream.
-        if !security.authorize(request.headers().get(header::AUTHORIZATION)) {
-            let mut response = ApiError::Unauthorized.into_response();
+        let verdict = security
+            .authorize(request.headers().get(header::AUTHORIZATION))
+            .await;
+        let refusal = match verdict {
+            Verdict::Allowed => None,
+            Verdict::Denied => Some((ApiError::Unauthorized, header::WWW_AUTHENTICATE, "Basic")),
+            Verdict::Busy => Some((ApiError::AuthBusy, header::RETRY_AFTER, "1")),
+        };
+        if let Some((error, name, value)) = refusal {
+            let mut response = error.into_response();
             response
                 .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                .insert(name, HeaderValue::from_static(value));
             add_headers(&mut response, security);
             close_after(&mut response);
             return response;
