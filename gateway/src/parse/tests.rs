@@ -165,3 +165,56 @@ fn floats_like_go() {
     assert!(parse_float("nan").is_some_and(f64::is_nan));
     assert_eq!(parse_float("-nan"), None);
 }
+
+#[test]
+fn duplicate_labels_are_found_among_many() {
+    let many: String = (0..50).map(|i| format!("l{i}=\"v\",")).collect();
+    let input = format!("foo{{{many}l7=\"again\"}} 1\n");
+    let err = parse(input.as_bytes(), NameValidation::Legacy).expect_err("duplicate");
+    assert!(err.to_string().contains("duplicate label names"), "{err}");
+    // The set is per line: the next line may use the same names.
+    let input = format!("foo{{{many}x=\"1\"}} 1\nfoo{{{many}x=\"2\"}} 1\n");
+    let families = ok(&input);
+    assert_eq!(families[0].metrics.len(), 2);
+    assert_eq!(families[0].metrics[0].labels.len(), 51);
+}
+
+#[test]
+fn lines_beyond_the_limits_are_refused_with_the_flag() {
+    use super::{ParseError, ParseLimits};
+    let limits = ParseLimits {
+        max_labels_per_series: 3,
+        max_line_bytes: 40,
+    };
+    let parse_limited =
+        |input: &str| super::text::parse_limited(input.as_bytes(), NameValidation::Legacy, limits);
+    assert!(parse_limited("foo{a=\"1\",b=\"2\",c=\"3\"} 1\n").is_ok());
+    // A line of exactly the limit (newline not counted) passes.
+    let exact = format!("# {}\nfoo 1\n", "x".repeat(38));
+    assert!(parse_limited(&exact).is_ok());
+    for (input, flag, line) in [
+        (
+            "foo{a=\"1\",b=\"2\",c=\"3\",d=\"4\"} 1\n",
+            "--push.max-labels-per-series",
+            1,
+        ),
+        (
+            &format!("foo 1\n# {}\n", "x".repeat(39)),
+            "--push.max-line-bytes",
+            2,
+        ),
+        (
+            &format!("foo{{a=\"{}\"}} 1\n", "x".repeat(60)),
+            "--push.max-line-bytes",
+            1,
+        ),
+    ] {
+        match parse_limited(input) {
+            Err(ParseError::Limit { line: at, message }) => {
+                assert!(message.contains(flag), "{input:?}: {message}");
+                assert_eq!(at, line, "{input:?}");
+            }
+            other => panic!("{input:?}: expected a limit error, got {other:?}"),
+        }
+    }
+}
