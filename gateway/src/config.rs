@@ -89,7 +89,7 @@ pub struct Flags {
     #[arg(long = "push.max-label-length", default_value_t = 65_536)]
     pub max_label_length: usize,
     /// Most labels in a push's grouping key, `job` included.
-    #[arg(long = "push.max-grouping-labels", default_value_t = 64)]
+    #[arg(long = "push.max-grouping-labels", default_value_t = 32)]
     pub max_grouping_labels: usize,
     /// Most labels one pushed metric carries itself (grouping labels not counted).
     #[arg(long = "push.max-labels-per-series", default_value_t = 512)]

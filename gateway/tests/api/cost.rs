@@ -41,8 +41,8 @@ fn many_grouping_labels_are_refused_and_the_store_is_unchanged() {
         &metrics(10),
         "--push.max-grouping-labels",
     );
-    // At the default limit (64 labels, job included) a push is accepted.
-    let response = gateway.put(&grouping_path(63), &metrics(400));
+    // At the default limit (32 labels, job included) a push is accepted.
+    let response = gateway.put(&grouping_path(31), &metrics(400));
     assert_eq!(response.status, 200, "{}", response.text());
 }
 
