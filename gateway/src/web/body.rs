@@ -10,16 +10,23 @@ use http::HeaderMap;
 use http_body_util::{BodyExt, Limited};
 
 use super::error::ApiError;
+use super::offload::Offload;
 
 /// How long a client may take to send its body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Collects a body of at most `limit` bytes (after decompression).
+/// Collects a body of at most `limit` bytes (after decompression, which runs on `offload`:
+/// a small compressed body may inflate to `limit`).
 ///
 /// # Errors
 /// [`ApiError::TooLarge`] past the limit, [`ApiError::BadBody`] on a broken stream or
 /// compression.
-pub async fn read_body<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError>
+pub async fn read_body<B>(
+    body: B,
+    headers: &HeaderMap,
+    limit: usize,
+    offload: &Offload,
+) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -48,11 +55,15 @@ where
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    match encoding.as_str() {
-        "gzip" => decompress(flate2::read::GzDecoder::new(&raw[..]), limit, "gzip"),
-        "snappy" => decompress(snap::read::FrameDecoder::new(&raw[..]), limit, "snappy"),
-        _ => Ok(raw),
+    if encoding != "gzip" && encoding != "snappy" {
+        return Ok(raw);
     }
+    offload
+        .always(move || match encoding.as_str() {
+            "gzip" => decompress(flate2::read::GzDecoder::new(&raw[..]), limit, "gzip"),
+            _ => decompress(snap::read::FrameDecoder::new(&raw[..]), limit, "snappy"),
+        })
+        .await?
 }
 
 fn decompress(reader: impl Read, limit: usize, what: &str) -> Result<Bytes, ApiError> {

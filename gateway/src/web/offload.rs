@@ -1,6 +1,7 @@
-//! Work whose cost grows with the request (decoding a large push, applying it) runs on
-//! tokio's blocking pool, at most one job per CPU at a time, so that the async workers stay
-//! free: a large push then delays other large pushes, never `/-/healthy` or a scrape.
+//! Work whose cost grows with the request (inflating a compressed body, decoding a large
+//! push, applying it) runs on tokio's blocking pool, at most one job per CPU at a time, so
+//! that the async workers stay free: a large push then delays other large pushes, never
+//! `/-/healthy` or a scrape.
 
 use std::sync::Arc;
 
@@ -39,6 +40,17 @@ impl Offload {
         if size < OFFLOAD_FROM_BYTES {
             return Ok(job());
         }
+        self.always(job).await
+    }
+
+    /// Runs `job` on the blocking pool once a slot is free, whatever its size.
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] when the job panicked or the pool is shutting down.
+    pub async fn always<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(e.to_string());
         let _slot = self
             .slots

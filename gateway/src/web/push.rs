@@ -39,7 +39,13 @@ where
     })?;
     let (parts, body) = request.into_parts();
     let format = format_of(&parts.headers);
-    let bytes = read_body(body, &parts.headers, app.config.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        &parts.headers,
+        app.config.max_body_bytes,
+        &app.offload,
+    )
+    .await?;
     let limits = app.config.parse_limits;
     let size = bytes.len();
     let body = bytes.clone();
