@@ -624,24 +624,34 @@ impl Store {
         families
     }
 
+    /// Refuses a grouping key with more labels than `--push.max-grouping-labels`, so that
+    /// a push can be refused before its body is read.
+    ///
+    /// # Errors
+    /// [`PushError::TooLarge`] with the reason.
+    pub fn check_grouping_key(&self, key: &GroupingKey) -> Result<(), PushError> {
+        let limit = self.shared.config.limits.max_grouping_labels;
+        let grouping = key.labels().len();
+        if grouping > limit {
+            return Err(PushError::TooLarge(format!(
+                "grouping key has {grouping} labels, more than the limit of {limit} (--push.max-grouping-labels)"
+            )));
+        }
+        Ok(())
+    }
+
     fn check_push_limits(
         &self,
         key: &GroupingKey,
         families: &[MetricFamily],
     ) -> Result<(), PushError> {
+        self.check_grouping_key(key)?;
         let limits = &self.shared.config.limits;
         let series: usize = families.iter().map(|f| f.metrics.len()).sum();
         if series > limits.max_series_per_push {
             return Err(PushError::TooLarge(format!(
                 "push has {series} metrics, more than the limit of {} (--push.max-series)",
                 limits.max_series_per_push
-            )));
-        }
-        let grouping = key.labels().len();
-        if grouping > limits.max_grouping_labels {
-            return Err(PushError::TooLarge(format!(
-                "grouping key has {grouping} labels, more than the limit of {} (--push.max-grouping-labels)",
-                limits.max_grouping_labels
             )));
         }
         let crowded = families

@@ -37,6 +37,9 @@ where
     let key = parse_grouping_path(job, job_is_base64, labels, validation).inspect_err(|e| {
         tracing::debug!(source = %peer, err = %e, "failed to parse URL");
     })?;
+    app.store
+        .check_grouping_key(&key)
+        .map_err(ApiError::from_push_error)?;
     let (parts, body) = request.into_parts();
     let format = format_of(&parts.headers);
     let bytes = read_body(
