@@ -138,7 +138,7 @@ fn shapes() -> Vec<Shape> {
         ),
         text_shape(
             "long lines",
-            format!("4 labels of {MAX_LABEL_LENGTH} bytes a line"),
+            "4 labels of almost 64 KiB a line".into(),
             "/metrics/job/attack/instance/long".into(),
             long_line,
         ),
@@ -359,5 +359,9 @@ fn markdown(rows: &[(&str, String, Cost)]) -> String {
             BUDGET.as_secs()
         ));
     }
+    md.push_str(
+        "A wrong password costs one bcrypt check of the hash's own cost, whatever the limits; \
+         the checks run on at most half the CPUs, so the guessers wait for each other.\n",
+    );
     md
 }

@@ -64,8 +64,8 @@ pub struct SeriesLabels<'a> {
 impl<'a> SeriesLabels<'a> {
     /// The labels of a series of `group` whose own labels are `own`, sorted by name.
     pub fn new(own: &'a [Label], group: &'a GroupingKey) -> SeriesLabels<'a> {
-        let needs_instance = !own.iter().any(|l| &*l.name == INSTANCE_LABEL)
-            && group.get(INSTANCE_LABEL).is_none();
+        let needs_instance =
+            !own.iter().any(|l| &*l.name == INSTANCE_LABEL) && group.get(INSTANCE_LABEL).is_none();
         SeriesLabels {
             own,
             group: group.labels(),
