@@ -701,6 +701,36 @@ mod tests {
     }
 
     #[test]
+    fn cost_limits_have_generous_defaults_and_flags() {
+        let config = parse(&[]).expect("defaults parse");
+        assert_eq!(config.limits.max_grouping_labels, 32);
+        assert_eq!(config.limits.max_labels_per_series, 512);
+        assert_eq!(config.web.parse_limits.max_labels_per_series, 512);
+        assert_eq!(config.web.parse_limits.max_line_bytes, 1 << 20);
+        assert_eq!(config.web.write_timeout, Some(Duration::from_secs(60)));
+        let config = parse(&[
+            "--push.max-grouping-labels=8",
+            "--push.max-labels-per-series=16",
+            "--push.max-line-bytes=4096",
+            "--web.write-timeout=0",
+        ])
+        .expect("parses");
+        assert_eq!(config.limits.max_grouping_labels, 8);
+        assert_eq!(config.limits.max_labels_per_series, 16);
+        assert_eq!(config.web.parse_limits.max_labels_per_series, 16);
+        assert_eq!(config.web.parse_limits.max_line_bytes, 4096);
+        assert_eq!(config.web.write_timeout, None, "0 turns the write timeout off");
+        for flag in [
+            "push.max-grouping-labels",
+            "push.max-labels-per-series",
+            "push.max-line-bytes",
+            "web.write-timeout",
+        ] {
+            assert!(config.flags.iter().any(|(name, _)| name == flag), "{flag}");
+        }
+    }
+
+    #[test]
     fn route_prefix_rules() {
         for (prefix, external, expected) in [
             ("", "", ""),
