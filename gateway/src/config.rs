@@ -719,7 +719,10 @@ mod tests {
         assert_eq!(config.limits.max_labels_per_series, 16);
         assert_eq!(config.web.parse_limits.max_labels_per_series, 16);
         assert_eq!(config.web.parse_limits.max_line_bytes, 4096);
-        assert_eq!(config.web.write_timeout, None, "0 turns the write timeout off");
+        assert_eq!(
+            config.web.write_timeout, None,
+            "0 turns the write timeout off"
+        );
         for flag in [
             "push.max-grouping-labels",
             "push.max-labels-per-series",
