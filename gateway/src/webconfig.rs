@@ -9,7 +9,7 @@
 //! on the blocking pool, a few at a time with a bounded queue, so that guessing passwords
 //! slows the guesser, while clients whose verdict is cached are answered at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -95,8 +95,8 @@ pub struct WebSecurity {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Credentials that passed, apart from those that failed, so that a guesser filling
     /// the cache with failures never evicts the clients that know their password.
-    granted: Mutex<HashMap<[u8; 32], ()>>,
-    denied: Mutex<HashMap<[u8; 32], ()>>,
+    granted: Mutex<HashSet<[u8; 32]>>,
+    denied: Mutex<HashSet<[u8; 32]>>,
 }
 
 /// What basic auth says about a request.
@@ -195,7 +195,7 @@ impl WebSecurity {
         if verdicts.len() >= MAX_CACHED_VERDICTS {
             verdicts.clear();
         }
-        verdicts.insert(key, ());
+        verdicts.insert(key);
         if matches {
             Verdict::Allowed
         } else {
@@ -204,9 +204,9 @@ impl WebSecurity {
     }
 
     fn cached(&self, key: &[u8; 32]) -> Option<Verdict> {
-        if self.granted.lock().contains_key(key) {
+        if self.granted.lock().contains(key) {
             Some(Verdict::Allowed)
-        } else if self.denied.lock().contains_key(key) {
+        } else if self.denied.lock().contains(key) {
             Some(Verdict::Denied)
         } else {
             None
@@ -273,8 +273,8 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         tls,
         users: format.basic_auth_users,
         headers,
-        granted: Mutex::new(HashMap::new()),
-        denied: Mutex::new(HashMap::new()),
+        granted: Mutex::new(HashSet::new()),
+        denied: Mutex::new(HashSet::new()),
     })
 }
 
