@@ -1,9 +1,11 @@
 """basic_auth_users, reloads of --web.config.file, and http_server_config.headers."""
 
 import base64
+import collections
 import json
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -341,3 +343,53 @@ def test_changed_headers_are_reloaded(gateway, tmp_path):
     assert wait_until(lambda: gw.req("GET", "/-/healthy").headers.get("X-Frame-Options") == "sameorigin", 5)
     config.write_text("")
     assert wait_until(lambda: "X-Frame-Options" not in gw.req("GET", "/-/healthy").headers, 5)
+
+
+def test_password_guessing_storm_costs_the_guesser(gateway, tmp_path):
+    """Every wrong password costs a bcrypt check. The checks run off the request workers, a
+    few at a time behind a bounded queue: a client whose verdict is cached stays fast, and
+    guessers beyond the queue get 429 at once."""
+    config = tmp_path / "web.yml"
+    # A costly hash (12 rounds), so that checks on the request workers would show.
+    config.write_text(f"basic_auth_users:\n  {USER}: {json.dumps(bcrypt_hash(PASSWORD, rounds=12))}\n")
+    gw = gateway([f"--web.config.file={config}"], auth=(USER, PASSWORD))
+    assert gw.req("GET", "/-/healthy").status_code == 200  # the verdict is cached now
+    stop = threading.Event()
+    statuses = collections.Counter()
+
+    def guess(i):
+        n = 0
+        with requests.Session() as session:
+            session.trust_env = False
+            while not stop.is_set():
+                n += 1
+                try:
+                    r = session.get(gw.url + "/-/healthy", auth=(USER, f"guess-{i}-{n}"), timeout=60)
+                    statuses[r.status_code] += 1
+                    if r.status_code == 429:
+                        time.sleep(0.05)  # a busy client loop would take the CPU the gateway needs
+                except requests.RequestException:
+                    statuses["error"] += 1
+
+    guessers = [threading.Thread(target=guess, args=(i,), daemon=True) for i in range(96)]
+    for t in guessers:
+        t.start()
+    try:
+        wait_until(lambda: statuses[429] > 0, timeout=30)
+        latencies = []
+        for _ in range(20):
+            started = time.monotonic()
+            r = gw.req("GET", "/-/healthy", timeout=30)
+            latencies.append(time.monotonic() - started)
+            assert r.status_code == 200, r.text
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in guessers:
+            t.join(timeout=60)
+    assert statuses[401] > 0, statuses
+    assert statuses[429] > 0, statuses
+    median = sorted(latencies)[len(latencies) // 2]
+    assert median < 0.5, f"a client with a cached verdict waited {median:.2f}s (median) during the storm: {latencies}"
+    after = requests.get(gw.url + "/-/healthy", auth=(USER, PASSWORD), timeout=30)
+    assert after.status_code == 200

@@ -230,3 +230,41 @@ def test_silent_tls_client_is_dropped_within_the_header_timeout(gateway, cert_di
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as silent:
         after = closed_after(silent, 12)
     assert after is not None and after < 4.5, f"the silent TLS connection was closed after {after} s"
+
+
+def test_client_that_stops_reading_loses_its_slot(gateway):
+    """--web.write-timeout: a client that asks for a large /metrics and never reads it is
+    dropped once the response has made no progress for the timeout, freeing its slot."""
+    gw = gateway(["--web.max-connections=1", "--web.write-timeout=1s"])
+    padding = "p" * 60000
+    body = "".join(f'big{{i="{i}",pad="{padding}"}} 1\n' for i in range(300))  # an 18 MB scrape
+    r = gw.push("job/big", body, timeout=60, headers={"Connection": "close"})
+    assert r.status_code == 200, r.text
+    stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window stalls the server soon
+    stalled.settimeout(10)
+    stalled.connect(("127.0.0.1", gw.port))
+    try:
+        stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        # The only slot is the stalled client's: the next one waits in the backlog until the
+        # write timeout drops it.
+        started = time.monotonic()
+        other = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+        try:
+            other.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            response = read_response(other, timeout=30)
+        finally:
+            other.close()
+        waited = time.monotonic() - started
+        assert response.startswith(b"HTTP/1.1 200"), response
+        assert waited < 30, waited
+        # The stalled connection was closed before the whole scrape was sent.
+        received = 0
+        try:
+            while chunk := stalled.recv(1 << 20):
+                received += len(chunk)
+        except OSError:
+            pass  # a reset is a close too
+        assert received < len(body), f"the stalled client got {received} of about {len(body)} bytes"
+    finally:
+        stalled.close()

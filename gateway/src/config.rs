@@ -12,6 +12,7 @@ use clap::{Parser, ValueEnum};
 use crate::config_file::{self, ConfigFile, ConfigFileError};
 use crate::expiry::ExpiryPolicy;
 use crate::model::NameValidation;
+use crate::parse::ParseLimits;
 use crate::persist::{FsyncMode, PersistConfig};
 use crate::store::{Consistency, Limits};
 
@@ -85,12 +86,25 @@ pub struct Flags {
     /// How long a client may take to send its request headers (slow clients are dropped).
     #[arg(long = "web.read-header-timeout", default_value = "30s", value_parser = parse_go_duration)]
     pub header_read_timeout: Duration,
+    /// How long a response may wait for the client to take more of it before the
+    /// connection is closed (0: forever).
+    #[arg(long = "web.write-timeout", default_value = "1m", value_parser = parse_go_duration)]
+    pub write_timeout: Duration,
     /// Most metrics (series; a histogram or summary counts once) in one push.
     #[arg(long = "push.max-series", default_value_t = 1_000_000)]
     pub max_series_per_push: usize,
     /// Longest label name or value, in bytes, in a push or grouping key.
     #[arg(long = "push.max-label-length", default_value_t = 65_536)]
     pub max_label_length: usize,
+    /// Most labels in a push's grouping key, `job` included.
+    #[arg(long = "push.max-grouping-labels", default_value_t = 32)]
+    pub max_grouping_labels: usize,
+    /// Most labels one pushed metric carries itself (grouping labels not counted).
+    #[arg(long = "push.max-labels-per-series", default_value_t = 512)]
+    pub max_labels_per_series: usize,
+    /// Longest line of a text-format push, in bytes.
+    #[arg(long = "push.max-line-bytes", default_value_t = 1024 * 1024)]
+    pub max_line_bytes: usize,
     /// Most metrics stored in total; pushes beyond it get 429 (0: no limit).
     #[arg(long = "storage.max-series", default_value_t = 0)]
     pub max_series: usize,
@@ -233,6 +247,10 @@ pub struct WebConfig {
     pub max_connections: usize,
     /// How long a client may take to send request headers.
     pub header_read_timeout: Duration,
+    /// How long a response write may stall before the connection is closed (`None`: no limit).
+    pub write_timeout: Option<Duration>,
+    /// Bounds on each line of a text push.
+    pub parse_limits: ParseLimits,
     /// Whether pushes are acknowledged with 202 without a check.
     pub consistency: Consistency,
     /// Name rules for pushes.
@@ -326,6 +344,11 @@ impl Config {
                 unauthenticated_probes: flags.unauthenticated_probes,
                 max_connections: flags.max_connections,
                 header_read_timeout: flags.header_read_timeout,
+                write_timeout: (!flags.write_timeout.is_zero()).then_some(flags.write_timeout),
+                parse_limits: ParseLimits {
+                    max_labels_per_series: flags.max_labels_per_series,
+                    max_line_bytes: flags.max_line_bytes,
+                },
                 consistency: if flags.disable_consistency_check {
                     Consistency::Unchecked
                 } else {
@@ -346,6 +369,8 @@ impl Config {
             limits: Limits {
                 max_series_per_push: flags.max_series_per_push,
                 max_label_length: flags.max_label_length,
+                max_grouping_labels: flags.max_grouping_labels,
+                max_labels_per_series: flags.max_labels_per_series,
                 max_series: flags.max_series,
                 max_groups: flags.max_groups,
             },
@@ -643,6 +668,16 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         ),
         ("push.max-series", flags.max_series_per_push.to_string()),
         ("push.max-label-length", flags.max_label_length.to_string()),
+        (
+            "push.max-grouping-labels",
+            flags.max_grouping_labels.to_string(),
+        ),
+        (
+            "push.max-labels-per-series",
+            flags.max_labels_per_series.to_string(),
+        ),
+        ("push.max-line-bytes", flags.max_line_bytes.to_string()),
+        ("web.write-timeout", duration(flags.write_timeout)),
         ("storage.max-series", flags.max_series.to_string()),
         ("storage.max-groups", flags.max_groups.to_string()),
         ("persistence.file", flags.persistence_file.clone()),
@@ -717,6 +752,39 @@ mod tests {
         assert!(config.persistence.is_none());
         assert_eq!(config.web.consistency, Consistency::Checked);
         assert!(!config.web.enable_lifecycle && !config.web.enable_admin_api);
+    }
+
+    #[test]
+    fn cost_limits_have_generous_defaults_and_flags() {
+        let config = parse(&[]).expect("defaults parse");
+        assert_eq!(config.limits.max_grouping_labels, 32);
+        assert_eq!(config.limits.max_labels_per_series, 512);
+        assert_eq!(config.web.parse_limits.max_labels_per_series, 512);
+        assert_eq!(config.web.parse_limits.max_line_bytes, 1 << 20);
+        assert_eq!(config.web.write_timeout, Some(Duration::from_secs(60)));
+        let config = parse(&[
+            "--push.max-grouping-labels=8",
+            "--push.max-labels-per-series=16",
+            "--push.max-line-bytes=4096",
+            "--web.write-timeout=0",
+        ])
+        .expect("parses");
+        assert_eq!(config.limits.max_grouping_labels, 8);
+        assert_eq!(config.limits.max_labels_per_series, 16);
+        assert_eq!(config.web.parse_limits.max_labels_per_series, 16);
+        assert_eq!(config.web.parse_limits.max_line_bytes, 4096);
+        assert_eq!(
+            config.web.write_timeout, None,
+            "0 turns the write timeout off"
+        );
+        for flag in [
+            "push.max-grouping-labels",
+            "push.max-labels-per-series",
+            "push.max-line-bytes",
+            "web.write-timeout",
+        ] {
+            assert!(config.flags.iter().any(|(name, _)| name == flag), "{flag}");
+        }
     }
 
     #[test]

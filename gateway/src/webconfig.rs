@@ -8,12 +8,14 @@
 //!
 //! Password checks use bcrypt, whose cost would make every authenticated request expensive
 //! (and the gateway easy to overload), so verdicts are cached by a SHA-256 of user,
-//! password and hash: only the first request with a given password pays.
+//! password and hash: only the first request with a given password pays. The checks run
+//! on the blocking pool, a few at a time with a bounded queue, so that guessing passwords
+//! slows the guesser, while clients whose verdict is cached are answered at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -145,13 +147,58 @@ pub struct WebSecurity {
     users: HashMap<String, String>,
     /// Headers added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    verdicts: Mutex<HashMap<[u8; 32], bool>>,
+    /// Credentials that passed, apart from those that failed, so that a guesser filling
+    /// the cache with failures never evicts the clients that know their password.
+    granted: Mutex<HashSet<[u8; 32]>>,
+    denied: Mutex<HashSet<[u8; 32]>>,
     /// The files read besides the config file itself, watched for changes.
     files: Vec<PathBuf>,
 }
 
-/// Verdicts kept at most; the cache starts over when full.
+/// What basic auth says about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No users configured, or the credentials match.
+    Allowed,
+    /// Missing or wrong credentials.
+    Denied,
+    /// The credentials are not cached and too many password checks are waiting already.
+    Busy,
+}
+
+/// Verdicts kept at most per kind; a full cache starts over.
 const MAX_CACHED_VERDICTS: usize = 10_000;
+/// Password checks waiting for a slot at most; further uncached requests get
+/// [`Verdict::Busy`] at once instead of queueing without end.
+const MAX_WAITING_CHECKS: usize = 64;
+
+/// Slots for bcrypt checks: half the CPUs (at least one), so that a storm of wrong
+/// passwords leaves the other half to everyone else.
+static PASSWORD_CHECKS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::sync::Semaphore::new((cpus / 2).max(1))
+});
+static WAITING_CHECKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a waiting check for as long as it lives.
+struct Waiting;
+
+impl Waiting {
+    fn enter() -> Option<Waiting> {
+        let before = WAITING_CHECKS.fetch_add(1, Ordering::SeqCst);
+        if before >= MAX_WAITING_CHECKS {
+            WAITING_CHECKS.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Waiting)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING_CHECKS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 /// A valid bcrypt hash that no password matches, checked for unknown users so that they
 /// take as long as known ones.
 const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
@@ -159,12 +206,12 @@ const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV
 impl WebSecurity {
     /// Whether the request may pass: always without configured users; otherwise only with
     /// matching basic-auth credentials.
-    pub fn authorize(&self, authorization: Option<&HeaderValue>) -> bool {
+    pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> Verdict {
         if self.users.is_empty() {
-            return true;
+            return Verdict::Allowed;
         }
         let Some((user, password)) = authorization.and_then(parse_basic) else {
-            return false;
+            return Verdict::Denied;
         };
         let hash = self.users.get(&user);
         let mut digest = Sha256::new();
@@ -177,18 +224,49 @@ impl WebSecurity {
             digest.update(part);
         }
         let key: [u8; 32] = digest.finalize().into();
-        if let Some(&verdict) = self.verdicts.lock().get(&key) {
+        if let Some(verdict) = self.cached(&key) {
             return verdict;
         }
-        let matches = bcrypt::verify(&password, hash.map_or(DUMMY_HASH, String::as_str))
-            .unwrap_or(false)
-            && hash.is_some();
-        let mut verdicts = self.verdicts.lock();
+        let Some(waiting) = Waiting::enter() else {
+            return Verdict::Busy;
+        };
+        let Ok(slot) = PASSWORD_CHECKS.acquire().await else {
+            return Verdict::Busy;
+        };
+        drop(waiting);
+        // Another request with the same credentials may have checked them meanwhile.
+        if let Some(verdict) = self.cached(&key) {
+            return verdict;
+        }
+        let known = hash.is_some();
+        let hash = hash.cloned().unwrap_or_else(|| DUMMY_HASH.to_string());
+        // The slot goes with the check: a client that hangs up does not free it early.
+        let check = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            bcrypt::verify(&password, &hash)
+        });
+        let matches = matches!(check.await, Ok(Ok(true))) && known;
+        let verdicts = if matches { &self.granted } else { &self.denied };
+        let mut verdicts = verdicts.lock();
         if verdicts.len() >= MAX_CACHED_VERDICTS {
             verdicts.clear();
         }
-        verdicts.insert(key, matches);
-        matches
+        verdicts.insert(key);
+        if matches {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        }
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<Verdict> {
+        if self.granted.lock().contains(key) {
+            Some(Verdict::Allowed)
+        } else if self.denied.lock().contains(key) {
+            Some(Verdict::Denied)
+        } else {
+            None
+        }
     }
 }
 
@@ -289,7 +367,8 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         protections,
         users: format.basic_auth_users,
         headers,
-        verdicts: Mutex::new(HashMap::new()),
+        granted: Mutex::new(HashSet::new()),
+        denied: Mutex::new(HashSet::new()),
         files,
     })
 }

@@ -23,6 +23,7 @@
 //!
 //! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
 
+mod attack;
 mod client;
 mod measure;
 mod process;
@@ -45,9 +46,13 @@ pub struct Args {
     /// itself to try the benchmark out).
     #[arg(long)]
     pub ours: PathBuf,
-    /// The upstream reference binary.
+    /// The upstream reference binary (not needed with `--attack`).
+    #[arg(long, required_unless_present = "attack")]
+    pub reference: Option<PathBuf>,
+    /// Instead of the comparison: the CPU cost of hostile requests to ours at its
+    /// default limits, next to a normal push (see `attack.rs`).
     #[arg(long)]
-    pub reference: PathBuf,
+    pub attack: bool,
     /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
@@ -613,10 +618,17 @@ async fn run(args: Args) -> Result<()> {
         None => default_work_dir(),
     };
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    if args.attack {
+        return attack::run(&args, &work).await;
+    }
+    let reference_bin = args
+        .reference
+        .clone()
+        .ok_or("--reference is required without --attack")?;
     let started = Instant::now();
     let mut env = report::Env {
         ours: version_of(&args.ours),
-        reference: version_of(&args.reference),
+        reference: version_of(&reference_bin),
         redis: if args.gateways.iter().any(|g| g == "ours-redis") {
             version_of(&args.redis_server)
         } else {
@@ -636,11 +648,7 @@ async fn run(args: Args) -> Result<()> {
         println!("ours with: {}", args.ours_arg.join(" "));
         env.ours = format!("{} {}", env.ours, args.ours_arg.join(" "));
     }
-    println!(
-        "reference: {} ({})",
-        args.reference.display(),
-        env.reference
-    );
+    println!("reference: {} ({})", reference_bin.display(), env.reference);
     if !env.redis.is_empty() {
         println!("redis:     {} ({})", args.redis_server.display(), env.redis);
     }
@@ -668,7 +676,7 @@ async fn run(args: Args) -> Result<()> {
                 }
             } else {
                 Bin {
-                    path: &args.reference,
+                    path: &reference_bin,
                     extra: &[],
                 }
             };

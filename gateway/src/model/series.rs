@@ -64,8 +64,8 @@ pub struct SeriesLabels<'a> {
 impl<'a> SeriesLabels<'a> {
     /// The labels of a series of `group` whose own labels are `own`, sorted by name.
     pub fn new(own: &'a [Label], group: &'a GroupingKey) -> SeriesLabels<'a> {
-        let has_instance = |labels: &[Label]| labels.iter().any(|l| &*l.name == INSTANCE_LABEL);
-        let needs_instance = !has_instance(own) && !has_instance(group.labels());
+        let needs_instance =
+            !own.iter().any(|l| &*l.name == INSTANCE_LABEL) && group.get(INSTANCE_LABEL).is_none();
         SeriesLabels {
             own,
             group: group.labels(),
@@ -134,14 +134,41 @@ impl GroupingKey {
 
     /// `labels` without those the group supplies; the same allocation when there are none.
     pub fn own_labels(&self, labels: Box<[Label]>) -> Box<[Label]> {
-        let own = labels.iter().filter(|l| !self.supplies(l)).count();
+        let keep = self.own_mask(&labels);
+        let own = keep.iter().filter(|&&k| k).count();
         if own == labels.len() {
             return labels;
         }
         // Sized exactly, so that no shrinking reallocation leaves a small hole per series.
         let mut kept = Vec::with_capacity(own);
-        kept.extend(labels.into_vec().into_iter().filter(|l| !self.supplies(l)));
+        kept.extend(
+            labels
+                .into_vec()
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(label, keep)| keep.then_some(label)),
+        );
         kept.into_boxed_slice()
+    }
+
+    /// Which of `labels` are the series' own: one merge with the group's labels when
+    /// `labels` are sorted by name (as stored metrics are), a lookup per label otherwise.
+    fn own_mask(&self, labels: &[Label]) -> Vec<bool> {
+        if !labels.is_sorted_by(|a, b| a.name <= b.name) {
+            return labels.iter().map(|l| !self.supplies(l)).collect();
+        }
+        let group_instance = self.get(INSTANCE_LABEL).is_some();
+        let mut group = self.labels().iter().peekable();
+        labels
+            .iter()
+            .map(|label| {
+                while group.next_if(|g| g.name < label.name).is_some() {}
+                let overridden = group.peek().is_some_and(|g| g.name == label.name);
+                let default_instance =
+                    &*label.name == INSTANCE_LABEL && label.value.is_empty() && !group_instance;
+                !(overridden || default_instance)
+            })
+            .collect()
     }
 }
 

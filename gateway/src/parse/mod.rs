@@ -23,6 +23,38 @@ pub enum ParseError {
     /// A protobuf body that does not decode.
     #[error("{0}")]
     Protobuf(String),
+    /// A text-format line beyond a [`ParseLimits`] limit.
+    #[error("text format parsing error in line {line}: {message}")]
+    Limit {
+        /// 1-based line number.
+        line: usize,
+        /// Which limit, with its flag.
+        message: String,
+    },
+}
+
+/// Bounds on what one line of a text push may carry, so that a line costs what its
+/// limits allow and no more (protobuf pushes are bounded by the store's limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Most labels on one sample line (`quantile` and `le` not counted).
+    pub max_labels_per_series: usize,
+    /// Longest line in bytes, newline not counted.
+    pub max_line_bytes: usize,
+}
+
+impl ParseLimits {
+    /// No limits.
+    pub const NONE: ParseLimits = ParseLimits {
+        max_labels_per_series: usize::MAX,
+        max_line_bytes: usize::MAX,
+    };
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits::NONE
+    }
 }
 
 impl ParseError {
@@ -48,9 +80,10 @@ pub fn parse(
     body: &[u8],
     format: Format,
     validation: NameValidation,
+    limits: ParseLimits,
 ) -> Result<Vec<MetricFamily>, ParseError> {
     let mut families = match format {
-        Format::Text => text::parse(body, validation),
+        Format::Text => text::parse_limited(body, validation, limits),
         Format::Protobuf => protobuf::parse(body),
     }?;
     drop_repeated_bounds(&mut families);

@@ -172,7 +172,13 @@ fn repeated_quantiles_and_buckets_keep_the_first() {
     let body = "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns{quantile=\"0.50\"} 2\ns{quantile=\"0.9\"} 5\n\
                 # TYPE h histogram\nh_bucket{le=\"2\"} 2\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"1.0\"} 9\nh_bucket{le=\"+Inf\"} 3\nh_bucket{le=\"+Inf\"} 4\n";
     let families =
-        parse_body(body.as_bytes(), Format::Text, NameValidation::Legacy).expect("parses");
+        parse_body(
+            body.as_bytes(),
+            Format::Text,
+            NameValidation::Legacy,
+            super::ParseLimits::NONE,
+        )
+        .expect("parses");
     let Value::Summary(summary) = &families[0].metrics[0].value else {
         panic!("{families:?}")
     };
@@ -191,4 +197,57 @@ fn repeated_quantiles_and_buckets_keep_the_first() {
         .map(|b| (b.upper_bound, b.count))
         .collect();
     assert_eq!(buckets, [(2.0, 2.0), (1.0, 1.0), (f64::INFINITY, 3.0)]);
+}
+
+#[test]
+fn duplicate_labels_are_found_among_many() {
+    let many: String = (0..50).map(|i| format!("l{i}=\"v\",")).collect();
+    let input = format!("foo{{{many}l7=\"again\"}} 1\n");
+    let err = parse(input.as_bytes(), NameValidation::Legacy).expect_err("duplicate");
+    assert!(err.to_string().contains("duplicate label names"), "{err}");
+    // The set is per line: the next line may use the same names.
+    let input = format!("foo{{{many}x=\"1\"}} 1\nfoo{{{many}x=\"2\"}} 1\n");
+    let families = ok(&input);
+    assert_eq!(families[0].metrics.len(), 2);
+    assert_eq!(families[0].metrics[0].labels.len(), 51);
+}
+
+#[test]
+fn lines_beyond_the_limits_are_refused_with_the_flag() {
+    use super::{ParseError, ParseLimits};
+    let limits = ParseLimits {
+        max_labels_per_series: 3,
+        max_line_bytes: 40,
+    };
+    let parse_limited =
+        |input: &str| super::text::parse_limited(input.as_bytes(), NameValidation::Legacy, limits);
+    assert!(parse_limited("foo{a=\"1\",b=\"2\",c=\"3\"} 1\n").is_ok());
+    // A line of exactly the limit (newline not counted) passes.
+    let exact = format!("# {}\nfoo 1\n", "x".repeat(38));
+    assert!(parse_limited(&exact).is_ok());
+    for (input, flag, line) in [
+        (
+            "foo{a=\"1\",b=\"2\",c=\"3\",d=\"4\"} 1\n",
+            "--push.max-labels-per-series",
+            1,
+        ),
+        (
+            &format!("foo 1\n# {}\n", "x".repeat(39)),
+            "--push.max-line-bytes",
+            2,
+        ),
+        (
+            &format!("foo{{a=\"{}\"}} 1\n", "x".repeat(60)),
+            "--push.max-line-bytes",
+            1,
+        ),
+    ] {
+        match parse_limited(input) {
+            Err(ParseError::Limit { line: at, message }) => {
+                assert!(message.contains(flag), "{input:?}: {message}");
+                assert_eq!(at, line, "{input:?}");
+            }
+            other => panic!("{input:?}: expected a limit error, got {other:?}"),
+        }
+    }
 }

@@ -14,14 +14,14 @@
 //! assert!(parse(b"jobs 3", NameValidation::Legacy).is_err()); // no final newline
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::model::{
     Bucket, Label, Metric, MetricFamily, MetricType, NameValidation, Quantile, Str, Value,
     BUCKET_LABEL, QUANTILE_LABEL,
 };
 
-use super::ParseError;
+use super::{ParseError, ParseLimits};
 
 /// Parses a text-format body into metric families, in order of first appearance. Families
 /// without samples are dropped, as upstream does.
@@ -29,7 +29,19 @@ use super::ParseError;
 /// # Errors
 /// The first syntax error, with its line number.
 pub fn parse(input: &[u8], validation: NameValidation) -> Result<Vec<MetricFamily>, ParseError> {
-    let mut parser = Parser::new(input, validation);
+    parse_limited(input, validation, ParseLimits::NONE)
+}
+
+/// [`parse`], refusing lines beyond `limits` with [`ParseError::Limit`].
+///
+/// # Errors
+/// The first syntax error or exceeded limit, with its line number.
+pub fn parse_limited(
+    input: &[u8],
+    validation: NameValidation,
+    limits: ParseLimits,
+) -> Result<Vec<MetricFamily>, ParseError> {
+    let mut parser = Parser::new(input, validation, limits);
     let mut state = State::StartOfLine;
     while let Some(next) = parser.step(state) {
         state = next;
@@ -100,6 +112,9 @@ struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
     validation: NameValidation,
+    limits: ParseLimits,
+    /// Input offset past which the current line is too long.
+    line_limit: usize,
     err: Option<Stop>,
     line: usize,
     current_byte: u8,
@@ -112,6 +127,8 @@ struct Parser<'a> {
     /// Index of the metric the current line writes to, once known.
     current_metric_slot: Option<usize>,
     pending_labels: Vec<Label>,
+    /// The names in `pending_labels` once there are more than a few.
+    pending_names: HashSet<Str>,
     current_label_name: Option<Str>,
     /// Labels identifying a summary/histogram metric (all but quantile/le), sorted.
     signature_labels: Vec<(Str, Str)>,
@@ -124,11 +141,13 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(input: &'a [u8], validation: NameValidation) -> Self {
+    fn new(input: &'a [u8], validation: NameValidation, limits: ParseLimits) -> Self {
         Parser {
             input,
             pos: 0,
             validation,
+            limits,
+            line_limit: usize::MAX,
             err: None,
             line: 0,
             current_byte: 0,
@@ -140,6 +159,7 @@ impl<'a> Parser<'a> {
             current_metric: MetricBuilder::default(),
             current_metric_slot: None,
             pending_labels: Vec::new(),
+            pending_names: HashSet::new(),
             current_label_name: None,
             signature_labels: Vec::new(),
             signatures: HashMap::new(),
@@ -179,6 +199,14 @@ impl<'a> Parser<'a> {
 
     fn read_byte(&mut self) -> bool {
         match self.input.get(self.pos) {
+            Some(_) if self.pos > self.line_limit => {
+                self.current_byte = 0;
+                self.limit_exceeded(format!(
+                    "line is longer than the limit of {} bytes (--push.max-line-bytes)",
+                    self.limits.max_line_bytes
+                ));
+                false
+            }
             Some(&b) => {
                 self.pos += 1;
                 self.current_byte = b;
@@ -200,6 +228,11 @@ impl<'a> Parser<'a> {
 
     fn error(&mut self, msg: String) {
         self.err = Some(Stop::Error(ParseError::new(self.line, msg)));
+    }
+
+    fn limit_exceeded(&mut self, message: String) {
+        let line = self.line;
+        self.err = Some(Stop::Error(ParseError::Limit { line, message }));
     }
 
     fn skip_blank_tab(&mut self) {
@@ -452,6 +485,7 @@ impl<'a> Parser<'a> {
 
     fn start_of_line(&mut self) -> Option<State> {
         self.line += 1;
+        self.line_limit = self.pos.saturating_add(self.limits.max_line_bytes);
         self.inside_braces = false;
         self.name_inside_braces_seen = false;
         self.skip_blank_tab();
@@ -560,6 +594,9 @@ impl<'a> Parser<'a> {
         self.current_quantile = f64::NAN;
         self.current_bucket = f64::NAN;
         self.pending_labels.clear();
+        if !self.pending_names.is_empty() {
+            self.pending_names.clear();
+        }
         if self.current_byte != b'{' {
             return Some(State::ReadingValue);
         }
@@ -653,15 +690,38 @@ impl<'a> Parser<'a> {
         let special = (family_type == MetricType::Summary && &*name == QUANTILE_LABEL)
             || (family_type.is_histogram_like() && &*name == BUCKET_LABEL);
         if !special {
-            if self.pending_labels.iter().any(|l| l.name == name) {
+            if self.is_duplicate_label(&name) {
                 let msg = format!("duplicate label names for metric {:?}", self.family_name());
                 self.error(msg);
+                return None;
+            }
+            if self.pending_labels.len() >= self.limits.max_labels_per_series {
+                let msg = format!(
+                    "metric {:?} has more than {} labels, the limit (--push.max-labels-per-series)",
+                    self.family_name(),
+                    self.limits.max_labels_per_series
+                );
+                self.limit_exceeded(msg);
                 return None;
             }
             self.pending_labels.push(Label::new(name.clone(), ""));
         }
         self.current_label_name = Some(name);
         Some(State::StartLabelValue)
+    }
+
+    /// Whether the current line has a label `name` already: a scan for the few labels
+    /// most lines have, a set beyond, so that a line costs linear time in its labels.
+    fn is_duplicate_label(&mut self, name: &Str) -> bool {
+        const SCAN_UP_TO: usize = 8;
+        if self.pending_labels.len() < SCAN_UP_TO {
+            return self.pending_labels.iter().any(|l| l.name == *name);
+        }
+        if self.pending_names.is_empty() {
+            let names = self.pending_labels.iter().map(|l| l.name.clone());
+            self.pending_names.extend(names);
+        }
+        !self.pending_names.insert(name.clone())
     }
 
     fn start_label_value(&mut self) -> Option<State> {

@@ -64,6 +64,10 @@ pub struct Limits {
     pub max_series_per_push: usize,
     /// Longest label name or value in bytes.
     pub max_label_length: usize,
+    /// Most labels in a grouping key, `job` included.
+    pub max_grouping_labels: usize,
+    /// Most labels a pushed metric carries itself (grouping labels not counted).
+    pub max_labels_per_series: usize,
     /// Most metrics stored (0: unlimited).
     pub max_series: usize,
     /// Most groups stored (0: unlimited).
@@ -75,6 +79,8 @@ impl Default for Limits {
         Limits {
             max_series_per_push: usize::MAX,
             max_label_length: usize::MAX,
+            max_grouping_labels: usize::MAX,
+            max_labels_per_series: usize::MAX,
             max_series: 0,
             max_groups: 0,
         }
@@ -651,17 +657,46 @@ impl Store {
         families
     }
 
+    /// Refuses a grouping key with more labels than `--push.max-grouping-labels`, so that
+    /// a push can be refused before its body is read.
+    ///
+    /// # Errors
+    /// [`PushError::TooLarge`] with the reason.
+    pub fn check_grouping_key(&self, key: &GroupingKey) -> Result<(), PushError> {
+        let limit = self.shared.config.limits.max_grouping_labels;
+        let grouping = key.labels().len();
+        if grouping > limit {
+            return Err(PushError::TooLarge(format!(
+                "grouping key has {grouping} labels, more than the limit of {limit} (--push.max-grouping-labels)"
+            )));
+        }
+        Ok(())
+    }
+
     fn check_push_limits(
         &self,
         key: &GroupingKey,
         families: &[MetricFamily],
     ) -> Result<(), PushError> {
+        self.check_grouping_key(key)?;
         let limits = &self.shared.config.limits;
         let series: usize = families.iter().map(|f| f.metrics.len()).sum();
         if series > limits.max_series_per_push {
             return Err(PushError::TooLarge(format!(
                 "push has {series} metrics, more than the limit of {} (--push.max-series)",
                 limits.max_series_per_push
+            )));
+        }
+        let crowded = families
+            .iter()
+            .flat_map(|f| f.metrics.iter().map(move |m| (f, m)))
+            .find(|(_, m)| m.labels.len() > limits.max_labels_per_series);
+        if let Some((family, metric)) = crowded {
+            return Err(PushError::TooLarge(format!(
+                "metric {:?} has {} labels, more than the limit of {} (--push.max-labels-per-series)",
+                family.name.chars().take(64).collect::<String>(),
+                metric.labels.len(),
+                limits.max_labels_per_series
             )));
         }
         let too_long = |label: &Label| {
@@ -702,14 +737,16 @@ impl Store {
             )));
         }
         if limits.max_series > 0 {
-            let replaced: usize = group.map_or(0, |g| {
-                g.families
+            let replaced: usize = group.map_or(0, |g| match mode {
+                PushMode::Replace => g.families.values().map(|f| f.family.metrics.len()).sum(),
+                PushMode::Merge => families
                     .iter()
-                    .filter(|(name, _)| {
-                        mode == PushMode::Replace || families.iter().any(|f| &f.name == *name)
-                    })
-                    .map(|(_, f)| f.family.metrics.len())
-                    .sum()
+                    .map(|f| &*f.name)
+                    .collect::<HashSet<&str>>()
+                    .into_iter()
+                    .filter_map(|name| g.families.get(name))
+                    .map(|f| f.family.metrics.len())
+                    .sum(),
             });
             let added: usize = families.iter().map(|f| f.metrics.len()).sum();
             let after = state.series_total - replaced + added;
@@ -888,21 +925,37 @@ fn suffix_collision(name: &str, kind: &'static str, other: &str) -> Rejection {
 }
 
 /// Overwrites or adds the grouping labels, adds an empty `instance` if there is none, and
-/// sorts the labels by name.
+/// sorts the labels by name. One sort and one merge with the (sorted) grouping labels, so
+/// that a push costs O(n log n) in its labels however many grouping labels it has.
 fn sanitize_labels(labels: &mut Vec<Label>, grouping: &[Label], instance: &Str, empty: &Str) {
+    labels.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut merged = Vec::with_capacity(labels.len() + grouping.len() + 1);
+    let mut pushed = std::mem::take(labels).into_iter().peekable();
     for grouping_label in grouping {
-        match labels.iter_mut().find(|l| l.name == grouping_label.name) {
-            Some(label) => label.value = grouping_label.value.clone(),
-            None => labels.push(grouping_label.clone()),
+        while let Some(label) = pushed.next_if(|l| l.name < grouping_label.name) {
+            merged.push(label);
+        }
+        let mut overridden = false;
+        while let Some(mut label) = pushed.next_if(|l| l.name == grouping_label.name) {
+            label.value = grouping_label.value.clone();
+            merged.push(label);
+            overridden = true;
+        }
+        if !overridden {
+            merged.push(grouping_label.clone());
         }
     }
-    if !labels.iter().any(|l| l.name == *instance) {
-        labels.push(Label {
-            name: instance.clone(),
-            value: empty.clone(),
-        });
+    merged.extend(pushed);
+    if let Err(at) = merged.binary_search_by(|l| l.name.cmp(instance)) {
+        merged.insert(
+            at,
+            Label {
+                name: instance.clone(),
+                value: empty.clone(),
+            },
+        );
     }
-    labels.sort_by(|a, b| a.name.cmp(&b.name));
+    *labels = merged;
 }
 
 /// The existing group whose timestamp series would equal those of a new group `key`: the

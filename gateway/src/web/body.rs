@@ -12,16 +12,23 @@ use http::HeaderMap;
 use http_body_util::{BodyExt, Limited};
 
 use super::error::ApiError;
+use super::offload::Offload;
 
 /// How long a client may take to send its body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Collects a body of at most `limit` bytes (after decompression).
+/// Collects a body of at most `limit` bytes (after decompression, which runs on `offload`:
+/// a small compressed body may inflate to `limit`).
 ///
 /// # Errors
 /// [`ApiError::TooLarge`] past the limit, [`ApiError::BadBody`] on a broken stream or
 /// compression.
-pub async fn read_body<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError>
+pub async fn read_body<B>(
+    body: B,
+    headers: &HeaderMap,
+    limit: usize,
+    offload: &Offload,
+) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -50,14 +57,19 @@ where
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    match encoding.as_str() {
-        // Concatenated members are one stream to Go's reader too; anything after the last
-        // member must then be another member's header, so trailing garbage is an error.
-        "gzip" => decompress(flate2::read::MultiGzDecoder::new(&raw[..]), limit, "gzip"),
-        // The framed decoder reads to the end and refuses unknown chunks and cut frames.
-        "snappy" => decompress(snap::read::FrameDecoder::new(&raw[..]), limit, "snappy"),
-        _ => Ok(raw),
+    if encoding != "gzip" && encoding != "snappy" {
+        return Ok(raw);
     }
+    offload
+        .always(move || match encoding.as_str() {
+            // Concatenated members are one stream to Go's reader too; anything after the
+            // last member must then be another member's header, so trailing garbage is an
+            // error.
+            "gzip" => decompress(flate2::read::MultiGzDecoder::new(&raw[..]), limit, "gzip"),
+            // The framed decoder reads to the end and refuses unknown chunks and cut frames.
+            _ => decompress(snap::read::FrameDecoder::new(&raw[..]), limit, "snappy"),
+        })
+        .await?
 }
 
 fn decompress(reader: impl Read, limit: usize, what: &str) -> Result<Bytes, ApiError> {

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// Missing or wrong basic-auth credentials.
     #[error("Unauthorized")]
     Unauthorized,
+    /// Credentials that would need a password check while too many are waiting.
+    #[error("too many password checks in progress, try again shortly")]
+    AuthBusy,
     /// A push larger than a configured limit.
     #[error("{0}")]
     LimitExceeded(String),
@@ -89,6 +92,7 @@ impl ApiError {
     /// The status code of this error.
     pub fn status(&self) -> StatusCode {
         match self {
+            ApiError::Parse(ParseError::Limit { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Grouping(_)
             | ApiError::Parse(_)
             | ApiError::Rejected(_)
@@ -100,6 +104,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::ReloadFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AuthBusy => StatusCode::TOO_MANY_REQUESTS,
             ApiError::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::StoreFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed | ApiError::QuitNeedsPutOrPost => {

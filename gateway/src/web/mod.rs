@@ -5,6 +5,7 @@
 pub mod api;
 pub mod body;
 pub mod error;
+mod offload;
 pub mod probes;
 mod push;
 pub mod response_body;
@@ -27,7 +28,7 @@ use crate::persist::Persister;
 use crate::replicate::Replicator;
 use crate::store::{PushMode, Store, StoreConfig};
 use crate::telemetry::Telemetry;
-use crate::webconfig::WebConfigSource;
+use crate::webconfig::{Verdict, WebConfigSource};
 
 pub use error::ApiError;
 pub use response_body::ResponseBody;
@@ -62,6 +63,7 @@ pub struct App {
     /// Whether the last reload of the configuration file worked.
     config_reload_ok: AtomicBool,
     renderer: Renderer,
+    offload: offload::Offload,
 }
 
 impl App {
@@ -93,6 +95,7 @@ impl App {
             replicator,
             config_reload_ok: AtomicBool::new(true),
             renderer: Renderer::new(),
+            offload: offload::Offload::default(),
         }
     }
 }
@@ -163,11 +166,19 @@ where
     let probe = probes::skips_auth(&app.config, &method, request.uri().path());
     if let Some(security) = security.as_ref().filter(|_| !probe) {
         // Every endpoint is behind basic auth, as upstream (the probes only when opted in).
-        if !security.authorize(request.headers().get(header::AUTHORIZATION)) {
-            let mut response = ApiError::Unauthorized.into_response();
+        let verdict = security
+            .authorize(request.headers().get(header::AUTHORIZATION))
+            .await;
+        let refusal = match verdict {
+            Verdict::Allowed => None,
+            Verdict::Denied => Some((ApiError::Unauthorized, header::WWW_AUTHENTICATE, "Basic")),
+            Verdict::Busy => Some((ApiError::AuthBusy, header::RETRY_AFTER, "1")),
+        };
+        if let Some((error, name, value)) = refusal {
+            let mut response = error.into_response();
             response
                 .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                .insert(name, HeaderValue::from_static(value));
             add_headers(&mut response, security);
             close_after(&mut response);
             return response;

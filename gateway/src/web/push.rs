@@ -37,19 +37,35 @@ where
     let key = parse_grouping_path(job, job_is_base64, labels, validation).inspect_err(|e| {
         tracing::debug!(source = %peer, err = %e, "failed to parse URL");
     })?;
+    app.store
+        .check_grouping_key(&key)
+        .map_err(ApiError::from_push_error)?;
     let (parts, body) = request.into_parts();
     let format = format_of(&parts.headers);
-    let bytes = read_body(body, &parts.headers, app.config.max_body_bytes).await?;
-    let families = parse(&bytes, format, validation).inspect_err(|e| {
-        tracing::debug!(source = %peer, err = %e, "failed to parse text");
-    })?;
+    let bytes = read_body(
+        body,
+        &parts.headers,
+        app.config.max_body_bytes,
+        &app.offload,
+    )
+    .await?;
+    let limits = app.config.parse_limits;
+    let size = bytes.len();
+    let body = bytes.clone();
+    let families = app
+        .offload
+        .run(size, move || parse(&body, format, validation, limits))
+        .await?
+        .inspect_err(|e| {
+            tracing::debug!(source = %peer, err = %e, "failed to parse text");
+        })?;
     let request = ChangeRequest::Push {
         key,
         families,
         mode,
         time: unix_now(),
     };
-    let outcome = apply_change(app, request).await;
+    let outcome = apply_change_sized(app, request, size).await;
     let unchecked = app.store.config().consistency == Consistency::Unchecked;
     let result = match outcome {
         Ok(seq) => wait_durable(app, seq).await,
@@ -112,6 +128,23 @@ async fn apply_change(app: &App, request: ChangeRequest) -> Result<Option<u64>, 
         Some(replicator) => replicator.submit(&request).await.map(|()| None),
         None => request.apply(&app.store, &app.expirer),
     }
+}
+
+/// [`apply_change`] for a push of `size` bytes: a large one is applied to the local store
+/// off the async workers.
+async fn apply_change_sized(
+    app: &App,
+    request: ChangeRequest,
+    size: usize,
+) -> Result<Option<u64>, PushError> {
+    if app.replicator.is_some() {
+        return apply_change(app, request).await;
+    }
+    let (store, expirer) = (app.store.clone(), app.expirer.clone());
+    app.offload
+        .run(size, move || request.apply(&store, &expirer))
+        .await
+        .unwrap_or_else(|e| Err(PushError::Unavailable(e.to_string())))
 }
 
 /// Delimited protobuf when the content type says so exactly; text otherwise, as upstream.

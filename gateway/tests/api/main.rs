@@ -7,6 +7,7 @@
 mod cache;
 mod cli;
 mod consistency;
+mod cost;
 mod endpoints;
 mod expiry;
 mod exposition;
