@@ -39,6 +39,7 @@ image: ## Build the image from the Dockerfile as IMAGE.
 
 $(ARCHIVE): FORCE
 	@mkdir -p $(dir $@)
+	@rm -f $@
 	$(CONTAINER_TOOL) save -o $@ $(QUALIFIED_IMAGE)
 
 kind-load: $(ARCHIVE) ## Load the built image into the kind cluster KIND_CLUSTER.

@@ -12,6 +12,7 @@ that namespace with nsenter.
 import json
 import os
 import subprocess
+import tarfile
 import time
 import uuid
 
@@ -188,16 +189,19 @@ def test_push_scrape_sigterm_and_restart_from_the_volume(pod, volume):
         status, body = gateway.http("GET", "/metrics")
         assert status == 200 and 'image_test_total{instance="a",job="image"} 42' in body, body
 
+        terminated_at = time.time()
         code, seconds = gateway.terminate()
         assert code == 0, f"exit code {code} after SIGTERM: {gateway.logs()}"
         assert seconds < gateway.grace, f"took {seconds:.1f}s, the grace period is {gateway.grace}s"
+        assert "metrics persisted" in gateway.logs(), gateway.logs()
     finally:
         gateway.remove()
 
+    # The final snapshot was written on the volume by the shutdown (the interval is minutes).
     mountpoint = podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip()
-    files = os.listdir(mountpoint)
-    assert "pushgateway.data" in files, files
-    assert os.path.getsize(os.path.join(mountpoint, "pushgateway.data")) > 0
+    data = os.path.join(mountpoint, "pushgateway.data")
+    assert os.path.exists(data), os.listdir(mountpoint)
+    assert os.path.getsize(data) > 0 and os.path.getmtime(data) >= terminated_at - 1
 
     again = Gateway(pod, volume)
     try:
@@ -211,6 +215,28 @@ def test_the_root_filesystem_is_read_only(pod, volume):
     """Persistence outside the volume fails loudly instead of writing into the image."""
     container = next(c for c in pod["containers"] if c["name"] == "pushgateway")
     args = [a for a in container["args"] if not a.startswith("--persistence.file=")]
-    proc = podman("run", "--rm", "--network=none", *security_flags(pod), f"--volume={volume}:/data",
-                  IMAGE, *args, "--persistence.file=/usr/local/bin/pushgateway.data", check=False, timeout=60)
+    name = f"pushgateway-test-{uuid.uuid4().hex[:8]}"
+    try:
+        proc = podman("run", "--name", name, "--network=none", *security_flags(pod), f"--volume={volume}:/data",
+                      IMAGE, *args, "--persistence.file=/usr/local/bin/pushgateway.data", check=False, timeout=60)
+    finally:
+        podman("rm", "--force", "--time=0", name, check=False)
     assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "/usr/local/bin/pushgateway.data" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("target, tool", [("kind-load", "kind"), ("minikube-load", "minikube")])
+def test_make_load_hands_the_cluster_the_name_the_chart_asks_for(tmp_path, target, tool):
+    """The archive given to kind/minikube names the image as containerd resolves `pushgateway:<v>`."""
+    stub = tmp_path / tool
+    stub.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    proc = subprocess.run(["make", "--no-print-directory", target, "CONTAINER_TOOL=podman", f"IMAGE={IMAGE}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    args = (tmp_path / "args").read_text().split()
+    archive = os.path.join(REPO, next(a for a in args if a.endswith(".tar")))
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert manifest[0]["RepoTags"] == [f"docker.io/library/{IMAGE}"], manifest

@@ -17,7 +17,7 @@ source ci/chart/tools.sh
 source ci/image/podman.sh
 source ci/image/standins.sh
 
-apt_install curl util-linux mmdebstrap debian-archive-keyring shellcheck
+apt_install curl util-linux make shellcheck mmdebstrap debian-archive-keyring
 PY=$(python_venv -r ci/chart/requirements.txt -r ci/image/requirements.txt)
 HELM=$(helm_bin)
 APP_VERSION=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["appVersion"])' charts/pushgateway/Chart.yaml)
@@ -32,13 +32,16 @@ standin_images Dockerfile
 echo "stand-ins ready in $(( $(date +%s) - start ))s"
 
 start=$(date +%s)
-# --network=host: the build downloads crates, and only the host's network reaches the registry.
-podman build --pull=never --network=host \
-  --build-arg VERSION="$APP_VERSION" --build-arg REVISION="$REVISION" --build-arg SOURCE="$SOURCE" \
-  --tag "$IMAGE" --file Dockerfile . 2>&1 | grep -vE '^(Copying blob|Copying config|Writing manifest|Storing signatures)' \
+# The developers' target. --pull=never: only the stand-ins; --network=host: the build downloads
+# crates, and only the host's network reaches the registry.
+make --no-print-directory image CONTAINER_TOOL=podman IMAGE="$IMAGE" SOURCE="$SOURCE" REVISION="$REVISION" \
+  BUILD_OPTS="--pull=never --network=host" 2>&1 \
+  | grep --line-buffered -vE '^(Copying blob|Copying config|Writing manifest|Storing signatures)' \
   || { echo "podman build failed" >&2; exit 1; }
-echo "built $IMAGE in $(( $(date +%s) - start ))s, $(podman image inspect --format '{{.Size}}' "$IMAGE") bytes"
-# Old builds of the image only take space: keep the layers the next build can reuse.
-podman image prune --force >/dev/null
+size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
+echo "built $IMAGE in $(( $(date +%s) - start ))s: $(( size / 1000000 )).$(( size / 100000 % 10 )) MB ($size bytes)"
+# The layer cache only grows: each change of the sources leaves a builder stage nothing uses
+# (a dangling image). Those of the last days stay, as one of them is the current one.
+podman image prune --force --filter until=72h >/dev/null
 
 "$PY" -m pytest -q -p no:cacheprovider ci/image
