@@ -32,9 +32,13 @@ help: ## List the targets and their settings.
 	@echo; echo "Settings (make VAR=value):"
 	@awk '/^## / { doc = substr($$0, 4); next } /^[A-Z_]+ \?=/ && doc { printf "  %-18s %s\n", $$1, doc } { doc = "" }' $(MAKEFILE_LIST)
 
+# The labels are passed twice: as build args for the Dockerfile's LABEL, and as --label because
+# podman 4's layer cache ignores build-arg values and would keep the previous build's labels.
 image: ## Build the image from the Dockerfile as IMAGE.
 	$(CONTAINER_TOOL) build $(BUILD_OPTS) \
 	  --build-arg VERSION=$(APP_VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE=$(or $(SOURCE),unknown) \
+	  --label org.opencontainers.image.version=$(APP_VERSION) --label org.opencontainers.image.revision=$(REVISION) \
+	  --label org.opencontainers.image.source=$(or $(SOURCE),unknown) \
 	  -t $(IMAGE) -t $(QUALIFIED_IMAGE) .
 
 $(ARCHIVE): FORCE
