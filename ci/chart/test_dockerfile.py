@@ -7,6 +7,7 @@ import subprocess
 import tomllib
 
 import pytest
+import yaml
 
 from conftest import REPO
 
@@ -29,12 +30,12 @@ def test_hadolint_finds_nothing():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_multi_stage_with_pinned_bases():
+def test_multi_stage_with_bases_pinned_by_tag_and_digest():
     assert len(FROMS) >= 2
     for f in FROMS:
         image = f.split()[1]
-        assert "@sha256:" in image or re.search(r":[^/]+$", image), f"unpinned base image: {f}"
-        assert not image.endswith(":latest"), f
+        assert re.fullmatch(r"[^@\s]+:[\w.-]+@sha256:[0-9a-f]{64}", image), f"not pinned by tag and digest: {f}"
+        assert ":latest@" not in image, f
     builder = FROMS[0].split()[1]
     m = re.match(r"rust:(\d+)\.(\d+)(?:\.\d+)?-slim-", builder)
     assert m, builder
@@ -51,18 +52,37 @@ def test_release_build_with_dependencies_cached_first():
     assert any("Cargo.lock" in c for c in copies_before)
 
 
+# distroless `nonroot`: the user the runtime base defines, and the chart's podSecurityContext.
+RUNTIME_USER = "65532"
+
+
 def test_runtime_is_minimal_non_root_and_exposes_9091():
     assert re.search(r"(distroless|scratch|-slim)", FROMS[-1]), FROMS[-1]
     users = [i for i in FINAL if i.startswith("USER ")]
-    assert users and users[-1].split()[1].split(":")[0] == "65534"
+    assert users and users[-1].split()[1] == f"{RUNTIME_USER}:{RUNTIME_USER}"
     assert "EXPOSE 9091" in FINAL
     entry = [i for i in FINAL if i.startswith("ENTRYPOINT ")]
     assert entry and re.fullmatch(r'ENTRYPOINT \["[^"]*/pushgateway"\]', entry[-1]), entry
 
 
 def test_data_directory_is_writable_by_the_runtime_user():
-    assert any(i.startswith("COPY ") and "--chown=65534:65534" in i and i.rstrip().endswith(" /data") for i in FINAL)
+    assert any(i.startswith("COPY ") and f"--chown={RUNTIME_USER}:{RUNTIME_USER}" in i and i.rstrip().endswith(" /data")
+               for i in FINAL)
     assert any(i.startswith("VOLUME ") and "/data" in i for i in FINAL)
+
+
+def test_oci_labels():
+    labels = " ".join(i for i in FINAL if i.startswith("LABEL "))
+    for key in ("version", "revision", "source", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
+    assert 'org.opencontainers.image.licenses="Apache-2.0"' in labels
+    assert tomllib.loads((REPO / "Cargo.toml").read_text())["workspace"]["package"]["license"] == "Apache-2.0"
+
+
+def test_the_chart_runs_the_images_user():
+    values = yaml.safe_load((REPO / "charts/pushgateway/values.yaml").read_text())
+    psc = values["podSecurityContext"]
+    assert str(psc["runAsUser"]) == str(psc["runAsGroup"]) == str(psc["fsGroup"]) == RUNTIME_USER
 
 
 def test_workspace_members_are_in_the_build_context():
@@ -74,6 +94,9 @@ def test_workspace_members_are_in_the_build_context():
     assert "*" in ignore
     for keep in ("!Cargo.toml", "!Cargo.lock", "!gateway/"):
         assert keep in ignore
+    # Build output, caches and test artefacts stay out even inside a directory let back in.
+    for out in ("**/target", "**/.cache", "**/ci/artifacts"):
+        assert out in ignore and ignore.index(out) > ignore.index("!gateway/"), out
 
 
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo not installed")
