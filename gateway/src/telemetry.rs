@@ -34,6 +34,28 @@ pub const EXPIRED_GROUPS: &str = "pushgateway_expired_groups_total";
 /// Series left out of scrapes because unchecked pushes made them inconsistent.
 pub const DROPPED_SERIES: &str = "pushgateway_scrape_dropped_series_total";
 
+/// The `method` label of a request: the standard methods in lower case, anything else
+/// `unknown` (as client_golang's promhttp does), so that a client sending made-up
+/// methods cannot create series.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [(&str, &str); 10] = [
+        ("GET", "get"),
+        ("PUT", "put"),
+        ("HEAD", "head"),
+        ("POST", "post"),
+        ("DELETE", "delete"),
+        ("CONNECT", "connect"),
+        ("OPTIONS", "options"),
+        ("NOTIFY", "notify"),
+        ("TRACE", "trace"),
+        ("PATCH", "patch"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(upper, lower)| method == *upper || method == *lower)
+        .map_or("unknown", |(_, lower)| lower)
+}
+
 /// Every metric name the gateway exposes itself, with its type: pushes may not contradict
 /// them.
 pub fn own_metric_types() -> HashMap<String, MetricType> {
@@ -135,7 +157,7 @@ impl Telemetry {
             .get_or_create(&RequestLabels {
                 code: code.to_string(),
                 handler: handler.to_string(),
-                method: method.to_ascii_lowercase(),
+                method: method_label(method).to_string(),
             })
             .inc();
     }
@@ -143,7 +165,7 @@ impl Telemetry {
     /// Records one push's duration and body size.
     pub fn observe_push(&self, method: &str, seconds: f64, bytes: usize) {
         let labels = MethodLabels {
-            method: method.to_ascii_lowercase(),
+            method: method_label(method).to_string(),
         };
         self.push_duration.get_or_create(&labels).observe(seconds);
         self.push_size.get_or_create(&labels).observe(bytes as f64);

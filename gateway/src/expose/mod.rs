@@ -14,7 +14,7 @@ pub mod text;
 pub use negotiate::{negotiate, Encoding, ScrapeFormat};
 pub use render::{Rendered, RenderedChunks, Renderer};
 
-use crate::model::{is_legacy_label_name, is_legacy_metric_name, MetricType, Series};
+use crate::model::{legacy_escaped, MetricType, Series};
 
 /// Encodes one family (name, help, type, sorted metrics) in the given format.
 pub fn encode_family(
@@ -43,27 +43,8 @@ pub fn encode_family(
 /// classic one, otherwise with every character outside the classic set replaced by `_`
 /// (Prometheus' underscore escaping, the default).
 pub fn exposed_name(format: ScrapeFormat, name: &str, is_label: bool) -> std::borrow::Cow<'_, str> {
-    let valid = if is_label {
-        is_legacy_label_name(name)
-    } else {
-        is_legacy_metric_name(name)
-    };
-    if format.utf8_names || valid || name.is_empty() {
+    if format.utf8_names {
         return std::borrow::Cow::Borrowed(name);
     }
-    let escaped = name
-        .char_indices()
-        .map(|(i, c)| {
-            let ok = c.is_ascii_alphabetic()
-                || c == '_'
-                || (!is_label && c == ':')
-                || (c.is_ascii_digit() && i > 0);
-            if ok {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    std::borrow::Cow::Owned(escaped)
+    legacy_escaped(name, is_label)
 }
