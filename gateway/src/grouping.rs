@@ -121,10 +121,17 @@ fn check_exposed_names(key: &GroupingKey) -> Result<(), GroupingError> {
 }
 
 fn split_labels(path: &str, validation: NameValidation) -> Result<Vec<Label>, GroupingError> {
-    if path.len() <= 1 {
+    // The path after the job starts with `/` when it is not empty; anything else is no
+    // label path (and slicing it by bytes could split a character).
+    let rest = match path.strip_prefix('/') {
+        Some(rest) => rest,
+        None if path.is_empty() => return Ok(Vec::new()),
+        None => return Err(GroupingError::OddComponents(path.to_string())),
+    };
+    if rest.is_empty() {
         return Ok(Vec::new());
     }
-    let components: Vec<&str> = path[1..].split('/').collect();
+    let components: Vec<&str> = rest.split('/').collect();
     if !components.len().is_multiple_of(2) {
         return Err(GroupingError::OddComponents(path.to_string()));
     }

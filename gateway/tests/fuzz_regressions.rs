@@ -142,3 +142,33 @@ fn own_push_time_seconds_wins_over_a_pushed_name_escaping_to_it() {
     );
     assert!(rendered.dropped_series > 0, "{text}");
 }
+
+/// Found by `scrape_roundtrip`: a label path that does not start with `/` and whose first
+/// character is multi-byte made `parse_grouping_path` slice inside the character.
+#[test]
+fn grouping_path_not_starting_with_a_slash_is_refused_without_panic() {
+    use gateway::grouping::{parse_grouping_path, GroupingError};
+    for validation in [NameValidation::Legacy, NameValidation::Utf8] {
+        let result = parse_grouping_path("fuzz", false, "\u{26a}__zo.eO4e_name/eu", validation);
+        assert!(
+            matches!(result, Err(GroupingError::OddComponents(_))),
+            "{result:?}"
+        );
+    }
+}
+
+/// Found by `scrape_roundtrip`: two series of one family whose label names differ only in
+/// what the default scrape escapes (`l.a` and `l_a`) were both stored, and that scrape
+/// showed one series twice. The push is refused now.
+#[test]
+fn series_differing_only_in_escaped_label_names_are_refused() {
+    let body = b"{\"m\",\"l.a\"=\"v\"} 1\nm{l_a=\"v\"} 2\n";
+    let families = text::parse(body, NameValidation::Utf8).expect("a valid UTF-8 body");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    let result = store.push(key, families, PushMode::Replace, 1.0);
+    assert!(result.is_err(), "{result:?}");
+    let rendered = Renderer::new().render(&store, &[], ScrapeFormat::TEXT);
+    let text = String::from_utf8_lossy(&rendered.body);
+    assert!(!text.contains("m{"), "{text}");
+}
