@@ -15,8 +15,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 
 use crate::model::{
-    is_legacy_label_name, legacy_escaped, GroupingKey, Label, NameValidation, JOB_LABEL,
-    RESERVED_LABEL_PREFIX,
+    is_legacy_label_name, is_reserved_label_name, legacy_escaped, GroupingKey, Label,
+    NameValidation, JOB_LABEL, RESERVED_LABEL_PREFIX,
 };
 
 /// Marks a base64-encoded value in the path.
@@ -146,7 +146,7 @@ fn split_labels(path: &str, validation: NameValidation) -> Result<Vec<Label>, Gr
         // The decoded name is the one stored and exposed, so it is the one checked:
         // `U______name____` is `__name__`.
         if !validation.is_valid_label_name(&unescaped)
-            || unescaped.starts_with(RESERVED_LABEL_PREFIX)
+            || is_reserved_label_name(&unescaped)
             || trimmed.starts_with(RESERVED_LABEL_PREFIX)
         {
             return Err(GroupingError::ImproperName(trimmed.to_string()));

@@ -429,6 +429,13 @@ pub fn legacy_escaped(name: &str, is_label: bool) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(escaped)
 }
 
+/// Whether a label name is reserved for Prometheus: it starts with `__`, or would once a
+/// scrape without UTF-8 names escapes it (`..name..` is shown as `__name__`).
+pub fn is_reserved_label_name(name: &str) -> bool {
+    name.starts_with(RESERVED_LABEL_PREFIX)
+        || legacy_escaped(name, true).starts_with(RESERVED_LABEL_PREFIX)
+}
+
 /// Label names starting with this are reserved for Prometheus itself.
 pub const RESERVED_LABEL_PREFIX: &str = "__";
 /// The label every pushed sample carries, empty when nobody set it.

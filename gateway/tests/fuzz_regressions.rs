@@ -172,3 +172,41 @@ fn series_differing_only_in_escaped_label_names_are_refused() {
     let text = String::from_utf8_lossy(&rendered.body);
     assert!(!text.contains("m{"), "{text}");
 }
+
+/// Found by `scrape_roundtrip`: a label name outside the reserved prefix that a scrape
+/// without UTF-8 names escapes into it (`\0\0d` is shown as `__d`, `..name..` as
+/// `__name__`) was accepted, for exemplars and samples alike. Both are refused now.
+#[test]
+fn label_names_escaping_into_the_reserved_prefix_are_refused() {
+    let exemplar = proto::Exemplar {
+        label: vec![proto::LabelPair {
+            name: Some("\0\0d".into()),
+            value: Some("v".into()),
+        }],
+        value: Some(1.0),
+        timestamp: None,
+    };
+    let family = proto::MetricFamily {
+        name: Some("c_total".into()),
+        help: None,
+        r#type: Some(proto::MetricType::Counter as i32),
+        metric: vec![proto::Metric {
+            counter: Some(proto::Counter {
+                value: Some(1.0),
+                exemplar: Some(exemplar),
+                created_timestamp: None,
+            }),
+            ..proto::Metric::default()
+        }],
+        unit: None,
+    };
+    let result = protobuf::parse(&family.encode_length_delimited_to_vec());
+    assert!(result.is_err(), "{result:?}");
+
+    let body = b"{\"m\",\"..name..\"=\"evil\"} 1\n";
+    let families = text::parse(body, NameValidation::Utf8).expect("a valid UTF-8 body");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    let result = store.push(key, families, PushMode::Replace, 1.0);
+    assert!(result.is_err(), "{result:?}");
+}

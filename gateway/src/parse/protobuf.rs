@@ -15,9 +15,9 @@ use prost::Message;
 
 use super::ParseError;
 use crate::model::{
-    legacy_escaped, Bucket, BucketSpan, Exemplar, Extras, Histogram, Label, Metric, MetricFamily,
-    MetricType, NameValidation, NativeHistogram, Quantile, Str, Summary, Timestamp, Value,
-    EXEMPLAR_MAX_RUNES, RESERVED_LABEL_PREFIX,
+    is_reserved_label_name, legacy_escaped, Bucket, BucketSpan, Exemplar, Extras, Histogram, Label,
+    Metric, MetricFamily, MetricType, NameValidation, NativeHistogram, Quantile, Str, Summary,
+    Timestamp, Value, EXEMPLAR_MAX_RUNES,
 };
 use crate::proto;
 
@@ -241,9 +241,7 @@ fn check_exemplar(exemplar: &Exemplar) -> Result<(), String> {
     let mut exposed: Vec<(Cow<'_, str>, &str)> = Vec::with_capacity(exemplar.labels.len());
     for label in &exemplar.labels {
         let name = &*label.name;
-        if !NameValidation::Utf8.is_valid_label_name(name)
-            || name.starts_with(RESERVED_LABEL_PREFIX)
-        {
+        if !NameValidation::Utf8.is_valid_label_name(name) || is_reserved_label_name(name) {
             return Err(format!("exemplar label name {name:?} is invalid"));
         }
         runes += name.chars().count() + label.value.chars().count();

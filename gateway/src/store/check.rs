@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use crate::model::{
-    is_legacy_label_name, legacy_escaped, Label, MetricFamily, MetricType, NameValidation, Value,
-    BUCKET_LABEL, QUANTILE_LABEL, RESERVED_LABEL_PREFIX,
+    is_legacy_label_name, is_reserved_label_name, legacy_escaped, Label, MetricFamily, MetricType,
+    NameValidation, Value, BUCKET_LABEL, QUANTILE_LABEL,
 };
 
 use super::series::{series_id, SeriesId};
@@ -148,7 +148,7 @@ pub(crate) fn check_push_alone(
                     });
                 }
                 if !validation.is_valid_label_name(&label.name)
-                    || label.name.starts_with(RESERVED_LABEL_PREFIX)
+                    || is_reserved_label_name(&label.name)
                 {
                     return Err(Rejection::InvalidLabelName {
                         name: family.name.to_string(),

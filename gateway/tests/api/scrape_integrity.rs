@@ -140,13 +140,14 @@ fn exemplar_label_names_cannot_inject_lines() {
 #[test]
 fn invalid_exemplar_labels_get_400_and_change_nothing() {
     let long = "x".repeat(128);
-    let cases: [(&str, &[(&str, &str)]); 6] = [
+    let cases: [(&str, &[(&str, &str)]); 7] = [
         ("empty name", &[("", "v")]),
         ("reserved name", &[("__name__", "v")]),
         ("repeated name", &[("a", "1"), ("a", "2")]),
         ("names escaped alike", &[("a.b", "1"), ("a_b", "2")]),
         ("129 runes", &[(long.as_str(), "y")]),
         ("invalid among valid", &[("trace_id", "abc"), ("", "v")]),
+        ("reserved once escaped", &[("..name..", "v")]),
     ];
     for utf8 in [false, true] {
         let gw = spawn_gateway(if utf8 {
@@ -186,6 +187,8 @@ fn decoded_grouping_label_names_are_checked() {
         // `__name__`, escaped.
         "/metrics/job/x/U______name____/evil",
         "/metrics/job/x/U______reserved/v",
+        // `..name..`, which a scrape without UTF-8 names shows as `__name__`.
+        "/metrics/job/x/U___2e__2e_name_2e__2e_/v",
         // `a.b` and `a_b`: one label twice on a scrape without UTF-8 names.
         "/metrics/job/x/U__a_2e_b/1/a_b/2",
         "/metrics/job/x/a_b/2/U__a_2e_b/1",
