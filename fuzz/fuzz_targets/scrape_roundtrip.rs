@@ -148,8 +148,14 @@ fn expected_series(store: &Store, format: ScrapeFormat) -> BTreeSet<SeriesKey> {
         .collect();
     for (name, families) in by_name {
         let exposed = escape(name, false);
-        if !format.utf8_names && !taken.insert(exposed.clone()) {
-            continue;
+        if !format.utf8_names {
+            // A family whose sample names another already uses is left out.
+            let metric_type = families[0].0.family.metric_type;
+            let names = sample_names(&exposed, metric_type, om);
+            if names.iter().any(|n| taken.contains(n)) {
+                continue;
+            }
+            taken.extend(names);
         }
         for (stored, _) in families {
             let family = &stored.family;
@@ -250,6 +256,18 @@ fn expand(
             }
         }
     }
+}
+
+/// The sample names of a family: its name, and the suffixed ones of summaries and
+/// histograms.
+fn sample_names(name: &str, metric_type: MetricType, om: bool) -> Vec<String> {
+    let suffixes: &[&str] = match metric_type {
+        MetricType::Summary => &["", "_sum", "_count"],
+        MetricType::GaugeHistogram if om => &["", "_bucket", "_gsum", "_gcount"],
+        MetricType::Histogram | MetricType::GaugeHistogram => &["", "_bucket", "_sum", "_count"],
+        _ => &[""],
+    };
+    suffixes.iter().map(|s| format!("{name}{s}")).collect()
 }
 
 fn canonical_float(v: f64) -> String {

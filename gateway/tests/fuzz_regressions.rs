@@ -210,3 +210,54 @@ fn label_names_escaping_into_the_reserved_prefix_are_refused() {
     let result = store.push(key, families, PushMode::Replace, 1.0);
     assert!(result.is_err(), "{result:?}");
 }
+
+#[path = "api/strict.rs"]
+mod strict;
+
+/// Found by `scrape_roundtrip`: with UTF-8 names, a gauge `a.bucket` is escaped to the name
+/// of histogram `a`'s buckets on the default scrape, which then showed the `+Inf` bucket
+/// series twice. The later family is left out of that scrape, as for names escaped alike.
+#[test]
+fn escaped_name_equal_to_a_histograms_bucket_series_is_left_out() {
+    let body = b"# TYPE a histogram\na_bucket{le=\"+Inf\"} 1\na_sum 1\na_count 1\n{\"a.bucket\",le=\"+Inf\"} 5\n";
+    let families = text::parse(body, NameValidation::Utf8).expect("a valid UTF-8 body");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    store
+        .push(key, families, PushMode::Replace, 1.0)
+        .expect("the push is valid");
+    let rendered = Renderer::new().render(&store, &[], ScrapeFormat::TEXT);
+    let text = String::from_utf8_lossy(&rendered.body);
+    let series =
+        strict::parse(&text, strict::Syntax::Text, false).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        series.iter().filter(|(n, _)| n == "a_bucket").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(rendered.dropped_series, 1);
+}
+
+/// Found by `scrape_roundtrip`, not fixed yet: OpenMetrics declares a counter `foo_total` as
+/// family `foo`, so next to a pushed gauge `foo` the scrape declares `foo` twice. A fix
+/// must expose such a counter as `unknown` under its full name, which the per-name render
+/// cache cannot yet tell apart (the decision depends on another name).
+#[test]
+#[ignore = "OpenMetrics counter `foo_total` next to a family `foo`: not fixed yet"]
+fn openmetrics_counter_next_to_its_base_name_is_declared_once() {
+    let body = b"# TYPE foo_total counter\nfoo_total 1\n# TYPE foo gauge\nfoo 2\n";
+    let families = text::parse(body, NameValidation::Legacy).expect("a valid body");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    store
+        .push(key, families, PushMode::Replace, 1.0)
+        .expect("the push is valid");
+    let format = ScrapeFormat {
+        encoding: gateway::expose::Encoding::OpenMetrics,
+        utf8_names: false,
+    };
+    let rendered = Renderer::new().render(&store, &[], format);
+    let text = String::from_utf8_lossy(&rendered.body);
+    strict::parse(&text, strict::Syntax::OpenMetrics, false)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
