@@ -54,6 +54,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(families) = families else {
         return;
     };
+    if known_open_bug(&families) {
+        return;
+    }
     let store = Store::new(StoreConfig {
         reserved: gateway::telemetry::own_metric_types(),
         ..StoreConfig::default()
@@ -105,6 +108,42 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// Pushes that hit bugs known and not fixed yet, skipped so that the layer reports new
+/// ones; remove each case with its fix. Repeated `quantile` or `le` bounds are issue 15,
+/// point 11; an OpenMetrics counter `x_total` next to a family `x` (or one escaped to `x`)
+/// is `openmetrics_counter_next_to_its_base_name_is_declared_once` in
+/// `gateway/tests/fuzz_regressions.rs`.
+fn known_open_bug(families: &[MetricFamily]) -> bool {
+    let repeated = |bounds: Vec<f64>| {
+        let mut bounds: Vec<String> = bounds.into_iter().map(canonical_float).collect();
+        bounds.sort();
+        bounds.windows(2).any(|w| w[0] == w[1])
+    };
+    let repeated_bounds = families
+        .iter()
+        .flat_map(|f| &f.metrics)
+        .any(|m| match &m.value {
+            Value::Summary(s) => repeated(s.quantiles.iter().map(|q| q.quantile).collect()),
+            Value::Histogram(h) => repeated(h.buckets.iter().map(|b| b.upper_bound).collect()),
+            _ => false,
+        });
+    let mut names: HashSet<String> = [PUSH_TIME_METRIC, PUSH_FAILURE_TIME_METRIC]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    for family in families {
+        names.insert(family.name.to_string());
+        names.insert(legacy_escaped(&family.name, false).into_owned());
+    }
+    let counter_next_to_base = families.iter().any(|f| {
+        f.metric_type == MetricType::Counter
+            && [f.name.to_string(), legacy_escaped(&f.name, false).into_owned()]
+                .iter()
+                .any(|n| n.strip_suffix("_total").is_some_and(|base| names.contains(base)))
+    });
+    repeated_bounds || counter_next_to_base
+}
 
 /// The series the store's content implies in `format`: every sample of every family (the
 /// group's labels merged in), plus each group's timestamps. Without UTF-8 names, names are
