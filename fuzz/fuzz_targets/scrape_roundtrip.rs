@@ -80,8 +80,9 @@ fuzz_target!(|data: &[u8]| {
             let body = renderer.render(&store, &[], format).body;
             let got = match encoding {
                 Encoding::Protobuf => {
-                    let families = protobuf::parse(&body)
-                        .unwrap_or_else(|e| panic!("{format:?}: our protobuf does not decode: {e}"));
+                    let families = protobuf::parse(&body).unwrap_or_else(|e| {
+                        panic!("{format:?}: our protobuf does not decode: {e}")
+                    });
                     decoded_series(&families)
                 }
                 _ => {
@@ -138,9 +139,15 @@ fn known_open_bug(families: &[MetricFamily]) -> bool {
     }
     let counter_next_to_base = families.iter().any(|f| {
         f.metric_type == MetricType::Counter
-            && [f.name.to_string(), legacy_escaped(&f.name, false).into_owned()]
-                .iter()
-                .any(|n| n.strip_suffix("_total").is_some_and(|base| names.contains(base)))
+            && [
+                f.name.to_string(),
+                legacy_escaped(&f.name, false).into_owned(),
+            ]
+            .iter()
+            .any(|n| {
+                n.strip_suffix("_total")
+                    .is_some_and(|base| names.contains(base))
+            })
     });
     repeated_bounds || counter_next_to_base
 }
@@ -178,7 +185,10 @@ fn expected_series(store: &Store, format: ScrapeFormat) -> BTreeSet<SeriesKey> {
                 .push((stored, &group.key));
         }
         for name in [PUSH_TIME_METRIC, PUSH_FAILURE_TIME_METRIC] {
-            out.insert((name.to_string(), label_pairs(SeriesLabels::new(&[], &group.key))));
+            out.insert((
+                name.to_string(),
+                label_pairs(SeriesLabels::new(&[], &group.key)),
+            ));
         }
     }
     let mut taken: HashSet<String> = [PUSH_TIME_METRIC, PUSH_FAILURE_TIME_METRIC]
@@ -283,7 +293,11 @@ fn expand(
             for bucket in &histogram.buckets {
                 add("_bucket", Some(("le", bucket.upper_bound)));
             }
-            if !histogram.buckets.iter().any(|b| b.upper_bound == f64::INFINITY) {
+            if !histogram
+                .buckets
+                .iter()
+                .any(|b| b.upper_bound == f64::INFINITY)
+            {
                 add("_bucket", Some(("le", f64::INFINITY)));
             }
             if om && metric_type == MetricType::GaugeHistogram {

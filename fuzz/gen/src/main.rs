@@ -317,7 +317,12 @@ fn main() {
         );
     }
     for &(name, flags, body) in SCRAPE_SEEDS {
-        write(&out, "scrape_roundtrip", name, &flagged(flags, body.as_bytes()));
+        write(
+            &out,
+            "scrape_roundtrip",
+            name,
+            &flagged(flags, body.as_bytes()),
+        );
     }
     write(
         &out,
