@@ -14,7 +14,10 @@
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 
-use crate::model::{GroupingKey, Label, NameValidation, JOB_LABEL, RESERVED_LABEL_PREFIX};
+use crate::model::{
+    is_legacy_label_name, is_reserved_label_name, legacy_escaped, GroupingKey, Label,
+    NameValidation, JOB_LABEL, RESERVED_LABEL_PREFIX,
+};
 
 /// Marks a base64-encoded value in the path.
 pub const BASE64_SUFFIX: &str = "@base64";
@@ -42,6 +45,16 @@ pub enum GroupingError {
     /// The job is empty.
     #[error("job name is required")]
     EmptyJob,
+    /// Two label names that a scrape without UTF-8 names would show as one.
+    #[error("label names {first:?} and {second:?} would both be exposed as {exposed:?}")]
+    NameCollision {
+        /// One name, decoded.
+        first: String,
+        /// The other name, decoded.
+        second: String,
+        /// The name both escape to.
+        exposed: String,
+    },
 }
 
 /// Go's `base64.RawURLEncoding` after trimming `=`: no padding, lenient trailing bits.
@@ -80,14 +93,45 @@ pub fn parse_grouping_path(
     }
     // The job from the path wins over a `job` label later in the path, as upstream.
     labels.push(Label::new(JOB_LABEL, job));
-    Ok(GroupingKey::new(labels))
+    let key = GroupingKey::new(labels);
+    check_exposed_names(&key)?;
+    Ok(key)
+}
+
+/// Refuses two distinct names that the default scrape escapes alike (`a.b` and `a_b` both
+/// become `a_b`): every series of the group would carry that label twice there.
+fn check_exposed_names(key: &GroupingKey) -> Result<(), GroupingError> {
+    let labels = key.labels();
+    if labels.iter().all(|l| is_legacy_label_name(&l.name)) {
+        return Ok(());
+    }
+    let mut exposed: Vec<(String, &str)> = labels
+        .iter()
+        .map(|l| (legacy_escaped(&l.name, true).into_owned(), &*l.name))
+        .collect();
+    exposed.sort_unstable();
+    match exposed.windows(2).find(|w| w[0].0 == w[1].0) {
+        Some(pair) => Err(GroupingError::NameCollision {
+            first: pair[0].1.to_string(),
+            second: pair[1].1.to_string(),
+            exposed: pair[0].0.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn split_labels(path: &str, validation: NameValidation) -> Result<Vec<Label>, GroupingError> {
-    if path.len() <= 1 {
+    // The path after the job starts with `/` when it is not empty; anything else is no
+    // label path (and slicing it by bytes could split a character).
+    let rest = match path.strip_prefix('/') {
+        Some(rest) => rest,
+        None if path.is_empty() => return Ok(Vec::new()),
+        None => return Err(GroupingError::OddComponents(path.to_string())),
+    };
+    if rest.is_empty() {
         return Ok(Vec::new());
     }
-    let components: Vec<&str> = path[1..].split('/').collect();
+    let components: Vec<&str> = rest.split('/').collect();
     if !components.len().is_multiple_of(2) {
         return Err(GroupingError::OddComponents(path.to_string()));
     }
@@ -99,7 +143,11 @@ fn split_labels(path: &str, validation: NameValidation) -> Result<Vec<Label>, Gr
             NameValidation::Legacy => trimmed.to_string(),
             NameValidation::Utf8 => unescape_name(trimmed),
         };
-        if !validation.is_valid_label_name(&unescaped) || trimmed.starts_with(RESERVED_LABEL_PREFIX)
+        // The decoded name is the one stored and exposed, so it is the one checked:
+        // `U______name____` is `__name__`.
+        if !validation.is_valid_label_name(&unescaped)
+            || is_reserved_label_name(&unescaped)
+            || trimmed.starts_with(RESERVED_LABEL_PREFIX)
         {
             return Err(GroupingError::ImproperName(trimmed.to_string()));
         }
@@ -223,6 +271,22 @@ mod tests {
         ));
         assert_eq!(key("=", true, ""), Err(GroupingError::EmptyJob));
         assert_eq!(key("", false, ""), Err(GroupingError::EmptyJob));
+    }
+
+    #[test]
+    fn utf8_names_are_checked_after_decoding() {
+        let utf8 = |rest: &str| parse_grouping_path("j", false, rest, NameValidation::Utf8);
+        assert_eq!(
+            utf8("/U______name____/evil"),
+            Err(GroupingError::ImproperName("U______name____".into()))
+        );
+        assert!(matches!(
+            utf8("/U__a_2e_b/1/a_b/2"),
+            Err(GroupingError::NameCollision { .. })
+        ));
+        // The same name twice is no collision: the last value wins, as upstream.
+        assert!(utf8("/a_b/1/a_b/2").is_ok());
+        assert!(utf8("/U__a_2e_b/1").is_ok());
     }
 
     #[test]

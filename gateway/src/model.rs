@@ -423,6 +423,42 @@ pub fn is_legacy_label_name(name: &str) -> bool {
     bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// A name as a scrape without UTF-8 names shows it: unchanged if it is a classic name (or
+/// empty), otherwise with every character outside the classic set replaced by `_`
+/// (Prometheus' underscore escaping, the default).
+pub fn legacy_escaped(name: &str, is_label: bool) -> std::borrow::Cow<'_, str> {
+    let valid = if is_label {
+        is_legacy_label_name(name)
+    } else {
+        is_legacy_metric_name(name)
+    };
+    if valid || name.is_empty() {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let escaped = name
+        .char_indices()
+        .map(|(i, c)| {
+            let ok = c.is_ascii_alphabetic()
+                || c == '_'
+                || (!is_label && c == ':')
+                || (c.is_ascii_digit() && i > 0);
+            if ok {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(escaped)
+}
+
+/// Whether a label name is reserved for Prometheus: it starts with `__`, or would once a
+/// scrape without UTF-8 names escapes it (`..name..` is shown as `__name__`).
+pub fn is_reserved_label_name(name: &str) -> bool {
+    name.starts_with(RESERVED_LABEL_PREFIX)
+        || legacy_escaped(name, true).starts_with(RESERVED_LABEL_PREFIX)
+}
+
 /// Label names starting with this are reserved for Prometheus itself.
 pub const RESERVED_LABEL_PREFIX: &str = "__";
 /// The label every pushed sample carries, empty when nobody set it.
@@ -433,6 +469,8 @@ pub const JOB_LABEL: &str = "job";
 pub const QUANTILE_LABEL: &str = "quantile";
 /// Histogram bucket label.
 pub const BUCKET_LABEL: &str = "le";
+/// The most runes an exemplar's label names and values may have together (OpenMetrics).
+pub const EXEMPLAR_MAX_RUNES: usize = 128;
 
 #[cfg(test)]
 mod tests {

@@ -39,6 +39,28 @@ pub const CONFIG_RELOAD_OK: &str = "pushgateway_config_last_reload_successful";
 /// Whether the last change of `--web.config.file` was taken (only with that flag).
 pub const WEB_CONFIG_RELOAD_OK: &str = "pushgateway_web_config_last_reload_successful";
 
+/// The `method` label of a request: the standard methods in lower case, anything else
+/// `unknown` (as client_golang's promhttp does), so that a client sending made-up
+/// methods cannot create series.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [(&str, &str); 10] = [
+        ("GET", "get"),
+        ("PUT", "put"),
+        ("HEAD", "head"),
+        ("POST", "post"),
+        ("DELETE", "delete"),
+        ("CONNECT", "connect"),
+        ("OPTIONS", "options"),
+        ("NOTIFY", "notify"),
+        ("TRACE", "trace"),
+        ("PATCH", "patch"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(upper, lower)| method == *upper || method == *lower)
+        .map_or("unknown", |(_, lower)| lower)
+}
+
 /// Every metric name the gateway exposes itself, with its type: pushes may not contradict
 /// them.
 pub fn own_metric_types() -> HashMap<String, MetricType> {
@@ -142,7 +164,7 @@ impl Telemetry {
             .get_or_create(&RequestLabels {
                 code: code.to_string(),
                 handler: handler.to_string(),
-                method: method.to_ascii_lowercase(),
+                method: method_label(method).to_string(),
             })
             .inc();
     }
@@ -150,7 +172,7 @@ impl Telemetry {
     /// Records one push's duration and body size.
     pub fn observe_push(&self, method: &str, seconds: f64, bytes: usize) {
         let labels = MethodLabels {
-            method: method.to_ascii_lowercase(),
+            method: method_label(method).to_string(),
         };
         self.push_duration.get_or_create(&labels).observe(seconds);
         self.push_size.get_or_create(&labels).observe(bytes as f64);

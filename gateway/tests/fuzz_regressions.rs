@@ -142,3 +142,122 @@ fn own_push_time_seconds_wins_over_a_pushed_name_escaping_to_it() {
     );
     assert!(rendered.dropped_series > 0, "{text}");
 }
+
+/// Found by `scrape_roundtrip`: a label path that does not start with `/` and whose first
+/// character is multi-byte made `parse_grouping_path` slice inside the character.
+#[test]
+fn grouping_path_not_starting_with_a_slash_is_refused_without_panic() {
+    use gateway::grouping::{parse_grouping_path, GroupingError};
+    for validation in [NameValidation::Legacy, NameValidation::Utf8] {
+        let result = parse_grouping_path("fuzz", false, "\u{26a}__zo.eO4e_name/eu", validation);
+        assert!(
+            matches!(result, Err(GroupingError::OddComponents(_))),
+            "{result:?}"
+        );
+    }
+}
+
+/// Found by `scrape_roundtrip`: two series of one family whose label names differ only in
+/// what the default scrape escapes (`l.a` and `l_a`) were both stored, and that scrape
+/// showed one series twice. The push is refused now.
+#[test]
+fn series_differing_only_in_escaped_label_names_are_refused() {
+    let body = b"{\"m\",\"l.a\"=\"v\"} 1\nm{l_a=\"v\"} 2\n";
+    let families = text::parse(body, NameValidation::Utf8).expect("a valid UTF-8 body");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    let result = store.push(key, families, PushMode::Replace, 1.0);
+    assert!(result.is_err(), "{result:?}");
+    let rendered = Renderer::new().render(&store, &[], ScrapeFormat::TEXT);
+    let text = String::from_utf8_lossy(&rendered.body);
+    assert!(!text.contains("m{"), "{text}");
+}
+
+/// Found by `scrape_roundtrip`: a label name outside the reserved prefix that a scrape
+/// without UTF-8 names escapes into it (`\0\0d` is shown as `__d`, `..name..` as
+/// `__name__`) was accepted, for exemplars and samples alike. Both are refused now.
+#[test]
+fn label_names_escaping_into_the_reserved_prefix_are_refused() {
+    let exemplar = proto::Exemplar {
+        label: vec![proto::LabelPair {
+            name: Some("\0\0d".into()),
+            value: Some("v".into()),
+        }],
+        value: Some(1.0),
+        timestamp: None,
+    };
+    let family = proto::MetricFamily {
+        name: Some("c_total".into()),
+        help: None,
+        r#type: Some(proto::MetricType::Counter as i32),
+        metric: vec![proto::Metric {
+            counter: Some(proto::Counter {
+                value: Some(1.0),
+                exemplar: Some(exemplar),
+                created_timestamp: None,
+            }),
+            ..proto::Metric::default()
+        }],
+        unit: None,
+    };
+    let result = protobuf::parse(&family.encode_length_delimited_to_vec());
+    assert!(result.is_err(), "{result:?}");
+
+    let body = b"{\"m\",\"..name..\"=\"evil\"} 1\n";
+    let families = text::parse(body, NameValidation::Utf8).expect("a valid UTF-8 body");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    let result = store.push(key, families, PushMode::Replace, 1.0);
+    assert!(result.is_err(), "{result:?}");
+}
+
+#[path = "api/strict.rs"]
+mod strict;
+
+/// Found by `scrape_roundtrip`: with UTF-8 names, a gauge `a.bucket` is escaped to the name
+/// of histogram `a`'s buckets on the default scrape, which then showed the `+Inf` bucket
+/// series twice. The later family is left out of that scrape, as for names escaped alike.
+#[test]
+fn escaped_name_equal_to_a_histograms_bucket_series_is_left_out() {
+    let body = b"# TYPE a histogram\na_bucket{le=\"+Inf\"} 1\na_sum 1\na_count 1\n{\"a.bucket\",le=\"+Inf\"} 5\n";
+    let families = text::parse(body, NameValidation::Utf8).expect("a valid UTF-8 body");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    store
+        .push(key, families, PushMode::Replace, 1.0)
+        .expect("the push is valid");
+    let rendered = Renderer::new().render(&store, &[], ScrapeFormat::TEXT);
+    let text = String::from_utf8_lossy(&rendered.body);
+    let series =
+        strict::parse(&text, strict::Syntax::Text, false).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        series.iter().filter(|(n, _)| n == "a_bucket").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(rendered.dropped_series, 1);
+}
+
+/// Found by `scrape_roundtrip`, not fixed yet: OpenMetrics declares a counter `foo_total` as
+/// family `foo`, so next to a pushed gauge `foo` the scrape declares `foo` twice. A fix
+/// must expose such a counter as `unknown` under its full name, which the per-name render
+/// cache cannot yet tell apart (the decision depends on another name).
+#[test]
+#[ignore = "OpenMetrics counter `foo_total` next to a family `foo`: not fixed yet"]
+fn openmetrics_counter_next_to_its_base_name_is_declared_once() {
+    let body = b"# TYPE foo_total counter\nfoo_total 1\n# TYPE foo gauge\nfoo 2\n";
+    let families = text::parse(body, NameValidation::Legacy).expect("a valid body");
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(vec![Label::new("job", "fuzz")]);
+    store
+        .push(key, families, PushMode::Replace, 1.0)
+        .expect("the push is valid");
+    let format = ScrapeFormat {
+        encoding: gateway::expose::Encoding::OpenMetrics,
+        escaping: gateway::expose::Escaping::Underscores,
+    };
+    let rendered = Renderer::new().render(&store, &[], format);
+    let text = String::from_utf8_lossy(&rendered.body);
+    strict::parse(&text, strict::Syntax::OpenMetrics, false)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+}

@@ -77,6 +77,89 @@ const GROUPING_PATHS: &[(&str, u8, &str)] = &[
     ("utf8_plain", 2, "batch/l\u{e9}/\u{1F600}"),
 ];
 
+/// Extra seeds of `scrape_roundtrip`: (file name, flags, body). Bit 3: the first line is
+/// a grouping path; bit 1: UTF-8 names; bit 2: merge.
+const SCRAPE_SEEDS: &[(&str, u8, &str)] = &[
+    (
+        "grouping_labels",
+        8,
+        "/zone/eu/instance/\n# TYPE m counter\nm_total{a=\"1\"} 1\nm{a=\"2\"} 2\n",
+    ),
+    (
+        "grouping_utf8",
+        8 | 2 | 4,
+        "/U__zone_2e_name/eu\n{\"x.y\",\"a.b\"=\"1\",a_c=\"2\"} 1\n{\"x_y\"} 2\n",
+    ),
+    (
+        "gauge_histogram_and_le",
+        2,
+        "# TYPE gh gaugehistogram\ngh_bucket{le=\"1\"} 1\ngh_bucket{le=\"+Inf\"} 2\ngh_sum 3\ngh_count 2\n# TYPE g gauge\ng{le=\"1\",quantile=\"x\"} 1\n",
+    ),
+];
+
+/// A protobuf counter and histogram with exemplars, UTF-8 label names among them.
+fn exemplars_body() -> Vec<u8> {
+    use gateway::proto;
+    use prost::Message;
+    let label = |name: &str, value: &str| proto::LabelPair {
+        name: Some(name.into()),
+        value: Some(value.into()),
+    };
+    let exemplar = |labels: Vec<proto::LabelPair>| proto::Exemplar {
+        label: labels,
+        value: Some(0.25),
+        timestamp: Some(proto::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        }),
+    };
+    let counter = proto::MetricFamily {
+        name: Some("requests_total".into()),
+        help: Some("Requests.".into()),
+        r#type: Some(proto::MetricType::Counter as i32),
+        metric: vec![proto::Metric {
+            label: vec![label("code", "200")],
+            counter: Some(proto::Counter {
+                value: Some(3.0),
+                exemplar: Some(exemplar(vec![
+                    label("trace_id", "abc"),
+                    label("span.id", "d\"e"),
+                ])),
+                created_timestamp: None,
+            }),
+            ..proto::Metric::default()
+        }],
+        unit: None,
+    };
+    let bucket = |bound: f64, count: u64, labels: Vec<proto::LabelPair>| proto::Bucket {
+        cumulative_count: Some(count),
+        upper_bound: Some(bound),
+        exemplar: (!labels.is_empty()).then(|| exemplar(labels)),
+        ..proto::Bucket::default()
+    };
+    let histogram = proto::MetricFamily {
+        name: Some("latency.seconds".into()),
+        help: None,
+        r#type: Some(proto::MetricType::Histogram as i32),
+        metric: vec![proto::Metric {
+            histogram: Some(proto::Histogram {
+                sample_count: Some(4),
+                sample_sum: Some(1.5),
+                bucket: vec![
+                    bucket(0.5, 1, vec![label("trace_id", "x")]),
+                    bucket(1.0, 4, Vec::new()),
+                ],
+                ..proto::Histogram::default()
+            }),
+            ..proto::Metric::default()
+        }],
+        unit: None,
+    };
+    let mut body = counter.encode_length_delimited_to_vec();
+    body.extend(histogram.encode_length_delimited_to_vec());
+    body
+}
+
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
     let dir = dir.join(target);
     fs::create_dir_all(&dir).expect("create the corpus directory");
@@ -112,12 +195,9 @@ fn main() {
             NameValidation::Legacy
         };
         let flags = if utf8 { 2 } else { 0 };
-        write(
-            &out,
-            "render_roundtrip",
-            name,
-            &flagged(flags, body.as_bytes()),
-        );
+        for target in ["render_roundtrip", "scrape_roundtrip"] {
+            write(&out, target, name, &flagged(flags, body.as_bytes()));
+        }
         let families = gateway::parse::text::parse(body.as_bytes(), validation)
             .unwrap_or_else(|e| panic!("seed {name} does not parse: {e}"));
         if families.is_empty() {
@@ -133,12 +213,9 @@ fn main() {
         }
         let proto = Renderer::new().render(&store, &[], protobuf_format).body;
         write(&out, "protobuf_parse", &format!("{name}.pb"), &proto);
-        write(
-            &out,
-            "render_roundtrip",
-            &format!("{name}.pb"),
-            &flagged(1, &proto),
-        );
+        for target in ["render_roundtrip", "scrape_roundtrip"] {
+            write(&out, target, &format!("{name}.pb"), &flagged(1, &proto));
+        }
 
         let group_key = GroupingKey::new(vec![Label::new("job", "seed"), Label::new("body", name)]);
         let _ = everything.push(group_key, families.clone(), PushMode::Replace, 2.0);
@@ -239,6 +316,20 @@ fn main() {
             &flagged(flags, path.as_bytes()),
         );
     }
+    for &(name, flags, body) in SCRAPE_SEEDS {
+        write(
+            &out,
+            "scrape_roundtrip",
+            name,
+            &flagged(flags, body.as_bytes()),
+        );
+    }
+    write(
+        &out,
+        "scrape_roundtrip",
+        "exemplars.pb",
+        &flagged(3, &exemplars_body()),
+    );
     eprintln!(
         "wrote the corpus for {} families, {} groups, {} records",
         all_families.len(),

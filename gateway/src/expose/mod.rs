@@ -14,7 +14,9 @@ pub mod text;
 pub use negotiate::{negotiate, Encoding, Escaping, NotAcceptable, OpenMetrics, ScrapeFormat};
 pub use render::{Rendered, RenderedChunks, Renderer};
 
-use crate::model::{is_legacy_label_name, is_legacy_metric_name, MetricType, Series};
+use crate::model::{
+    is_legacy_label_name, is_legacy_metric_name, legacy_escaped, MetricType, Series,
+};
 
 /// Encodes one family (name, help, type, sorted metrics) in the given format.
 pub fn encode_family(
@@ -52,12 +54,18 @@ pub fn encode_family(
 /// assert_eq!(exposed_name(format(Escaping::Values), "a_b", false), "a_b");
 /// ```
 pub fn exposed_name(format: ScrapeFormat, name: &str, is_label: bool) -> std::borrow::Cow<'_, str> {
+    if format.utf8_names() {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    if matches!(format.escaping, Escaping::AllowUtf8 | Escaping::Underscores) {
+        return legacy_escaped(name, is_label);
+    }
     let valid = if is_label {
         is_legacy_label_name(name)
     } else {
         is_legacy_metric_name(name)
     };
-    if format.utf8_names() || valid || name.is_empty() {
+    if valid || name.is_empty() {
         return std::borrow::Cow::Borrowed(name);
     }
     // `i` is a byte offset, as in Go's range over a string.
@@ -68,33 +76,18 @@ pub fn exposed_name(format: ScrapeFormat, name: &str, is_label: bool) -> std::bo
             || (c.is_ascii_digit() && i > 0)
     };
     let mut escaped = String::with_capacity(name.len() + 8);
-    match format.escaping {
-        Escaping::AllowUtf8 | Escaping::Underscores => {
-            for (i, c) in name.char_indices() {
-                escaped.push(if classic(i, c) { c } else { '_' });
-            }
-        }
-        Escaping::Dots => {
-            for (i, c) in name.char_indices() {
-                match c {
-                    '_' => escaped.push_str("__"),
-                    '.' => escaped.push_str("_dot_"),
-                    c if classic(i, c) => escaped.push(c),
-                    _ => escaped.push_str("__"),
-                }
-            }
-        }
-        Escaping::Values => {
-            escaped.push_str("U__");
-            for (i, c) in name.char_indices() {
-                match c {
-                    '_' => escaped.push_str("__"),
-                    c if classic(i, c) => escaped.push(c),
-                    c => {
-                        use std::fmt::Write;
-                        let _ = write!(escaped, "_{:x}_", u32::from(c));
-                    }
-                }
+    if format.escaping == Escaping::Values {
+        escaped.push_str("U__");
+    }
+    for (i, c) in name.char_indices() {
+        match c {
+            '_' => escaped.push_str("__"),
+            '.' if format.escaping == Escaping::Dots => escaped.push_str("_dot_"),
+            c if classic(i, c) => escaped.push(c),
+            _ if format.escaping == Escaping::Dots => escaped.push_str("__"),
+            c => {
+                use std::fmt::Write;
+                let _ = write!(escaped, "_{:x}_", u32::from(c));
             }
         }
     }

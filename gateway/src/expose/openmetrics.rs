@@ -9,7 +9,7 @@
 //! stores for the same bound scraped as protobuf.
 
 use super::number::write_float;
-use super::text::{escape_into, write_header, write_series};
+use super::text::{escape_into, write_header, write_label_name, write_series};
 use super::{exposed_name, ScrapeFormat};
 use crate::model::{
     Exemplar, MetricType, Series, SeriesLabels, Value, BUCKET_LABEL, QUANTILE_LABEL,
@@ -211,7 +211,7 @@ fn sample(
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&exposed_name(format, &label.name, true));
+            write_label_name(out, &exposed_name(format, &label.name, true));
             out.push_str("=\"");
             escape_into(out, &label.value, true);
             out.push('"');

@@ -135,18 +135,31 @@ impl Renderer {
         };
 
         let mut chunks: Vec<Bytes> = Vec::with_capacity(items.len() + 1);
-        // Escaped names can coincide (`a.b` and `a_b` both become `a_b`); the first family
-        // keeps the name, later ones are left out, so the exposition stays valid.
-        // The gateway's own names are taken first.
-        let mut exposed: HashSet<String> = items
-            .iter()
-            .filter(|(_, item)| !matches!(item, Item::Stored(_)))
-            .map(|(name, _)| name.to_string())
-            .collect();
+        // Escaped names can coincide (`a.b` and `a_b` both become `a_b`, `a.bucket` and a
+        // histogram `a`'s buckets both `a_bucket`); the first family keeps its sample names,
+        // later ones that would reuse any of them are left out, so the exposition stays
+        // valid. The gateway's own names are taken first.
+        let mut exposed: HashSet<String> = HashSet::new();
+        for (name, item) in &items {
+            match item {
+                Item::Own(family) => exposed.extend(sample_names(format, name, family.metric_type)),
+                Item::PushTimes | Item::FailureTimes => {
+                    exposed.insert(name.to_string());
+                }
+                Item::Stored(_) => {}
+            }
+        }
         for (name, item) in &items {
             if let Item::Stored(entry) = item {
-                let taken = !format.utf8_names()
-                    && !exposed.insert(super::exposed_name(format, name, false).into_owned());
+                let taken = !format.utf8_names() && {
+                    let escaped = super::exposed_name(format, name, false);
+                    let names = sample_names(format, &escaped, entry.metric_type);
+                    let taken = names.iter().any(|n| exposed.contains(n));
+                    if !taken {
+                        exposed.extend(names);
+                    }
+                    taken
+                };
                 if taken {
                     dropped_series += entry
                         .families
@@ -252,6 +265,19 @@ impl Renderer {
             cache.retain(|(_, name), _| present.contains(&**name));
         }
     }
+}
+
+/// Every sample name a family of `name` and `metric_type` is exposed with in `format`.
+fn sample_names(format: ScrapeFormat, name: &str, metric_type: MetricType) -> Vec<String> {
+    let suffixes: &[&str] = match metric_type {
+        MetricType::Summary => &["", "_sum", "_count"],
+        MetricType::GaugeHistogram if format.encoding == Encoding::OpenMetrics => {
+            &["", "_bucket", "_gsum", "_gcount"]
+        }
+        MetricType::Histogram | MetricType::GaugeHistogram => &["", "_bucket", "_sum", "_count"],
+        _ => &[""],
+    };
+    suffixes.iter().map(|s| format!("{name}{s}")).collect()
 }
 
 /// Names that collide with the `_count`/`_sum`/`_bucket` series of a stored summary or

@@ -12,7 +12,8 @@
 use super::number::write_float;
 use super::{exposed_name, ScrapeFormat};
 use crate::model::{
-    is_legacy_metric_name, MetricType, Series, SeriesLabels, Value, BUCKET_LABEL, QUANTILE_LABEL,
+    is_legacy_label_name, is_legacy_metric_name, MetricType, Series, SeriesLabels, Value,
+    BUCKET_LABEL, QUANTILE_LABEL,
 };
 
 /// Writes one family: `# HELP` (if any), `# TYPE`, then its samples. Nothing for a family
@@ -143,7 +144,7 @@ pub(super) fn write_series(
             out.push(',');
         }
         first = false;
-        write_name(out, &exposed_name(format, &label.name, true));
+        write_label_name(out, &exposed_name(format, &label.name, true));
         out.push_str("=\"");
         escape_into(out, &label.value, true);
         out.push('"');
@@ -162,9 +163,19 @@ pub(super) fn write_series(
     }
 }
 
-/// Writes a name, quoted when it is outside the classic character set.
+/// Writes a metric name, quoted when it is outside the classic character set.
 pub(super) fn write_name(out: &mut String, name: &str) {
-    if is_legacy_metric_name(name) {
+    write_bare_or_quoted(out, name, is_legacy_metric_name(name));
+}
+
+/// Writes a label name, quoted when it is outside the classic label character set (which,
+/// unlike a metric name's, has no `:`).
+pub(super) fn write_label_name(out: &mut String, name: &str) {
+    write_bare_or_quoted(out, name, is_legacy_label_name(name));
+}
+
+fn write_bare_or_quoted(out: &mut String, name: &str, bare: bool) {
+    if bare {
         out.push_str(name);
     } else {
         out.push('"');

@@ -2,22 +2,30 @@
 //! package sends them. Every family keeps what the format carries (native histogram
 //! buckets, exemplars, created timestamps); when a name comes twice, the last family wins,
 //! as upstream. A family without a type is a counter, because that is protobuf's default.
+//!
+//! Exemplar labels are checked here, like the labels of a sample (non-empty names outside
+//! the reserved `__` prefix, each name once, no two names that a scrape without UTF-8
+//! names would show alike) and within OpenMetrics' 128 runes for names and values
+//! together: the store never sees them as labels, and a bad one would break scrapes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use prost::Message;
 
 use super::ParseError;
 use crate::model::{
-    Bucket, BucketSpan, Exemplar, Extras, Histogram, Label, Metric, MetricFamily, MetricType,
-    NativeHistogram, Quantile, Str, Summary, Timestamp, Value,
+    is_reserved_label_name, legacy_escaped, Bucket, BucketSpan, Exemplar, Extras, Histogram, Label,
+    Metric, MetricFamily, MetricType, NameValidation, NativeHistogram, Quantile, Str, Summary,
+    Timestamp, Value, EXEMPLAR_MAX_RUNES,
 };
 use crate::proto;
 
 /// Decodes a body of delimited messages.
 ///
 /// # Errors
-/// A [`ParseError::Protobuf`] for a truncated or malformed message or an empty name.
+/// A [`ParseError::Protobuf`] for a truncated or malformed message, an empty name or an
+/// invalid exemplar.
 pub fn parse(mut body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     let mut order: Vec<Str> = Vec::new();
     let mut by_name: HashMap<Str, MetricFamily> = HashMap::new();
@@ -74,6 +82,13 @@ fn convert_family(message: proto::MetricFamily) -> Result<MetricFamily, ParseErr
         .into_iter()
         .map(|m| convert_metric(metric_type, m, &mut interned))
         .collect::<Result<Vec<_>, _>>()?;
+    for metric in &metrics {
+        if let Some(extras) = &metric.extras {
+            check_exemplars(extras).map_err(|reason| {
+                ParseError::Protobuf(format!("metric family {name:?}: {reason}"))
+            })?;
+        }
+    }
     Ok(MetricFamily {
         name: name.into(),
         help: message.help.map(Into::into),
@@ -221,6 +236,45 @@ fn convert_histogram(h: proto::Histogram, extras: &mut Extras) -> Histogram {
         sum: h.sample_sum.unwrap_or(0.0),
         buckets,
     }
+}
+
+fn check_exemplars(extras: &Extras) -> Result<(), String> {
+    extras
+        .exemplar
+        .iter()
+        .chain(extras.bucket_exemplars.iter().flatten())
+        .chain(&extras.exemplars)
+        .try_for_each(check_exemplar)
+}
+
+fn check_exemplar(exemplar: &Exemplar) -> Result<(), String> {
+    let mut runes = 0;
+    let mut exposed: Vec<(Cow<'_, str>, &str)> = Vec::with_capacity(exemplar.labels.len());
+    for label in &exemplar.labels {
+        let name = &*label.name;
+        if !NameValidation::Utf8.is_valid_label_name(name) || is_reserved_label_name(name) {
+            return Err(format!("exemplar label name {name:?} is invalid"));
+        }
+        runes += name.chars().count() + label.value.chars().count();
+        exposed.push((legacy_escaped(name, true), name));
+    }
+    if runes > EXEMPLAR_MAX_RUNES {
+        return Err(format!(
+            "exemplar labels have {runes} runes, more than the limit of {EXEMPLAR_MAX_RUNES}"
+        ));
+    }
+    exposed.sort_unstable();
+    if let Some(pair) = exposed.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(if pair[0].1 == pair[1].1 {
+            format!("exemplar label name {:?} is repeated", pair[0].1)
+        } else {
+            format!(
+                "exemplar label names {:?} and {:?} would both be exposed as {:?}",
+                pair[0].1, pair[1].1, pair[0].0
+            )
+        });
+    }
+    Ok(())
 }
 
 fn span(s: proto::BucketSpan) -> BucketSpan {

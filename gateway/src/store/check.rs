@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use crate::model::{
-    MetricFamily, MetricType, NameValidation, Value, BUCKET_LABEL, QUANTILE_LABEL,
-    RESERVED_LABEL_PREFIX,
+    is_legacy_label_name, is_reserved_label_name, legacy_escaped, Label, MetricFamily, MetricType,
+    NameValidation, Value, BUCKET_LABEL, QUANTILE_LABEL,
 };
 
 use super::series::{series_id, SeriesId};
@@ -148,7 +148,7 @@ pub(crate) fn check_push_alone(
                     });
                 }
                 if !validation.is_valid_label_name(&label.name)
-                    || label.name.starts_with(RESERVED_LABEL_PREFIX)
+                    || is_reserved_label_name(&label.name)
                 {
                     return Err(Rejection::InvalidLabelName {
                         name: family.name.to_string(),
@@ -211,9 +211,36 @@ pub(crate) fn check_push_alone(
             }
             family_ids.push(id);
         }
+        check_escaped_series(family)?;
         ids.push(family_ids);
     }
     Ok(ids)
+}
+
+/// Refuses two series of a family that differ only in label names the default scrape
+/// escapes alike (`{a.b="1"}` and `{a_b="1"}`): that scrape would show one series twice.
+fn check_escaped_series(family: &MetricFamily) -> Result<(), Rejection> {
+    let escapes =
+        |m: &crate::model::Metric| m.labels.iter().any(|l| !is_legacy_label_name(&l.name));
+    if !family.metrics.iter().any(escapes) {
+        return Ok(());
+    }
+    let mut seen = HashSet::with_capacity(family.metrics.len());
+    for metric in &family.metrics {
+        let mut escaped: Vec<Label> = metric
+            .labels
+            .iter()
+            .map(|l| Label::new(legacy_escaped(&l.name, true), l.value.clone()))
+            .collect();
+        escaped.sort();
+        if !seen.insert(series_id(&family.name, &escaped)) {
+            return Err(Rejection::DuplicateSeries {
+                name: family.name.to_string(),
+                labels: render_labels(&metric.labels),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The names a summary or histogram named `name` would expose besides itself.

@@ -24,7 +24,8 @@ pub use journal::{Change, Journal, PushError};
 pub use series::{series_id, SeriesId, SeriesIndex};
 
 use crate::model::{
-    GroupingKey, Label, MetricFamily, MetricType, NameValidation, Series, Str, INSTANCE_LABEL,
+    GroupingKey, Label, Metric, MetricFamily, MetricType, NameValidation, Series, Str,
+    INSTANCE_LABEL,
 };
 
 /// Name of the per-group gauge with the time of the last successful change.
@@ -707,7 +708,7 @@ impl Store {
             families
                 .iter()
                 .flat_map(|f| &f.metrics)
-                .flat_map(|m| &m.labels)
+                .flat_map(|m| m.labels.iter().chain(exemplar_labels(m)))
                 .find(|l| too_long(l))
         });
         if let Some(label) = long_label {
@@ -922,6 +923,18 @@ fn suffix_collision(name: &str, kind: &'static str, other: &str) -> Rejection {
         kind,
         other: other.to_string(),
     }
+}
+
+/// The labels of every exemplar a metric carries.
+fn exemplar_labels(metric: &Metric) -> impl Iterator<Item = &Label> {
+    metric.extras.iter().flat_map(|extras| {
+        extras
+            .exemplar
+            .iter()
+            .chain(extras.bucket_exemplars.iter().flatten())
+            .chain(&extras.exemplars)
+            .flat_map(|e| &e.labels)
+    })
 }
 
 /// Overwrites or adds the grouping labels, adds an empty `instance` if there is none, and

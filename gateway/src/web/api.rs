@@ -2,10 +2,12 @@
 //! `metrics` (every group with its families), in upstream's shape, plus the admin wipe
 //! behind `--web.enable-admin-api`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, Response, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 
 use super::error::{text_response, ApiError};
@@ -111,59 +113,97 @@ fn persistence_status(app: &App) -> Json {
     }
 }
 
-/// `/api/v1/metrics`, written straight to text: with thousands of groups, building a JSON
-/// tree first costs several times more. Keys are sorted, as Go's encoder sorts map keys.
+/// `/api/v1/metrics`, serialized straight from borrowed data (no `serde_json::Value`
+/// tree: with thousands of groups that costs several times more). Every object is a
+/// `BTreeMap`, so no key can appear twice and keys come sorted, as Go's encoder sorts map
+/// keys. A family named like one of the group's own keys (`labels`,
+/// `last_push_successful`, `expires_at`) is left out of its group's object: upstream lets
+/// it overwrite the group's labels, which leaves the group unidentifiable.
 fn metrics_body(app: &App) -> String {
     let policy = app.expirer.policy();
     let groups = app.store.groups();
-    let mut out = String::with_capacity(256 * groups.len() + 64);
-    out.push_str("{\"data\":[");
-    for (i, group) in groups.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let last = if group.push_time > 0.0 {
-            group.push_time
-        } else {
-            group.failure_time
-        };
-        write_group(&mut out, group, policy.deadline(&group.key, last));
-    }
-    out.push_str("],\"status\":\"success\"}");
-    out
+    let data: Vec<BTreeMap<&str, GroupEntry<'_>>> = groups
+        .iter()
+        .map(|group| {
+            let last = if group.push_time > 0.0 {
+                group.push_time
+            } else {
+                group.failure_time
+            };
+            group_object(group, policy.deadline(&group.key, last))
+        })
+        .collect();
+    let body = MetricsResponse {
+        data,
+        status: "success",
+    };
+    // Serializing borrowed strings, maps with string keys and plain structs cannot fail.
+    serde_json::to_string(&body).unwrap_or_else(|e| {
+        tracing::error!(err = %e, "cannot serialize /api/v1/metrics");
+        String::from("{\"data\":[],\"status\":\"success\"}")
+    })
 }
 
-fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
-    let mut entries: Vec<(&str, String)> = Vec::with_capacity(group.families.len() + 5);
-    if let Some(deadline) = expires_at {
-        entries.push(("expires_at", json_string(&rfc3339(unix_time(deadline)))));
-    }
-    let mut labels = String::new();
-    write_labels(&mut labels, group.key.labels());
-    entries.push(("labels", labels));
-    let successful = group.push_time >= group.failure_time;
-    entries.push(("last_push_successful", successful.to_string()));
+#[derive(Serialize)]
+struct MetricsResponse<'a> {
+    data: Vec<BTreeMap<&'a str, GroupEntry<'a>>>,
+    status: &'static str,
+}
+
+/// One value of a group's object: its own keys, then one entry per family.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum GroupEntry<'a> {
+    Text(String),
+    Flag(bool),
+    Labels(BTreeMap<&'a str, &'a str>),
+    Family(FamilyJson<'a>),
+}
+
+#[derive(Serialize)]
+struct FamilyJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<&'a str>,
+    metrics: Vec<MetricJson<'a>>,
+    time_stamp: String,
+    #[serde(rename = "type")]
+    metric_type: &'static str,
+}
+
+/// One metric in upstream's shape; fields in key order, as Go writes them.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MetricJson<'a> {
+    Summary {
+        count: String,
+        labels: BTreeMap<&'a str, &'a str>,
+        quantiles: BTreeMap<String, String>,
+        sum: String,
+    },
+    Histogram {
+        buckets: BTreeMap<String, String>,
+        count: String,
+        labels: BTreeMap<&'a str, &'a str>,
+        sum: String,
+    },
+    Sample {
+        labels: BTreeMap<&'a str, &'a str>,
+        value: String,
+    },
+}
+
+fn group_object(group: &GroupView, expires_at: Option<f64>) -> BTreeMap<&str, GroupEntry<'_>> {
+    let mut object = BTreeMap::new();
     for stored in &group.families {
         let family = &stored.family;
-        let mut value = String::from("{");
-        if let Some(help) = family.help.as_deref().filter(|h| !h.is_empty()) {
-            value.push_str("\"help\":");
-            push_json_string(&mut value, help);
-            value.push(',');
-        }
-        value.push_str("\"metrics\":[");
-        for (i, series) in stored.series().enumerate() {
-            if i > 0 {
-                value.push(',');
-            }
-            write_metric(&mut value, series);
-        }
-        value.push_str("],\"time_stamp\":");
-        push_json_string(&mut value, &rfc3339(unix_time(stored.pushed_at)));
-        value.push_str(",\"type\":");
-        push_json_string(&mut value, family.metric_type.as_upper_str());
-        value.push('}');
-        entries.push((&family.name, value));
+        let metrics = stored.series().map(metric_json).collect();
+        let json = FamilyJson {
+            help: family.help.as_deref().filter(|h| !h.is_empty()),
+            metrics,
+            time_stamp: rfc3339(unix_time(stored.pushed_at)),
+            metric_type: family.metric_type.as_upper_str(),
+        };
+        object.insert(&*family.name, GroupEntry::Family(json));
     }
     for (name, help, time, stamp) in [
         (
@@ -179,98 +219,62 @@ fn write_group(out: &mut String, group: &GroupView, expires_at: Option<f64>) {
             group.failure_time_stamp(),
         ),
     ] {
-        let mut value = String::from("{\"help\":");
-        push_json_string(&mut value, help);
-        value.push_str(",\"metrics\":[{\"labels\":");
         // The group's own series: its labels, with `instance=""` if unset.
-        write_labels(&mut value, SeriesLabels::new(&[], &group.key));
-        value.push_str(",\"value\":");
-        push_json_string(&mut value, &format_float(time));
-        value.push_str("}],\"time_stamp\":");
-        push_json_string(&mut value, &rfc3339(unix_time(stamp)));
-        value.push_str(",\"type\":\"GAUGE\"}");
-        entries.push((name, value));
+        let metric = MetricJson::Sample {
+            labels: label_map(SeriesLabels::new(&[], &group.key)),
+            value: format_float(time),
+        };
+        let json = FamilyJson {
+            help: Some(help),
+            metrics: vec![metric],
+            time_stamp: rfc3339(unix_time(stamp)),
+            metric_type: "GAUGE",
+        };
+        object.insert(name, GroupEntry::Family(json));
     }
-    entries.sort_by(|a, b| a.0.cmp(b.0));
-    write_object(out, entries, |out, value| out.push_str(&value));
-}
-
-fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = &'a Label>) {
-    // Labels are sorted by name already, as the JSON object's keys must be.
-    let pairs = labels.into_iter().map(|l| (&*l.name, &*l.value));
-    write_object(out, pairs, push_json_string);
-}
-
-/// Writes `{"bound": "count", ...}` with keys sorted as strings.
-fn write_float_map(out: &mut String, pairs: impl Iterator<Item = (f64, String)>) {
-    let mut entries: Vec<(String, String)> = pairs.map(|(k, v)| (format_float(k), v)).collect();
-    entries.sort();
-    entries.dedup_by(|a, b| a.0 == b.0);
-    write_object(out, entries, |out, value| push_json_string(out, &value));
-}
-
-/// Writes a JSON object of `entries` in the given order, each value by `write_value`.
-fn write_object<K: AsRef<str>, V>(
-    out: &mut String,
-    entries: impl IntoIterator<Item = (K, V)>,
-    mut write_value: impl FnMut(&mut String, V),
-) {
-    out.push('{');
-    for (i, (key, value)) in entries.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_string(out, key.as_ref());
-        out.push(':');
-        write_value(out, value);
+    // Inserted last, so that they replace a family of the same name.
+    if let Some(deadline) = expires_at {
+        let text = rfc3339(unix_time(deadline));
+        object.insert("expires_at", GroupEntry::Text(text));
     }
-    out.push('}');
+    let labels = label_map(group.key.labels());
+    object.insert("labels", GroupEntry::Labels(labels));
+    let successful = group.push_time >= group.failure_time;
+    object.insert("last_push_successful", GroupEntry::Flag(successful));
+    object
 }
 
-fn write_metric(out: &mut String, series: Series<'_>) {
-    let metric = series.metric;
-    out.push('{');
-    match &metric.value {
-        Value::Summary(summary) => {
-            out.push_str("\"count\":");
-            push_json_string(out, &summary.count.to_string());
-            out.push_str(",\"labels\":");
-            write_labels(out, series.labels());
-            out.push_str(",\"quantiles\":");
-            write_float_map(
-                out,
-                summary
-                    .quantiles
-                    .iter()
-                    .map(|q| (q.quantile, format_float(q.value))),
-            );
-            out.push_str(",\"sum\":");
-            push_json_string(out, &format_float(summary.sum));
-        }
-        Value::Histogram(histogram) => {
-            out.push_str("\"buckets\":");
-            write_float_map(
-                out,
-                histogram
-                    .buckets
-                    .iter()
-                    .map(|b| (b.upper_bound, format_float(b.count))),
-            );
-            out.push_str(",\"count\":");
-            push_json_string(out, &format_float(histogram.count));
-            out.push_str(",\"labels\":");
-            write_labels(out, series.labels());
-            out.push_str(",\"sum\":");
-            push_json_string(out, &format_float(histogram.sum));
-        }
-        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
-            out.push_str("\"labels\":");
-            write_labels(out, series.labels());
-            out.push_str(",\"value\":");
-            push_json_string(out, &format_float(*v));
-        }
+fn label_map<'a>(labels: impl IntoIterator<Item = &'a Label>) -> BTreeMap<&'a str, &'a str> {
+    labels.into_iter().map(|l| (&*l.name, &*l.value)).collect()
+}
+
+/// `{"bound": "count", ...}`; a bound given twice keeps its last value, as Go's map does.
+fn float_map(pairs: impl Iterator<Item = (f64, f64)>) -> BTreeMap<String, String> {
+    pairs
+        .map(|(k, v)| (format_float(k), format_float(v)))
+        .collect()
+}
+
+fn metric_json(series: Series<'_>) -> MetricJson<'_> {
+    let labels = label_map(series.labels());
+    match &series.metric.value {
+        Value::Summary(summary) => MetricJson::Summary {
+            count: summary.count.to_string(),
+            labels,
+            quantiles: float_map(summary.quantiles.iter().map(|q| (q.quantile, q.value))),
+            sum: format_float(summary.sum),
+        },
+        Value::Histogram(histogram) => MetricJson::Histogram {
+            buckets: float_map(histogram.buckets.iter().map(|b| (b.upper_bound, b.count))),
+            count: format_float(histogram.count),
+            labels,
+            sum: format_float(histogram.sum),
+        },
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => MetricJson::Sample {
+            labels,
+            value: format_float(*v),
+        },
     }
-    out.push('}');
 }
 
 /// A value as upstream's API writes it (Go's `%v`): as in the exposition, but `-0` keeps
@@ -281,29 +285,6 @@ fn format_float(v: f64) -> String {
     } else {
         number::format_float(v)
     }
-}
-
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    push_json_string(&mut out, text);
-    out
-}
-
-/// Appends `text` as a JSON string literal.
-fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// The last second RFC 3339 can write, 9999-12-31T23:59:59Z.
@@ -370,20 +351,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_strings_parse_back() {
-        for text in [
-            "plain",
-            "quote \" and \\ back",
-            "new\nline\ttab\u{1}",
-            "ünïcode ✓",
-        ] {
-            let literal = json_string(text);
-            let back: String = serde_json::from_str(&literal).expect("valid JSON");
-            assert_eq!(back, text);
-        }
-    }
 
     #[test]
     fn rfc3339_like_go() {

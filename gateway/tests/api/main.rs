@@ -25,4 +25,6 @@ mod persist_helpers;
 mod persistence;
 mod protobuf;
 mod push_semantics;
+mod scrape_integrity;
+mod strict;
 mod unchecked;
