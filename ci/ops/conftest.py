@@ -1,37 +1,45 @@
 """Fixtures of the ops tests: a local gateway, and make runs with or without a stub kubectl."""
 
 import os
-import socket
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import procnet  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 MAKEFILE = REPO / "make" / "ops" / "pushgateway.mk"
 STUB_DIR = Path(__file__).parent / "stub"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Gateway:
+    """Our gateway on a loopback port the kernel picks (port 0, read back from
+    --web.listen-address-file)."""
+
     def __init__(self, binary):
         self.binary = binary
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="ops-gateway-")
+        address_file = os.path.join(self.dir, "address")
         self.proc = subprocess.Popen(
-            [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file="],
+            [binary, *procnet.gateway_listen_args(address_file), "--persistence.file="],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
+        try:
+            self.port = procnet.wait_for_address_file(self.proc, address_file)[1]
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError(f"{binary} did not come up: {e}: {self.proc.stderr.read().decode()}") from None
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + procnet.START_TIMEOUT
         while True:
             try:
-                urllib.request.urlopen(self.url + "/-/ready", timeout=1).read()
+                urllib.request.urlopen(self.url + "/-/ready", timeout=5).read()
                 return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -50,15 +58,16 @@ class Gateway:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(5)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def gateway():
-    """Our gateway (GATEWAY_BIN, built by ci/suites/61-ops.sh), listening on a free loopback port."""
+    """Our gateway (GATEWAY_BIN, built by ci/suites/61-ops.sh), listening on a loopback port the kernel picks."""
     binary = os.environ.get("GATEWAY_BIN")
     assert binary, "GATEWAY_BIN names the gateway binary (ci/suites/61-ops.sh sets it)"
     gw = Gateway(binary)

@@ -3,13 +3,14 @@ the kubectl targets against a stub kubectl that records its arguments."""
 
 import base64
 import os
+import socket
 import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import MAKEFILE, STUB_DIR, free_port
+from conftest import MAKEFILE, STUB_DIR
 
 NS = "ops-test"
 REL = "pg"
@@ -49,7 +50,11 @@ def test_health_reports_both_endpoints(gateway, make):
 
 
 def test_health_fails_when_the_gateway_is_down(make):
-    proc, _ = make("pushgateway-health", f"PUSHGATEWAY_URL=http://127.0.0.1:{free_port()}")
+    # A port bound but not listening: connections to it are refused for as long as it is held.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        proc, _ = make("pushgateway-health", f"PUSHGATEWAY_URL=http://127.0.0.1:{port}")
     assert proc.returncode != 0
     assert "healthy: FAILED" in proc.stdout and "ready:   FAILED" in proc.stdout
 
@@ -116,12 +121,11 @@ def test_metrics_through_a_port_forward(gateway, make):
     assert calls[0] == f"--namespace {NS} get service -l {SELECTOR} -o name"
     assert calls[1] == f"--namespace {NS} port-forward service/pg-pushgateway {gateway.port}:http"
     pid = int((make.log.parent / "kubectl.log.port-forward.pid").read_text())
-    for _ in range(50):
-        if not running(pid):
-            break
+    deadline = time.monotonic() + 30
+    while running(pid):
+        if time.monotonic() > deadline:
+            pytest.fail("the port-forward was left running")
         time.sleep(0.05)
-    else:
-        pytest.fail("the port-forward was left running")
 
 
 def running(pid):
@@ -141,9 +145,8 @@ def test_port_forward_target(make):
                           "PUSHGATEWAY_LOCAL_PORT=19191"], env=env, stdout=subprocess.PIPE, text=True)
     pid_file = make.log.parent / "kubectl.log.port-forward.pid"
     try:
-        for _ in range(200):
-            if pid_file.exists():
-                break
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert make.log.read_text().splitlines() == [
             f"--namespace {NS} get service -l {SELECTOR} -o name",
