@@ -1,7 +1,7 @@
 """Fixtures for the real-client and real-Prometheus tests (ci/suites/40-clients.sh).
 
-Every process runs on a 127.0.0.1 port the kernel picks (port 0, ci/lib/procnet.py) and is killed at the end; nothing here talks to
-any other address.
+Every process runs on a 127.0.0.1 port the kernel picks (port 0, ci/lib/procnet.py) and is
+killed at the end; nothing here talks to any other address.
 
 Environment (set by ci/suites/40-clients.sh):
   GATEWAY_BIN      our binary (target/release/pushgateway).

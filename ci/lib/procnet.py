@@ -209,16 +209,3 @@ def restart_on_port(start, stop, port, timeout=START_TIMEOUT, what="the server")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not start again: {reason}")
         time.sleep(0.2)
-
-
-def wait_until(condition, timeout=30, interval=0.05, what="the condition"):
-    """Polls `condition()` until it returns a true value (returned); raises AssertionError after
-    `timeout` seconds. Deadlines are generous: they only bound how long a failure takes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not hold within {timeout} s")
-        time.sleep(interval)
