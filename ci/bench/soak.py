@@ -16,7 +16,7 @@ the temporary directory and the gateway log), --gateway (the binary; default
 target/release/pushgateway of this checkout).
 
 What it does:
-  * starts the gateway on a free 127.0.0.1 port (loopback only) with
+  * starts the gateway on a 127.0.0.1 port the kernel picks (port 0, loopback only) with
     --persistence.file in a new temporary directory and a small --push.max-body-bytes;
   * each worker thread owns its groups (job="soak", worker=<n>, group=<k>), so that the last
     acknowledged state of every group is known exactly: PUT replaces it, POST replaces the
@@ -43,7 +43,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,17 +52,14 @@ from pathlib import Path
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import procnet  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 FAMILIES = ("soak_a", "soak_b", "soak_c")
 BODY_LIMIT = 256 * 1024
 TIMEOUT = 10
 LABEL_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid):
@@ -81,17 +77,27 @@ class Gateway:
     def __init__(self, binary, directory):
         self.binary = binary
         self.dir = directory
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = None
         self.log = open(directory / "gateway.log", "ab")
         self.proc = None
 
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self):
+        """Starts on a port the kernel picks (port 0; a new one at each start) and waits until ready."""
+        address_file = self.dir / "listen-address"
         self.proc = subprocess.Popen(
-            [self.binary, f"--web.listen-address=127.0.0.1:{self.port}",
+            [self.binary, *procnet.gateway_listen_args(address_file),
              f"--persistence.file={self.dir / 'pushgateway.db'}", f"--push.max-body-bytes={BODY_LIMIT}",
              "--persistence.interval=30s"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            self.port = procnet.wait_for_address_file(self.proc, address_file)[1]
+        except RuntimeError as e:
+            self.kill()
+            raise SystemExit(f"{e}; log: {self.dir / 'gateway.log'}") from None
         deadline = time.monotonic() + 60  # restoring a large state may take a moment
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

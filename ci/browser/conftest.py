@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,17 +26,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "ci" / "lib"))
+import procnet  # noqa: E402
 ARTIFACTS = ROOT / "ci" / "artifacts" / "browser"
 TARGET = os.environ.get("PGW_UI_TARGET", "ours")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run",
                "--disable-dev-shm-usage", "--lang=en-US"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def b64(value):
@@ -86,7 +81,7 @@ class Gateway:
         r.raise_for_status()
         return r.text
 
-    def wait_groups(self, predicate, timeout=10):
+    def wait_groups(self, predicate, timeout=30):
         deadline = time.time() + timeout
         while True:
             groups = self.groups()
@@ -109,7 +104,7 @@ class Gateway:
             f.close()
 
 
-def _wait_ready(url, procs, logs, timeout=30):
+def _wait_ready(url, procs, logs, timeout=procnet.START_TIMEOUT):
     deadline = time.time() + timeout
     while time.time() < deadline:
         for p, log in zip(procs, logs):
@@ -133,9 +128,9 @@ def _spawn(args, tmpdir, name):
     return proc, log
 
 
-def start_gateway(tmpdir, route_prefix=None, external_url=None, admin=False, port=None):
-    """Starts a gateway; returns a Gateway whose base is the externally visible URL."""
-    port = port or free_port()
+def start_gateway(tmpdir, route_prefix=None, external_url=None, admin=False):
+    """Starts a gateway on a loopback port the kernel picks (port 0); returns a Gateway whose
+    base is its URL under the route prefix."""
     flags = ["--persistence.file="]
     if admin:
         flags.append("--web.enable-admin-api")
@@ -151,28 +146,39 @@ def start_gateway(tmpdir, route_prefix=None, external_url=None, admin=False, por
     else:
         served = ""
     procs, logs = [], []
+
+    def listening(proc, what, address_file=None):
+        try:
+            if address_file:
+                return procnet.wait_for_address_file(proc, address_file, what=what)[1]
+            return procnet.wait_for_listen_port(proc, what=what)
+        except RuntimeError:
+            Gateway("", procs, logs).stop()
+            raise
+
     if TARGET == "ours":
         binary = os.environ.get("PUSHGATEWAY_BIN")
         if not binary or not os.access(binary, os.X_OK):
             raise RuntimeError("PUSHGATEWAY_BIN must point at our pushgateway binary (got %r)" % binary)
-        p, log = _spawn([binary, "--web.listen-address=127.0.0.1:%d" % port] + flags, tmpdir, "pushgateway")
+        address_file = os.path.join(tmpdir, "pushgateway-%d.address" % len(os.listdir(tmpdir)))
+        p, log = _spawn([binary, *procnet.gateway_listen_args(address_file)] + flags, tmpdir, "pushgateway")
         procs.append(p)
         logs.append(log)
-        base = "http://127.0.0.1:%d%s" % (port, served)
+        base = "http://127.0.0.1:%d%s" % (listening(p, "pushgateway", address_file), served)
     elif TARGET == "dev":
         ref = os.environ.get("REFERENCE_PUSHGATEWAY")
         if not ref or not os.access(ref, os.X_OK):
             raise RuntimeError("REFERENCE_PUSHGATEWAY must point at the reference binary (got %r)" % ref)
-        ref_port = free_port()
-        p, log = _spawn([ref, "--web.listen-address=127.0.0.1:%d" % ref_port] + flags, tmpdir, "reference")
+        p, log = _spawn([ref, "--web.listen-address=127.0.0.1:0"] + flags, tmpdir, "reference")
         procs.append(p)
         logs.append(log)
+        ref_port = listening(p, "the reference")
         _wait_ready("http://127.0.0.1:%d%s/-/ready" % (ref_port, served), procs, logs)
-        p, log = _spawn([sys.executable, str(HERE / "devserver.py"), "--listen", "127.0.0.1:%d" % port,
+        p, log = _spawn([sys.executable, str(HERE / "devserver.py"), "--listen", "127.0.0.1:0",
                          "--upstream", "http://127.0.0.1:%d" % ref_port, "--prefix", served], tmpdir, "devserver")
         procs.append(p)
         logs.append(log)
-        base = "http://127.0.0.1:%d%s" % (port, served)
+        base = "http://127.0.0.1:%d%s" % (listening(p, "devserver"), served)
     else:
         raise RuntimeError("unknown PGW_UI_TARGET %r (ours or dev)" % TARGET)
     gw = Gateway(base, procs, logs)
@@ -234,7 +240,7 @@ class Page:
         if wait_loaded:
             self.wait_loaded()
 
-    def wait(self, fn, timeout=10, message=""):
+    def wait(self, fn, timeout=30, message=""):
         return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(lambda _: fn(), message)
 
     def generation(self):

@@ -16,7 +16,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from conftest import free_port
 
 BACKUP = {"job": "backup", "instance": "db-1.example.org:9100", "env": "prod"}
 WORKER1 = {"job": "batch", "instance": "worker-1"}
@@ -383,19 +382,29 @@ def test_route_prefix(page, gateway_factory):
 
 
 def test_external_url(page, gateway_factory):
-    port = free_port()
-    gw = gateway_factory(external_url="http://127.0.0.1:%d/ext/" % port, port=port)
-    assert gw.base.endswith("/ext")
-    seed(gw)
-    check_page_works(page, gw, all_labels(), BACKUP)
+    """--web.external-url=http://<proxy>/ext/ behind a proxy that passes paths through: the
+    routes live under /ext (the proxy's port is only known once it listens, so the gateway
+    cannot be its own external URL)."""
+    proxy = RewriteProxy()
+    try:
+        gw = gateway_factory(external_url="http://127.0.0.1:%d/ext/" % proxy.port)
+        assert gw.base.endswith("/ext")
+        proxy.upstream_port = port_of(gw)
+        gw.base = proxy.base + "/ext"
+        seed(gw)
+        check_page_works(page, gw, all_labels(), BACKUP)
+    finally:
+        proxy.close()
 
 
 class RewriteProxy:
     """A reverse proxy that strips `strip` from request paths and prepends `add`, like an
     nginx `location /strip/ { proxy_pass http://upstream/add/; }`."""
 
-    def __init__(self, upstream_port, strip="", add="", port=None):
-        port = port or free_port()
+    def __init__(self, upstream_port=None, strip="", add=""):
+        # Listens on a port the kernel picks; the upstream may be set later (upstream_port).
+        self.upstream_port = upstream_port
+        proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -411,7 +420,7 @@ class RewriteProxy:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
                 conn.request(self.command, add + self.path[len(strip):], body=body,
                              headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
                 res = conn.getresponse()
@@ -428,11 +437,12 @@ class RewriteProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.base = "http://127.0.0.1:%d%s" % (port, strip)
+        self.base = "http://127.0.0.1:%d%s" % (self.port, strip)
 
     def close(self):
         self.server.shutdown()
@@ -446,10 +456,10 @@ def port_of(gw):
 def test_external_url_behind_stripping_proxy(page, gateway_factory):
     """--web.external-url=http://proxy/proxied/ --web.route-prefix=/ behind a proxy that
     strips /proxied: the page reaches its assets and the API through /proxied."""
-    proxy_port = free_port()
-    gw = gateway_factory(route_prefix="/", external_url="http://127.0.0.1:%d/proxied/" % proxy_port)
-    proxy = RewriteProxy(port_of(gw), strip="/proxied", port=proxy_port)
+    proxy = RewriteProxy(strip="/proxied")
     try:
+        gw = gateway_factory(route_prefix="/", external_url="http://127.0.0.1:%d/proxied/" % proxy.port)
+        proxy.upstream_port = port_of(gw)
         gw.base = proxy.base
         seed(gw)
         check_page_works(page, gw, all_labels(), WORKER1)

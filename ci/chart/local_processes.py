@@ -1,4 +1,4 @@
-"""Processes the chart tests start on this machine: a redis-server on a free 127.0.0.1 port
+"""Processes the chart tests start on this machine: a redis-server on a 127.0.0.1 port checked to be its own
 (in-memory: --save '' --appendonly no, files in a temporary directory) and our gateway
 (GATEWAY_BIN, built by ci/suites/60-chart.sh). Every process is stopped by its owner.
 
@@ -12,18 +12,17 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import procnet  # noqa: E402
+
 GATEWAY_BIN = os.environ.get("GATEWAY_BIN")
 REDIS_SERVER = os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(condition, timeout, what):
@@ -49,19 +48,25 @@ def stop(proc, timeout=10):
 
 
 class Redis:
-    """A redis-server on a free loopback port, without persistence, optionally with requirepass."""
+    """A redis-server on a loopback port, without persistence, optionally with requirepass.
+
+    redis-server cannot listen on port 0: it starts on a candidate port and is kept only when
+    the listener there is its own (ci/lib/procnet.py)."""
 
     def __init__(self, directory, password=None):
         assert REDIS_SERVER and os.path.exists(REDIS_SERVER), (
             "redis-server not found (ci/suites/60-chart.sh installs it and sets REDIS_SERVER)")
-        self.port = free_port()
         self.password = password
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
-                "--save", "", "--appendonly", "no", "--protected-mode", "no"]
-        if password:
-            args += ["--requirepass", password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_until(self._answers, 10, f"redis-server on port {self.port}")
+
+        def spawn(port):
+            args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+                    "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+            if password:
+                args += ["--requirepass", password]
+            return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        self.proc, self.port = procnet.start_on_candidate_port(spawn, stop, what="redis-server")
+        wait_until(self._answers, procnet.START_TIMEOUT, f"redis-server on port {self.port}")
 
     def _answers(self):
         if self.proc.poll() is not None:
@@ -86,14 +91,29 @@ class Redis:
 
 
 class Gateway:
-    """Our gateway started with the given flags (the listen address included) and environment."""
+    """Our gateway started with the given flags and environment, on a loopback port the kernel
+    picks (port 0, read back from --web.listen-address-file); `args` carry no listen address."""
 
-    def __init__(self, args, port, env=None):
+    def __init__(self, args, env=None):
         assert GATEWAY_BIN, "GATEWAY_BIN names the gateway binary (ci/suites/60-chart.sh sets it)"
+        assert not any(a.startswith("--web.listen-address") for a in args), args
         self.args = list(args)
-        self.base = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([GATEWAY_BIN, *self.args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        self.dir = tempfile.mkdtemp(prefix="chart-gateway-")
+        address_file = os.path.join(self.dir, "address")
+        self.stderr = open(os.path.join(self.dir, "stderr"), "w+b")
+        self.proc = subprocess.Popen([GATEWAY_BIN, *procnet.gateway_listen_args(address_file), *self.args],
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr,
                                      env={**os.environ, **(env or {})})
+        try:
+            host, port = procnet.wait_for_address_file(self.proc, address_file)
+        except RuntimeError as e:
+            self.stop()
+            raise AssertionError(f"{e} ({' '.join(self.args)}): {self.stderr_text()}") from None
+        self.base = f"http://{host}:{port}"
+
+    def stderr_text(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode("utf-8", "replace")
 
     def request(self, method, path, body=None):
         """(status, body text) of one request; HTTP errors are answers, not exceptions."""
@@ -106,13 +126,13 @@ class Gateway:
 
     def status(self, path):
         if self.proc.poll() is not None:
-            raise AssertionError(f"the gateway exited ({' '.join(self.args)}): {self.proc.stderr.read().decode()}")
+            raise AssertionError(f"the gateway exited ({' '.join(self.args)}): {self.stderr_text()}")
         try:
             return self.request("GET", path)[0]
         except OSError:
             return None
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout=procnet.START_TIMEOUT):
         wait_until(lambda: self.status("/-/ready") == 200, timeout, f"{self.base}/-/ready answering 200")
         return self
 
@@ -128,3 +148,5 @@ class Gateway:
 
     def stop(self):
         stop(self.proc)
+        self.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import CHART, HELM, NAMESPACE, REPO, find, one, render
-from local_processes import Gateway, Redis, free_port, wait_until
+from local_processes import Gateway, Redis, wait_until
 from rules_file import plain_file
 from test_chart import validate_crds
 
@@ -403,21 +402,10 @@ def live_scrape():
     """The /metrics of our gateway after a push, a delete and a readiness check."""
     if not GATEWAY_BIN:
         pytest.skip("GATEWAY_BIN is not set (ci/suites/60-chart.sh builds and sets it)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([GATEWAY_BIN, f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    gw = Gateway([])
+    base = gw.base
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/-/ready", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise AssertionError("the gateway exited: " + proc.stderr.read().decode())
-                time.sleep(0.1)
+        gw.wait_ready()
         counter = b"# TYPE some_metric counter\nsome_metric{label=\"x\"} 1\n"
         for method, path in (("PUT", "/metrics/job/batch/instance/a"), ("POST", "/metrics/job/batch/instance/b"),
                              ("DELETE", "/metrics/job/batch/instance/b"), ("PUT", "/metrics/job/batch/instance/c")):
@@ -434,8 +422,7 @@ def live_scrape():
         assert refused.value.code == 400
         return urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        gw.stop()
 
 
 @pytest.fixture(scope="module")
@@ -445,10 +432,9 @@ def redis_scrape(tmp_path_factory):
     it has written a snapshot."""
     tmp = tmp_path_factory.mktemp("redis-mode")
     with Redis(tmp, password="scrape-test") as redis:
-        port = free_port()
-        gw = Gateway([f"--web.listen-address=127.0.0.1:{port}", "--storage=redis",
+        gw = Gateway(["--storage=redis",
                       f"--storage.redis.url=redis://127.0.0.1:{redis.port}/0", "--storage.redis.expose=leader",
-                      "--storage.redis.snapshot-interval=1s"], port, env={"PUSHGATEWAY_REDIS_PASSWORD": "scrape-test"})
+                      "--storage.redis.snapshot-interval=1s"], env={"PUSHGATEWAY_REDIS_PASSWORD": "scrape-test"})
         try:
             gw.wait_ready()
             counter = b"# TYPE some_metric counter\nsome_metric{label=\"x\"} 1\n"
@@ -464,7 +450,7 @@ def redis_scrape(tmp_path_factory):
                         and sample_or_none(text, "pushgateway_replication_snapshot_position") == applied)
                 return text if done else None
 
-            return wait_until(snapshot_of_everything, 20, "the only replica leading and its snapshot holding every change")
+            return wait_until(snapshot_of_everything, 60, "the only replica leading and its snapshot holding every change")
         finally:
             gw.stop()
 

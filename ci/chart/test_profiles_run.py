@@ -17,7 +17,7 @@ import urllib.parse
 import pytest
 
 from conftest import ALL_VALUES, CHART, EXAMPLES, PROFILES, REPO, find, gateway_container, render, workload
-from local_processes import Gateway, Redis, free_port, wait_until
+from local_processes import Gateway, Redis, wait_until
 
 # The profiles that run on Redis; test_every_redis_profile_is_run keeps the list complete.
 REDIS_PROFILES = {
@@ -80,14 +80,13 @@ class Pod:
         c = gateway_container(workload(docs))
         self.env = container_env(docs, c)
         self.dir = directory
-        self.port = free_port()
         self.files = {}
         mounts = {m["mountPath"].rstrip("/"): m["name"] for m in c.get("volumeMounts", [])}
         self.args = []
         for arg in (expand(a, self.env) for a in c["args"]):
             flag, _, value = arg.partition("=")
             if flag == "--web.listen-address":
-                arg = f"{flag}=127.0.0.1:{self.port}"
+                continue  # Gateway listens on a loopback port the kernel picks
             elif flag == "--storage.redis.url":
                 url = urllib.parse.urlsplit(value)
                 assert url.scheme == "redis" and not url.password, f"expected a plain redis:// URL without a password: {value}"
@@ -105,7 +104,7 @@ class Pod:
         self.gateway = None
 
     def start(self):
-        self.gateway = Gateway(self.args, self.port, env=self.env)
+        self.gateway = Gateway(self.args, env=self.env)
         return self.gateway
 
     def stop(self):
@@ -199,13 +198,13 @@ def test_two_replicas_act_as_one_gateway(run):
     assert status == 200, (status, text)
     # ... is in the other replica's JSON API (and the pusher's own).
     key = (("job", "profile-test"),)
-    wait_until(lambda: key in groups(b.gateway), 10, "the pushed group in the other replica's /api/v1/metrics")
+    wait_until(lambda: key in groups(b.gateway), 60, "the pushed group in the other replica's /api/v1/metrics")
     assert key in groups(a.gateway)
     value = groups(b.gateway)[key]["profile_test_metric"]["metrics"][0]["value"]
     assert float(value) == 42
     # With expose=leader exactly one replica, the lease holder, serves it on /metrics.
     gws = [a.gateway, b.gateway]
-    wait_until(lambda: sorted(metric(g.scrape(), "pushgateway_replication_leader") for g in gws) == [0, 1], 15,
+    wait_until(lambda: sorted(metric(g.scrape(), "pushgateway_replication_leader") for g in gws) == [0, 1], 60,
                "one leader among the two replicas")
     serving = [g for g in gws if serves_pushed(g)]
     assert len(serving) == 1, [g.base for g in serving]
@@ -220,7 +219,7 @@ def test_small_prod_fails_over_to_the_other_replica(run):
     pushes; the stopped replica, started again, is ready and catches up."""
     status, _ = run.pods[0].gateway.request("PUT", "/metrics/job/profile-test", PUSHED)
     assert status == 200
-    leader = wait_until(lambda: next((p for p in run.pods if serves_pushed(p.gateway)), None), 15,
+    leader = wait_until(lambda: next((p for p in run.pods if serves_pushed(p.gateway)), None), 60,
                         "a leader serving the group")
     follower = next(p for p in run.pods if p is not leader)
     leader.stop()
@@ -228,7 +227,7 @@ def test_small_prod_fails_over_to_the_other_replica(run):
     status, _ = follower.gateway.request("PUT", "/metrics/job/while-away", PUSHED)
     assert status == 200
     leader.start().wait_ready()
-    wait_until(lambda: (("job", "while-away"),) in groups(leader.gateway), 10, "the restarted replica catching up")
+    wait_until(lambda: (("job", "while-away"),) in groups(leader.gateway), 60, "the restarted replica catching up")
     assert (("job", "profile-test"),) in groups(leader.gateway)
     assert not serves_pushed(leader.gateway), "the lease stays with the replica that took it"
 
@@ -243,11 +242,11 @@ def test_small_prod_local_copy_serves_a_restarted_replica_while_redis_is_down(ru
     assert status == 200
     local_copy = pod.files["--persistence.file"]
     # Written once something was applied (the push is the only change), within an interval.
-    wait_until(lambda: local_copy.is_file() and local_copy.stat().st_size > 0, 10, f"the local copy {local_copy}")
+    wait_until(lambda: local_copy.is_file() and local_copy.stat().st_size > 0, 60, f"the local copy {local_copy}")
     pod.stop()
     run.redis.stop()
     pod.start()
-    wait_until(lambda: pod.gateway.status("/-/healthy") == 200, 15, "the restarted replica answering")
+    wait_until(lambda: pod.gateway.status("/-/healthy") == 200, 60, "the restarted replica answering")
     assert (("job", "profile-test"),) in groups(pod.gateway), "the local copy was not served"
     assert pod.gateway.status("/-/ready") == 503, "ready although Redis is down"
 

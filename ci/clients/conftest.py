@@ -1,7 +1,7 @@
 """Fixtures for the real-client and real-Prometheus tests (ci/suites/40-clients.sh).
 
-Every process runs on a free 127.0.0.1 port and is killed at the end; nothing here talks to
-any other address.
+Every process runs on a 127.0.0.1 port the kernel picks (port 0, ci/lib/procnet.py) and is
+killed at the end; nothing here talks to any other address.
 
 Environment (set by ci/suites/40-clients.sh):
   GATEWAY_BIN      our binary (target/release/pushgateway).
@@ -15,13 +15,16 @@ Environment (set by ci/suites/40-clients.sh):
 import json
 import os
 import re
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import procnet  # noqa: E402
 
 GATEWAY_BIN = os.environ.get("GATEWAY_BIN", "")
 REFERENCE_BIN = os.environ.get("REFERENCE_BIN", "")
@@ -33,12 +36,6 @@ NODE_SCRIPT = os.path.join(HERE, "node", "push.js")
 
 # The gateway's own metrics, left out when comparing what was pushed.
 SELF_PREFIXES = ("go_", "process_", "pushgateway_", "promhttp_", "http_")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url, proc, what, timeout=30):
@@ -59,24 +56,22 @@ def wait_http(url, proc, what, timeout=30):
 
 
 class Process:
-    """A server process on a free loopback port, its output in a temp log file."""
+    """A server process on a loopback port the kernel picked (port 0), its output in a temp log
+    file. The port is read from `address_file` (our gateway) or found in /proc (any other)."""
 
-    def __init__(self, name, argv_for_port, ready_path, timeout=30):
+    def __init__(self, name, argv, ready_path, address_file=None, timeout=procnet.START_TIMEOUT):
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"clients-{name}-", suffix=".log", delete=False)
-        last = None
-        for _ in range(5):
-            self.port = free_port()
-            self.proc = subprocess.Popen(
-                argv_for_port(self.port), stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-            try:
-                wait_http(self.url + ready_path, self.proc, name, timeout)
-                return
-            except RuntimeError as e:
-                last = e
-                self.stop()
-        raise RuntimeError(f"{name} did not start: {last}\n{self.log_text()}")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            if address_file:
+                self.port = procnet.wait_for_address_file(self.proc, address_file, timeout, name)[1]
+            else:
+                self.port = procnet.wait_for_listen_port(self.proc, timeout, name)
+            wait_http(self.url + ready_path, self.proc, name, timeout)
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError(f"{name} did not start: {e}\n{self.log_text()}") from None
 
     @property
     def url(self):
@@ -98,14 +93,12 @@ class Process:
 
 def start_gateway(binary, name, is_reference=False, extra=()):
     assert binary, f"{name}: binary not set (run through ci/suites/40-clients.sh)"
-
-    def argv(port):
-        a = [binary, f"--web.listen-address=127.0.0.1:{port}"]
-        if is_reference:
-            a.append("--persistence.file=")
-        return a + list(extra)
-
-    return Process(name, argv, "/-/ready")
+    if is_reference:
+        return Process(
+            name, [binary, "--web.listen-address=127.0.0.1:0", "--persistence.file=", *extra], "/-/ready"
+        )
+    address_file = os.path.join(tempfile.mkdtemp(prefix=f"clients-{name}-"), "address")
+    return Process(name, [binary, *procnet.gateway_listen_args(address_file), *extra], "/-/ready", address_file)
 
 
 @pytest.fixture

@@ -116,19 +116,16 @@ class Prometheus:
                 f"      - targets: ['127.0.0.1:{target_port}']\n"
             )
 
-        def argv(port):
-            a = [
-                PROMETHEUS_BIN,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={os.path.join(self.dir, 'data')}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ]
-            if native_histograms:
-                a.append("--enable-feature=native-histograms")
-            return a
-
-        self.process = Process(f"prometheus-{name}", argv, "/-/ready", timeout=60)
+        argv = [
+            PROMETHEUS_BIN,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={os.path.join(self.dir, 'data')}",
+            "--web.listen-address=127.0.0.1:0",
+            "--log.level=warn",
+        ]
+        if native_histograms:
+            argv.append("--enable-feature=native-histograms")
+        self.process = Process(f"prometheus-{name}", argv, "/-/ready")
         self.url = self.process.url
 
     def query(self, promql):
@@ -174,7 +171,7 @@ def stack():
             proms[name].proxy = proxy
 
         # Wait until each server has ingested a scrape holding all pushed groups.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         for name, prom in proms.items():
             while True:
                 res = prom.query("count(push_time_seconds)")
@@ -183,7 +180,7 @@ def stack():
                 if time.monotonic() > deadline:
                     t = prom.target()
                     pytest.fail(
-                        f"prometheus {name} did not ingest the pushed groups within 60s: "
+                        f"prometheus {name} did not ingest the pushed groups within 120 s: "
                         f"count(push_time_seconds) = {res}; target health {t['health']!r}, "
                         f"lastError {t['lastError']!r}; scrapes seen: {prom.proxy.records[-3:]}\n"
                         f"{prom.process.log_text()}"

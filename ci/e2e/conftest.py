@@ -1,6 +1,7 @@
 """Fixtures for the black-box end-to-end tests.
 
-Each test gets fresh gateway processes (an empty store), each on its own free 127.0.0.1 port.
+Each test gets fresh gateway processes (an empty store), each on a 127.0.0.1 port the kernel picks
+(port 0; see ci/lib/procnet.py).
 
 Environment:
   REFERENCE_BIN         upstream pushgateway binary (Debian prometheus-pushgateway); always started
@@ -14,14 +15,17 @@ Environment:
 
 import http.client
 import os
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 import posixpath
 import urllib.parse
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import procnet  # noqa: E402
 
 REFERENCE_BIN = os.environ.get("REFERENCE_BIN", "")
 GATEWAY_BIN = os.environ.get("GATEWAY_BIN", "")
@@ -69,31 +73,43 @@ class Gateway:
         self._start(list(args))
 
     def _start(self, extra):
-        last_error = None
-        for _attempt in range(5):
-            self.port = _free_port()
-            argv = [self.binary, f"--web.listen-address=127.0.0.1:{self.port}"]
-            if self.is_reference and not any(a.startswith("--persistence.file") for a in extra):
+        # Port 0: the kernel picks a free port, read back from our address file, or from /proc
+        # for the reference (which has no such flag).
+        address_file = self.log.name + ".address"
+        argv = [self.binary]
+        if self.is_reference:
+            argv.append("--web.listen-address=127.0.0.1:0")
+            if not any(a.startswith("--persistence.file") for a in extra):
                 argv.append("--persistence.file=")  # Debian's default is a shared system file
-            argv += extra
-            self.proc = subprocess.Popen(
-                argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 15
+        else:
+            argv += procnet.gateway_listen_args(address_file)
+        argv += extra
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            if self.is_reference:
+                self.port = procnet.wait_for_listen_port(self.proc, what=f"{self.label} gateway")
+            else:
+                self.port = procnet.wait_for_address_file(self.proc, address_file, what=f"{self.label} gateway")[1]
+            deadline = time.monotonic() + procnet.START_TIMEOUT
+            last_error = None
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    last_error = f"exited with {self.proc.returncode}"
-                    break
+                    raise RuntimeError(f"exited with {self.proc.returncode}")
                 try:
-                    if self.request("GET", self.prefix + "/-/ready", timeout=1).status == 200:
+                    if self.request("GET", self.prefix + "/-/ready", timeout=5).status == 200:
                         return
-                except OSError as e:  # not listening yet
+                except OSError as e:
                     last_error = repr(e)
                 time.sleep(0.02)
-            else:
-                last_error = "not ready within 15s"
+            raise RuntimeError(f"not ready within {procnet.START_TIMEOUT} s ({last_error})")
+        except RuntimeError as e:
             self.stop()
-        raise RuntimeError(f"{self.label} gateway {argv} did not start: {last_error}\n{self.log_text()}")
+            raise RuntimeError(f"{self.label} gateway {argv} did not start: {e}\n{self.log_text()}") from None
+        finally:
+            try:
+                os.unlink(address_file)
+            except OSError:
+                pass
 
     @property
     def url(self):
@@ -142,12 +158,6 @@ class Gateway:
 
     def __repr__(self):
         return f"<{self.label} gateway on {self.address}>"
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _require(path, var):

@@ -74,8 +74,9 @@ def _diff(a, b):
 
 
 def _compare(ref, ours, case, where, wait):
-    """Compares both scrapes; after an asynchronous step (202), retries for up to 3 s."""
-    deadline = time.monotonic() + (3 if wait else 0)
+    """Compares both scrapes; after an asynchronous step (202), retries for up to 30 s (only a
+    difference that persists waits that long)."""
+    deadline = time.monotonic() + (30 if wait else 0)
     while True:
         a = _scrape(ref, case.drop_help)
         b = _scrape(ours, case.drop_help)

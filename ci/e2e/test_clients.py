@@ -64,7 +64,7 @@ def _registry(value=1):
     return reg
 
 
-def _wait_until(fn, timeout=3):
+def _wait_until(fn, timeout=30):
     deadline = time.monotonic() + timeout
     while True:
         result = fn()

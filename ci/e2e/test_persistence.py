@@ -32,7 +32,7 @@ def _normalised(gw):
 
 def _stop_gracefully(gw):
     gw.proc.send_signal(signal.SIGTERM)
-    rc = gw.proc.wait(timeout=20)
+    rc = gw.proc.wait(timeout=60)
     assert rc == 0, f"{gw.label} exited with {rc} on SIGTERM:\n{gw.log_text()}"
 
 
@@ -67,6 +67,6 @@ def test_ours_acknowledged_push_survives_kill(start_gateway, tmp_path):
         gw.request(method, path, body=body)
     before = (_normalised(gw), _timestamps(gw))
     gw.proc.kill()
-    gw.proc.wait(timeout=10)
+    gw.proc.wait(timeout=60)
     again = start_gateway("ours", *flags)
     assert (_normalised(again), _timestamps(again)) == before

@@ -5,6 +5,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -12,15 +13,12 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import procnet  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 MAKEFILE = REPO / "make" / "ops" / "pushgateway.mk"
 STUB_DIR = Path(__file__).parent / "stub"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Gateway:
@@ -38,12 +36,12 @@ class Gateway:
         if prefix:
             args.append(f"--web.route-prefix={prefix}")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + procnet.START_TIMEOUT
         while True:
             try:
                 self.port = int(address_file.read_text().strip().rsplit(":", 1)[1])
                 self.url = f"{scheme}://127.0.0.1:{self.port}"
-                urllib.request.urlopen(self.url + prefix + "/-/ready", timeout=1, context=context).read()
+                urllib.request.urlopen(self.url + prefix + "/-/ready", timeout=5, context=context).read()
                 return
             except (OSError, ValueError, IndexError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -62,7 +60,7 @@ class Gateway:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(5)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -71,7 +69,7 @@ class Gateway:
 
 @pytest.fixture(scope="session")
 def gateway():
-    """Our gateway (GATEWAY_BIN, built by ci/suites/61-ops.sh), listening on a free loopback port."""
+    """Our gateway (GATEWAY_BIN, built by ci/suites/61-ops.sh), listening on a loopback port the kernel picks."""
     binary = os.environ.get("GATEWAY_BIN")
     assert binary, "GATEWAY_BIN names the gateway binary (ci/suites/61-ops.sh sets it)"
     gw = Gateway(binary)

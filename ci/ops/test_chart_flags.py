@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, free_port
+from conftest import REPO, procnet
 
 CHART = REPO / "charts" / "pushgateway"
 HELM = os.environ.get("HELM", "helm")
@@ -39,14 +39,14 @@ def gateway_args(docs):
     raise AssertionError("no gateway workload rendered")
 
 
-def local_args(docs, tmp_path, port, tls_dir=None):
-    """The rendered flags with paths and the listen address moved to this machine (TLS files to
-    tls_dir, when given)."""
+def local_args(docs, tmp_path, tls_dir=None):
+    """The rendered flags with paths moved to this machine (TLS files to tls_dir, when given) and
+    the listen address to a loopback port the kernel picks."""
     args = []
     for arg in gateway_args(docs):
         flag, _, value = arg.partition("=")
         if flag == "--web.listen-address":
-            arg = f"{flag}=127.0.0.1:{port}"
+            arg = f"{flag}=127.0.0.1:0"
         elif flag == "--persistence.file":
             arg = f"{flag}={tmp_path / Path(value).name}"
         elif flag == "--web.config.file":
@@ -93,21 +93,36 @@ def get(url, auth=None, context=None):
         return err.code
 
 
-def start(binary, args, ready_url, auth, context=None):
+def start(binary, args, ready_path, auth, context=None, address_file=None):
+    """Starts `binary` (listening on port 0) and waits until `ready_path` answers 200.
+
+    Returns (proc, port, None), or (proc, None, stderr) when it exits first. The port is read
+    from `address_file` (our gateway's --web.listen-address-file) or found in /proc."""
     proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 15
+    try:
+        if address_file:
+            port = procnet.wait_for_address_file(proc, address_file)[1]
+        else:
+            port = procnet.wait_for_listen_port(proc)
+    except RuntimeError as e:
+        if proc.poll() is not None:
+            return proc, None, proc.stderr.read()
+        stop(proc)
+        raise AssertionError(f"{binary} {' '.join(args)}: {e}") from None
+    scheme = "https" if context else "http"
+    deadline = time.monotonic() + procnet.START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return proc, proc.stderr.read()
+            return proc, None, proc.stderr.read()
         try:
-            if get(ready_url, auth, context) == 200:
-                return proc, None
+            if get(f"{scheme}://127.0.0.1:{port}{ready_path}", auth, context) == 200:
+                return proc, port, None
         except OSError:
             pass
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    raise AssertionError(f"{binary} {' '.join(args)} did not become ready at {ready_url}")
+    raise AssertionError(f"{binary} {' '.join(args)} did not become ready at port {port}{ready_path}")
 
 
 def stop(proc):
@@ -135,10 +150,11 @@ def test_rendered_flags_start_our_gateway(name, tmp_path):
     docs = render(VALUES[name])
     if "--storage=redis" in gateway_args(docs):
         pytest.skip("replicated state on Redis is not started here (it needs a Redis server)")
-    port = free_port()
-    args = local_args(docs, tmp_path, port)
+    address_file = tmp_path / "listen-address"
+    args = local_args(docs, tmp_path) + [f"--web.listen-address-file={address_file}"]
     auth = credentials(docs)
-    proc, refused = start(os.environ["GATEWAY_BIN"], args, f"http://127.0.0.1:{port}{route_prefix(args)}/-/ready", auth)
+    proc, port, refused = start(os.environ["GATEWAY_BIN"], args, f"{route_prefix(args)}/-/ready", auth,
+                                address_file=address_file)
     try:
         if refused is not None:
             if "not supported by this version yet" in refused:
@@ -154,12 +170,11 @@ def test_generated_basic_auth_config_works_upstream(tmp_path):
     for credentials on every path (ours answers the probes without them, see the next test) and
     takes the users' passwords."""
     docs = render(CHART / "ci" / "basic-auth-values.yaml")
-    port = free_port()
-    args = [a for a in local_args(docs, tmp_path, port) if a not in OURS_ONLY]
+    args = [a for a in local_args(docs, tmp_path) if a not in OURS_ONLY]
     auth = credentials(docs)
     reference = os.environ["REFERENCE_BIN"]
     args.append("--persistence.file=")  # Debian's build defaults to a shared file
-    proc, refused = start(reference, args, f"http://127.0.0.1:{port}/-/ready", auth)
+    proc, port, refused = start(reference, args, "/-/ready", auth)
     try:
         assert refused is None, refused
         assert get(f"http://127.0.0.1:{port}/-/healthy") == 401
@@ -174,11 +189,11 @@ def test_our_gateway_answers_the_chart_probes_without_credentials(tmp_path):
     """With the chart's basic-auth web config and flags, the probe paths answer the kubelet
     (no credentials) while everything else still asks for them."""
     docs = render(CHART / "ci" / "basic-auth-values.yaml")
-    port = free_port()
-    args = local_args(docs, tmp_path, port)
+    address_file = tmp_path / "listen-address"
+    args = local_args(docs, tmp_path) + [f"--web.listen-address-file={address_file}"]
     assert "--web.unauthenticated-probes" in args
     auth = credentials(docs)
-    proc, refused = start(os.environ["GATEWAY_BIN"], args, f"http://127.0.0.1:{port}/-/ready", None)
+    proc, port, refused = start(os.environ["GATEWAY_BIN"], args, "/-/ready", None, address_file=address_file)
     try:
         assert refused is None, refused
         assert get(f"http://127.0.0.1:{port}/-/healthy") == 200
@@ -198,10 +213,9 @@ def test_generated_tls_config_works_upstream(tmp_path):
                     "-keyout", str(tls / "tls.key"), "-out", str(tls / "tls.crt"), "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     docs = render(CHART / "ci" / "tls-values.yaml")
-    port = free_port()
-    args = [a for a in local_args(docs, tmp_path, port, tls_dir=tls) if a not in OURS_ONLY] + ["--persistence.file="]
+    args = [a for a in local_args(docs, tmp_path, tls_dir=tls) if a not in OURS_ONLY] + ["--persistence.file="]
     ctx = ssl.create_default_context(cafile=str(tls / "tls.crt"))
-    proc, refused = start(os.environ["REFERENCE_BIN"], args, f"https://127.0.0.1:{port}/-/ready", None, ctx)
+    proc, port, refused = start(os.environ["REFERENCE_BIN"], args, "/-/ready", None, ctx)
     try:
         assert refused is None, refused
         assert get(f"https://127.0.0.1:{port}/-/healthy", context=ctx) == 200
@@ -249,8 +263,10 @@ def test_renewed_certificate_reaches_new_connections(tmp_path):
     tls = tmp_path / "tls"
     tls.mkdir()
     kubelet_publish(tls, "v1", {"tls.crt": old_crt, "tls.key": old_key})
-    port = free_port()
-    args = local_args(docs, tmp_path, port, tls_dir=tls)
+    address_file = tmp_path / "listen-address"
+    args = local_args(docs, tmp_path, tls_dir=tls) + [f"--web.listen-address-file={address_file}"]
+    proc, port, refused = start(os.environ["GATEWAY_BIN"], args, "/-/healthy", None,
+                                ssl.create_default_context(cafile=str(old_crt)), address_file=address_file)
     url = f"https://127.0.0.1:{port}/-/healthy"
 
     def served_by(crt):
@@ -259,12 +275,11 @@ def test_renewed_certificate_reaches_new_connections(tmp_path):
         except OSError:
             return False
 
-    proc, refused = start(os.environ["GATEWAY_BIN"], args, url, None, ssl.create_default_context(cafile=str(old_crt)))
     try:
         assert refused is None, refused
         assert served_by(old_crt) and not served_by(new_crt)
         kubelet_publish(tls, "v2", {"tls.crt": new_crt, "tls.key": new_key})
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while not (served_by(new_crt) and not served_by(old_crt)):
             assert time.monotonic() < deadline, "the renewed certificate was not picked up"
             time.sleep(0.2)
@@ -287,11 +302,11 @@ def test_helm_test_pod_pushes_scrapes_and_deletes(values, tmp_path):
     """The `helm test` script against our gateway started with the chart's flags: it must succeed,
     and leave no group behind."""
     docs = render(values)
-    port = free_port()
-    args = local_args(docs, tmp_path, port)
+    address_file = tmp_path / "listen-address"
+    args = local_args(docs, tmp_path) + [f"--web.listen-address-file={address_file}"]
     auth = credentials(docs)
     prefix = route_prefix(args)
-    proc, refused = start(os.environ["GATEWAY_BIN"], args, f"http://127.0.0.1:{port}{prefix}/-/ready", auth)
+    proc, port, refused = start(os.environ["GATEWAY_BIN"], args, f"{prefix}/-/ready", auth, address_file=address_file)
     try:
         assert refused is None, refused
         env = dict(os.environ, HOSTNAME="pg-pushgateway-helm-test")

@@ -5,6 +5,7 @@ import base64
 import http.server
 import json
 import os
+import socket
 import signal
 import subprocess
 import threading
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import MAKEFILE, STUB_DIR, free_port
+from conftest import MAKEFILE, STUB_DIR
 
 NS = "ops-test"
 REL = "pg"
@@ -54,7 +55,11 @@ def test_health_reports_both_endpoints(gateway, make):
 
 
 def test_health_fails_when_the_gateway_is_down(make):
-    proc, _ = make("pushgateway-health", f"PUSHGATEWAY_URL=http://127.0.0.1:{free_port()}")
+    # A port bound but not listening: connections to it are refused for as long as it is held.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        proc, _ = make("pushgateway-health", f"PUSHGATEWAY_URL=http://127.0.0.1:{port}")
     assert proc.returncode != 0
     assert "healthy: FAILED" in proc.stdout and "ready:   FAILED" in proc.stdout
 
@@ -127,7 +132,7 @@ def test_metrics_through_a_port_forward(gateway, make):
 def assert_forwards_stopped(make):
     pids = [int(p) for p in (make.log.parent / "kubectl.log.port-forward.pid").read_text().split()]
     assert pids
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while any(running(pid) for pid in pids):
         assert time.monotonic() < deadline, "a port-forward was left running"
         time.sleep(0.05)
@@ -150,9 +155,8 @@ def test_port_forward_target(make):
                           "PUSHGATEWAY_LOCAL_PORT=19191"], env=env, stdout=subprocess.PIPE, text=True)
     pid_file = make.log.parent / "kubectl.log.port-forward.pid"
     try:
-        for _ in range(200):
-            if pid_file.exists():
-                break
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert make.log.read_text().splitlines() == [
             f"--namespace {NS} get service -l {SELECTOR} -o name",

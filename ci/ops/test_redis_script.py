@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from conftest import REPO, free_port
+from conftest import REPO, procnet
 
 CHART = REPO / "charts" / "pushgateway"
 HELM = os.environ.get("HELM", "helm")
@@ -40,14 +40,14 @@ def redis_bin(tmp_path):
 class Redis:
     def __init__(self, container, tmp_path, bin_dir):
         assert container["command"][:2] == ["/bin/sh", "-c"]
-        self.port = free_port()
+        self.port = None
         self.run_dir = tmp_path / "run"
         self.data_dir = tmp_path / "data"
         self.run_dir.mkdir(exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)
         script = container["command"][2]
         for pod_path, local in (("/run/redis", self.run_dir), ("--dir /data", f"--dir {self.data_dir}"),
-                                ("--port 6379", f"--port {self.port}")):
+                                ("--port 6379", "--port {port}")):
             assert pod_path in script, pod_path
             script = script.replace(pod_path, str(local))
         self.script = script
@@ -57,10 +57,23 @@ class Redis:
         self.env["REDIS_PASSWORD"] = PASSWORD
         self.probe = container["readinessProbe"]["exec"]["command"]
 
+    def _spawn(self, port):
+        return subprocess.Popen(["/bin/sh", "-c", self.script.replace("--port {port}", f"--port {port}")],
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def _kill(proc):
+        proc.kill()
+        proc.wait(30)
+
     def start(self):
-        self.proc = subprocess.Popen(["/bin/sh", "-c", self.script], env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
+        """Starts the script on a candidate port (redis-server cannot listen on port 0), kept once
+        the listener there is its own; a restart takes the same port again."""
+        if self.port is None:
+            self.proc, self.port = procnet.start_on_candidate_port(self._spawn, self._kill, what="redis-server")
+        else:
+            self.proc = procnet.restart_on_port(self._spawn, self._kill, self.port, what="redis-server")
+        deadline = time.monotonic() + procnet.START_TIMEOUT
         while self.cli("ping", auth=True).stdout.strip() != "PONG":
             assert self.proc.poll() is None, f"redis-server stopped: {self.proc.stderr.read()}"
             assert time.monotonic() < deadline, "redis-server did not answer"
@@ -76,7 +89,7 @@ class Redis:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
+            self.proc.wait(60)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Fixtures of the replication tests (ci/suites/47-replication.sh): a real redis-server on
-a free 127.0.0.1 port with its append-only file in pytest's tmp_path, and gateway replicas
+a 127.0.0.1 port checked to be its own, with its append-only file in pytest's tmp_path, and gateway replicas
 started with --storage=redis against it.
 
 Environment:
@@ -11,13 +11,16 @@ Environment:
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import procnet  # noqa: E402
 
 GATEWAY_BIN = os.environ.get("GATEWAY_BIN", "")
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
@@ -27,12 +30,6 @@ REDIS_CLI = os.environ.get("REDIS_CLI", "redis-cli")
 OWN_PREFIXES = ("process_", "pushgateway_", "go_")
 # How long a dead leader's lease lasts (LEASE_TTL in gateway/src/replicate/mod.rs) plus slack.
 LEASE_TAKEOVER_SECONDS = 20
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(condition, timeout, what):
@@ -65,24 +62,38 @@ def metric_value(scrape, name):
 
 
 class Redis:
-    """A redis-server with `appendfsync always`, restartable on the same port and files."""
+    """A redis-server with `appendfsync always`, restartable on the same port and files.
+
+    redis-server cannot listen on port 0, so it starts on a candidate port and is kept only when
+    the listener there is its own (ci/lib/procnet.py)."""
 
     def __init__(self, directory, password=None):
         self.dir = directory
-        self.port = free_port()
+        self.port = None
         self.password = password
         self.proc = None
         self.start()
 
-    def start(self):
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+    def _spawn(self, port):
+        args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                 "--appendonly", "yes", "--appendfsync", "always", "--save", "",
                 "--protected-mode", "no"]
         if self.password:
             args += ["--requirepass", self.password]
+        return subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    @staticmethod
+    def _stop(proc):
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def start(self):
         self.log = open(os.path.join(self.dir, "redis.log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_until(lambda: self.cli("PING") == "PONG", 10, "redis-server answers PING")
+        if self.port is None:
+            self.proc, self.port = procnet.start_on_candidate_port(self._spawn, self._stop, what="redis-server")
+        else:  # the replicas know this port
+            self.proc = procnet.restart_on_port(self._spawn, self._stop, self.port, what="redis-server")
+        wait_until(lambda: self.cli("PING") == "PONG", procnet.START_TIMEOUT, "redis-server answers PING")
 
     def cli(self, *args):
         command = [REDIS_CLI, "-p", str(self.port), "--no-auth-warning"]
@@ -107,26 +118,32 @@ class Redis:
 
 
 class Replica:
-    """One gateway replica on a free port."""
+    """One gateway replica on a port the kernel picks (port 0; a new one at each start)."""
 
     def __init__(self, redis, extra_args=(), env=None, wait=True):
         assert GATEWAY_BIN, "GATEWAY_BIN names the gateway binary (ci/suites/47-replication.sh sets it)"
         self.redis = redis
-        self.port = free_port()
+        self.port = None
         self.extra_args = list(extra_args)
         self.env = env
         self.session = requests.Session()
         self.session.trust_env = False
         self.log = tempfile.NamedTemporaryFile(prefix="replica-", suffix=".log", delete=False)
+        self.address_file = self.log.name + ".address"
         self.proc = None
         self.start(wait)
 
     def start(self, wait=True):
-        argv = [GATEWAY_BIN, f"--web.listen-address=127.0.0.1:{self.port}", "--storage=redis",
+        """Starts the process; returns once it listens (and, with `wait`, once it is ready)."""
+        argv = [GATEWAY_BIN, *procnet.gateway_listen_args(self.address_file), "--storage=redis",
                 f"--storage.redis.url={self.redis.url}", "--web.enable-admin-api", *self.extra_args]
         env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
+        try:
+            self.port = procnet.wait_for_address_file(self.proc, self.address_file, what="replica")[1]
+        except RuntimeError as e:
+            raise AssertionError(f"{e}:\n{self.log_text()}") from None
         if wait:
             self.wait_ready()
 
@@ -140,7 +157,7 @@ class Replica:
         except requests.RequestException:
             return None
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout=procnet.START_TIMEOUT):
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError(f"replica exited with {self.proc.returncode}:\n{self.log_text()}")
@@ -177,7 +194,11 @@ class Replica:
         self.kill()
         self.session.close()
         self.log.close()
-        os.unlink(self.log.name)
+        for path in (self.log.name, self.address_file):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def converged(replicas, redis):
@@ -185,7 +206,7 @@ def converged(replicas, redis):
     def all_applied():
         head = redis.head()
         return all(r.applied() == head for r in replicas)
-    wait_until(all_applied, 30, "every replica applied the whole stream")
+    wait_until(all_applied, 60, "every replica applied the whole stream")
     texts = [r.pushed() for r in replicas]
     for replica, text in zip(replicas[1:], texts[1:]):
         assert text == texts[0], f"{replica.url} serves other pushed metrics than {replicas[0].url}"

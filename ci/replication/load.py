@@ -10,6 +10,7 @@ applied, so the group is unknown until the next acknowledged PUT or DELETE settl
 import random
 import re
 import threading
+import time
 
 import requests
 
@@ -52,6 +53,15 @@ class Load:
             thread.start()
             self.threads.append(thread)
         return self
+
+    def wait_acknowledged(self, count, timeout=120):
+        """Lets the load run until `count` requests were acknowledged in all (a loaded machine
+        gets there later, not with fewer)."""
+        deadline = time.monotonic() + timeout
+        while self.acknowledged < count:
+            assert time.monotonic() < deadline, (
+                f"only {self.acknowledged} of {count} requests acknowledged after {timeout} s: {self.statuses}")
+            time.sleep(0.05)
 
     def finish(self):
         self.stop.set()

@@ -7,12 +7,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 import requests
 
-from conftest import LEASE_TAKEOVER_SECONDS, free_port, wait_until
+from conftest import LEASE_TAKEOVER_SECONDS, procnet, wait_until
 
 PROMETHEUS_BIN = os.environ.get("PROMETHEUS_BIN", "")
 
@@ -28,14 +27,14 @@ class Prometheus:
             f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                     "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n"
                     f"    static_configs:\n{per_pod}")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(os.path.join(self.dir, "prometheus.log"), "wb")
         self.proc = subprocess.Popen(
             [PROMETHEUS_BIN, f"--config.file={config}", f"--storage.tsdb.path={self.dir}/data",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+             "--web.listen-address=127.0.0.1:0", "--log.level=warn"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_until(self._ready, 60, "prometheus ready")
+        self.port = procnet.wait_for_listen_port(self.proc, what="prometheus")
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_until(self._ready, procnet.START_TIMEOUT, "prometheus ready")
 
     def _ready(self):
         try:
@@ -46,6 +45,14 @@ class Prometheus:
     def count(self, selector):
         """How many series match `selector` now."""
         r = requests.get(self.url + "/api/v1/query", params={"query": f"count({selector}) or vector(0)"}, timeout=10)
+        body = r.json()
+        assert body["status"] == "success", body
+        return int(float(body["data"]["result"][0]["value"][1]))
+
+    def scrapes(self):
+        """How many scrapes the least-scraped target has had so far."""
+        r = requests.get(self.url + "/api/v1/query", params={"query": "min(count_over_time(up[1h])) or vector(0)"},
+                         timeout=10)
         body = r.json()
         assert body["status"] == "success", body
         return int(float(body["data"]["result"][0]["value"][1]))
@@ -76,9 +83,10 @@ def test_prometheus_stores_each_pushed_series_once_with_leader_exposure(redis, r
     group = replicas(redis, 2, extra_args=[f"--storage.redis.expose={expose}"])
     assert group[0].push("job/nightly", "# TYPE backup_bytes gauge\nbackup_bytes 42\n").status_code == 200
     prom = prometheus(group)
-    wait_until(lambda: prom.count("pushgateway_build_info") == 2, 30, "both replicas scraped")
-    wait_until(lambda: prom.count("backup_bytes") > 0, 30, "the pushed series ingested")
-    time.sleep(3)  # several more scrapes of both replicas
+    wait_until(lambda: prom.count("pushgateway_build_info") == 2, 60, "both replicas scraped")
+    wait_until(lambda: prom.count("backup_bytes") > 0, 60, "the pushed series ingested")
+    seen = prom.scrapes()
+    wait_until(lambda: prom.scrapes() >= seen + 3, 60, "three more scrapes of both replicas")
     assert prom.count("backup_bytes") == copies
     assert prom.count('push_time_seconds{job="nightly"}') == copies
 
@@ -87,12 +95,12 @@ def test_pushed_series_continue_from_the_next_leader(redis, replicas, prometheus
     group = replicas(redis, 2, extra_args=["--storage.redis.expose=leader"])
     assert group[1].push("job/nightly", "backup_bytes 42\n").status_code == 200
     prom = prometheus(group)
-    wait_until(lambda: prom.count("backup_bytes") == 1, 30, "the pushed series ingested once")
+    wait_until(lambda: prom.count("backup_bytes") == 1, 60, "the pushed series ingested once")
     leader = next(r for r in group if "backup_bytes" in r.scrape())
     leader.kill()
     # The old leader's series goes stale; the successor's takes over, still one at a time.
     old_pod = f"replica-{group.index(leader)}"
     assert prom.count(f'backup_bytes{{pod="{old_pod}"}}') == 1
-    wait_until(lambda: prom.count(f'up{{pod="{old_pod}"}} == 0') == 1, 30, "the old leader is down")
+    wait_until(lambda: prom.count(f'up{{pod="{old_pod}"}} == 0') == 1, 60, "the old leader is down")
     wait_until(lambda: prom.count("backup_bytes") == 1 and prom.count(f'backup_bytes{{pod="{old_pod}"}}') == 0,
-               LEASE_TAKEOVER_SECONDS + 10, "the successor serves the series")
+               LEASE_TAKEOVER_SECONDS + 30, "the successor serves the series")

@@ -1,6 +1,6 @@
 """Fixtures of the security and limits tests (ci/suites/45-security.sh).
 
-Every test starts its own gateway process(es) on free 127.0.0.1 ports, with the web config
+Every test starts its own gateway process(es) on 127.0.0.1 ports the kernel picks (port 0), with the web config
 file and certificates it needs written into pytest's tmp_path.
 
 Environment:
@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,18 +21,15 @@ from pathlib import Path
 import pytest
 import requests
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import procnet  # noqa: E402
+
 GATEWAY_BIN = os.environ.get("GATEWAY_BIN", "")
 OPENSSL = os.environ.get("OPENSSL") or shutil.which("openssl") or "openssl"
 CURL = os.environ.get("CURL") or shutil.which("curl") or "curl"
 
 # Families the gateway exposes about itself; everything else in a scrape was pushed.
 OWN_PREFIXES = ("process_", "pushgateway_", "go_")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pushed_series(text):
@@ -54,9 +52,9 @@ class Gateway:
     def __init__(self, args, scheme="http", verify=None, cert=None, auth=None, ready=True):
         assert GATEWAY_BIN, "GATEWAY_BIN names the gateway binary (ci/suites/45-security.sh sets it)"
         self.scheme = scheme
-        self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="security-gw-", suffix=".log", delete=False)
-        self.argv = [GATEWAY_BIN, f"--web.listen-address=127.0.0.1:{self.port}", *args]
+        self.address_file = self.log.name + ".address"
+        self.argv = [GATEWAY_BIN, *procnet.gateway_listen_args(self.address_file), *args]
         self.session = requests.Session()
         # Not the environment's proxies or REQUESTS_CA_BUNDLE (which would override verify).
         self.session.trust_env = False
@@ -68,6 +66,11 @@ class Gateway:
             self.session.auth = auth
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
+        try:
+            self.port = procnet.wait_for_address_file(self.proc, self.address_file)[1]
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError(f"gateway {self.argv}: {e}:\n{self.log_text()}") from None
         if ready:
             self.wait_ready()
 
@@ -75,7 +78,7 @@ class Gateway:
     def url(self):
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout=15):
+    def wait_ready(self, timeout=procnet.START_TIMEOUT):
         """Until the gateway answers any HTTP response on /-/ready (401 counts: it is up)."""
         deadline = time.monotonic() + timeout
         last = None
@@ -125,10 +128,11 @@ class Gateway:
         self.stop()
         self.session.close()
         self.log.close()
-        try:
-            os.unlink(self.log.name)
-        except OSError:
-            pass
+        for path in (self.log.name, self.address_file):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def __repr__(self):
         return f"<gateway {self.url}>"

@@ -13,7 +13,7 @@ import requests
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from prometheus_client.exposition import basic_auth_handler
 
-from conftest import GATEWAY_BIN, bcrypt_hash, exchange_on_one_connection, free_port, wait_until
+from conftest import GATEWAY_BIN, bcrypt_hash, exchange_on_one_connection, wait_until
 
 USER, PASSWORD = "alice", "correct horse"
 
@@ -174,7 +174,7 @@ def test_password_rotation_and_invalid_versions(gateway, tmp_path):
     # Rotate the password in place.
     write_users(config, {USER: "new-password"})
     rotated = wait_until(lambda: status_with(gw, USER, "old-password") == 401
-                         and status_with(gw, USER, "new-password") == 200, timeout=5)
+                         and status_with(gw, USER, "new-password") == 200, timeout=30)
     assert rotated, (status_with(gw, USER, "old-password"), status_with(gw, USER, "new-password"), gw.log_text())
     # Stays that way.
     for _ in range(3):
@@ -202,7 +202,7 @@ def test_password_rotation_and_invalid_versions(gateway, tmp_path):
         r = requests.put(gw.url + "/metrics/job/after-invalid", data=b"rotation_pushed 2\n",
                          auth=(USER, "new-password"), timeout=5)
         assert r.status_code == 200, (name, r.status_code, r.text)
-        logged = wait_until(lambda: str(config) in gw.log_text()[log_before - 100 if log_before > 100 else 0:], 2)
+        logged = wait_until(lambda: str(config) in gw.log_text()[log_before - 100 if log_before > 100 else 0:], 30)
         assert logged, f"the invalid version ({name}) was not logged with the file name:\n{gw.log_text()}"
     assert gw.proc.poll() is None
     # Plain http still (the invalid TLS version did not switch anything on).
@@ -217,7 +217,7 @@ def test_password_rotation_and_invalid_versions(gateway, tmp_path):
     # A valid version after the invalid ones is taken again.
     write_users(config, {USER: "final-password"})
     assert wait_until(lambda: status_with(gw, USER, "final-password") == 200
-                      and status_with(gw, USER, "new-password") == 401, timeout=5), gw.log_text()
+                      and status_with(gw, USER, "new-password") == 401, timeout=30), gw.log_text()
     scrape = requests.get(gw.url + "/metrics", auth=(USER, "final-password"), timeout=5).text
     assert 'rotation_pushed{instance="",job="before-rotation"} 1' in scrape
     assert 'rotation_pushed{instance="",job="after-invalid"} 2' in scrape
@@ -231,7 +231,7 @@ def test_rotation_by_atomic_rename(gateway, tmp_path):
     staged = write_users(tmp_path / ".web.yml.new", {USER: "two"})
     os.replace(staged, config)
     assert wait_until(lambda: status_with(gw, USER, "two") == 200 and status_with(gw, USER, "one") == 401,
-                      timeout=5), gw.log_text()
+                      timeout=30), gw.log_text()
 
 
 def test_enabling_auth_by_reload(gateway, tmp_path):
@@ -241,7 +241,7 @@ def test_enabling_auth_by_reload(gateway, tmp_path):
     gw = gateway([f"--web.config.file={config}"])
     assert requests.get(gw.url + "/metrics", timeout=5).status_code == 200
     write_users(config, {USER: PASSWORD})
-    assert wait_until(lambda: requests.get(gw.url + "/metrics", timeout=5).status_code == 401, timeout=5)
+    assert wait_until(lambda: requests.get(gw.url + "/metrics", timeout=5).status_code == 401, timeout=30)
     assert status_with(gw, USER, PASSWORD) == 200
 
 
@@ -261,9 +261,8 @@ INVALID_AT_START = {
 }
 
 
-def start_and_wait_exit(args, timeout=10):
-    port = free_port()
-    proc = subprocess.Popen([GATEWAY_BIN, f"--web.listen-address=127.0.0.1:{port}", *args],
+def start_and_wait_exit(args, timeout=60):
+    proc = subprocess.Popen([GATEWAY_BIN, "--web.listen-address=127.0.0.1:0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -340,9 +339,9 @@ def test_changed_headers_are_reloaded(gateway, tmp_path):
     gw = gateway([f"--web.config.file={config}"])
     assert gw.req("GET", "/-/healthy").headers.get("X-Frame-Options") == "deny"
     config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n")
-    assert wait_until(lambda: gw.req("GET", "/-/healthy").headers.get("X-Frame-Options") == "sameorigin", 5)
+    assert wait_until(lambda: gw.req("GET", "/-/healthy").headers.get("X-Frame-Options") == "sameorigin", 30)
     config.write_text("")
-    assert wait_until(lambda: "X-Frame-Options" not in gw.req("GET", "/-/healthy").headers, 5)
+    assert wait_until(lambda: "X-Frame-Options" not in gw.req("GET", "/-/healthy").headers, 30)
 
 
 def test_password_guessing_storm_costs_the_guesser(gateway, tmp_path):

@@ -36,7 +36,7 @@ NODE_BIN=$(command -v node)
 NODE_PATH="$CACHE/npm/node_modules"
 installed=$("$NODE_BIN" -p "require('$NODE_PATH/prom-client/package.json').version" 2>/dev/null || true)
 if [ "$installed" != "$PROM_CLIENT_VERSION" ]; then
-  npm install --prefix "$CACHE/npm" --save-exact --no-audit --no-fund --loglevel=error "prom-client@$PROM_CLIENT_VERSION" >/dev/null
+  with_lock npm npm install --prefix "$CACHE/npm" --save-exact --no-audit --no-fund --loglevel=error "prom-client@$PROM_CLIENT_VERSION" >/dev/null
 fi
 
 export GATEWAY_BIN REFERENCE_BIN PROMETHEUS_BIN GO_PUSHER NODE_BIN NODE_PATH

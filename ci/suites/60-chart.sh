@@ -20,7 +20,7 @@ CRD_NODE_MODULES=$(crd_models)
 PY=$(python_venv -r ci/chart/requirements.txt)
 PROMTOOL=$(promtool_bin)
 # Built here first so that a failing build stops the layer (inside $(...) it would not).
-cargo build --release -q --bin pushgateway
+gateway_release >/dev/null
 GATEWAY_BIN=$(gateway_release)
 export HELM CRD_NODE_MODULES PROMTOOL GATEWAY_BIN REDIS_SERVER
 export HADOLINT="$(dirname "$PY")/hadolint"

@@ -17,7 +17,7 @@ command -v openssl >/dev/null 2>&1 || apt_install openssl   # a test certificate
 PY=$(python_venv pytest PyYAML)
 HELM=$(helm_bin)
 # Built here first so that a failing build stops the layer (inside $(...) it would not).
-cargo build --release -q --bin pushgateway
+gateway_release >/dev/null
 GATEWAY_BIN=$(gateway_release)
 REFERENCE_BIN=$(reference_pushgateway)
 export HELM GATEWAY_BIN REFERENCE_BIN

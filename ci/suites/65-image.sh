@@ -10,6 +10,8 @@
 # - actionlint (with shellcheck) on every workflow, and the release's chart stamping run on a copy
 #   of the chart and rendered.
 # hadolint and the static Dockerfile checks run in 60-chart (ci/chart/test_dockerfile.py).
+# The longest layer of a cold run: it heads the io queue so that it starts with the others.
+# ci-queue: first
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source ci/lib/tools.sh

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use hyper::Method;
 
 use crate::client::{Conn, Result};
-use crate::process::Gateway;
+use crate::process::{Gateway, PortReport};
 use crate::Args;
 
 /// The size every attack body is built to (a normal push of about 1300 series).
@@ -241,7 +241,8 @@ async fn start(
     )];
     flags.extend(extra.iter().cloned());
     flags.extend(args.ours_arg.iter().cloned());
-    let gateway = Gateway::start(&args.ours, &flags, &work.join(format!("{name}.log")))?;
+    let log = work.join(format!("{name}.log"));
+    let gateway = Gateway::start(&args.ours, PortReport::AddressFile, &flags, &log).await?;
     let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
     let started = Instant::now();
     loop {

@@ -27,6 +27,7 @@ mod attack;
 mod client;
 mod measure;
 mod process;
+mod procnet;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ use clap::Parser;
 
 use client::Result;
 use measure::{Latency, Scrape, Throughput};
-use process::{Gateway, RedisServer};
+use process::{Gateway, PortReport, RedisServer};
 
 /// Command-line flags.
 #[derive(Parser, Debug, Clone)]
@@ -205,12 +206,13 @@ impl RunResult {
 struct Bin<'a> {
     path: &'a Path,
     extra: &'a [String],
+    report: PortReport,
 }
 
 impl Bin<'_> {
-    fn start(&self, args: &[String], log: &Path) -> Result<Gateway> {
+    async fn start(&self, args: &[String], log: &Path) -> Result<Gateway> {
         let all: Vec<String> = args.iter().chain(self.extra).cloned().collect();
-        Gateway::start(self.path, &all, log)
+        Gateway::start(self.path, self.report, &all, log).await
     }
 }
 
@@ -222,7 +224,7 @@ const CHECKED_LOAD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A gateway started empty: the process and its RSS after one scrape.
 async fn start_empty(bin: Bin<'_>, args: &[String], log: &Path) -> Result<(Gateway, u64)> {
-    let mut gw = bin.start(args, log)?;
+    let mut gw = bin.start(args, log).await?;
     gw.wait_ready(READY_TIMEOUT).await?;
     measure::scrape(gw.addr, 1, 1, Duration::ZERO).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -295,7 +297,7 @@ async fn load_via_restore(
     }
     let t = Instant::now();
     let measure_args = vec![file_flag, "--persistence.interval=1h".to_string()];
-    let mut gw = bin.start(&measure_args, &dir.join("measure.log"))?;
+    let mut gw = bin.start(&measure_args, &dir.join("measure.log")).await?;
     gw.wait_ready(RESTORE_TIMEOUT).await?;
     let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(30)).await?;
     if c.loaded != n {
@@ -385,6 +387,7 @@ async fn run_one(
             Bin {
                 path: bin.path,
                 extra: &redis_extra,
+                report: bin.report,
             }
         }
         None => bin,
@@ -673,11 +676,13 @@ async fn run(args: Args) -> Result<()> {
                 Bin {
                     path: &args.ours,
                     extra: &args.ours_arg,
+                    report: PortReport::of(&args.ours),
                 }
             } else {
                 Bin {
                     path: &reference_bin,
                     extra: &[],
+                    report: PortReport::Proc,
                 }
             };
             match run_one(&args, g, bin, n, &work).await {

@@ -1,12 +1,13 @@
 //! Starting, watching and stopping one gateway process on loopback.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, Result};
+use crate::procnet::{candidate_port, listening_ports};
 
 /// A running gateway; killed when dropped unless it was stopped before.
 pub struct Gateway {
@@ -16,10 +17,33 @@ pub struct Gateway {
     log: PathBuf,
 }
 
-/// A free loopback port (bound then released; the gateway binds it right after).
-pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+/// How long a program may take to listen on a loaded machine.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a started gateway tells which port it bound.
+#[derive(Clone, Copy)]
+pub enum PortReport {
+    /// `--web.listen-address-file` (ours).
+    AddressFile,
+    /// Nothing: found in /proc (the reference).
+    Proc,
+}
+
+impl PortReport {
+    /// How `bin` reports its port: the address file if its `--help` names the flag (ours),
+    /// else /proc (the reference, or any binary with upstream's flags run as "ours").
+    pub fn of(bin: &Path) -> PortReport {
+        let help = Command::new(bin).arg("--help").output();
+        match help {
+            Ok(out)
+                if String::from_utf8_lossy(&out.stdout).contains("web.listen-address-file")
+                    || String::from_utf8_lossy(&out.stderr).contains("web.listen-address-file") =>
+            {
+                PortReport::AddressFile
+            }
+            _ => PortReport::Proc,
+        }
+    }
 }
 
 /// Clock ticks per second of /proc/<pid>/stat (`getconf CLK_TCK`, 100 if unknown).
@@ -64,26 +88,69 @@ pub fn cpu_time_of(pid: u32) -> Result<Duration> {
 }
 
 impl Gateway {
-    /// Starts `bin` listening on a free loopback port with `args` appended; its output
-    /// goes to `log`.
-    pub fn start(bin: &Path, args: &[String], log: &Path) -> Result<Gateway> {
-        let port = free_port()?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    /// Starts `bin` on a loopback port the kernel picks (port 0) with `args` appended, its
+    /// output going to `log`, and returns once it listens.
+    pub async fn start(
+        bin: &Path,
+        report: PortReport,
+        args: &[String],
+        log: &Path,
+    ) -> Result<Gateway> {
         let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .arg(format!("--web.listen-address={addr}"))
+        let mut address_file = log.as_os_str().to_owned();
+        address_file.push(".address");
+        let address_file = PathBuf::from(address_file);
+        let _ = std::fs::remove_file(&address_file);
+        let mut command = Command::new(bin);
+        command.arg("--web.listen-address=127.0.0.1:0");
+        if let PortReport::AddressFile = report {
+            command.arg(format!(
+                "--web.listen-address-file={}",
+                address_file.display()
+            ));
+        }
+        let child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|e| format!("start {}: {e}", bin.display()))?;
-        Ok(Gateway {
+        let mut gw = Gateway {
             child,
-            addr,
+            addr: ([127, 0, 0, 1], 0).into(),
             log: log.to_path_buf(),
-        })
+        };
+        let start = Instant::now();
+        loop {
+            let found = match report {
+                PortReport::AddressFile => std::fs::read_to_string(&address_file)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<SocketAddr>().ok()),
+                PortReport::Proc => {
+                    let ports = listening_ports(gw.pid());
+                    (ports.len() == 1)
+                        .then(|| ports.into_iter().next())
+                        .flatten()
+                        .map(|port| ([127, 0, 0, 1], port).into())
+                }
+            };
+            if let Some(addr) = found {
+                gw.addr = addr;
+                return Ok(gw);
+            }
+            if let Some(e) = gw.exited() {
+                return Err(e);
+            }
+            if start.elapsed() > LISTEN_TIMEOUT {
+                return Err(format!(
+                    "gateway not listening after {LISTEN_TIMEOUT:?}; its log:\n    {}",
+                    gw.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The process id.
@@ -182,7 +249,7 @@ impl Drop for Gateway {
     }
 }
 
-/// A redis-server of its own for `ours-redis`: loopback, a free port, its files in one
+/// A redis-server of its own for `ours-redis`: loopback, a port checked to be its own, its files in one
 /// directory, no RDB snapshots, the append-only file on with the given fsync policy.
 /// Killed when dropped.
 pub struct RedisServer {
@@ -194,10 +261,32 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts `bin` in `dir` (its files and `redis.log`) and waits until it answers PING.
+    /// redis-server cannot listen on port 0: it gets a candidate port and is kept only when the
+    /// listener there is its own; otherwise another port is tried.
     pub async fn start(bin: &Path, appendfsync: &str, dir: &Path) -> Result<RedisServer> {
-        let port = free_port()?;
         let log = dir.join("redis.log");
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut last = String::new();
+        for attempt in 0..10 {
+            let port = candidate_port(attempt);
+            let mut redis = RedisServer::spawn(bin, appendfsync, dir, port, &log)?;
+            match redis.wait_listening().await {
+                Ok(()) => return redis.wait_pong().await.map(|()| redis),
+                Err(e) => last = e,
+            }
+        }
+        Err(format!(
+            "redis-server did not start on any of 10 ports: {last}"
+        ))
+    }
+
+    fn spawn(
+        bin: &Path,
+        appendfsync: &str,
+        dir: &Path,
+        port: u16,
+        log: &Path,
+    ) -> Result<RedisServer> {
+        let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let port_text = port.to_string();
         let dir_text = dir.display().to_string();
@@ -224,25 +313,55 @@ impl RedisServer {
             .stderr(err)
             .spawn()
             .map_err(|e| format!("start {}: {e} (install redis-server)", bin.display()))?;
-        let mut redis = RedisServer { child, port, log };
+        Ok(RedisServer {
+            child,
+            port,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// Until the listener on its port is its own; an error (the process is killed on drop)
+    /// when it exits first, e.g. because another process holds the port.
+    async fn wait_listening(&mut self) -> Result<()> {
         let start = Instant::now();
-        while !redis.pong() {
-            if let Ok(Some(status)) = redis.child.try_wait() {
+        loop {
+            if listening_ports(self.child.id()).contains(&self.port) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
-                    "redis-server exited ({status}); its log ({}):\n    {}",
-                    redis.log.display(),
-                    tail(&redis.log)
+                    "redis-server exited ({status}) on port {}; its log:\n    {}",
+                    self.port,
+                    tail(&self.log)
                 ));
             }
-            if start.elapsed() > Duration::from_secs(10) {
+            if start.elapsed() > LISTEN_TIMEOUT {
+                return Err(format!("redis-server not listening on port {}", self.port));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_pong(&mut self) -> Result<()> {
+        let start = Instant::now();
+        while !self.pong() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
-                    "redis-server does not answer PING on port {port}; its log:\n    {}",
-                    tail(&redis.log)
+                    "redis-server exited ({status}); its log ({}):\n    {}",
+                    self.log.display(),
+                    tail(&self.log)
+                ));
+            }
+            if start.elapsed() > LISTEN_TIMEOUT {
+                return Err(format!(
+                    "redis-server does not answer PING on port {}; its log:\n    {}",
+                    self.port,
+                    tail(&self.log)
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(redis)
+        Ok(())
     }
 
     /// Whether it answers `PING` with `+PONG` (a blocking round trip on loopback).

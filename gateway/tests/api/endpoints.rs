@@ -34,8 +34,8 @@ fn quit_with_the_lifecycle_flag_exits_with_code_0() {
     let mut gw = spawn_gateway(&["--web.enable-lifecycle"]);
     assert_eq!(gw.request("PUT", "/-/quit", &[], b"").status, 200);
     let status = gw
-        .wait_exit(Duration::from_secs(5))
-        .expect("the gateway did not exit within 5 s after /-/quit");
+        .wait_exit(Duration::from_secs(30))
+        .expect("the gateway did not exit within 30 s after /-/quit");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
@@ -43,7 +43,7 @@ fn quit_with_the_lifecycle_flag_exits_with_code_0() {
 fn quit_by_post_also_works() {
     let mut gw = spawn_gateway(&["--web.enable-lifecycle"]);
     assert_eq!(gw.request("POST", "/-/quit", &[], b"").status, 200);
-    let status = gw.wait_exit(Duration::from_secs(5)).expect("no exit");
+    let status = gw.wait_exit(Duration::from_secs(30)).expect("no exit");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
@@ -155,7 +155,8 @@ fn api_v1_status_has_flags_and_start_time() {
     assert!(flags.is_object(), "{json}");
     assert_eq!(flags["web.enable-admin-api"], "true", "{json}");
     assert_eq!(flags["web.enable-lifecycle"], "false", "{json}");
-    assert_eq!(flags["web.listen-address"], gw.addr.to_string(), "{json}");
+    // As given on the command line (the harness starts gateways on port 0), like upstream.
+    assert_eq!(flags["web.listen-address"], "127.0.0.1:0", "{json}");
     let start = json["data"]["start_time"]
         .as_str()
         .expect("start_time string");
@@ -168,7 +169,7 @@ fn quit_under_a_route_prefix() {
     assert_eq!(gw.request_raw("PUT", "/-/quit", b"").status, 404);
     assert!(gw.wait_exit(Duration::from_millis(200)).is_none());
     assert_eq!(gw.request_raw("PUT", "/pg/-/quit", b"").status, 200);
-    let status = gw.wait_exit(Duration::from_secs(5)).expect("no exit");
+    let status = gw.wait_exit(Duration::from_secs(30)).expect("no exit");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 

@@ -24,9 +24,9 @@ fn groups(gw: &Gateway) -> Vec<String> {
     jobs
 }
 
-/// Polls until `done` holds, for at most a few sweep intervals.
+/// Polls until `done` holds: a sweep runs every second, but a loaded machine may delay it.
 fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if done() {
             return true;

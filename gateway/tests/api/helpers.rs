@@ -1,11 +1,14 @@
-//! Shared helpers of the black-box suite: start the real `pushgateway` binary on a free
-//! local port, talk to it with a tiny blocking HTTP/1.1 client over `TcpStream`, and read
-//! the text exposition.
+//! Shared helpers of the black-box suite: start the real `pushgateway` binary on port 0
+//! (reading back the port it bound), talk to it with a tiny blocking HTTP/1.1 client over
+//! `TcpStream`, and read the text exposition.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One HTTP response, read to the end of the connection.
@@ -164,6 +167,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     /// The route prefix it was started with (`""` or `/something`).
     pub prefix: String,
+    /// Holds the listen-address file and stderr; removed on drop.
+    scratch: PathBuf,
 }
 
 /// Path of the binary under test.
@@ -171,14 +176,46 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_pushgateway")
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// How long a start may take on a loaded machine (CI runners share cores with other jobs).
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A fresh empty directory under the system's temporary directory.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pgw-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
-/// Starts the binary with `args` plus `--web.listen-address=127.0.0.1:<free port>` and
-/// waits until `/-/ready` answers 200. Retries with another port if the process exits
-/// early (the port was taken in between).
+/// Waits until a gateway started with `--web.listen-address-file=<file>` has written the
+/// address it really bound (it does so once listening, atomically). Returns the exit status
+/// instead when the process ends first, and `Err(None)` when `deadline` passes.
+pub fn wait_for_listen_address(
+    child: &mut Child,
+    file: &Path,
+    deadline: Instant,
+) -> Result<SocketAddr, Option<ExitStatus>> {
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            if let Ok(addr) = text.trim().parse() {
+                return Ok(addr);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(Some(status));
+        }
+        if Instant::now() > deadline {
+            return Err(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts the binary with `args` plus `--web.listen-address=127.0.0.1:0` (the kernel picks a
+/// free port, so no other process can take it in between), reads the bound address from
+/// `--web.listen-address-file`, and waits until `/-/ready` answers 200.
 pub fn spawn_gateway(args: &[&str]) -> Gateway {
     // The route prefix: --web.route-prefix, else the path of --web.external-url.
     let external_path = args
@@ -199,55 +236,58 @@ pub fn spawn_gateway(args: &[&str]) -> Gateway {
             }
         })
         .unwrap_or_default();
-    for _attempt in 0..10 {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(binary())
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=error")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the pushgateway binary");
-        let mut gateway = Gateway {
-            child,
-            addr,
-            prefix: prefix.clone(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if gateway.child.try_wait().unwrap().is_some() {
-                break; // Exited: most likely the port was taken; try another.
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway started with {args:?} is running but not ready after 15 s"
+    let scratch = scratch_dir("api");
+    let address_file = scratch.join("address");
+    let stderr_path = scratch.join("stderr");
+    let mut child = Command::new(binary())
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg(format!(
+            "--web.listen-address-file={}",
+            address_file.display()
+        ))
+        .arg("--log.level=error")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(File::create(&stderr_path).unwrap()))
+        .spawn()
+        .expect("start the pushgateway binary");
+    let deadline = Instant::now() + START_DEADLINE;
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let addr = match wait_for_listen_address(&mut child, &address_file, deadline) {
+        Ok(addr) => addr,
+        Err(status) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the gateway started with {args:?} did not listen (exit: {status:?}); stderr:\n{}",
+                stderr()
             );
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                let ready = http(
-                    addr,
-                    "GET",
-                    &format!("{}/-/ready", gateway.prefix),
-                    &[],
-                    b"",
-                );
-                if ready.status == 200 {
-                    // If two tests drew the same port, the loser exits at once on the bind
-                    // error while its probe may have reached the winner: make sure ours is
-                    // still alive before trusting the answer.
-                    std::thread::sleep(Duration::from_millis(30));
-                    if gateway.child.try_wait().unwrap().is_some() {
-                        break;
-                    }
-                    return gateway;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
+    };
+    let mut gateway = Gateway {
+        child,
+        addr,
+        prefix,
+        scratch: scratch.clone(),
+    };
+    let ready_path = format!("{}/-/ready", gateway.prefix);
+    loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            panic!(
+                "the gateway started with {args:?} exited ({status}); stderr:\n{}",
+                stderr()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway started with {args:?} is running but not ready after {START_DEADLINE:?}"
+        );
+        if http(addr, "GET", &ready_path, &[], b"").status == 200 {
+            return gateway;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("the gateway did not become ready with args {args:?}");
 }
 
 impl Gateway {
@@ -328,6 +368,7 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
 

@@ -1,19 +1,22 @@
 //! Helpers of the persistence tests: a gateway started on a persistence file in a
 //! temporary directory, with its stderr kept in a file, that can be SIGKILLed or SIGTERMed
-//! and restarted on the same port and file; a request function that reports a failed
+//! and restarted on the same file; a request function that reports a failed
 //! exchange instead of panicking (requests in flight when the gateway is killed); a small
 //! seeded PRNG.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::helpers::{binary, http, is_own, parse_one, pushed_samples, Response};
+use crate::helpers::{
+    binary, http, is_own, parse_one, pushed_samples, wait_for_listen_address, Response,
+    START_DEADLINE,
+};
 
 /// A directory under the system's temporary directory, removed (with its contents) on drop.
 pub struct TempDir {
@@ -138,8 +141,8 @@ pub struct StartFailure {
     pub stderr: String,
 }
 
-/// How to start a gateway on a persistence file; every start uses the same port (unless it
-/// turns out to be taken) and file.
+/// How to start a gateway on a persistence file; every start uses the same file and a port
+/// the kernel picks (port 0), read back from `--web.listen-address-file`.
 pub struct PersistGateway {
     /// The persistence file.
     pub file: PathBuf,
@@ -149,16 +152,7 @@ pub struct PersistGateway {
     pub log_dir: PathBuf,
     /// The working directory of the process (for a relative `file`), if not inherited.
     pub cwd: Option<PathBuf>,
-    port: u16,
     starts: u64,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl PersistGateway {
@@ -171,77 +165,85 @@ impl PersistGateway {
             args: args.iter().map(|a| a.to_string()).collect(),
             log_dir: log_dir.to_path_buf(),
             cwd: None,
-            port: free_port(),
             starts: 0,
         }
     }
 
     /// Starts the binary and waits until `/-/ready` answers 200, or until it exits.
     pub fn try_start(&mut self, timeout: Duration) -> Result<Instance, StartFailure> {
-        for _attempt in 0..5 {
-            self.starts += 1;
-            let stderr_path = self.log_dir.join(format!("stderr-{}", self.starts));
-            let stderr_file = File::create(&stderr_path).unwrap();
-            let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-            let mut command = Command::new(binary());
-            if let Some(cwd) = &self.cwd {
-                command.current_dir(cwd);
-            }
-            let child = command
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--log.level=info")
-                .arg(format!("--persistence.file={}", self.file.display()))
-                .args(&self.args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(stderr_file))
-                .spawn()
-                .expect("start the pushgateway binary");
-            let mut instance = Instance {
-                child,
-                addr,
-                stderr_path,
-                started: Instant::now(),
-                ready_after: Duration::ZERO,
-            };
-            let deadline = Instant::now() + timeout;
-            loop {
-                if let Some(status) = instance.child.try_wait().unwrap() {
-                    let stderr = instance.stderr();
-                    if stderr.contains("cannot listen") {
-                        // The port was taken in between; try another one.
-                        self.port = free_port();
-                        break;
-                    }
-                    return Err(StartFailure {
-                        status: Some(status),
-                        stderr,
-                    });
-                }
-                if Instant::now() > deadline {
-                    instance.kill();
-                    return Err(StartFailure {
-                        status: None,
-                        stderr: instance.stderr(),
-                    });
-                }
-                // The listener is bound before the restore, so a connection may wait for
-                // the restore to end: keep the read timeout short and try again.
-                if let Ok(r) = try_http(addr, "GET", "/-/ready", b"", Duration::from_millis(500)) {
-                    if r.status == 200 {
-                        instance.ready_after = instance.started.elapsed();
-                        return Ok(instance);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        self.starts += 1;
+        let stderr_path = self.log_dir.join(format!("stderr-{}", self.starts));
+        let address_path = self.log_dir.join(format!("address-{}", self.starts));
+        let stderr_file = File::create(&stderr_path).unwrap();
+        // Another PersistGateway on the same log directory may have left one behind.
+        let _ = fs::remove_file(&address_path);
+        let mut command = Command::new(binary());
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
         }
-        panic!("no free port for the gateway");
+        let started = Instant::now();
+        let mut child = command
+            .arg("--web.listen-address=127.0.0.1:0")
+            .arg(format!(
+                "--web.listen-address-file={}",
+                address_path.display()
+            ))
+            .arg("--log.level=info")
+            .arg(format!("--persistence.file={}", self.file.display()))
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr_file))
+            .spawn()
+            .expect("start the pushgateway binary");
+        let deadline = started + timeout;
+        let addr = match wait_for_listen_address(&mut child, &address_path, deadline) {
+            Ok(addr) => addr,
+            Err(status) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(StartFailure {
+                    status,
+                    stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
+                });
+            }
+        };
+        let mut instance = Instance {
+            child,
+            addr,
+            stderr_path,
+            started,
+            ready_after: Duration::ZERO,
+        };
+        loop {
+            if let Some(status) = instance.child.try_wait().unwrap() {
+                return Err(StartFailure {
+                    status: Some(status),
+                    stderr: instance.stderr(),
+                });
+            }
+            if Instant::now() > deadline {
+                instance.kill();
+                return Err(StartFailure {
+                    status: None,
+                    stderr: instance.stderr(),
+                });
+            }
+            // The listener is bound before the restore, so a connection may wait for
+            // the restore to end: keep the read timeout short and try again.
+            if let Ok(r) = try_http(addr, "GET", "/-/ready", b"", Duration::from_millis(500)) {
+                if r.status == 200 {
+                    instance.ready_after = instance.started.elapsed();
+                    return Ok(instance);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// [`try_start`](Self::try_start), panicking (with stderr) when it fails.
     pub fn start(&mut self) -> Instance {
-        self.try_start(Duration::from_secs(30))
+        self.try_start(START_DEADLINE)
             .unwrap_or_else(|f| panic!("the gateway did not start: {f:?}"))
     }
 }

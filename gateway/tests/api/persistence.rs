@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use gateway::proto;
 use prost::Message;
 
-use crate::helpers::series;
+use crate::helpers::{series, START_DEADLINE};
 use crate::persist_helpers::{
     file_names, try_http, unix_now, Instance, PersistGateway, Rng, TempDir,
 };
@@ -847,7 +847,7 @@ fn persistence_keeps_protobuf_only_content() {
 
 /// Starts a gateway that is expected to refuse to start; returns its stderr.
 fn expect_refusal(gateway: &mut PersistGateway, naming: &Path, what: &str) -> String {
-    match gateway.try_start(Duration::from_secs(15)) {
+    match gateway.try_start(START_DEADLINE) {
         Ok(instance) => panic!(
             "{what}: the gateway started; stderr:\n{}",
             instance.stderr()
@@ -1086,7 +1086,7 @@ fn persistence_damaged_record_length_in_the_middle_is_refused() {
     // Second byte of the first record's little-endian length: +23040 bytes.
     flip(&mut bytes, 8 + 1);
     fs::write(&segment, &bytes).unwrap();
-    let result = gateway.try_start(Duration::from_secs(15));
+    let result = gateway.try_start(START_DEADLINE);
     let after = fs::read(&segment).unwrap();
     match result {
         Ok(instance) => panic!(
@@ -1131,7 +1131,7 @@ fn persistence_damaged_last_record_of_an_earlier_segment_is_refused() {
     let last = bytes.len() - 2; // In the payload of b's record.
     flip(&mut bytes, last);
     fs::write(&first, &bytes).unwrap();
-    let result = gateway.try_start(Duration::from_secs(15));
+    let result = gateway.try_start(START_DEADLINE);
     let after = fs::read(&first).unwrap();
     match result {
         Ok(instance) => panic!(
@@ -1170,7 +1170,7 @@ fn zero_filled_tail(what: &str, zero_last_record: bool, extra_zeros: usize) {
     }
     bytes.resize(bytes.len() + extra_zeros, 0);
     fs::write(&segment, &bytes).unwrap();
-    let instance = match gateway.try_start(Duration::from_secs(15)) {
+    let instance = match gateway.try_start(START_DEADLINE) {
         Ok(instance) => instance,
         Err(failure) => panic!("{what}: refused to start: {failure:?}"),
     };
@@ -1504,7 +1504,7 @@ fn persistence_restart_on_a_full_disk_serves_the_acknowledged_data() {
                 "exit after SIGTERM on a full disk: {status:?}"
             );
         }
-        instance = match gateway.try_start(Duration::from_secs(15)) {
+        instance = match gateway.try_start(START_DEADLINE) {
             Ok(instance) => instance,
             Err(failure) => panic!("cannot restart on the full disk after {how}: {failure:?}"),
         };
@@ -1582,9 +1582,11 @@ fn persistence_restore_of_100k_series_is_fast() {
     assert_eq!(count(&instance), 100_000);
     for (what, (seconds, ready)) in [("log", from_log), ("snapshot", from_snapshot)] {
         let seconds = seconds.unwrap_or_else(|| panic!("no restore log line ({what})"));
-        assert!(seconds < 10.0, "restore from the {what} took {seconds} s");
+        // Bounds far above the idle-machine times (about a second): they catch a restore
+        // gone quadratic, not a busy machine.
+        assert!(seconds < 30.0, "restore from the {what} took {seconds} s");
         assert!(
-            ready < Duration::from_secs(10),
+            ready < Duration::from_secs(30),
             "ready after {ready:?} ({what})"
         );
     }
@@ -1662,9 +1664,9 @@ fn persistence_background_snapshot_replaces_the_log() {
         let r = instance.put(&format!("/metrics/job/a/i/{i}"), "m 1\n");
         assert_eq!(r.status, 200);
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !file.exists() {
-        assert!(Instant::now() < deadline, "no snapshot within 10 s");
+        assert!(Instant::now() < deadline, "no snapshot within 60 s");
         std::thread::sleep(Duration::from_millis(50));
     }
     let segments = || {
@@ -1673,8 +1675,8 @@ fn persistence_background_snapshot_replaces_the_log() {
             .filter(|n| n.starts_with("state.wal-"))
             .count()
     };
-    // The clean-up follows the rename of the snapshot closely.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // The clean-up follows the rename of the snapshot closely (but the machine may be busy).
+    let deadline = Instant::now() + Duration::from_secs(60);
     while segments() > 1 {
         assert!(
             Instant::now() < deadline,
@@ -1709,24 +1711,27 @@ fn persistence_large_log_triggers_a_snapshot() {
     // longest line --push.max-line-bytes allows): the store stays small, the log grows by
     // about 1 MiB per push.
     let filler = "h".repeat((1 << 20) - 64);
+    // Push until the snapshot appears or well past the threshold; then the snapshot, which
+    // runs in the background, gets all the time a loaded machine needs.
     let mut pushed = 0;
-    while !file.exists() {
-        assert!(
-            pushed < 150,
-            "no snapshot after {pushed} MiB of log ({} bytes on disk)",
-            log_bytes()
-        );
+    while !file.exists() && pushed < 80 {
         let body = format!("# HELP big {pushed} {filler}\n# TYPE big gauge\nbig {pushed}\n");
         let r = instance.put("/metrics/job/big", &body);
         assert_eq!(r.status, 200, "{}", r.text());
         pushed += 1;
-        if pushed > 64 {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    }
+    assert!(pushed >= 60, "a snapshot after only {pushed} MiB");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot after {pushed} MiB of log ({} bytes on disk)",
+            log_bytes()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
     println!("snapshot after {pushed} pushes of 1 MiB");
-    assert!(pushed >= 60, "a snapshot after only {pushed} MiB");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while log_bytes() > 32 << 20 {
         assert!(
             Instant::now() < deadline,
