@@ -171,14 +171,13 @@ fn repeated_quantiles_and_buckets_keep_the_first() {
     use super::{parse as parse_body, Format};
     let body = "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns{quantile=\"0.50\"} 2\ns{quantile=\"0.9\"} 5\n\
                 # TYPE h histogram\nh_bucket{le=\"2\"} 2\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"1.0\"} 9\nh_bucket{le=\"+Inf\"} 3\nh_bucket{le=\"+Inf\"} 4\n";
-    let families =
-        parse_body(
-            body.as_bytes(),
-            Format::Text,
-            NameValidation::Legacy,
-            super::ParseLimits::NONE,
-        )
-        .expect("parses");
+    let families = parse_body(
+        body.as_bytes(),
+        Format::Text,
+        NameValidation::Legacy,
+        super::ParseLimits::NONE,
+    )
+    .expect("parses");
     let Value::Summary(summary) = &families[0].metrics[0].value else {
         panic!("{families:?}")
     };
