@@ -2,6 +2,7 @@
 //! argument (one subdirectory per target). Text bodies are written by hand; everything
 //! binary comes from the gateway's own encoders, so that the seeds are realistic.
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -146,8 +147,8 @@ fn main() {
         encode_change(
             &mut record,
             &Change::Push {
-                key: &key,
-                families: &families,
+                key: Cow::Borrowed(&key),
+                families: Cow::Borrowed(&families),
                 mode: PushMode::Merge,
                 time: 1_700_000_000.5,
                 inconsistent: false,
@@ -160,13 +161,15 @@ fn main() {
     encode_change(
         &mut record,
         &Change::Failure {
-            key: &key,
+            key: Cow::Borrowed(&key),
             time: 1_700_000_001.0,
         },
     );
     changes.push(("failure".into(), record));
     let mut record = Vec::new();
-    encode_change(&mut record, &Change::Delete { key: &key });
+    encode_change(&mut record, &Change::Delete {
+            key: Cow::Borrowed(&key),
+        });
     changes.push(("delete".into(), record));
     let mut record = Vec::new();
     encode_change(&mut record, &Change::Wipe);
@@ -180,7 +183,7 @@ fn main() {
     for (name, record) in &changes {
         write(&out, "codec_change", name, record);
         let change = decode_change(record).expect("our own record decodes");
-        wal.append(&change.as_change()).expect("append a record");
+        wal.append(&change).expect("append a record");
         if let Ok(len) = u16::try_from(record.len()) {
             framed_segment.extend_from_slice(&len.to_le_bytes());
             framed_segment.extend_from_slice(record);

@@ -2,6 +2,7 @@
 //! and restore is made of (families in and out of a group, keeping the name and series
 //! indexes in step).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -117,7 +118,11 @@ pub(super) fn record_failure(
             return Ok(());
         }
     }
-    journal(state, &Change::Failure { key, time: now })?;
+    let change = Change::Failure {
+        key: Cow::Borrowed(key),
+        time: now,
+    };
+    journal(state, &change)?;
     let group = state
         .groups
         .entry(key.clone())

@@ -20,6 +20,7 @@ mod sanitize;
 mod series;
 mod snapshot;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -273,8 +274,8 @@ impl Store {
         let seq = journal(
             &mut state,
             &Change::Push {
-                key: &key,
-                families: &families,
+                key: Cow::Borrowed(&key),
+                families: Cow::Borrowed(&families),
                 mode,
                 time: now,
                 inconsistent,
@@ -292,7 +293,12 @@ impl Store {
     /// [`PushError::Unavailable`] when the change cannot be journaled.
     pub fn delete(&self, key: &GroupingKey) -> Result<Option<u64>, PushError> {
         let mut state = self.shared.state.write();
-        let seq = journal(&mut state, &Change::Delete { key })?;
+        let seq = journal(
+            &mut state,
+            &Change::Delete {
+                key: Cow::Borrowed(key),
+            },
+        )?;
         remove_group(&mut state, key);
         Ok(seq)
     }
@@ -350,7 +356,12 @@ impl Store {
             .collect();
         let mut removed = Vec::with_capacity(due.len());
         for key in due {
-            journal(&mut state, &Change::Delete { key: &key })?;
+            journal(
+                &mut state,
+                &Change::Delete {
+                    key: Cow::Borrowed(&key),
+                },
+            )?;
             remove_group(&mut state, &key);
             removed.push((*key).clone());
         }

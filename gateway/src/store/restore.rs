@@ -21,14 +21,14 @@ impl Store {
                 state.maybe_inconsistent |= inconsistent;
                 apply(
                     &mut state,
-                    Arc::new(key.clone()),
-                    families.to_vec(),
+                    Arc::new(key.into_owned()),
+                    families.into_owned(),
                     mode,
                     time,
                 );
             }
             Change::Failure { key, time } => {
-                let key = Arc::new(key.clone());
+                let key = Arc::new(key.into_owned());
                 let group = state
                     .groups
                     .entry(key)
@@ -36,7 +36,7 @@ impl Store {
                 group.failure_time = time;
                 state.times_version = state.bump();
             }
-            Change::Delete { key } => remove_group(&mut state, key),
+            Change::Delete { key } => remove_group(&mut state, &key),
             Change::Wipe => clear(&mut state),
         }
     }
