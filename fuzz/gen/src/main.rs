@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use gateway::expose::{Encoding, Renderer, ScrapeFormat};
+use gateway::expose::{Encoding, Escaping, Renderer, ScrapeFormat};
 use gateway::model::{GroupingKey, Label, MetricFamily, NameValidation};
 use gateway::persist::codec::decode_change;
 use gateway::persist::codec::{encode_change, encode_group};
@@ -98,7 +98,7 @@ fn main() {
     ]);
     let protobuf_format = ScrapeFormat {
         encoding: Encoding::Protobuf,
-        utf8_names: true,
+        escaping: Escaping::AllowUtf8,
     };
     let everything = Store::new(StoreConfig::default());
     let mut all_families: Vec<MetricFamily> = Vec::new();
@@ -167,9 +167,12 @@ fn main() {
     );
     changes.push(("failure".into(), record));
     let mut record = Vec::new();
-    encode_change(&mut record, &Change::Delete {
+    encode_change(
+        &mut record,
+        &Change::Delete {
             key: Cow::Borrowed(&key),
-        });
+        },
+    );
     changes.push(("delete".into(), record));
     let mut record = Vec::new();
     encode_change(&mut record, &Change::Wipe);
