@@ -314,7 +314,10 @@ fn a_compressed_body_may_always_inflate_to_16_mib() {
     let line = format!("#{}\n", " ".repeat((1 << 20) - 2));
     let body = format!("{}m 1\n", line.repeat(15));
     let compressed = gzip(body.as_bytes());
-    assert!(compressed.len() * 256 < body.len(), "the ratio is what is tested");
+    assert!(
+        compressed.len() * 256 < body.len(),
+        "the ratio is what is tested"
+    );
     let r = gw.request(
         "PUT",
         "/metrics/job/j",
