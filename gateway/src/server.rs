@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -13,7 +14,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::web::{handle, App};
@@ -23,11 +24,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in flight may run on after shutdown was requested.
 const GRACE_PERIOD: Duration = Duration::from_secs(15);
 
-/// Serves connections until `shutdown` resolves, then drains.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+/// Serves connections from every listener until `shutdown` resolves, then drains.
+pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let graceful = Arc::new(GracefulShutdown::new());
     let slots = Arc::new(Semaphore::new(app.config.max_connections.max(1)));
     tokio::pin!(shutdown);
+    let mut turn = 0usize;
     loop {
         // Waiting for a free slot before accepting leaves extra clients in the backlog.
         let permit = tokio::select! {
@@ -38,9 +40,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             () = &mut shutdown => break,
         };
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = accept_any(&listeners, turn) => accepted,
             () = &mut shutdown => break,
         };
+        turn = turn.wrapping_add(1);
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -72,7 +75,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     let drained = async {
         if let Ok(graceful) = Arc::try_unwrap(graceful) {
             graceful.shutdown().await;
@@ -84,6 +87,24 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             tracing::warn!("requests still in flight after the grace period; stopping anyway");
         }
     }
+}
+
+/// The next connection on any listener; each is polled first in turn, so that a busy one
+/// does not starve the others.
+async fn accept_any(
+    listeners: &[TcpListener],
+    start: usize,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for offset in 0..listeners.len() {
+            let listener = &listeners[(start + offset) % listeners.len()];
+            if let Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return Poll::Ready(accepted);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 async fn serve_connection<I>(io: I, peer: SocketAddr, app: Arc<App>, graceful: &GracefulShutdown)

@@ -250,6 +250,50 @@ pub fn spawn_gateway(args: &[&str]) -> Gateway {
     panic!("the gateway did not become ready with args {args:?}");
 }
 
+/// Starts the binary with `args`, which choose the listen addresses (port 0), and
+/// `--web.listen-address-file`; returns the gateway (its `addr` the first address) and
+/// every bound address, in the order of the file, once `/-/ready` answers 200.
+pub fn spawn_listening(args: &[&str]) -> (Gateway, Vec<SocketAddr>) {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let file = std::env::temp_dir().join(format!(
+        "pgw-listen-{}-{}",
+        std::process::id(),
+        STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&file);
+    let mut child = Command::new(binary())
+        .arg(format!("--web.listen-address-file={}", file.display()))
+        .arg("--log.level=error")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the pushgateway binary");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let addresses: Vec<SocketAddr> = loop {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            break text.lines().map(|l| l.parse().unwrap()).collect();
+        }
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway started with {args:?} did not write its addresses");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = std::fs::remove_file(&file);
+    let gateway = Gateway {
+        child,
+        addr: addresses[0],
+        prefix: String::new(),
+    };
+    while gateway.get("/-/ready").status != 200 {
+        assert!(Instant::now() < deadline, "not ready: {args:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (gateway, addresses)
+}
+
 impl Gateway {
     /// The process id (to send signals).
     pub fn pid(&self) -> u32 {
