@@ -202,15 +202,7 @@ pub fn spawn_gateway(args: &[&str]) -> Gateway {
     for _attempt in 0..10 {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(binary())
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=error")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the pushgateway binary");
+        let child = start_quiet(&format!("--web.listen-address=127.0.0.1:{port}"), args);
         let mut gateway = Gateway {
             child,
             addr,
@@ -250,6 +242,19 @@ pub fn spawn_gateway(args: &[&str]) -> Gateway {
     panic!("the gateway did not become ready with args {args:?}");
 }
 
+/// The binary with `listen` and `args`, logging errors only, its output discarded.
+fn start_quiet(listen: &str, args: &[&str]) -> Child {
+    Command::new(binary())
+        .arg(listen)
+        .arg("--log.level=error")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the pushgateway binary")
+}
+
 /// Starts the binary with `args`, which choose the listen addresses (port 0), and
 /// `--web.listen-address-file`; returns the gateway (its `addr` the first address) and
 /// every bound address, in the order of the file, once `/-/ready` answers 200.
@@ -261,15 +266,10 @@ pub fn spawn_listening(args: &[&str]) -> (Gateway, Vec<SocketAddr>) {
         STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let _ = std::fs::remove_file(&file);
-    let mut child = Command::new(binary())
-        .arg(format!("--web.listen-address-file={}", file.display()))
-        .arg("--log.level=error")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the pushgateway binary");
+    let mut child = start_quiet(
+        &format!("--web.listen-address-file={}", file.display()),
+        args,
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     let addresses: Vec<SocketAddr> = loop {
         if let Ok(text) = std::fs::read_to_string(&file) {
