@@ -1,5 +1,6 @@
 //! The accept loop: at most `--web.max-connections` clients at a time, TLS when the web
-//! config asks for it, one hyper HTTP/1 connection per client with a header read timeout,
+//! config asks for it, one hyper HTTP/1 connection per client with a header read timeout
+//! (HTTP/2 for TLS clients that negotiate it, see [`http2`]),
 //! and a graceful drain on shutdown (stop accepting, let requests in flight finish up to a
 //! grace period).
 
@@ -18,6 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::web::{handle, App};
+
+mod http2;
 
 /// How long a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +68,9 @@ pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: impl Fu
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     let limit = HANDSHAKE_TIMEOUT.min(app.config.header_read_timeout);
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                            http2::serve(stream, peer, app, &graceful).await
+                        }
                         Ok(Ok(stream)) => serve_connection(stream, peer, app, &graceful).await,
                         Ok(Err(e)) => {
                             tracing::debug!(source = %peer, err = %e, "TLS handshake failed")

@@ -256,6 +256,12 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         basic_auth: !format.basic_auth_users.is_empty(),
         ..Protections::default()
     };
+    // exporter-toolkit's default: HTTP/2 is offered to TLS clients unless turned off.
+    let http2 = format
+        .http_server_config
+        .as_ref()
+        .and_then(|http| http.http2)
+        .unwrap_or(true);
     let tls = format
         .tls_server_config
         .map(|tls| {
@@ -267,7 +273,7 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
             protections.allowed_sans = !tls.client_allowed_sans.is_empty();
             protections.client_certs_required =
                 protections.allowed_sans || tls.client_auth_type == "RequireAndVerifyClientCert";
-            build_tls(&tls, base).map(Arc::new)
+            build_tls(&tls, base, http2).map(Arc::new)
         })
         .transpose()
         .map_err(error)?;
@@ -280,9 +286,6 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
     }
     let mut headers = Vec::new();
     if let Some(http) = format.http_server_config {
-        if http.http2 == Some(true) {
-            tracing::info!("http_server_config.http2 is ignored: the gateway serves HTTP/1.1");
-        }
         for (name, value) in http.headers {
             check_header(&name, &value).map_err(error)?;
             let header = HeaderName::try_from(name.as_str())
@@ -369,7 +372,7 @@ fn pem_certs(
     Ok(certs)
 }
 
-fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
+fn build_tls(tls: &TlsFormat, base: &Path, http2: bool) -> Result<ServerConfig, String> {
     if (tls.cert_file.is_empty() && tls.cert.is_empty())
         || (tls.key_file.is_empty() && tls.key.is_empty())
     {
@@ -475,7 +478,11 @@ fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("cert_file/key_file: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     // exporter-toolkit's default is true; Go itself no longer lets the client choose.
     config.ignore_client_order = tls.prefer_server_cipher_suites.unwrap_or(true);
     Ok(config)
