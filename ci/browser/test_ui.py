@@ -194,6 +194,50 @@ def test_expand_group(page, gateway):
     page.wait(lambda: not page.d.find_elements(By.CSS_SELECTOR, "article.group.open"))
 
 
+def open_groups(page):
+    return [dict(json.loads(a.get_attribute("data-key")))
+            for a in page.d.find_elements(By.CSS_SELECTOR, "#groups article.group.open")]
+
+
+def test_expanded_groups_survive_a_browser_reload(page, gateway):
+    """As upstream 1.7: the expanded groups are kept in sessionStorage across a reload."""
+    seed(gateway)
+    page.open(gateway)
+    click_in_group(page, BACKUP, "button.expander")
+    click_in_group(page, WEIRD, "button.expander")
+    page.wait(lambda: len(open_groups(page)) == 2)
+    page.d.refresh()
+    page.wait_loaded()
+    canonical = lambda groups: sorted(json.dumps(g, sort_keys=True) for g in groups)  # noqa: E731
+    assert canonical(open_groups(page)) == canonical([BACKUP, WEIRD])
+    assert page.article(BACKUP).find_elements(By.CSS_SELECTOR, ".group-body .family")
+    # Collapsing is remembered too.
+    click_in_group(page, WEIRD, "button.expander")
+    page.wait(lambda: len(open_groups(page)) == 1)
+    page.d.refresh()
+    page.wait_loaded()
+    assert open_groups(page) == [BACKUP]
+    # Collapse page forgets them all.
+    page.css("#toggle-all").click()
+    page.wait(lambda: len(open_groups(page)) == 5)
+    page.css("#toggle-all").click()
+    page.wait(lambda: not open_groups(page))
+    page.d.refresh()
+    page.wait_loaded()
+    assert open_groups(page) == []
+
+
+def test_damaged_session_storage_is_ignored(page, gateway):
+    seed(gateway)
+    page.open(gateway)
+    for stored in ["{not json", '{"a": 1}', "[1, null, {}]"]:
+        page.d.execute_script("sessionStorage.setItem('pushgateway.expandedGroups', arguments[0])", stored)
+        page.d.refresh()
+        page.wait_loaded()
+        assert open_groups(page) == [], stored
+        assert len(page.articles()) == 5
+
+
 # ------------------------------------------------------------------ delete
 
 
