@@ -241,13 +241,17 @@ fn write_metric(out: &mut String, series: Series<'_>) {
         }
         Value::Histogram(histogram) => {
             out.push_str("\"buckets\":");
-            write_float_map(
-                out,
-                histogram
-                    .buckets
-                    .iter()
-                    .map(|b| (b.upper_bound, format_float(b.count))),
-            );
+            let native = metric.extras.as_ref().and_then(|e| e.native.as_ref());
+            match native.filter(|native| native.has_spans()) {
+                Some(native) => write_native_buckets(out, native),
+                None => write_float_map(
+                    out,
+                    histogram
+                        .buckets
+                        .iter()
+                        .map(|b| (b.upper_bound, format_float(b.count))),
+                ),
+            }
             out.push_str(",\"count\":");
             push_json_string(out, &format_float(histogram.count));
             out.push_str(",\"labels\":");
@@ -263,6 +267,29 @@ fn write_metric(out: &mut String, series: Series<'_>) {
         }
     }
     out.push('}');
+}
+
+/// A native histogram's buckets as upstream 1.8 writes them: an array of
+/// `[boundaries, "lower", "upper", "count"]`, `boundaries` 0 for `(]`, 1 for `[)`, 3 for `[]`.
+fn write_native_buckets(out: &mut String, native: &crate::model::NativeHistogram) {
+    out.push('[');
+    for (i, bucket) in native.intervals().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("[{},", bucket.boundaries as u8));
+        for (j, number) in [bucket.lower, bucket.upper, bucket.count]
+            .into_iter()
+            .enumerate()
+        {
+            if j > 0 {
+                out.push(',');
+            }
+            push_json_string(out, &format_float(number));
+        }
+        out.push(']');
+    }
+    out.push(']');
 }
 
 fn json_string(text: &str) -> String {
