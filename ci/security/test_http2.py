@@ -40,6 +40,14 @@ def test_http2_over_tls_by_default(gateway, cert_dir):
     assert version_and_status(gw, cert_dir, "--http1.1") == "1.1 200"
 
 
+def test_long_push_url_over_http2(gateway, cert_dir):
+    """A grouping key of 20 KB fits HTTP/1.1's request head; HTTP/2 takes it too."""
+    gw = start_tls(gateway, cert_dir)
+    put = curl("--http2", "--cacert", str(cert_dir / "ca.pem"), "-X", "PUT", "--data-binary", "long_url 1\n",
+               "-o", "/dev/null", "-w", "%{http_version} %{http_code}", gw.url + "/metrics/job/long/v/" + "a" * 20000)
+    assert put.stdout == "2 200", (put.stdout, put.stderr)
+
+
 def test_http2_false_offers_only_http11(gateway, cert_dir):
     gw = start_tls(gateway, cert_dir, "http_server_config:\n  http2: false\n")
     assert version_and_status(gw, cert_dir, "--http2") == "1.1 200"

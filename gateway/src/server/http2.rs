@@ -24,6 +24,9 @@ use crate::web::{handle, App};
 
 /// Streams one client may have open at once, Go's default.
 const MAX_CONCURRENT_STREAMS: u32 = 250;
+/// Largest request head, as an HTTP/1 connection reads at most (hyper's buffer limit);
+/// h2's default of 16 KiB would refuse push URLs that HTTP/1.1 takes.
+const MAX_HEADER_LIST_SIZE: u32 = 400 * 1024;
 
 /// Serves one HTTP/2 connection until it ends, idles out or the gateway drains.
 pub async fn serve<I>(io: I, peer: SocketAddr, app: Arc<App>, graceful: &GracefulShutdown)
@@ -53,6 +56,7 @@ where
     let connection = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE)
         .keep_alive_interval(Some(idle_limit))
         .keep_alive_timeout(idle_limit.min(Duration::from_secs(20)))
         .serve_connection(TokioIo::new(io), service);
