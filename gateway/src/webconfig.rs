@@ -1,5 +1,5 @@
-//! `--web.config.file`: TLS, client certificates, basic auth and extra response headers,
-//! in the exporter-toolkit format upstream uses. The file is checked when the gateway
+//! `--web.config.file`: TLS, client certificates, basic auth, extra response headers and a
+//! rate limit, in the exporter-toolkit format upstream uses. The file is checked when the gateway
 //! starts (an invalid file stops it with the reason; so does any setting the gateway does
 //! not implement, rather than being ignored) and re-read whenever it or a file it names
 //! (certificate, key, client CA; see [`file_stamp`]) changes. A new version that is
@@ -30,7 +30,9 @@ use sha2::{Digest, Sha256};
 
 mod client_sans;
 mod file_stamp;
+pub mod rate_limit;
 use file_stamp::{load_stamped, FileStamp};
+use rate_limit::{RateLimit, RateLimiter};
 
 /// A web config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,8 @@ pub struct WebSecurity {
     /// the cache with failures never evicts the clients that know their password.
     granted: Mutex<HashSet<[u8; 32]>>,
     denied: Mutex<HashSet<[u8; 32]>>,
+    /// `rate_limit`: one bucket for every request to the server.
+    rate_limiter: Option<Arc<RateLimiter>>,
     /// The files read besides the config file itself, watched for changes.
     files: Vec<PathBuf>,
 }
@@ -204,6 +208,14 @@ impl Drop for Waiting {
 const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 
 impl WebSecurity {
+    /// Takes a token from the `rate_limit` bucket; without one, how long until there is one.
+    ///
+    /// # Errors
+    /// The wait, when the bucket is empty (the request gets 429).
+    pub fn admit(&self) -> Result<(), Duration> {
+        self.rate_limiter.as_ref().map_or(Ok(()), |l| l.acquire())
+    }
+
     /// Whether the request may pass: always without configured users; otherwise only with
     /// matching basic-auth credentials.
     pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> Verdict {
@@ -299,17 +311,13 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
     } else {
         serde_yaml_ng::from_str(&text).map_err(|e| error(e.to_string()))?
     };
-    if let Some(rate_limit) = &format.rate_limit {
-        let interval = rate_limit.interval.as_deref().unwrap_or("0");
-        // Interval 0 is exporter-toolkit's "no rate limiter"; anything else is a limit the
-        // gateway would not enforce.
-        if crate::config::parse_go_duration(interval).map_err(error)? != Duration::ZERO {
-            return Err(error(format!(
-                "rate_limit (interval {interval:?}, burst {}) is not supported by this gateway; remove it or set interval to 0",
-                rate_limit.burst.unwrap_or(0)
-            )));
-        }
-    }
+    let rate_limit = format
+        .rate_limit
+        .as_ref()
+        .map(rate_limit_of)
+        .transpose()
+        .map_err(error)?
+        .flatten();
     let base = path.parent().unwrap_or(Path::new("."));
     let files = format
         .tls_server_config
@@ -326,6 +334,12 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         basic_auth: !format.basic_auth_users.is_empty(),
         ..Protections::default()
     };
+    // exporter-toolkit's default: HTTP/2 is offered to TLS clients unless turned off.
+    let http2 = format
+        .http_server_config
+        .as_ref()
+        .and_then(|http| http.http2)
+        .unwrap_or(true);
     let tls = format
         .tls_server_config
         .map(|tls| {
@@ -337,7 +351,7 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
             protections.allowed_sans = !tls.client_allowed_sans.is_empty();
             protections.client_certs_required =
                 protections.allowed_sans || tls.client_auth_type == "RequireAndVerifyClientCert";
-            build_tls(&tls, base).map(Arc::new)
+            build_tls(&tls, base, http2).map(Arc::new)
         })
         .transpose()
         .map_err(error)?;
@@ -350,9 +364,6 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
     }
     let mut headers = Vec::new();
     if let Some(http) = format.http_server_config {
-        if http.http2 == Some(true) {
-            tracing::info!("http_server_config.http2 is ignored: the gateway serves HTTP/1.1");
-        }
         for (name, value) in http.headers {
             check_header(&name, &value).map_err(error)?;
             let header = HeaderName::try_from(name.as_str())
@@ -369,8 +380,28 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         headers,
         granted: Mutex::new(HashSet::new()),
         denied: Mutex::new(HashSet::new()),
+        rate_limiter: rate_limit.map(|limit| Arc::new(RateLimiter::new(limit))),
         files,
     })
+}
+
+/// exporter-toolkit's reading of `rate_limit`: interval 0 (or none) is no limiter.
+fn rate_limit_of(format: &RateLimitFormat) -> Result<Option<RateLimit>, String> {
+    let interval = format.interval.as_deref().unwrap_or("0");
+    let interval = crate::config::parse_go_duration(interval)
+        .map_err(|e| format!("rate_limit.interval: {e}"))?;
+    if interval.is_zero() {
+        return Ok(None);
+    }
+    let burst = format.burst.unwrap_or(0);
+    // Upstream would take burst 0 and then refuse every request; say so at the start instead.
+    let burst = u32::try_from(burst)
+        .ok()
+        .filter(|&burst| burst > 0)
+        .ok_or_else(|| {
+            format!("rate_limit.burst must be between 1 and {} when an interval is set (it is {burst}); with 0 every request would be refused", u32::MAX)
+        })?;
+    Ok(Some(RateLimit { interval, burst }))
 }
 
 /// exporter-toolkit's rule: only these security headers may be set, some only to
@@ -420,7 +451,7 @@ fn pem_certs(
     Ok(certs)
 }
 
-fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
+fn build_tls(tls: &TlsFormat, base: &Path, http2: bool) -> Result<ServerConfig, String> {
     if (tls.cert_file.is_empty() && tls.cert.is_empty())
         || (tls.key_file.is_empty() && tls.key.is_empty())
     {
@@ -526,7 +557,11 @@ fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("cert_file/key_file: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     // exporter-toolkit's default is true; Go itself no longer lets the client choose.
     config.ignore_client_order = tls.prefer_server_cipher_suites.unwrap_or(true);
     Ok(config)
@@ -541,6 +576,13 @@ fn key_exchange_group(name: &str) -> Result<&'static dyn rustls::crypto::Support
         "CurveP384" => Ok(kx_group::SECP384R1),
         "CurveP521" => Err("curve_preferences: CurveP521 is not supported by this gateway".into()),
         other => Err(format!("curve_preferences: unknown curve {other:?}")),
+    }
+}
+
+fn log_rate_limit(security: &WebSecurity) {
+    if let Some(limiter) = &security.rate_limiter {
+        let RateLimit { interval, burst } = limiter.limit();
+        tracing::info!(burst, interval = ?interval, "rate limiter is enabled");
     }
 }
 
@@ -562,6 +604,7 @@ impl WebConfigSource {
     /// [`WebConfigError`] with the reason.
     pub fn open(path: &Path) -> Result<WebConfigSource, WebConfigError> {
         let (stamp, security) = load_stamped(path, &[], || load(path), |s| &s.files)?;
+        log_rate_limit(&security);
         Ok(WebConfigSource {
             path: path.to_path_buf(),
             current: RwLock::new((stamp, Arc::new(security))),
@@ -624,8 +667,15 @@ impl WebConfigSource {
         );
         let mut current = self.current.write();
         match loaded {
-            Ok((stamp, security)) => {
+            Ok((stamp, mut security)) => {
                 tracing::info!(file = %self.path.display(), "reloaded the web config file");
+                // An unchanged limit keeps its bucket: a reload must not hand out a new burst.
+                if let (Some(old), Some(new)) = (&current.1.rate_limiter, &security.rate_limiter) {
+                    if old.limit() == new.limit() {
+                        security.rate_limiter = Some(old.clone());
+                    }
+                }
+                log_rate_limit(&security);
                 *current = (stamp, Arc::new(security));
                 self.last_reload_successful.store(true, Ordering::Relaxed);
             }

@@ -163,8 +163,20 @@ where
 {
     let method = request.method().clone();
     let security = app.security.as_ref().map(|s| s.current());
-    let probe = probes::skips_auth(&app.config, &method, request.uri().path());
+    let probe = probes::is_probe(&app.config, &method, request.uri().path());
     if let Some(security) = security.as_ref().filter(|_| !probe) {
+        // Before auth, as upstream: a flood of bad passwords is limited too.
+        if let Err(retry_after) = security.admit() {
+            let mut response = ApiError::RateLimited { retry_after }.into_response();
+            add_headers(&mut response, security);
+            if method == Method::PUT || method == Method::POST || method == Method::DELETE {
+                close_after(&mut response);
+            }
+            return response;
+        }
+    }
+    let skips_auth = probe && app.config.unauthenticated_probes;
+    if let Some(security) = security.as_ref().filter(|_| !skips_auth) {
         // Every endpoint is behind basic auth, as upstream (the probes only when opted in).
         let verdict = security
             .authorize(request.headers().get(header::AUTHORIZATION))
