@@ -102,7 +102,7 @@ class Redis:
         self.log.close()
 
     def head(self):
-        value = self.cli("GET", "pushgateway:seq")
+        value = self.cli("GET", "{pushgateway}:seq")
         return int(value) if value else 0
 
 

@@ -145,7 +145,7 @@ def test_snapshots_trim_the_stream_and_new_replicas_start_from_them(redis, repli
                15, "the leader snapshots the whole stream")
     for i in range(5):
         assert first.push(f"job/late{i}", "late 1\n").status_code == 200
-    wait_until(lambda: int(redis.cli("XLEN", "pushgateway:changes")) < 50, 15, "the stream is trimmed")
+    wait_until(lambda: int(redis.cli("XLEN", "{pushgateway}:changes")) < 50, 15, "the stream is trimmed")
     (late,) = replicas(redis, 1)
     text = converged([first, second, late], redis)
     assert 'late{instance="",job="late4"} 1' in text
@@ -344,3 +344,28 @@ def test_unchecked_stores_restored_from_a_snapshot_scrape_alike(redis, replicas)
     (late,) = replicas(redis, 1, extra_args=args)
     assert "loaded the snapshot from Redis" in late.log_text()
     converged([first, late], redis)
+
+
+def test_keys_of_an_older_version_move_under_the_hash_tag(redis, replicas):
+    """Versions before the hash tag used `pushgateway:*`: a replica of this version moves
+    that history under `{pushgateway}:*`, and an old replica still running can no longer
+    append (its INCR finds a non-number) instead of writing where nobody reads."""
+    (replica,) = replicas(redis, 1, extra_args=["--storage.redis.snapshot-interval=1s"])
+    for i in range(3):
+        assert replica.push(f"job/old{i}", "old 1\n").status_code == 200
+    wait_until(lambda: redis.cli("HGET", "{pushgateway}:snapshot", "seq") == "3", 15, "a snapshot")
+    assert replica.push("job/old3", "old 1\n").status_code == 200
+    replica.kill()
+    # The layout of the older version.
+    for name in ("seq", "changes", "snapshot"):
+        assert redis.cli("RENAME", f"{{pushgateway}}:{name}", f"pushgateway:{name}") == "OK"
+    redis.cli("DEL", "{pushgateway}:leader")
+    replica.start()
+    assert replica.push("job/new", "new 1\n").status_code == 200
+    text = converged([replica], redis)
+    assert all(f'old{{instance="",job="old{i}"}} 1' in text for i in range(4)), text
+    assert redis.head() == 5
+    assert redis.cli("EXISTS", "pushgateway:changes", "pushgateway:snapshot") == "0"
+    assert "not an integer" in redis.cli("INCR", "pushgateway:seq")
+    (fresh,) = replicas(redis, 1)
+    assert converged([replica, fresh], redis) == text

@@ -8,7 +8,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
 use super::entry;
-use super::redis_side::seq_of;
+use super::redis_side::{self, seq_of, Keys};
 use super::{Backoff, Replicator, READ_BATCH, READ_BLOCK};
 use crate::persist::snapshot;
 use crate::store::PushError;
@@ -25,7 +25,7 @@ impl Replicator {
             let conn = match &mut connection {
                 Some(conn) => conn,
                 None => match self.long_connection().await {
-                    Ok(mut conn) => match self.verify_history(&mut conn).await {
+                    Ok(mut conn) => match self.check_keys_then_history(&mut conn).await {
                         Ok(true) => connection.insert(conn),
                         Ok(false) => {
                             needs_snapshot = true;
@@ -77,6 +77,63 @@ impl Replicator {
                 }
             }
         }
+    }
+
+    /// Moves the keys of an older version under the hash tag once, then checks the
+    /// history (see [`Self::verify_history`]).
+    async fn check_keys_then_history(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<bool> {
+        if !self.keys_checked.load(Ordering::Acquire) {
+            self.migrate_old_keys(conn).await?;
+            self.keys_checked.store(true, Ordering::Release);
+        }
+        self.verify_history(conn).await
+    }
+
+    async fn migrate_old_keys(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let old = Keys::untagged(&self.config.key_prefix);
+        // One key first: the script names keys of two slots, which a Redis Cluster refuses
+        // (and a cluster never held the old keys, which needed a single node).
+        let old_seq: redis::RedisResult<Option<String>> =
+            redis::cmd("GET").arg(&old.seq).query_async(conn).await;
+        let old_seq = match old_seq {
+            Ok(value) => value,
+            Err(e) if e.is_cluster_error() => None,
+            Err(e) => return Err(e),
+        };
+        if old_seq.is_none_or(|seq| seq.parse::<u64>().is_err()) {
+            return Ok(());
+        }
+        let moved: i64 = redis_side::migrate_script()
+            .key(&old.seq)
+            .key(&old.stream)
+            .key(&old.snapshot)
+            .key(&old.leader)
+            .key(&self.keys.seq)
+            .key(&self.keys.stream)
+            .key(&self.keys.snapshot)
+            .arg(redis_side::MOVED_MARK)
+            .invoke_async(conn)
+            .await?;
+        match moved {
+            1 => tracing::warn!(
+                from = %old.stream,
+                to = %self.keys.stream,
+                "moved the keys of an older version under the hash tag; replicas of the \
+                 older version now refuse pushes and stay unready until upgraded"
+            ),
+            -1 => tracing::error!(
+                old = %old.seq,
+                new = %self.keys.seq,
+                "Redis holds the keys of an older version next to this version's; replicas \
+                 of the older version are still writing there and their changes are not seen \
+                 here: upgrade them"
+            ),
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Replaces the local state with the snapshot in Redis when it is ahead of it.

@@ -76,6 +76,9 @@ pub struct Replicator {
     /// Held while the local copy is written (by the timer or at the stop).
     copy_writer: Mutex<()>,
     ready: AtomicBool,
+    /// Set once the keys of an older version were looked for (and moved); no change is
+    /// appended before, or it would start a second history next to the moved one.
+    keys_checked: AtomicBool,
     leader: AtomicBool,
     /// The position of the newest snapshot known to be in Redis.
     published: AtomicU64,
@@ -136,6 +139,7 @@ impl Replicator {
             last_origin: Mutex::new(None),
             copy_writer: Mutex::new(()),
             ready: AtomicBool::new(false),
+            keys_checked: AtomicBool::new(false),
             leader: AtomicBool::new(false),
             published: AtomicU64::new(0),
             snapshot_running: AtomicBool::new(false),
@@ -158,6 +162,11 @@ impl Replicator {
     /// The store's verdict on the entry, or [`PushError::Unavailable`] when Redis cannot
     /// be reached or the entry was not applied in time.
     pub async fn submit(&self, request: &ChangeRequest) -> Verdict {
+        if !self.keys_checked.load(Ordering::Acquire) {
+            return Err(PushError::Replication(
+                "not connected to Redis yet; retry shortly".into(),
+            ));
+        }
         let payload = entry::encode(request);
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
         let (sender, verdict) = oneshot::channel();

@@ -1,13 +1,19 @@
 //! Everything the replicas keep in Redis, and the scripts that change it atomically.
 //!
-//! - `<prefix>:changes`: the change stream. Entry IDs are `<seq>-0` with `seq` from
-//!   `<prefix>:seq`, incremented in the same script as the XADD, so that IDs are gapless
+//! Every key sits under the hash tag `{<prefix>}`, so that every key (and so every script)
+//! is in one slot of a Redis Cluster.
+//!
+//! - `{<prefix>}:changes`: the change stream. Entry IDs are `<seq>-0` with `seq` from
+//!   `{<prefix>}:seq`, incremented in the same script as the XADD, so that IDs are gapless
 //!   and a replica notices a gap (entries trimmed away before it read them) exactly.
-//! - `<prefix>:snapshot`: a hash with `seq` (the last entry the snapshot covers), `time`
+//! - `{<prefix>}:snapshot`: a hash with `seq` (the last entry the snapshot covers), `time`
 //!   (Unix seconds when it was written) and `data` (the snapshot encoding of
 //!   [`crate::persist::snapshot`]).
-//! - `<prefix>:leader`: the lease of the replica that writes snapshots, sends expiry
+//! - `{<prefix>}:leader`: the lease of the replica that writes snapshots, sends expiry
 //!   sweeps and, with `--storage.redis.expose=leader`, serves pushed metrics.
+//!
+//! Versions before the hash tag used `<prefix>:changes` and so on: the first replica of
+//! this version that finds them moves them under the tag (see [`migrate_script`]).
 
 use redis::Script;
 
@@ -25,13 +31,22 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// The keys under `prefix`.
+    /// The keys under the hash tag `{prefix}`.
     pub fn new(prefix: &str) -> Keys {
+        Keys::named(&format!("{{{prefix}}}"))
+    }
+
+    /// The keys of the versions before the hash tag.
+    pub fn untagged(prefix: &str) -> Keys {
+        Keys::named(prefix)
+    }
+
+    fn named(base: &str) -> Keys {
         Keys {
-            stream: format!("{prefix}:changes"),
-            seq: format!("{prefix}:seq"),
-            snapshot: format!("{prefix}:snapshot"),
-            leader: format!("{prefix}:leader"),
+            stream: format!("{base}:changes"),
+            seq: format!("{base}:seq"),
+            snapshot: format!("{base}:snapshot"),
+            leader: format!("{base}:leader"),
         }
     }
 }
@@ -97,6 +112,38 @@ return 1
     )
 }
 
+/// What the old `seq` key holds once its keys were moved: not a number, so that a replica
+/// of an older version still running fails its appends (503) and stays unready rather
+/// than acknowledge pushes into a stream nobody reads any more.
+pub const MOVED_MARK: &str = "moved under the hash tag";
+
+/// Moves the keys of an older version under the hash tag (KEYS: old seq, stream,
+/// snapshot, leader, then the new seq, stream, snapshot). Returns 1 when moved, 0 when
+/// there was nothing to move, -1 when both old and new keys are in use (left alone).
+pub fn migrate_script() -> Script {
+    Script::new(
+        r"
+local old = redis.call('GET', KEYS[1])
+if not old or not tonumber(old) then
+  return 0
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return -1
+end
+redis.call('SET', KEYS[5], old)
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[6])
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RENAME', KEYS[3], KEYS[7])
+end
+redis.call('DEL', KEYS[4])
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +153,14 @@ mod tests {
         assert_eq!(seq_of("42-0"), Some(42));
         assert_eq!(seq_of("1700000000000-3"), Some(1_700_000_000_000));
         assert_eq!(seq_of("junk"), None);
+    }
+
+    #[test]
+    fn every_key_shares_one_hash_tag() {
+        let keys = Keys::new("pgw");
+        for key in [&keys.stream, &keys.seq, &keys.snapshot, &keys.leader] {
+            assert!(key.starts_with("{pgw}:"), "{key}");
+        }
+        assert_eq!(Keys::untagged("pgw").seq, "pgw:seq");
     }
 }
