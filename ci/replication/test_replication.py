@@ -369,3 +369,29 @@ def test_keys_of_an_older_version_move_under_the_hash_tag(redis, replicas):
     assert "not an integer" in redis.cli("INCR", "pushgateway:seq")
     (fresh,) = replicas(redis, 1)
     assert converged([replica, fresh], redis) == text
+
+
+def test_a_frozen_replica_never_mixes_a_flushed_history_with_the_new_one(redis, replicas):
+    """FLUSHALL, then more new pushes than the frozen replica had applied: the new entries
+    reuse its numbers, and only the epoch tells it that they belong to another history."""
+    import signal
+    group = replicas(redis, 2)
+    for i in range(5):
+        assert group[i % 2].push(f"job/old{i}", "old 1\n").status_code == 200
+    converged(group, redis)
+    epoch = redis.cli("GET", "{pushgateway}:epoch")
+    assert epoch, "the first append starts an epoch"
+    group[1].proc.send_signal(signal.SIGSTOP)
+    try:
+        redis.cli("FLUSHALL")
+        for i in range(10):
+            wait_until(lambda: group[0].push(f"job/new{i}", "new 1\n").status_code == 200, 30,
+                       f"push new{i} accepted")
+        assert redis.head() == 10
+        assert redis.cli("GET", "{pushgateway}:epoch") not in ("", epoch), "a new epoch"
+    finally:
+        group[1].proc.send_signal(signal.SIGCONT)
+    text = converged(group, redis)
+    assert all(f'new{{instance="",job="new{i}"}} 1' in text for i in range(10)), text
+    assert "old" not in text
+    assert metric_value(group[1].scrape(), "pushgateway_replication_apply_errors_total") >= 1

@@ -118,8 +118,15 @@ impl Replicator {
     /// Writes the applied state to Redis; returns its position when it was stored.
     async fn write_snapshot(&self) -> redis::RedisResult<Option<u64>> {
         let AppliedState {
-            position, groups, ..
+            position,
+            epoch,
+            groups,
+            ..
         } = self.applied_state();
+        // Not stamped yet (only entries of an older version applied): nothing to publish.
+        let Some(epoch) = epoch else {
+            return Ok(None);
+        };
         let data = tokio::task::spawn_blocking(move || snapshot::encode(position, &groups))
             .await
             .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
@@ -127,9 +134,11 @@ impl Replicator {
         let stored: i64 = redis_side::publish_snapshot_script()
             .key(&self.keys.snapshot)
             .key(&self.keys.stream)
+            .key(&self.keys.epoch)
             .arg(position)
             .arg(data.as_slice())
             .arg(unix_now())
+            .arg(&epoch)
             .invoke_async(&mut conn)
             .await?;
         if stored == 1 {

@@ -73,6 +73,10 @@ pub struct Replicator {
     /// The origin field of that entry (unknown after loading a snapshot), to notice a Redis
     /// that reused its number for another entry.
     last_origin: Mutex<Option<String>>,
+    /// The epoch of the history this replica applied (unknown before its first entry, or
+    /// after loading an older version's local copy): entries of another epoch make it
+    /// start over.
+    epoch: Mutex<Option<String>>,
     /// Held while the local copy is written (by the timer or at the stop).
     copy_writer: Mutex<()>,
     ready: AtomicBool,
@@ -137,6 +141,7 @@ impl Replicator {
             waiters: Mutex::new(HashMap::new()),
             applied: Mutex::new(0),
             last_origin: Mutex::new(None),
+            epoch: Mutex::new(None),
             copy_writer: Mutex::new(()),
             ready: AtomicBool::new(false),
             keys_checked: AtomicBool::new(false),
@@ -226,6 +231,7 @@ impl Replicator {
         self.append
             .key(&self.keys.stream)
             .key(&self.keys.seq)
+            .key(&self.keys.epoch)
             .arg(origin)
             .arg(payload)
             .invoke_async(&mut connection)
@@ -239,6 +245,7 @@ impl Replicator {
         AppliedState {
             position: *applied,
             origin: self.last_origin.lock().clone(),
+            epoch: self.epoch.lock().clone(),
             groups: self.store.groups(),
         }
     }
@@ -264,6 +271,7 @@ impl Replicator {
 struct AppliedState {
     position: u64,
     origin: Option<String>,
+    epoch: Option<String>,
     groups: Vec<crate::store::GroupView>,
 }
 

@@ -9,6 +9,10 @@
 //! - `{<prefix>}:snapshot`: a hash with `seq` (the last entry the snapshot covers), `time`
 //!   (Unix seconds when it was written) and `data` (the snapshot encoding of
 //!   [`crate::persist::snapshot`]).
+//! - `{<prefix>}:epoch`: the history's epoch, set by the first append to an empty Redis
+//!   (that entry's origin, unique across replicas and restarts). Every entry carries it in its `e` field and the
+//!   snapshot in its `epoch` field, so that a replica never mixes two histories: after a
+//!   `FLUSHALL` the numbers start again at 1 under a new epoch.
 //! - `{<prefix>}:leader`: the lease of the replica that writes snapshots, sends expiry
 //!   sweeps and, with `--storage.redis.expose=leader`, serves pushed metrics.
 //!
@@ -28,6 +32,8 @@ pub struct Keys {
     pub snapshot: String,
     /// The leader lease.
     pub leader: String,
+    /// The history's epoch.
+    pub epoch: String,
 }
 
 impl Keys {
@@ -47,6 +53,7 @@ impl Keys {
             seq: format!("{base}:seq"),
             snapshot: format!("{base}:snapshot"),
             leader: format!("{base}:leader"),
+            epoch: format!("{base}:epoch"),
         }
     }
 }
@@ -56,13 +63,19 @@ pub fn seq_of(entry_id: &str) -> Option<u64> {
     entry_id.split_once('-')?.0.parse().ok()
 }
 
-/// Appends one entry (KEYS: stream, seq; ARGV: origin, payload); returns its sequence
+/// Appends one entry stamped with the epoch, which it starts (as the entry's origin) when
+/// there is none (KEYS: stream, seq, epoch; ARGV: origin, payload); returns its sequence
 /// number.
 pub fn append_script() -> Script {
     Script::new(
         r"
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[3], epoch)
+end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], seq .. '-0', 'o', ARGV[1], 'c', ARGV[2])
+redis.call('XADD', KEYS[1], seq .. '-0', 'o', ARGV[1], 'c', ARGV[2], 'e', epoch)
 return seq
 ",
     )
@@ -93,17 +106,24 @@ return {leader, redis.call('GET', KEYS[2]), snapshot[1], snapshot[2]}
     )
 }
 
-/// Stores a snapshot unless a newer one is there, then trims the stream below the
-/// previous snapshot's position, so that a replica a little behind never finds a gap
-/// (KEYS: snapshot, stream; ARGV: seq, data, time). Returns 1 when stored.
+/// Stores a snapshot unless a newer one is there or it belongs to another history than
+/// Redis holds now, then trims the stream below the previous snapshot's position, so that
+/// a replica a little behind never finds a gap (KEYS: snapshot, stream, epoch; ARGV: seq,
+/// data, time, epoch). Returns 1 when stored.
 pub fn publish_snapshot_script() -> Script {
     Script::new(
         r"
-local previous = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return 0
+end
+local previous = 0
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[4] then
+  previous = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+end
 if tonumber(ARGV[1]) <= previous then
   return 0
 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'time', ARGV[3], 'data', ARGV[2])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'time', ARGV[3], 'data', ARGV[2], 'epoch', ARGV[4])
 if previous > 0 then
   redis.call('XTRIM', KEYS[2], 'MINID', previous .. '-0')
 end
@@ -158,7 +178,13 @@ mod tests {
     #[test]
     fn every_key_shares_one_hash_tag() {
         let keys = Keys::new("pgw");
-        for key in [&keys.stream, &keys.seq, &keys.snapshot, &keys.leader] {
+        for key in [
+            &keys.stream,
+            &keys.seq,
+            &keys.snapshot,
+            &keys.leader,
+            &keys.epoch,
+        ] {
             assert!(key.starts_with("{pgw}:"), "{key}");
         }
         assert_eq!(Keys::untagged("pgw").seq, "pgw:seq");
