@@ -6,6 +6,8 @@ Every test runs a real redis-server (appendfsync always) and gateway replicas on
 import threading
 import time
 
+import requests
+
 from conftest import (LEASE_TAKEOVER_SECONDS, converged, metric_value, pushed_text,
                       wait_until)
 from load import Load, parse_samples
@@ -395,3 +397,52 @@ def test_a_frozen_replica_never_mixes_a_flushed_history_with_the_new_one(redis, 
     assert all(f'new{{instance="",job="new{i}"}} 1' in text for i in range(10)), text
     assert "old" not in text
     assert metric_value(group[1].scrape(), "pushgateway_replication_apply_errors_total") >= 1
+
+
+def test_replicas_with_other_check_settings_stay_unready_until_resolved(redis, replicas):
+    (first,) = replicas(redis, 1, extra_args=["--storage.max-groups=10"])
+    assert first.push("job/a", "a 1\n").status_code == 200
+    (other,) = replicas(redis, 1, extra_args=["--storage.max-groups=20"], wait=False)
+
+    def refused_with_reason():
+        try:
+            r = other.req("GET", "/-/ready")
+        except requests.RequestException:
+            return False
+        return r.status_code == 503 and "storage.max-groups=20" in r.text and "storage.max-groups=10" in r.text
+    wait_until(refused_with_reason, 30, "the replica with other settings says why it is unready")
+    wait_until(lambda: metric_value(other.scrape(), "pushgateway_replication_settings_mismatch") == 1, 10,
+               "the mismatch metric")
+    response = other.push("job/b", "b 1\n")
+    assert response.status_code == 503 and "storage.max-groups" in response.text, response.text
+    assert "differ from those stored in Redis" in other.log_text()
+    assert first.ready_status() == 200
+    assert metric_value(first.scrape(), "pushgateway_replication_settings_mismatch") == 0
+    # The rollout path: the new settings adopted on purpose; the old replica turns unready.
+    other.kill()
+    other.extra_args.append("--storage.redis.adopt-settings")
+    other.start()
+    assert other.push("job/b", "b 1\n").status_code == 200
+    wait_until(lambda: first.ready_status() == 503, 15, "the replica with the old settings turns unready")
+    first.kill()
+    first.extra_args = ["--storage.max-groups=20"]
+    first.start()
+    text = converged([first, other], redis)
+    assert 'a{instance="",job="a"} 1' in text and 'b{instance="",job="b"} 1' in text
+
+
+def test_a_reload_that_changes_the_expiry_rules_adopts_them(redis, replicas, tmp_path):
+    configs = []
+    for i in range(2):
+        config = tmp_path / f"gateway{i}.toml"
+        config.write_text('[expiry]\ndefault_ttl = "1h"\n')
+        configs.append(config)
+    group = [replicas(redis, 1, extra_args=[f"--config.file={c}", "--web.enable-lifecycle"])[0]
+             for c in configs]
+    configs[0].write_text('[expiry]\ndefault_ttl = "2h"\n')
+    assert group[0].req("PUT", "/-/reload").status_code == 200
+    wait_until(lambda: group[1].ready_status() == 503, 15, "the replica with the old rules turns unready")
+    assert group[0].ready_status() == 200
+    configs[1].write_text('[expiry]\ndefault_ttl = "2h"\n')
+    assert group[1].req("PUT", "/-/reload").status_code == 200
+    wait_until(lambda: group[1].ready_status() == 200, 15, "ready again once reloaded alike")

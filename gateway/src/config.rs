@@ -123,6 +123,11 @@ pub struct Flags {
     /// pod sees each series once.
     #[arg(long = "storage.redis.expose", value_enum, default_value = "all")]
     pub redis_expose: ExposeMode,
+    /// At start, make this replica's check-affecting settings (--push.*, --storage.max-*,
+    /// expiry rules) the ones stored in Redis; replicas with others turn unready. For the
+    /// rollout that changes them.
+    #[arg(long = "storage.redis.adopt-settings")]
+    pub redis_adopt_settings: bool,
     /// Optional TOML configuration file.
     #[arg(long = "config.file", default_value = "")]
     pub config_file: String,
@@ -396,6 +401,11 @@ fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigError> {
         snapshot_interval: flags.redis_snapshot_interval.max(Duration::from_secs(1)),
         timeout: flags.redis_timeout.max(Duration::from_millis(100)),
         expose: flags.redis_expose,
+        check_settings: flag_values(flags)
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("push.") || name.starts_with("storage.max-"))
+            .collect(),
+        adopt_settings: flags.redis_adopt_settings,
         local_copy: (!flags.persistence_file.is_empty()).then(|| LocalCopy {
             file: PathBuf::from(&flags.persistence_file),
             interval: flags.persistence_interval.max(Duration::from_secs(1)),
@@ -441,6 +451,10 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Which replicas serve pushed metrics.
     pub expose: ExposeMode,
+    /// The flags every replica must share (`--push.*`, `--storage.max-*`), name and value.
+    pub check_settings: Vec<(String, String)>,
+    /// Whether this replica's settings replace the stored ones at start.
+    pub adopt_settings: bool,
     /// A local copy of the applied state (`--persistence.file`), if any.
     pub local_copy: Option<LocalCopy>,
 }
@@ -679,6 +693,10 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         (
             "storage.redis.expose",
             format!("{:?}", flags.redis_expose).to_ascii_lowercase(),
+        ),
+        (
+            "storage.redis.adopt-settings",
+            flags.redis_adopt_settings.to_string(),
         ),
         ("config.file", flags.config_file.clone()),
     ];

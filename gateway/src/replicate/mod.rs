@@ -15,6 +15,7 @@ mod lease;
 mod local_copy;
 pub mod metrics;
 pub mod redis_side;
+mod settings;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,6 +81,8 @@ pub struct Replicator {
     /// Held while the local copy is written (by the timer or at the stop).
     copy_writer: Mutex<()>,
     ready: AtomicBool,
+    /// How this replica's check-affecting settings compare with those stored in Redis.
+    settings: Mutex<SettingsState>,
     /// Set once the keys of an older version were looked for (and moved); no change is
     /// appended before, or it would start a second history next to the moved one.
     keys_checked: AtomicBool,
@@ -144,6 +147,7 @@ impl Replicator {
             epoch: Mutex::new(None),
             copy_writer: Mutex::new(()),
             ready: AtomicBool::new(false),
+            settings: Mutex::new(SettingsState::Unchecked),
             keys_checked: AtomicBool::new(false),
             leader: AtomicBool::new(false),
             published: AtomicU64::new(0),
@@ -171,6 +175,16 @@ impl Replicator {
             return Err(PushError::Replication(
                 "not connected to Redis yet; retry shortly".into(),
             ));
+        }
+        match &*self.settings.lock() {
+            SettingsState::Agreed => {}
+            SettingsState::Unchecked => {
+                return Err(PushError::Replication(
+                    "this replica has not compared its settings with Redis's yet; retry shortly"
+                        .into(),
+                ))
+            }
+            SettingsState::Differ(why) => return Err(PushError::Replication(why.clone())),
         }
         let payload = entry::encode(request);
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
@@ -211,9 +225,23 @@ impl Replicator {
         }
     }
 
-    /// True once this replica has caught up with the stream after starting.
+    /// True once this replica has caught up with the stream after starting, with the
+    /// same check-affecting settings as stored in Redis.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.not_ready_reason().is_none()
+    }
+
+    /// Why this replica is not ready, if it is not.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        match &*self.settings.lock() {
+            SettingsState::Differ(why) => return Some(why.clone()),
+            SettingsState::Unchecked => {
+                return Some("comparing the settings with those stored in Redis".into())
+            }
+            SettingsState::Agreed => {}
+        }
+        (!self.ready.load(Ordering::Relaxed))
+            .then(|| "catching up with the change stream in Redis".into())
     }
 
     /// Whether this replica serves pushed metrics on the telemetry path.
@@ -265,6 +293,16 @@ impl Replicator {
         self.metrics.redis_errors.inc();
         tracing::warn!(err = %error, "{what}");
     }
+}
+
+/// How this replica's settings compare with those stored in Redis.
+enum SettingsState {
+    /// Not compared yet.
+    Unchecked,
+    /// The same.
+    Agreed,
+    /// Different: why.
+    Differ(String),
 }
 
 /// What [`Replicator::applied_state`] returns.

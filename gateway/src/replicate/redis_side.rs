@@ -13,6 +13,8 @@
 //!   (that entry's origin, unique across replicas and restarts). Every entry carries it in its `e` field and the
 //!   snapshot in its `epoch` field, so that a replica never mixes two histories: after a
 //!   `FLUSHALL` the numbers start again at 1 under a new epoch.
+//! - `{<prefix>}:settings`: the check-affecting settings every replica must share (see
+//!   [`super::settings`]).
 //! - `{<prefix>}:leader`: the lease of the replica that writes snapshots, sends expiry
 //!   sweeps and, with `--storage.redis.expose=leader`, serves pushed metrics.
 //!
@@ -34,6 +36,8 @@ pub struct Keys {
     pub leader: String,
     /// The history's epoch.
     pub epoch: String,
+    /// The check-affecting settings every replica must share.
+    pub settings: String,
 }
 
 impl Keys {
@@ -54,6 +58,7 @@ impl Keys {
             snapshot: format!("{base}:snapshot"),
             leader: format!("{base}:leader"),
             epoch: format!("{base}:epoch"),
+            settings: format!("{base}:settings"),
         }
     }
 }
@@ -184,6 +189,7 @@ mod tests {
             &keys.snapshot,
             &keys.leader,
             &keys.epoch,
+            &keys.settings,
         ] {
             assert!(key.starts_with("{pgw}:"), "{key}");
         }
