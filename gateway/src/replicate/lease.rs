@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use redis::aio::ConnectionManager;
+use redis::aio::MultiplexedConnection;
 
 use super::entry::{self, ChangeRequest};
 use super::redis_side;
@@ -40,7 +40,14 @@ impl Replicator {
         loop {
             ticker.tick().await;
             let started = Instant::now();
-            let mut conn = self.commands.clone();
+            let mut conn = match self.connector.commands().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Keep the current role, as when the lease renewal fails below.
+                    self.redis_failed("cannot reach the Redis primary", &e);
+                    continue;
+                }
+            };
             if self.keys_checked.load(Ordering::Acquire) {
                 if let Err(e) = self.check_settings(&mut conn, &mut settings).await {
                     self.redis_failed("cannot compare the settings with Redis's", &e);
@@ -60,6 +67,7 @@ impl Replicator {
             let (is_leader, head, snapshot_seq, snapshot_time) = match answer {
                 Ok(answer) => answer,
                 Err(e) => {
+                    self.connector.failed(&e).await;
                     // Keep the current role: when Redis is down nobody can take the lease,
                     // and the leader should keep serving what it has rather than leave
                     // Prometheus without the pushed series. (Cut off from Redis alone, it
@@ -123,7 +131,7 @@ impl Replicator {
     /// them when there are none, or when they are to be adopted) and records the outcome.
     async fn check_settings(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut MultiplexedConnection,
         check: &mut SettingsCheck,
     ) -> redis::RedisResult<()> {
         let mine = settings::describe(&self.config.check_settings, &self.expirer.policy());

@@ -29,8 +29,11 @@ pub const LEADER: &str = "pushgateway_replication_leader";
 /// Whether this replica's check-affecting settings differ from those stored in Redis.
 pub const SETTINGS_MISMATCH: &str = "pushgateway_replication_settings_mismatch";
 
+/// Changes too few Redis replicas confirmed in time (answered 503).
+pub const UNCONFIRMED: &str = "pushgateway_redis_unconfirmed_writes_total";
+
 /// Every replication metric name with its type, which pushes must not contradict.
-pub const TYPES: [(&str, MetricType); 9] = [
+pub const TYPES: [(&str, MetricType); 10] = [
     (LAG, MetricType::Gauge),
     (APPLIED, MetricType::Gauge),
     (APPLY_ERRORS, MetricType::Counter),
@@ -40,6 +43,7 @@ pub const TYPES: [(&str, MetricType); 9] = [
     (SNAPSHOT_AGE, MetricType::Gauge),
     (LEADER, MetricType::Gauge),
     (SETTINGS_MISMATCH, MetricType::Gauge),
+    (UNCONFIRMED, MetricType::Counter),
 ];
 
 /// The metrics, updated by the replication tasks.
@@ -63,6 +67,8 @@ pub struct ReplicationMetrics {
     pub leader: Gauge,
     /// See [`SETTINGS_MISMATCH`].
     pub settings_mismatch: Gauge,
+    /// See [`UNCONFIRMED`].
+    pub unconfirmed: Counter,
 }
 
 impl ReplicationMetrics {
@@ -123,6 +129,12 @@ impl ReplicationMetrics {
             "1 while this replica's check-affecting settings differ from those stored in Redis (it is unready), else 0",
             settings_mismatch.clone(),
         );
+        let unconfirmed = Counter::default();
+        registry.register(
+            trim_total(UNCONFIRMED),
+            "Changes that too few Redis replicas confirmed in time (--storage.redis.min-replicas-acks); the push got 503",
+            unconfirmed.clone(),
+        );
         ReplicationMetrics {
             registry,
             lag,
@@ -134,6 +146,7 @@ impl ReplicationMetrics {
             snapshot_age,
             leader,
             settings_mismatch,
+            unconfirmed,
         }
     }
 

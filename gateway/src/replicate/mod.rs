@@ -10,6 +10,7 @@
 //! expiry sweeps, so that a group expires once, at one point of the stream.
 
 mod applier;
+mod connect;
 pub mod entry;
 mod lease;
 mod local_copy;
@@ -23,14 +24,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
+use redis::aio::MultiplexedConnection;
+use redis::{IntoConnectionInfo, Script};
 use tokio::sync::oneshot;
 
 use crate::config::{ExposeMode, RedisConfig};
 use crate::expiry::Expirer;
 use crate::store::{PushError, Store};
 use crate::web::unix_now;
+use connect::{Connector, Target};
 pub use entry::ChangeRequest;
 use metrics::ReplicationMetrics;
 use redis_side::Keys;
@@ -53,7 +55,7 @@ type Verdict = Result<(), PushError>;
 
 /// Why replication cannot start.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid --storage.redis.url: {0}")]
+#[error("invalid Redis address: {0}")]
 pub struct ReplicationError(String);
 
 /// The handle the web layer and the tasks share.
@@ -62,8 +64,7 @@ pub struct Replicator {
     store: Store,
     expirer: Arc<Expirer>,
     keys: Keys,
-    client: Client,
-    commands: ConnectionManager,
+    connector: Connector,
     /// Unique per process, so that a restarted replica never takes an old entry as its own.
     replica_id: String,
     next_nonce: AtomicU64,
@@ -107,25 +108,34 @@ impl Replicator {
         store: Store,
         expirer: Arc<Expirer>,
     ) -> Result<Arc<Replicator>, ReplicationError> {
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| ReplicationError(e.to_string()))?;
-        if let Some(password) = &config.password {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
-        let client = Client::open(info).map_err(|e| ReplicationError(e.to_string()))?;
-        let commands = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(config.timeout))
-                .set_response_timeout(Some(config.timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(MAX_BACKOFF),
-        )
-        .map_err(|e| ReplicationError(e.to_string()))?;
+        let invalid = |e: redis::RedisError| ReplicationError(e.to_string());
+        let target = match &config.sentinel {
+            Some(sentinel) => Target::Sentinel {
+                sentinels: sentinel
+                    .sentinels
+                    .iter()
+                    .map(|(host, port)| {
+                        connect::node_info(host, *port, sentinel.password.as_deref())
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(invalid)?,
+                master: sentinel.master.clone(),
+                password: config.password.clone(),
+            },
+            None => {
+                let mut info = config
+                    .url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(invalid)?;
+                if let Some(password) = &config.password {
+                    let settings = info.redis_settings().clone().set_password(password);
+                    info = info.set_redis_settings(settings);
+                }
+                Target::Direct(info)
+            }
+        };
+        let connector = Connector::new(target, config.timeout);
         let replica_id = format!(
             "{}-{}-{:x}",
             hostname(),
@@ -137,8 +147,7 @@ impl Replicator {
             config,
             store,
             expirer,
-            client,
-            commands,
+            connector,
             replica_id,
             next_nonce: AtomicU64::new(1),
             waiters: Mutex::new(HashMap::new()),
@@ -196,13 +205,17 @@ impl Replicator {
             nonce,
         };
         let origin = format!("{}/{nonce}", self.replica_id);
-        let appended = tokio::time::timeout(self.config.timeout, self.append(&origin, &payload));
+        let appended = tokio::time::timeout(
+            self.config.timeout,
+            self.append_confirmed(&origin, &payload),
+        );
         let failure = match appended.await {
-            Ok(Ok(_seq)) => None,
-            Ok(Err(e)) if e.is_io_error() || e.is_timeout() => Some(format!(
+            Ok(Ok(())) => None,
+            Ok(Err(AppendError::Unconfirmed(reason))) => Some(reason),
+            Ok(Err(AppendError::Redis(e))) if e.is_io_error() || e.is_timeout() => Some(format!(
                 "{e} (if the change reached Redis before that, it will still be applied)"
             )),
-            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Err(AppendError::Redis(e))) => Some(e.to_string()),
             Err(_) => Some(format!(
                 "no answer within {:?} (if the change reached Redis, it will still be applied)",
                 self.config.timeout
@@ -212,7 +225,7 @@ impl Replicator {
             self.metrics.redis_errors.inc();
             tracing::warn!(err = %reason, "cannot append a change to Redis");
             return Err(PushError::Replication(format!(
-                "Redis is unreachable: {reason}"
+                "Redis did not take the change: {reason}"
             )));
         }
         match tokio::time::timeout(self.config.timeout, verdict).await {
@@ -255,15 +268,47 @@ impl Replicator {
     }
 
     async fn append(&self, origin: &str, payload: &[u8]) -> redis::RedisResult<u64> {
-        let mut connection = self.commands.clone();
-        self.append
+        let mut connection = self.connector.commands().await?;
+        let appended = self
+            .append
             .key(&self.keys.stream)
             .key(&self.keys.seq)
             .key(&self.keys.epoch)
             .arg(origin)
             .arg(payload)
             .invoke_async(&mut connection)
-            .await
+            .await;
+        if let Err(e) = &appended {
+            self.connector.failed(e).await;
+        }
+        appended
+    }
+
+    /// Appends, then waits until `--storage.redis.min-replicas-acks` Redis replicas have
+    /// the change: only then can no failover lose it.
+    async fn append_confirmed(&self, origin: &str, payload: &[u8]) -> Result<(), AppendError> {
+        self.append(origin, payload).await?;
+        let wanted = self.config.min_replicas_acks;
+        if wanted == 0 {
+            return Ok(());
+        }
+        // WAIT covers every write sent on this connection before it, ours included.
+        let mut connection = self.connector.commands().await?;
+        let wait_ms = (self.config.timeout.as_millis() as u64 / 2).max(1);
+        let confirmed: u32 = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(wait_ms)
+            .query_async(&mut connection)
+            .await?;
+        if confirmed < wanted {
+            self.metrics.unconfirmed.inc();
+            return Err(AppendError::Unconfirmed(format!(
+                "only {confirmed} of the {wanted} Redis replicas required by \
+                 --storage.redis.min-replicas-acks confirmed the change within {wait_ms}ms, so \
+                 a failover could lose it (it will be applied if no failover does)"
+            )));
+        }
+        Ok(())
     }
 
     /// The applied position, its entry's origin and every group, taken together while no
@@ -278,15 +323,10 @@ impl Replicator {
         }
     }
 
-    /// A connection of its own with a long answer timeout, for the blocking stream reads
-    /// and the snapshot transfers.
+    /// A connection of its own to the primary with a long answer timeout, for the
+    /// blocking stream reads and the snapshot transfers.
     async fn long_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.timeout))
-            .set_response_timeout(Some(SNAPSHOT_TIMEOUT));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        self.connector.connect(SNAPSHOT_TIMEOUT).await
     }
 
     fn redis_failed(&self, what: &str, error: &redis::RedisError) {
@@ -303,6 +343,20 @@ enum SettingsState {
     Agreed,
     /// Different: why.
     Differ(String),
+}
+
+/// Why an append was not acknowledged.
+enum AppendError {
+    /// Redis failed.
+    Redis(redis::RedisError),
+    /// Too few Redis replicas confirmed it: the reason.
+    Unconfirmed(String),
+}
+
+impl From<redis::RedisError> for AppendError {
+    fn from(error: redis::RedisError) -> Self {
+        AppendError::Redis(error)
+    }
 }
 
 /// What [`Replicator::applied_state`] returns.
