@@ -15,6 +15,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisResult};
 
 /// Where the primary is found.
+#[derive(Clone)]
 pub enum Target {
     /// A fixed address.
     Direct(ConnectionInfo),

@@ -40,7 +40,7 @@ impl Replicator {
         loop {
             ticker.tick().await;
             let started = Instant::now();
-            let mut conn = match self.connector.commands().await {
+            let mut conn = match self.lease_connector.commands().await {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Keep the current role, as when the lease renewal fails below.
@@ -67,7 +67,7 @@ impl Replicator {
             let (is_leader, head, snapshot_seq, snapshot_time) = match answer {
                 Ok(answer) => answer,
                 Err(e) => {
-                    self.connector.failed(&e).await;
+                    self.lease_connector.failed(&e).await;
                     // Keep the current role: when Redis is down nobody can take the lease,
                     // and the leader should keep serving what it has rather than leave
                     // Prometheus without the pushed series. (Cut off from Redis alone, it

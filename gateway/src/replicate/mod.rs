@@ -64,7 +64,10 @@ pub struct Replicator {
     store: Store,
     expirer: Arc<Expirer>,
     keys: Keys,
+    /// The connection of the pushes (whose `WAIT` holds it up while replicas confirm).
     connector: Connector,
+    /// The lease's own connection, so that slow confirmations never delay the renewal.
+    lease_connector: Connector,
     /// Unique per process, so that a restarted replica never takes an old entry as its own.
     replica_id: String,
     next_nonce: AtomicU64,
@@ -135,6 +138,7 @@ impl Replicator {
                 Target::Direct(info)
             }
         };
+        let lease_connector = Connector::new(target.clone(), config.timeout);
         let connector = Connector::new(target, config.timeout);
         let replica_id = format!(
             "{}-{}-{:x}",
@@ -148,6 +152,7 @@ impl Replicator {
             store,
             expirer,
             connector,
+            lease_connector,
             replica_id,
             next_nonce: AtomicU64::new(1),
             waiters: Mutex::new(HashMap::new()),
