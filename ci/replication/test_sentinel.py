@@ -78,3 +78,12 @@ def test_a_push_no_redis_replica_confirms_gets_503(sentinels, replicas):
             sentinels.thaw(node)
     wait_until(lambda: gateway.push("job/after", "a 1\n").status_code == 200, 20, "pushes succeed again")
     assert "pushgateway_redis_unconfirmed_writes_total 1" in gateway.scrape()
+
+
+def test_a_gateway_pointed_at_a_redis_replica_never_writes(sentinels, replicas):
+    (gateway,) = replicas(sentinels.nodes[1], 1, wait=False)
+    wait_until(lambda: "says it is a replica" in gateway.log_text(), 30, "the gateway refuses the replica")
+    assert gateway.ready_status() == 503
+    response = gateway.push("job/a", "a 1\n")
+    assert response.status_code == 503, response.text
+    assert sentinels.nodes[0].cli("EXISTS", "{pushgateway}:seq", "{pushgateway}:settings") == "0"

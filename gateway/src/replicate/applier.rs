@@ -7,7 +7,6 @@ use std::sync::Arc;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
-use super::connect;
 use super::entry;
 use super::redis_side::{self, seq_of, Keys};
 use super::{Backoff, Replicator, READ_BATCH, READ_BLOCK};
@@ -315,9 +314,7 @@ impl Replicator {
         let batch = entries.len();
         if batch == 0 {
             // A primary demoted by a failover still serves reads: leave it for the new one.
-            if !connect::is_primary(conn).await? {
-                return Err(connect::not_primary());
-            }
+            self.connector.check_primary(conn).await?;
             let (head, epoch) = self.head_and_epoch(conn).await?;
             if head < after {
                 return Ok(Progress::OtherHistory(format!(

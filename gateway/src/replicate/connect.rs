@@ -82,10 +82,27 @@ impl Connector {
     pub async fn connect(&self, response_timeout: Duration) -> RedisResult<MultiplexedConnection> {
         let info = self.primary().await?;
         let mut conn = self.open(info, response_timeout).await?;
-        if !is_primary(&mut conn).await? {
-            return Err(not_primary());
-        }
+        self.check_primary(&mut conn).await?;
         Ok(conn)
+    }
+
+    /// Fails unless the node answers `ROLE` with `master`. A fixed address whose server
+    /// refuses `ROLE` (some managed offerings restrict commands) is taken as the primary:
+    /// writes to a replica would fail there anyway (`READONLY`).
+    ///
+    /// # Errors
+    /// [`not_primary`] for a replica, or the error of the command.
+    pub async fn check_primary(&self, conn: &mut MultiplexedConnection) -> RedisResult<()> {
+        let role: RedisResult<redis::Value> = redis::cmd("ROLE").query_async(conn).await;
+        match role {
+            Ok(role) if role_name(&role).as_deref() == Some("master") => Ok(()),
+            Ok(_) => Err(not_primary()),
+            Err(e) if matches!(self.target, Target::Direct(_)) && e.code().is_some() => {
+                tracing::debug!(err = %e, "ROLE refused; taking the fixed address as the primary");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The primary's address, as the first Sentinel that knows it says.
@@ -142,14 +159,8 @@ impl Connector {
     }
 }
 
-/// Whether the node answers `ROLE` with `master`.
-pub async fn is_primary(conn: &mut MultiplexedConnection) -> RedisResult<bool> {
-    let role: redis::Value = redis::cmd("ROLE").query_async(conn).await?;
-    Ok(role_name(&role).as_deref() == Some("master"))
-}
-
 /// The error of a node that is not (or no longer) the primary.
-pub fn not_primary() -> redis::RedisError {
+fn not_primary() -> redis::RedisError {
     redis::RedisError::from((
         redis::ErrorKind::Io,
         "the node says it is a replica (ROLE), not the primary; finding the primary again",

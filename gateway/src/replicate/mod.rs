@@ -8,6 +8,12 @@
 //! different replicas get the same verdict everywhere. The leader (a Redis lease) writes
 //! snapshots that let the stream be trimmed and new replicas start quickly, and sends the
 //! expiry sweeps, so that a group expires once, at one point of the stream.
+//!
+//! The primary is found at a fixed address or through Sentinels (module `connect`), and a push
+//! is answered only once `--storage.redis.min-replicas-acks` Redis replicas confirmed its
+//! entry (`WAIT`), so that a failover cannot lose it. Every entry carries the history's
+//! epoch, so a replica never mixes two histories, and the replicas' check-affecting
+//! settings are compared through Redis (module `settings`).
 
 mod applier;
 mod connect;

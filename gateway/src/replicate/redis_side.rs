@@ -14,7 +14,7 @@
 //!   snapshot in its `epoch` field, so that a replica never mixes two histories: after a
 //!   `FLUSHALL` the numbers start again at 1 under a new epoch.
 //! - `{<prefix>}:settings`: the check-affecting settings every replica must share (see
-//!   [`super::settings`]).
+//!   the module `settings`).
 //! - `{<prefix>}:leader`: the lease of the replica that writes snapshots, sends expiry
 //!   sweeps and, with `--storage.redis.expose=leader`, serves pushed metrics.
 //!
