@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GATEWAY_BIN, OURS_IS_REFERENCE, REFERENCE_BIN, _free_port, _require
+from conftest import GATEWAY_BIN, OURS_IS_REFERENCE, REFERENCE_BIN, _require, procnet
 
 ACTIVATE = os.environ.get("SYSTEMD_SOCKET_ACTIVATE", "")
 
@@ -23,24 +23,22 @@ def binary(kind):
 
 class Activated:
     """systemd-socket-activate listening on a loopback port for `argv`, which it starts on the
-    first connection. It cannot pick the port itself (no port 0), so a port taken in between
-    is retried with another."""
+    first connection. It cannot pick the port itself (no port 0), so it starts on a candidate
+    port and is kept only once the listener there is its own (ci/lib/procnet.py)."""
 
     def __init__(self, argv):
         activate = _require(ACTIVATE, "SYSTEMD_SOCKET_ACTIVATE")
-        for _ in range(10):
-            self.port = _free_port()
-            self.log = tempfile.NamedTemporaryFile(prefix="activate-", suffix=".log", delete=False)
-            self.proc = subprocess.Popen([activate, "-l", f"127.0.0.1:{self.port}", *argv],
-                                         stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            deadline = time.monotonic() + 10
-            while self.proc.poll() is None and "as 3." not in self.log_text():
-                assert time.monotonic() < deadline, self.log_text()
-                time.sleep(0.02)
-            if self.proc.poll() is None:
-                return
-            self.close()
-        raise RuntimeError(f"systemd-socket-activate did not listen: {self.log_text()}")
+        self.log = tempfile.NamedTemporaryFile(prefix="activate-", suffix=".log", delete=False)
+
+        def spawn(port):
+            return subprocess.Popen([activate, "-l", f"127.0.0.1:{port}", *argv],
+                                    stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+        def stop(proc):
+            proc.kill()
+            proc.wait(timeout=10)
+
+        self.proc, self.port = procnet.start_on_candidate_port(spawn, stop, what="systemd-socket-activate")
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"

@@ -146,6 +146,26 @@ pub struct Flags {
     /// pod sees each series once.
     #[arg(long = "storage.redis.expose", value_enum, default_value = "all")]
     pub redis_expose: ExposeMode,
+    /// At start, make this replica's check-affecting settings (--push.*, --storage.max-*,
+    /// expiry rules) the ones stored in Redis; replicas with others turn unready. For the
+    /// rollout that changes them.
+    #[arg(long = "storage.redis.adopt-settings")]
+    pub redis_adopt_settings: bool,
+    /// Redis Sentinels (host:port,...) that name the primary, instead of
+    /// --storage.redis.url; a failover is followed.
+    #[arg(long = "storage.redis.sentinels", default_value = "")]
+    pub redis_sentinels: String,
+    /// The master name the Sentinels monitor.
+    #[arg(long = "storage.redis.sentinel-master", default_value = "mymaster")]
+    pub redis_sentinel_master: String,
+    /// File holding the Sentinels' password (trailing newline ignored); else
+    /// $PUSHGATEWAY_REDIS_SENTINEL_PASSWORD.
+    #[arg(long = "storage.redis.sentinel-password-file", default_value = "")]
+    pub redis_sentinel_password_file: String,
+    /// Redis replicas that must confirm a change (WAIT) before the push is answered;
+    /// default 1 with Sentinels, else 0.
+    #[arg(long = "storage.redis.min-replicas-acks")]
+    pub redis_min_replicas_acks: Option<u32>,
     /// Optional TOML configuration file.
     #[arg(long = "config.file", default_value = "")]
     pub config_file: String,
@@ -435,33 +455,54 @@ impl Config {
 fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigError> {
     let invalid = |reason: String| Err(ConfigError::Invalid(reason));
     if flags.storage == StorageMode::Memory {
-        if !flags.redis_url.is_empty() {
-            return invalid("--storage.redis.url needs --storage=redis".into());
+        if !flags.redis_url.is_empty() || !flags.redis_sentinels.is_empty() {
+            return invalid(
+                "--storage.redis.url and --storage.redis.sentinels need --storage=redis".into(),
+            );
         }
         return Ok(None);
     }
-    if flags.redis_url.is_empty() {
-        return invalid("--storage=redis needs --storage.redis.url".into());
+    let sentinels = sentinel_addresses(&flags.redis_sentinels)?;
+    match (flags.redis_url.is_empty(), sentinels.is_empty()) {
+        (true, true) => {
+            return invalid(
+                "--storage=redis needs --storage.redis.url or --storage.redis.sentinels".into(),
+            )
+        }
+        (false, false) => {
+            return invalid(
+                "--storage.redis.url and --storage.redis.sentinels exclude each other".into(),
+            )
+        }
+        _ => {}
     }
-    if !(flags.redis_url.starts_with("redis://") || flags.redis_url.starts_with("rediss://")) {
+    if !sentinels.is_empty() && flags.redis_sentinel_master.is_empty() {
+        return invalid("--storage.redis.sentinel-master must not be empty".into());
+    }
+    if sentinels.is_empty() && !flags.redis_sentinel_password_file.is_empty() {
+        return invalid(
+            "--storage.redis.sentinel-password-file needs --storage.redis.sentinels".into(),
+        );
+    }
+    if !sentinels.is_empty() {
+        // The URL checks below do not apply.
+    } else if !(flags.redis_url.starts_with("redis://") || flags.redis_url.starts_with("rediss://"))
+    {
         return invalid(format!(
             "invalid --storage.redis.url {:?}: expected redis:// or rediss://",
             redact_url(&flags.redis_url)
         ));
     }
-    let password = if !flags.redis_password_file.is_empty() {
-        let text = std::fs::read_to_string(&flags.redis_password_file).map_err(|e| {
-            ConfigError::Invalid(format!(
-                "cannot read --storage.redis.password-file {}: {e}",
-                flags.redis_password_file
-            ))
-        })?;
-        Some(text.trim_end_matches(['\r', '\n']).to_string())
-    } else {
-        std::env::var(REDIS_PASSWORD_ENV)
-            .ok()
-            .filter(|p| !p.is_empty())
-    };
+    let password = secret(
+        "storage.redis.password-file",
+        &flags.redis_password_file,
+        REDIS_PASSWORD_ENV,
+    )?;
+    let sentinel_password = secret(
+        "storage.redis.sentinel-password-file",
+        &flags.redis_sentinel_password_file,
+        REDIS_SENTINEL_PASSWORD_ENV,
+    )?;
     if flags.redis_key_prefix.is_empty() {
         return invalid("--storage.redis.key-prefix must not be empty".into());
     }
@@ -472,6 +513,19 @@ fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigError> {
         snapshot_interval: flags.redis_snapshot_interval.max(Duration::from_secs(1)),
         timeout: flags.redis_timeout.max(Duration::from_millis(100)),
         expose: flags.redis_expose,
+        check_settings: flag_values(flags)
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("push.") || name.starts_with("storage.max-"))
+            .collect(),
+        adopt_settings: flags.redis_adopt_settings,
+        min_replicas_acks: flags
+            .redis_min_replicas_acks
+            .unwrap_or(u32::from(!sentinels.is_empty())),
+        sentinel: (!sentinels.is_empty()).then(|| SentinelConfig {
+            sentinels,
+            master: flags.redis_sentinel_master.clone(),
+            password: sentinel_password,
+        }),
         local_copy: (!flags.persistence_file.is_empty()).then(|| LocalCopy {
             file: PathBuf::from(&flags.persistence_file),
             interval: flags.persistence_interval.max(Duration::from_secs(1)),
@@ -481,6 +535,39 @@ fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigError> {
 
 /// The environment variable that may hold the Redis password.
 pub const REDIS_PASSWORD_ENV: &str = "PUSHGATEWAY_REDIS_PASSWORD";
+/// The environment variable that may hold the Sentinels' password.
+pub const REDIS_SENTINEL_PASSWORD_ENV: &str = "PUSHGATEWAY_REDIS_SENTINEL_PASSWORD";
+
+/// A password from the file named by `--<flag>` (trailing newline ignored), else from the
+/// environment variable `env`; never from the command line.
+fn secret(flag: &str, file: &str, env: &str) -> Result<Option<String>, ConfigError> {
+    if file.is_empty() {
+        return Ok(std::env::var(env).ok().filter(|p| !p.is_empty()));
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::Invalid(format!("cannot read --{flag} {file}: {e}")))?;
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+/// The `host:port` items of `--storage.redis.sentinels`.
+fn sentinel_addresses(list: &str) -> Result<Vec<(String, u16)>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let parsed = item.rsplit_once(':').and_then(|(host, port)| {
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                Some((host.to_string(), port.parse::<u16>().ok()?))
+                    .filter(|(host, port)| !host.is_empty() && *port != 0)
+            });
+            parsed.ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "invalid --storage.redis.sentinels item {item:?}: expected host:port"
+                ))
+            })
+        })
+        .collect()
+}
 
 /// A URL with any password replaced by `***`, for logs and the status page.
 pub fn redact_url(url: &str) -> String {
@@ -517,8 +604,27 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Which replicas serve pushed metrics.
     pub expose: ExposeMode,
+    /// The flags every replica must share (`--push.*`, `--storage.max-*`), name and value.
+    pub check_settings: Vec<(String, String)>,
+    /// Whether this replica's settings replace the stored ones at start.
+    pub adopt_settings: bool,
+    /// Redis replicas that must confirm a change before it is acknowledged (0: none).
+    pub min_replicas_acks: u32,
+    /// The Sentinels that name the primary, instead of the URL.
+    pub sentinel: Option<SentinelConfig>,
     /// A local copy of the applied state (`--persistence.file`), if any.
     pub local_copy: Option<LocalCopy>,
+}
+
+/// Redis Sentinels that name the primary.
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    /// Their addresses.
+    pub sentinels: Vec<(String, u16)>,
+    /// The master name they monitor.
+    pub master: String,
+    /// Their password, if any.
+    pub password: Option<String>,
 }
 
 /// With Redis, `--persistence.file` keeps a copy of the replica's applied state and stream
@@ -783,6 +889,25 @@ fn flag_values(flags: &Flags) -> Vec<(String, String)> {
             "storage.redis.expose",
             format!("{:?}", flags.redis_expose).to_ascii_lowercase(),
         ),
+        (
+            "storage.redis.adopt-settings",
+            flags.redis_adopt_settings.to_string(),
+        ),
+        ("storage.redis.sentinels", flags.redis_sentinels.clone()),
+        (
+            "storage.redis.sentinel-master",
+            flags.redis_sentinel_master.clone(),
+        ),
+        (
+            "storage.redis.sentinel-password-file",
+            flags.redis_sentinel_password_file.clone(),
+        ),
+        (
+            "storage.redis.min-replicas-acks",
+            flags
+                .redis_min_replicas_acks
+                .map_or_else(String::new, |n| n.to_string()),
+        ),
         ("config.file", flags.config_file.clone()),
     ];
     values.sort();
@@ -909,17 +1034,57 @@ mod tests {
             &["--storage=redis"][..],
             &["--storage.redis.url=redis://localhost:6379"],
             &["--storage=redis", "--storage.redis.url=localhost:6379"],
+            &["--storage.redis.sentinels=s:26379"],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://r",
+                "--storage.redis.sentinels=s:26379",
+            ],
+            &["--storage=redis", "--storage.redis.sentinels=s"],
+            &["--storage=redis", "--storage.redis.sentinels=s:0"],
+            &["--storage=redis", "--storage.redis.sentinels=:26379"],
+            &[
+                "--storage=redis",
+                "--storage.redis.sentinels=s:26379",
+                "--storage.redis.sentinel-master=",
+            ],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://r",
+                "--storage.redis.sentinel-password-file=/x",
+            ],
         ] {
             assert!(
                 matches!(parse(args), Err(ConfigError::Invalid(_))),
                 "{args:?}"
             );
         }
+        let sentinel = parse(&[
+            "--storage=redis",
+            "--storage.redis.sentinels=a:26379, [::1]:26380",
+        ])
+        .expect("sentinels")
+        .redis
+        .expect("redis mode");
+        assert_eq!(
+            sentinel.min_replicas_acks, 1,
+            "WAIT 1 by default with Sentinels"
+        );
+        let sentinel = sentinel.sentinel.expect("sentinel config");
+        assert_eq!(
+            sentinel.sentinels,
+            vec![("a".to_string(), 26379), ("::1".to_string(), 26380)]
+        );
+        assert_eq!(sentinel.master, "mymaster");
         let config = parse(&["--storage=redis", "--storage.redis.url=rediss://r:6380/2"])
             .expect("valid redis flags");
         let redis = config.redis.expect("redis mode");
         assert_eq!(redis.key_prefix, "pushgateway");
         assert_eq!(redis.expose, ExposeMode::All);
+        assert_eq!(
+            redis.min_replicas_acks, 0,
+            "no WAIT by default without Sentinels"
+        );
         assert!(redis.local_copy.is_none());
         let config = parse(&[
             "--storage=redis",

@@ -318,14 +318,13 @@ where
             if !is_get {
                 return (Some(name), Err(ApiError::MethodNotAllowed));
             }
-            let catching_up = app.replicator.as_ref().is_some_and(|r| !r.is_ready());
-            if name == "ready" && catching_up {
-                let reason = "not ready: catching up with the change stream in Redis";
+            let not_ready = app.replicator.as_ref().and_then(|r| r.not_ready_reason());
+            if let (Some(reason), "ready") = (not_ready, name) {
                 return (
                     Some(name),
                     Ok(error::text_response(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        reason,
+                        format!("not ready: {reason}"),
                     )),
                 );
             }
