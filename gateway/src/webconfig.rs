@@ -13,6 +13,7 @@
 //! slows the guesser, while clients whose verdict is cached are answered at once.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -30,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 mod client_sans;
 mod file_stamp;
+mod guesses;
 pub mod rate_limit;
 use file_stamp::{load_stamped, FileStamp};
 use rate_limit::{RateLimit, RateLimiter};
@@ -216,9 +218,9 @@ impl WebSecurity {
         self.rate_limiter.as_ref().map_or(Ok(()), |l| l.acquire())
     }
 
-    /// Whether the request may pass: always without configured users; otherwise only with
-    /// matching basic-auth credentials.
-    pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> Verdict {
+    /// Whether the request from `peer` may pass: always without configured users; otherwise
+    /// only with matching basic-auth credentials.
+    pub async fn authorize(&self, authorization: Option<&HeaderValue>, peer: IpAddr) -> Verdict {
         if self.users.is_empty() {
             return Verdict::Allowed;
         }
@@ -238,6 +240,9 @@ impl WebSecurity {
         let key: [u8; 32] = digest.finalize().into();
         if let Some(verdict) = self.cached(&key) {
             return verdict;
+        }
+        if !guesses::may_check(peer) {
+            return Verdict::Busy;
         }
         let Some(waiting) = Waiting::enter() else {
             return Verdict::Busy;
@@ -267,6 +272,7 @@ impl WebSecurity {
         if matches {
             Verdict::Allowed
         } else {
+            guesses::record_failure(peer);
             Verdict::Denied
         }
     }

@@ -46,8 +46,9 @@ pub enum ApiError {
     /// Missing or wrong basic-auth credentials.
     #[error("Unauthorized")]
     Unauthorized,
-    /// Credentials that would need a password check while too many are waiting.
-    #[error("too many password checks in progress, try again shortly")]
+    /// Credentials that would need a password check while too many are waiting, or after
+    /// too many wrong passwords from the same address.
+    #[error("too many password checks in progress, or too many wrong passwords from this address; try again shortly")]
     AuthBusy,
     /// A push larger than a configured limit.
     #[error("{0}")]

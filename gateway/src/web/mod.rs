@@ -179,7 +179,7 @@ where
     if let Some(security) = security.as_ref().filter(|_| !skips_auth) {
         // Every endpoint is behind basic auth, as upstream (the probes only when opted in).
         let verdict = security
-            .authorize(request.headers().get(header::AUTHORIZATION))
+            .authorize(request.headers().get(header::AUTHORIZATION), peer.ip())
             .await;
         let refusal = match verdict {
             Verdict::Allowed => None,
