@@ -16,8 +16,10 @@
 //! - [`webconfig`]: TLS, basic auth and headers from `--web.config.file`.
 //! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
 
+pub mod clock;
 pub mod config;
 pub mod config_file;
+pub mod duration;
 pub mod expiry;
 pub mod expose;
 pub mod grouping;

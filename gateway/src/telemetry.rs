@@ -6,7 +6,6 @@
 //! families in one order, exactly as upstream's gatherer does.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::clock::unix_now;
 use crate::model::{Label, Metric, MetricFamily, MetricType, NameValidation, Value};
 use crate::store::Stats;
 
@@ -314,13 +314,6 @@ fn single(
         metric_type,
         metrics: vec![Metric::new(labels, value)],
     }
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 // Linux reports CPU time in clock ticks and RSS in pages; these are the values on every

@@ -303,7 +303,7 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         let interval = rate_limit.interval.as_deref().unwrap_or("0");
         // Interval 0 is exporter-toolkit's "no rate limiter"; anything else is a limit the
         // gateway would not enforce.
-        if crate::config::parse_go_duration(interval).map_err(error)? != Duration::ZERO {
+        if crate::duration::parse_go_duration(interval).map_err(error)? != Duration::ZERO {
             return Err(error(format!(
                 "rate_limit (interval {interval:?}, burst {}) is not supported by this gateway; remove it or set interval to 0",
                 rate_limit.burst.unwrap_or(0)

@@ -8,8 +8,8 @@ use std::time::Instant;
 use super::entry::{self, ChangeRequest};
 use super::redis_side;
 use super::{AppliedState, Replicator, LEASE_TICK, LEASE_TTL};
+use crate::clock::unix_now;
 use crate::persist::snapshot;
-use crate::web::unix_now;
 
 /// The lease script's answer: leader (1) or not, stream head, snapshot position and time.
 type LeaseAnswer = (i64, Option<u64>, Option<u64>, Option<f64>);

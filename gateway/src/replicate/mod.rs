@@ -26,10 +26,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
 use tokio::sync::oneshot;
 
+use crate::clock::unix_now;
 use crate::config::{ExposeMode, RedisConfig};
 use crate::expiry::Expirer;
 use crate::store::{PushError, Store};
-use crate::web::unix_now;
 pub use entry::ChangeRequest;
 use metrics::ReplicationMetrics;
 use redis_side::Keys;
