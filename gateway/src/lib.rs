@@ -28,6 +28,7 @@ pub mod model;
 pub mod parse;
 pub mod persist;
 pub mod proto;
+pub mod registry;
 pub mod replicate;
 pub mod server;
 pub mod signal;

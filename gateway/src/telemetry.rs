@@ -14,7 +14,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::clock::unix_now;
-use crate::model::{Label, Metric, MetricFamily, MetricType, NameValidation, Value};
+use crate::model::{Label, Metric, MetricFamily, MetricType, Value};
+use crate::registry::registry_families;
 use crate::store::Stats;
 
 /// Counts HTTP requests by handler, status code and method (scrapes excluded).
@@ -246,55 +247,12 @@ pub fn reload_families(
     .collect()
 }
 
-/// Every metric of a prometheus-client registry as metric families.
-pub fn registry_families(registry: &Registry) -> Vec<MetricFamily> {
-    let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, registry) {
-        Ok(()) => openmetrics_to_families(&text),
-        Err(_) => Vec::new(),
-    }
-}
-
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 10))
 }
 
 fn size_histogram() -> Histogram {
     Histogram::new(exponential_buckets(64.0, 4.0, 10))
-}
-
-/// prometheus-client writes OpenMetrics; the 0.0.4 text format names a counter family
-/// after its `_total` series and has no `# EOF` or `# UNIT` lines. After that rewrite our
-/// own parser reads it.
-fn openmetrics_to_families(text: &str) -> Vec<MetricFamily> {
-    let counters: Vec<&str> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.strip_suffix(" counter"))
-        .collect();
-    let mut converted = String::with_capacity(text.len());
-    for line in text.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(&name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        converted.push_str(renamed.as_deref().unwrap_or(line));
-        converted.push('\n');
-    }
-    let mut families =
-        crate::parse::text::parse(converted.as_bytes(), NameValidation::Legacy).unwrap_or_default();
-    for family in &mut families {
-        for metric in &mut family.metrics {
-            metric.labels.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-    }
-    families
 }
 
 fn gauge(name: &str, help: &str, labels: Vec<Label>, value: f64) -> MetricFamily {
