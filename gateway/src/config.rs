@@ -17,6 +17,10 @@ use crate::parse::ParseLimits;
 use crate::persist::{FsyncMode, PersistConfig};
 use crate::store::{Consistency, Limits};
 
+pub use crate::replicate::{ExposeMode, LocalCopy, RedisConfig};
+pub use crate::telemetry::{LogFormat, LogLevel};
+pub use crate::web::WebConfig;
+
 /// The command line, exactly as upstream spells it.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -147,40 +151,6 @@ pub struct Flags {
     pub config_file: String,
 }
 
-/// Log severity threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevel {
-    /// Everything.
-    Debug,
-    /// Informational and above.
-    Info,
-    /// Warnings and errors.
-    Warn,
-    /// Errors only.
-    Error,
-}
-
-impl LogLevel {
-    /// The matching tracing level.
-    pub fn as_tracing(self) -> tracing::Level {
-        match self {
-            LogLevel::Debug => tracing::Level::DEBUG,
-            LogLevel::Info => tracing::Level::INFO,
-            LogLevel::Warn => tracing::Level::WARN,
-            LogLevel::Error => tracing::Level::ERROR,
-        }
-    }
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// key=value pairs.
-    Logfmt,
-    /// One JSON object per line.
-    Json,
-}
-
 /// Storage back end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StorageMode {
@@ -188,15 +158,6 @@ pub enum StorageMode {
     Memory,
     /// Replicated through a Redis stream.
     Redis,
-}
-
-/// Which replicas serve pushed metrics in redis mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExposeMode {
-    /// Every replica.
-    All,
-    /// Only the lease holder; the others serve their own metrics only.
-    Leader,
 }
 
 /// A configuration that cannot be used.
@@ -217,45 +178,6 @@ pub enum ConfigError {
     /// Flags that cannot be used together or a value that cannot be used.
     #[error("{0}")]
     Invalid(String),
-}
-
-/// Where and how the HTTP server listens and routes.
-#[derive(Debug, Clone)]
-pub struct WebConfig {
-    /// Address to bind.
-    pub listen: SocketAddr,
-    /// Where to write the bound address, if anywhere.
-    pub listen_address_file: Option<PathBuf>,
-    /// Internal route prefix, `""` or `/something` without trailing slash.
-    pub route_prefix: String,
-    /// Path prefix as seen from outside (from --web.external-url), for links in the UI.
-    pub external_prefix: String,
-    /// Scrape path, relative to the route prefix.
-    pub telemetry_path: String,
-    /// Whether `/-/quit` works.
-    pub enable_lifecycle: bool,
-    /// Whether `/api/v1/admin/*` exists.
-    pub enable_admin_api: bool,
-    /// Whether scrapes may negotiate OpenMetrics.
-    pub enable_openmetrics: bool,
-    /// Largest push body after decompression.
-    pub max_body_bytes: usize,
-    /// The web config file (TLS, basic auth, headers), if any.
-    pub web_config_file: Option<PathBuf>,
-    /// Whether the two probe paths skip basic auth.
-    pub unauthenticated_probes: bool,
-    /// Most clients served at once.
-    pub max_connections: usize,
-    /// How long a client may take to send request headers.
-    pub header_read_timeout: Duration,
-    /// How long a response write may stall before the connection is closed (`None`: no limit).
-    pub write_timeout: Option<Duration>,
-    /// Bounds on each line of a text push.
-    pub parse_limits: ParseLimits,
-    /// Whether pushes are acknowledged with 202 without a check.
-    pub consistency: Consistency,
-    /// Name rules for pushes.
-    pub validation: NameValidation,
 }
 
 /// The whole configuration.
@@ -457,36 +379,6 @@ pub fn redact_url(url: &str) -> String {
         }
         None => url.to_string(),
     }
-}
-
-/// How a replica reaches Redis and shares the state.
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    /// redis:// or rediss:// URL.
-    pub url: String,
-    /// Password from the file or the environment, if any.
-    pub password: Option<String>,
-    /// Prefix of every key.
-    pub key_prefix: String,
-    /// How often the leader snapshots.
-    pub snapshot_interval: Duration,
-    /// How long a push waits.
-    pub timeout: Duration,
-    /// Which replicas serve pushed metrics.
-    pub expose: ExposeMode,
-    /// A local copy of the applied state (`--persistence.file`), if any.
-    pub local_copy: Option<LocalCopy>,
-}
-
-/// With Redis, `--persistence.file` keeps a copy of the replica's applied state and stream
-/// position, so that a restarted replica serves its last state at once (even while Redis
-/// is unreachable) and catches up from there instead of from the snapshot in Redis.
-#[derive(Debug, Clone)]
-pub struct LocalCopy {
-    /// The file.
-    pub file: PathBuf,
-    /// How often it is rewritten (when something changed).
-    pub interval: Duration,
 }
 
 /// The value of `--config.file` on a command line, if any.

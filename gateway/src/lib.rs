@@ -116,6 +116,7 @@ pub async fn run(
             security,
             expirer,
             config_file: config.config_file.clone(),
+            read_expiry: |path| Config::reload_expiry(path).map_err(|e| e.to_string()),
             replicator: replicator.clone(),
         },
     ));

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use clap::ValueEnum;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -365,16 +366,50 @@ fn process_families(start_time: f64) -> Vec<MetricFamily> {
     families
 }
 
+/// Log severity threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Informational and above.
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+impl LogLevel {
+    /// The matching tracing level.
+    pub fn as_tracing(self) -> tracing::Level {
+        match self {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// key=value pairs.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Installs the tracing subscriber for `--log.level` and `--log.format`.
-pub fn init_logging(level: crate::config::LogLevel, format: crate::config::LogFormat) {
+pub fn init_logging(level: LogLevel, format: LogFormat) {
     let filter = tracing_subscriber::filter::LevelFilter::from_level(level.as_tracing());
     let builder = tracing_subscriber::fmt()
         .with_max_level(filter)
         .with_ansi(false)
         .with_writer(std::io::stderr);
     let result = match format {
-        crate::config::LogFormat::Json => builder.json().try_init(),
-        crate::config::LogFormat::Logfmt => builder.event_format(crate::logfmt::Logfmt).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Logfmt => builder.event_format(crate::logfmt::Logfmt).try_init(),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;

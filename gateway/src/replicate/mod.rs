@@ -15,6 +15,7 @@ mod lease;
 mod local_copy;
 pub mod metrics;
 pub mod redis_side;
+mod settings;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,12 +28,12 @@ use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
 use tokio::sync::oneshot;
 
 use crate::clock::unix_now;
-use crate::config::{ExposeMode, RedisConfig};
 use crate::expiry::Expirer;
 use crate::store::{PushError, Store};
 pub use entry::ChangeRequest;
 use metrics::ReplicationMetrics;
 use redis_side::Keys;
+pub use settings::{ExposeMode, LocalCopy, RedisConfig};
 
 /// Most entries applied per read.
 const READ_BATCH: usize = 512;

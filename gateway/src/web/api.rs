@@ -10,9 +10,9 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 
+use super::app::{App, HttpResponse};
 use super::error::{text_response, ApiError};
 use super::response_body::ResponseBody;
-use super::{App, HttpResponse};
 use crate::clock::rfc3339;
 use crate::expose::number;
 use crate::model::{Label, Series, SeriesLabels, Value};
