@@ -3,7 +3,8 @@
 //! only on the size of the push.
 //!
 //! # Layout
-//! - [`config`]: flags, defaults, validation; [`config_file`]: the TOML file.
+//! - [`config`]: flags and the file translated into each subsystem's settings;
+//!   [`config_file`]: the TOML file.
 //! - [`model`]: metric families, labels, grouping keys, name rules.
 //! - [`parse`]: push bodies to families; [`proto`]: the protobuf messages.
 //! - [`grouping`]: the grouping key in a push URL.
@@ -15,6 +16,8 @@
 //! - [`telemetry`]: the gateway's own metrics, logging.
 //! - [`webconfig`]: TLS, basic auth and headers from `--web.config.file`.
 //! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
+//! - [`clock`]: Unix time and RFC 3339; [`duration`]: Go durations; [`registry`]:
+//!   prometheus-client registries as families; [`logfmt`]: the log line format.
 
 pub mod clock;
 pub mod config;
