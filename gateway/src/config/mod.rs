@@ -1,5 +1,8 @@
-//! Every command-line flag, with upstream's names and defaults, and its validation. The
-//! result is a [`Config`] of small sub-configs handed by value to the parts that need them.
+//! The command line and the configuration file, validated and translated into the settings
+//! types each subsystem owns (`WebConfig` in `web`, `RedisConfig` in `replicate`, log
+//! settings in `telemetry`, ...). The result is a [`Config`] of those, handed by value to
+//! the parts that need them; only `main` and `lib` import this module. The flags themselves
+//! are [`Flags`] (`flags.rs`), their values for the status page come from `status.rs`.
 //! Flags whose feature has not landed yet are accepted by the parser and refused by
 //! [`Config::from_args`] with a clear message, never silently ignored.
 
