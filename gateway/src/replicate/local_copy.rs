@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::settings::LocalCopy;
+use super::config::LocalCopy;
 use super::{AppliedState, Replicator};
 use crate::persist::snapshot;
 use crate::store::GroupView;

@@ -15,7 +15,7 @@ mod lease;
 mod local_copy;
 pub mod metrics;
 pub mod redis_side;
-mod settings;
+mod config;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,7 +33,7 @@ use crate::store::{PushError, Store};
 pub use entry::ChangeRequest;
 use metrics::ReplicationMetrics;
 use redis_side::Keys;
-pub use settings::{ExposeMode, LocalCopy, RedisConfig};
+pub use config::{ExposeMode, LocalCopy, RedisConfig};
 
 /// Most entries applied per read.
 const READ_BATCH: usize = 512;
