@@ -16,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
+from conftest import group_path
 
 BACKUP = {"job": "backup", "instance": "db-1.example.org:9100", "env": "prod"}
 WORKER1 = {"job": "batch", "instance": "worker-1"}
@@ -191,6 +192,50 @@ def test_expand_group(page, gateway):
     page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, "article.group.open")) == 5)
     page.css("#toggle-all").click()
     page.wait(lambda: not page.d.find_elements(By.CSS_SELECTOR, "article.group.open"))
+
+
+def open_groups(page):
+    return [dict(json.loads(a.get_attribute("data-key")))
+            for a in page.d.find_elements(By.CSS_SELECTOR, "#groups article.group.open")]
+
+
+def test_expanded_groups_survive_a_browser_reload(page, gateway):
+    """As upstream 1.7: the expanded groups are kept in sessionStorage across a reload."""
+    seed(gateway)
+    page.open(gateway)
+    click_in_group(page, BACKUP, "button.expander")
+    click_in_group(page, WEIRD, "button.expander")
+    page.wait(lambda: len(open_groups(page)) == 2)
+    page.d.refresh()
+    page.wait_loaded()
+    canonical = lambda groups: sorted(json.dumps(g, sort_keys=True) for g in groups)  # noqa: E731
+    assert canonical(open_groups(page)) == canonical([BACKUP, WEIRD])
+    assert page.article(BACKUP).find_elements(By.CSS_SELECTOR, ".group-body .family")
+    # Collapsing is remembered too.
+    click_in_group(page, WEIRD, "button.expander")
+    page.wait(lambda: len(open_groups(page)) == 1)
+    page.d.refresh()
+    page.wait_loaded()
+    assert open_groups(page) == [BACKUP]
+    # Collapse page forgets them all.
+    page.css("#toggle-all").click()
+    page.wait(lambda: len(open_groups(page)) == 5)
+    page.css("#toggle-all").click()
+    page.wait(lambda: not open_groups(page))
+    page.d.refresh()
+    page.wait_loaded()
+    assert open_groups(page) == []
+
+
+def test_damaged_session_storage_is_ignored(page, gateway):
+    seed(gateway)
+    page.open(gateway)
+    for stored in ["{not json", '{"a": 1}', "[1, null, {}]"]:
+        page.d.execute_script("sessionStorage.setItem('pushgateway.expandedGroups', arguments[0])", stored)
+        page.d.refresh()
+        page.wait_loaded()
+        assert open_groups(page) == [], stored
+        assert len(page.articles()) == 5
 
 
 # ------------------------------------------------------------------ delete
@@ -592,3 +637,60 @@ def test_large_family_is_capped(page, gateway):
     page.css(".show-all").click()
     page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, rows)) == 300)
     assert not page.d.find_elements(By.CSS_SELECTOR, ".show-all")
+
+
+# ------------------------------------------------------------------ native histograms
+
+
+def _varint(n):
+    out = b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+def _zigzag(n):
+    return (n << 1) ^ (n >> 63)
+
+
+def _field(number, wire, payload):
+    return _varint(number << 3 | wire) + payload
+
+
+def _message(number, body):
+    return _field(number, 2, _varint(len(body)) + body)
+
+
+def native_histogram_push():
+    """A delimited protobuf MetricFamily with one native histogram (schema 0): one
+    observation in the zero bucket, one in (0.5, 1], three in (2, 4], one in [-1, -0.5)."""
+    import struct
+    span = lambda offset, length: _field(1, 0, _varint(_zigzag(offset))) + _field(2, 0, _varint(length))  # noqa: E731
+    histogram = (_field(1, 0, _varint(6)) + _field(2, 1, struct.pack("<d", 5.5)) + _field(5, 0, _varint(_zigzag(0)))
+                 + _field(6, 1, struct.pack("<d", 0.001)) + _field(7, 0, _varint(1))
+                 + _message(9, span(0, 1)) + _field(10, 0, _varint(_zigzag(1)))
+                 + _message(12, span(0, 3)) + b"".join(_field(13, 0, _varint(_zigzag(d))) for d in (1, -1, 3)))
+    family = (_field(1, 2, _varint(len(b"native_seconds")) + b"native_seconds")
+              + _field(3, 0, _varint(4))  # HISTOGRAM
+              + _message(4, _message(7, histogram)))
+    return _varint(len(family)) + family
+
+
+def test_native_histogram_buckets(page, gateway):
+    """Upstream 1.9 shows a native histogram's buckets as intervals with their counts."""
+    labels = {"job": "native"}
+    r = gateway.http.put(gateway.url(group_path(labels)), data=native_histogram_push(), timeout=30, headers={
+        "Content-Type": "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"})
+    assert r.status_code in (200, 202), (r.status_code, r.text)
+    page.open(gateway)
+    click_in_group(page, labels, "button.expander")
+    page.wait(lambda: page.article(labels).find_elements(By.CSS_SELECTOR, ".native-bucket"))
+    family = page.article(labels).find_element(By.CSS_SELECTOR, '.family[data-family="native_seconds"]')
+    buckets = [e.text for e in family.find_elements(By.CSS_SELECTOR, ".native-bucket")]
+    assert buckets == ["[-1, -0.5) 1", "[-0.001, 0.001] 1", "(0.5, 1] 1", "(2, 4] 3"], buckets
+    assert "histogram" in family.text.lower()
+    page.shot("native-histogram")

@@ -468,7 +468,7 @@ def scraped_names(text):
 def test_rules_and_dashboard_use_only_metrics_the_gateway_exposes(live_scrape, redis_scrape, full_rules, dashboard):
     memory, redis = scraped_names(live_scrape), scraped_names(redis_scrape)
     exposed = memory | redis
-    assert "push_time_seconds" in exposed and "pushgateway_http_push_duration_seconds_bucket" in exposed
+    assert "push_time_seconds" in exposed and "pushgateway_http_push_duration_histogram_seconds_bucket" in exposed
     used = {}
     for rule in all_rules(full_rules):
         for name in metric_names(rule["expr"]):

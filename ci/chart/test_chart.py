@@ -242,6 +242,8 @@ def test_redis_exposure_and_snapshot_interval_come_from_values():
     sets = ("storage.type=redis", "storage.redis.url=redis://redis:6379/0")
     args = gateway_container(workload(render(None, sets)))["args"]
     assert "--storage.redis.expose=leader" in args and "--storage.redis.snapshot-interval=1m" in args
+    # A release's pods share their settings: a rolling upgrade that changes one adopts it.
+    assert "--storage.redis.adopt-settings" in args
     args = gateway_container(workload(render(None, (*sets, "storage.redis.expose=all",
                                                     "storage.redis.snapshotInterval=2m30s"))))["args"]
     assert "--storage.redis.expose=all" in args and "--storage.redis.snapshot-interval=2m30s" in args

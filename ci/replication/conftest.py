@@ -6,6 +6,7 @@ Environment:
   GATEWAY_BIN   our binary (target/release/pushgateway), built by the suite script.
   REDIS_SERVER  the redis-server binary (Debian redis-server).
   REDIS_CLI     the redis-cli binary.
+  REDIS_SENTINEL the redis-sentinel binary (Debian redis-sentinel).
 """
 
 import os
@@ -25,6 +26,7 @@ import procnet  # noqa: E402
 GATEWAY_BIN = os.environ.get("GATEWAY_BIN", "")
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
 REDIS_CLI = os.environ.get("REDIS_CLI", "redis-cli")
+REDIS_SENTINEL = os.environ.get("REDIS_SENTINEL", "redis-sentinel")
 
 # Families the gateway exposes about itself; everything else in a scrape was pushed.
 OWN_PREFIXES = ("process_", "pushgateway_", "go_")
@@ -67,10 +69,11 @@ class Redis:
     redis-server cannot listen on port 0, so it starts on a candidate port and is kept only when
     the listener there is its own (ci/lib/procnet.py)."""
 
-    def __init__(self, directory, password=None):
+    def __init__(self, directory, password=None, extra_args=()):
         self.dir = directory
         self.port = None
         self.password = password
+        self.extra_args = list(extra_args)
         self.proc = None
         self.start()
 
@@ -79,7 +82,8 @@ class Redis:
                 "--appendonly", "yes", "--appendfsync", "always", "--save", "",
                 "--protected-mode", "no"]
         if self.password:
-            args += ["--requirepass", self.password]
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        args += self.extra_args
         return subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     @staticmethod
@@ -113,7 +117,7 @@ class Redis:
         self.log.close()
 
     def head(self):
-        value = self.cli("GET", "pushgateway:seq")
+        value = self.cli("GET", "{pushgateway}:seq")
         return int(value) if value else 0
 
 
@@ -135,8 +139,10 @@ class Replica:
 
     def start(self, wait=True):
         """Starts the process; returns once it listens (and, with `wait`, once it is ready)."""
+        # A Sentinel setup names its own arguments instead of one URL.
+        target = getattr(self.redis, "gateway_args", lambda: [f"--storage.redis.url={self.redis.url}"])()
         argv = [GATEWAY_BIN, *procnet.gateway_listen_args(self.address_file), "--storage=redis",
-                f"--storage.redis.url={self.redis.url}", "--web.enable-admin-api", *self.extra_args]
+                *target, "--web.enable-admin-api", *self.extra_args]
         env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
@@ -211,6 +217,98 @@ def converged(replicas, redis):
     for replica, text in zip(replicas[1:], texts[1:]):
         assert text == texts[0], f"{replica.url} serves other pushed metrics than {replicas[0].url}"
     return texts[0]
+
+
+class Sentinels:
+    """A primary with two replicas and three Sentinels (quorum 2) on loopback, every node
+    with its append-only file; the gateways find the primary through the Sentinels only."""
+
+    MASTER = "pgw"
+
+    def __init__(self, directory):
+        self.frozen = set()
+        self.nodes = []
+        for i in range(3):
+            node_dir = directory / f"redis{i}"
+            node_dir.mkdir()
+            extra = ["--repl-diskless-sync-delay", "0"]
+            if i > 0:
+                extra += ["--replicaof", "127.0.0.1", str(self.nodes[0].port)]
+            self.nodes.append(Redis(node_dir, extra_args=extra))
+        wait_until(lambda: self.nodes[0].cli("INFO", "replication").count("state=online") == 2, 30,
+                   "both replicas are in sync with the primary")
+        self.sentinels = []
+        for i in range(3):
+            sentinel_dir = directory / f"sentinel{i}"
+            sentinel_dir.mkdir()
+            config = sentinel_dir / "sentinel.conf"
+            log = open(sentinel_dir / "sentinel.log", "ab")
+
+            def spawn(port, config=config, sentinel_dir=sentinel_dir, log=log):
+                config.write_text(
+                    f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {sentinel_dir}\n"
+                    f"sentinel monitor {self.MASTER} 127.0.0.1 {self.nodes[0].port} 2\n"
+                    f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                    f"sentinel failover-timeout {self.MASTER} 5000\n")
+                return subprocess.Popen([REDIS_SENTINEL, str(config)], stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+
+            # Like redis-server, a Sentinel cannot listen on port 0 (procnet keeps one whose
+            # listener is its own).
+            proc, port = procnet.start_on_candidate_port(spawn, Redis._stop, what="redis-sentinel")
+            self.sentinels.append((port, proc, log))
+        wait_until(lambda: all(self.sentinel_cli(i, "SENTINEL", "replicas", self.MASTER).count("slave") >= 2
+                               and "num-other-sentinels\n2" in self.sentinel_cli(i, "SENTINEL", "master", self.MASTER)
+                               for i in range(3)),
+                   30, "every Sentinel knows both replicas and the other Sentinels")
+
+    def sentinel_cli(self, index, *args):
+        command = [REDIS_CLI, "-p", str(self.sentinels[index][0])] + list(args)
+        return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    def gateway_args(self):
+        addresses = ",".join(f"127.0.0.1:{port}" for port, _, _ in self.sentinels)
+        return [f"--storage.redis.sentinels={addresses}", f"--storage.redis.sentinel-master={self.MASTER}"]
+
+    def freeze(self, node):
+        """Stops a node (SIGSTOP): it misses writes without its connections closing."""
+        self.frozen.add(node)
+        node.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self, node):
+        node.proc.send_signal(signal.SIGCONT)
+        self.frozen.discard(node)
+
+    def primary(self):
+        """The node that says it is the primary (None during a failover)."""
+        for node in self.nodes:
+            if node in self.frozen:
+                continue
+            if node.proc.poll() is None and node.cli("ROLE").startswith("master"):
+                return node
+        return None
+
+    def head(self):
+        primary = wait_until(self.primary, 30, "a primary")
+        return primary.head()
+
+    def close(self):
+        for _, proc, log in self.sentinels:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+            log.close()
+        for node in self.nodes:
+            if node.proc.poll() is None:
+                self.thaw(node)
+            node.kill()
+
+
+@pytest.fixture
+def sentinels(tmp_path):
+    setup = Sentinels(tmp_path)
+    yield setup
+    setup.close()
 
 
 @pytest.fixture

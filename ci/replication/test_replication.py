@@ -6,6 +6,8 @@ Every test runs a real redis-server (appendfsync always) and gateway replicas on
 import threading
 import time
 
+import requests
+
 from conftest import (LEASE_TAKEOVER_SECONDS, converged, metric_value, pushed_text,
                       wait_until)
 from load import Load, parse_samples
@@ -145,7 +147,7 @@ def test_snapshots_trim_the_stream_and_new_replicas_start_from_them(redis, repli
                60, "the leader snapshots the whole stream")
     for i in range(5):
         assert first.push(f"job/late{i}", "late 1\n").status_code == 200
-    wait_until(lambda: int(redis.cli("XLEN", "pushgateway:changes")) < 50, 60, "the stream is trimmed")
+    wait_until(lambda: int(redis.cli("XLEN", "{pushgateway}:changes")) < 50, 60, "the stream is trimmed")
     (late,) = replicas(redis, 1)
     text = converged([first, second, late], redis)
     assert 'late{instance="",job="late4"} 1' in text
@@ -344,3 +346,103 @@ def test_unchecked_stores_restored_from_a_snapshot_scrape_alike(redis, replicas)
     (late,) = replicas(redis, 1, extra_args=args)
     assert "loaded the snapshot from Redis" in late.log_text()
     converged([first, late], redis)
+
+
+def test_keys_of_an_older_version_move_under_the_hash_tag(redis, replicas):
+    """Versions before the hash tag used `pushgateway:*`: a replica of this version moves
+    that history under `{pushgateway}:*`, and an old replica still running can no longer
+    append (its INCR finds a non-number) instead of writing where nobody reads."""
+    (replica,) = replicas(redis, 1, extra_args=["--storage.redis.snapshot-interval=1s"])
+    for i in range(3):
+        assert replica.push(f"job/old{i}", "old 1\n").status_code == 200
+    wait_until(lambda: redis.cli("HGET", "{pushgateway}:snapshot", "seq") == "3", 15, "a snapshot")
+    assert replica.push("job/old3", "old 1\n").status_code == 200
+    replica.kill()
+    # The layout of the older version.
+    for name in ("seq", "changes", "snapshot"):
+        assert redis.cli("RENAME", f"{{pushgateway}}:{name}", f"pushgateway:{name}") == "OK"
+    redis.cli("DEL", "{pushgateway}:leader")
+    replica.start()
+    assert replica.push("job/new", "new 1\n").status_code == 200
+    text = converged([replica], redis)
+    assert all(f'old{{instance="",job="old{i}"}} 1' in text for i in range(4)), text
+    assert redis.head() == 5
+    assert redis.cli("EXISTS", "pushgateway:changes", "pushgateway:snapshot") == "0"
+    assert "not an integer" in redis.cli("INCR", "pushgateway:seq")
+    (fresh,) = replicas(redis, 1)
+    assert converged([replica, fresh], redis) == text
+
+
+def test_a_frozen_replica_never_mixes_a_flushed_history_with_the_new_one(redis, replicas):
+    """FLUSHALL, then more new pushes than the frozen replica had applied: the new entries
+    reuse its numbers, and only the epoch tells it that they belong to another history."""
+    import signal
+    group = replicas(redis, 2)
+    for i in range(5):
+        assert group[i % 2].push(f"job/old{i}", "old 1\n").status_code == 200
+    converged(group, redis)
+    epoch = redis.cli("GET", "{pushgateway}:epoch")
+    assert epoch, "the first append starts an epoch"
+    group[1].proc.send_signal(signal.SIGSTOP)
+    try:
+        redis.cli("FLUSHALL")
+        for i in range(10):
+            wait_until(lambda: group[0].push(f"job/new{i}", "new 1\n").status_code == 200, 30,
+                       f"push new{i} accepted")
+        assert redis.head() == 10
+        assert redis.cli("GET", "{pushgateway}:epoch") not in ("", epoch), "a new epoch"
+    finally:
+        group[1].proc.send_signal(signal.SIGCONT)
+    text = converged(group, redis)
+    assert all(f'new{{instance="",job="new{i}"}} 1' in text for i in range(10)), text
+    assert "old" not in text
+    assert metric_value(group[1].scrape(), "pushgateway_replication_apply_errors_total") >= 1
+
+
+def test_replicas_with_other_check_settings_stay_unready_until_resolved(redis, replicas):
+    (first,) = replicas(redis, 1, extra_args=["--storage.max-groups=10"])
+    assert first.push("job/a", "a 1\n").status_code == 200
+    (other,) = replicas(redis, 1, extra_args=["--storage.max-groups=20"], wait=False)
+
+    def refused_with_reason():
+        try:
+            r = other.req("GET", "/-/ready")
+        except requests.RequestException:
+            return False
+        return r.status_code == 503 and "storage.max-groups=20" in r.text and "storage.max-groups=10" in r.text
+    wait_until(refused_with_reason, 30, "the replica with other settings says why it is unready")
+    wait_until(lambda: metric_value(other.scrape(), "pushgateway_replication_settings_mismatch") == 1, 10,
+               "the mismatch metric")
+    response = other.push("job/b", "b 1\n")
+    assert response.status_code == 503 and "storage.max-groups" in response.text, response.text
+    assert "differ from those stored in Redis" in other.log_text()
+    assert first.ready_status() == 200
+    assert metric_value(first.scrape(), "pushgateway_replication_settings_mismatch") == 0
+    # The rollout path: the new settings adopted on purpose; the old replica turns unready.
+    other.kill()
+    other.extra_args.append("--storage.redis.adopt-settings")
+    other.start()
+    assert other.push("job/b", "b 1\n").status_code == 200
+    wait_until(lambda: first.ready_status() == 503, 15, "the replica with the old settings turns unready")
+    first.kill()
+    first.extra_args = ["--storage.max-groups=20"]
+    first.start()
+    text = converged([first, other], redis)
+    assert 'a{instance="",job="a"} 1' in text and 'b{instance="",job="b"} 1' in text
+
+
+def test_a_reload_that_changes_the_expiry_rules_adopts_them(redis, replicas, tmp_path):
+    configs = []
+    for i in range(2):
+        config = tmp_path / f"gateway{i}.toml"
+        config.write_text('[expiry]\ndefault_ttl = "1h"\n')
+        configs.append(config)
+    group = [replicas(redis, 1, extra_args=[f"--config.file={c}", "--web.enable-lifecycle"])[0]
+             for c in configs]
+    configs[0].write_text('[expiry]\ndefault_ttl = "2h"\n')
+    assert group[0].req("PUT", "/-/reload").status_code == 200
+    wait_until(lambda: group[1].ready_status() == 503, 15, "the replica with the old rules turns unready")
+    assert group[0].ready_status() == 200
+    configs[1].write_text('[expiry]\ndefault_ttl = "2h"\n')
+    assert group[1].req("PUT", "/-/reload").status_code == 200
+    wait_until(lambda: group[1].ready_status() == 200, 15, "ready again once reloaded alike")

@@ -86,7 +86,6 @@ def test_curve_preferences_restrict_the_key_exchange(gateway, cert_dir):
 
 
 NOT_IMPLEMENTED = {
-    "rate_limit": ("rate_limit:\n  interval: 1s\n  burst: 10\n", "rate_limit"),
     "allowed sans without client verification": (
         TLS + "  client_allowed_sans: [allowed.example]\n", "client_allowed_sans"),
     "allowed sans with RequestClientCert": (
@@ -113,13 +112,6 @@ def test_settings_not_implemented_stop_the_start(cert_dir, case):
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
     assert str(config) in output and named in output, output
-
-
-def test_rate_limit_off_is_accepted(gateway, tmp_path):
-    config = tmp_path / "web.yml"
-    config.write_text("rate_limit:\n  interval: 0s\n  burst: 5\n")
-    gw = gateway([f"--web.config.file={config}"])
-    assert gw.req("GET", "/-/healthy").status_code == 200
 
 
 def reload_metric(gw, **kwargs):

@@ -6,19 +6,24 @@
 #   - kill -9 of a replica mid-load, of Redis mid-load, of the leader while it writes snapshots;
 #   - snapshots trimming the stream, new replicas starting from them, /-/ready after catch-up;
 #   - leader-only exposure, also as a real Prometheus (Debian's) sees it: each series once;
-#   - the password from the environment, the replication metrics.
+#   - the password from the environment, the replication metrics;
+#   - Sentinel (redis-sentinel, Debian): gateways given only the Sentinels, the primary killed
+#     under load (with and without a frozen Redis replica), WAIT refusing unconfirmed pushes;
+#   - history epochs after FLUSHALL, settings fingerprints, keys moved under the hash tag;
+#   - a 3-node Redis Cluster (redis-cli --cluster create): the scripts run on the slot's node.
 # Arguments are passed to pytest: ci/suites/47-replication.sh -k snapshot
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source ci/lib/tools.sh
 
-apt_install redis-server redis-tools
+apt_install redis-server redis-tools redis-sentinel
 PY=$(python_venv pytest requests)
 GATEWAY_BIN=$(gateway_release)
 REDIS_SERVER=$(command -v redis-server)
 REDIS_CLI=$(command -v redis-cli)
+REDIS_SENTINEL=$(command -v redis-sentinel)
 PROMETHEUS_BIN=$(prometheus_bin)
-export GATEWAY_BIN REDIS_SERVER REDIS_CLI PROMETHEUS_BIN
+export GATEWAY_BIN REDIS_SERVER REDIS_CLI REDIS_SENTINEL PROMETHEUS_BIN
 
 status=0
 "$PY" -m pytest ci/replication -q -p no:cacheprovider "$@" || status=$?

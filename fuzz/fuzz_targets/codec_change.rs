@@ -13,13 +13,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut once = Vec::new();
-    encode_change(&mut once, &change.as_change());
+    encode_change(&mut once, &change);
     let again = decode_change(&once).expect("a re-encoded record decodes");
     let mut twice = Vec::new();
-    encode_change(&mut twice, &again.as_change());
+    encode_change(&mut twice, &again);
     assert_eq!(once, twice, "encoding is not stable across a round trip");
 
     let store = Store::new(StoreConfig::default());
-    store.replay(change.as_change());
+    store.replay(change);
     let _ = Renderer::new().render(&store, &[], ScrapeFormat::TEXT);
 });

@@ -14,7 +14,8 @@
 //! - [`persist`]: write-ahead log, snapshots, restore.
 //! - [`replicate`]: replicated state through a Redis stream (`--storage=redis`).
 //! - [`telemetry`]: the gateway's own metrics, logging.
-//! - [`webconfig`]: TLS, basic auth and headers from `--web.config.file`.
+//! - [`webconfig`]: TLS, basic auth, headers and the rate limit from `--web.config.file`.
+//! - [`listen`]: the listening sockets (addresses, dual stack, socket activation).
 //! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
 //! - [`clock`]: Unix time and RFC 3339; [`duration`]: Go durations; [`registry`]:
 //!   prometheus-client registries as families; [`logfmt`]: the log line format.
@@ -26,6 +27,7 @@ pub mod duration;
 pub mod expiry;
 pub mod expose;
 pub mod grouping;
+pub mod listen;
 pub mod logfmt;
 pub mod model;
 pub mod parse;
@@ -64,13 +66,13 @@ pub enum StartError {
     Replication(#[from] replicate::ReplicationError),
 }
 
-/// Runs the gateway on `listener` until `shutdown` resolves or `/-/quit` is called.
+/// Runs the gateway on `listeners` until `shutdown` resolves or `/-/quit` is called.
 ///
 /// # Errors
 /// When the persisted state cannot be restored or the web config file is invalid.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let store = Store::new(StoreConfig {
@@ -138,7 +140,7 @@ pub async fn run(
         }
         tracing::info!("shutting down");
     };
-    server::serve(listener, app, stop).await;
+    server::serve(listeners, app, stop).await;
     tracing::info!("HTTP server stopped");
     if let Some(expiry_task) = expiry_task {
         expiry_task.abort();

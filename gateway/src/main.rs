@@ -21,6 +21,15 @@ fn main() -> ExitCode {
         }
     };
     gateway::telemetry::init_logging(config.log_level, config.log_format);
+    // Before the runtime's threads exist: socket activation edits the environment.
+    let listeners = match gateway::listen::open(&config.web) {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            tracing::error!(err = %e, "cannot listen");
+            eprintln!("pushgateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,25 +41,34 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let listener = match tokio::net::TcpListener::bind(config.web.listen).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::error!(address = %config.web.listen, err = %e, "cannot listen");
-                return ExitCode::FAILURE;
-            }
-        };
-        // Port 0 binds a free port: report the one really bound, in the log and, if asked,
-        // in a file that test harnesses and supervisors can wait for.
-        let bound = listener.local_addr().unwrap_or(config.web.listen);
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting pushgateway");
-        tracing::info!(address = %bound, "Listening on");
+        let mut bound = Vec::with_capacity(listeners.len());
+        let mut serving = Vec::with_capacity(listeners.len());
+        for listener in listeners {
+            // Port 0 binds a free port: report the one really bound, in the log and, if
+            // asked, in a file that test harnesses and supervisors can wait for.
+            match listener.local_addr() {
+                Ok(address) => {
+                    tracing::info!(address = %address, "Listening on");
+                    bound.push(address);
+                }
+                Err(e) => tracing::warn!(err = %e, "cannot read a bound address"),
+            }
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => serving.push(listener),
+                Err(e) => {
+                    tracing::error!(err = %e, "cannot serve a listening socket");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         if let Some(path) = &config.web.listen_address_file {
-            if let Err(e) = write_listen_address(path, bound) {
+            if let Err(e) = write_listen_addresses(path, &bound) {
                 tracing::error!(path = %path.display(), err = %e, "cannot write the listen address file");
                 return ExitCode::FAILURE;
             }
         }
-        match gateway::run(config, listener, gateway::signal::terminated()).await {
+        match gateway::run(config, serving, gateway::signal::terminated()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(err = %e, "cannot start");
@@ -61,14 +79,16 @@ fn main() -> ExitCode {
     })
 }
 
-/// Writes `address` to `path` atomically (a temporary file renamed into place), so that a
-/// reader never sees a partial line.
-fn write_listen_address(
+/// Writes one line per address to `path` atomically (a temporary file renamed into place),
+/// so that a reader never sees a partial file. The first line is the first listener, as the
+/// file held only that one before listeners could be repeated.
+fn write_listen_addresses(
     path: &std::path::Path,
-    address: std::net::SocketAddr,
+    addresses: &[std::net::SocketAddr],
 ) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
-    std::fs::write(&temporary, format!("{address}\n"))?;
+    let text: String = addresses.iter().map(|a| format!("{a}\n")).collect();
+    std::fs::write(&temporary, text)?;
     std::fs::rename(&temporary, path)
 }

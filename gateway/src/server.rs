@@ -1,6 +1,7 @@
 //! The accept loop: at most `--web.max-connections` clients at a time, TLS when the web
 //! config asks for it, one hyper HTTP/1 connection per client with a header read timeout
-//! and a write timeout (a client that stops reading its response loses the connection),
+//! and a write timeout (a client that stops reading its response loses the connection)
+//! (HTTP/2 for TLS clients that negotiate it, see [`http2`]),
 //! and a graceful drain on shutdown (stop accepting, let requests in flight finish up to a
 //! grace period).
 
@@ -17,21 +18,24 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::web::{handle, App};
+
+mod http2;
 
 /// How long a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in flight may run on after shutdown was requested.
 const GRACE_PERIOD: Duration = Duration::from_secs(15);
 
-/// Serves connections until `shutdown` resolves, then drains.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+/// Serves connections from every listener until `shutdown` resolves, then drains.
+pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let graceful = Arc::new(GracefulShutdown::new());
     let slots = Arc::new(Semaphore::new(app.config.max_connections.max(1)));
     tokio::pin!(shutdown);
+    let mut turn = 0usize;
     loop {
         // Waiting for a free slot before accepting leaves extra clients in the backlog.
         let permit = tokio::select! {
@@ -42,9 +46,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             () = &mut shutdown => break,
         };
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = accept_any(&listeners, turn) => accepted,
             () = &mut shutdown => break,
         };
+        turn = turn.wrapping_add(1);
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -67,6 +72,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     let limit = HANDSHAKE_TIMEOUT.min(app.config.header_read_timeout);
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                            http2::serve(stream, peer, app, &graceful).await
+                        }
                         Ok(Ok(stream)) => serve_connection(stream, peer, app, &graceful).await,
                         Ok(Err(e)) => {
                             tracing::debug!(source = %peer, err = %e, "TLS handshake failed")
@@ -77,7 +85,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     let drained = async {
         if let Ok(graceful) = Arc::try_unwrap(graceful) {
             graceful.shutdown().await;
@@ -89,6 +97,24 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             tracing::warn!("requests still in flight after the grace period; stopping anyway");
         }
     }
+}
+
+/// The next connection on any listener; each is polled first in turn, so that a busy one
+/// does not starve the others.
+async fn accept_any(
+    listeners: &[TcpListener],
+    start: usize,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for offset in 0..listeners.len() {
+            let listener = &listeners[(start + offset) % listeners.len()];
+            if let Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return Poll::Ready(accepted);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 async fn serve_connection<I>(io: I, peer: SocketAddr, app: Arc<App>, graceful: &GracefulShutdown)

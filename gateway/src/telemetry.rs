@@ -1,13 +1,16 @@
 //! The gateway's own metrics and its logging setup.
 //!
-//! Request counters and push histograms are kept with prometheus-client; at scrape time
+//! Request counters and push histograms are kept with prometheus-client, the push
+//! summaries upstream exposes in [`summary`]; at scrape time
 //! they are turned into [`MetricFamily`]s (together with `process_*` figures read from
 //! `/proc` and the store's counts) so that the exposition merges them with the pushed
 //! families in one order, exactly as upstream's gatherer does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use clap::ValueEnum;
+use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,12 +22,19 @@ use crate::model::{Label, Metric, MetricFamily, MetricType, Value};
 use crate::registry::registry_families;
 use crate::store::Stats;
 
+mod summary;
+use summary::SlidingSummary;
+
 /// Counts HTTP requests by handler, status code and method (scrapes excluded).
 pub const HTTP_REQUESTS: &str = "pushgateway_http_requests_total";
-/// Push latency by method.
+/// Push latency by method: a summary with upstream's name, quantiles and labels.
 pub const PUSH_DURATION: &str = "pushgateway_http_push_duration_seconds";
-/// Push body size by method.
+/// Push body size by method: a summary with upstream's name, quantiles and labels.
 pub const PUSH_SIZE: &str = "pushgateway_http_push_size_bytes";
+/// Push latency by method as a histogram, which aggregates across replicas.
+pub const PUSH_DURATION_HISTOGRAM: &str = "pushgateway_http_push_duration_histogram_seconds";
+/// Push body size by method as a histogram.
+pub const PUSH_SIZE_HISTOGRAM: &str = "pushgateway_http_push_size_histogram_bytes";
 /// Build information.
 pub const BUILD_INFO: &str = "pushgateway_build_info";
 /// Number of stored groups.
@@ -68,8 +78,10 @@ pub fn method_label(method: &str) -> &'static str {
 pub fn own_metric_types() -> HashMap<String, MetricType> {
     [
         (HTTP_REQUESTS, MetricType::Counter),
-        (PUSH_DURATION, MetricType::Histogram),
-        (PUSH_SIZE, MetricType::Histogram),
+        (PUSH_DURATION, MetricType::Summary),
+        (PUSH_SIZE, MetricType::Summary),
+        (PUSH_DURATION_HISTOGRAM, MetricType::Histogram),
+        (PUSH_SIZE_HISTOGRAM, MetricType::Histogram),
         (BUILD_INFO, MetricType::Gauge),
         (STORED_GROUPS, MetricType::Gauge),
         (STORED_SERIES, MetricType::Gauge),
@@ -108,6 +120,8 @@ pub struct Telemetry {
     requests: Family<RequestLabels, Counter>,
     push_duration: Family<MethodLabels, Histogram>,
     push_size: Family<MethodLabels, Histogram>,
+    /// Per method: duration and size summaries.
+    push_summaries: RwLock<BTreeMap<String, Arc<[SlidingSummary; 2]>>>,
     dropped_series: Counter,
     start_time: f64,
 }
@@ -132,7 +146,7 @@ impl Telemetry {
             duration_histogram as fn() -> Histogram,
         );
         registry.register(
-            PUSH_DURATION,
+            PUSH_DURATION_HISTOGRAM,
             "HTTP request duration for pushes to the Pushgateway",
             push_duration.clone(),
         );
@@ -140,7 +154,7 @@ impl Telemetry {
             size_histogram as fn() -> Histogram,
         );
         registry.register(
-            PUSH_SIZE,
+            PUSH_SIZE_HISTOGRAM,
             "HTTP request size for pushes to the Pushgateway",
             push_size.clone(),
         );
@@ -155,6 +169,7 @@ impl Telemetry {
             requests,
             push_duration,
             push_size,
+            push_summaries: RwLock::new(BTreeMap::new()),
             dropped_series,
             start_time: process_start_time().unwrap_or_else(unix_now),
         }
@@ -178,6 +193,49 @@ impl Telemetry {
         };
         self.push_duration.get_or_create(&labels).observe(seconds);
         self.push_size.get_or_create(&labels).observe(bytes as f64);
+        let summaries = self.push_summaries.read().get(&labels.method).cloned();
+        let summaries = summaries.unwrap_or_else(|| {
+            self.push_summaries
+                .write()
+                .entry(labels.method.clone())
+                .or_default()
+                .clone()
+        });
+        summaries[0].observe(seconds);
+        summaries[1].observe(bytes as f64);
+    }
+
+    /// Upstream's push summaries, one series per method seen.
+    fn summary_families(&self) -> Vec<MetricFamily> {
+        let summaries = self.push_summaries.read();
+        [
+            (
+                PUSH_DURATION,
+                "HTTP request duration for pushes to the Pushgateway.",
+            ),
+            (
+                PUSH_SIZE,
+                "HTTP request size for pushes to the Pushgateway.",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        .filter(|_| !summaries.is_empty())
+        .map(|(index, (name, help))| MetricFamily {
+            name: name.into(),
+            help: Some(help.into()),
+            metric_type: MetricType::Summary,
+            metrics: summaries
+                .iter()
+                .map(|(method, pair)| {
+                    Metric::new(
+                        vec![Label::new("method", method.as_str())],
+                        Value::Summary(Box::new(pair[index].snapshot())),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
     }
 
     /// Counts series left out of a scrape.
@@ -195,6 +253,7 @@ impl Telemetry {
     /// Every own metric as metric families, labels sorted, families in any order.
     pub fn families(&self, stats: Stats, expired_groups: u64) -> Vec<MetricFamily> {
         let mut families = registry_families(&self.registry);
+        families.extend(self.summary_families());
         families.push(gauge(
             BUILD_INFO,
             "A metric with a constant '1' value labeled by version of the Pushgateway.",

@@ -1,5 +1,5 @@
-//! `--web.config.file`: TLS, client certificates, basic auth and extra response headers,
-//! in the exporter-toolkit format upstream uses. The file is checked when the gateway
+//! `--web.config.file`: TLS, client certificates, basic auth, extra response headers and a
+//! rate limit, in the exporter-toolkit format upstream uses. The file is checked when the gateway
 //! starts (an invalid file stops it with the reason; so does any setting the gateway does
 //! not implement, rather than being ignored) and re-read whenever it or a file it names
 //! (certificate, key, client CA; see [`file_stamp`]) changes. A new version that is
@@ -21,16 +21,17 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
 use parking_lot::{Mutex, RwLock};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 mod client_sans;
 mod file_stamp;
+pub mod rate_limit;
+mod tls;
 use file_stamp::{load_stamped, FileStamp};
+use rate_limit::{RateLimit, RateLimiter};
+use tls::{build_tls, TlsFormat};
 
 /// A web config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -62,37 +63,6 @@ struct RateLimitFormat {
     interval: Option<String>,
     #[serde(default)]
     burst: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsFormat {
-    #[serde(default)]
-    cert_file: String,
-    #[serde(default)]
-    key_file: String,
-    #[serde(default)]
-    cert: String,
-    #[serde(default)]
-    key: String,
-    #[serde(default)]
-    client_auth_type: String,
-    #[serde(default)]
-    client_ca_file: String,
-    #[serde(default)]
-    client_ca: String,
-    #[serde(default)]
-    client_allowed_sans: Vec<String>,
-    #[serde(default)]
-    min_version: String,
-    #[serde(default)]
-    max_version: String,
-    #[serde(default)]
-    cipher_suites: Vec<String>,
-    #[serde(default)]
-    curve_preferences: Vec<String>,
-    #[serde(default)]
-    prefer_server_cipher_suites: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +121,8 @@ pub struct WebSecurity {
     /// the cache with failures never evicts the clients that know their password.
     granted: Mutex<HashSet<[u8; 32]>>,
     denied: Mutex<HashSet<[u8; 32]>>,
+    /// `rate_limit`: one bucket for every request to the server.
+    rate_limiter: Option<Arc<RateLimiter>>,
     /// The files read besides the config file itself, watched for changes.
     files: Vec<PathBuf>,
 }
@@ -204,6 +176,14 @@ impl Drop for Waiting {
 const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 
 impl WebSecurity {
+    /// Takes a token from the `rate_limit` bucket; without one, how long until there is one.
+    ///
+    /// # Errors
+    /// The wait, when the bucket is empty (the request gets 429).
+    pub fn admit(&self) -> Result<(), Duration> {
+        self.rate_limiter.as_ref().map_or(Ok(()), |l| l.acquire())
+    }
+
     /// Whether the request may pass: always without configured users; otherwise only with
     /// matching basic-auth credentials.
     pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> Verdict {
@@ -299,17 +279,13 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
     } else {
         serde_yaml_ng::from_str(&text).map_err(|e| error(e.to_string()))?
     };
-    if let Some(rate_limit) = &format.rate_limit {
-        let interval = rate_limit.interval.as_deref().unwrap_or("0");
-        // Interval 0 is exporter-toolkit's "no rate limiter"; anything else is a limit the
-        // gateway would not enforce.
-        if crate::duration::parse_go_duration(interval).map_err(error)? != Duration::ZERO {
-            return Err(error(format!(
-                "rate_limit (interval {interval:?}, burst {}) is not supported by this gateway; remove it or set interval to 0",
-                rate_limit.burst.unwrap_or(0)
-            )));
-        }
-    }
+    let rate_limit = format
+        .rate_limit
+        .as_ref()
+        .map(rate_limit_of)
+        .transpose()
+        .map_err(error)?
+        .flatten();
     let base = path.parent().unwrap_or(Path::new("."));
     let files = format
         .tls_server_config
@@ -326,6 +302,12 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         basic_auth: !format.basic_auth_users.is_empty(),
         ..Protections::default()
     };
+    // exporter-toolkit's default: HTTP/2 is offered to TLS clients unless turned off.
+    let http2 = format
+        .http_server_config
+        .as_ref()
+        .and_then(|http| http.http2)
+        .unwrap_or(true);
     let tls = format
         .tls_server_config
         .map(|tls| {
@@ -337,7 +319,7 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
             protections.allowed_sans = !tls.client_allowed_sans.is_empty();
             protections.client_certs_required =
                 protections.allowed_sans || tls.client_auth_type == "RequireAndVerifyClientCert";
-            build_tls(&tls, base).map(Arc::new)
+            build_tls(&tls, base, http2).map(Arc::new)
         })
         .transpose()
         .map_err(error)?;
@@ -350,9 +332,6 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
     }
     let mut headers = Vec::new();
     if let Some(http) = format.http_server_config {
-        if http.http2 == Some(true) {
-            tracing::info!("http_server_config.http2 is ignored: the gateway serves HTTP/1.1");
-        }
         for (name, value) in http.headers {
             check_header(&name, &value).map_err(error)?;
             let header = HeaderName::try_from(name.as_str())
@@ -369,8 +348,28 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         headers,
         granted: Mutex::new(HashSet::new()),
         denied: Mutex::new(HashSet::new()),
+        rate_limiter: rate_limit.map(|limit| Arc::new(RateLimiter::new(limit))),
         files,
     })
+}
+
+/// exporter-toolkit's reading of `rate_limit`: interval 0 (or none) is no limiter.
+fn rate_limit_of(format: &RateLimitFormat) -> Result<Option<RateLimit>, String> {
+    let interval = format.interval.as_deref().unwrap_or("0");
+    let interval = crate::duration::parse_go_duration(interval)
+        .map_err(|e| format!("rate_limit.interval: {e}"))?;
+    if interval.is_zero() {
+        return Ok(None);
+    }
+    let burst = format.burst.unwrap_or(0);
+    // Upstream would take burst 0 and then refuse every request; say so at the start instead.
+    let burst = u32::try_from(burst)
+        .ok()
+        .filter(|&burst| burst > 0)
+        .ok_or_else(|| {
+            format!("rate_limit.burst must be between 1 and {} when an interval is set (it is {burst}); with 0 every request would be refused", u32::MAX)
+        })?;
+    Ok(Some(RateLimit { interval, burst }))
 }
 
 /// exporter-toolkit's rule: only these security headers may be set, some only to
@@ -400,147 +399,10 @@ fn resolve(base: &Path, file: &str) -> PathBuf {
     }
 }
 
-fn pem_certs(
-    base: &Path,
-    file: &str,
-    inline: &str,
-    what: &str,
-) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Result<Vec<_>, _> = if !inline.is_empty() {
-        CertificateDer::pem_slice_iter(inline.as_bytes()).collect()
-    } else {
-        CertificateDer::pem_file_iter(resolve(base, file))
-            .map_err(|e| format!("{what} {file:?}: {e}"))?
-            .collect()
-    };
-    let certs = certs.map_err(|e| format!("{what} {file:?}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{what} {file:?}: no certificate found"));
-    }
-    Ok(certs)
-}
-
-fn build_tls(tls: &TlsFormat, base: &Path) -> Result<ServerConfig, String> {
-    if (tls.cert_file.is_empty() && tls.cert.is_empty())
-        || (tls.key_file.is_empty() && tls.key.is_empty())
-    {
-        return Err("tls_server_config needs cert_file and key_file (or cert and key)".into());
-    }
-    let certs = pem_certs(base, &tls.cert_file, &tls.cert, "cert_file")?;
-    let key = if !tls.key.is_empty() {
-        PrivateKeyDer::from_pem_slice(tls.key.as_bytes())
-    } else {
-        PrivateKeyDer::from_pem_file(resolve(base, &tls.key_file))
-    }
-    .map_err(|e| format!("key_file {:?}: {e}", tls.key_file))?;
-
-    let mut provider = rustls::crypto::ring::default_provider();
-    if !tls.curve_preferences.is_empty() {
-        provider.kx_groups = tls
-            .curve_preferences
-            .iter()
-            .map(|name| key_exchange_group(name))
-            .collect::<Result<_, _>>()?;
-    }
-    if !tls.cipher_suites.is_empty() {
-        for name in &tls.cipher_suites {
-            if !provider
-                .cipher_suites
-                .iter()
-                .any(|s| format!("{:?}", s.suite()) == *name)
-            {
-                return Err(format!("cipher suite {name:?} is not supported"));
-            }
-        }
-        // The list only restricts TLS 1.2, as in Go; TLS 1.3 suites stay.
-        provider.cipher_suites.retain(|s| {
-            s.version() == &rustls::version::TLS13
-                || tls.cipher_suites.contains(&format!("{:?}", s.suite()))
-        });
-    }
-    let versions: &[&rustls::SupportedProtocolVersion] =
-        match (tls.min_version.as_str(), tls.max_version.as_str()) {
-            ("TLS13", _) => &[&rustls::version::TLS13],
-            (_, "TLS12") => &[&rustls::version::TLS12],
-            ("" | "TLS10" | "TLS11" | "TLS12", "" | "TLS13") => {
-                &[&rustls::version::TLS13, &rustls::version::TLS12]
-            }
-            (min, max) => {
-                return Err(format!(
-                    "unsupported TLS version range min_version={min:?} max_version={max:?}"
-                ))
-            }
-        };
-    let builder = ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?;
-    let client_roots = || -> Result<Arc<RootCertStore>, String> {
-        let mut roots = RootCertStore::empty();
-        for cert in pem_certs(base, &tls.client_ca_file, &tls.client_ca, "client_ca_file")? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("client_ca_file: {e}"))?;
-        }
-        Ok(Arc::new(roots))
-    };
-    let has_client_ca = !tls.client_ca_file.is_empty() || !tls.client_ca.is_empty();
-    let verifier = match tls.client_auth_type.as_str() {
-        "" | "NoClientCert" | "RequestClientCert" => {
-            if has_client_ca {
-                // The CA would check nobody (exporter-toolkit refuses this without a
-                // client_auth_type; RequestClientCert does not verify either).
-                return Err(format!(
-                    "client_ca_file is set but client_auth_type {:?} does not verify client certificates",
-                    tls.client_auth_type
-                ));
-            }
-            None
-        }
-        "VerifyClientCertIfGiven" => Some(
-            WebPkiClientVerifier::builder(client_roots()?)
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| e.to_string())?,
-        ),
-        "RequireAndVerifyClientCert" => Some(
-            WebPkiClientVerifier::builder(client_roots()?)
-                .build()
-                .map_err(|e| e.to_string())?,
-        ),
-        other => return Err(format!("client_auth_type {other:?} is not supported")),
-    };
-    let builder = match (verifier, tls.client_allowed_sans.is_empty()) {
-        (None, true) => builder.with_no_client_auth(),
-        (None, false) => {
-            return Err(format!(
-                "client_allowed_sans needs client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert (it is {:?})",
-                tls.client_auth_type
-            ))
-        }
-        (Some(verifier), true) => builder.with_client_cert_verifier(verifier),
-        // With allowed SANs a certificate is always required: no certificate, no SAN.
-        (Some(verifier), false) => builder.with_client_cert_verifier(Arc::new(
-            client_sans::AllowedSans::new(verifier, tls.client_allowed_sans.clone()),
-        )),
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("cert_file/key_file: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    // exporter-toolkit's default is true; Go itself no longer lets the client choose.
-    config.ignore_client_order = tls.prefer_server_cipher_suites.unwrap_or(true);
-    Ok(config)
-}
-
-/// exporter-toolkit's curve names; P-521 has no implementation in the TLS library.
-fn key_exchange_group(name: &str) -> Result<&'static dyn rustls::crypto::SupportedKxGroup, String> {
-    use rustls::crypto::ring::kx_group;
-    match name {
-        "X25519" => Ok(kx_group::X25519),
-        "CurveP256" => Ok(kx_group::SECP256R1),
-        "CurveP384" => Ok(kx_group::SECP384R1),
-        "CurveP521" => Err("curve_preferences: CurveP521 is not supported by this gateway".into()),
-        other => Err(format!("curve_preferences: unknown curve {other:?}")),
+fn log_rate_limit(security: &WebSecurity) {
+    if let Some(limiter) = &security.rate_limiter {
+        let RateLimit { interval, burst } = limiter.limit();
+        tracing::info!(burst, interval = ?interval, "rate limiter is enabled");
     }
 }
 
@@ -562,6 +424,7 @@ impl WebConfigSource {
     /// [`WebConfigError`] with the reason.
     pub fn open(path: &Path) -> Result<WebConfigSource, WebConfigError> {
         let (stamp, security) = load_stamped(path, &[], || load(path), |s| &s.files)?;
+        log_rate_limit(&security);
         Ok(WebConfigSource {
             path: path.to_path_buf(),
             current: RwLock::new((stamp, Arc::new(security))),
@@ -624,8 +487,15 @@ impl WebConfigSource {
         );
         let mut current = self.current.write();
         match loaded {
-            Ok((stamp, security)) => {
+            Ok((stamp, mut security)) => {
                 tracing::info!(file = %self.path.display(), "reloaded the web config file");
+                // An unchanged limit keeps its bucket: a reload must not hand out a new burst.
+                if let (Some(old), Some(new)) = (&current.1.rate_limiter, &security.rate_limiter) {
+                    if old.limit() == new.limit() {
+                        security.rate_limiter = Some(old.clone());
+                    }
+                }
+                log_rate_limit(&security);
                 *current = (stamp, Arc::new(security));
                 self.last_reload_successful.store(true, Ordering::Relaxed);
             }

@@ -43,6 +43,9 @@
 {{- end }}
 - --storage.redis.expose={{ .Values.storage.redis.expose }}
 - --storage.redis.snapshot-interval={{ .Values.storage.redis.snapshotInterval }}
+{{- /* Every pod of a release renders the same settings: the newest release's win, so that a
+rolling upgrade that changes a --push.* flag proceeds (pods on the old ones turn unready). */}}
+- --storage.redis.adopt-settings
 {{- end }}
 {{- with .Values.extraArgs }}
 {{ toYaml . }}

@@ -2,10 +2,11 @@
 //! argument (one subdirectory per target). Text bodies are written by hand; everything
 //! binary comes from the gateway's own encoders, so that the seeds are realistic.
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use gateway::expose::{Encoding, Renderer, ScrapeFormat};
+use gateway::expose::{Encoding, Escaping, Renderer, ScrapeFormat};
 use gateway::model::{GroupingKey, Label, MetricFamily, NameValidation};
 use gateway::persist::codec::decode_change;
 use gateway::persist::codec::{encode_change, encode_group};
@@ -180,7 +181,7 @@ fn main() {
     ]);
     let protobuf_format = ScrapeFormat {
         encoding: Encoding::Protobuf,
-        utf8_names: true,
+        escaping: Escaping::AllowUtf8,
     };
     let everything = Store::new(StoreConfig::default());
     let mut all_families: Vec<MetricFamily> = Vec::new();
@@ -223,8 +224,8 @@ fn main() {
         encode_change(
             &mut record,
             &Change::Push {
-                key: &key,
-                families: &families,
+                key: Cow::Borrowed(&key),
+                families: Cow::Borrowed(&families),
                 mode: PushMode::Merge,
                 time: 1_700_000_000.5,
                 inconsistent: false,
@@ -237,13 +238,18 @@ fn main() {
     encode_change(
         &mut record,
         &Change::Failure {
-            key: &key,
+            key: Cow::Borrowed(&key),
             time: 1_700_000_001.0,
         },
     );
     changes.push(("failure".into(), record));
     let mut record = Vec::new();
-    encode_change(&mut record, &Change::Delete { key: &key });
+    encode_change(
+        &mut record,
+        &Change::Delete {
+            key: Cow::Borrowed(&key),
+        },
+    );
     changes.push(("delete".into(), record));
     let mut record = Vec::new();
     encode_change(&mut record, &Change::Wipe);
@@ -257,7 +263,7 @@ fn main() {
     for (name, record) in &changes {
         write(&out, "codec_change", name, record);
         let change = decode_change(record).expect("our own record decodes");
-        wal.append(&change.as_change()).expect("append a record");
+        wal.append(&change).expect("append a record");
         if let Ok(len) = u16::try_from(record.len()) {
             framed_segment.extend_from_slice(&len.to_le_bytes());
             framed_segment.extend_from_slice(record);

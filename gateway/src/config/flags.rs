@@ -19,11 +19,16 @@ use crate::telemetry::{LogFormat, LogLevel};
     about = "The Pushgateway: accepts pushed metrics from batch jobs and exposes them for scraping."
 )]
 pub struct Flags {
-    /// Addresses on which to expose metrics and web interface.
-    #[arg(long = "web.listen-address", default_value = ":9091")]
-    pub listen_address: String,
-    /// Write the address really bound (one `host:port` line) to this file once listening,
-    /// so that a gateway started on port 0 can be found. Not an upstream flag.
+    /// Addresses on which to expose metrics and web interface. Repeatable to add multiple
+    /// addresses.
+    #[arg(long = "web.listen-address", default_value = ":9091", action = clap::ArgAction::Append)]
+    pub listen_address: Vec<String>,
+    /// Use systemd socket activation listeners instead of port listeners (Linux only).
+    #[arg(long = "web.systemd-socket")]
+    pub systemd_socket: bool,
+    /// Write the addresses really bound (one `host:port` line each, in the order of the
+    /// listen addresses) to this file once listening, so that a gateway started on port 0
+    /// can be found. Not an upstream flag.
     #[arg(long = "web.listen-address-file", default_value = "")]
     pub listen_address_file: String,
     /// Path under which to expose metrics.
@@ -135,6 +140,26 @@ pub struct Flags {
     /// pod sees each series once.
     #[arg(long = "storage.redis.expose", value_enum, default_value = "all")]
     pub redis_expose: ExposeMode,
+    /// At start, make this replica's check-affecting settings (--push.*, --storage.max-*,
+    /// expiry rules) the ones stored in Redis; replicas with others turn unready. For the
+    /// rollout that changes them.
+    #[arg(long = "storage.redis.adopt-settings")]
+    pub redis_adopt_settings: bool,
+    /// Redis Sentinels (host:port,...) that name the primary, instead of
+    /// --storage.redis.url; a failover is followed.
+    #[arg(long = "storage.redis.sentinels", default_value = "")]
+    pub redis_sentinels: String,
+    /// The master name the Sentinels monitor.
+    #[arg(long = "storage.redis.sentinel-master", default_value = "mymaster")]
+    pub redis_sentinel_master: String,
+    /// File holding the Sentinels' password (trailing newline ignored); else
+    /// $PUSHGATEWAY_REDIS_SENTINEL_PASSWORD.
+    #[arg(long = "storage.redis.sentinel-password-file", default_value = "")]
+    pub redis_sentinel_password_file: String,
+    /// Redis replicas that must confirm a change (WAIT) before the push is answered;
+    /// default 1 with Sentinels, else 0.
+    #[arg(long = "storage.redis.min-replicas-acks")]
+    pub redis_min_replicas_acks: Option<u32>,
     /// Optional TOML configuration file.
     #[arg(long = "config.file", default_value = "")]
     pub config_file: String,

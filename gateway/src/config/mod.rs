@@ -24,11 +24,11 @@ mod redis;
 mod status;
 
 pub use crate::duration::{parse_go_duration, MAX_GO_DURATION};
-pub use crate::replicate::{ExposeMode, LocalCopy, RedisConfig};
+pub use crate::replicate::{ExposeMode, LocalCopy, RedisConfig, SentinelConfig};
 pub use crate::telemetry::{LogFormat, LogLevel};
-pub use crate::web::WebConfig;
+pub use crate::web::{ListenAddress, WebConfig};
 pub use flags::{Flags, StorageMode};
-pub use redis::REDIS_PASSWORD_ENV;
+pub use redis::{REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV};
 pub use status::redact_url;
 
 use redis::redis_config;
@@ -41,7 +41,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Usage(#[from] clap::Error),
     /// The listen address is not `host:port`.
-    #[error("invalid --web.listen-address {0:?}: expected host:port or :port")]
+    #[error("invalid --web.listen-address {0:?}: expected host:port, :port or [ipv6]:port")]
     ListenAddress(String),
     /// The external URL is not absolute.
     #[error("invalid --web.external-url {0:?}: expected an absolute http(s) URL")]
@@ -94,7 +94,20 @@ impl Config {
         let file = load_config_file(&path)?;
         // The file's flags go first, so that the command line overrides them.
         let mut combined = args[..1.min(args.len())].to_vec();
-        for (name, value) in &file.args {
+        // A flag on the command line replaces the file's value rather than adding to it
+        // (which repeatable flags such as --web.listen-address would otherwise do).
+        let on_command_line = |name: &str| {
+            let flag = format!("--{name}");
+            args.iter().skip(1).any(|arg| {
+                arg.to_str().is_some_and(|arg| {
+                    arg == flag
+                        || arg
+                            .strip_prefix(flag.as_str())
+                            .is_some_and(|r| r.starts_with('='))
+                })
+            })
+        };
+        for (name, value) in file.args.iter().filter(|(name, _)| !on_command_line(name)) {
             combined.push(if value.is_empty() {
                 format!("--{name}").into()
             } else {
@@ -119,7 +132,11 @@ impl Config {
     /// [`ConfigError`] for anything that cannot be used.
     pub fn from_flags(flags: Flags, expiry: ExpiryPolicy) -> Result<Config, ConfigError> {
         let redis = redis_config(&flags)?;
-        let listen = parse_listen_address(&flags.listen_address)?;
+        let listen = flags
+            .listen_address
+            .iter()
+            .map(|address| parse_listen_address(address))
+            .collect::<Result<_, _>>()?;
         let external_path = external_url_path(&flags.external_url)?;
         let route_prefix = compute_route_prefix(&flags.route_prefix, &external_path);
         let external_prefix = compute_route_prefix("", &external_path);
@@ -127,6 +144,7 @@ impl Config {
         Ok(Config {
             web: WebConfig {
                 listen,
+                systemd_socket: flags.systemd_socket,
                 listen_address_file: (!flags.listen_address_file.is_empty())
                     .then(|| PathBuf::from(&flags.listen_address_file)),
                 route_prefix,
@@ -213,23 +231,35 @@ fn load_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     Ok(config_file::load(path, known)?)
 }
 
-/// `:9091` listens on every address, like Go's listener.
-fn parse_listen_address(address: &str) -> Result<SocketAddr, ConfigError> {
-    let full = if address.starts_with(':') {
-        format!("0.0.0.0{address}")
-    } else {
-        address.to_string()
-    };
-    full.parse()
-        .or_else(|_| {
-            // Host names such as localhost:9091.
+/// `:9091` listens on every address, like Go's listener; a host name on the first of its
+/// IPv4 addresses (else the first address), as Go's `net.Listen` does.
+fn parse_listen_address(address: &str) -> Result<ListenAddress, ConfigError> {
+    let invalid = || ConfigError::ListenAddress(address.to_string());
+    if let Some(port) = address.strip_prefix(':') {
+        return port
+            .parse()
+            .map(ListenAddress::Wildcard)
+            .map_err(|_| invalid());
+    }
+    let socket: SocketAddr = match address.parse() {
+        Ok(socket) => socket,
+        Err(_) => {
             use std::net::ToSocketAddrs;
-            full.to_socket_addrs()
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .ok_or(())
-        })
-        .map_err(|_| ConfigError::ListenAddress(address.to_string()))
+            let resolved: Vec<SocketAddr> =
+                address.to_socket_addrs().map_err(|_| invalid())?.collect();
+            resolved
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(resolved.first())
+                .copied()
+                .ok_or_else(invalid)?
+        }
+    };
+    Ok(if socket.ip().is_unspecified() {
+        ListenAddress::Wildcard(socket.port())
+    } else {
+        ListenAddress::Socket(socket)
+    })
 }
 
 fn external_url_path(url: &str) -> Result<String, ConfigError> {
@@ -273,7 +303,8 @@ mod tests {
     #[test]
     fn defaults_match_upstream() {
         let config = parse(&[]).expect("defaults parse");
-        assert_eq!(config.web.listen.port(), 9091);
+        assert_eq!(config.web.listen, [ListenAddress::Wildcard(9091)]);
+        assert!(!config.web.systemd_socket);
         assert_eq!(config.web.telemetry_path, "/metrics");
         assert_eq!(config.web.route_prefix, "");
         assert!(config.persistence.is_none());
@@ -340,17 +371,57 @@ mod tests {
             &["--storage=redis"][..],
             &["--storage.redis.url=redis://localhost:6379"],
             &["--storage=redis", "--storage.redis.url=localhost:6379"],
+            &["--storage.redis.sentinels=s:26379"],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://r",
+                "--storage.redis.sentinels=s:26379",
+            ],
+            &["--storage=redis", "--storage.redis.sentinels=s"],
+            &["--storage=redis", "--storage.redis.sentinels=s:0"],
+            &["--storage=redis", "--storage.redis.sentinels=:26379"],
+            &[
+                "--storage=redis",
+                "--storage.redis.sentinels=s:26379",
+                "--storage.redis.sentinel-master=",
+            ],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://r",
+                "--storage.redis.sentinel-password-file=/x",
+            ],
         ] {
             assert!(
                 matches!(parse(args), Err(ConfigError::Invalid(_))),
                 "{args:?}"
             );
         }
+        let sentinel = parse(&[
+            "--storage=redis",
+            "--storage.redis.sentinels=a:26379, [::1]:26380",
+        ])
+        .expect("sentinels")
+        .redis
+        .expect("redis mode");
+        assert_eq!(
+            sentinel.min_replicas_acks, 1,
+            "WAIT 1 by default with Sentinels"
+        );
+        let sentinel = sentinel.sentinel.expect("sentinel config");
+        assert_eq!(
+            sentinel.sentinels,
+            vec![("a".to_string(), 26379), ("::1".to_string(), 26380)]
+        );
+        assert_eq!(sentinel.master, "mymaster");
         let config = parse(&["--storage=redis", "--storage.redis.url=rediss://r:6380/2"])
             .expect("valid redis flags");
         let redis = config.redis.expect("redis mode");
         assert_eq!(redis.key_prefix, "pushgateway");
         assert_eq!(redis.expose, ExposeMode::All);
+        assert_eq!(
+            redis.min_replicas_acks, 0,
+            "no WAIT by default without Sentinels"
+        );
         assert!(redis.local_copy.is_none());
         let config = parse(&[
             "--storage=redis",
@@ -387,12 +458,15 @@ mod tests {
         let path = std::env::temp_dir().join(format!("pgw-flags-{}.toml", std::process::id()));
         std::fs::write(
             &path,
-            "[flags]\n\"web.telemetry-path\" = \"/from-file\"\n\"web.route-prefix\" = \"/pg\"\n\"web.enable-admin-api\" = true\n",
+            "[flags]\n\"web.telemetry-path\" = \"/from-file\"\n\"web.route-prefix\" = \"/pg\"\n\"web.enable-admin-api\" = true\n\"web.listen-address\" = \":1\"\n",
         )
         .expect("write");
         let file_arg = format!("--config.file={}", path.display());
         let config = parse(&[&file_arg, "--web.telemetry-path=/from-cli"]).expect("parses");
         assert_eq!(config.web.telemetry_path, "/from-cli");
+        assert_eq!(config.web.listen, [ListenAddress::Wildcard(1)]);
+        let config = parse(&[&file_arg, "--web.listen-address", ":2"]).expect("parses");
+        assert_eq!(config.web.listen, [ListenAddress::Wildcard(2)]);
         assert_eq!(config.web.route_prefix, "/pg");
         assert!(config.web.enable_admin_api);
         assert!(matches!(
@@ -400,6 +474,48 @@ mod tests {
             Err(ConfigError::File(_))
         ));
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let socket = |s: &str| ListenAddress::Socket(s.parse().expect("socket address"));
+        for (args, expected) in [
+            (&[][..], vec![ListenAddress::Wildcard(9091)]),
+            (
+                &["--web.listen-address=:0"][..],
+                vec![ListenAddress::Wildcard(0)],
+            ),
+            (
+                &["--web.listen-address=0.0.0.0:80"][..],
+                vec![ListenAddress::Wildcard(80)],
+            ),
+            (
+                &["--web.listen-address=[::]:80"][..],
+                vec![ListenAddress::Wildcard(80)],
+            ),
+            (
+                &["--web.listen-address=[::1]:80"][..],
+                vec![socket("[::1]:80")],
+            ),
+            (
+                &[
+                    "--web.listen-address=127.0.0.1:1",
+                    "--web.listen-address=:2",
+                ][..],
+                vec![socket("127.0.0.1:1"), ListenAddress::Wildcard(2)],
+            ),
+        ] {
+            assert_eq!(parse(args).expect("valid").web.listen, expected, "{args:?}");
+        }
+        for bad in [":", ":x", ":65536", "1.2.3.4", "[::1]", "host:"] {
+            assert!(
+                matches!(
+                    parse(&[&format!("--web.listen-address={bad}")]),
+                    Err(ConfigError::ListenAddress(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

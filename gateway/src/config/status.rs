@@ -28,7 +28,8 @@ pub fn redact_url(url: &str) -> String {
 pub(super) fn flag_values(flags: &Flags) -> Vec<(String, String)> {
     let duration = format_flag_duration;
     let mut values = vec![
-        ("web.listen-address", flags.listen_address.clone()),
+        ("web.listen-address", flags.listen_address.join(",")),
+        ("web.systemd-socket", flags.systemd_socket.to_string()),
         ("web.telemetry-path", flags.telemetry_path.clone()),
         ("web.external-url", flags.external_url.clone()),
         ("web.route-prefix", flags.route_prefix.clone()),
@@ -107,6 +108,25 @@ pub(super) fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         (
             "storage.redis.expose",
             format!("{:?}", flags.redis_expose).to_ascii_lowercase(),
+        ),
+        (
+            "storage.redis.adopt-settings",
+            flags.redis_adopt_settings.to_string(),
+        ),
+        ("storage.redis.sentinels", flags.redis_sentinels.clone()),
+        (
+            "storage.redis.sentinel-master",
+            flags.redis_sentinel_master.clone(),
+        ),
+        (
+            "storage.redis.sentinel-password-file",
+            flags.redis_sentinel_password_file.clone(),
+        ),
+        (
+            "storage.redis.min-replicas-acks",
+            flags
+                .redis_min_replicas_acks
+                .map_or_else(String::new, |n| n.to_string()),
         ),
         ("config.file", flags.config_file.clone()),
     ];

@@ -15,10 +15,11 @@ pub use negotiate::{negotiate, Encoding, Escaping, NotAcceptable, OpenMetrics, S
 pub use render::{Rendered, RenderedChunks, Renderer};
 
 use crate::model::{
-    is_legacy_label_name, is_legacy_metric_name, legacy_escaped, MetricType, Series,
+    is_legacy_label_name, is_legacy_metric_name, legacy_escaped, Histogram, MetricType, Series,
 };
 
-/// Encodes one family (name, help, type, sorted metrics) in the given format.
+/// Encodes one family (name, help, type, sorted metrics) in the given format. A family
+/// without metrics encodes to nothing.
 pub fn encode_family(
     format: ScrapeFormat,
     name: &str,
@@ -26,19 +27,64 @@ pub fn encode_family(
     metric_type: MetricType,
     metrics: &[Series<'_>],
 ) -> Vec<u8> {
+    if metrics.is_empty() {
+        return Vec::new();
+    }
+    let name = exposed_name(format, name, false);
+    let family = Family {
+        format,
+        name: &name,
+        help,
+        metric_type,
+        metrics,
+    };
     match format.encoding {
         Encoding::Text => {
             let mut out = String::new();
-            text::write_family(&mut out, format, name, help, metric_type, metrics);
+            text::write_family(&mut out, &family);
             out.into_bytes()
         }
         Encoding::OpenMetrics => {
             let mut out = String::new();
-            openmetrics::write_family(&mut out, format, name, help, metric_type, metrics);
+            openmetrics::write_family(&mut out, &family);
             out.into_bytes()
         }
-        Encoding::Protobuf => protobuf::encode_family(format, name, help, metric_type, metrics),
+        Encoding::Protobuf => protobuf::encode_family(&family),
     }
+}
+
+/// One family as every encoder gets it: its name already escaped for the scraper, its
+/// metrics sorted and not empty.
+pub struct Family<'a> {
+    /// The negotiated format, for the escaping of label names.
+    pub format: ScrapeFormat,
+    /// The exposed name ([`exposed_name`]).
+    pub name: &'a str,
+    /// HELP text, if any.
+    pub help: Option<&'a str>,
+    /// The family's type.
+    pub metric_type: MetricType,
+    /// The metrics in exposition order.
+    pub metrics: &'a [Series<'a>],
+}
+
+/// A histogram's classic buckets as `(upper bound, cumulative count, index among the
+/// pushed buckets)`, with the `+Inf` bucket (index `None`) added when it was not pushed,
+/// as upstream does.
+pub(crate) fn buckets_with_infinity(
+    histogram: &Histogram,
+) -> impl Iterator<Item = (f64, f64, Option<usize>)> + '_ {
+    let pushed = histogram
+        .buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.upper_bound, b.count, Some(i)));
+    let has_infinity = histogram
+        .buckets
+        .iter()
+        .any(|b| b.upper_bound == f64::INFINITY);
+    let infinity = (!has_infinity).then_some((f64::INFINITY, histogram.count, None));
+    pushed.chain(infinity)
 }
 
 /// A name as the scraper gets it: unchanged if it may carry UTF-8 names or the name is a

@@ -10,38 +10,28 @@
 
 use super::number::write_float;
 use super::text::{escape_into, write_header, write_label_name, write_series};
-use super::{exposed_name, ScrapeFormat};
+use super::{buckets_with_infinity, exposed_name, Family, ScrapeFormat};
 use crate::model::{
     Exemplar, MetricType, Series, SeriesLabels, Value, BUCKET_LABEL, QUANTILE_LABEL,
 };
 
 /// Writes one family in OpenMetrics text.
-pub fn write_family(
-    out: &mut String,
-    format: ScrapeFormat,
-    name: &str,
-    help: Option<&str>,
-    metric_type: MetricType,
-    metrics: &[Series<'_>],
-) {
-    if metrics.is_empty() {
-        return;
-    }
-    let name = exposed_name(format, name, false);
-    let (declared, metric_type) = match metric_type {
+pub fn write_family(out: &mut String, family: &Family<'_>) {
+    let name = family.name;
+    let (declared, metric_type) = match family.metric_type {
         MetricType::Counter => match name.strip_suffix("_total") {
             Some(base) => (base, MetricType::Counter),
-            None => (&*name, MetricType::Untyped),
+            None => (name, MetricType::Untyped),
         },
-        other => (&*name, other),
+        other => (name, other),
     };
     let type_name = match metric_type {
         MetricType::Untyped => "unknown",
         other => other.as_str(),
     };
-    write_header(out, declared, help, type_name, true);
-    for series in metrics {
-        write_metric(out, format, declared, metric_type, series);
+    write_header(out, declared, family.help, type_name, true);
+    for series in family.metrics {
+        write_metric(out, family.format, declared, metric_type, series);
     }
 }
 
@@ -117,10 +107,9 @@ fn write_metric(
                     Number::Int(c)
                 }
             };
-            let mut saw_infinity = false;
-            for (i, bucket) in histogram.buckets.iter().enumerate() {
-                let exemplar = extras
-                    .and_then(|e| e.bucket_exemplars.get(i))
+            for (upper_bound, bucket_count, pushed) in buckets_with_infinity(histogram) {
+                let exemplar = pushed
+                    .and_then(|i| extras?.bucket_exemplars.get(i))
                     .and_then(Option::as_ref);
                 sample(
                     out,
@@ -128,22 +117,9 @@ fn write_metric(
                     name,
                     "_bucket",
                     labels,
-                    Some((BUCKET_LABEL, bucket.upper_bound)),
-                    count(bucket.count),
+                    Some((BUCKET_LABEL, upper_bound)),
+                    count(bucket_count),
                     exemplar,
-                );
-                saw_infinity |= bucket.upper_bound == f64::INFINITY;
-            }
-            if !saw_infinity {
-                sample(
-                    out,
-                    format,
-                    name,
-                    "_bucket",
-                    labels,
-                    Some((BUCKET_LABEL, f64::INFINITY)),
-                    count(histogram.count),
-                    None,
                 );
             }
             let (sum, total) = if metric_type == MetricType::GaugeHistogram {

@@ -3,26 +3,21 @@
 
 use prost::Message;
 
-use super::{exposed_name, ScrapeFormat};
+use super::{exposed_name, Family, ScrapeFormat};
 use crate::model::{Exemplar, Extras, Label, MetricType, Series, Timestamp, Value};
 use crate::proto;
 
 /// Encodes one family as a length-delimited message.
-pub fn encode_family(
-    format: ScrapeFormat,
-    name: &str,
-    help: Option<&str>,
-    metric_type: MetricType,
-    metrics: &[Series<'_>],
-) -> Vec<u8> {
-    if metrics.is_empty() {
-        return Vec::new();
-    }
+pub fn encode_family(family: &Family<'_>) -> Vec<u8> {
     let message = proto::MetricFamily {
-        name: Some(exposed_name(format, name, false).into_owned()),
-        help: help.map(str::to_string),
-        r#type: Some(proto_type(metric_type) as i32),
-        metric: metrics.iter().map(|m| proto_metric(format, m)).collect(),
+        name: Some(family.name.to_string()),
+        help: family.help.map(str::to_string),
+        r#type: Some(proto_type(family.metric_type) as i32),
+        metric: family
+            .metrics
+            .iter()
+            .map(|m| proto_metric(family.format, m))
+            .collect(),
         unit: None,
     };
     message.encode_length_delimited_to_vec()

@@ -1,38 +1,26 @@
 //! Text format 0.0.4, byte-compatible with upstream's encoder.
 //!
 //! ```
-//! use gateway::expose::{text::write_family, ScrapeFormat};
+//! use gateway::expose::{encode_family, ScrapeFormat};
 //! use gateway::model::*;
 //! let metric = Metric::new(vec![Label::new("job", "a")], Value::Counter(1e6));
-//! let mut out = String::new();
-//! write_family(&mut out, ScrapeFormat::TEXT, "jobs", Some("Jobs run."), MetricType::Counter, &[Series::alone(&metric)]);
-//! assert_eq!(out, "# HELP jobs Jobs run.\n# TYPE jobs counter\njobs{job=\"a\"} 1e+06\n");
+//! let out = encode_family(ScrapeFormat::TEXT, "jobs", Some("Jobs run."), MetricType::Counter, &[Series::alone(&metric)]);
+//! assert_eq!(out, b"# HELP jobs Jobs run.\n# TYPE jobs counter\njobs{job=\"a\"} 1e+06\n");
 //! ```
 
 use super::number::write_float;
-use super::{exposed_name, ScrapeFormat};
+use super::{buckets_with_infinity, exposed_name, Family, ScrapeFormat};
 use crate::model::{
-    is_legacy_label_name, is_legacy_metric_name, MetricType, Series, SeriesLabels, Value,
-    BUCKET_LABEL, QUANTILE_LABEL,
+    is_legacy_label_name, is_legacy_metric_name, Series, SeriesLabels, Value, BUCKET_LABEL,
+    QUANTILE_LABEL,
 };
 
-/// Writes one family: `# HELP` (if any), `# TYPE`, then its samples. Nothing for a family
-/// without metrics.
-pub fn write_family(
-    out: &mut String,
-    format: ScrapeFormat,
-    name: &str,
-    help: Option<&str>,
-    metric_type: MetricType,
-    metrics: &[Series<'_>],
-) {
-    if metrics.is_empty() {
-        return;
-    }
-    let name = exposed_name(format, name, false);
-    write_header(out, &name, help, metric_type.as_str(), false);
-    for series in metrics {
-        write_metric(out, format, &name, series);
+/// Writes one family: `# HELP` (if any), `# TYPE`, then its samples.
+pub fn write_family(out: &mut String, family: &Family<'_>) {
+    let name = family.name;
+    write_header(out, name, family.help, family.metric_type.as_str(), false);
+    for series in family.metrics {
+        write_metric(out, family.format, name, series);
     }
 }
 
@@ -51,24 +39,8 @@ fn write_metric(out: &mut String, format: ScrapeFormat, name: &str, series: &Ser
             sample(out, "_count", None, summary.count as f64);
         }
         Value::Histogram(histogram) => {
-            let mut saw_infinity = false;
-            for bucket in &histogram.buckets {
-                sample(
-                    out,
-                    "_bucket",
-                    Some((BUCKET_LABEL, bucket.upper_bound)),
-                    bucket.count,
-                );
-                saw_infinity |= bucket.upper_bound == f64::INFINITY;
-            }
-            // Upstream adds the +Inf bucket when it was not pushed.
-            if !saw_infinity {
-                sample(
-                    out,
-                    "_bucket",
-                    Some((BUCKET_LABEL, f64::INFINITY)),
-                    histogram.count,
-                );
+            for (upper_bound, count, _) in buckets_with_infinity(histogram) {
+                sample(out, "_bucket", Some((BUCKET_LABEL, upper_bound)), count);
             }
             sample(out, "_sum", None, histogram.sum);
             sample(out, "_count", None, histogram.count);

@@ -356,8 +356,8 @@ fn restore(
             report.torn_tails.push(path.clone());
         }
         report.replayed += contents.changes.len();
-        for change in &contents.changes {
-            store.replay(change.as_change());
+        for change in contents.changes {
+            store.replay(change);
         }
     }
     Ok(next_segment)

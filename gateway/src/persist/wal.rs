@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::codec::{decode_change, encode_change, OwnedChange};
+use super::codec::{decode_change, encode_change};
 use super::FsyncMode;
 use crate::store::{Change, Journal};
 
@@ -77,7 +77,7 @@ pub fn list_segments(base: &Path) -> io::Result<Vec<u64>> {
 #[derive(Debug)]
 pub struct SegmentContents {
     /// The decoded changes, in order.
-    pub changes: Vec<OwnedChange>,
+    pub changes: Vec<Change<'static>>,
     /// Length of the valid prefix of the file.
     pub valid_len: u64,
     /// True when an incomplete or damaged record ended the file (a crash mid-write).
@@ -161,7 +161,7 @@ pub fn read_segment(path: &Path, is_last: bool) -> io::Result<SegmentContents> {
     })
 }
 
-fn torn(changes: Vec<OwnedChange>, pos: usize) -> SegmentContents {
+fn torn(changes: Vec<Change<'static>>, pos: usize) -> SegmentContents {
     SegmentContents {
         changes,
         valid_len: pos as u64,

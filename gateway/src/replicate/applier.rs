@@ -8,7 +8,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
 use super::entry;
-use super::redis_side::seq_of;
+use super::redis_side::{self, seq_of, Keys};
 use super::{Backoff, Replicator, READ_BATCH, READ_BLOCK};
 use crate::persist::snapshot;
 use crate::store::PushError;
@@ -25,7 +25,7 @@ impl Replicator {
             let conn = match &mut connection {
                 Some(conn) => conn,
                 None => match self.long_connection().await {
-                    Ok(mut conn) => match self.verify_history(&mut conn).await {
+                    Ok(mut conn) => match self.check_keys_then_history(&mut conn).await {
                         Ok(true) => connection.insert(conn),
                         Ok(false) => {
                             needs_snapshot = true;
@@ -62,8 +62,8 @@ impl Replicator {
             }
             match self.read_and_apply(conn).await {
                 Ok(Progress::Applied) => backoff.reset(),
-                Ok(Progress::Behind { head }) => {
-                    self.start_over(head);
+                Ok(Progress::OtherHistory(why)) => {
+                    self.start_over(&why);
                     needs_snapshot = true;
                 }
                 Ok(Progress::Gap { found }) => {
@@ -79,15 +79,78 @@ impl Replicator {
         }
     }
 
+    /// Moves the keys of an older version under the hash tag once, then checks the
+    /// history (see [`Self::verify_history`]).
+    async fn check_keys_then_history(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<bool> {
+        if !self.keys_checked.load(Ordering::Acquire) {
+            self.migrate_old_keys(conn).await?;
+            self.keys_checked.store(true, Ordering::Release);
+        }
+        self.verify_history(conn).await
+    }
+
+    async fn migrate_old_keys(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let old = Keys::untagged(&self.config.key_prefix);
+        // One key first: the script names keys of two slots, which a Redis Cluster refuses
+        // (and a cluster never held the old keys, which needed a single node).
+        let old_seq: redis::RedisResult<Option<String>> =
+            redis::cmd("GET").arg(&old.seq).query_async(conn).await;
+        let old_seq = match old_seq {
+            Ok(value) => value,
+            Err(e) if e.is_cluster_error() => None,
+            Err(e) => return Err(e),
+        };
+        if old_seq.is_none_or(|seq| seq.parse::<u64>().is_err()) {
+            return Ok(());
+        }
+        let moved: i64 = redis_side::migrate_script()
+            .key(&old.seq)
+            .key(&old.stream)
+            .key(&old.snapshot)
+            .key(&old.leader)
+            .key(&self.keys.seq)
+            .key(&self.keys.stream)
+            .key(&self.keys.snapshot)
+            .arg(redis_side::MOVED_MARK)
+            .invoke_async(conn)
+            .await?;
+        match moved {
+            1 => tracing::warn!(
+                from = %old.stream,
+                to = %self.keys.stream,
+                "moved the keys of an older version under the hash tag; replicas of the \
+                 older version now refuse pushes and stay unready until upgraded"
+            ),
+            -1 => tracing::error!(
+                old = %old.seq,
+                new = %self.keys.seq,
+                "Redis holds the keys of an older version next to this version's; replicas \
+                 of the older version are still writing there and their changes are not seen \
+                 here: upgrade them"
+            ),
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Replaces the local state with the snapshot in Redis when it is ahead of it.
     async fn load_snapshot(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
         // The position first: the data (tens of MB for a large store) only when it is ahead.
-        let seq: Option<u64> = redis::cmd("HGET")
-            .arg(&self.keys.snapshot)
-            .arg("seq")
-            .query_async(conn)
-            .await?;
-        if seq.is_none_or(|seq| seq <= *self.applied.lock()) {
+        let ((seq, snapshot_epoch), epoch): ((Option<u64>, Option<String>), Option<String>) =
+            redis::pipe()
+                .cmd("HMGET")
+                .arg(&self.keys.snapshot)
+                .arg("seq")
+                .arg("epoch")
+                .cmd("GET")
+                .arg(&self.keys.epoch)
+                .query_async(conn)
+                .await?;
+        // A snapshot of another history than the stream's is no starting point for it.
+        if snapshot_epoch != epoch || seq.is_none_or(|seq| seq <= *self.applied.lock()) {
             return Ok(());
         }
         let data: Option<Vec<u8>> = redis::cmd("HGET")
@@ -117,6 +180,7 @@ impl Replicator {
         self.store.replace_all(snapshot.groups);
         *applied = snapshot.position;
         *self.last_origin.lock() = None;
+        *self.epoch.lock() = snapshot_epoch;
         self.metrics.applied.set(snapshot.position as i64);
         tracing::info!(
             position = snapshot.position,
@@ -127,19 +191,19 @@ impl Replicator {
     }
 
     /// Redis is the source of truth: when it lost entries this replica applied (it ran
-    /// without its append-only file, or was flushed), the local state goes too.
-    fn start_over(&self, head: u64) {
+    /// without its append-only file, or was flushed, or a replica that missed them was
+    /// promoted), the local state goes too.
+    fn start_over(&self, why: &str) {
         let mut applied = self.applied.lock();
         tracing::error!(
             applied = *applied,
-            redis_head = head,
-            "Redis holds fewer changes than this replica applied (was it reset or run without \
-             its append-only file?); dropping the local state and starting over from Redis"
+            "{why}; dropping the local state and starting over from Redis"
         );
         self.metrics.apply_errors.inc();
         self.store.replace_all(Vec::new());
         *applied = 0;
         *self.last_origin.lock() = None;
+        *self.epoch.lock() = None;
         self.metrics.applied.set(0);
         // The old history's snapshot position means nothing in the new one.
         self.published.store(0, Ordering::Relaxed);
@@ -152,6 +216,11 @@ impl Replicator {
     /// would skip the new ones. Returns false after starting over.
     async fn verify_history(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<bool> {
         let applied = *self.applied.lock();
+        let (head, epoch) = self.head_and_epoch(conn).await?;
+        if let Some(why) = self.other_epoch(epoch.as_deref()) {
+            self.start_over(&why);
+            return Ok(false);
+        }
         let Some(expected) = self.last_origin.lock().clone() else {
             return Ok(true);
         };
@@ -162,20 +231,48 @@ impl Replicator {
             .arg(&id)
             .query_async(conn)
             .await?;
-        let head: Option<u64> = redis::cmd("GET")
-            .arg(&self.keys.seq)
-            .query_async(conn)
-            .await?;
-        let head = head.unwrap_or(0);
         let same = match found.ids.first() {
             Some(entry) => entry.get::<String>("o").as_deref() == Some(expected.as_str()),
             // Trimmed away (fine) unless Redis no longer even counts that far.
             None => head >= applied,
         };
         if !same {
-            self.start_over(head);
+            self.start_over(&format!(
+                "Redis holds another entry {applied} than this replica applied, or fewer \
+                 (head {head}): it restarted without the end of its append-only file, or a \
+                 replica that missed entries was promoted"
+            ));
         }
         Ok(same)
+    }
+
+    /// The stream head and the history's epoch in Redis.
+    async fn head_and_epoch(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<(u64, Option<String>)> {
+        let (head, epoch): (Option<u64>, Option<String>) = redis::pipe()
+            .cmd("GET")
+            .arg(&self.keys.seq)
+            .cmd("GET")
+            .arg(&self.keys.epoch)
+            .query_async(conn)
+            .await?;
+        Ok((head.unwrap_or(0), epoch))
+    }
+
+    /// Why `found` (the epoch in Redis or on an entry) is another history than the one
+    /// applied here; `None` when it is the same or either is unknown (entries of older
+    /// versions carry none).
+    fn other_epoch(&self, found: Option<&str>) -> Option<String> {
+        let mine = self.epoch.lock();
+        match (mine.as_deref(), found) {
+            (Some(mine), Some(found)) if mine != found => Some(format!(
+                "Redis holds another history (epoch {found}) than this replica applied \
+                 (epoch {mine}): it was flushed or replaced"
+            )),
+            _ => None,
+        }
     }
 
     /// After a gap the snapshot did not cover (Redis lost both), goes on from the first
@@ -216,13 +313,17 @@ impl Replicator {
             .unwrap_or_default();
         let batch = entries.len();
         if batch == 0 {
-            let head: Option<u64> = redis::cmd("GET")
-                .arg(&self.keys.seq)
-                .query_async(conn)
-                .await?;
-            let head = head.unwrap_or(0);
+            // A primary demoted by a failover still serves reads: leave it for the new one.
+            self.connector.check_primary(conn).await?;
+            let (head, epoch) = self.head_and_epoch(conn).await?;
             if head < after {
-                return Ok(Progress::Behind { head });
+                return Ok(Progress::OtherHistory(format!(
+                    "Redis holds fewer changes ({head}) than this replica applied ({after}): \
+                     was it reset or run without its append-only file?"
+                )));
+            }
+            if let Some(why) = self.other_epoch(epoch.as_deref()) {
+                return Ok(Progress::OtherHistory(why));
             }
         }
         for item in entries {
@@ -242,11 +343,16 @@ impl Replicator {
                 self.ready.store(false, Ordering::Relaxed);
                 return Ok(Progress::Gap { found: seq });
             }
+            let epoch: Option<String> = item.get("e");
+            if let Some(why) = self.other_epoch(epoch.as_deref()) {
+                return Ok(Progress::OtherHistory(why));
+            }
             let origin: Option<String> = item.get("o");
             let payload: Option<Vec<u8>> = item.get("c");
             self.apply(
                 seq,
                 origin.as_deref(),
+                epoch,
                 payload.as_deref().unwrap_or_default(),
             );
         }
@@ -260,7 +366,7 @@ impl Replicator {
     }
 
     /// Applies one entry and hands the verdict to the waiting request, if it is ours.
-    fn apply(&self, seq: u64, origin: Option<&str>, payload: &[u8]) {
+    fn apply(&self, seq: u64, origin: Option<&str>, epoch: Option<String>, payload: &[u8]) {
         let mut applied = self.applied.lock();
         let verdict = match entry::decode(payload) {
             Ok(request) => request.apply(&self.store, &self.expirer).map(drop),
@@ -274,6 +380,9 @@ impl Replicator {
         };
         *applied = seq;
         *self.last_origin.lock() = Some(origin.unwrap_or_default().to_string());
+        if epoch.is_some() {
+            *self.epoch.lock() = epoch;
+        }
         drop(applied);
         self.metrics.applied.set(seq as i64);
         let nonce = origin
@@ -290,11 +399,9 @@ impl Replicator {
 enum Progress {
     /// Entries (or none) were applied.
     Applied,
-    /// Redis has fewer entries than were applied here: it lost its data or was reset.
-    Behind {
-        /// The last entry Redis has.
-        head: u64,
-    },
+    /// Redis holds another history than was applied here (the reason): it lost its data,
+    /// was reset or flushed.
+    OtherHistory(String),
     /// The next entry is gone (`found` came instead): the snapshot must be loaded.
     Gap {
         /// The first entry still in the stream.

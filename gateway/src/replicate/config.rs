@@ -1,5 +1,5 @@
 //! The replication's settings (`--storage=redis` and its flags), owned here and filled in by
-//! `config`.
+//! `crate::config`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,8 +21,27 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Which replicas serve pushed metrics.
     pub expose: ExposeMode,
+    /// The flags every replica must share (`--push.*`, `--storage.max-*`), name and value.
+    pub check_settings: Vec<(String, String)>,
+    /// Whether this replica's settings replace the stored ones at start.
+    pub adopt_settings: bool,
+    /// Redis replicas that must confirm a change before it is acknowledged (0: none).
+    pub min_replicas_acks: u32,
+    /// The Sentinels that name the primary, instead of the URL.
+    pub sentinel: Option<SentinelConfig>,
     /// A local copy of the applied state (`--persistence.file`), if any.
     pub local_copy: Option<LocalCopy>,
+}
+
+/// Redis Sentinels that name the primary.
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    /// Their addresses.
+    pub sentinels: Vec<(String, u16)>,
+    /// The master name they monitor.
+    pub master: String,
+    /// Their password, if any.
+    pub password: Option<String>,
 }
 
 /// Which replicas serve pushed metrics in redis mode.

@@ -8,9 +8,11 @@
 //! Layout: one kind byte, then either a change in the persistence codec's encoding
 //! (push, delete, wipe) or, for an expiry sweep, the sweep's Unix time as 8 bytes.
 
+use std::borrow::Cow;
+
 use crate::expiry::Expirer;
 use crate::model::{GroupingKey, MetricFamily};
-use crate::persist::codec::{decode_change, encode_change, CodecError, OwnedChange};
+use crate::persist::codec::{decode_change, encode_change, CodecError};
 use crate::store::{Change, PushError, PushMode, Store};
 
 const KIND_CHANGE: u8 = 1;
@@ -75,13 +77,15 @@ pub fn encode(request: &ChangeRequest) -> Vec<u8> {
             mode,
             time,
         } => Change::Push {
-            key,
-            families,
+            key: Cow::Borrowed(key),
+            families: Cow::Borrowed(families),
             mode: *mode,
             time: *time,
             inconsistent: false,
         },
-        ChangeRequest::Delete { key } => Change::Delete { key },
+        ChangeRequest::Delete { key } => Change::Delete {
+            key: Cow::Borrowed(key),
+        },
         ChangeRequest::Wipe => Change::Wipe,
         ChangeRequest::Expire { time } => {
             out.push(KIND_EXPIRE);
@@ -101,21 +105,23 @@ pub fn encode(request: &ChangeRequest) -> Vec<u8> {
 pub fn decode(payload: &[u8]) -> Result<ChangeRequest, CodecError> {
     match payload.split_first() {
         Some((&KIND_CHANGE, change)) => match decode_change(change)? {
-            OwnedChange::Push {
+            Change::Push {
                 key,
                 families,
                 mode,
                 time,
                 ..
             } => Ok(ChangeRequest::Push {
-                key,
-                families,
+                key: key.into_owned(),
+                families: families.into_owned(),
                 mode,
                 time,
             }),
-            OwnedChange::Delete { key } => Ok(ChangeRequest::Delete { key }),
-            OwnedChange::Wipe => Ok(ChangeRequest::Wipe),
-            OwnedChange::Failure { .. } => Err(CodecError("a failure is not a request".into())),
+            Change::Delete { key } => Ok(ChangeRequest::Delete {
+                key: key.into_owned(),
+            }),
+            Change::Wipe => Ok(ChangeRequest::Wipe),
+            Change::Failure { .. } => Err(CodecError("a failure is not a request".into())),
         },
         Some((&KIND_EXPIRE, time)) => {
             let bytes: [u8; 8] = time

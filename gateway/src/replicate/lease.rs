@@ -5,11 +5,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use redis::aio::MultiplexedConnection;
+
 use super::entry::{self, ChangeRequest};
 use super::redis_side;
-use super::{AppliedState, Replicator, LEASE_TICK, LEASE_TTL};
+use super::settings;
+use super::{AppliedState, Replicator, SettingsState, LEASE_TICK, LEASE_TTL};
 use crate::clock::unix_now;
 use crate::persist::snapshot;
+
+/// Where the settings check stands between ticks.
+struct SettingsCheck {
+    /// Store this replica's settings at the next check (`--storage.redis.adopt-settings`).
+    adopt: bool,
+    /// The description compared last, to notice a reload that changed the rules.
+    last_described: Option<String>,
+}
 
 /// The lease script's answer: leader (1) or not, stream head, snapshot position and time.
 type LeaseAnswer = (i64, Option<u64>, Option<u64>, Option<f64>);
@@ -22,10 +33,26 @@ impl Replicator {
         let mut ticker = tokio::time::interval(LEASE_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_snapshot = Instant::now();
+        let mut settings = SettingsCheck {
+            adopt: self.config.adopt_settings,
+            last_described: None,
+        };
         loop {
             ticker.tick().await;
             let started = Instant::now();
-            let mut conn = self.commands.clone();
+            let mut conn = match self.lease_connector.commands().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Keep the current role, as when the lease renewal fails below.
+                    self.redis_failed("cannot reach the Redis primary", &e);
+                    continue;
+                }
+            };
+            if self.keys_checked.load(Ordering::Acquire) {
+                if let Err(e) = self.check_settings(&mut conn, &mut settings).await {
+                    self.redis_failed("cannot compare the settings with Redis's", &e);
+                }
+            }
             // Only a replica that has caught up may lead (and, with expose=leader, serve).
             let may_lead = if self.is_ready() { "1" } else { "0" };
             let answer: redis::RedisResult<LeaseAnswer> = lease
@@ -40,6 +67,7 @@ impl Replicator {
             let (is_leader, head, snapshot_seq, snapshot_time) = match answer {
                 Ok(answer) => answer,
                 Err(e) => {
+                    self.lease_connector.failed(&e).await;
                     // Keep the current role: when Redis is down nobody can take the lease,
                     // and the leader should keep serving what it has rather than leave
                     // Prometheus without the pushed series. (Cut off from Redis alone, it
@@ -99,6 +127,56 @@ impl Replicator {
         }
     }
 
+    /// Compares this replica's check-affecting settings with those stored in Redis (storing
+    /// them when there are none, or when they are to be adopted) and records the outcome.
+    async fn check_settings(
+        &self,
+        conn: &mut MultiplexedConnection,
+        check: &mut SettingsCheck,
+    ) -> redis::RedisResult<()> {
+        let mine = settings::describe(&self.config.check_settings, &self.expirer.policy());
+        // Rules changed by a reload: the operator asked for them.
+        let reloaded = check
+            .last_described
+            .as_ref()
+            .is_some_and(|last| *last != mine);
+        let adopt = check.adopt || reloaded;
+        let stored: String = settings::check_script()
+            .key(&self.keys.settings)
+            .arg(&mine)
+            .arg(if adopt { "1" } else { "0" })
+            .invoke_async(conn)
+            .await?;
+        if adopt {
+            tracing::warn!(
+                reloaded,
+                "stored this replica's check-affecting settings in Redis; replicas with other \
+                 settings turn unready"
+            );
+        }
+        check.adopt = false;
+        check.last_described = Some(mine.clone());
+        let outcome = if stored == mine {
+            SettingsState::Agreed
+        } else {
+            SettingsState::Differ(settings::differences(&mine, &stored))
+        };
+        let mut state = self.settings.lock();
+        match (&*state, &outcome) {
+            (SettingsState::Differ(_), SettingsState::Agreed) => {
+                tracing::info!("the settings agree with those stored in Redis again");
+            }
+            (SettingsState::Differ(old), SettingsState::Differ(new)) if old == new => {}
+            (_, SettingsState::Differ(why)) => tracing::error!("{why}; not ready"),
+            _ => {}
+        }
+        self.metrics
+            .settings_mismatch
+            .set(i64::from(matches!(outcome, SettingsState::Differ(_))));
+        *state = outcome;
+        Ok(())
+    }
+
     async fn send_expiry_sweep(&self, time: f64) {
         let payload = entry::encode(&ChangeRequest::Expire { time });
         // A unique origin that no request waits for.
@@ -118,8 +196,15 @@ impl Replicator {
     /// Writes the applied state to Redis; returns its position when it was stored.
     async fn write_snapshot(&self) -> redis::RedisResult<Option<u64>> {
         let AppliedState {
-            position, groups, ..
+            position,
+            epoch,
+            groups,
+            ..
         } = self.applied_state();
+        // Not stamped yet (only entries of an older version applied): nothing to publish.
+        let Some(epoch) = epoch else {
+            return Ok(None);
+        };
         let data = tokio::task::spawn_blocking(move || snapshot::encode(position, &groups))
             .await
             .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
@@ -127,9 +212,11 @@ impl Replicator {
         let stored: i64 = redis_side::publish_snapshot_script()
             .key(&self.keys.snapshot)
             .key(&self.keys.stream)
+            .key(&self.keys.epoch)
             .arg(position)
             .arg(data.as_slice())
             .arg(unix_now())
+            .arg(&epoch)
             .invoke_async(&mut conn)
             .await?;
         if stored == 1 {

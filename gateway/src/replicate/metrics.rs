@@ -26,8 +26,14 @@ pub const SNAPSHOT_AGE: &str = "pushgateway_replication_snapshot_age_seconds";
 /// Whether this replica holds the leader lease.
 pub const LEADER: &str = "pushgateway_replication_leader";
 
+/// Whether this replica's check-affecting settings differ from those stored in Redis.
+pub const SETTINGS_MISMATCH: &str = "pushgateway_replication_settings_mismatch";
+
+/// Changes too few Redis replicas confirmed in time (answered 503).
+pub const UNCONFIRMED: &str = "pushgateway_redis_unconfirmed_writes_total";
+
 /// Every replication metric name with its type, which pushes must not contradict.
-pub const TYPES: [(&str, MetricType); 8] = [
+pub const TYPES: [(&str, MetricType); 10] = [
     (LAG, MetricType::Gauge),
     (APPLIED, MetricType::Gauge),
     (APPLY_ERRORS, MetricType::Counter),
@@ -36,6 +42,8 @@ pub const TYPES: [(&str, MetricType); 8] = [
     (SNAPSHOT_POSITION, MetricType::Gauge),
     (SNAPSHOT_AGE, MetricType::Gauge),
     (LEADER, MetricType::Gauge),
+    (SETTINGS_MISMATCH, MetricType::Gauge),
+    (UNCONFIRMED, MetricType::Counter),
 ];
 
 /// The metrics, updated by the replication tasks.
@@ -57,6 +65,10 @@ pub struct ReplicationMetrics {
     pub snapshot_age: Gauge<f64, AtomicU64>,
     /// See [`LEADER`].
     pub leader: Gauge,
+    /// See [`SETTINGS_MISMATCH`].
+    pub settings_mismatch: Gauge,
+    /// See [`UNCONFIRMED`].
+    pub unconfirmed: Counter,
 }
 
 impl ReplicationMetrics {
@@ -111,6 +123,18 @@ impl ReplicationMetrics {
             "1 when this replica holds the leader lease (snapshots, expiry sweeps), else 0",
             leader.clone(),
         );
+        let settings_mismatch = Gauge::default();
+        registry.register(
+            SETTINGS_MISMATCH,
+            "1 while this replica's check-affecting settings differ from those stored in Redis (it is unready), else 0",
+            settings_mismatch.clone(),
+        );
+        let unconfirmed = Counter::default();
+        registry.register(
+            trim_total(UNCONFIRMED),
+            "Changes that too few Redis replicas confirmed in time (--storage.redis.min-replicas-acks); the push got 503",
+            unconfirmed.clone(),
+        );
         ReplicationMetrics {
             registry,
             lag,
@@ -121,6 +145,8 @@ impl ReplicationMetrics {
             snapshot_position,
             snapshot_age,
             leader,
+            settings_mismatch,
+            unconfirmed,
         }
     }
 

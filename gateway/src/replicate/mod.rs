@@ -8,14 +8,22 @@
 //! different replicas get the same verdict everywhere. The leader (a Redis lease) writes
 //! snapshots that let the stream be trimmed and new replicas start quickly, and sends the
 //! expiry sweeps, so that a group expires once, at one point of the stream.
+//!
+//! The primary is found at a fixed address or through Sentinels (module `connect`), and a push
+//! is answered only once `--storage.redis.min-replicas-acks` Redis replicas confirmed its
+//! entry (`WAIT`), so that a failover cannot lose it. Every entry carries the history's
+//! epoch, so a replica never mixes two histories, and the replicas' check-affecting
+//! settings are compared through Redis (module `settings`).
 
 mod applier;
+mod config;
+mod connect;
 pub mod entry;
 mod lease;
 mod local_copy;
 pub mod metrics;
 pub mod redis_side;
-mod config;
+mod settings;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,17 +31,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
+use redis::aio::MultiplexedConnection;
+use redis::{IntoConnectionInfo, Script};
 use tokio::sync::oneshot;
 
 use crate::clock::unix_now;
 use crate::expiry::Expirer;
 use crate::store::{PushError, Store};
+pub use config::{ExposeMode, LocalCopy, RedisConfig, SentinelConfig};
+use connect::{Connector, Target};
 pub use entry::ChangeRequest;
 use metrics::ReplicationMetrics;
 use redis_side::Keys;
-pub use config::{ExposeMode, LocalCopy, RedisConfig};
 
 /// Most entries applied per read.
 const READ_BATCH: usize = 512;
@@ -53,7 +62,7 @@ type Verdict = Result<(), PushError>;
 
 /// Why replication cannot start.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid --storage.redis.url: {0}")]
+#[error("invalid Redis address: {0}")]
 pub struct ReplicationError(String);
 
 /// The handle the web layer and the tasks share.
@@ -62,8 +71,10 @@ pub struct Replicator {
     store: Store,
     expirer: Arc<Expirer>,
     keys: Keys,
-    client: Client,
-    commands: ConnectionManager,
+    /// The connection of the pushes (whose `WAIT` holds it up while replicas confirm).
+    connector: Connector,
+    /// The lease's own connection, so that slow confirmations never delay the renewal.
+    lease_connector: Connector,
     /// Unique per process, so that a restarted replica never takes an old entry as its own.
     replica_id: String,
     next_nonce: AtomicU64,
@@ -74,9 +85,18 @@ pub struct Replicator {
     /// The origin field of that entry (unknown after loading a snapshot), to notice a Redis
     /// that reused its number for another entry.
     last_origin: Mutex<Option<String>>,
+    /// The epoch of the history this replica applied (unknown before its first entry, or
+    /// after loading an older version's local copy): entries of another epoch make it
+    /// start over.
+    epoch: Mutex<Option<String>>,
     /// Held while the local copy is written (by the timer or at the stop).
     copy_writer: Mutex<()>,
     ready: AtomicBool,
+    /// How this replica's check-affecting settings compare with those stored in Redis.
+    settings: Mutex<SettingsState>,
+    /// Set once the keys of an older version were looked for (and moved); no change is
+    /// appended before, or it would start a second history next to the moved one.
+    keys_checked: AtomicBool,
     leader: AtomicBool,
     /// The position of the newest snapshot known to be in Redis.
     published: AtomicU64,
@@ -98,25 +118,35 @@ impl Replicator {
         store: Store,
         expirer: Arc<Expirer>,
     ) -> Result<Arc<Replicator>, ReplicationError> {
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| ReplicationError(e.to_string()))?;
-        if let Some(password) = &config.password {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
-        let client = Client::open(info).map_err(|e| ReplicationError(e.to_string()))?;
-        let commands = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(config.timeout))
-                .set_response_timeout(Some(config.timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(MAX_BACKOFF),
-        )
-        .map_err(|e| ReplicationError(e.to_string()))?;
+        let invalid = |e: redis::RedisError| ReplicationError(e.to_string());
+        let target = match &config.sentinel {
+            Some(sentinel) => Target::Sentinel {
+                sentinels: sentinel
+                    .sentinels
+                    .iter()
+                    .map(|(host, port)| {
+                        connect::node_info(host, *port, sentinel.password.as_deref())
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(invalid)?,
+                master: sentinel.master.clone(),
+                password: config.password.clone(),
+            },
+            None => {
+                let mut info = config
+                    .url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(invalid)?;
+                if let Some(password) = &config.password {
+                    let settings = info.redis_settings().clone().set_password(password);
+                    info = info.set_redis_settings(settings);
+                }
+                Target::Direct(info)
+            }
+        };
+        let lease_connector = Connector::new(target.clone(), config.timeout);
+        let connector = Connector::new(target, config.timeout);
         let replica_id = format!(
             "{}-{}-{:x}",
             hostname(),
@@ -128,15 +158,18 @@ impl Replicator {
             config,
             store,
             expirer,
-            client,
-            commands,
+            connector,
+            lease_connector,
             replica_id,
             next_nonce: AtomicU64::new(1),
             waiters: Mutex::new(HashMap::new()),
             applied: Mutex::new(0),
             last_origin: Mutex::new(None),
+            epoch: Mutex::new(None),
             copy_writer: Mutex::new(()),
             ready: AtomicBool::new(false),
+            settings: Mutex::new(SettingsState::Unchecked),
+            keys_checked: AtomicBool::new(false),
             leader: AtomicBool::new(false),
             published: AtomicU64::new(0),
             snapshot_running: AtomicBool::new(false),
@@ -159,6 +192,21 @@ impl Replicator {
     /// The store's verdict on the entry, or [`PushError::Unavailable`] when Redis cannot
     /// be reached or the entry was not applied in time.
     pub async fn submit(&self, request: &ChangeRequest) -> Verdict {
+        if !self.keys_checked.load(Ordering::Acquire) {
+            return Err(PushError::Replication(
+                "not connected to Redis yet; retry shortly".into(),
+            ));
+        }
+        match &*self.settings.lock() {
+            SettingsState::Agreed => {}
+            SettingsState::Unchecked => {
+                return Err(PushError::Replication(
+                    "this replica has not compared its settings with Redis's yet; retry shortly"
+                        .into(),
+                ))
+            }
+            SettingsState::Differ(why) => return Err(PushError::Replication(why.clone())),
+        }
         let payload = entry::encode(request);
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
         let (sender, verdict) = oneshot::channel();
@@ -169,13 +217,17 @@ impl Replicator {
             nonce,
         };
         let origin = format!("{}/{nonce}", self.replica_id);
-        let appended = tokio::time::timeout(self.config.timeout, self.append(&origin, &payload));
+        let appended = tokio::time::timeout(
+            self.config.timeout,
+            self.append_confirmed(&origin, &payload),
+        );
         let failure = match appended.await {
-            Ok(Ok(_seq)) => None,
-            Ok(Err(e)) if e.is_io_error() || e.is_timeout() => Some(format!(
+            Ok(Ok(())) => None,
+            Ok(Err(AppendError::Unconfirmed(reason))) => Some(reason),
+            Ok(Err(AppendError::Redis(e))) if e.is_io_error() || e.is_timeout() => Some(format!(
                 "{e} (if the change reached Redis before that, it will still be applied)"
             )),
-            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Err(AppendError::Redis(e))) => Some(e.to_string()),
             Err(_) => Some(format!(
                 "no answer within {:?} (if the change reached Redis, it will still be applied)",
                 self.config.timeout
@@ -185,7 +237,7 @@ impl Replicator {
             self.metrics.redis_errors.inc();
             tracing::warn!(err = %reason, "cannot append a change to Redis");
             return Err(PushError::Replication(format!(
-                "Redis is unreachable: {reason}"
+                "Redis did not take the change: {reason}"
             )));
         }
         match tokio::time::timeout(self.config.timeout, verdict).await {
@@ -198,9 +250,23 @@ impl Replicator {
         }
     }
 
-    /// True once this replica has caught up with the stream after starting.
+    /// True once this replica has caught up with the stream after starting, with the
+    /// same check-affecting settings as stored in Redis.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.not_ready_reason().is_none()
+    }
+
+    /// Why this replica is not ready, if it is not.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        match &*self.settings.lock() {
+            SettingsState::Differ(why) => return Some(why.clone()),
+            SettingsState::Unchecked => {
+                return Some("comparing the settings with those stored in Redis".into())
+            }
+            SettingsState::Agreed => {}
+        }
+        (!self.ready.load(Ordering::Relaxed))
+            .then(|| "catching up with the change stream in Redis".into())
     }
 
     /// Whether this replica serves pushed metrics on the telemetry path.
@@ -214,14 +280,47 @@ impl Replicator {
     }
 
     async fn append(&self, origin: &str, payload: &[u8]) -> redis::RedisResult<u64> {
-        let mut connection = self.commands.clone();
-        self.append
+        let mut connection = self.connector.commands().await?;
+        let appended = self
+            .append
             .key(&self.keys.stream)
             .key(&self.keys.seq)
+            .key(&self.keys.epoch)
             .arg(origin)
             .arg(payload)
             .invoke_async(&mut connection)
-            .await
+            .await;
+        if let Err(e) = &appended {
+            self.connector.failed(e).await;
+        }
+        appended
+    }
+
+    /// Appends, then waits until `--storage.redis.min-replicas-acks` Redis replicas have
+    /// the change: only then can no failover lose it.
+    async fn append_confirmed(&self, origin: &str, payload: &[u8]) -> Result<(), AppendError> {
+        self.append(origin, payload).await?;
+        let wanted = self.config.min_replicas_acks;
+        if wanted == 0 {
+            return Ok(());
+        }
+        // WAIT covers every write sent on this connection before it, ours included.
+        let mut connection = self.connector.commands().await?;
+        let wait_ms = (self.config.timeout.as_millis() as u64 / 2).max(1);
+        let confirmed: u32 = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(wait_ms)
+            .query_async(&mut connection)
+            .await?;
+        if confirmed < wanted {
+            self.metrics.unconfirmed.inc();
+            return Err(AppendError::Unconfirmed(format!(
+                "only {confirmed} of the {wanted} Redis replicas required by \
+                 --storage.redis.min-replicas-acks confirmed the change within {wait_ms}ms, so \
+                 a failover could lose it (it will be applied if no failover does)"
+            )));
+        }
+        Ok(())
     }
 
     /// The applied position, its entry's origin and every group, taken together while no
@@ -231,19 +330,15 @@ impl Replicator {
         AppliedState {
             position: *applied,
             origin: self.last_origin.lock().clone(),
+            epoch: self.epoch.lock().clone(),
             groups: self.store.groups(),
         }
     }
 
-    /// A connection of its own with a long answer timeout, for the blocking stream reads
-    /// and the snapshot transfers.
+    /// A connection of its own to the primary with a long answer timeout, for the
+    /// blocking stream reads and the snapshot transfers.
     async fn long_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.timeout))
-            .set_response_timeout(Some(SNAPSHOT_TIMEOUT));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        self.connector.connect(SNAPSHOT_TIMEOUT).await
     }
 
     fn redis_failed(&self, what: &str, error: &redis::RedisError) {
@@ -252,10 +347,35 @@ impl Replicator {
     }
 }
 
+/// How this replica's settings compare with those stored in Redis.
+enum SettingsState {
+    /// Not compared yet.
+    Unchecked,
+    /// The same.
+    Agreed,
+    /// Different: why.
+    Differ(String),
+}
+
+/// Why an append was not acknowledged.
+enum AppendError {
+    /// Redis failed.
+    Redis(redis::RedisError),
+    /// Too few Redis replicas confirmed it: the reason.
+    Unconfirmed(String),
+}
+
+impl From<redis::RedisError> for AppendError {
+    fn from(error: redis::RedisError) -> Self {
+        AppendError::Redis(error)
+    }
+}
+
 /// What [`Replicator::applied_state`] returns.
 struct AppliedState {
     position: u64,
     origin: Option<String>,
+    epoch: Option<String>,
     groups: Vec<crate::store::GroupView>,
 }
 

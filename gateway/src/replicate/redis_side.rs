@@ -1,13 +1,25 @@
 //! Everything the replicas keep in Redis, and the scripts that change it atomically.
 //!
-//! - `<prefix>:changes`: the change stream. Entry IDs are `<seq>-0` with `seq` from
-//!   `<prefix>:seq`, incremented in the same script as the XADD, so that IDs are gapless
+//! Every key sits under the hash tag `{<prefix>}`, so that every key (and so every script)
+//! is in one slot of a Redis Cluster.
+//!
+//! - `{<prefix>}:changes`: the change stream. Entry IDs are `<seq>-0` with `seq` from
+//!   `{<prefix>}:seq`, incremented in the same script as the XADD, so that IDs are gapless
 //!   and a replica notices a gap (entries trimmed away before it read them) exactly.
-//! - `<prefix>:snapshot`: a hash with `seq` (the last entry the snapshot covers), `time`
+//! - `{<prefix>}:snapshot`: a hash with `seq` (the last entry the snapshot covers), `time`
 //!   (Unix seconds when it was written) and `data` (the snapshot encoding of
 //!   [`crate::persist::snapshot`]).
-//! - `<prefix>:leader`: the lease of the replica that writes snapshots, sends expiry
+//! - `{<prefix>}:epoch`: the history's epoch, set by the first append to an empty Redis
+//!   (that entry's origin, unique across replicas and restarts). Every entry carries it in its `e` field and the
+//!   snapshot in its `epoch` field, so that a replica never mixes two histories: after a
+//!   `FLUSHALL` the numbers start again at 1 under a new epoch.
+//! - `{<prefix>}:settings`: the check-affecting settings every replica must share (see
+//!   the module `settings`).
+//! - `{<prefix>}:leader`: the lease of the replica that writes snapshots, sends expiry
 //!   sweeps and, with `--storage.redis.expose=leader`, serves pushed metrics.
+//!
+//! Versions before the hash tag used `<prefix>:changes` and so on: the first replica of
+//! this version that finds them moves them under the tag (see [`migrate_script`]).
 
 use redis::Script;
 
@@ -22,16 +34,31 @@ pub struct Keys {
     pub snapshot: String,
     /// The leader lease.
     pub leader: String,
+    /// The history's epoch.
+    pub epoch: String,
+    /// The check-affecting settings every replica must share.
+    pub settings: String,
 }
 
 impl Keys {
-    /// The keys under `prefix`.
+    /// The keys under the hash tag `{prefix}`.
     pub fn new(prefix: &str) -> Keys {
+        Keys::named(&format!("{{{prefix}}}"))
+    }
+
+    /// The keys of the versions before the hash tag.
+    pub fn untagged(prefix: &str) -> Keys {
+        Keys::named(prefix)
+    }
+
+    fn named(base: &str) -> Keys {
         Keys {
-            stream: format!("{prefix}:changes"),
-            seq: format!("{prefix}:seq"),
-            snapshot: format!("{prefix}:snapshot"),
-            leader: format!("{prefix}:leader"),
+            stream: format!("{base}:changes"),
+            seq: format!("{base}:seq"),
+            snapshot: format!("{base}:snapshot"),
+            leader: format!("{base}:leader"),
+            epoch: format!("{base}:epoch"),
+            settings: format!("{base}:settings"),
         }
     }
 }
@@ -41,13 +68,19 @@ pub fn seq_of(entry_id: &str) -> Option<u64> {
     entry_id.split_once('-')?.0.parse().ok()
 }
 
-/// Appends one entry (KEYS: stream, seq; ARGV: origin, payload); returns its sequence
+/// Appends one entry stamped with the epoch, which it starts (as the entry's origin) when
+/// there is none (KEYS: stream, seq, epoch; ARGV: origin, payload); returns its sequence
 /// number.
 pub fn append_script() -> Script {
     Script::new(
         r"
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[3], epoch)
+end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], seq .. '-0', 'o', ARGV[1], 'c', ARGV[2])
+redis.call('XADD', KEYS[1], seq .. '-0', 'o', ARGV[1], 'c', ARGV[2], 'e', epoch)
 return seq
 ",
     )
@@ -78,20 +111,59 @@ return {leader, redis.call('GET', KEYS[2]), snapshot[1], snapshot[2]}
     )
 }
 
-/// Stores a snapshot unless a newer one is there, then trims the stream below the
-/// previous snapshot's position, so that a replica a little behind never finds a gap
-/// (KEYS: snapshot, stream; ARGV: seq, data, time). Returns 1 when stored.
+/// Stores a snapshot unless a newer one is there or it belongs to another history than
+/// Redis holds now, then trims the stream below the previous snapshot's position, so that
+/// a replica a little behind never finds a gap (KEYS: snapshot, stream, epoch; ARGV: seq,
+/// data, time, epoch). Returns 1 when stored.
 pub fn publish_snapshot_script() -> Script {
     Script::new(
         r"
-local previous = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return 0
+end
+local previous = 0
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[4] then
+  previous = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+end
 if tonumber(ARGV[1]) <= previous then
   return 0
 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'time', ARGV[3], 'data', ARGV[2])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'time', ARGV[3], 'data', ARGV[2], 'epoch', ARGV[4])
 if previous > 0 then
   redis.call('XTRIM', KEYS[2], 'MINID', previous .. '-0')
 end
+return 1
+",
+    )
+}
+
+/// What the old `seq` key holds once its keys were moved: not a number, so that a replica
+/// of an older version still running fails its appends (503) and stays unready rather
+/// than acknowledge pushes into a stream nobody reads any more.
+pub const MOVED_MARK: &str = "moved under the hash tag";
+
+/// Moves the keys of an older version under the hash tag (KEYS: old seq, stream,
+/// snapshot, leader, then the new seq, stream, snapshot). Returns 1 when moved, 0 when
+/// there was nothing to move, -1 when both old and new keys are in use (left alone).
+pub fn migrate_script() -> Script {
+    Script::new(
+        r"
+local old = redis.call('GET', KEYS[1])
+if not old or not tonumber(old) then
+  return 0
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return -1
+end
+redis.call('SET', KEYS[5], old)
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[6])
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RENAME', KEYS[3], KEYS[7])
+end
+redis.call('DEL', KEYS[4])
+redis.call('SET', KEYS[1], ARGV[1])
 return 1
 ",
     )
@@ -106,5 +178,21 @@ mod tests {
         assert_eq!(seq_of("42-0"), Some(42));
         assert_eq!(seq_of("1700000000000-3"), Some(1_700_000_000_000));
         assert_eq!(seq_of("junk"), None);
+    }
+
+    #[test]
+    fn every_key_shares_one_hash_tag() {
+        let keys = Keys::new("pgw");
+        for key in [
+            &keys.stream,
+            &keys.seq,
+            &keys.snapshot,
+            &keys.leader,
+            &keys.epoch,
+            &keys.settings,
+        ] {
+            assert!(key.starts_with("{pgw}:"), "{key}");
+        }
+        assert_eq!(Keys::untagged("pgw").seq, "pgw:seq");
     }
 }

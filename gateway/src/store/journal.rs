@@ -3,19 +3,22 @@
 //! (the persistence module's write-ahead log) decides how it is recorded; the store only
 //! guarantees the order and that nothing is applied that could not be recorded.
 
+use std::borrow::Cow;
+
 use crate::model::{GroupingKey, MetricFamily};
 
 use super::{PushMode, Rejection};
 
-/// One change to the store, as recorded and replayed.
-#[derive(Debug, Clone, Copy)]
+/// One change to the store, as recorded and replayed: borrowed from the store when it is
+/// journaled, owned when it was decoded (so that replaying it moves rather than copies).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change<'a> {
     /// A successful push (families already sanitised).
     Push {
         /// The group.
-        key: &'a GroupingKey,
+        key: Cow<'a, GroupingKey>,
         /// The pushed families.
-        families: &'a [MetricFamily],
+        families: Cow<'a, [MetricFamily]>,
         /// PUT or POST.
         mode: PushMode,
         /// Unix time of the push.
@@ -26,14 +29,14 @@ pub enum Change<'a> {
     /// A refused push: only the group's failure time changes.
     Failure {
         /// The group.
-        key: &'a GroupingKey,
+        key: Cow<'a, GroupingKey>,
         /// Unix time of the failure.
         time: f64,
     },
     /// A deleted group.
     Delete {
         /// The group.
-        key: &'a GroupingKey,
+        key: Cow<'a, GroupingKey>,
     },
     /// Every group removed.
     Wipe,

@@ -1,5 +1,6 @@
+use super::sanitize::sanitize_labels;
 use super::*;
-use crate::model::{Metric, Value};
+use crate::model::{Label, Metric, Value};
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
     pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect()

@@ -182,7 +182,7 @@ enum MetricJson<'a> {
         sum: String,
     },
     Histogram {
-        buckets: BTreeMap<String, String>,
+        buckets: Buckets,
         count: String,
         labels: BTreeMap<&'a str, &'a str>,
         sum: String,
@@ -266,7 +266,12 @@ fn metric_json(series: Series<'_>) -> MetricJson<'_> {
             sum: format_float(summary.sum),
         },
         Value::Histogram(histogram) => MetricJson::Histogram {
-            buckets: float_map(histogram.buckets.iter().map(|b| (b.upper_bound, b.count))),
+            buckets: match native_with_spans(series.metric) {
+                Some(native) => Buckets::Native(native_buckets(native)),
+                None => Buckets::Classic(float_map(
+                    histogram.buckets.iter().map(|b| (b.upper_bound, b.count)),
+                )),
+            },
             count: format_float(histogram.count),
             labels,
             sum: format_float(histogram.sum),
@@ -276,6 +281,37 @@ fn metric_json(series: Series<'_>) -> MetricJson<'_> {
             value: format_float(*v),
         },
     }
+}
+
+/// A histogram's buckets: classic bounds to counts, or a native histogram's intervals.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Buckets {
+    Classic(BTreeMap<String, String>),
+    /// As upstream 1.8 writes them: `[boundaries, "lower", "upper", "count"]`, `boundaries`
+    /// 0 for `(]`, 1 for `[)`, 3 for `[]`.
+    Native(Vec<(u8, String, String, String)>),
+}
+
+/// The native histogram of a metric, when it has buckets of its own (spans).
+fn native_with_spans(metric: &crate::model::Metric) -> Option<&crate::model::NativeHistogram> {
+    let native = metric.extras.as_ref()?.native.as_ref()?;
+    native.has_spans().then_some(native)
+}
+
+fn native_buckets(native: &crate::model::NativeHistogram) -> Vec<(u8, String, String, String)> {
+    native
+        .intervals()
+        .iter()
+        .map(|bucket| {
+            (
+                bucket.boundaries as u8,
+                format_float(bucket.lower),
+                format_float(bucket.upper),
+                format_float(bucket.count),
+            )
+        })
+        .collect()
 }
 
 /// A value as upstream's API writes it (Go's `%v`): as in the exposition, but `-0` keeps

@@ -17,6 +17,14 @@ use super::offload::Offload;
 /// How long a client may take to send its body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A compressed body may inflate to this many times its size (metrics text compresses about
+/// 10 to 50 times; deflate's ceiling is about 1000), or to [`INFLATION_FLOOR`], whichever is
+/// more: a small bomb then costs what a 16 MiB body costs, not what the whole
+/// `--push.max-body-bytes` would, so that inflating stays in proportion to what was sent.
+const MAX_INFLATION_RATIO: usize = 256;
+/// What any compressed body may inflate to, however small it is.
+const INFLATION_FLOOR: usize = 16 << 20;
+
 /// Collects a body of at most `limit` bytes (after decompression, which runs on `offload`:
 /// a small compressed body may inflate to `limit`).
 ///
@@ -60,16 +68,37 @@ where
     if encoding != "gzip" && encoding != "snappy" {
         return Ok(raw);
     }
-    offload
+    let inflation_limit =
+        limit.min(INFLATION_FLOOR.max(raw.len().saturating_mul(MAX_INFLATION_RATIO)));
+    let compressed = raw.len();
+    let inflated = offload
         .always(move || match encoding.as_str() {
             // Concatenated members are one stream to Go's reader too; anything after the
             // last member must then be another member's header, so trailing garbage is an
             // error.
-            "gzip" => decompress(flate2::read::MultiGzDecoder::new(&raw[..]), limit, "gzip"),
+            "gzip" => decompress(
+                flate2::read::MultiGzDecoder::new(&raw[..]),
+                inflation_limit,
+                "gzip",
+            ),
             // The framed decoder reads to the end and refuses unknown chunks and cut frames.
-            _ => decompress(snap::read::FrameDecoder::new(&raw[..]), limit, "snappy"),
+            _ => decompress(
+                snap::read::FrameDecoder::new(&raw[..]),
+                inflation_limit,
+                "snappy",
+            ),
         })
-        .await?
+        .await?;
+    match inflated {
+        Err(ApiError::TooLarge { .. }) if inflation_limit < limit => {
+            Err(ApiError::LimitExceeded(format!(
+                "the {compressed}-byte compressed body inflates past {inflation_limit} bytes, \
+                 {MAX_INFLATION_RATIO} times its size (at least 16 MiB may always be sent \
+                 compressed); send it uncompressed, up to --push.max-body-bytes={limit}"
+            )))
+        }
+        other => other,
+    }
 }
 
 fn decompress(reader: impl Read, limit: usize, what: &str) -> Result<Bytes, ApiError> {

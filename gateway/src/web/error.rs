@@ -55,6 +55,12 @@ pub enum ApiError {
     /// The store is at its configured capacity.
     #[error("{0}")]
     StoreFull(String),
+    /// The web config's `rate_limit` bucket is empty.
+    #[error("Too Many Requests")]
+    RateLimited {
+        /// How long until the next request can pass.
+        retry_after: std::time::Duration,
+    },
     /// The configuration file could not be reloaded.
     #[error("failed to reload config: {0}")]
     ReloadFailed(String),
@@ -106,7 +112,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::AuthBusy => StatusCode::TOO_MANY_REQUESTS,
             ApiError::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::StoreFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StoreFull(_) | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed | ApiError::QuitNeedsPutOrPost => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
@@ -118,6 +124,11 @@ impl ApiError {
     /// The response: status code and the reason as text.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
+        let retry_after = match &self {
+            // Whole seconds, rounded up: a client retrying then finds a token.
+            ApiError::RateLimited { retry_after } => Some(retry_after.as_secs_f64().ceil()),
+            _ => None,
+        };
         let mut body = self.to_string();
         // Go's http.Error ends the message with a newline; the bare lifecycle answers do not.
         if !matches!(
@@ -126,7 +137,14 @@ impl ApiError {
         ) {
             body.push('\n');
         }
-        text_response(status, body)
+        let mut response = text_response(status, body);
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(seconds as u64),
+            );
+        }
+        response
     }
 }
 

@@ -28,7 +28,7 @@ use crate::webconfig::Verdict;
 pub use app::{App, AppParts, HttpResponse, ReadExpiry};
 pub use error::ApiError;
 pub use response_body::ResponseBody;
-pub use settings::WebConfig;
+pub use settings::{ListenAddress, WebConfig};
 
 /// Serves one request.
 pub async fn handle<B>(app: Arc<App>, request: Request<B>, peer: SocketAddr) -> HttpResponse
@@ -38,8 +38,20 @@ where
 {
     let method = request.method().clone();
     let security = app.security.as_ref().map(|s| s.current());
-    let probe = probes::skips_auth(&app.config, &method, request.uri().path());
+    let probe = probes::is_probe(&app.config, &method, request.uri().path());
     if let Some(security) = security.as_ref().filter(|_| !probe) {
+        // Before auth, as upstream: a flood of bad passwords is limited too.
+        if let Err(retry_after) = security.admit() {
+            let mut response = ApiError::RateLimited { retry_after }.into_response();
+            add_headers(&mut response, security);
+            if method == Method::PUT || method == Method::POST || method == Method::DELETE {
+                close_after(&mut response);
+            }
+            return response;
+        }
+    }
+    let skips_auth = probe && app.config.unauthenticated_probes;
+    if let Some(security) = security.as_ref().filter(|_| !skips_auth) {
         // Every endpoint is behind basic auth, as upstream (the probes only when opted in).
         let verdict = security
             .authorize(request.headers().get(header::AUTHORIZATION))
@@ -181,14 +193,13 @@ where
             if !is_get {
                 return (Some(name), Err(ApiError::MethodNotAllowed));
             }
-            let catching_up = app.replicator.as_ref().is_some_and(|r| !r.is_ready());
-            if name == "ready" && catching_up {
-                let reason = "not ready: catching up with the change stream in Redis";
+            let not_ready = app.replicator.as_ref().and_then(|r| r.not_ready_reason());
+            if let (Some(reason), "ready") = (not_ready, name) {
                 return (
                     Some(name),
                     Ok(error::text_response(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        reason,
+                        format!("not ready: {reason}"),
                     )),
                 );
             }

@@ -3,7 +3,8 @@
 //! work without a password in the pod spec. The raw path is compared as sent, before
 //! percent-decoding, so no other spelling (`//-/ready`, `/-/ready/../metrics`,
 //! `/%2D/ready`, a trailing slash) gets in without credentials; a query string is allowed
-//! because routing ignores it. Everything else stays behind basic auth.
+//! because routing ignores it. Everything else stays behind basic auth. The same probes are
+//! exempt from the web config's `rate_limit`.
 
 use http::Method;
 
@@ -14,7 +15,13 @@ const PROBE_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
 
 /// Whether this request may skip basic auth.
 pub fn skips_auth(config: &WebConfig, method: &Method, raw_path: &str) -> bool {
-    if !config.unauthenticated_probes || (method != Method::GET && method != Method::HEAD) {
+    config.unauthenticated_probes && is_probe(config, method, raw_path)
+}
+
+/// Whether this request is a probe: GET or HEAD of exactly a probe path. Probes are never
+/// rate limited, so that a busy gateway is not restarted by its liveness probe.
+pub fn is_probe(config: &WebConfig, method: &Method, raw_path: &str) -> bool {
+    if method != Method::GET && method != Method::HEAD {
         return false;
     }
     let Some(rest) = raw_path.strip_prefix(config.route_prefix.as_str()) else {

@@ -9,11 +9,32 @@ use crate::model::NameValidation;
 use crate::parse::ParseLimits;
 use crate::store::Consistency;
 
+/// One `--web.listen-address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// Every address of the host, IPv6 and IPv4 (`:9091`, `0.0.0.0:9091`, `[::]:9091`): Go
+    /// listens dual-stack on each of these spellings.
+    Wildcard(u16),
+    /// One address.
+    Socket(SocketAddr),
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Wildcard(port) => write!(f, ":{port}"),
+            ListenAddress::Socket(address) => address.fmt(f),
+        }
+    }
+}
+
 /// Where and how the HTTP server listens and routes.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
-    /// Address to bind.
-    pub listen: SocketAddr,
+    /// Addresses to bind, in the order given; unused with `systemd_socket`.
+    pub listen: Vec<ListenAddress>,
+    /// Whether to serve the sockets systemd passes (`LISTEN_FDS`) instead.
+    pub systemd_socket: bool,
     /// Where to write the bound address, if anywhere.
     pub listen_address_file: Option<PathBuf>,
     /// Internal route prefix, `""` or `/something` without trailing slash.

@@ -280,3 +280,49 @@ fn snappy_streams_are_read_whole_or_refused() {
     }
     assert_eq!(before, gw.state());
 }
+
+#[test]
+fn a_bomb_under_the_body_limit_is_refused_past_its_inflation_ratio() {
+    // The default 64 MiB body limit: a 64 KiB bomb would inflate to all of it. It may inflate
+    // to 16 MiB (or 256 times its size), no further, and the refusal says why.
+    let gw = spawn_gateway(&[]);
+    assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
+    let before = gw.state();
+    let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+    let comment = format!("#{}\n", " ".repeat((1 << 20) - 2));
+    for _ in 0..60 {
+        enc.write_all(comment.as_bytes()).unwrap();
+    }
+    enc.write_all(b"m 2\n").unwrap();
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() < 256 << 10, "{} bytes compressed", bomb.len());
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "gzip")],
+        &bomb,
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("256 times"), "{}", r.text());
+    assert_eq!(before, gw.state());
+}
+
+#[test]
+fn a_compressed_body_may_always_inflate_to_16_mib() {
+    // Highly compressible, but within the floor: accepted as before.
+    let gw = spawn_gateway(&[]);
+    let line = format!("#{}\n", " ".repeat((1 << 20) - 2));
+    let body = format!("{}m 1\n", line.repeat(15));
+    let compressed = gzip(body.as_bytes());
+    assert!(
+        compressed.len() * 256 < body.len(),
+        "the ratio is what is tested"
+    );
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "gzip")],
+        &compressed,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -290,6 +290,53 @@ pub fn spawn_gateway(args: &[&str]) -> Gateway {
     }
 }
 
+/// The binary with `listen` and `args`, logging errors only, its output discarded.
+fn start_quiet(listen: &str, args: &[&str]) -> Child {
+    Command::new(binary())
+        .arg(listen)
+        .arg("--log.level=error")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the pushgateway binary")
+}
+
+/// Starts the binary with `args`, which choose the listen addresses (port 0), and
+/// `--web.listen-address-file`; returns the gateway (its `addr` the first address) and
+/// every bound address, in the order of the file, once `/-/ready` answers 200.
+pub fn spawn_listening(args: &[&str]) -> (Gateway, Vec<SocketAddr>) {
+    let scratch = scratch_dir("listen");
+    let file = scratch.join("addresses");
+    let mut child = start_quiet(
+        &format!("--web.listen-address-file={}", file.display()),
+        args,
+    );
+    let deadline = Instant::now() + START_DEADLINE;
+    let addresses: Vec<SocketAddr> = loop {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            break text.lines().map(|l| l.parse().unwrap()).collect();
+        }
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway started with {args:?} did not write its addresses");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let gateway = Gateway {
+        child,
+        addr: addresses[0],
+        prefix: String::new(),
+        scratch,
+    };
+    while gateway.get("/-/ready").status != 200 {
+        assert!(Instant::now() < deadline, "not ready: {args:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (gateway, addresses)
+}
+
 impl Gateway {
     /// The process id (to send signals).
     pub fn pid(&self) -> u32 {

@@ -146,3 +146,63 @@ fn status_reports_every_flag_with_its_value() {
     assert_eq!(flags["persistence.interval"], "5m0s", "{json}");
     assert!(json["data"]["build_information"].is_object(), "{json}");
 }
+
+/// A native histogram's sparse buckets in `/api/v1/metrics`, in upstream 1.8's shape
+/// (`[boundaries, lower, upper, count]`, negative, zero, positive, empty ones left out).
+#[test]
+fn native_histogram_buckets_in_upstreams_shape() {
+    use gateway::proto;
+    use prost::Message;
+    let span = |offset, length| proto::BucketSpan {
+        offset: Some(offset),
+        length: Some(length),
+    };
+    let family = proto::MetricFamily {
+        name: Some("native_seconds".into()),
+        help: Some("A native histogram.".into()),
+        r#type: Some(proto::MetricType::Histogram as i32),
+        metric: vec![proto::Metric {
+            histogram: Some(proto::Histogram {
+                sample_count: Some(6),
+                sample_sum: Some(5.5),
+                schema: Some(0),
+                zero_threshold: Some(0.001),
+                zero_count: Some(1),
+                negative_span: vec![span(0, 1)],
+                negative_delta: vec![1],
+                // Buckets 0 (1), 1 (0: left out), 2 (3).
+                positive_span: vec![span(0, 3)],
+                positive_delta: vec![1, -1, 3],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        unit: None,
+    };
+    let mut body = Vec::new();
+    family.encode_length_delimited(&mut body).unwrap();
+    let gw = spawn_gateway(&[]);
+    let content_type =
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+    let push = gw.request(
+        "PUT",
+        "/metrics/job/native",
+        &[("Content-Type", content_type)],
+        &body,
+    );
+    assert_eq!(push.status, 200, "{}", push.text());
+    let json = gw.get("/api/v1/metrics").json();
+    let metric = &json["data"][0]["native_seconds"]["metrics"][0];
+    assert_eq!(
+        metric["buckets"],
+        serde_json::json!([
+            [1, "-1", "-0.5", "1"],
+            [3, "-0.001", "0.001", "1"],
+            [0, "0.5", "1", "1"],
+            [0, "2", "4", "3"],
+        ]),
+        "{json}"
+    );
+    assert_eq!(metric["count"], "6");
+    assert_eq!(metric["sum"], "5.5");
+}

@@ -18,6 +18,7 @@ mod gzip;
 mod helpers;
 mod http;
 mod json_api;
+mod listen;
 mod model;
 mod ordering;
 mod parsing;

@@ -110,7 +110,7 @@ fn push_proto(gw: &Gateway, path: &str, body: &[u8]) -> crate::helpers::Response
 
 #[test]
 fn exemplar_label_names_cannot_inject_lines() {
-    let gw = spawn_gateway(&["--push.enable-utf8-names"]);
+    let gw = spawn_gateway(&["--push.enable-utf8-names", "--web.enable-openmetrics"]);
     // A valid UTF-8 name: accepted, and written quoted and escaped, never raw.
     let name = "t\"} 1\ninjected_metric{x=\"y\"} 666\n# HELP z";
     let r = push_proto(
@@ -151,9 +151,9 @@ fn invalid_exemplar_labels_get_400_and_change_nothing() {
     ];
     for utf8 in [false, true] {
         let gw = spawn_gateway(if utf8 {
-            &["--push.enable-utf8-names"]
+            &["--push.enable-utf8-names", "--web.enable-openmetrics"]
         } else {
-            &[]
+            &["--web.enable-openmetrics"]
         });
         assert_eq!(gw.put("/metrics/job/j", "g 1\n").status, 200);
         let before = group_j();
@@ -180,7 +180,7 @@ fn invalid_exemplar_labels_get_400_and_change_nothing() {
 
 #[test]
 fn decoded_grouping_label_names_are_checked() {
-    let gw = spawn_gateway(&["--push.enable-utf8-names"]);
+    let gw = spawn_gateway(&["--push.enable-utf8-names", "--web.enable-openmetrics"]);
     assert_eq!(gw.put("/metrics/job/j", "g 1\n").status, 200);
     let before = group_j();
     for path in [
@@ -270,7 +270,7 @@ impl<'de> Visitor<'de> for NoDuplicateKeysVisitor {
 
 #[test]
 fn json_api_never_repeats_a_key() {
-    let gw = spawn_gateway(&[]);
+    let gw = spawn_gateway(&["--web.enable-openmetrics"]);
     let body = "# TYPE labels gauge\nlabels{a=\"1\"} 1\n\
                 # TYPE last_push_successful gauge\nlast_push_successful 0\n\
                 # TYPE expires_at gauge\nexpires_at 2\nother 3\n";
@@ -306,7 +306,7 @@ fn json_api_never_repeats_a_key() {
 
 #[test]
 fn unknown_http_methods_share_one_label_value() {
-    let gw = spawn_gateway(&[]);
+    let gw = spawn_gateway(&["--web.enable-openmetrics"]);
     for method in ["FOO", "BAR", "Get", &"X".repeat(300)] {
         let r = gw.request(method, "/-/healthy", &[], b"");
         assert_eq!(r.status, 405, "{method}");

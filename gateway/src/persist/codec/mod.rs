@@ -15,7 +15,7 @@ mod block;
 mod family;
 mod record;
 
-pub use record::{decode_change, decode_group, encode_change, encode_group, OwnedChange};
+pub use record::{decode_change, decode_group, encode_change, encode_group};
 
 /// Malformed encoded data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

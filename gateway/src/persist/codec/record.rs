@@ -1,11 +1,11 @@
 //! The two top-level records: a group block (one group of a snapshot) and a change (one
 //! record of the write-ahead log, or one replicated entry).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::block::{BlockWriter, Reader};
 use super::{err, CodecError};
-use crate::model::{GroupingKey, MetricFamily};
 use crate::store::{Change, GroupView, PushMode, StoredFamily};
 
 // === writing ===
@@ -29,7 +29,7 @@ pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
 /// Encodes a change record's payload.
 pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
     let mut block = BlockWriter::default();
-    match *change {
+    match change {
         Change::Push {
             key,
             families,
@@ -37,6 +37,7 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             time,
             inconsistent,
         } => {
+            let (mode, time, inconsistent) = (*mode, *time, *inconsistent);
             out.push(1);
             out.push(match mode {
                 PushMode::Replace => 0,
@@ -46,12 +47,13 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             out.extend_from_slice(&time.to_le_bytes());
             block.key(key);
             block.varint(families.len() as u64);
-            for family in families {
+            for family in families.iter() {
                 // A push's families carry their full label sets already.
                 block.family(family, time, None);
             }
         }
         Change::Failure { key, time } => {
+            let time = *time;
             out.push(2);
             out.extend_from_slice(&time.to_le_bytes());
             block.key(key);
@@ -68,62 +70,6 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
 }
 
 // === reading ===
-
-/// A decoded change, owning its data.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OwnedChange {
-    /// See [`Change::Push`].
-    Push {
-        /// The group.
-        key: GroupingKey,
-        /// The families.
-        families: Vec<MetricFamily>,
-        /// PUT or POST.
-        mode: PushMode,
-        /// Unix time.
-        time: f64,
-        /// Unchecked and inconsistent.
-        inconsistent: bool,
-    },
-    /// See [`Change::Failure`].
-    Failure {
-        /// The group.
-        key: GroupingKey,
-        /// Unix time.
-        time: f64,
-    },
-    /// See [`Change::Delete`].
-    Delete {
-        /// The group.
-        key: GroupingKey,
-    },
-    /// See [`Change::Wipe`].
-    Wipe,
-}
-
-impl OwnedChange {
-    /// Borrows it as the store's [`Change`].
-    pub fn as_change(&self) -> Change<'_> {
-        match self {
-            OwnedChange::Push {
-                key,
-                families,
-                mode,
-                time,
-                inconsistent,
-            } => Change::Push {
-                key,
-                families,
-                mode: *mode,
-                time: *time,
-                inconsistent: *inconsistent,
-            },
-            OwnedChange::Failure { key, time } => Change::Failure { key, time: *time },
-            OwnedChange::Delete { key } => Change::Delete { key },
-            OwnedChange::Wipe => Change::Wipe,
-        }
-    }
-}
 
 /// Decodes a group block.
 ///
@@ -165,7 +111,7 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
 ///
 /// # Errors
 /// [`CodecError`] on malformed data.
-pub fn decode_change(input: &[u8]) -> Result<OwnedChange, CodecError> {
+pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
     let (&tag, rest) = input
         .split_first()
         .ok_or(CodecError("empty record".into()))?;
@@ -193,9 +139,9 @@ pub fn decode_change(input: &[u8]) -> Result<OwnedChange, CodecError> {
                 families.push(reader.family()?.0);
             }
             reader.end()?;
-            Ok(OwnedChange::Push {
-                key,
-                families,
+            Ok(Change::Push {
+                key: Cow::Owned(key),
+                families: Cow::Owned(families),
                 mode,
                 time,
                 inconsistent,
@@ -213,18 +159,23 @@ pub fn decode_change(input: &[u8]) -> Result<OwnedChange, CodecError> {
             let mut reader = Reader::new(&rest[8..])?;
             let key = reader.key()?;
             reader.end()?;
-            Ok(OwnedChange::Failure { key, time })
+            Ok(Change::Failure {
+                key: Cow::Owned(key),
+                time,
+            })
         }
         3 => {
             let mut reader = Reader::new(rest)?;
             let key = reader.key()?;
             reader.end()?;
-            Ok(OwnedChange::Delete { key })
+            Ok(Change::Delete {
+                key: Cow::Owned(key),
+            })
         }
         4 => {
             let reader = Reader::new(rest)?;
             reader.end()?;
-            Ok(OwnedChange::Wipe)
+            Ok(Change::Wipe)
         }
         other => Err(CodecError(format!("unknown record type {other}"))),
     }

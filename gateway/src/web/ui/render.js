@@ -49,6 +49,23 @@ function mapHtml(obj, keyPrefix) {
     '<span class="bucket"><span class="muted">' + esc(keyPrefix + k) + '</span> ' + esc(obj[k]) + '</span>').join('') + '</span>';
 }
 
+// Which ends of a native bucket's interval belong to it, by upstream's API number.
+const INTERVAL_ENDS = { 0: ['(', ']'], 1: ['[', ')'], 2: ['(', ')'], 3: ['[', ']'] };
+
+// A native histogram's buckets, [boundaries, lower, upper, count] each, as upstream 1.9's
+// page shows them: the interval and the observations in it (not cumulative).
+function nativeBucketsHtml(buckets) {
+  return '<span class="buckets native">' + buckets.map((b) => {
+    const ends = INTERVAL_ENDS[b[0]] || INTERVAL_ENDS[2];
+    const interval = ends[0] + b[1] + ', ' + b[2] + ends[1];
+    return '<span class="bucket native-bucket"><span class="muted">' + esc(interval) + '</span> ' + esc(b[3]) + '</span>';
+  }).join('') + '</span>';
+}
+
+function bucketsHtml(buckets) {
+  return Array.isArray(buckets) ? nativeBucketsHtml(buckets) : mapHtml(buckets, 'le=');
+}
+
 function familyHtml(g, name, f, internal) {
   const type = String(f.type || 'UNTYPED').toLowerCase();
   const metrics = f.metrics || [];
@@ -59,7 +76,7 @@ function familyHtml(g, name, f, internal) {
   for (const m of shown) {
     let value;
     if (complex) {
-      const dist = type === 'summary' ? mapHtml(m.quantiles, 'φ=') : mapHtml(m.buckets, 'le=');
+      const dist = type === 'summary' ? mapHtml(m.quantiles, 'φ=') : bucketsHtml(m.buckets);
       value = '<td class="num">' + esc(m.count) + '</td><td class="num">' + esc(m.sum) + '</td><td>' + dist + '</td>';
     } else {
       let extra = '';

@@ -6,6 +6,9 @@ export const DEFAULT_PAGE_SIZE = 100;
 export const SAMPLE_LIMIT = 250; // samples rendered per family before a "show all" button
 export const INTERNAL_FAMILIES = ['push_time_seconds', 'push_failure_time_seconds'];
 
+// Where the expanded groups are kept across reloads of the page (per browser tab).
+export const EXPANDED_STORAGE_KEY = 'pushgateway.expandedGroups';
+
 export const timings = { start: performance.now() };
 window.pgw = { timings: timings };
 
@@ -17,7 +20,7 @@ export const state = {
   onlyFailed: false,
   page: 0,
   pageSize: DEFAULT_PAGE_SIZE,
-  expanded: new Set(), // group keys
+  expanded: null, // group keys, a SessionSet (below)
   showAll: new Set(), // "groupKey\nfamily" whose samples are all shown
   pendingDelete: new Map(), // group key -> [pushTime, failTime] at deletion
   loaded: false,
@@ -32,3 +35,48 @@ export function pageSlice() {
   const start = state.page * state.pageSize;
   return state.filtered.slice(start, start + state.pageSize);
 }
+
+// A Set that is saved to sessionStorage on every change and read back when the page loads,
+// so that the groups a user expanded stay expanded across a reload, as upstream 1.7 keeps
+// them. Storage may be unavailable or full: then it is only a Set.
+class SessionSet extends Set {
+  constructor(storageKey) {
+    super();
+    this.storageKey = storageKey;
+    try {
+      const stored = JSON.parse(sessionStorage.getItem(storageKey) || '[]');
+      if (Array.isArray(stored)) {
+        for (const item of stored) if (typeof item === 'string') super.add(item);
+      }
+    } catch (err) {
+      // Unreadable or unavailable: start with nothing expanded.
+    }
+  }
+
+  add(item) {
+    super.add(item);
+    this.save();
+    return this;
+  }
+
+  delete(item) {
+    const had = super.delete(item);
+    if (had) this.save();
+    return had;
+  }
+
+  clear() {
+    super.clear();
+    this.save();
+  }
+
+  save() {
+    try {
+      sessionStorage.setItem(this.storageKey, JSON.stringify(Array.from(this)));
+    } catch (err) {
+      // Quota or privacy settings: the state lives until the page is left.
+    }
+  }
+}
+
+state.expanded = new SessionSet(EXPANDED_STORAGE_KEY);

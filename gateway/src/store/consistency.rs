@@ -1,0 +1,129 @@
+//! The consistency check of a push against what is stored: type conflicts, `_sum`/
+//! `_count`/`_bucket` collisions, the gateway's own metrics, duplicate series and groups
+//! whose timestamps would clash. It reads only the index entries of the pushed names.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::model::{GroupingKey, MetricFamily, MetricType};
+
+use super::check::{self, base_name, derived_names};
+use super::group::clashing_group;
+use super::index::TypeCounts;
+use super::{series_id, PushMode, Rejection, SeriesId, State, Store, StoredFamily};
+
+impl Store {
+    pub(super) fn check_against_store(
+        &self,
+        state: &State,
+        key: &GroupingKey,
+        families: &[MetricFamily],
+        ids: &[Vec<SeriesId>],
+        mode: PushMode,
+    ) -> Result<(), Rejection> {
+        let reserved = &self.shared.config.reserved;
+        let pushed: HashMap<&str, MetricType> =
+            families.iter().map(|f| (&*f.name, f.metric_type)).collect();
+        let group = state.groups.get(key);
+        if group.is_none() {
+            if let Some(other) = clashing_group(state, key) {
+                return Err(Rejection::GroupClash {
+                    key: key.to_string(),
+                    other: other.to_string(),
+                });
+            }
+        }
+        // The family of this group that the push replaces, if any.
+        let replaced = |name: &str| -> Option<&Arc<StoredFamily>> {
+            let family = group?.families.get(name)?;
+            (mode == PushMode::Replace || pushed.contains_key(name)).then_some(family)
+        };
+        // Types a name has in the store once this push's replacements are taken out.
+        let remaining = |name: &str| -> TypeCounts {
+            let mut counts = state
+                .names
+                .get(name)
+                .map(|e| e.type_counts)
+                .unwrap_or_default();
+            if let Some(old) = replaced(name) {
+                counts.remove(old.family.metric_type);
+            }
+            counts
+        };
+        // Types a name would have after the push, the gateway's own metrics included.
+        let after = |name: &str| -> TypeCounts {
+            let mut counts = remaining(name);
+            if let Some(&t) = pushed.get(name) {
+                counts.add(t);
+            }
+            if let Some(&t) = reserved.get(name) {
+                counts.add(t);
+            }
+            counts
+        };
+
+        for (family, family_ids) in families.iter().zip(ids) {
+            let name = &*family.name;
+            let pushed_type = family.metric_type;
+            if reserved.contains_key(name) {
+                return Err(Rejection::OwnMetric {
+                    name: name.to_string(),
+                });
+            }
+            if let Some(stored) = remaining(name).other_than(pushed_type) {
+                return Err(type_conflict(name, pushed_type, stored));
+            }
+            if let Some((base, is_bucket)) = base_name(name) {
+                let base_types = after(base);
+                if base_types.has(MetricType::Summary) && !is_bucket {
+                    return Err(suffix_collision(name, "summary", base));
+                }
+                if base_types.has(MetricType::Histogram)
+                    || base_types.has(MetricType::GaugeHistogram)
+                {
+                    return Err(suffix_collision(name, "histogram", base));
+                }
+            }
+            for derived in derived_names(name, pushed_type) {
+                if after(&derived).any() {
+                    let kind = if pushed_type == MetricType::Summary {
+                        "summary"
+                    } else {
+                        "histogram"
+                    };
+                    return Err(suffix_collision(&derived, kind, name));
+                }
+            }
+            let replaced_ids: HashSet<SeriesId> = replaced(name)
+                .map(|old| old.series().map(|s| series_id(name, s.labels())).collect())
+                .unwrap_or_default();
+            for (metric, id) in family.metrics.iter().zip(family_ids) {
+                let stored = state.series.count(*id);
+                let stored = stored - u32::from(replaced_ids.contains(id));
+                if stored > 0 {
+                    return Err(Rejection::DuplicateSeries {
+                        name: name.to_string(),
+                        labels: check::render_labels(&metric.labels),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn type_conflict(name: &str, pushed: MetricType, stored: MetricType) -> Rejection {
+    Rejection::TypeConflict {
+        name: name.to_string(),
+        pushed,
+        stored,
+    }
+}
+
+pub(super) fn suffix_collision(name: &str, kind: &'static str, other: &str) -> Rejection {
+    Rejection::SuffixCollision {
+        name: name.to_string(),
+        kind,
+        other: other.to_string(),
+    }
+}

@@ -1,0 +1,80 @@
+//! Restore: journaled changes replayed and snapshot groups loaded, without checks or
+//! journaling.
+
+use std::sync::Arc;
+
+use super::group::{apply, clear, insert_family, remove_group, Group};
+use super::{Change, Consistency, GroupView, State, Store, StoredFamily};
+
+impl Store {
+    /// Re-applies a journaled change during restore, without checks or journaling.
+    pub fn replay(&self, change: Change<'_>) {
+        let mut state = self.shared.state.write();
+        match change {
+            Change::Push {
+                key,
+                families,
+                mode,
+                time,
+                inconsistent,
+            } => {
+                state.maybe_inconsistent |= inconsistent;
+                apply(
+                    &mut state,
+                    Arc::new(key.into_owned()),
+                    families.into_owned(),
+                    mode,
+                    time,
+                );
+            }
+            Change::Failure { key, time } => {
+                let key = Arc::new(key.into_owned());
+                let group = state
+                    .groups
+                    .entry(key)
+                    .or_insert_with(|| Group::empty(time));
+                group.failure_time = time;
+                state.times_version = state.bump();
+            }
+            Change::Delete { key } => remove_group(&mut state, &key),
+            Change::Wipe => clear(&mut state),
+        }
+    }
+
+    /// Restores one group from a snapshot: its families with their push times, and its
+    /// timestamps.
+    pub fn restore_group(&self, view: GroupView) {
+        let mut state = self.shared.state.write();
+        self.restore_into(&mut state, view);
+    }
+
+    /// Replaces every group with `views` under one lock, so that no reader sees the store
+    /// empty or half restored (a replica reloading a snapshot).
+    pub fn replace_all(&self, views: Vec<GroupView>) {
+        let mut state = self.shared.state.write();
+        clear(&mut state);
+        for view in views {
+            self.restore_into(&mut state, view);
+        }
+    }
+
+    pub(super) fn restore_into(&self, state: &mut State, view: GroupView) {
+        // What was stored unchecked may be inconsistent: keep the exposition's filter on.
+        state.maybe_inconsistent |= self.shared.config.consistency == Consistency::Unchecked;
+        let key = view.key;
+        for stored in view.families {
+            let StoredFamily {
+                family, pushed_at, ..
+            } = Arc::unwrap_or_clone(stored);
+            insert_family(state, &key, family, pushed_at);
+        }
+        let group = state
+            .groups
+            .entry(key)
+            .or_insert_with(|| Group::empty(view.created));
+        group.push_time = view.push_time;
+        group.failure_time = view.failure_time;
+        group.created = view.created;
+        state.times_version = state.bump();
+    }
+}
