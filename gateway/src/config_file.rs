@@ -27,7 +27,7 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::parse_go_duration;
+use crate::duration::parse_go_duration;
 use crate::expiry::{ExpiryPolicy, ExpiryRule};
 
 /// A configuration file that cannot be used.

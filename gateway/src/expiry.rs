@@ -130,7 +130,7 @@ impl Expirer {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            if let Err(e) = self.sweep(&store, crate::web::unix_now()) {
+            if let Err(e) = self.sweep(&store, crate::clock::unix_now()) {
                 tracing::error!(err = %e, "cannot expire groups");
             }
         }

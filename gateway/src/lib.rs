@@ -3,7 +3,8 @@
 //! only on the size of the push.
 //!
 //! # Layout
-//! - [`config`]: flags, defaults, validation; [`config_file`]: the TOML file.
+//! - [`config`]: flags and the file translated into each subsystem's settings;
+//!   [`config_file`]: the TOML file.
 //! - [`model`]: metric families, labels, grouping keys, name rules.
 //! - [`parse`]: push bodies to families; [`proto`]: the protobuf messages.
 //! - [`grouping`]: the grouping key in a push URL.
@@ -13,12 +14,16 @@
 //! - [`persist`]: write-ahead log, snapshots, restore.
 //! - [`replicate`]: replicated state through a Redis stream (`--storage=redis`).
 //! - [`telemetry`]: the gateway's own metrics, logging.
-//! - [`webconfig`]: TLS, basic auth and headers from `--web.config.file`.
+//! - [`webconfig`]: TLS, basic auth, headers and the rate limit from `--web.config.file`.
 //! - [`listen`]: the listening sockets (addresses, dual stack, socket activation).
 //! - [`web`]: routing and handlers; [`server`]: connections; [`signal`]: termination.
+//! - [`clock`]: Unix time and RFC 3339; [`duration`]: Go durations; [`registry`]:
+//!   prometheus-client registries as families; [`logfmt`]: the log line format.
 
+pub mod clock;
 pub mod config;
 pub mod config_file;
+pub mod duration;
 pub mod expiry;
 pub mod expose;
 pub mod grouping;
@@ -28,6 +33,7 @@ pub mod model;
 pub mod parse;
 pub mod persist;
 pub mod proto;
+pub mod registry;
 pub mod replicate;
 pub mod server;
 pub mod signal;
@@ -115,6 +121,7 @@ pub async fn run(
             security,
             expirer,
             config_file: config.config_file.clone(),
+            read_expiry: |path| Config::reload_expiry(path).map_err(|e| e.to_string()),
             replicator: replicator.clone(),
         },
     ));

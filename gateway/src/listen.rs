@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::{ListenAddress, WebConfig};
+use crate::web::{ListenAddress, WebConfig};
 
 /// The listen backlog, tokio's default (the kernel's somaxconn caps it).
 const BACKLOG: i32 = 1024;

@@ -25,7 +25,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let metadata = event.metadata();
-        let now = crate::web::api::rfc3339_millis(std::time::SystemTime::now());
+        let now = crate::clock::rfc3339_millis(std::time::SystemTime::now());
         let mut fields = Fields::default();
         event.record(&mut fields);
         write!(

@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use clap::ValueEnum;
 use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,7 +17,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::model::{Label, Metric, MetricFamily, MetricType, NameValidation, Value};
+use crate::clock::unix_now;
+use crate::model::{Label, Metric, MetricFamily, MetricType, Value};
+use crate::registry::registry_families;
 use crate::store::Stats;
 
 mod summary;
@@ -305,55 +307,12 @@ pub fn reload_families(
     .collect()
 }
 
-/// Every metric of a prometheus-client registry as metric families.
-pub fn registry_families(registry: &Registry) -> Vec<MetricFamily> {
-    let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, registry) {
-        Ok(()) => openmetrics_to_families(&text),
-        Err(_) => Vec::new(),
-    }
-}
-
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 10))
 }
 
 fn size_histogram() -> Histogram {
     Histogram::new(exponential_buckets(64.0, 4.0, 10))
-}
-
-/// prometheus-client writes OpenMetrics; the 0.0.4 text format names a counter family
-/// after its `_total` series and has no `# EOF` or `# UNIT` lines. After that rewrite our
-/// own parser reads it.
-fn openmetrics_to_families(text: &str) -> Vec<MetricFamily> {
-    let counters: Vec<&str> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.strip_suffix(" counter"))
-        .collect();
-    let mut converted = String::with_capacity(text.len());
-    for line in text.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(&name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        converted.push_str(renamed.as_deref().unwrap_or(line));
-        converted.push('\n');
-    }
-    let mut families =
-        crate::parse::text::parse(converted.as_bytes(), NameValidation::Legacy).unwrap_or_default();
-    for family in &mut families {
-        for metric in &mut family.metrics {
-            metric.labels.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-    }
-    families
 }
 
 fn gauge(name: &str, help: &str, labels: Vec<Label>, value: f64) -> MetricFamily {
@@ -373,13 +332,6 @@ fn single(
         metric_type,
         metrics: vec![Metric::new(labels, value)],
     }
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 // Linux reports CPU time in clock ticks and RSS in pages; these are the values on every
@@ -473,16 +425,50 @@ fn process_families(start_time: f64) -> Vec<MetricFamily> {
     families
 }
 
+/// Log severity threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Informational and above.
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+impl LogLevel {
+    /// The matching tracing level.
+    pub fn as_tracing(self) -> tracing::Level {
+        match self {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// key=value pairs.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Installs the tracing subscriber for `--log.level` and `--log.format`.
-pub fn init_logging(level: crate::config::LogLevel, format: crate::config::LogFormat) {
+pub fn init_logging(level: LogLevel, format: LogFormat) {
     let filter = tracing_subscriber::filter::LevelFilter::from_level(level.as_tracing());
     let builder = tracing_subscriber::fmt()
         .with_max_level(filter)
         .with_ansi(false)
         .with_writer(std::io::stderr);
     let result = match format {
-        crate::config::LogFormat::Json => builder.json().try_init(),
-        crate::config::LogFormat::Logfmt => builder.event_format(crate::logfmt::Logfmt).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Logfmt => builder.event_format(crate::logfmt::Logfmt).try_init(),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;

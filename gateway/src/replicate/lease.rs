@@ -11,8 +11,8 @@ use super::entry::{self, ChangeRequest};
 use super::redis_side;
 use super::settings;
 use super::{AppliedState, Replicator, SettingsState, LEASE_TICK, LEASE_TTL};
+use crate::clock::unix_now;
 use crate::persist::snapshot;
-use crate::web::unix_now;
 
 /// Where the settings check stands between ticks.
 struct SettingsCheck {

@@ -12,8 +12,8 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::config::LocalCopy;
 use super::{AppliedState, Replicator};
-use crate::config::LocalCopy;
 use crate::persist::snapshot;
 use crate::store::GroupView;
 

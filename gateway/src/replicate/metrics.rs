@@ -152,7 +152,7 @@ impl ReplicationMetrics {
 
     /// The metrics as families for the exposition.
     pub fn families(&self) -> Vec<MetricFamily> {
-        crate::telemetry::registry_families(&self.registry)
+        crate::registry::registry_families(&self.registry)
     }
 }
 

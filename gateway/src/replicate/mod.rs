@@ -16,6 +16,7 @@
 //! settings are compared through Redis (module `settings`).
 
 mod applier;
+mod config;
 mod connect;
 pub mod entry;
 mod lease;
@@ -34,10 +35,10 @@ use redis::aio::MultiplexedConnection;
 use redis::{IntoConnectionInfo, Script};
 use tokio::sync::oneshot;
 
-use crate::config::{ExposeMode, RedisConfig};
+use crate::clock::unix_now;
 use crate::expiry::Expirer;
 use crate::store::{PushError, Store};
-use crate::web::unix_now;
+pub use config::{ExposeMode, LocalCopy, RedisConfig, SentinelConfig};
 use connect::{Connector, Target};
 pub use entry::ChangeRequest;
 use metrics::ReplicationMetrics;

@@ -184,14 +184,7 @@ pub(crate) fn check_push_alone(
                 let mut escaped: Vec<String> = metric
                     .labels
                     .iter()
-                    .map(|l| {
-                        crate::expose::exposed_name(
-                            crate::expose::ScrapeFormat::TEXT,
-                            &l.name,
-                            true,
-                        )
-                        .into_owned()
-                    })
+                    .map(|l| legacy_escaped(&l.name, true).into_owned())
                     .collect();
                 escaped.sort();
                 if let Some(pair) = escaped.windows(2).find(|w| w[0] == w[1]) {

@@ -3,157 +3,32 @@
 //! are decided in [`error`] only.
 
 pub mod api;
+mod app;
 pub mod body;
 pub mod error;
 mod offload;
 pub mod probes;
 mod push;
 pub mod response_body;
+pub mod settings;
 pub mod ui;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
-use tokio::sync::Notify;
 
-use crate::config::WebConfig;
-use crate::expiry::Expirer;
 use crate::expose::{negotiate, OpenMetrics, Renderer};
-use crate::persist::Persister;
-use crate::replicate::Replicator;
 use crate::store::{PushMode, Store, StoreConfig};
-use crate::telemetry::Telemetry;
-use crate::webconfig::{Verdict, WebConfigSource};
+use crate::webconfig::Verdict;
 
+pub use app::{App, AppParts, HttpResponse, ReadExpiry};
 pub use error::ApiError;
 pub use response_body::ResponseBody;
-
-/// The response type of every handler.
-pub type HttpResponse = Response<ResponseBody>;
-
-/// Everything the handlers share.
-pub struct App {
-    /// The metric store.
-    pub store: Store,
-    /// The gateway's own metrics.
-    pub telemetry: Telemetry,
-    /// HTTP settings.
-    pub config: WebConfig,
-    /// Flag values for the status API.
-    pub flags: Vec<(String, String)>,
-    /// When the gateway started.
-    pub start_time: SystemTime,
-    /// Notified by `/-/quit`.
-    pub quit: Notify,
-    /// Durable persistence, when `--persistence.file` is set.
-    pub persister: Option<Arc<Persister>>,
-    /// TLS, basic auth and headers from `--web.config.file`.
-    pub security: Option<Arc<WebConfigSource>>,
-    /// Group expiry.
-    pub expirer: Arc<Expirer>,
-    /// The configuration file, re-read by `/-/reload` and SIGHUP.
-    pub config_file: Option<std::path::PathBuf>,
-    /// Replicated state, with `--storage=redis`.
-    pub replicator: Option<Arc<Replicator>>,
-    /// Whether the last reload of the configuration file worked.
-    config_reload_ok: AtomicBool,
-    renderer: Renderer,
-    offload: offload::Offload,
-}
-
-impl App {
-    /// Wires the shared state of the handlers.
-    pub fn new(
-        store: Store,
-        config: WebConfig,
-        flags: Vec<(String, String)>,
-        parts: AppParts,
-    ) -> App {
-        let AppParts {
-            persister,
-            security,
-            expirer,
-            config_file,
-            replicator,
-        } = parts;
-        App {
-            store,
-            telemetry: Telemetry::new(),
-            config,
-            flags,
-            start_time: SystemTime::now(),
-            quit: Notify::new(),
-            persister,
-            security,
-            expirer,
-            config_file,
-            replicator,
-            config_reload_ok: AtomicBool::new(true),
-            renderer: Renderer::new(),
-            offload: offload::Offload::default(),
-        }
-    }
-}
-
-/// The optional parts of the gateway that the handlers use.
-pub struct AppParts {
-    /// Durable persistence, when `--persistence.file` is set.
-    pub persister: Option<Arc<Persister>>,
-    /// TLS, basic auth and headers from `--web.config.file`.
-    pub security: Option<Arc<WebConfigSource>>,
-    /// Group expiry.
-    pub expirer: Arc<Expirer>,
-    /// The configuration file, for reloads.
-    pub config_file: Option<std::path::PathBuf>,
-    /// Replicated state, with `--storage=redis`.
-    pub replicator: Option<Arc<Replicator>>,
-}
-
-impl App {
-    /// Re-reads the configuration file's expiry rules; the old rules stay on error.
-    ///
-    /// # Errors
-    /// The reason the file was refused.
-    pub fn reload(&self) -> Result<(), String> {
-        let Some(path) = &self.config_file else {
-            return Ok(());
-        };
-        // Whatever goes wrong, the reload must not take its caller down: a panic in the
-        // SIGHUP task would leave every later SIGHUP unheard.
-        let reloaded = std::panic::catch_unwind(|| crate::config::Config::reload_expiry(path))
-            .unwrap_or_else(|_| {
-                Err(crate::config::ConfigError::Invalid(
-                    "unexpected failure while reading the file".into(),
-                ))
-            });
-        self.config_reload_ok
-            .store(reloaded.is_ok(), Ordering::Relaxed);
-        match reloaded {
-            Ok(policy) => {
-                self.expirer.set_policy(policy);
-                tracing::info!(file = %path.display(), "reloaded the configuration file");
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(err = %e, "keeping the previous configuration");
-                Err(e.to_string())
-            }
-        }
-    }
-}
-
-/// Current Unix time in seconds, as the push timestamps record it.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+pub use settings::{ListenAddress, WebConfig};
 
 /// Serves one request.
 pub async fn handle<B>(app: Arc<App>, request: Request<B>, peer: SocketAddr) -> HttpResponse

@@ -8,7 +8,7 @@
 
 use http::Method;
 
-use crate::config::WebConfig;
+use super::settings::WebConfig;
 
 /// The probe paths, relative to the route prefix.
 const PROBE_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];

@@ -8,9 +8,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 
+use super::app::{App, HttpResponse};
 use super::body::read_body;
 use super::error::{text_response, ApiError};
-use super::{unix_now, App, HttpResponse};
+use crate::clock::unix_now;
 use crate::grouping::parse_grouping_path;
 use crate::parse::{parse, Format};
 use crate::replicate::ChangeRequest;

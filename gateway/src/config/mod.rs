@@ -1,0 +1,536 @@
+//! The command line and the configuration file, validated and translated into the settings
+//! types each subsystem owns (`WebConfig` in `web`, `RedisConfig` in `replicate`, log
+//! settings in `telemetry`, ...). The result is a [`Config`] of those, handed by value to
+//! the parts that need them; only `main` and `lib` import this module. The flags themselves
+//! are [`Flags`] (`flags.rs`), their values for the status page come from `status.rs`.
+//! Flags whose feature has not landed yet are accepted by the parser and refused by
+//! [`Config::from_args`] with a clear message, never silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config_file::{self, ConfigFile, ConfigFileError};
+use crate::expiry::ExpiryPolicy;
+use crate::model::NameValidation;
+use crate::parse::ParseLimits;
+use crate::persist::PersistConfig;
+use crate::store::{Consistency, Limits};
+
+mod flags;
+mod redis;
+mod status;
+
+pub use crate::duration::{parse_go_duration, MAX_GO_DURATION};
+pub use crate::replicate::{ExposeMode, LocalCopy, RedisConfig, SentinelConfig};
+pub use crate::telemetry::{LogFormat, LogLevel};
+pub use crate::web::{ListenAddress, WebConfig};
+pub use flags::{Flags, StorageMode};
+pub use redis::{REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV};
+pub use status::redact_url;
+
+use redis::redis_config;
+use status::flag_values;
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The command line did not parse.
+    #[error("{0}")]
+    Usage(#[from] clap::Error),
+    /// The listen address is not `host:port`.
+    #[error("invalid --web.listen-address {0:?}: expected host:port, :port or [ipv6]:port")]
+    ListenAddress(String),
+    /// The external URL is not absolute.
+    #[error("invalid --web.external-url {0:?}: expected an absolute http(s) URL")]
+    ExternalUrl(String),
+    /// The configuration file is invalid.
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+    /// Flags that cannot be used together or a value that cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP settings.
+    pub web: WebConfig,
+    /// Log settings.
+    pub log_level: LogLevel,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Flag values as given, for `/api/v1/status` and the status page.
+    pub flags: Vec<(String, String)>,
+    /// Persistence, when `--persistence.file` is set.
+    pub persistence: Option<PersistConfig>,
+    /// Push and store limits.
+    pub limits: Limits,
+    /// Expiry rules from the configuration file.
+    pub expiry: ExpiryPolicy,
+    /// The configuration file, for reloads.
+    pub config_file: Option<PathBuf>,
+    /// Replicated state, when `--storage=redis`.
+    pub redis: Option<RedisConfig>,
+}
+
+impl Config {
+    /// Parses and validates a command line (the first item is the program name).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for anything that cannot be used.
+    pub fn from_args<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let Some(path) = config_file_arg(&args) else {
+            return Config::from_flags(Flags::try_parse_from(args)?, ExpiryPolicy::default());
+        };
+        let file = load_config_file(&path)?;
+        // The file's flags go first, so that the command line overrides them.
+        let mut combined = args[..1.min(args.len())].to_vec();
+        // A flag on the command line replaces the file's value rather than adding to it
+        // (which repeatable flags such as --web.listen-address would otherwise do).
+        let on_command_line = |name: &str| {
+            let flag = format!("--{name}");
+            args.iter().skip(1).any(|arg| {
+                arg.to_str().is_some_and(|arg| {
+                    arg == flag
+                        || arg
+                            .strip_prefix(flag.as_str())
+                            .is_some_and(|r| r.starts_with('='))
+                })
+            })
+        };
+        for (name, value) in file.args.iter().filter(|(name, _)| !on_command_line(name)) {
+            combined.push(if value.is_empty() {
+                format!("--{name}").into()
+            } else {
+                format!("--{name}={value}").into()
+            });
+        }
+        combined.extend(args.iter().skip(1).cloned());
+        Config::from_flags(Flags::try_parse_from(combined)?, file.expiry)
+    }
+
+    /// Reads the expiry rules from the configuration file again (SIGHUP, `/-/reload`).
+    ///
+    /// # Errors
+    /// [`ConfigError::File`] with the line and reason; the caller keeps the old rules.
+    pub fn reload_expiry(path: &Path) -> Result<ExpiryPolicy, ConfigError> {
+        Ok(load_config_file(path)?.expiry)
+    }
+
+    /// Validates parsed flags.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for anything that cannot be used.
+    pub fn from_flags(flags: Flags, expiry: ExpiryPolicy) -> Result<Config, ConfigError> {
+        let redis = redis_config(&flags)?;
+        let listen = flags
+            .listen_address
+            .iter()
+            .map(|address| parse_listen_address(address))
+            .collect::<Result<_, _>>()?;
+        let external_path = external_url_path(&flags.external_url)?;
+        let route_prefix = compute_route_prefix(&flags.route_prefix, &external_path);
+        let external_prefix = compute_route_prefix("", &external_path);
+        let flag_values = flag_values(&flags);
+        Ok(Config {
+            web: WebConfig {
+                listen,
+                systemd_socket: flags.systemd_socket,
+                listen_address_file: (!flags.listen_address_file.is_empty())
+                    .then(|| PathBuf::from(&flags.listen_address_file)),
+                route_prefix,
+                external_prefix,
+                telemetry_path: flags.telemetry_path.clone(),
+                enable_lifecycle: flags.enable_lifecycle,
+                enable_admin_api: flags.enable_admin_api,
+                enable_openmetrics: flags.enable_openmetrics,
+                max_body_bytes: flags.max_body_bytes,
+                web_config_file: (!flags.web_config_file.is_empty())
+                    .then(|| PathBuf::from(&flags.web_config_file)),
+                unauthenticated_probes: flags.unauthenticated_probes,
+                max_connections: flags.max_connections,
+                header_read_timeout: flags.header_read_timeout,
+                write_timeout: (!flags.write_timeout.is_zero()).then_some(flags.write_timeout),
+                parse_limits: ParseLimits {
+                    max_labels_per_series: flags.max_labels_per_series,
+                    max_line_bytes: flags.max_line_bytes,
+                },
+                consistency: if flags.disable_consistency_check {
+                    Consistency::Unchecked
+                } else {
+                    Consistency::Checked
+                },
+                validation: if flags.enable_utf8_names {
+                    NameValidation::Utf8
+                } else {
+                    NameValidation::Legacy
+                },
+            },
+            log_level: flags.log_level,
+            log_format: flags.log_format,
+            flags: flag_values,
+            expiry,
+            config_file: (!flags.config_file.is_empty()).then(|| PathBuf::from(&flags.config_file)),
+            redis,
+            limits: Limits {
+                max_series_per_push: flags.max_series_per_push,
+                max_label_length: flags.max_label_length,
+                max_grouping_labels: flags.max_grouping_labels,
+                max_labels_per_series: flags.max_labels_per_series,
+                max_series: flags.max_series,
+                max_groups: flags.max_groups,
+            },
+            persistence: (!flags.persistence_file.is_empty()
+                && flags.storage == StorageMode::Memory)
+                .then(|| PersistConfig {
+                    file: PathBuf::from(&flags.persistence_file),
+                    interval: flags.persistence_interval.max(Duration::from_secs(1)),
+                    fsync: flags.persistence_fsync,
+                    start_empty_on_corruption: flags.start_empty_on_corruption,
+                    max_log_bytes: 64 * 1024 * 1024,
+                }),
+        })
+    }
+}
+
+/// The value of `--config.file` on a command line, if any.
+fn config_file_arg(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut found = None;
+    let mut iter = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = iter.next() {
+        if let Some(value) = arg.strip_prefix("--config.file=") {
+            found = Some(value.to_string());
+        } else if arg == "--config.file" {
+            found = iter.next();
+        }
+    }
+    found.filter(|p| !p.is_empty()).map(PathBuf::from)
+}
+
+fn load_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    use clap::CommandFactory;
+    let command = Flags::command();
+    let known = |name: &str| {
+        command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(name))
+            .map(|a| a.get_action().takes_values())
+    };
+    Ok(config_file::load(path, known)?)
+}
+
+/// `:9091` listens on every address, like Go's listener; a host name on the first of its
+/// IPv4 addresses (else the first address), as Go's `net.Listen` does.
+fn parse_listen_address(address: &str) -> Result<ListenAddress, ConfigError> {
+    let invalid = || ConfigError::ListenAddress(address.to_string());
+    if let Some(port) = address.strip_prefix(':') {
+        return port
+            .parse()
+            .map(ListenAddress::Wildcard)
+            .map_err(|_| invalid());
+    }
+    let socket: SocketAddr = match address.parse() {
+        Ok(socket) => socket,
+        Err(_) => {
+            use std::net::ToSocketAddrs;
+            let resolved: Vec<SocketAddr> =
+                address.to_socket_addrs().map_err(|_| invalid())?.collect();
+            resolved
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(resolved.first())
+                .copied()
+                .ok_or_else(invalid)?
+        }
+    };
+    Ok(if socket.ip().is_unspecified() {
+        ListenAddress::Wildcard(socket.port())
+    } else {
+        ListenAddress::Socket(socket)
+    })
+}
+
+fn external_url_path(url: &str) -> Result<String, ConfigError> {
+    if url.is_empty() {
+        return Ok(String::new());
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| ConfigError::ExternalUrl(url.to_string()))?;
+    Ok(rest
+        .find('/')
+        .map(|i| rest[i..].to_string())
+        .unwrap_or_default())
+}
+
+/// Upstream's rule: the prefix defaults to the external URL's path; `/` means none; the
+/// result has a leading slash and no trailing one.
+pub fn compute_route_prefix(prefix: &str, external_path: &str) -> String {
+    let prefix = if prefix.is_empty() {
+        external_path
+    } else {
+        prefix
+    };
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_args(std::iter::once("pushgateway").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_upstream() {
+        let config = parse(&[]).expect("defaults parse");
+        assert_eq!(config.web.listen, [ListenAddress::Wildcard(9091)]);
+        assert!(!config.web.systemd_socket);
+        assert_eq!(config.web.telemetry_path, "/metrics");
+        assert_eq!(config.web.route_prefix, "");
+        assert!(config.persistence.is_none());
+        assert_eq!(config.web.consistency, Consistency::Checked);
+        assert!(!config.web.enable_lifecycle && !config.web.enable_admin_api);
+    }
+
+    #[test]
+    fn cost_limits_have_generous_defaults_and_flags() {
+        let config = parse(&[]).expect("defaults parse");
+        assert_eq!(config.limits.max_grouping_labels, 32);
+        assert_eq!(config.limits.max_labels_per_series, 512);
+        assert_eq!(config.web.parse_limits.max_labels_per_series, 512);
+        assert_eq!(config.web.parse_limits.max_line_bytes, 1 << 20);
+        assert_eq!(config.web.write_timeout, Some(Duration::from_secs(60)));
+        let config = parse(&[
+            "--push.max-grouping-labels=8",
+            "--push.max-labels-per-series=16",
+            "--push.max-line-bytes=4096",
+            "--web.write-timeout=0",
+        ])
+        .expect("parses");
+        assert_eq!(config.limits.max_grouping_labels, 8);
+        assert_eq!(config.limits.max_labels_per_series, 16);
+        assert_eq!(config.web.parse_limits.max_labels_per_series, 16);
+        assert_eq!(config.web.parse_limits.max_line_bytes, 4096);
+        assert_eq!(
+            config.web.write_timeout, None,
+            "0 turns the write timeout off"
+        );
+        for flag in [
+            "push.max-grouping-labels",
+            "push.max-labels-per-series",
+            "push.max-line-bytes",
+            "web.write-timeout",
+        ] {
+            assert!(config.flags.iter().any(|(name, _)| name == flag), "{flag}");
+        }
+    }
+
+    #[test]
+    fn route_prefix_rules() {
+        for (prefix, external, expected) in [
+            ("", "", ""),
+            ("/", "", ""),
+            ("pg/", "", "/pg"),
+            ("", "/gw/", "/gw"),
+            ("/x", "/gw", "/x"),
+        ] {
+            assert_eq!(
+                compute_route_prefix(prefix, external),
+                expected,
+                "{prefix:?} {external:?}"
+            );
+        }
+        let config = parse(&["--web.external-url=http://example.org/pgw/"]).expect("parses");
+        assert_eq!(config.web.route_prefix, "/pgw");
+        assert_eq!(config.web.external_prefix, "/pgw");
+    }
+
+    #[test]
+    fn redis_flags_that_cannot_work_are_refused() {
+        for args in [
+            &["--storage=redis"][..],
+            &["--storage.redis.url=redis://localhost:6379"],
+            &["--storage=redis", "--storage.redis.url=localhost:6379"],
+            &["--storage.redis.sentinels=s:26379"],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://r",
+                "--storage.redis.sentinels=s:26379",
+            ],
+            &["--storage=redis", "--storage.redis.sentinels=s"],
+            &["--storage=redis", "--storage.redis.sentinels=s:0"],
+            &["--storage=redis", "--storage.redis.sentinels=:26379"],
+            &[
+                "--storage=redis",
+                "--storage.redis.sentinels=s:26379",
+                "--storage.redis.sentinel-master=",
+            ],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://r",
+                "--storage.redis.sentinel-password-file=/x",
+            ],
+        ] {
+            assert!(
+                matches!(parse(args), Err(ConfigError::Invalid(_))),
+                "{args:?}"
+            );
+        }
+        let sentinel = parse(&[
+            "--storage=redis",
+            "--storage.redis.sentinels=a:26379, [::1]:26380",
+        ])
+        .expect("sentinels")
+        .redis
+        .expect("redis mode");
+        assert_eq!(
+            sentinel.min_replicas_acks, 1,
+            "WAIT 1 by default with Sentinels"
+        );
+        let sentinel = sentinel.sentinel.expect("sentinel config");
+        assert_eq!(
+            sentinel.sentinels,
+            vec![("a".to_string(), 26379), ("::1".to_string(), 26380)]
+        );
+        assert_eq!(sentinel.master, "mymaster");
+        let config = parse(&["--storage=redis", "--storage.redis.url=rediss://r:6380/2"])
+            .expect("valid redis flags");
+        let redis = config.redis.expect("redis mode");
+        assert_eq!(redis.key_prefix, "pushgateway");
+        assert_eq!(redis.expose, ExposeMode::All);
+        assert_eq!(
+            redis.min_replicas_acks, 0,
+            "no WAIT by default without Sentinels"
+        );
+        assert!(redis.local_copy.is_none());
+        let config = parse(&[
+            "--storage=redis",
+            "--storage.redis.url=redis://r",
+            "--persistence.file=/data/pgw",
+        ])
+        .expect("a local copy with redis");
+        assert!(
+            config.persistence.is_none(),
+            "no write-ahead log in redis mode"
+        );
+        let copy = config.redis.and_then(|r| r.local_copy).expect("local copy");
+        assert_eq!(copy.file, PathBuf::from("/data/pgw"));
+    }
+
+    #[test]
+    fn redis_passwords_never_reach_the_status_page() {
+        assert_eq!(
+            redact_url("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://user:secret@host/0"),
+            "rediss://user:***@host/0"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        let config = parse(&["--storage=redis", "--storage.redis.url=redis://:pw@h:1/0"])
+            .expect("valid redis flags");
+        assert!(config.flags.iter().all(|(_, v)| !v.contains("pw@")));
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_config_file() {
+        let path = std::env::temp_dir().join(format!("pgw-flags-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[flags]\n\"web.telemetry-path\" = \"/from-file\"\n\"web.route-prefix\" = \"/pg\"\n\"web.enable-admin-api\" = true\n\"web.listen-address\" = \":1\"\n",
+        )
+        .expect("write");
+        let file_arg = format!("--config.file={}", path.display());
+        let config = parse(&[&file_arg, "--web.telemetry-path=/from-cli"]).expect("parses");
+        assert_eq!(config.web.telemetry_path, "/from-cli");
+        assert_eq!(config.web.listen, [ListenAddress::Wildcard(1)]);
+        let config = parse(&[&file_arg, "--web.listen-address", ":2"]).expect("parses");
+        assert_eq!(config.web.listen, [ListenAddress::Wildcard(2)]);
+        assert_eq!(config.web.route_prefix, "/pg");
+        assert!(config.web.enable_admin_api);
+        assert!(matches!(
+            parse(&["--config.file=/nonexistent/pgw.toml"]),
+            Err(ConfigError::File(_))
+        ));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let socket = |s: &str| ListenAddress::Socket(s.parse().expect("socket address"));
+        for (args, expected) in [
+            (&[][..], vec![ListenAddress::Wildcard(9091)]),
+            (
+                &["--web.listen-address=:0"][..],
+                vec![ListenAddress::Wildcard(0)],
+            ),
+            (
+                &["--web.listen-address=0.0.0.0:80"][..],
+                vec![ListenAddress::Wildcard(80)],
+            ),
+            (
+                &["--web.listen-address=[::]:80"][..],
+                vec![ListenAddress::Wildcard(80)],
+            ),
+            (
+                &["--web.listen-address=[::1]:80"][..],
+                vec![socket("[::1]:80")],
+            ),
+            (
+                &[
+                    "--web.listen-address=127.0.0.1:1",
+                    "--web.listen-address=:2",
+                ][..],
+                vec![socket("127.0.0.1:1"), ListenAddress::Wildcard(2)],
+            ),
+        ] {
+            assert_eq!(parse(args).expect("valid").web.listen, expected, "{args:?}");
+        }
+        for bad in [":", ":x", ":65536", "1.2.3.4", "[::1]", "host:"] {
+            assert!(
+                matches!(
+                    parse(&[&format!("--web.listen-address={bad}")]),
+                    Err(ConfigError::ListenAddress(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(matches!(
+            parse(&["--log.level=loud"]),
+            Err(ConfigError::Usage(_))
+        ));
+        assert!(matches!(
+            parse(&["--web.listen-address=nonsense"]),
+            Err(ConfigError::ListenAddress(_))
+        ));
+        assert!(matches!(
+            parse(&["--web.external-url=example.org"]),
+            Err(ConfigError::ExternalUrl(_))
+        ));
+    }
+}
