@@ -84,6 +84,7 @@ def test_the_stamped_chart_runs_the_published_image_and_keeps_its_comments(tmp_p
     assert len(before) == len(after)
     assert [(a, b) for a, b in zip(before, after) if a != b] == [
         ("  repository: pushgateway", "  repository: ghcr.io/someone/pushgateway"),
+        ('  tag: ""', '  tag: "1.2.3"'),
         ('  digest: ""', f"  digest: {DIGEST}"),
     ]
     # The in-repo chart is untouched and keeps building on the local image.

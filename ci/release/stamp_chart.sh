@@ -23,4 +23,6 @@ replace_line "$chart/Chart.yaml" '^version: .*$' "version: $version"
 replace_line "$chart/Chart.yaml" '^appVersion: .*$' "appVersion: \"$version\""
 # The gateway's own image block is the only one indented by two spaces (Redis' is nested deeper).
 replace_line "$chart/values.yaml" '^  repository: pushgateway$' "  repository: $repository"
+# The tag names the version (the version label shows it); the digest is what runs.
+replace_line "$chart/values.yaml" '^  tag: ""$' "  tag: \"$version\""
 replace_line "$chart/values.yaml" '^  digest: ""$' "  digest: $digest"
