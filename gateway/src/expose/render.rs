@@ -151,7 +151,10 @@ impl Renderer {
         }
         for (name, item) in &items {
             if let Item::Stored(entry) = item {
-                let taken = !format.utf8_names() && {
+                // OpenMetrics declares a counter `x_total` as family `x`, which may be
+                // another family's name even with UTF-8 names.
+                let checked = !format.utf8_names() || format.encoding == Encoding::OpenMetrics;
+                let taken = checked && {
                     let escaped = super::exposed_name(format, name, false);
                     let names = sample_names(format, &escaped, entry.metric_type);
                     let taken = names.iter().any(|n| exposed.contains(n));
@@ -277,7 +280,14 @@ fn sample_names(format: ScrapeFormat, name: &str, metric_type: MetricType) -> Ve
         MetricType::Histogram | MetricType::GaugeHistogram => &["", "_bucket", "_sum", "_count"],
         _ => &[""],
     };
-    suffixes.iter().map(|s| format!("{name}{s}")).collect()
+    let mut names: Vec<String> = suffixes.iter().map(|s| format!("{name}{s}")).collect();
+    // OpenMetrics declares a counter `x_total` as the family `x`: that name is taken too.
+    if format.encoding == Encoding::OpenMetrics && metric_type == MetricType::Counter {
+        if let Some(base) = name.strip_suffix("_total") {
+            names.push(base.to_string());
+        }
+    }
+    names
 }
 
 /// Names that collide with the `_count`/`_sum`/`_bucket` series of a stored summary or
