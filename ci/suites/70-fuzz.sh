@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Layer 7: fuzzing (fuzz/, cargo-fuzz). Builds every target and runs them within one time budget
-# for the whole layer (FUZZ_BUDGET seconds, default 120, not counting the build), each on a
+# for the whole layer (FUZZ_BUDGET seconds, default 60, not counting the build), each on a
 # scratch copy of its committed seed corpus, so that CI never grows fuzz/corpus/. Runs as many
 # targets at once as there are cores; each gets an equal share of the budget (at least 10 s).
 # Fails on any crash, printing the crashing input's path and a hex dump; reproduce one with
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 export RUSTC_BOOTSTRAP=1
-budget="${FUZZ_BUDGET:-120}"
+budget="${FUZZ_BUDGET:-60}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 case "$budget" in '' | *[!0-9]*) echo "FUZZ_BUDGET must be a whole number of seconds, not '$budget'" >&2; exit 2 ;; esac
 
