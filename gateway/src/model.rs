@@ -430,22 +430,13 @@ pub fn is_legacy_label_name(name: &str) -> bool {
 /// empty), otherwise with every character outside the classic set replaced by `_`
 /// (Prometheus' underscore escaping, the default).
 pub fn legacy_escaped(name: &str, is_label: bool) -> std::borrow::Cow<'_, str> {
-    let valid = if is_label {
-        is_legacy_label_name(name)
-    } else {
-        is_legacy_metric_name(name)
-    };
-    if valid || name.is_empty() {
+    if is_unescaped(name, is_label) {
         return std::borrow::Cow::Borrowed(name);
     }
     let escaped = name
         .char_indices()
         .map(|(i, c)| {
-            let ok = c.is_ascii_alphabetic()
-                || c == '_'
-                || (!is_label && c == ':')
-                || (c.is_ascii_digit() && i > 0);
-            if ok {
+            if is_classic_char(i, c, is_label) {
                 c
             } else {
                 '_'
@@ -453,6 +444,22 @@ pub fn legacy_escaped(name: &str, is_label: bool) -> std::borrow::Cow<'_, str> {
         })
         .collect();
     std::borrow::Cow::Owned(escaped)
+}
+
+/// Whether every escaping scheme leaves `name` as it is: a classic name, or empty.
+pub fn is_unescaped(name: &str, is_label: bool) -> bool {
+    let valid = if is_label {
+        is_legacy_label_name(name)
+    } else {
+        is_legacy_metric_name(name)
+    };
+    valid || name.is_empty()
+}
+
+/// Whether `c`, at byte offset `i` of a name (as in Go's range over a string), is in the
+/// classic character set, which escaping keeps as it is.
+pub fn is_classic_char(i: usize, c: char, is_label: bool) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || (!is_label && c == ':') || (c.is_ascii_digit() && i > 0)
 }
 
 /// Whether a label name is reserved for Prometheus: it starts with `__`, or would once a

@@ -14,9 +14,7 @@ pub mod text;
 pub use negotiate::{negotiate, Encoding, Escaping, NotAcceptable, OpenMetrics, ScrapeFormat};
 pub use render::{Rendered, RenderedChunks, Renderer};
 
-use crate::model::{
-    is_legacy_label_name, is_legacy_metric_name, legacy_escaped, Histogram, MetricType, Series,
-};
+use crate::model::{is_classic_char, is_unescaped, legacy_escaped, Histogram, MetricType, Series};
 
 /// Encodes one family (name, help, type, sorted metrics) in the given format. A family
 /// without metrics encodes to nothing.
@@ -106,21 +104,10 @@ pub fn exposed_name(format: ScrapeFormat, name: &str, is_label: bool) -> std::bo
     if matches!(format.escaping, Escaping::AllowUtf8 | Escaping::Underscores) {
         return legacy_escaped(name, is_label);
     }
-    let valid = if is_label {
-        is_legacy_label_name(name)
-    } else {
-        is_legacy_metric_name(name)
-    };
-    if valid || name.is_empty() {
+    if is_unescaped(name, is_label) {
         return std::borrow::Cow::Borrowed(name);
     }
-    // `i` is a byte offset, as in Go's range over a string.
-    let classic = |i: usize, c: char| {
-        c.is_ascii_alphabetic()
-            || c == '_'
-            || (!is_label && c == ':')
-            || (c.is_ascii_digit() && i > 0)
-    };
+    let classic = |i: usize, c: char| is_classic_char(i, c, is_label);
     let mut escaped = String::with_capacity(name.len() + 8);
     if format.escaping == Escaping::Values {
         escaped.push_str("U__");
