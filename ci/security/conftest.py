@@ -229,6 +229,16 @@ def cert_dir(tmp_path, certs):
     return tmp_path
 
 
+def assert_refused_at_start(config, named):
+    """Our gateway started with the web config file `config` must exit at once, naming the
+    file and `named` in its output (a setting it cannot honour is never ignored)."""
+    proc = subprocess.run([GATEWAY_BIN, "--web.listen-address=127.0.0.1:0", f"--web.config.file={config}"],
+                          capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert str(config) in output and named in output, output
+
+
 def bcrypt_hash(password, rounds=10):
     import bcrypt
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import GATEWAY_BIN, OPENSSL, SAN_CLIENTS, bcrypt_hash, wait_until
+from conftest import OPENSSL, SAN_CLIENTS, assert_refused_at_start, bcrypt_hash, wait_until
 
 REFUSED = (requests.exceptions.SSLError, requests.exceptions.ConnectionError)
 RELOAD_METRIC = "pushgateway_web_config_last_reload_successful"
@@ -107,11 +107,7 @@ def test_settings_not_implemented_stop_the_start(cert_dir, case):
     text, named = NOT_IMPLEMENTED[case]
     config = cert_dir / "web.yml"
     config.write_text(text)
-    proc = subprocess.run([GATEWAY_BIN, "--web.listen-address=127.0.0.1:0", f"--web.config.file={config}"],
-                          capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output
-    assert str(config) in output and named in output, output
+    assert_refused_at_start(config, named)
 
 
 def reload_metric(gw, **kwargs):
