@@ -8,6 +8,12 @@ list (all pods share 127.0.0.1, so each process gets its own candidate port; red
 listen on port 0, see ci/lib/procnet.py), the `bind` lines (loopback instead of every
 interface), and the volume mount paths (each pod gets its own directories, kept across a
 restart of its containers as a pod's volumes are). Every other setting is the rendered one.
+
+The script runs in BusyBox's shell with BusyBox's tools (sh, od, timeout, sed, ...) first on
+the PATH, as in the Alpine Redis image; redis-server and redis-cli are Debian's.
+
+Environment:
+  BUSYBOX  the busybox binary (Debian busybox, installed by ci/suites/60-chart.sh).
 """
 
 import os
@@ -23,6 +29,7 @@ from local_processes import wait_until  # noqa: E402
 from pod_env import container_env  # noqa: E402
 
 REDIS_CLI = shutil.which("redis-cli")
+BUSYBOX = os.environ.get("BUSYBOX") or shutil.which("busybox")
 # Whole starts (all processes on new candidate ports) before giving up.
 START_ATTEMPTS = 3
 
@@ -41,14 +48,28 @@ def _replace_mounts(text, mounts):
     return text
 
 
+def _busybox_bin(directory):
+    """A folder with every BusyBox applet (sh, od, timeout, ...) linked to busybox."""
+    assert BUSYBOX and os.path.exists(BUSYBOX), "busybox not found (ci/suites/60-chart.sh installs it)"
+    directory.mkdir(parents=True)
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    assert "sh" in applets and "od" in applets and "timeout" in applets, applets
+    for applet in applets:
+        (directory / applet).symlink_to(BUSYBOX)
+    return directory
+
+
 class Process:
     """One container of one pod: its rendered command, started and restarted on one port."""
 
     def __init__(self, ha, pod, container):
         self.ha, self.pod, self.name = ha, pod, container["name"]
         self.env = {**os.environ, **container_env(ha.docs, container, pod_name=pod.name)}
+        self.env["PATH"] = f"{ha.busybox_bin}{os.pathsep}{os.environ['PATH']}"
         self.mounts = {m["mountPath"].rstrip("/"): pod.dir / m["name"] for m in container["volumeMounts"]}
         self.command = [_replace_mounts(a, self.mounts) for a in container["command"]]
+        assert self.command[0] == "/bin/sh", self.command
+        self.command[0] = str(ha.busybox_bin / "sh")
         self.log_path = pod.dir / f"{self.name}.log"
         self.proc = None
         self.port = None
@@ -104,6 +125,7 @@ class RedisHA:
 
     def __init__(self, docs, directory):
         self.docs = docs
+        self.busybox_bin = _busybox_bin(directory / "busybox-bin")
         self.sts = redis_statefulset(docs)
         spec = self.sts["spec"]["template"]["spec"]
         config_volume = next(v for v in spec["volumes"] if v["name"] == "config")

@@ -19,6 +19,8 @@ EXTERNAL_SECRETS = {
     ("redis-url", "url"): "redis://redis.example.internal:6379/2",
     ("redis-sentinels", "password"): "sentinel-redis-password",
     ("redis-sentinels", "sentinel-password"): "sentinel-own-password",
+    # A password that would end a quoted config string and start another directive.
+    ("redis-tricky", "password"): 'p"a\\ss w\x01rd\nrequirepass injected\n#',
 }
 
 

@@ -4,6 +4,7 @@ and the properties each profile promises."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -425,6 +426,13 @@ def test_bundled_sentinels_open_the_gateways_egress_to_both_ports():
     redis_rule = one(docs, "NetworkPolicy", f"{RELEASE}-pushgateway")["spec"]["egress"][1]
     assert [p["port"] for p in redis_rule["ports"]] == [6379, 26379]
     assert selects(redis_rule["to"][0]["podSelector"], redis_set(docs)["spec"]["template"]["metadata"]["labels"])
+
+
+def test_the_redis_start_script_passes_shellcheck():
+    assert shutil.which("shellcheck"), "ci/suites/60-chart.sh installs shellcheck"
+    proc = subprocess.run(["shellcheck", "--shell=sh", str(CHART / "files" / "redis-ha.sh")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("name", ids(ALL_VALUES))

@@ -132,7 +132,27 @@ def test_a_whole_restarted_pod_rejoins_as_a_replica(ha, gateways):
     assert {(("job", "before"),), (("job", "after"),)} <= set(groups(gateway))
 
 
+def test_a_password_with_quotes_and_newlines_is_taken_as_it_is(tmp_path):
+    """Every byte of the password reaches the config escaped: replication (masterauth), the
+    Sentinels (auth-pass, requirepass, sentinel-pass) work with it (RedisHA waits for both),
+    and nothing in it becomes a directive."""
+    docs = render(SMALL_PROD, ("redis.auth.existingSecret=redis-tricky",))
+    with RedisHA(docs, tmp_path / "redis-pods") as ha:
+        assert "\n" in ha.password and '"' in ha.password and ha.sentinel_password == ha.password
+        check_passwords_stay_secret(ha)
+        for pod in ha.pods:
+            assert ha.cli(pod, "PING") == "PONG"
+            # A directive smuggled in the password would have made "injected" a password.
+            assert "NOAUTH" in ha._cli("injected", pod.redis.port, "GET", "x")
+            assert "NOAUTH" in ha._cli("injected", pod.sentinel.port, "SENTINEL", "masters")
+            assert ha.cli(pod, "CONFIG", "GET", "maxmemory-policy").split() == ["maxmemory-policy", "noeviction"]
+
+
 def test_the_passwords_stay_off_command_lines_and_out_of_readable_files(ha):
+    check_passwords_stay_secret(ha)
+
+
+def check_passwords_stay_secret(ha):
     passwords = {ha.password, ha.sentinel_password}
     for process in ha.processes():
         with open(f"/proc/{process.proc.pid}/cmdline", "rb") as f:
