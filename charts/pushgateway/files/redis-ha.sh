@@ -104,6 +104,14 @@ redis)
   exec redis-server "$conf"
   ;;
 sentinel)
+  # A Sentinel refuses to start while the primary's name does not resolve (its pod is still
+  # being created on a fresh install): wait for it a little, then let the kubelet retry.
+  tries=0
+  while command -v getent >/dev/null 2>&1 && ! getent hosts "$primary_host" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -le 30 ] || { log "$primary_host does not resolve"; exit 1; }
+    sleep 1
+  done
   # Sentinel rewrites its file (what it learns about replicas and the other Sentinels); it is
   # written anew at every start from what the other Sentinels say.
   conf=$run/sentinel.conf
