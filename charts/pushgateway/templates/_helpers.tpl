@@ -169,11 +169,6 @@ app.kubernetes.io/part-of: pushgateway
 {{- .Values.redis.sentinel.auth.secretKey | default .Values.redis.auth.secretKey }}
 {{- end }}
 
-{{/* pushgateway.sentinelEnabled: "true" when the gateway finds the primary through Sentinels (bundled or external). */}}
-{{- define "pushgateway.sentinelEnabled" -}}
-{{- if or (include "pushgateway.redis.sentinelEnabled" .) (and (not .Values.redis.enabled) .Values.storage.redis.sentinel.addresses) }}true{{ end }}
-{{- end }}
-
 {{/* pushgateway.redis.secretName: the Secret holding the bundled Redis password (made outside the chart). */}}
 {{- define "pushgateway.redis.secretName" -}}
 {{- .Values.redis.auth.existingSecret }}
