@@ -5,6 +5,8 @@
 #     metrics everywhere, every acknowledged push present, one verdict for conflicting pushes;
 #   - kill -9 of a replica mid-load, of Redis mid-load, of the leader while it writes snapshots;
 #   - snapshots trimming the stream, new replicas starting from them, /-/ready after catch-up;
+#     chunked snapshots (a few hundred thousand series in many chunks), the leader killed
+#     mid-write, an older version's single-value snapshot still read;
 #   - leader-only exposure, also as a real Prometheus (Debian's) sees it: each series once;
 #   - the password from the environment, the replication metrics;
 #   - Sentinel (redis-sentinel, Debian): gateways given only the Sentinels, the primary killed
