@@ -73,6 +73,18 @@ fn tail(log: &Path) -> String {
     lines[from..].join("\n    ")
 }
 
+/// Resident set size in bytes of process `pid` (VmRSS of /proc/<pid>/status).
+pub fn rss_of(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| format!("no VmRSS in {path}"))
+}
+
 /// CPU time (user + system) process `pid` used so far, from /proc/<pid>/stat.
 pub fn cpu_time_of(pid: u32) -> Result<Duration> {
     let path = format!("/proc/{pid}/stat");
@@ -200,14 +212,16 @@ impl Gateway {
 
     /// Resident set size in bytes (VmRSS of /proc/<pid>/status).
     pub fn rss_bytes(&self) -> Result<u64> {
-        let path = format!("/proc/{}/status", self.pid());
-        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        status
+        rss_of(self.pid())
+    }
+
+    /// The log lines written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| format!("no VmRSS in {path}"))
+            .map(String::from)
+            .collect()
     }
 
     /// CPU time (user + system) the process used so far, from /proc/<pid>/stat.
@@ -383,6 +397,11 @@ impl RedisServer {
     /// CPU time (user + system) it used so far.
     pub fn cpu_time(&self) -> Result<Duration> {
         cpu_time_of(self.child.id())
+    }
+
+    /// Resident set size in bytes.
+    pub fn rss_bytes(&self) -> Result<u64> {
+        rss_of(self.child.id())
     }
 }
 
