@@ -186,7 +186,9 @@ impl Gateway {
         }
     }
 
-    /// Waits until `GET /metrics` answers 200, at most `timeout`.
+    /// Waits until `GET /-/ready` answers 200, at most `timeout`: in Redis mode only once the
+    /// replica has caught up with the stream and compared its settings (before that it
+    /// refuses pushes).
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
@@ -195,7 +197,7 @@ impl Gateway {
             }
             if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
                 let mut conn = Conn::new(self.addr);
-                if conn.get_ok("/metrics").await.is_ok() {
+                if conn.get_ok("/-/ready").await.is_ok() {
                     return Ok(());
                 }
             }
