@@ -287,6 +287,7 @@ impl Replicator {
     /// script's keys are split between two nodes, where no node runs it) is waited out until
     /// the migration ends with a `MOVED`; the callers bound the whole by their timeout.
     async fn append(&self, origin: &str, payload: &[u8]) -> redis::RedisResult<u64> {
+        let mut followed = false;
         loop {
             let mut connection = self.connector.commands().await?;
             let appended = self
@@ -302,8 +303,10 @@ impl Replicator {
                 return appended;
             };
             self.connector.failed(&e).await;
-            if connect::is_moved(&e) {
+            // A second MOVED in a row (the nodes disagree for a moment) waits like an ASK.
+            if connect::is_moved(&e) && !followed {
                 tracing::info!(err = %e, "the keys' slot moved; following it");
+                followed = true;
             } else if e.is_cluster_error() {
                 tokio::time::sleep(SLOT_MIGRATION_PAUSE).await;
             } else {
