@@ -4,6 +4,7 @@ gateways are pointed at a node that does not serve that slot and follow the MOVE
 redirection, also when the slot moves to another node while they run."""
 
 import subprocess
+import threading
 
 import pytest
 
@@ -45,16 +46,29 @@ class Cluster:
     def move_slot(self, target):
         """Moves the keys' slot to `target` the way `redis-cli --cluster reshard` does:
         IMPORTING/MIGRATING, MIGRATE of its keys, then the new owner announced to every node."""
-        source = self.owner()
-        source_id, target_id = source.cli("CLUSTER", "MYID"), target.cli("CLUSTER", "MYID")
-        assert target.cli("CLUSTER", "SETSLOT", str(self.slot), "IMPORTING", source_id) == "OK"
-        assert source.cli("CLUSTER", "SETSLOT", str(self.slot), "MIGRATING", target_id) == "OK"
+        source = self.begin_move(target)
         while True:
             keys = source.cli("CLUSTER", "GETKEYSINSLOT", str(self.slot), "100").split()
             if not keys:
                 break
-            moved = source.cli("MIGRATE", "127.0.0.1", str(target.port), "", "0", "10000", "KEYS", *keys)
-            assert moved == "OK", moved
+            self.migrate(source, target, keys)
+        self.end_move(source, target)
+
+    def begin_move(self, target):
+        """Marks the slot migrating to `target`; returns its owner until the move ends."""
+        source = self.owner()
+        source_id, target_id = source.cli("CLUSTER", "MYID"), target.cli("CLUSTER", "MYID")
+        assert target.cli("CLUSTER", "SETSLOT", str(self.slot), "IMPORTING", source_id) == "OK"
+        assert source.cli("CLUSTER", "SETSLOT", str(self.slot), "MIGRATING", target_id) == "OK"
+        return source
+
+    @staticmethod
+    def migrate(source, target, keys):
+        moved = source.cli("MIGRATE", "127.0.0.1", str(target.port), "", "0", "10000", "KEYS", *keys)
+        assert moved == "OK", moved
+
+    def end_move(self, source, target):
+        target_id = target.cli("CLUSTER", "MYID")
         for node in (target, source, *[n for n in self.nodes if n not in (source, target)]):
             assert node.cli("CLUSTER", "SETSLOT", str(self.slot), "NODE", target_id) == "OK"
         wait_until(lambda: all(owns_by_view(n, self.slot, target_id) for n in self.nodes), 30,
@@ -122,3 +136,42 @@ def test_the_slot_moving_under_load_loses_nothing_acknowledged(cluster, replicas
     for replica in group:
         load.check(replica.scrape())
     assert old_owner.cli("DBSIZE") == "0", "every key moved with the slot"
+
+
+def errors_of(node, code):
+    """How many `code` errors (TRYAGAIN, ASK, ...) `node` has answered (INFO errorstats)."""
+    for line in node.cli("INFO", "errorstats").splitlines():
+        if line.startswith(f"errorstat_{code}:count="):
+            return int(line.split("=", 1)[1])
+    return 0
+
+
+def test_a_push_mid_migration_waits_for_the_slot_to_move(cluster, replicas):
+    """While the slot migrates, the append script's keys are split between two nodes, which
+    answer TRYAGAIN: the push waits (within --storage.redis.timeout) and lands on the new
+    owner once the move ends."""
+    group = replicas(cluster.others()[0], 1, extra_args=["--storage.redis.timeout=60s"])
+    gateway = group[0]
+    assert gateway.push("job/before", "m 1\n").status_code == 200
+    target = cluster.others()[0]
+    source = cluster.begin_move(target)
+    cluster.migrate(source, target, [TAG + ":seq"])  # the counter moved, the stream not yet
+    refused_before = errors_of(source, "TRYAGAIN")
+    result = {}
+    pushing = threading.Thread(target=lambda: result.update(
+        response=gateway.req("PUT", "/metrics/job/during", data=b"m 2\n", timeout=90)))
+    pushing.start()
+    try:
+        wait_until(lambda: errors_of(source, "TRYAGAIN") > refused_before, 30,
+                   "the append meets the split keys (TRYAGAIN)")
+        assert pushing.is_alive(), "the push waits instead of failing"
+    finally:
+        keys = source.cli("CLUSTER", "GETKEYSINSLOT", str(cluster.slot), "100").split()
+        if keys:
+            cluster.migrate(source, target, keys)
+        cluster.end_move(source, target)
+        pushing.join(timeout=120)
+    response = result["response"]
+    assert response.status_code == 200, response.text
+    text = converged(group, cluster)
+    assert 'm{instance="",job="during"} 2' in text and 'm{instance="",job="before"} 1' in text
