@@ -1,6 +1,6 @@
 //! The JSON API under `/api/v1`: `status` (flags, start time, build information) and
 //! `metrics` (every group with its families), in upstream's shape, plus the admin wipe
-//! behind `--web.enable-admin-api`.
+//! behind `--web.enable-admin-api`; `groups` (by selector) is in [`super::groups`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::app::{App, HttpResponse};
 use super::error::{text_response, ApiError};
+use super::groups;
 use super::response_body::ResponseBody;
 use crate::clock::rfc3339;
 use crate::expose::number;
@@ -26,8 +27,15 @@ pub async fn route(
     app: &Arc<App>,
     method: &Method,
     rest: &str,
+    query: Option<&str>,
 ) -> (Option<&'static str>, Result<HttpResponse, ApiError>) {
     match (method, rest) {
+        (&Method::GET, "/groups") => (Some("api/v1/groups"), groups::list(app, query)),
+        (&Method::DELETE, "/groups") => (
+            Some("api/v1/groups/delete"),
+            groups::delete(app, query).await,
+        ),
+        (_, "/groups") => (None, Err(ApiError::MethodNotAllowed)),
         (&Method::OPTIONS, _) => (Some("api/v1/options"), Ok(respond(Json::Null, false))),
         (&Method::GET, "/status") => (Some("api/v1/status"), Ok(respond(status(app), true))),
         (&Method::GET, "/metrics") => (Some("api/v1/metrics"), Ok(respond_raw(metrics_body(app)))),
@@ -36,7 +44,7 @@ pub async fn route(
             tracing::debug!("wiped the metric store");
             (
                 Some("wipe"),
-                result.map(|()| text_response(StatusCode::ACCEPTED, "")),
+                result.map(|_| text_response(StatusCode::ACCEPTED, "")),
             )
         }
         (_, "/status" | "/metrics") => (None, Err(ApiError::MethodNotAllowed)),
@@ -54,6 +62,15 @@ fn respond(data: Json, with_body: bool) -> HttpResponse {
         String::new()
     };
     respond_raw(body)
+}
+
+/// A JSON answer serialized from borrowed data.
+pub(super) fn respond_json(body: &impl Serialize) -> HttpResponse {
+    // Plain structs of strings, numbers and string-keyed maps always serialize.
+    respond_raw(serde_json::to_string(body).unwrap_or_else(|e| {
+        tracing::error!(err = %e, "cannot serialize a JSON answer");
+        String::from("{\"status\":\"error\"}")
+    }))
 }
 
 fn respond_raw(body: String) -> HttpResponse {
@@ -131,7 +148,7 @@ fn metrics_body(app: &App) -> String {
             } else {
                 group.failure_time
             };
-            group_object(group, policy.deadline(&group.key, last))
+            group_object(group, policy.deadline(&group.key, group.ttl, last))
         })
         .collect();
     let body = MetricsResponse {
@@ -329,7 +346,7 @@ const LATEST_RFC3339: f64 = 253_402_300_799.0;
 
 /// A Unix time as a `SystemTime`, clamped to what RFC 3339 can write (an expiry after a
 /// very long TTL is shown as the last second of year 9999).
-fn unix_time(seconds: f64) -> SystemTime {
+pub(super) fn unix_time(seconds: f64) -> SystemTime {
     Duration::try_from_secs_f64(seconds.clamp(0.0, LATEST_RFC3339))
         .ok()
         .and_then(|since| UNIX_EPOCH.checked_add(since))
