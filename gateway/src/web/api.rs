@@ -4,16 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 
 use super::app::{App, HttpResponse};
 use super::error::{text_response, ApiError};
 use super::groups;
-use super::response_body::ResponseBody;
+use super::json::{respond_raw, unix_time};
 use crate::clock::rfc3339;
 use crate::expose::number;
 use crate::model::{Label, Series, SeriesLabels, Value};
@@ -62,38 +61,6 @@ fn respond(data: Json, with_body: bool) -> HttpResponse {
         String::new()
     };
     respond_raw(body)
-}
-
-/// A JSON answer serialized from borrowed data.
-pub(super) fn respond_json(body: &impl Serialize) -> HttpResponse {
-    // Plain structs of strings, numbers and string-keyed maps always serialize.
-    respond_raw(serde_json::to_string(body).unwrap_or_else(|e| {
-        tracing::error!(err = %e, "cannot serialize a JSON answer");
-        String::from("{\"status\":\"error\"}")
-    }))
-}
-
-fn respond_raw(body: String) -> HttpResponse {
-    let mut response = Response::new(ResponseBody::full(body));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    for (name, value) in [
-        (
-            "access-control-allow-headers",
-            "Accept, Authorization, Content-Type, Origin",
-        ),
-        ("access-control-allow-methods", "GET, POST, DELETE, OPTIONS"),
-        ("access-control-allow-origin", "*"),
-        ("access-control-expose-headers", "Date"),
-        ("cache-control", "no-cache, no-store, must-revalidate"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
 }
 
 fn status(app: &App) -> Json {
@@ -339,16 +306,4 @@ fn format_float(v: f64) -> String {
     } else {
         number::format_float(v)
     }
-}
-
-/// The last second RFC 3339 can write, 9999-12-31T23:59:59Z.
-const LATEST_RFC3339: f64 = 253_402_300_799.0;
-
-/// A Unix time as a `SystemTime`, clamped to what RFC 3339 can write (an expiry after a
-/// very long TTL is shown as the last second of year 9999).
-pub(super) fn unix_time(seconds: f64) -> SystemTime {
-    Duration::try_from_secs_f64(seconds.clamp(0.0, LATEST_RFC3339))
-        .ok()
-        .and_then(|since| UNIX_EPOCH.checked_add(since))
-        .unwrap_or(UNIX_EPOCH)
 }

@@ -13,9 +13,9 @@ use base64::Engine;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
-use super::api::{respond_json, unix_time};
 use super::app::{App, HttpResponse};
 use super::error::ApiError;
+use super::json::{respond_json, unix_time};
 use super::push::apply_everywhere;
 use crate::clock::rfc3339;
 use crate::model::{GroupingKey, Label};

@@ -7,6 +7,7 @@ mod app;
 pub mod body;
 pub mod error;
 mod groups;
+mod json;
 mod offload;
 pub mod probes;
 mod push;
