@@ -260,6 +260,11 @@ impl Selector {
         &self.matchers
     }
 
+    /// How many of its matchers hold a regex (what bounds the memory its compiling took).
+    pub fn regex_count(&self) -> usize {
+        self.matchers.iter().filter(|m| m.regex.is_some()).count()
+    }
+
     /// Whether every matcher holds for `key` (an absent label has the empty value).
     pub fn matches(&self, key: &GroupingKey) -> bool {
         self.matchers

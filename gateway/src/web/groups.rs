@@ -24,7 +24,10 @@ use crate::selector::Selector;
 use crate::store::GroupSummary;
 
 /// The most `match[]` parameters one request may carry.
-pub const MAX_SELECTORS: usize = 32;
+pub const MAX_SELECTORS: usize = 16;
+/// The most regex matchers (`=~`, `!~`) in all the selectors of one request: each may
+/// compile to `selector::MAX_REGEX_BYTES`, so this bounds what a request can allocate.
+pub const MAX_REGEXES: usize = 32;
 
 /// The parameters of a request.
 #[derive(Debug, Default)]
@@ -165,6 +168,12 @@ fn parse_query(query: Option<&str>) -> Result<GroupsQuery, ApiError> {
                 }
                 let selector = Selector::parse(&value)
                     .map_err(|e| invalid(&format!("invalid match[] selector {value:?}: {e}")))?;
+                let regexes: usize = parsed.selectors.iter().map(Selector::regex_count).sum();
+                if regexes + selector.regex_count() > MAX_REGEXES {
+                    return Err(invalid(&format!(
+                        "more than {MAX_REGEXES} regex matchers in the match[] selectors"
+                    )));
+                }
                 parsed.selectors.push(selector);
             }
             "limit" => {
@@ -258,5 +267,14 @@ mod tests {
         }
         let many = vec!["match[]={a=\"1\"}"; MAX_SELECTORS + 1].join("&");
         assert!(parse_query(Some(&many)).is_err());
+        let regexes = format!(
+            "match[]={{{}}}",
+            (0..=MAX_REGEXES)
+                .map(|i| format!("a{i}=~\"x\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let err = parse_query(Some(&regexes)).expect_err("too many regexes");
+        assert!(err.to_string().contains("regex matchers"), "{err}");
     }
 }
