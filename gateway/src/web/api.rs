@@ -29,7 +29,7 @@ pub async fn route(
     query: Option<&str>,
 ) -> (Option<&'static str>, Result<HttpResponse, ApiError>) {
     match (method, rest) {
-        (&Method::GET, "/groups") => (Some("api/v1/groups"), groups::list(app, query)),
+        (&Method::GET, "/groups") => (Some("api/v1/groups"), groups::list(app, query).await),
         (&Method::DELETE, "/groups") => (
             Some("api/v1/groups/delete"),
             groups::delete(app, query).await,

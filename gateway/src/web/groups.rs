@@ -21,7 +21,7 @@ use crate::clock::rfc3339;
 use crate::model::{GroupingKey, Label};
 use crate::replicate::ChangeRequest;
 use crate::selector::Selector;
-use crate::store::GroupSummary;
+use crate::store::{GroupPage, GroupSummary};
 
 /// The most `match[]` parameters one request may carry.
 pub const MAX_SELECTORS: usize = 16;
@@ -41,14 +41,12 @@ struct GroupsQuery {
 }
 
 /// `GET /api/v1/groups`.
-pub fn list(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+pub async fn list(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiError> {
     let query = parse_query(query)?;
     if query.dry_run {
         return Err(invalid("dry_run applies to DELETE only"));
     }
-    let page = app
-        .store
-        .list_groups(&query.selectors, query.after.as_ref(), query.limit);
+    let page = list_off_workers(app, query.selectors, query.after, query.limit).await?;
     let next = page
         .more
         .then(|| page.groups.last().map(|last| encode_cursor(&last.key)))
@@ -82,7 +80,9 @@ pub async fn delete(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiE
         return Err(invalid("limit and after apply to listing only"));
     }
     let groups = if query.dry_run {
-        app.store.list_groups(&query.selectors, None, 0).groups
+        list_off_workers(app, query.selectors, None, 0)
+            .await?
+            .groups
     } else {
         let request = ChangeRequest::DeleteMatching {
             selectors: query.selectors,
@@ -101,6 +101,19 @@ pub async fn delete(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiE
         },
     };
     Ok(respond_json(&body))
+}
+
+/// [`crate::store::Store::list_groups`] on the blocking pool: it looks at every group.
+async fn list_off_workers(
+    app: &App,
+    selectors: Vec<Selector>,
+    after: Option<GroupingKey>,
+    limit: usize,
+) -> Result<GroupPage, ApiError> {
+    let store = app.store.clone();
+    app.offload
+        .always(move || store.list_groups(&selectors, after.as_ref(), limit))
+        .await
 }
 
 #[derive(Serialize)]

@@ -128,10 +128,22 @@ pub async fn apply_everywhere(app: &App, request: ChangeRequest) -> Result<Appli
     Ok(applied)
 }
 
-/// Applies a change through the stream with Redis, else to the local store.
+/// Applies a change through the stream with Redis, else to the local store; a change whose
+/// cost grows with the store (a matcher delete, a wipe) off the async workers.
 async fn apply_change(app: &App, request: ChangeRequest) -> Result<Applied, PushError> {
     match &app.replicator {
         Some(replicator) => replicator.submit(&request).await,
+        None if matches!(
+            request,
+            ChangeRequest::DeleteMatching { .. } | ChangeRequest::Wipe
+        ) =>
+        {
+            let (store, expirer) = (app.store.clone(), app.expirer.clone());
+            app.offload
+                .always(move || request.apply(&store, &expirer))
+                .await
+                .unwrap_or_else(|e| Err(PushError::Unavailable(e.to_string())))
+        }
         None => request.apply(&app.store, &app.expirer),
     }
 }
