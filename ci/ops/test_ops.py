@@ -20,7 +20,7 @@ REL = "pg"
 SELECTOR = f"app.kubernetes.io/name=pushgateway,app.kubernetes.io/instance={REL}"
 CLUSTER = [f"PUSHGATEWAY_NAMESPACE={NS}", f"PUSHGATEWAY_RELEASE={REL}"]
 TARGETS = ["pushgateway-port-forward", "pushgateway-metrics", "pushgateway-delete-group",
-           "pushgateway-health", "pushgateway-status", "pushgateway-wipe", "pushgateway-logs",
+           "pushgateway-delete-groups", "pushgateway-health", "pushgateway-status", "pushgateway-wipe", "pushgateway-logs",
            "pushgateway-restart"]
 
 
@@ -41,7 +41,7 @@ def test_help_lists_every_target_and_variable(make):
     for target in TARGETS + ["help"]:
         assert f"  {target} " in out, target
     for var in ("PUSHGATEWAY_NAMESPACE", "PUSHGATEWAY_RELEASE", "PUSHGATEWAY_URL", "PUSHGATEWAY_ROUTE_PREFIX",
-                "POD", "CONFIRM", "JOB", "LABELS", "KUBECTL"):
+                "POD", "CONFIRM", "JOB", "LABELS", "MATCH", "KUBECTL"):
         assert f"  {var} " in out, var
     assert ok(make()[0]) == out, "help is the default goal"
 
@@ -359,6 +359,31 @@ def test_wipe_needs_the_release_name_and_the_admin_api(start_gateway, make):
     off = start_gateway()
     failed(make("pushgateway-wipe", f"CONFIRM={REL}", f"PUSHGATEWAY_RELEASE={REL}",
                 f"PUSHGATEWAY_URL={off.url}")[0], "gateway.enableAdminApi=true")
+
+
+def test_delete_groups_shows_the_dry_run_then_deletes_with_the_release_name(start_gateway, make):
+    gw = start_gateway(extra=["--web.enable-admin-api"])
+    for path in ("job/ops_batch/instance/w1", "job/ops_batch/instance/w2", "job/ops_keep/instance/w1"):
+        gw.push(path, "ops_groups_probe 1\n")
+    url = f"PUSHGATEWAY_URL={gw.url}"
+    match = """MATCH={job="ops_batch",instance=~'w.*'}"""
+    dry = make("pushgateway-delete-groups", url, match, f"PUSHGATEWAY_RELEASE={REL}")[0]
+    out = ok(dry)
+    assert out.count('"job":"ops_batch"') == 2, out
+    assert "dry run: 2 group(s) match" in dry.stderr and f"CONFIRM={REL}" in dry.stderr, dry.stderr
+    assert gw.scrape().count('job="ops_batch"') >= 2, "a dry run deletes nothing"
+    out = ok(make("pushgateway-delete-groups", url, match, f"PUSHGATEWAY_RELEASE={REL}", f"CONFIRM={REL}")[0])
+    assert "deleted 2 group(s)" in out, out
+    scrape = gw.scrape()
+    assert 'job="ops_batch"' not in scrape and 'job="ops_keep"' in scrape, scrape
+    # Refusals: no MATCH, a selector matching everything (wipe's job), the admin API off.
+    failed(make("pushgateway-delete-groups", url)[0], "MATCH is required")
+    failed(make("pushgateway-delete-groups", url, "MATCH={}", f"CONFIRM={REL}",
+                f"PUSHGATEWAY_RELEASE={REL}")[0], "wipe")
+    assert 'job="ops_keep"' in gw.scrape()
+    off = start_gateway()
+    failed(make("pushgateway-delete-groups", f"PUSHGATEWAY_URL={off.url}", match)[0],
+           "gateway.enableAdminApi=true")
 
 
 # bcrypt hash of "scrape-secret" (as in charts/pushgateway/ci/basic-auth-values.yaml).

@@ -1,7 +1,9 @@
 //! Opt-in expiry of stale groups: a group that has had no successful push for its TTL is
 //! removed exactly like a DELETE (journaled, so also in the persistence file). The TTL is
-//! the first matching rule's (rules match grouping labels exactly or by a fully anchored
-//! regular expression), else the default; with neither, groups live forever, as upstream.
+//! the one the group's last push set with the `Pushgateway-TTL` header (checked against
+//! [`TtlBounds`]), else the first matching rule's (rules match grouping labels exactly or
+//! by a fully anchored regular expression), else the default; with none, groups live
+//! forever, as upstream.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +13,51 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use regex::Regex;
 
+use crate::duration::parse_go_duration;
 use crate::model::GroupingKey;
-use crate::store::{PushError, Store};
+use crate::store::{GroupTtl, PushError, Store};
+
+/// The request header with which a push sets its group's own TTL.
+pub const TTL_HEADER: &str = "pushgateway-ttl";
+
+/// What a push may ask for with [`TTL_HEADER`] (`--expiry.max-ttl`, `--expiry.allow-no-ttl`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TtlBounds {
+    /// The longest TTL accepted; a longer one is refused, not shortened (`None`: no cap).
+    pub max: Option<Duration>,
+    /// Whether `0` ("never expire") is accepted.
+    pub allow_never: bool,
+}
+
+impl TtlBounds {
+    /// The TTL a header value asks for: a Go duration, `0` for "never expire".
+    ///
+    /// # Errors
+    /// The reason, for a 400: not a duration, `0` when not allowed, above the cap.
+    pub fn check(&self, text: &str) -> Result<GroupTtl, String> {
+        let ttl = parse_go_duration(text.trim())
+            .map_err(|e| format!("invalid Pushgateway-TTL header: {e}"))?;
+        if ttl.is_zero() {
+            return if self.allow_never {
+                Ok(GroupTtl::Never)
+            } else {
+                Err(
+                    "Pushgateway-TTL 0 (never expire) is not allowed here; the operator \
+                     can allow it with --expiry.allow-no-ttl"
+                        .into(),
+                )
+            };
+        }
+        match self.max {
+            Some(max) if ttl > max => Err(format!(
+                "Pushgateway-TTL {} is longer than --expiry.max-ttl={}",
+                crate::duration::format_flag_duration(ttl),
+                crate::duration::format_flag_duration(max)
+            )),
+            _ => Ok(GroupTtl::After(ttl)),
+        }
+    }
+}
 
 /// One rule: all its conditions must hold.
 #[derive(Debug, Clone)]
@@ -61,9 +106,22 @@ impl ExpiryPolicy {
             .or(self.default_ttl)
     }
 
+    /// The TTL in seconds of a group with its own TTL `own`, if it expires.
+    pub fn seconds_for(&self, key: &GroupingKey, own: Option<GroupTtl>) -> Option<f64> {
+        match own {
+            Some(own) => own.seconds(),
+            None => self.ttl_for(key).map(|d| d.as_secs_f64()),
+        }
+    }
+
     /// Unix time at which a group whose last successful push was at `last_push` expires.
-    pub fn deadline(&self, key: &GroupingKey, last_push: f64) -> Option<f64> {
-        self.ttl_for(key).map(|ttl| last_push + ttl.as_secs_f64())
+    pub fn deadline(
+        &self,
+        key: &GroupingKey,
+        own: Option<GroupTtl>,
+        last_push: f64,
+    ) -> Option<f64> {
+        self.seconds_for(key, own).map(|ttl| last_push + ttl)
     }
 }
 
@@ -105,7 +163,7 @@ impl Expirer {
     /// When a removal cannot be journaled; nothing more is removed then.
     pub fn sweep(&self, store: &Store, now: f64) -> Result<Vec<GroupingKey>, PushError> {
         let policy = self.policy();
-        if !policy.is_enabled() {
+        if !policy.is_enabled() && !store.has_group_ttls() {
             return Ok(Vec::new());
         }
         let removed = store.expire(now, |key| policy.ttl_for(key).map(|d| d.as_secs_f64()))?;
@@ -120,7 +178,7 @@ impl Expirer {
     /// Whether a sweep at `now` would remove a group.
     pub fn any_due(&self, store: &Store, now: f64) -> bool {
         let policy = self.policy();
-        policy.is_enabled()
+        (policy.is_enabled() || store.has_group_ttls())
             && store.any_expired(now, |key| policy.ttl_for(key).map(|d| d.as_secs_f64()))
     }
 
@@ -199,6 +257,97 @@ mod tests {
             Some(Duration::from_secs(100))
         );
         assert_eq!(ExpiryPolicy::default().ttl_for(&key("other", "a")), None);
+    }
+
+    #[test]
+    fn a_group_ttl_overrides_the_rules_until_a_push_without_one() {
+        let store = Store::new(StoreConfig::default());
+        let family = || MetricFamily {
+            name: "m".into(),
+            help: None,
+            metric_type: MetricType::Gauge,
+            metrics: vec![Metric::new(vec![], Value::Gauge(1.0))],
+        };
+        let push_ttl = |key: GroupingKey, at: f64, ttl: Option<GroupTtl>| {
+            store
+                .push_with_ttl(key, vec![family()], PushMode::Replace, at, ttl)
+                .expect("push");
+        };
+        // No rules at all: only the groups' own TTLs expire anything.
+        let expirer = Expirer::new(ExpiryPolicy::default());
+        push_ttl(
+            key("a", "1"),
+            1000.0,
+            Some(GroupTtl::After(Duration::from_secs(5))),
+        );
+        push_ttl(key("b", "1"), 1000.0, None);
+        assert!(store.has_group_ttls());
+        assert!(expirer.sweep(&store, 1004.9).expect("sweep").is_empty());
+        assert_eq!(
+            expirer.sweep(&store, 1005.0).expect("sweep"),
+            vec![key("a", "1")]
+        );
+        assert!(!store.has_group_ttls());
+        // With rules: the header's TTL wins (shorter or longer), `Never` too, and a push
+        // without it falls back to the rules.
+        expirer.set_policy(policy());
+        push_ttl(
+            key("backup", "x"),
+            2000.0,
+            Some(GroupTtl::After(Duration::from_secs(50))),
+        );
+        push_ttl(key("other", "x"), 2000.0, Some(GroupTtl::Never));
+        // Only the group without a TTL of its own follows the default rule (100 s).
+        assert_eq!(
+            expirer.sweep(&store, 2049.0).expect("sweep"),
+            vec![key("b", "1")]
+        );
+        push_ttl(key("backup", "x"), 2001.0, None); // back to the rule's 10 s
+        assert_eq!(
+            expirer.sweep(&store, 2011.0).expect("sweep"),
+            vec![key("backup", "x")]
+        );
+        assert!(expirer.sweep(&store, 1e12).expect("sweep").is_empty());
+        assert_eq!(
+            policy().deadline(&key("other", "x"), Some(GroupTtl::Never), 2000.0),
+            None
+        );
+        assert_eq!(
+            policy().deadline(&key("other", "x"), None, 2000.0),
+            Some(2100.0)
+        );
+    }
+
+    #[test]
+    fn ttl_header_values_are_checked_against_the_bounds() {
+        let open = TtlBounds::default();
+        assert_eq!(
+            open.check("90s"),
+            Ok(GroupTtl::After(Duration::from_secs(90)))
+        );
+        assert_eq!(
+            open.check(" 1h30m "),
+            Ok(GroupTtl::After(Duration::from_secs(5400)))
+        );
+        for bad in ["", "-1s", "10", "1d", "abc", "99999999999h"] {
+            assert!(open.check(bad).is_err(), "{bad:?}");
+        }
+        assert!(open
+            .check("0")
+            .expect_err("0")
+            .contains("--expiry.allow-no-ttl"));
+        assert!(open.check("0s").is_err());
+        let bounded = TtlBounds {
+            max: Some(Duration::from_secs(3600)),
+            allow_never: true,
+        };
+        assert_eq!(bounded.check("0"), Ok(GroupTtl::Never));
+        assert_eq!(
+            bounded.check("1h"),
+            Ok(GroupTtl::After(Duration::from_secs(3600)))
+        );
+        let err = bounded.check("1h0m1s").expect_err("above the cap");
+        assert!(err.contains("--expiry.max-ttl=1h0m0s"), "{err}");
     }
 
     #[test]

@@ -3,10 +3,11 @@
 #   make -f make/ops/pushgateway.mk help
 #   make -f make/ops/pushgateway.mk pushgateway-health PUSHGATEWAY_NAMESPACE=monitoring
 #   make -f make/ops/pushgateway.mk pushgateway-delete-group JOB=backup LABELS=instance/db1
+#   make -f make/ops/pushgateway.mk pushgateway-delete-groups MATCH='{job="batch",instance=~"w.*"}'
 #
 # The HTTP targets reach the gateway at PUSHGATEWAY_URL when it is set, and otherwise through
 # short-lived `kubectl port-forward`s on local ports kubectl picks: health, metrics and status to
-# every pod (or POD), delete-group and wipe to the release's Service, after checking that the
+# every pod (or POD), delete-group(s) and wipe to the release's Service, after checking that the
 # answer comes from a pushgateway. With TLS, basic auth or a route prefix, set PUSHGATEWAY_SCHEME,
 # PUSHGATEWAY_CURL_OPTS and PUSHGATEWAY_ROUTE_PREFIX as the chart's NOTES.txt prints them.
 
@@ -28,12 +29,14 @@ PUSHGATEWAY_SCHEME ?= http
 PUSHGATEWAY_CURL_OPTS ?=
 ## One pod for health, metrics and status (default: every pod of the release).
 POD ?=
-## Set to the release name to let pushgateway-wipe delete every group.
+## Set to the release name to let pushgateway-wipe (every group) or pushgateway-delete-groups (MATCH) delete.
 CONFIRM ?=
 ## Job of the group to delete (pushgateway-delete-group).
 JOB ?=
 ## Grouping labels of the group to delete, as name/value/name/value.
 LABELS ?=
+## PromQL selector of the groups to delete (pushgateway-delete-groups), e.g. {job="batch"}.
+MATCH ?=
 ## Lines of log per pod (pushgateway-logs).
 TAIL ?= 200
 ## Set to 1 to follow the logs.
@@ -119,7 +122,7 @@ exit $$rc
 endef
 
 .PHONY: help pushgateway-port-forward pushgateway-metrics pushgateway-delete-group \
-  pushgateway-health pushgateway-status pushgateway-wipe pushgateway-logs pushgateway-restart
+  pushgateway-delete-groups pushgateway-health pushgateway-status pushgateway-wipe pushgateway-logs pushgateway-restart
 
 help: ## Lists the targets and the variables that tune them.
 	@echo "usage: make -f $(firstword $(MAKEFILE_LIST)) <target> [VARIABLE=value ...]"
@@ -161,6 +164,19 @@ pushgateway-delete-group: ## Deletes one group: JOB=<job> [LABELS=name/value/...
 	  echo "error: LABELS must be name/value pairs, got '$(LABELS)'" >&2; exit 1; fi; \
 	while [ $$# -gt 0 ]; do path="$$path$$(seg "$$1" "$$2")"; shift 2; done; \
 	$(call _with_url,$(_curl) -X DELETE "$$url$(_prefix)/metrics$$path" && echo "deleted group $$path")
+
+pushgateway-delete-groups: ## Lists the groups MATCH='{job="x"}' selects (dry run); CONFIRM=<release name> deletes them (admin API).
+	@[ -n '$(subst ','\'',$(MATCH))' ] || { echo "error: MATCH is required: make -f $(firstword $(MAKEFILE_LIST)) $@ MATCH='{job=\"x\"}' [CONFIRM=$(PUSHGATEWAY_RELEASE)]" >&2; exit 1; }; \
+	if [ "$(CONFIRM)" = "$(PUSHGATEWAY_RELEASE)" ]; then dry=false; else dry=true; fi; \
+	body=$$(mktemp); trap 'rm -f "$$body"' EXIT; \
+	$(call _with_url,code=$$($(CURL) -sS $(PUSHGATEWAY_CURL_OPTS) -o "$$body" -w '%{http_code}' -G -X DELETE \
+	    --data-urlencode 'match[]=$(subst ','\'',$(MATCH))' --data-urlencode "dry_run=$$dry" "$$url$(_prefix)/api/v1/groups"); \
+	  if [ "$$code" = 403 ] || [ "$$code" = 404 ]; then echo "error: the admin API is off (HTTP $$code): set gateway.enableAdminApi=true" >&2; exit 1; \
+	  elif [ "$$code" != 200 ]; then echo "error: DELETE $(_prefix)/api/v1/groups answered HTTP $$code: $$(head -c 500 "$$body")" >&2; exit 1; fi; \
+	  n=$$(sed -n 's/.*"matched":\([0-9][0-9]*\).*/\1/p' "$$body"); \
+	  grep -o '"labels":{[^}]*}' "$$body" | sed 's/^"labels"://'; \
+	  if [ "$$dry" = true ]; then echo "dry run: $$n group(s) match $(subst ','\'',$(MATCH)); nothing deleted. Delete them with CONFIRM=$(PUSHGATEWAY_RELEASE)" >&2; \
+	  else echo "deleted $$n group(s) matching $(subst ','\'',$(MATCH))"; fi)
 
 pushgateway-health: ## Checks GET /-/healthy and GET /-/ready of every pod; fails unless all answer 200.
 	@$(call _each_pod, \

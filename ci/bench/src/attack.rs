@@ -228,7 +228,7 @@ async fn measure(gateway: &Gateway, shape: &Shape, auth: Option<&str>) -> Result
 
 /// Starts ours with a persistence file of its own, `extra` and every `--ours-arg`, and
 /// waits until `/-/healthy` answers (with `auth` when basic auth is on).
-async fn start(
+pub async fn start(
     args: &Args,
     work: &std::path::Path,
     name: &str,

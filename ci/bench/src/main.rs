@@ -26,6 +26,7 @@
 
 mod attack;
 mod client;
+mod matcher;
 mod measure;
 mod process;
 mod procnet;
@@ -50,12 +51,17 @@ pub struct Args {
     #[arg(long)]
     pub ours: PathBuf,
     /// The upstream reference binary (not needed with `--attack`).
-    #[arg(long, required_unless_present = "attack")]
+    #[arg(long, required_unless_present_any = ["attack", "matcher_delete"])]
     pub reference: Option<PathBuf>,
     /// Instead of the comparison: the CPU cost of hostile requests to ours at its
     /// default limits, next to a normal push (see `attack.rs`).
     #[arg(long)]
     pub attack: bool,
+    /// Instead of the comparison: a matcher delete of a tenth of the groups of ours loaded
+    /// with the largest `--sizes` total, next to the same groups deleted one by one (see
+    /// `matcher.rs`).
+    #[arg(long)]
+    pub matcher_delete: bool,
     /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
@@ -661,6 +667,9 @@ async fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     if args.attack {
         return attack::run(&args, &work).await;
+    }
+    if args.matcher_delete {
+        return matcher::run(&args, &work).await;
     }
     let reference_bin = args
         .reference

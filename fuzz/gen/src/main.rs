@@ -13,7 +13,8 @@ use gateway::persist::codec::{encode_change, encode_group};
 use gateway::persist::snapshot;
 use gateway::persist::wal::{segment_path, Wal, SEGMENT_MAGIC};
 use gateway::persist::FsyncMode;
-use gateway::store::{Change, Journal, PushMode, Store, StoreConfig};
+use gateway::selector::Selector;
+use gateway::store::{Change, GroupTtl, Journal, PushMode, Store, StoreConfig};
 
 /// Text bodies: (file name, body, parse with UTF-8 rules).
 const TEXT_BODIES: &[(&str, &str, bool)] = &[
@@ -229,6 +230,7 @@ fn main() {
                 mode: PushMode::Merge,
                 time: 1_700_000_000.5,
                 inconsistent: false,
+                ttl: Some(GroupTtl::After(std::time::Duration::from_secs(90))),
             },
         );
         changes.push((format!("push_{name}"), record));
@@ -254,6 +256,18 @@ fn main() {
     let mut record = Vec::new();
     encode_change(&mut record, &Change::Wipe);
     changes.push(("wipe".into(), record));
+    let mut record = Vec::new();
+    let selectors = [
+        Selector::parse(r#"{job=~"w.*",instance!="x"}"#).expect("a valid selector"),
+        Selector::parse(r#"{"a.b"!~"c|d"}"#).expect("a valid selector"),
+    ];
+    encode_change(
+        &mut record,
+        &Change::DeleteMatching {
+            selectors: Cow::Borrowed(&selectors),
+        },
+    );
+    changes.push(("delete_matching".into(), record));
 
     // A real segment, written by the log itself.
     let scratch_dir = std::env::temp_dir().join(format!("gateway-fuzz-gen-{}", std::process::id()));

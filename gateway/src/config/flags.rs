@@ -164,6 +164,13 @@ pub struct Flags {
     /// default 1 with Sentinels, else 0.
     #[arg(long = "storage.redis.min-replicas-acks")]
     pub redis_min_replicas_acks: Option<u32>,
+    /// Longest TTL a push may set with the Pushgateway-TTL header; a longer one gets 400
+    /// (0: no cap).
+    #[arg(long = "expiry.max-ttl", default_value = "0s", value_parser = parse_go_duration)]
+    pub expiry_max_ttl: Duration,
+    /// Accept Pushgateway-TTL: 0, a group that never expires (otherwise 400).
+    #[arg(long = "expiry.allow-no-ttl")]
+    pub expiry_allow_no_ttl: bool,
     /// Optional TOML configuration file.
     #[arg(long = "config.file", default_value = "")]
     pub config_file: String,

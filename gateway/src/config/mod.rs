@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::config_file::{self, ConfigFile, ConfigFileError};
-use crate::expiry::ExpiryPolicy;
+use crate::expiry::{ExpiryPolicy, TtlBounds};
 use crate::model::NameValidation;
 use crate::parse::ParseLimits;
 use crate::persist::PersistConfig;
@@ -173,6 +173,10 @@ impl Config {
                     NameValidation::Utf8
                 } else {
                     NameValidation::Legacy
+                },
+                ttl_bounds: TtlBounds {
+                    max: (!flags.expiry_max_ttl.is_zero()).then_some(flags.expiry_max_ttl),
+                    allow_never: flags.expiry_allow_no_ttl,
                 },
             },
             log_level: flags.log_level,

@@ -82,6 +82,8 @@ pub(super) fn flag_values(flags: &Flags) -> Vec<(String, String)> {
             flags.enable_utf8_names.to_string(),
         ),
         ("push.max-body-bytes", flags.max_body_bytes.to_string()),
+        ("expiry.max-ttl", duration(flags.expiry_max_ttl)),
+        ("expiry.allow-no-ttl", flags.expiry_allow_no_ttl.to_string()),
         (
             "log.level",
             format!("{:?}", flags.log_level).to_ascii_lowercase(),

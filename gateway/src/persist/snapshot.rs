@@ -266,6 +266,7 @@ mod tests {
                 push_time: i as f64,
                 failure_time: 0.0,
                 created: 1.0,
+                ttl: None,
             })
             .collect()
     }

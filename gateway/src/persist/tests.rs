@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::codec::{decode_change, decode_group, encode_change, encode_group};
 use super::wal::{read_segment, segment_path, SEGMENT_MAGIC};
@@ -11,7 +12,7 @@ use crate::model::{
     Bucket, Exemplar, Extras, GroupingKey, Histogram, Label, Metric, MetricFamily, MetricType,
     NativeHistogram, Timestamp, Value,
 };
-use crate::store::{Change, PushMode, Store, StoreConfig};
+use crate::store::{Change, GroupTtl, PushMode, Store, StoreConfig};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pgw-persist-{name}-{}", std::process::id()));
@@ -105,6 +106,7 @@ fn codec_round_trips_changes_and_groups() {
         mode: PushMode::Merge,
         time: 1234.5,
         inconsistent: false,
+        ttl: None,
     };
     let mut encoded = Vec::new();
     encode_change(&mut encoded, &change);
@@ -114,6 +116,7 @@ fn codec_round_trips_changes_and_groups() {
         families: decoded_families,
         mode,
         time,
+        ttl,
         ..
     } = decoded
     else {
@@ -121,11 +124,34 @@ fn codec_round_trips_changes_and_groups() {
     };
     assert_eq!(*decoded_key, k);
     assert_eq!(*decoded_families, families);
-    assert_eq!((mode, time), (PushMode::Merge, 1234.5));
+    assert_eq!((mode, time, ttl), (PushMode::Merge, 1234.5, None));
+    // The TTL travels in the trailing section; a record without it is written as before.
+    for ttl in [
+        GroupTtl::Never,
+        GroupTtl::After(Duration::from_nanos(1_500_000_001)),
+    ] {
+        let with_ttl = Change::Push {
+            key: Cow::Borrowed(&k),
+            families: Cow::Borrowed(&families),
+            mode: PushMode::Merge,
+            time: 1234.5,
+            inconsistent: false,
+            ttl: Some(ttl),
+        };
+        let mut bytes = Vec::new();
+        encode_change(&mut bytes, &with_ttl);
+        assert_eq!(decode_change(&bytes).expect("decodes"), with_ttl);
+        assert!(bytes.starts_with(&encoded) && bytes.len() > encoded.len());
+        // An unknown trailing field (a later version's) is skipped.
+        let mut later = encoded.clone();
+        later.extend_from_slice(&[9, 2, 0xab, 0xcd]);
+        assert_eq!(decode_change(&later).expect("decodes"), change);
+    }
 
     let store = Store::new(StoreConfig::default());
+    let ttl = Some(GroupTtl::After(Duration::from_secs(90)));
     store
-        .push(k, families, PushMode::Replace, 99.0)
+        .push_with_ttl(k, families, PushMode::Replace, 99.0, ttl)
         .expect("push");
     let view = store.groups().remove(0);
     let mut block = Vec::new();
@@ -135,14 +161,68 @@ fn codec_round_trips_changes_and_groups() {
     assert_eq!(back.families, view.families);
     assert_eq!((back.push_time, back.failure_time), (99.0, 0.0));
     assert_eq!(back.created, 99.0);
-    // Every truncation is an error, never a panic, but for the block without its creation
-    // time, as written before it was kept, which falls back to the earliest time it shows.
-    let without_created = block.len() - 8;
-    for cut in (0..block.len()).filter(|&cut| cut != without_created) {
+    assert_eq!(back.ttl, ttl);
+    // Every truncation is an error, never a panic, but for the blocks written before the
+    // trailing fields existed: without the TTL (a kind byte, then 90 s as 9e10 ns, a
+    // six-byte varint), and also without the creation time, which falls back to the
+    // earliest time the group shows.
+    let ttl_len = 1 + 6;
+    let without_ttl = block.len() - ttl_len;
+    let without_created = without_ttl - 8;
+    for cut in (0..block.len()).filter(|&cut| cut != without_created && cut != without_ttl) {
         assert!(decode_group(&block[..cut]).is_err(), "cut at {cut}");
     }
-    let old = decode_group(&block[..without_created]).expect("decodes");
-    assert_eq!(old.created, 99.0);
+    let old = decode_group(&block[..without_ttl]).expect("decodes");
+    assert_eq!((old.created, old.ttl), (99.0, None));
+    let older = decode_group(&block[..without_created]).expect("decodes");
+    assert_eq!(older.created, 99.0);
+}
+
+#[test]
+fn matcher_deletes_and_group_ttls_survive_a_restart() {
+    let dir = temp_dir("matcher");
+    let file = dir.join("pg.db");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    let ttl = Some(GroupTtl::After(Duration::from_secs(30)));
+    for job in ["w1", "w2", "x1"] {
+        store
+            .push_with_ttl(
+                key(job),
+                vec![gauge("g", 1.0)],
+                PushMode::Replace,
+                10.0,
+                ttl,
+            )
+            .expect("push");
+    }
+    // One in the snapshot, one only in the log.
+    persister.snapshot_now().expect("snapshot");
+    store
+        .push(key("w3"), vec![gauge("g", 1.0)], PushMode::Replace, 11.0)
+        .expect("push");
+    let selector = crate::selector::Selector::parse(r#"{job=~"w[13]"}"#).expect("selector");
+    let (_, deleted) = store.delete_matching(&[selector]).expect("delete");
+    assert_eq!(deleted.len(), 2);
+    let before = store.groups();
+    drop(persister);
+
+    let restored = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &restored).expect("restart");
+    let after = restored.groups();
+    let summary = |views: &[crate::store::GroupView]| -> Vec<(String, Option<GroupTtl>)> {
+        views.iter().map(|v| (v.key.to_string(), v.ttl)).collect()
+    };
+    assert_eq!(summary(&after), summary(&before));
+    assert_eq!(summary(&after).len(), 2);
+    assert!(after.iter().all(|v| v.ttl == ttl));
+    // And again from a snapshot that holds the TTLs.
+    persister.snapshot_now().expect("snapshot");
+    drop(persister);
+    let again = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &again).expect("restart");
+    assert_eq!(summary(&again.groups()), summary(&before));
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
-use super::entry;
+use super::entry::{self, Applied};
 use super::redis_side::{self, seq_of, Keys};
 use super::{Backoff, Replicator, READ_BATCH, READ_BLOCK};
 use crate::persist::snapshot;
@@ -428,7 +428,13 @@ impl Replicator {
     fn apply(&self, seq: u64, origin: Option<&str>, epoch: Option<String>, payload: &[u8]) {
         let mut applied = self.applied.lock();
         let verdict = match entry::decode(payload) {
-            Ok(request) => request.apply(&self.store, &self.expirer).map(drop),
+            // The local copy does not make the request wait: no journal sequence.
+            Ok(request) => request
+                .apply(&self.store, &self.expirer)
+                .map(|applied| Applied {
+                    seq: None,
+                    ..applied
+                }),
             Err(e) => {
                 self.metrics.apply_errors.inc();
                 tracing::error!(seq, err = %e, "skipping a change-stream entry this version cannot read");

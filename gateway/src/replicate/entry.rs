@@ -6,14 +6,16 @@
 //! the same verdict and the same state.
 //!
 //! Layout: one kind byte, then either a change in the persistence codec's encoding
-//! (push, delete, wipe) or, for an expiry sweep, the sweep's Unix time as 8 bytes.
+//! (push, delete, wipe, matcher delete) or, for an expiry sweep, the sweep's Unix time as
+//! 8 bytes.
 
 use std::borrow::Cow;
 
 use crate::expiry::Expirer;
 use crate::model::{GroupingKey, MetricFamily};
 use crate::persist::codec::{decode_change, encode_change, CodecError};
-use crate::store::{Change, PushError, PushMode, Store};
+use crate::selector::Selector;
+use crate::store::{Change, GroupSummary, GroupTtl, PushError, PushMode, Store};
 
 const KIND_CHANGE: u8 = 1;
 const KIND_EXPIRE: u8 = 2;
@@ -31,6 +33,8 @@ pub enum ChangeRequest {
         mode: PushMode,
         /// Unix time of the push.
         time: f64,
+        /// The group's own TTL (`Pushgateway-TTL`), `None`: the expiry rules.
+        ttl: Option<GroupTtl>,
     },
     /// A group deleted.
     Delete {
@@ -39,6 +43,12 @@ pub enum ChangeRequest {
     },
     /// Every group removed.
     Wipe,
+    /// Every group any of the selectors matches removed: each replica evaluates them on
+    /// its own copy of the same state, at the same position in the stream.
+    DeleteMatching {
+        /// The selectors, OR-ed.
+        selectors: Vec<Selector>,
+    },
     /// Groups past their TTL at this Unix time removed (sent by the leader).
     Expire {
         /// Unix time of the sweep.
@@ -46,23 +56,49 @@ pub enum ChangeRequest {
     },
 }
 
+/// What applying a request did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    /// With persistence, the journal sequence to wait for.
+    pub seq: Option<u64>,
+    /// The groups a matcher delete removed, in key order.
+    pub deleted: Vec<GroupSummary>,
+}
+
+impl Applied {
+    fn seq(seq: Option<u64>) -> Applied {
+        Applied {
+            seq,
+            deleted: Vec::new(),
+        }
+    }
+}
+
 impl ChangeRequest {
     /// Applies it to `store` (an expiry sweep with `expirer`'s rules): the store's verdict
-    /// and, with persistence, the journal sequence to wait for.
+    /// and what it did.
     ///
     /// # Errors
     /// The store's reason for refusing it.
-    pub fn apply(self, store: &Store, expirer: &Expirer) -> Result<Option<u64>, PushError> {
+    pub fn apply(self, store: &Store, expirer: &Expirer) -> Result<Applied, PushError> {
         match self {
             ChangeRequest::Push {
                 key,
                 families,
                 mode,
                 time,
-            } => store.push(key, families, mode, time),
-            ChangeRequest::Delete { key } => store.delete(&key),
-            ChangeRequest::Wipe => store.wipe(),
-            ChangeRequest::Expire { time } => expirer.sweep(store, time).map(|_| None),
+                ttl,
+            } => store
+                .push_with_ttl(key, families, mode, time, ttl)
+                .map(Applied::seq),
+            ChangeRequest::Delete { key } => store.delete(&key).map(Applied::seq),
+            ChangeRequest::Wipe => store.wipe().map(Applied::seq),
+            ChangeRequest::DeleteMatching { selectors } => store
+                .delete_matching(&selectors)
+                .map(|(seq, deleted)| Applied { seq, deleted }),
+            ChangeRequest::Expire { time } => {
+                expirer.sweep(store, time).map(|_| Applied::default())
+            }
         }
     }
 }
@@ -76,17 +112,22 @@ pub fn encode(request: &ChangeRequest) -> Vec<u8> {
             families,
             mode,
             time,
+            ttl,
         } => Change::Push {
             key: Cow::Borrowed(key),
             families: Cow::Borrowed(families),
             mode: *mode,
             time: *time,
             inconsistent: false,
+            ttl: *ttl,
         },
         ChangeRequest::Delete { key } => Change::Delete {
             key: Cow::Borrowed(key),
         },
         ChangeRequest::Wipe => Change::Wipe,
+        ChangeRequest::DeleteMatching { selectors } => Change::DeleteMatching {
+            selectors: Cow::Borrowed(selectors),
+        },
         ChangeRequest::Expire { time } => {
             out.push(KIND_EXPIRE);
             out.extend_from_slice(&time.to_le_bytes());
@@ -110,17 +151,22 @@ pub fn decode(payload: &[u8]) -> Result<ChangeRequest, CodecError> {
                 families,
                 mode,
                 time,
+                ttl,
                 ..
             } => Ok(ChangeRequest::Push {
                 key: key.into_owned(),
                 families: families.into_owned(),
                 mode,
                 time,
+                ttl,
             }),
             Change::Delete { key } => Ok(ChangeRequest::Delete {
                 key: key.into_owned(),
             }),
             Change::Wipe => Ok(ChangeRequest::Wipe),
+            Change::DeleteMatching { selectors } => Ok(ChangeRequest::DeleteMatching {
+                selectors: selectors.into_owned(),
+            }),
             Change::Failure { .. } => Err(CodecError("a failure is not a request".into())),
         },
         Some((&KIND_EXPIRE, time)) => {
@@ -162,8 +208,15 @@ mod tests {
                 families: vec![family],
                 mode: PushMode::Merge,
                 time: 1_700_000_000.25,
+                ttl: Some(GroupTtl::After(std::time::Duration::from_millis(90_500))),
             },
             ChangeRequest::Delete { key: key("gone") },
+            ChangeRequest::DeleteMatching {
+                selectors: vec![
+                    Selector::parse(r#"{job=~"w.*",instance!="x"}"#).expect("selector"),
+                    Selector::parse(r#"{"a.b"!~"c|d",e=""}"#).expect("selector"),
+                ],
+            },
             ChangeRequest::Wipe,
             ChangeRequest::Expire { time: 12.5 },
         ] {

@@ -40,7 +40,7 @@ use crate::expiry::Expirer;
 use crate::store::{PushError, Store};
 pub use config::{ExposeMode, LocalCopy, RedisConfig, SentinelConfig};
 use connect::{Connector, Target};
-pub use entry::ChangeRequest;
+pub use entry::{Applied, ChangeRequest};
 use metrics::ReplicationMetrics;
 use redis_side::Keys;
 
@@ -60,7 +60,7 @@ const SLOT_MIGRATION_PAUSE: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What applying an entry gave.
-type Verdict = Result<(), PushError>;
+type Verdict = Result<Applied, PushError>;
 
 /// Why replication cannot start.
 #[derive(Debug, thiserror::Error)]

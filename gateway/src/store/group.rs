@@ -8,13 +8,17 @@ use std::sync::Arc;
 
 use crate::model::{GroupingKey, Label, MetricFamily, Str, INSTANCE_LABEL};
 
-use super::{journal, series_id, Change, GroupView, PushError, PushMode, State, StoredFamily};
+use super::{
+    journal, series_id, Change, GroupTtl, GroupView, PushError, PushMode, State, StoredFamily,
+};
 
 pub(super) struct Group {
     pub(super) families: HashMap<Str, Arc<StoredFamily>>,
     pub(super) push_time: f64,
     pub(super) failure_time: f64,
     pub(super) created: f64,
+    /// Set by the last successful push's `Pushgateway-TTL`; `None`: the expiry rules.
+    pub(super) ttl: Option<GroupTtl>,
 }
 
 impl Group {
@@ -31,7 +35,16 @@ impl Group {
         } else {
             self.failure_time
         };
-        ttl(key).is_some_and(|ttl| last + ttl <= now)
+        let ttl = match self.ttl {
+            Some(own) => own.seconds(),
+            None => ttl(key),
+        };
+        ttl.is_some_and(|ttl| last + ttl <= now)
+    }
+
+    /// Its series count (a summary or histogram counts once).
+    pub(super) fn series(&self) -> usize {
+        self.families.values().map(|f| f.family.metrics.len()).sum()
     }
 
     pub(super) fn empty(created: f64) -> Group {
@@ -40,6 +53,7 @@ impl Group {
             push_time: 0.0,
             failure_time: 0.0,
             created,
+            ttl: None,
         }
     }
 }
@@ -57,6 +71,7 @@ pub(super) fn group_views(state: &State) -> Vec<GroupView> {
                 push_time: group.push_time,
                 failure_time: group.failure_time,
                 created: group.created,
+                ttl: group.ttl,
             }
         })
         .collect()
@@ -138,6 +153,7 @@ pub(super) fn apply(
     families: Vec<MetricFamily>,
     mode: PushMode,
     now: f64,
+    ttl: Option<GroupTtl>,
 ) {
     let replaced: Vec<Str> = match (mode, state.groups.get(&*key)) {
         (_, None) => Vec::new(),
@@ -157,7 +173,18 @@ pub(super) fn apply(
     let version = state.bump();
     let group = state.groups.entry(key).or_insert_with(|| Group::empty(now));
     group.push_time = now;
+    let had_ttl = std::mem::replace(&mut group.ttl, ttl).is_some();
     state.times_version = version;
+    count_ttl(state, had_ttl, ttl.is_some());
+}
+
+/// Keeps [`State::groups_with_ttl`] in step when a group's TTL goes from `had` to `has`.
+pub(super) fn count_ttl(state: &mut State, had: bool, has: bool) {
+    match (had, has) {
+        (false, true) => state.groups_with_ttl += 1,
+        (true, false) => state.groups_with_ttl -= 1,
+        _ => {}
+    }
 }
 
 pub(super) fn insert_family(
@@ -214,9 +241,11 @@ pub(super) fn remove_group(state: &mut State, key: &GroupingKey) {
         return;
     };
     let names: Vec<Str> = group.families.keys().cloned().collect();
+    let had_ttl = group.ttl.is_some();
     for name in names {
         remove_family(state, key, &name);
     }
     state.groups.remove(key);
+    count_ttl(state, had_ttl, false);
     state.times_version = state.bump();
 }

@@ -6,8 +6,9 @@
 use std::borrow::Cow;
 
 use crate::model::{GroupingKey, MetricFamily};
+use crate::selector::Selector;
 
-use super::{PushMode, Rejection};
+use super::{GroupTtl, PushMode, Rejection};
 
 /// One change to the store, as recorded and replayed: borrowed from the store when it is
 /// journaled, owned when it was decoded (so that replaying it moves rather than copies).
@@ -25,6 +26,8 @@ pub enum Change<'a> {
         time: f64,
         /// True when an unchecked push did not pass the consistency check.
         inconsistent: bool,
+        /// The group's own TTL (`Pushgateway-TTL`); `None`: the expiry rules apply.
+        ttl: Option<GroupTtl>,
     },
     /// A refused push: only the group's failure time changes.
     Failure {
@@ -40,6 +43,13 @@ pub enum Change<'a> {
     },
     /// Every group removed.
     Wipe,
+    /// Every group that any of the selectors matches removed. The selectors travel, not
+    /// the keys: applied in the same order to the same state, they remove the same groups
+    /// everywhere, and the record stays as small as the request.
+    DeleteMatching {
+        /// The selectors, OR-ed.
+        selectors: Cow<'a, [Selector]>,
+    },
 }
 
 /// Records changes durably. Called with the store's lock held, so it must be quick:

@@ -17,12 +17,14 @@ mod journal;
 mod limits;
 mod restore;
 mod sanitize;
+mod select;
 mod series;
 mod snapshot;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::RwLock;
 
@@ -31,12 +33,14 @@ pub use check::Rejection;
 use group::{apply, clear, group_views, record_failure, remove_group, sorted, Group};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
+pub use select::{GroupPage, GroupSummary};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
 
 use crate::model::{
     GroupingKey, MetricFamily, MetricType, NameValidation, Series, Str, INSTANCE_LABEL,
 };
+use crate::selector::Selector;
 
 /// Name of the per-group gauge with the time of the last successful change.
 pub const PUSH_TIME_METRIC: &str = "push_time_seconds";
@@ -56,6 +60,26 @@ pub enum PushMode {
     Replace,
     /// POST: the push replaces only the families it names.
     Merge,
+}
+
+/// A TTL a push set for its own group (the `Pushgateway-TTL` header), in place of the
+/// expiry rules until a later push without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupTtl {
+    /// The group never expires.
+    Never,
+    /// The group expires this long after its last successful push.
+    After(Duration),
+}
+
+impl GroupTtl {
+    /// The TTL in seconds, `None` for a group that never expires.
+    pub fn seconds(self) -> Option<f64> {
+        match self {
+            GroupTtl::Never => None,
+            GroupTtl::After(ttl) => Some(ttl.as_secs_f64()),
+        }
+    }
 }
 
 /// Whether pushes are checked for consistency before they are applied.
@@ -158,6 +182,8 @@ pub struct GroupView {
     /// Time of the group's first change. Upstream stamps its timestamp families with it
     /// until their own first change (`time_stamp` in `/api/v1/metrics`).
     pub created: f64,
+    /// The TTL its last successful push set, if it set one.
+    pub ttl: Option<GroupTtl>,
 }
 
 impl GroupView {
@@ -204,6 +230,8 @@ struct State {
     next_version: u64,
     times_version: u64,
     maybe_inconsistent: bool,
+    /// How many groups have a TTL of their own, so that expiry knows whether to look.
+    groups_with_ttl: usize,
 }
 
 impl State {
@@ -248,6 +276,22 @@ impl Store {
         mode: PushMode,
         now: f64,
     ) -> Result<Option<u64>, PushError> {
+        self.push_with_ttl(key, families, mode, now, None)
+    }
+
+    /// [`Store::push`] that also sets the group's own TTL (`None`: the expiry rules apply
+    /// to it again). A refused push leaves the TTL as it was.
+    ///
+    /// # Errors
+    /// As [`Store::push`].
+    pub fn push_with_ttl(
+        &self,
+        key: GroupingKey,
+        families: Vec<MetricFamily>,
+        mode: PushMode,
+        now: f64,
+        ttl: Option<GroupTtl>,
+    ) -> Result<Option<u64>, PushError> {
         self.check_push_limits(&key, &families)?;
         let key = Arc::new(key);
         let families = self.sanitize(&key, families);
@@ -279,11 +323,12 @@ impl Store {
                 mode,
                 time: now,
                 inconsistent,
+                ttl,
             },
         )?;
         // Stored anyway when unchecked; the exposition filters what does not fit.
         state.maybe_inconsistent |= inconsistent;
-        apply(&mut state, key, families, mode, now);
+        apply(&mut state, key, families, mode, now, ttl);
         Ok(seq)
     }
 
@@ -301,6 +346,35 @@ impl Store {
         )?;
         remove_group(&mut state, key);
         Ok(seq)
+    }
+
+    /// Removes every group that any of `selectors` matches, as one journaled change, and
+    /// returns them in key order. Nothing is journaled when nothing matches. One pass over
+    /// the groups, then each removal costs the size of its group.
+    ///
+    /// # Errors
+    /// [`PushError::Unavailable`] when the change cannot be journaled; nothing is removed.
+    pub fn delete_matching(
+        &self,
+        selectors: &[Selector],
+    ) -> Result<(Option<u64>, Vec<GroupSummary>), PushError> {
+        let mut state = self.shared.state.write();
+        let mut matching = select::matching(&state, selectors);
+        if matching.is_empty() {
+            return Ok((None, matching));
+        }
+        let seq = journal(
+            &mut state,
+            &Change::DeleteMatching {
+                selectors: Cow::Borrowed(selectors),
+            },
+        )?;
+        for group in &matching {
+            remove_group(&mut state, &group.key);
+        }
+        drop(state);
+        matching.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        Ok((seq, matching))
     }
 
     /// Removes every group.
@@ -337,8 +411,9 @@ impl Store {
     }
 
     /// Removes, like DELETEs, every group whose last successful push (or, for a group that
-    /// never had one, its last failure) is at least its TTL before `now`. `ttl` gives a
-    /// group's TTL in seconds, `None` for groups that never expire.
+    /// never had one, its last failure) is at least its TTL before `now`. A group's TTL is
+    /// its own ([`GroupTtl`]) if its last push set one, else what `ttl` gives (in seconds,
+    /// `None` for groups that never expire).
     ///
     /// # Errors
     /// When a removal cannot be journaled; the groups removed before it stay removed.
@@ -377,6 +452,11 @@ impl Store {
             .groups
             .iter()
             .any(|(key, group)| group.is_due(key, now, &ttl))
+    }
+
+    /// Whether any group has a TTL of its own (then expiry must look even without rules).
+    pub fn has_group_ttls(&self) -> bool {
+        self.shared.state.read().groups_with_ttl > 0
     }
 
     /// Runs `f` on the journal under the store's lock, without copying any state.

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::group::{apply, clear, insert_family, remove_group, Group};
+use super::group::{apply, clear, count_ttl, insert_family, remove_group, Group};
+use super::select::matching;
 use super::{Change, Consistency, GroupView, State, Store, StoredFamily};
 
 impl Store {
@@ -17,6 +18,7 @@ impl Store {
                 mode,
                 time,
                 inconsistent,
+                ttl,
             } => {
                 state.maybe_inconsistent |= inconsistent;
                 apply(
@@ -25,6 +27,7 @@ impl Store {
                     families.into_owned(),
                     mode,
                     time,
+                    ttl,
                 );
             }
             Change::Failure { key, time } => {
@@ -38,6 +41,11 @@ impl Store {
             }
             Change::Delete { key } => remove_group(&mut state, &key),
             Change::Wipe => clear(&mut state),
+            Change::DeleteMatching { selectors } => {
+                for group in matching(&state, &selectors) {
+                    remove_group(&mut state, &group.key);
+                }
+            }
         }
     }
 
@@ -75,6 +83,8 @@ impl Store {
         group.push_time = view.push_time;
         group.failure_time = view.failure_time;
         group.created = view.created;
+        let had_ttl = std::mem::replace(&mut group.ttl, view.ttl).is_some();
         state.times_version = state.bump();
+        count_ttl(state, had_ttl, view.ttl.is_some());
     }
 }

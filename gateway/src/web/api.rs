@@ -1,18 +1,18 @@
 //! The JSON API under `/api/v1`: `status` (flags, start time, build information) and
 //! `metrics` (every group with its families), in upstream's shape, plus the admin wipe
-//! behind `--web.enable-admin-api`.
+//! behind `--web.enable-admin-api`; `groups` (by selector) is in [`super::groups`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 
 use super::app::{App, HttpResponse};
 use super::error::{text_response, ApiError};
-use super::response_body::ResponseBody;
+use super::groups;
+use super::json::{respond_raw, unix_time};
 use crate::clock::rfc3339;
 use crate::expose::number;
 use crate::model::{Label, Series, SeriesLabels, Value};
@@ -26,8 +26,15 @@ pub async fn route(
     app: &Arc<App>,
     method: &Method,
     rest: &str,
+    query: Option<&str>,
 ) -> (Option<&'static str>, Result<HttpResponse, ApiError>) {
     match (method, rest) {
+        (&Method::GET, "/groups") => (Some("api/v1/groups"), groups::list(app, query).await),
+        (&Method::DELETE, "/groups") => (
+            Some("api/v1/groups/delete"),
+            groups::delete(app, query).await,
+        ),
+        (_, "/groups") => (None, Err(ApiError::MethodNotAllowed)),
         (&Method::OPTIONS, _) => (Some("api/v1/options"), Ok(respond(Json::Null, false))),
         (&Method::GET, "/status") => (Some("api/v1/status"), Ok(respond(status(app), true))),
         (&Method::GET, "/metrics") => (Some("api/v1/metrics"), Ok(respond_raw(metrics_body(app)))),
@@ -36,7 +43,7 @@ pub async fn route(
             tracing::debug!("wiped the metric store");
             (
                 Some("wipe"),
-                result.map(|()| text_response(StatusCode::ACCEPTED, "")),
+                result.map(|_| text_response(StatusCode::ACCEPTED, "")),
             )
         }
         (_, "/status" | "/metrics") => (None, Err(ApiError::MethodNotAllowed)),
@@ -54,29 +61,6 @@ fn respond(data: Json, with_body: bool) -> HttpResponse {
         String::new()
     };
     respond_raw(body)
-}
-
-fn respond_raw(body: String) -> HttpResponse {
-    let mut response = Response::new(ResponseBody::full(body));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    for (name, value) in [
-        (
-            "access-control-allow-headers",
-            "Accept, Authorization, Content-Type, Origin",
-        ),
-        ("access-control-allow-methods", "GET, POST, DELETE, OPTIONS"),
-        ("access-control-allow-origin", "*"),
-        ("access-control-expose-headers", "Date"),
-        ("cache-control", "no-cache, no-store, must-revalidate"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
 }
 
 fn status(app: &App) -> Json {
@@ -131,7 +115,7 @@ fn metrics_body(app: &App) -> String {
             } else {
                 group.failure_time
             };
-            group_object(group, policy.deadline(&group.key, last))
+            group_object(group, policy.deadline(&group.key, group.ttl, last))
         })
         .collect();
     let body = MetricsResponse {
@@ -322,16 +306,4 @@ fn format_float(v: f64) -> String {
     } else {
         number::format_float(v)
     }
-}
-
-/// The last second RFC 3339 can write, 9999-12-31T23:59:59Z.
-const LATEST_RFC3339: f64 = 253_402_300_799.0;
-
-/// A Unix time as a `SystemTime`, clamped to what RFC 3339 can write (an expiry after a
-/// very long TTL is shown as the last second of year 9999).
-fn unix_time(seconds: f64) -> SystemTime {
-    Duration::try_from_secs_f64(seconds.clamp(0.0, LATEST_RFC3339))
-        .ok()
-        .and_then(|since| UNIX_EPOCH.checked_add(since))
-        .unwrap_or(UNIX_EPOCH)
 }

@@ -77,6 +77,12 @@ pub enum ApiError {
     /// GET on `/-/quit`.
     #[error("Only POST or PUT requests allowed.")]
     QuitNeedsPutOrPost,
+    /// A header or query parameter with a value that cannot be used (the reason).
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// An admin endpoint without `--web.enable-admin-api`.
+    #[error("Admin API is not enabled (--web.enable-admin-api).")]
+    AdminApiDisabled,
     /// A scrape that prefers a format the gateway does not serve.
     #[error("{0}")]
     NotAcceptable(#[from] NotAcceptable),
@@ -105,6 +111,7 @@ impl ApiError {
             | ApiError::Rejected(_)
             | ApiError::BadBody(_)
             | ApiError::BadPath
+            | ApiError::InvalidParameter(_)
             | ApiError::EmptyPathSegment { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -117,7 +124,7 @@ impl ApiError {
             ApiError::MethodNotAllowed | ApiError::QuitNeedsPutOrPost => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
-            ApiError::LifecycleDisabled => StatusCode::FORBIDDEN,
+            ApiError::LifecycleDisabled | ApiError::AdminApiDisabled => StatusCode::FORBIDDEN,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
         }
     }

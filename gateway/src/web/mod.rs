@@ -6,6 +6,8 @@ pub mod api;
 mod app;
 pub mod body;
 pub mod error;
+mod groups;
+mod json;
 mod offload;
 pub mod probes;
 mod push;
@@ -210,7 +212,8 @@ where
         "/" | "/status" if is_get => (Some("status"), Ok(ui::index(app))),
         _ if rest.starts_with("/static/") && is_get => (Some("static"), ui::asset(rest)),
         _ if rest.starts_with("/api/v1/") => {
-            api::route(app, &method, &rest["/api/v1".len()..]).await
+            let query = request.uri().query();
+            api::route(app, &method, &rest["/api/v1".len()..], query).await
         }
         "/api/v1" => (None, Ok(redirect(&format!("{prefix}/api/v1/")))),
         _ => (None, Err(ApiError::NotFound)),

@@ -1,5 +1,6 @@
-//! The push and delete endpoints: grouping key from the path, capped and decompressed body,
-//! format from the content type, then one call into the store.
+//! The push and delete endpoints: grouping key from the path, the group's own TTL from the
+//! `Pushgateway-TTL` header, capped and decompressed body, format from the content type,
+//! then one call into the store.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +13,11 @@ use super::app::{App, HttpResponse};
 use super::body::read_body;
 use super::error::{text_response, ApiError};
 use crate::clock::unix_now;
+use crate::expiry::TTL_HEADER;
 use crate::grouping::parse_grouping_path;
 use crate::parse::{parse, Format};
-use crate::replicate::ChangeRequest;
-use crate::store::{Consistency, PushError, PushMode};
+use crate::replicate::{Applied, ChangeRequest};
+use crate::store::{Consistency, GroupTtl, PushError, PushMode};
 
 /// The delimited protobuf media type and parameters that select the protobuf decoder.
 const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
@@ -41,6 +43,7 @@ where
     app.store
         .check_grouping_key(&key)
         .map_err(ApiError::from_push_error)?;
+    let ttl = requested_ttl(app, request.headers())?;
     let (parts, body) = request.into_parts();
     let format = format_of(&parts.headers);
     let bytes = read_body(
@@ -65,11 +68,12 @@ where
         families,
         mode,
         time: unix_now(),
+        ttl,
     };
     let outcome = apply_change_sized(app, request, size).await;
     let unchecked = app.store.config().consistency == Consistency::Unchecked;
     let result = match outcome {
-        Ok(seq) => wait_durable(app, seq).await,
+        Ok(applied) => wait_durable(app, applied.seq).await,
         Err(PushError::Rejected(rejection)) => {
             tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
             // Unchecked pushes are acknowledged before the check, as upstream does.
@@ -115,20 +119,55 @@ pub async fn delete(
     Ok(text_response(StatusCode::ACCEPTED, ""))
 }
 
-/// Applies a delete or wipe and waits until it is durable.
-pub async fn apply_everywhere(app: &App, request: ChangeRequest) -> Result<(), ApiError> {
-    let seq = apply_change(app, request)
+/// Applies a delete, wipe or matcher delete and waits until it is durable.
+pub async fn apply_everywhere(app: &App, request: ChangeRequest) -> Result<Applied, ApiError> {
+    let applied = apply_change(app, request)
         .await
         .map_err(ApiError::from_push_error)?;
-    wait_durable(app, seq).await
+    wait_durable(app, applied.seq).await?;
+    Ok(applied)
 }
 
-/// Applies a change through the stream with Redis, else to the local store.
-async fn apply_change(app: &App, request: ChangeRequest) -> Result<Option<u64>, PushError> {
+/// Applies a change through the stream with Redis, else to the local store; a change whose
+/// cost grows with the store (a matcher delete, a wipe) off the async workers.
+async fn apply_change(app: &App, request: ChangeRequest) -> Result<Applied, PushError> {
     match &app.replicator {
-        Some(replicator) => replicator.submit(&request).await.map(|()| None),
+        Some(replicator) => replicator.submit(&request).await,
+        None if matches!(
+            request,
+            ChangeRequest::DeleteMatching { .. } | ChangeRequest::Wipe
+        ) =>
+        {
+            let (store, expirer) = (app.store.clone(), app.expirer.clone());
+            app.offload
+                .always(move || request.apply(&store, &expirer))
+                .await
+                .unwrap_or_else(|e| Err(PushError::Unavailable(e.to_string())))
+        }
         None => request.apply(&app.store, &app.expirer),
     }
+}
+
+/// The group's own TTL from the `Pushgateway-TTL` header (`None` without it: the expiry
+/// rules apply), within the operator's bounds.
+fn requested_ttl(app: &App, headers: &http::HeaderMap) -> Result<Option<GroupTtl>, ApiError> {
+    let mut values = headers.get_all(TTL_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidParameter(
+            "Pushgateway-TTL header given more than once".into(),
+        ));
+    }
+    let text = value.to_str().map_err(|_| {
+        ApiError::InvalidParameter("invalid Pushgateway-TTL header: not ASCII".into())
+    })?;
+    app.config
+        .ttl_bounds
+        .check(text)
+        .map(Some)
+        .map_err(ApiError::InvalidParameter)
 }
 
 /// [`apply_change`] for a push of `size` bytes: a large one is applied to the local store
@@ -137,7 +176,7 @@ async fn apply_change_sized(
     app: &App,
     request: ChangeRequest,
     size: usize,
-) -> Result<Option<u64>, PushError> {
+) -> Result<Applied, PushError> {
     if app.replicator.is_some() {
         return apply_change(app, request).await;
     }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::expiry::TtlBounds;
 use crate::model::NameValidation;
 use crate::parse::ParseLimits;
 use crate::store::Consistency;
@@ -67,4 +68,6 @@ pub struct WebConfig {
     pub consistency: Consistency,
     /// Name rules for pushes.
     pub validation: NameValidation,
+    /// What a push may ask for with the `Pushgateway-TTL` header.
+    pub ttl_bounds: TtlBounds,
 }

@@ -19,7 +19,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const JS_CONTENT_TYPE: &str = "text/javascript; charset=utf-8";
 
 /// The script's modules under `/static/`, by file name; `app.js` is the entry point.
-const MODULES: [(&str, &str); 11] = [
+const MODULES: [(&str, &str); 12] = [
     ("app.js", include_str!("ui/app.js")),
     ("api.js", include_str!("ui/api.js")),
     ("controls.js", include_str!("ui/controls.js")),
@@ -27,6 +27,7 @@ const MODULES: [(&str, &str); 11] = [
     ("format.js", include_str!("ui/format.js")),
     ("groups.js", include_str!("ui/groups.js")),
     ("load.js", include_str!("ui/load.js")),
+    ("matcher.js", include_str!("ui/matcher.js")),
     ("navigation.js", include_str!("ui/navigation.js")),
     ("render.js", include_str!("ui/render.js")),
     ("state.js", include_str!("ui/state.js")),

@@ -4,8 +4,17 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use super::{err, CodecError};
 use crate::model::{GroupingKey, Label, Str};
+use crate::store::GroupTtl;
+
+/// A group's own TTL: one byte, 0 none (the expiry rules), 1 never, 2 then the TTL as a
+/// varint of nanoseconds.
+const TTL_NONE: u8 = 0;
+const TTL_NEVER: u8 = 1;
+const TTL_AFTER: u8 = 2;
 
 // === writing ===
 
@@ -64,6 +73,29 @@ impl BlockWriter {
     pub(super) fn key(&mut self, key: &GroupingKey) {
         self.labels(key.labels().iter());
     }
+
+    pub(super) fn ttl(&mut self, ttl: Option<GroupTtl>) {
+        put_ttl(&mut self.body, ttl);
+    }
+
+    /// One optional field of a record's trailing section: tag, length, bytes.
+    pub(super) fn field(&mut self, tag: u64, bytes: &[u8]) {
+        self.varint(tag);
+        self.varint(bytes.len() as u64);
+        self.body.extend_from_slice(bytes);
+    }
+}
+
+pub(super) fn put_ttl(out: &mut Vec<u8>, ttl: Option<GroupTtl>) {
+    match ttl {
+        None => out.push(TTL_NONE),
+        Some(GroupTtl::Never) => out.push(TTL_NEVER),
+        Some(GroupTtl::After(ttl)) => {
+            out.push(TTL_AFTER);
+            // Go durations fit in 63 bits of nanoseconds; the header parser keeps to them.
+            put_varint(out, u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -100,6 +132,15 @@ impl<'a> Reader<'a> {
             reader.table.push(Str::from(s));
         }
         Ok(reader)
+    }
+
+    /// A reader of bytes without a string table (a record's trailing field).
+    pub(super) fn raw(input: &'a [u8]) -> Reader<'a> {
+        Reader {
+            input,
+            pos: 0,
+            table: Vec::new(),
+        }
     }
 
     pub(super) fn at_end(&self) -> bool {
@@ -195,5 +236,21 @@ impl<'a> Reader<'a> {
 
     pub(super) fn key(&mut self) -> Result<GroupingKey, CodecError> {
         Ok(GroupingKey::new(self.labels()?))
+    }
+
+    pub(super) fn ttl(&mut self) -> Result<Option<GroupTtl>, CodecError> {
+        match self.byte()? {
+            TTL_NONE => Ok(None),
+            TTL_NEVER => Ok(Some(GroupTtl::Never)),
+            TTL_AFTER => Ok(Some(GroupTtl::After(Duration::from_nanos(self.varint()?)))),
+            _ => err("unknown TTL kind"),
+        }
+    }
+
+    /// One optional field of a record's trailing section: its tag and bytes.
+    pub(super) fn field(&mut self) -> Result<(u64, &'a [u8]), CodecError> {
+        let tag = self.varint()?;
+        let len = self.count()?;
+        Ok((tag, self.take(len)?))
     }
 }

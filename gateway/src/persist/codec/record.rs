@@ -4,9 +4,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::block::{BlockWriter, Reader};
+use super::block::{put_ttl, BlockWriter, Reader};
 use super::{err, CodecError};
+use crate::selector::{MatchOp, Matcher, Selector};
 use crate::store::{Change, GroupView, PushMode, StoredFamily};
+
+/// The push record's optional trailing field with the group's own TTL.
+const FIELD_TTL: u64 = 1;
 
 // === writing ===
 
@@ -21,8 +25,10 @@ pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
         // The full label sets, as pushed: the store's leaner form stays an in-memory detail.
         block.family(&stored.family, stored.pushed_at, Some(&view.key));
     }
-    // Last, so that blocks written before it existed still decode.
+    // Last, so that blocks written before it existed still decode; the fields after it
+    // likewise.
     block.f64(view.created);
+    block.ttl(view.ttl);
     block.finish(out);
 }
 
@@ -36,6 +42,7 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             mode,
             time,
             inconsistent,
+            ttl,
         } => {
             let (mode, time, inconsistent) = (*mode, *time, *inconsistent);
             out.push(1);
@@ -51,6 +58,13 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
                 // A push's families carry their full label sets already.
                 block.family(family, time, None);
             }
+            // The trailing section: only fields with a value, so that a push without them
+            // is written as before.
+            if ttl.is_some() {
+                let mut bytes = Vec::with_capacity(10);
+                put_ttl(&mut bytes, *ttl);
+                block.field(FIELD_TTL, &bytes);
+            }
         }
         Change::Failure { key, time } => {
             let time = *time;
@@ -64,6 +78,18 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
         }
         Change::Wipe => {
             out.push(4);
+        }
+        Change::DeleteMatching { selectors } => {
+            out.push(5);
+            block.varint(selectors.len() as u64);
+            for selector in selectors.iter() {
+                block.varint(selector.matchers().len() as u64);
+                for matcher in selector.matchers() {
+                    block.string(&matcher.name().into());
+                    block.byte(matcher.op().code());
+                    block.string(&matcher.value().into());
+                }
+            }
         }
     }
     block.finish(out);
@@ -97,6 +123,7 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
     } else {
         reader.f64()?
     };
+    let ttl = if reader.at_end() { None } else { reader.ttl()? };
     reader.end()?;
     Ok(GroupView {
         key,
@@ -104,6 +131,7 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
         push_time,
         failure_time,
         created: if created.is_finite() { created } else { 0.0 },
+        ttl,
     })
 }
 
@@ -138,13 +166,23 @@ pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
             for _ in 0..count {
                 families.push(reader.family()?.0);
             }
-            reader.end()?;
+            let mut ttl = None;
+            // The trailing section; a field this version does not know is skipped.
+            while !reader.at_end() {
+                let (tag, bytes) = reader.field()?;
+                if tag == FIELD_TTL {
+                    let mut field = Reader::raw(bytes);
+                    ttl = field.ttl()?;
+                    field.end()?;
+                }
+            }
             Ok(Change::Push {
                 key: Cow::Owned(key),
                 families: Cow::Owned(families),
                 mode,
                 time,
                 inconsistent,
+                ttl,
             })
         }
         2 => {
@@ -177,6 +215,33 @@ pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
             reader.end()?;
             Ok(Change::Wipe)
         }
+        5 => {
+            let mut reader = Reader::new(rest)?;
+            let count = reader.count()?;
+            let mut selectors = Vec::with_capacity(count.min(64));
+            for _ in 0..count {
+                selectors.push(decode_selector(&mut reader)?);
+            }
+            reader.end()?;
+            Ok(Change::DeleteMatching {
+                selectors: Cow::Owned(selectors),
+            })
+        }
         other => Err(CodecError(format!("unknown record type {other}"))),
     }
+}
+
+/// One selector of a matcher delete; its regexes are compiled again, with the same bounds.
+fn decode_selector(reader: &mut Reader<'_>) -> Result<Selector, CodecError> {
+    let bad = |e: crate::selector::SelectorError| CodecError(format!("selector: {e}"));
+    let count = reader.count()?;
+    let mut matchers = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        let name = reader.string()?;
+        let op = MatchOp::from_code(reader.byte()?)
+            .ok_or(CodecError("unknown matcher operator".into()))?;
+        let value = reader.string()?;
+        matchers.push(Matcher::new(name.as_str(), op, value.as_str()).map_err(bad)?);
+    }
+    Selector::from_matchers(matchers).map_err(bad)
 }

@@ -73,6 +73,24 @@ export async function deleteGroup(pairs) {
   await api('DELETE', path);
 }
 
+// The groups a PromQL selector selects (api/v1/groups), as [{labels, last_push, series}].
+export async function fetchMatching(selector) {
+  const res = await api('GET', '/api/v1/groups?' + new URLSearchParams([['match[]', selector]]).toString());
+  const body = await res.json();
+  if (!body || body.status !== 'success' || !Array.isArray(body.data)) throw new Error('unexpected response from api/v1/groups');
+  return body.data;
+}
+
+// Deletes the groups a selector selects (admin API), or with dryRun only lists them:
+// {deleted, dry_run, matched, groups}.
+export async function deleteMatching(selector, dryRun) {
+  const query = new URLSearchParams([['match[]', selector], ['dry_run', dryRun ? 'true' : 'false']]);
+  const res = await api('DELETE', '/api/v1/groups?' + query.toString());
+  const body = await res.json();
+  if (!body || body.status !== 'success' || !body.data) throw new Error('unexpected response from api/v1/groups');
+  return body.data;
+}
+
 // Deletes every group (admin API).
 export async function wipe() {
   await api('PUT', '/api/v1/admin/wipe');

@@ -6,6 +6,7 @@
 // - format.js: escaping and formatting of counts, times and labels
 // - api.js: the API client, relative to the path prefix the browser sees
 // - groups.js: the groups of api/v1/metrics, their order and the filter
+// - matcher.js: the matcher box (api/v1/groups) and the bulk delete with its dry run
 // - dom.js: element lookup, the notice bar, the confirmation dialog
 // - render.js, status.js: rendering the metrics tab and the status tab
 // - load.js: loading from the API, then rendering

@@ -1,10 +1,11 @@
 // The controls: deleting a group or all of them, and every event handler of the page
-// (tabs, history, expanding, paging, filter, page size, refresh, keyboard).
+// (tabs, history, expanding, paging, filter, matcher, page size, refresh, keyboard).
 
 import { deleteGroup as deleteGroupRequest, wipe } from './api.js?v=__VERSION__';
 import { $, confirmDialog, notice } from './dom.js?v=__VERSION__';
 import { fmtRel, labelHtml, plural } from './format.js?v=__VERSION__';
 import { loadMetrics, loadStatus } from './load.js?v=__VERSION__';
+import { applyMatcher, deleteMatchingGroups } from './matcher.js?v=__VERSION__';
 import { readUrl, showTab, syncUrl, urlFor } from './navigation.js?v=__VERSION__';
 import { renderGroups, rerenderGroup, shownGroup } from './render.js?v=__VERSION__';
 import { DEFAULT_PAGE_SIZE, pageSlice, state } from './state.js?v=__VERSION__';
@@ -78,6 +79,10 @@ export function bindControls() {
     if (t.id === 'clear-filter') {
       state.query = '';
       state.onlyFailed = false;
+      state.matcher = '';
+      state.matcherKeys = null;
+      $('matcher').value = '';
+      $('delete-matching').hidden = true;
       $('filter').value = '';
       $('only-failed').checked = false;
       state.page = 0;
@@ -160,6 +165,26 @@ export function bindControls() {
     renderGroups();
   });
   $('wipe').addEventListener('click', wipeAll);
+
+  // The matcher goes to the server on Enter (or when the box is cleared), not per keystroke.
+  async function onMatcher() {
+    state.matcher = $('matcher').value;
+    state.page = 0;
+    await applyMatcher();
+    renderGroups();
+    syncUrl();
+  }
+  $('matcher').addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') onMatcher();
+  });
+  $('matcher').addEventListener('search', onMatcher); // the clear button of a search field
+  $('delete-matching').addEventListener('click', () => deleteMatchingGroups((deleted) => {
+    for (const g of state.groups) if (deleted.has(g.key)) state.pendingDelete.set(g.key, [g.pushTime, g.failTime]);
+    state.groups = state.groups.filter((g) => !deleted.has(g.key));
+    for (const key of deleted) state.expanded.delete(key);
+    renderGroups();
+    setTimeout(loadMetrics, 400);
+  }));
 
   document.addEventListener('keydown', (ev) => {
     const tag = (ev.target && ev.target.tagName) || '';

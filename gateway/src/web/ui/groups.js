@@ -110,11 +110,13 @@ function parseQuery(q) {
   return terms.filter((t) => t.length);
 }
 
-// The groups matching the filter text and, with onlyFailed, whose last push failed.
-export function filterGroups(groups, query, onlyFailed) {
+// The groups matching the filter text, selected by the matcher (keys, null for none) and,
+// with onlyFailed, whose last push failed.
+export function filterGroups(groups, query, onlyFailed, matcherKeys) {
   const terms = parseQuery(query);
-  if (!terms.length && !onlyFailed) return groups;
+  if (!terms.length && !onlyFailed && !matcherKeys) return groups;
   return groups.filter((g) => {
+    if (matcherKeys && !matcherKeys.has(g.key)) return false;
     if (onlyFailed && !g.failed) return false;
     for (const t of terms) if (g.search.indexOf(t) === -1) return false;
     return true;

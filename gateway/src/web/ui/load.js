@@ -1,6 +1,7 @@
 // Loading the groups and the status from the API into the state, then rendering them.
 
 import { fetchGroups, fetchStatus } from './api.js?v=__VERSION__';
+import { applyMatcher, updateDeleteButton } from './matcher.js?v=__VERSION__';
 import { $, notice } from './dom.js?v=__VERSION__';
 import { Group, compareGroups } from './groups.js?v=__VERSION__';
 import { renderGroups } from './render.js?v=__VERSION__';
@@ -13,6 +14,8 @@ export async function loadMetrics() {
   try {
     const t0 = performance.now();
     const data = await fetchGroups();
+    // The matcher's selection is refreshed with the groups, so both describe one moment.
+    if (state.matcher.trim()) await applyMatcher();
     timings.fetched = performance.now();
     timings.fetchMs = timings.fetched - t0;
     let groups = new Array(data.length);
@@ -59,6 +62,7 @@ export async function loadStatus() {
     const flags = data.flags || {};
     state.admin = String(flags['web.enable-admin-api']) === 'true';
     $('wipe').hidden = !state.admin;
+    updateDeleteButton();
     renderStatus();
   } catch (err) {
     notice('Could not load the status: ' + err.message, 'error');

@@ -147,7 +147,7 @@ function pagerHtml(pages) {
 
 // Renders the current page of groups after applying the filter.
 export function renderGroups() {
-  state.filtered = filterGroups(state.groups, state.query, state.onlyFailed);
+  state.filtered = filterGroups(state.groups, state.query, state.onlyFailed, state.matcherKeys);
   const list = state.filtered;
   const size = state.pageSize;
   const pages = Math.max(1, Math.ceil(list.length / size));

@@ -17,6 +17,8 @@ export const state = {
   groups: [], // prepared groups, sorted
   filtered: [],
   query: '',
+  matcher: '', // a PromQL selector the server evaluates (matcher.js)
+  matcherKeys: null, // keys of the groups it selects; null: no matcher
   onlyFailed: false,
   page: 0,
   pageSize: DEFAULT_PAGE_SIZE,
