@@ -82,6 +82,11 @@ pub(super) fn flag_values(flags: &Flags) -> Vec<(String, String)> {
             flags.enable_utf8_names.to_string(),
         ),
         ("push.max-body-bytes", flags.max_body_bytes.to_string()),
+        ("otlp.disable", flags.otlp_disable.to_string()),
+        (
+            "otlp.promote-resource-attributes",
+            flags.otlp_promote_resource_attributes.join(","),
+        ),
         (
             "log.level",
             format!("{:?}", flags.log_level).to_ascii_lowercase(),

@@ -7,6 +7,7 @@ mod app;
 pub mod body;
 pub mod error;
 mod offload;
+mod otlp;
 pub mod probes;
 mod push;
 pub mod response_body;
@@ -209,6 +210,8 @@ where
         "/-/reload" => (Some("reload"), reload(app, &method)),
         "/" | "/status" if is_get => (Some("status"), Ok(ui::index(app))),
         _ if rest.starts_with("/static/") && is_get => (Some("static"), ui::asset(rest)),
+        // The OTLP receiver (404 with --otlp.disable, as if it were not there).
+        otlp::METRICS_PATH => (Some("otlp"), Ok(otlp::export(app, request, peer).await)),
         _ if rest.starts_with("/api/v1/") => {
             api::route(app, &method, &rest["/api/v1".len()..]).await
         }

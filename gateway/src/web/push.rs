@@ -133,7 +133,7 @@ async fn apply_change(app: &App, request: ChangeRequest) -> Result<Option<u64>, 
 
 /// [`apply_change`] for a push of `size` bytes: a large one is applied to the local store
 /// off the async workers.
-async fn apply_change_sized(
+pub(super) async fn apply_change_sized(
     app: &App,
     request: ChangeRequest,
     size: usize,

@@ -67,4 +67,6 @@ pub struct WebConfig {
     pub consistency: Consistency,
     /// Name rules for pushes.
     pub validation: NameValidation,
+    /// How OTLP exports are translated; `None` with `--otlp.disable`.
+    pub otlp: Option<crate::otlp::Settings>,
 }
