@@ -96,6 +96,18 @@ pub struct KeyValue {
     pub value: Option<AnyValue>,
 }
 
+impl KeyValue {
+    /// An attribute with a string value.
+    pub fn string(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+        }
+    }
+}
+
 /// `AnyValue`: a oneof, which OTLP/JSON writes as one key of the object.
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
 #[serde(try_from = "json::AnyValueJson")]
@@ -250,6 +262,20 @@ pub struct NumberDataPoint {
     pub exemplars: Vec<Exemplar>,
     #[prost(uint32, tag = "8")]
     pub flags: u32,
+}
+
+impl NumberDataPoint {
+    /// A point of a double value started at `start_time_unix_nano`.
+    pub fn double(attributes: Vec<KeyValue>, value: f64, start_time_unix_nano: u64) -> Self {
+        NumberDataPoint {
+            attributes,
+            start_time_unix_nano,
+            time_unix_nano: start_time_unix_nano.saturating_add(1_000_000_000),
+            value: Some(number_data_point::Value::AsDouble(value)),
+            exemplars: Vec::new(),
+            flags: 0,
+        }
+    }
 }
 
 pub mod number_data_point {

@@ -5,9 +5,9 @@
 use std::io::Write;
 
 use gateway::otlp::proto::{
-    self, any_value, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
-    AggregationTemporality, AnyValue, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    InstrumentationScope, KeyValue, NumberDataPoint, Resource, ResourceMetrics, ScopeMetrics,
+    self, exponential_histogram_data_point::Buckets, metric::Data, AggregationTemporality,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse, InstrumentationScope, KeyValue,
+    NumberDataPoint, Resource, ResourceMetrics, ScopeMetrics,
 };
 use prost::Message;
 
@@ -18,23 +18,11 @@ const PROTOBUF: &str = "application/x-protobuf";
 const CUMULATIVE: i32 = AggregationTemporality::Cumulative as i32;
 
 fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-    }
+    KeyValue::string(key, value)
 }
 
 fn number(attributes: Vec<KeyValue>, value: f64) -> NumberDataPoint {
-    NumberDataPoint {
-        attributes,
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        time_unix_nano: 1_700_000_010_000_000_000,
-        value: Some(number_data_point::Value::AsDouble(value)),
-        exemplars: vec![],
-        flags: 0,
-    }
+    NumberDataPoint::double(attributes, value, 1_700_000_000_000_000_000)
 }
 
 fn metric(name: &str, unit: &str, data: Data) -> proto::Metric {

@@ -1,8 +1,8 @@
 use super::*;
 use crate::otlp::proto::{
-    exponential_histogram_data_point::Buckets, number_data_point, ExponentialHistogram,
-    ExponentialHistogramDataPoint, Gauge, HistogramDataPoint, InstrumentationScope, KeyValue,
-    NumberDataPoint, Resource, ResourceMetrics, ScopeMetrics, Sum,
+    exponential_histogram_data_point::Buckets, ExponentialHistogram, ExponentialHistogramDataPoint,
+    Gauge, HistogramDataPoint, InstrumentationScope, KeyValue, NumberDataPoint, Resource,
+    ResourceMetrics, ScopeMetrics, Sum,
 };
 
 fn settings() -> Settings {
@@ -15,23 +15,11 @@ fn settings() -> Settings {
 }
 
 fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(proto::AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-    }
+    KeyValue::string(key, value)
 }
 
 fn point(attributes: Vec<KeyValue>, value: f64) -> NumberDataPoint {
-    NumberDataPoint {
-        attributes,
-        start_time_unix_nano: 1_500_000_000,
-        time_unix_nano: 2_000_000_000,
-        value: Some(number_data_point::Value::AsDouble(value)),
-        exemplars: vec![],
-        flags: 0,
-    }
+    NumberDataPoint::double(attributes, value, 1_500_000_000)
 }
 
 fn metric(name: &str, unit: &str, data: Data) -> proto::Metric {
