@@ -24,6 +24,7 @@
 //! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
 
 mod attack;
+mod attack_otlp;
 mod client;
 mod measure;
 mod process;
