@@ -140,7 +140,9 @@ pub fn shapes() -> Vec<Shape> {
         ),
         shape(
             "OTLP many attributes",
-            format!("{MAX_LABELS_PER_SERIES} attributes on the resource and on each of {points} points"),
+            format!(
+                "{MAX_LABELS_PER_SERIES} attributes on the resource and on each of {points} points"
+            ),
             many_attributes,
         ),
         shape(
@@ -150,7 +152,10 @@ pub fn shapes() -> Vec<Shape> {
         ),
         shape(
             "OTLP tiny messages",
-            format!("{} empty data points (refused before decoding)", BODY_BYTES / 2),
+            format!(
+                "{} empty data points (refused before decoding)",
+                BODY_BYTES / 2
+            ),
             tiny,
         ),
     ]

@@ -346,6 +346,33 @@ mod tests {
     }
 
     #[test]
+    fn otlp_receiver_flags() {
+        let on = parse(&[]).unwrap().web.otlp.unwrap();
+        assert_eq!(on.escaping, otlp::Escaping::Underscores);
+        assert!(on.promote.is_empty());
+        assert!(parse(&["--otlp.disable"]).unwrap().web.otlp.is_none());
+        let promoted = parse(&[
+            "--otlp.promote-resource-attributes=a.b, c",
+            "--otlp.promote-resource-attributes=c,d",
+            "--push.enable-utf8-names",
+        ])
+        .unwrap()
+        .web
+        .otlp
+        .unwrap();
+        assert_eq!(promoted.promote, ["a.b", "c", "d"]);
+        assert_eq!(promoted.escaping, otlp::Escaping::None);
+        for bad in ["job", "instance", "__x__", "___"] {
+            let flag = format!("--otlp.promote-resource-attributes={bad}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
+            assert!(
+                error.contains("--otlp.promote-resource-attributes"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_match_upstream() {
         let config = parse(&[]).expect("defaults parse");
         assert_eq!(config.web.listen, [ListenAddress::Wildcard(9091)]);

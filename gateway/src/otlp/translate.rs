@@ -37,6 +37,8 @@ const SERVICE_NAMESPACE: &str = "service.namespace";
 const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// How many distinct reasons a partial success names; the count covers them all.
 const MAX_MESSAGES: usize = 5;
+/// The longest reason kept, in bytes.
+const MAX_MESSAGE_BYTES: usize = 512;
 
 /// How exports are translated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +76,17 @@ pub struct Refusals {
 impl Refusals {
     /// Counts `points` refused for `reason` (a reason without points is a warning).
     pub fn add(&mut self, points: u64, reason: impl Into<String>) {
-        self.points += points;
-        let reason = reason.into();
+        self.points = self.points.saturating_add(points);
+        let mut reason = reason.into();
+        // A reason quotes client data (names, keys): the answer stays small however long.
+        if reason.len() > MAX_MESSAGE_BYTES {
+            let mut end = MAX_MESSAGE_BYTES;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push('…');
+        }
         if self.messages.contains(&reason) {
             return;
         }

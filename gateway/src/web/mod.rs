@@ -253,6 +253,7 @@ fn allowed_methods(app: &App, path: &str) -> Option<&'static str> {
     match rest {
         "/-/quit" => Some(QUIT),
         "/-/healthy" | "/-/ready" | "/" | "/status" => Some(READ_ONLY),
+        otlp::METRICS_PATH if app.config.otlp.is_some() => Some("OPTIONS, POST"),
         _ if rest.starts_with("/static/") => Some(READ_ONLY),
         _ => None,
     }

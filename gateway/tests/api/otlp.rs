@@ -458,6 +458,9 @@ fn other_content_types_are_415_and_other_methods_405() {
         );
     }
     assert_eq!(gateway.get(PATH).status, 405);
+    let options = gateway.request("OPTIONS", PATH, &[], b"");
+    assert_eq!(options.status, 200);
+    assert_eq!(options.header("allow"), Some("OPTIONS, POST"));
 }
 
 #[test]

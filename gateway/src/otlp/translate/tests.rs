@@ -365,3 +365,16 @@ fn attribute_values_as_text() {
     });
     assert_eq!(value(array), r#"["a",1]"#);
 }
+
+#[test]
+fn refusal_messages_stay_short_and_few() {
+    let mut refused = Refusals::default();
+    refused.add(1, format!("metric {:?}: bad", "é".repeat(10_000)));
+    for i in 0..100 {
+        refused.add(1, format!("reason {i}"));
+    }
+    assert_eq!(refused.points, 101);
+    let message = refused.message();
+    assert!(message.len() < 2 * MAX_MESSAGE_BYTES, "{}", message.len());
+    assert!(message.ends_with("(and 96 more reasons)"), "{message}");
+}
