@@ -2,8 +2,8 @@
 //! [`super::proto`]: 64-bit integers as decimal strings or numbers, doubles also as `"NaN"`,
 //! `"Infinity"` and `"-Infinity"`, enums as numbers or their names, trace and span ids as
 //! hex, `bytesValue` as base64, `null` as the field's default, and each oneof as one of
-//! several keys (more than one of them is an error). Unknown keys are ignored, as the
-//! specification asks.
+//! several keys (more than one of them is an error; the shapes are in [`super::proto`]).
+//! Unknown keys are ignored, as the specification asks.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -11,12 +11,6 @@ use std::marker::PhantomData;
 use base64::Engine;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-
-use super::proto::{
-    any_value, exemplar, metric, number_data_point, AggregationTemporality, AnyValue, ArrayValue,
-    Exemplar, ExponentialHistogram, Gauge, Histogram, KeyValue, KeyValueList, Metric,
-    NumberDataPoint, Sum, Summary,
-};
 
 /// `null` or a missing key is the field's default.
 pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -79,21 +73,14 @@ pub fn temporality<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D:
     match Option::<Enum>::deserialize(deserializer)? {
         None => Ok(0),
         Some(Enum::Number(n)) => Ok(n.0),
-        Some(Enum::Name(name)) => AggregationTemporality::from_str_name(&name)
-            .map(|t| t as i32)
-            .ok_or_else(|| de::Error::custom(format!("unknown aggregation temporality {name:?}"))),
-    }
-}
-
-impl AggregationTemporality {
-    /// The value named as in the `.proto` file.
-    pub fn from_str_name(name: &str) -> Option<AggregationTemporality> {
-        match name {
-            "AGGREGATION_TEMPORALITY_UNSPECIFIED" => Some(AggregationTemporality::Unspecified),
-            "AGGREGATION_TEMPORALITY_DELTA" => Some(AggregationTemporality::Delta),
-            "AGGREGATION_TEMPORALITY_CUMULATIVE" => Some(AggregationTemporality::Cumulative),
-            _ => None,
-        }
+        Some(Enum::Name(name)) => match name.as_str() {
+            "AGGREGATION_TEMPORALITY_UNSPECIFIED" => Ok(0),
+            "AGGREGATION_TEMPORALITY_DELTA" => Ok(1),
+            "AGGREGATION_TEMPORALITY_CUMULATIVE" => Ok(2),
+            _ => Err(de::Error::custom(format!(
+                "unknown aggregation temporality {name:?}"
+            ))),
+        },
     }
 }
 
@@ -105,7 +92,7 @@ enum Enum {
 }
 
 /// An integer written as a JSON number or a decimal string.
-struct Integer<T>(T);
+pub struct Integer<T>(pub T);
 
 impl<'de, T> Deserialize<'de> for Integer<T>
 where
@@ -150,7 +137,7 @@ where
 }
 
 /// A double written as a JSON number or a string.
-struct Double(f64);
+pub struct Double(pub f64);
 
 impl<'de> Deserialize<'de> for Double {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -186,7 +173,7 @@ impl<'de> Deserialize<'de> for Double {
 }
 
 /// Bytes written as a hex string (trace and span ids).
-struct Hex(Vec<u8>);
+pub struct Hex(pub Vec<u8>);
 
 impl<'de> Deserialize<'de> for Hex {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -207,7 +194,7 @@ impl<'de> Deserialize<'de> for Hex {
 }
 
 /// Keeps the one value of a oneof, or says that there were several.
-fn one_of<T>(
+pub fn one_of<T>(
     candidates: impl IntoIterator<Item = Option<T>>,
     what: &str,
 ) -> Result<Option<T>, String> {
@@ -219,158 +206,15 @@ fn one_of<T>(
     Ok(first)
 }
 
-/// The OTLP/JSON shape of [`AnyValue`]: each case of its oneof is a key of its own.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AnyValueJson {
-    string_value: Option<String>,
-    bool_value: Option<bool>,
-    int_value: Option<Integer<i64>>,
-    double_value: Option<Double>,
-    array_value: Option<ArrayValue>,
-    kvlist_value: Option<KeyValueList>,
-    bytes_value: Option<String>,
-}
+/// Bytes written as base64 (`bytesValue`).
+pub struct Base64(pub Vec<u8>);
 
-impl TryFrom<AnyValueJson> for AnyValue {
-    type Error = String;
-    fn try_from(json: AnyValueJson) -> Result<AnyValue, String> {
-        use any_value::Value;
-        let bytes = json
-            .bytes_value
-            .map(|text| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .map_err(|e| format!("bytesValue: {e}"))
-            })
-            .transpose()?;
-        let value = one_of(
-            [
-                json.string_value.map(Value::StringValue),
-                json.bool_value.map(Value::BoolValue),
-                json.int_value.map(|n| Value::IntValue(n.0)),
-                json.double_value.map(|n| Value::DoubleValue(n.0)),
-                json.array_value.map(Value::ArrayValue),
-                json.kvlist_value.map(Value::KvlistValue),
-                bytes.map(Value::BytesValue),
-            ],
-            "attribute value",
-        )?;
-        Ok(AnyValue { value })
-    }
-}
-
-/// The OTLP/JSON shape of [`Metric`]: each case of its oneof is a key of its own.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricJson {
-    #[serde(default, deserialize_with = "null_as_default")]
-    name: String,
-    #[serde(default, deserialize_with = "null_as_default")]
-    description: String,
-    #[serde(default, deserialize_with = "null_as_default")]
-    unit: String,
-    gauge: Option<Gauge>,
-    sum: Option<Sum>,
-    histogram: Option<Histogram>,
-    exponential_histogram: Option<ExponentialHistogram>,
-    summary: Option<Summary>,
-}
-
-impl TryFrom<MetricJson> for Metric {
-    type Error = String;
-    fn try_from(json: MetricJson) -> Result<Metric, String> {
-        use metric::Data;
-        let data = one_of(
-            [
-                json.gauge.map(Data::Gauge),
-                json.sum.map(Data::Sum),
-                json.histogram.map(Data::Histogram),
-                json.exponential_histogram.map(Data::ExponentialHistogram),
-                json.summary.map(Data::Summary),
-            ],
-            "metric",
-        )?;
-        Ok(Metric {
-            name: json.name,
-            description: json.description,
-            unit: json.unit,
-            data,
-        })
-    }
-}
-
-/// The OTLP/JSON shape of [`NumberDataPoint`]: each case of its oneof is a key of its own.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NumberDataPointJson {
-    #[serde(default, deserialize_with = "null_as_default")]
-    attributes: Vec<KeyValue>,
-    #[serde(default, deserialize_with = "uint64")]
-    start_time_unix_nano: u64,
-    #[serde(default, deserialize_with = "uint64")]
-    time_unix_nano: u64,
-    as_double: Option<Double>,
-    as_int: Option<Integer<i64>>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    exemplars: Vec<Exemplar>,
-    #[serde(default, deserialize_with = "uint32")]
-    flags: u32,
-}
-
-impl TryFrom<NumberDataPointJson> for NumberDataPoint {
-    type Error = String;
-    fn try_from(json: NumberDataPointJson) -> Result<NumberDataPoint, String> {
-        use number_data_point::Value;
-        let value = one_of(
-            [
-                json.as_double.map(|n| Value::AsDouble(n.0)),
-                json.as_int.map(|n| Value::AsInt(n.0)),
-            ],
-            "data point",
-        )?;
-        Ok(NumberDataPoint {
-            attributes: json.attributes,
-            start_time_unix_nano: json.start_time_unix_nano,
-            time_unix_nano: json.time_unix_nano,
-            value,
-            exemplars: json.exemplars,
-            flags: json.flags,
-        })
-    }
-}
-
-/// The OTLP/JSON shape of [`Exemplar`]: each case of its oneof is a key of its own.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExemplarJson {
-    #[serde(default, deserialize_with = "null_as_default")]
-    filtered_attributes: Vec<KeyValue>,
-    #[serde(default, deserialize_with = "uint64")]
-    time_unix_nano: u64,
-    as_double: Option<Double>,
-    as_int: Option<Integer<i64>>,
-    span_id: Option<Hex>,
-    trace_id: Option<Hex>,
-}
-
-impl TryFrom<ExemplarJson> for Exemplar {
-    type Error = String;
-    fn try_from(json: ExemplarJson) -> Result<Exemplar, String> {
-        use exemplar::Value;
-        let value = one_of(
-            [
-                json.as_double.map(|n| Value::AsDouble(n.0)),
-                json.as_int.map(|n| Value::AsInt(n.0)),
-            ],
-            "exemplar",
-        )?;
-        Ok(Exemplar {
-            filtered_attributes: json.filtered_attributes,
-            time_unix_nano: json.time_unix_nano,
-            value,
-            span_id: json.span_id.map_or_else(Vec::new, |h| h.0),
-            trace_id: json.trace_id.map_or_else(Vec::new, |h| h.0),
-        })
+impl<'de> Deserialize<'de> for Base64 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Base64)
+            .map_err(|e| de::Error::custom(format!("bytesValue: {e}")))
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! The same types decode OTLP/JSON (serde, lowerCamelCase keys); the JSON rules that differ
 //! from serde's defaults (64-bit integers as strings, hex ids, enums as numbers or names,
-//! oneofs as sibling keys) live in [`super::json`].
+//! oneofs as sibling keys) live in [`super::json`]; the shapes of the messages with a oneof
+//! are at the end of this file.
 
 #![allow(missing_docs)]
 
@@ -110,7 +111,7 @@ impl KeyValue {
 
 /// `AnyValue`: a oneof, which OTLP/JSON writes as one key of the object.
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(try_from = "json::AnyValueJson")]
+#[serde(try_from = "AnyValueJson")]
 pub struct AnyValue {
     #[prost(oneof = "any_value::Value", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub value: Option<any_value::Value>,
@@ -154,7 +155,7 @@ pub struct KeyValueList {
 
 /// `Metric`: its data is a oneof, written in OTLP/JSON as one of five keys.
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(try_from = "json::MetricJson")]
+#[serde(try_from = "MetricJson")]
 pub struct Metric {
     #[prost(string, tag = "1")]
     pub name: String,
@@ -248,7 +249,7 @@ pub struct Summary {
 
 /// `NumberDataPoint`: its value is a oneof (`asDouble` or `asInt` in OTLP/JSON).
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(try_from = "json::NumberDataPointJson")]
+#[serde(try_from = "NumberDataPointJson")]
 pub struct NumberDataPoint {
     #[prost(message, repeated, tag = "7")]
     pub attributes: Vec<KeyValue>,
@@ -421,7 +422,7 @@ pub mod summary_data_point {
 
 /// `Exemplar`: its value is a oneof, its ids are hex strings in OTLP/JSON.
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(try_from = "json::ExemplarJson")]
+#[serde(try_from = "ExemplarJson")]
 pub struct Exemplar {
     #[prost(message, repeated, tag = "7")]
     pub filtered_attributes: Vec<KeyValue>,
@@ -442,5 +443,155 @@ pub mod exemplar {
         AsDouble(f64),
         #[prost(sfixed64, tag = "6")]
         AsInt(i64),
+    }
+}
+
+// === The OTLP/JSON shapes of the messages with a oneof ===
+
+/// The OTLP/JSON shape of [`AnyValue`]: each case of its oneof is a key of its own.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnyValueJson {
+    string_value: Option<String>,
+    bool_value: Option<bool>,
+    int_value: Option<json::Integer<i64>>,
+    double_value: Option<json::Double>,
+    array_value: Option<ArrayValue>,
+    kvlist_value: Option<KeyValueList>,
+    bytes_value: Option<json::Base64>,
+}
+
+impl TryFrom<AnyValueJson> for AnyValue {
+    type Error = String;
+    fn try_from(json: AnyValueJson) -> Result<AnyValue, String> {
+        use any_value::Value;
+        let value = json::one_of(
+            [
+                json.string_value.map(Value::StringValue),
+                json.bool_value.map(Value::BoolValue),
+                json.int_value.map(|n| Value::IntValue(n.0)),
+                json.double_value.map(|n| Value::DoubleValue(n.0)),
+                json.array_value.map(Value::ArrayValue),
+                json.kvlist_value.map(Value::KvlistValue),
+                json.bytes_value.map(|b| Value::BytesValue(b.0)),
+            ],
+            "attribute value",
+        )?;
+        Ok(AnyValue { value })
+    }
+}
+
+/// The OTLP/JSON shape of [`Metric`]: each case of its oneof is a key of its own.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricJson {
+    #[serde(default, deserialize_with = "json::null_as_default")]
+    name: String,
+    #[serde(default, deserialize_with = "json::null_as_default")]
+    description: String,
+    #[serde(default, deserialize_with = "json::null_as_default")]
+    unit: String,
+    gauge: Option<Gauge>,
+    sum: Option<Sum>,
+    histogram: Option<Histogram>,
+    exponential_histogram: Option<ExponentialHistogram>,
+    summary: Option<Summary>,
+}
+
+impl TryFrom<MetricJson> for Metric {
+    type Error = String;
+    fn try_from(json: MetricJson) -> Result<Metric, String> {
+        use metric::Data;
+        let data = json::one_of(
+            [
+                json.gauge.map(Data::Gauge),
+                json.sum.map(Data::Sum),
+                json.histogram.map(Data::Histogram),
+                json.exponential_histogram.map(Data::ExponentialHistogram),
+                json.summary.map(Data::Summary),
+            ],
+            "metric",
+        )?;
+        Ok(Metric {
+            name: json.name,
+            description: json.description,
+            unit: json.unit,
+            data,
+        })
+    }
+}
+
+/// The OTLP/JSON shape of [`NumberDataPoint`]: each case of its oneof is a key of its own.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberDataPointJson {
+    #[serde(default, deserialize_with = "json::null_as_default")]
+    attributes: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "json::uint64")]
+    start_time_unix_nano: u64,
+    #[serde(default, deserialize_with = "json::uint64")]
+    time_unix_nano: u64,
+    as_double: Option<json::Double>,
+    as_int: Option<json::Integer<i64>>,
+    #[serde(default, deserialize_with = "json::null_as_default")]
+    exemplars: Vec<Exemplar>,
+    #[serde(default, deserialize_with = "json::uint32")]
+    flags: u32,
+}
+
+impl TryFrom<NumberDataPointJson> for NumberDataPoint {
+    type Error = String;
+    fn try_from(json: NumberDataPointJson) -> Result<NumberDataPoint, String> {
+        use number_data_point::Value;
+        let value = json::one_of(
+            [
+                json.as_double.map(|n| Value::AsDouble(n.0)),
+                json.as_int.map(|n| Value::AsInt(n.0)),
+            ],
+            "data point",
+        )?;
+        Ok(NumberDataPoint {
+            attributes: json.attributes,
+            start_time_unix_nano: json.start_time_unix_nano,
+            time_unix_nano: json.time_unix_nano,
+            value,
+            exemplars: json.exemplars,
+            flags: json.flags,
+        })
+    }
+}
+
+/// The OTLP/JSON shape of [`Exemplar`]: each case of its oneof is a key of its own.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExemplarJson {
+    #[serde(default, deserialize_with = "json::null_as_default")]
+    filtered_attributes: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "json::uint64")]
+    time_unix_nano: u64,
+    as_double: Option<json::Double>,
+    as_int: Option<json::Integer<i64>>,
+    span_id: Option<json::Hex>,
+    trace_id: Option<json::Hex>,
+}
+
+impl TryFrom<ExemplarJson> for Exemplar {
+    type Error = String;
+    fn try_from(json: ExemplarJson) -> Result<Exemplar, String> {
+        use exemplar::Value;
+        let value = json::one_of(
+            [
+                json.as_double.map(|n| Value::AsDouble(n.0)),
+                json.as_int.map(|n| Value::AsInt(n.0)),
+            ],
+            "exemplar",
+        )?;
+        Ok(Exemplar {
+            filtered_attributes: json.filtered_attributes,
+            time_unix_nano: json.time_unix_nano,
+            value,
+            span_id: json.span_id.map_or_else(Vec::new, |h| h.0),
+            trace_id: json.trace_id.map_or_else(Vec::new, |h| h.0),
+        })
     }
 }
