@@ -92,6 +92,8 @@ where
     let unchecked = app.store.config().consistency == Consistency::Unchecked;
     let time = unix_now();
     let mut last_seq = None;
+    // Each group's share of the body decides whether applying it leaves the async workers.
+    let group_size = size / translation.groups.len().max(1);
     for group in translation.groups {
         if let Err(PushError::TooLarge(reason)) = app.store.check_grouping_key(&group.key) {
             refused.add(group.points, format!("resource {}: {reason}", group.key));
@@ -104,7 +106,7 @@ where
             mode: PushMode::Merge,
             time,
         };
-        match apply_change_sized(app, change, size).await {
+        match apply_change_sized(app, change, group_size).await {
             Ok(seq) => last_seq = seq.or(last_seq),
             // Unchecked pushes are stored whatever the check says, as upstream's.
             Err(PushError::Rejected(_)) if unchecked => {}

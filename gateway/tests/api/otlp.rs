@@ -562,3 +562,18 @@ fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+#[test]
+fn a_full_store_is_429_with_retry_after() {
+    let gateway = spawn_gateway(&["--storage.max-groups=1"]);
+    assert_eq!(gateway.put("/metrics/job/first", "m 1\n").status, 200);
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![resource("svc", "i1", every_kind())],
+    };
+    let response = post(&gateway, PROTOBUF, &[], &request.encode_to_vec());
+    assert_eq!(response.status, 429, "{}", response.text());
+    assert_eq!(response.header("retry-after"), Some("5"));
+    let status = proto::Status::decode(&response.body[..]).unwrap();
+    assert_eq!(status.code, 8);
+    assert!(!gateway.state().keys().any(|k| k.contains("svc")));
+}
