@@ -577,3 +577,60 @@ fn a_full_store_is_429_with_retry_after() {
     assert_eq!(status.code, 8);
     assert!(!gateway.state().keys().any(|k| k.contains("svc")));
 }
+
+#[test]
+fn exemplars_and_start_times_reach_an_openmetrics_scrape() {
+    let gateway = spawn_gateway(&["--web.enable-openmetrics"]);
+    let mut point = number(vec![], 3.0);
+    point.exemplars = vec![proto::Exemplar {
+        filtered_attributes: vec![kv("ignored", "x")],
+        time_unix_nano: 1_700_000_005_500_000_000,
+        value: Some(proto::exemplar::Value::AsDouble(1.5)),
+        span_id: vec![0xee; 8],
+        trace_id: vec![0x5b; 16],
+    }];
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![resource(
+            "svc",
+            "i1",
+            vec![metric("jobs", "", sum(vec![point], true, CUMULATIVE))],
+        )],
+    };
+    post_protobuf(&gateway, &request);
+    let scrape = gateway.request(
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+        b"",
+    );
+    let text = scrape.text();
+    let labels = r#"{instance="i1",job="svc",otel_scope_name="meter",otel_scope_version="1.0"}"#;
+    let exemplar = format!(
+        r#"jobs_total{labels} 3.0 # {{trace_id="{}",span_id="{}"}} 1.5 1.7000000055e+09"#,
+        "5b".repeat(16),
+        "ee".repeat(8)
+    );
+    assert!(text.contains(&exemplar), "{exemplar}\nnot in\n{text}");
+    // The start time is the created timestamp (which the protobuf exposition carries); the
+    // point's own time is not exposed.
+    let scrape = gateway.request(
+        "GET",
+        "/metrics",
+        &[(
+            "Accept",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        )],
+        b"",
+    );
+    let families = gateway::parse::protobuf::parse(&scrape.body).unwrap();
+    let jobs = families.iter().find(|f| &*f.name == "jobs_total").unwrap();
+    let extras = jobs.metrics[0].extras.as_ref().unwrap();
+    assert_eq!(
+        extras.created,
+        Some(gateway::model::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0
+        })
+    );
+    assert_eq!(jobs.metrics[0].timestamp_ms(), None);
+}
