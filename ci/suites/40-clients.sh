@@ -4,9 +4,12 @@
 #     built offline in GOPATH mode from ci/clients/go/pusher.go), protobuf and text pushes;
 #   - Node prom-client's Pushgateway (npm, installed into .cache/npm), ci/clients/node/push.js;
 #   - a real Prometheus (Debian prometheus, unpacked into .cache) scraping us with and without
-#     native histograms, queried through its HTTP API.
+#     native histograms, queried through its HTTP API;
 #   - Python's prometheus_client sending Pushgateway-TTL through push_to_gateway's handler
-#     (ci/clients/test_python_ttl.py; the rest of that client is covered by ci/e2e/test_clients.py).
+#     (ci/clients/test_python_ttl.py; the rest of that client is covered by ci/e2e/test_clients.py);
+#   - the OpenTelemetry SDKs exporting over OTLP/HTTP (Python opentelemetry-sdk with the
+#     protobuf exporter into .cache/venv, Node @opentelemetry/sdk-metrics with the JSON exporter
+#     into .cache/npm), ci/clients/otlp/, then scraped by the real Prometheus.
 # Installs everything it needs; every process listens on 127.0.0.1 only.
 # Arguments are passed to pytest: ci/suites/40-clients.sh -k node
 set -euo pipefail
@@ -16,7 +19,10 @@ source ci/lib/tools.sh
 apt_install golang-go golang-github-prometheus-client-golang-dev
 command -v node >/dev/null 2>&1 || apt_install nodejs npm
 
-PY=$(python_venv pytest requests prometheus_client)
+# The OpenTelemetry Python SDK and its OTLP/HTTP protobuf exporter, pinned.
+OTEL_PYTHON_VERSION=1.45.2
+PY=$(python_venv pytest requests prometheus_client "opentelemetry-sdk==$OTEL_PYTHON_VERSION" \
+  "opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION")
 GATEWAY_BIN=$(gateway_release)
 REFERENCE_BIN=$(reference_pushgateway)
 PROMETHEUS_BIN=$(prometheus_bin)
@@ -38,6 +44,14 @@ NODE_PATH="$CACHE/npm/node_modules"
 installed=$("$NODE_BIN" -p "require('$NODE_PATH/prom-client/package.json').version" 2>/dev/null || true)
 if [ "$installed" != "$PROM_CLIENT_VERSION" ]; then
   with_lock npm npm install --prefix "$CACHE/npm" --save-exact --no-audit --no-fund --loglevel=error "prom-client@$PROM_CLIENT_VERSION" >/dev/null
+fi
+
+# The OpenTelemetry JS SDK and its OTLP/HTTP JSON exporter, pinned likewise.
+OTEL_JS_PACKAGES=(@opentelemetry/api@1.10.0 @opentelemetry/sdk-metrics@3.1.1
+  @opentelemetry/resources@3.1.1 @opentelemetry/exporter-metrics-otlp-http@0.301.2)
+installed=$("$NODE_BIN" -p "require('$NODE_PATH/@opentelemetry/exporter-metrics-otlp-http/package.json').version" 2>/dev/null || true)
+if [ "$installed" != "0.301.2" ]; then
+  with_lock npm npm install --prefix "$CACHE/npm" --save-exact --no-audit --no-fund --loglevel=error "${OTEL_JS_PACKAGES[@]}" >/dev/null
 fi
 
 export GATEWAY_BIN REFERENCE_BIN PROMETHEUS_BIN GO_PUSHER NODE_BIN NODE_PATH

@@ -7,6 +7,7 @@
 //!   [`config_file`]: the TOML file.
 //! - [`model`]: metric families, labels, grouping keys, name rules.
 //! - [`parse`]: push bodies to families; [`proto`]: the protobuf messages.
+//! - [`otlp`]: OTLP/HTTP metrics exports decoded and translated into pushes.
 //! - [`grouping`]: the grouping key in a push URL; [`selector`]: PromQL label selectors
 //!   over grouping keys.
 //! - [`store`]: groups, push semantics, the consistency index.
@@ -31,6 +32,7 @@ pub mod grouping;
 pub mod listen;
 pub mod logfmt;
 pub mod model;
+pub mod otlp;
 pub mod parse;
 pub mod persist;
 pub mod proto;

@@ -19,7 +19,7 @@ use crate::process::{Gateway, PortReport};
 use crate::Args;
 
 /// The size every attack body is built to (a normal push of about 1300 series).
-const BODY_BYTES: usize = 64 * 1024;
+pub(crate) const BODY_BYTES: usize = 64 * 1024;
 /// CPU per request that every shape must stay within.
 const TARGET: Duration = Duration::from_millis(50);
 /// Each shape runs until it has used this much wall time (and at least `MIN_REQUESTS`).
@@ -29,20 +29,20 @@ const MAX_REQUESTS: usize = 400;
 
 /// The defaults the shapes are built against (see the gateway's flags).
 const MAX_GROUPING_LABELS: usize = 32;
-const MAX_LABELS_PER_SERIES: usize = 512;
+pub(crate) const MAX_LABELS_PER_SERIES: usize = 512;
 const MAX_LABEL_LENGTH: usize = 65_536;
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// One kind of request and how it is made.
-struct Shape {
-    name: &'static str,
-    what: String,
-    method: Method,
-    path: String,
-    headers: Vec<(&'static str, String)>,
-    body: Bytes,
+pub(crate) struct Shape {
+    pub(crate) name: &'static str,
+    pub(crate) what: String,
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Bytes,
     /// Whether each request must look different (a fresh password per guess).
-    fresh_password: bool,
+    pub(crate) fresh_password: bool,
 }
 
 /// What one shape cost.
@@ -167,6 +167,7 @@ fn shapes() -> Vec<Shape> {
         body: bomb,
         fresh_password: false,
     });
+    shapes.extend(super::attack_otlp::shapes());
     shapes
 }
 

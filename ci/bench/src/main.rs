@@ -25,6 +25,7 @@
 //! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
 
 mod attack;
+mod attack_otlp;
 mod client;
 mod matcher;
 mod measure;

@@ -162,6 +162,20 @@ fn exemplars_body() -> Vec<u8> {
     body
 }
 
+/// OTLP JSON seed: one resource with every kind of metric, as the JS SDK writes them.
+const OTLP_JSON: &str = r#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"seed"}},{"key":"service.instance.id","value":{"stringValue":"i1"}},{"key":"host.name","value":{"stringValue":"h"}},{"key":"list","value":{"arrayValue":{"values":[{"intValue":"1"},{"doubleValue":0.5}]}}}]},"scopeMetrics":[{"scope":{"name":"meter","version":"1"},"metrics":[{"name":"requests","unit":"{request}","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":"3","startTimeUnixNano":"1700000000000000000","attributes":[{"key":"method","value":{"stringValue":"GET"}}],"exemplars":[{"asDouble":1,"timeUnixNano":"1700000000000000000","traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}},{"name":"queue","sum":{"aggregationTemporality":2,"dataPoints":[{"asDouble":-2}]}},{"name":"temp","unit":"Cel","gauge":{"dataPoints":[{"asDouble":21.5,"flags":0}]}},{"name":"latency","unit":"s","histogram":{"aggregationTemporality":2,"dataPoints":[{"count":"4","sum":6.25,"bucketCounts":["1","2","1","0"],"explicitBounds":[0.1,1,10]}]}},{"name":"payload","unit":"By","exponentialHistogram":{"aggregationTemporality":2,"dataPoints":[{"count":"3","sum":7,"scale":20,"zeroCount":"0","positive":{"offset":-1,"bucketCounts":["1","0","1"]}}]}},{"name":"rpc","summary":{"dataPoints":[{"count":"2","sum":3,"quantileValues":[{"quantile":0.5,"value":1},{"quantile":1,"value":2}]}]}},{"name":"delta","sum":{"aggregationTemporality":1,"isMonotonic":true,"dataPoints":[{"asInt":"1"}]}}]}]}]}"#;
+
+/// The OTLP seeds: the JSON one, and the same export in protobuf (decoded with the gateway's
+/// own JSON decoder and encoded with prost).
+fn otlp_seeds(out: &Path) {
+    use prost::Message;
+    write(out, "otlp_decode", "export.json", &flagged(1, OTLP_JSON.as_bytes()));
+    write(out, "otlp_decode", "export_utf8.json", &flagged(3, OTLP_JSON.as_bytes()));
+    let request = gateway::otlp::decode(OTLP_JSON.as_bytes(), gateway::otlp::Encoding::Json)
+        .expect("the JSON seed decodes");
+    write(out, "otlp_decode", "export.pb", &flagged(0, &request.encode_to_vec()));
+}
+
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
     let dir = dir.join(target);
     fs::create_dir_all(&dir).expect("create the corpus directory");
@@ -350,6 +364,7 @@ fn main() {
         "exemplars.pb",
         &flagged(3, &exemplars_body()),
     );
+    otlp_seeds(&out);
     eprintln!(
         "wrote the corpus for {} families, {} groups, {} records",
         all_families.len(),

@@ -76,6 +76,14 @@ pub struct Flags {
     /// Allow UTF-8 characters in metric and label names.
     #[arg(long = "push.enable-utf8-names")]
     pub enable_utf8_names: bool,
+    /// Turn off the OTLP/HTTP metrics receiver (`POST <route-prefix>/api/v1/otlp/v1/metrics`).
+    /// Not an upstream flag.
+    #[arg(long = "otlp.disable")]
+    pub otlp_disable: bool,
+    /// Resource attributes that become grouping labels of OTLP pushes, besides `job` and
+    /// `instance` (comma-separated, repeatable). Not an upstream flag.
+    #[arg(long = "otlp.promote-resource-attributes", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub otlp_promote_resource_attributes: Vec<String>,
     /// Largest accepted push body in bytes, after decompression.
     #[arg(long = "push.max-body-bytes", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,

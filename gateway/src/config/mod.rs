@@ -14,7 +14,8 @@ use clap::Parser;
 
 use crate::config_file::{self, ConfigFile, ConfigFileError};
 use crate::expiry::{ExpiryPolicy, TtlBounds};
-use crate::model::NameValidation;
+use crate::model::{is_reserved_label_name, NameValidation, INSTANCE_LABEL, JOB_LABEL};
+use crate::otlp;
 use crate::parse::ParseLimits;
 use crate::persist::PersistConfig;
 use crate::store::{Consistency, Limits};
@@ -178,6 +179,7 @@ impl Config {
                     max: (!flags.expiry_max_ttl.is_zero()).then_some(flags.expiry_max_ttl),
                     allow_never: flags.expiry_allow_no_ttl,
                 },
+                otlp: otlp_settings(&flags)?,
             },
             log_level: flags.log_level,
             log_format: flags.log_format,
@@ -204,6 +206,49 @@ impl Config {
                 }),
         })
     }
+}
+
+/// The OTLP receiver's settings, `None` when it is off. A promoted attribute must make a
+/// grouping label of its own: not `job` or `instance` (they come from `service.*`), nor a
+/// reserved or empty name.
+fn otlp_settings(flags: &Flags) -> Result<Option<otlp::Settings>, ConfigError> {
+    if flags.otlp_disable {
+        return Ok(None);
+    }
+    let escaping = if flags.enable_utf8_names {
+        otlp::Escaping::None
+    } else {
+        otlp::Escaping::Underscores
+    };
+    let mut promote: Vec<String> = Vec::new();
+    for attribute in &flags.otlp_promote_resource_attributes {
+        let attribute = attribute.trim();
+        if attribute.is_empty() || promote.iter().any(|a| a == attribute) {
+            continue;
+        }
+        let invalid = |why: &str| {
+            ConfigError::Invalid(format!(
+                "invalid --otlp.promote-resource-attributes {attribute:?}: {why}"
+            ))
+        };
+        let name = otlp::names::label_name(attribute, escaping)
+            .ok_or_else(|| invalid("it makes no label name"))?;
+        if name == JOB_LABEL || name == INSTANCE_LABEL {
+            return Err(invalid(
+                "job and instance come from service.name, service.namespace and service.instance.id",
+            ));
+        }
+        if is_reserved_label_name(&name) {
+            return Err(invalid("the label name it makes is reserved"));
+        }
+        promote.push(attribute.to_string());
+    }
+    Ok(Some(otlp::Settings {
+        escaping,
+        promote,
+        max_labels_per_series: flags.max_labels_per_series,
+        max_label_length: flags.max_label_length,
+    }))
 }
 
 /// The value of `--config.file` on a command line, if any.
@@ -302,6 +347,33 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
         Config::from_args(std::iter::once("pushgateway").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn otlp_receiver_flags() {
+        let on = parse(&[]).unwrap().web.otlp.unwrap();
+        assert_eq!(on.escaping, otlp::Escaping::Underscores);
+        assert!(on.promote.is_empty());
+        assert!(parse(&["--otlp.disable"]).unwrap().web.otlp.is_none());
+        let promoted = parse(&[
+            "--otlp.promote-resource-attributes=a.b, c",
+            "--otlp.promote-resource-attributes=c,d",
+            "--push.enable-utf8-names",
+        ])
+        .unwrap()
+        .web
+        .otlp
+        .unwrap();
+        assert_eq!(promoted.promote, ["a.b", "c", "d"]);
+        assert_eq!(promoted.escaping, otlp::Escaping::None);
+        for bad in ["job", "instance", "__x__", "___"] {
+            let flag = format!("--otlp.promote-resource-attributes={bad}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
+            assert!(
+                error.contains("--otlp.promote-resource-attributes"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub(super) fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         ("push.max-body-bytes", flags.max_body_bytes.to_string()),
         ("expiry.max-ttl", duration(flags.expiry_max_ttl)),
         ("expiry.allow-no-ttl", flags.expiry_allow_no_ttl.to_string()),
+        ("otlp.disable", flags.otlp_disable.to_string()),
+        (
+            "otlp.promote-resource-attributes",
+            flags.otlp_promote_resource_attributes.join(","),
+        ),
         (
             "log.level",
             format!("{:?}", flags.log_level).to_ascii_lowercase(),

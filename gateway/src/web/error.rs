@@ -86,7 +86,14 @@ pub enum ApiError {
     /// A scrape that prefers a format the gateway does not serve.
     #[error("{0}")]
     NotAcceptable(#[from] NotAcceptable),
+    /// A body in a content type the endpoint does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
 }
+
+/// How long a client should wait before retrying a push refused because the store is full
+/// or cannot make it durable (OTLP exporters honour it; upstream's clients ignore it).
+const OVERLOAD_RETRY_AFTER_SECONDS: u64 = 5;
 
 impl ApiError {
     /// Maps a store error: a refusal is a 400, a journal failure a 503.
@@ -126,17 +133,24 @@ impl ApiError {
             }
             ApiError::LifecycleDisabled | ApiError::AdminApiDisabled => StatusCode::FORBIDDEN,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+
+    /// The seconds of a `Retry-After` header, for answers that a later retry may change.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            // Whole seconds, rounded up: a client retrying then finds a token.
+            ApiError::RateLimited { retry_after } => Some(retry_after.as_secs_f64().ceil() as u64),
+            ApiError::StoreFull(_) | ApiError::Unavailable(_) => Some(OVERLOAD_RETRY_AFTER_SECONDS),
+            _ => None,
         }
     }
 
     /// The response: status code and the reason as text.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
-        let retry_after = match &self {
-            // Whole seconds, rounded up: a client retrying then finds a token.
-            ApiError::RateLimited { retry_after } => Some(retry_after.as_secs_f64().ceil()),
-            _ => None,
-        };
+        let retry_after = self.retry_after();
         let mut body = self.to_string();
         // Go's http.Error ends the message with a newline; the bare lifecycle answers do not.
         if !matches!(
@@ -147,10 +161,9 @@ impl ApiError {
         }
         let mut response = text_response(status, body);
         if let Some(seconds) = retry_after {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(seconds as u64),
-            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         }
         response
     }

@@ -9,6 +9,7 @@ pub mod error;
 mod groups;
 mod json;
 mod offload;
+mod otlp;
 pub mod probes;
 mod push;
 pub mod response_body;
@@ -211,6 +212,8 @@ where
         "/-/reload" => (Some("reload"), reload(app, &method)),
         "/" | "/status" if is_get => (Some("status"), Ok(ui::index(app))),
         _ if rest.starts_with("/static/") && is_get => (Some("static"), ui::asset(rest)),
+        // The OTLP receiver (404 with --otlp.disable, as if it were not there).
+        otlp::METRICS_PATH => (Some("otlp"), Ok(otlp::export(app, request, peer).await)),
         _ if rest.starts_with("/api/v1/") => {
             let query = request.uri().query();
             api::route(app, &method, &rest["/api/v1".len()..], query).await
@@ -253,6 +256,7 @@ fn allowed_methods(app: &App, path: &str) -> Option<&'static str> {
     match rest {
         "/-/quit" => Some(QUIT),
         "/-/healthy" | "/-/ready" | "/" | "/status" => Some(READ_ONLY),
+        otlp::METRICS_PATH if app.config.otlp.is_some() => Some("OPTIONS, POST"),
         _ if rest.starts_with("/static/") => Some(READ_ONLY),
         _ => None,
     }

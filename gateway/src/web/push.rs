@@ -150,7 +150,10 @@ async fn apply_change(app: &App, request: ChangeRequest) -> Result<Applied, Push
 
 /// The group's own TTL from the `Pushgateway-TTL` header (`None` without it: the expiry
 /// rules apply), within the operator's bounds.
-fn requested_ttl(app: &App, headers: &http::HeaderMap) -> Result<Option<GroupTtl>, ApiError> {
+pub(super) fn requested_ttl(
+    app: &App,
+    headers: &http::HeaderMap,
+) -> Result<Option<GroupTtl>, ApiError> {
     let mut values = headers.get_all(TTL_HEADER).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -172,7 +175,7 @@ fn requested_ttl(app: &App, headers: &http::HeaderMap) -> Result<Option<GroupTtl
 
 /// [`apply_change`] for a push of `size` bytes: a large one is applied to the local store
 /// off the async workers.
-async fn apply_change_sized(
+pub(super) async fn apply_change_sized(
     app: &App,
     request: ChangeRequest,
     size: usize,

@@ -70,4 +70,6 @@ pub struct WebConfig {
     pub validation: NameValidation,
     /// What a push may ask for with the `Pushgateway-TTL` header.
     pub ttl_bounds: TtlBounds,
+    /// How OTLP exports are translated; `None` with `--otlp.disable`.
+    pub otlp: Option<crate::otlp::Settings>,
 }

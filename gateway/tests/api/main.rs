@@ -22,6 +22,7 @@ mod json_api;
 mod listen;
 mod model;
 mod ordering;
+mod otlp;
 mod parsing;
 mod persist_helpers;
 mod persistence;

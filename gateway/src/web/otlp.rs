@@ -1,0 +1,200 @@
+//! `POST <route-prefix>/api/v1/otlp/v1/metrics`, the OTLP/HTTP metrics receiver: the
+//! encoding from the content type, the capped and decompressed body, then
+//! [`crate::otlp`] decodes and translates it, and each resource goes through the same
+//! change request as a POST of its group (limits, consistency, persistence, replication
+//! and expiry apply alike). Refused data points are answered in `partial_success`;
+//! failures carry a `google.rpc.Status` in the request's encoding, as OTLP/HTTP asks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, StatusCode};
+
+use super::app::{App, HttpResponse};
+use super::body::read_body;
+use super::close_after;
+use super::error::ApiError;
+use super::push::{apply_change_sized, requested_ttl, wait_durable};
+use super::response_body::ResponseBody;
+use crate::clock::unix_now;
+use crate::otlp::{self, Encoding, OtlpError};
+use crate::replicate::ChangeRequest;
+use crate::store::{Consistency, PushError, PushMode};
+
+/// The path of the receiver, under the route prefix (Prometheus's path).
+pub const METRICS_PATH: &str = "/api/v1/otlp/v1/metrics";
+
+/// Serves one export; any failure is answered in the request's encoding.
+pub async fn export<B>(app: &Arc<App>, request: Request<B>, peer: SocketAddr) -> HttpResponse
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let Some(settings) = app.config.otlp.clone() else {
+        return ApiError::NotFound.into_response();
+    };
+    if request.method() != http::Method::POST {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    // Without a known encoding there is no Status to answer with: plain text, as elsewhere.
+    let encoding = match encoding_of(request.headers()) {
+        Ok(encoding) => encoding,
+        Err(error) => {
+            let mut response = error.into_response();
+            close_after(&mut response);
+            return response;
+        }
+    };
+    match receive(app, request, encoding, settings, peer).await {
+        Ok(response) => response,
+        Err(error) => error_response(error, encoding),
+    }
+}
+
+async fn receive<B>(
+    app: &Arc<App>,
+    request: Request<B>,
+    encoding: Encoding,
+    settings: otlp::Settings,
+    peer: SocketAddr,
+) -> Result<HttpResponse, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    // The export's groups all get the TTL the header asks for, as an ordinary push's group.
+    let ttl = requested_ttl(app, &parts.headers)?;
+    let bytes = read_body(
+        body,
+        &parts.headers,
+        app.config.max_body_bytes,
+        &app.offload,
+    )
+    .await?;
+    let size = bytes.len();
+    let body = bytes.clone();
+    let translation = app
+        .offload
+        .run(size, move || {
+            otlp::decode(&body, encoding).map(|request| otlp::translate(request, &settings))
+        })
+        .await?
+        .map_err(|e| {
+            tracing::debug!(source = %peer, err = %e, "failed to decode an OTLP export");
+            match e {
+                OtlpError::Malformed { .. } => ApiError::BadBody(e.to_string()),
+                OtlpError::TooLarge(reason) => ApiError::LimitExceeded(reason),
+            }
+        })?;
+    let mut refused = translation.refused;
+    let unchecked = app.store.config().consistency == Consistency::Unchecked;
+    let time = unix_now();
+    let mut last_seq = None;
+    // Each group's share of the body decides whether applying it leaves the async workers.
+    let group_size = size / translation.groups.len().max(1);
+    for group in translation.groups {
+        if let Err(PushError::TooLarge(reason)) = app.store.check_grouping_key(&group.key) {
+            refused.add(group.points, format!("resource {}: {reason}", group.key));
+            continue;
+        }
+        let key = group.key.to_string();
+        let change = ChangeRequest::Push {
+            key: group.key,
+            families: group.families,
+            mode: PushMode::Merge,
+            time,
+            ttl,
+        };
+        match apply_change_sized(app, change, group_size).await {
+            Ok(applied) => last_seq = applied.seq.or(last_seq),
+            // Unchecked pushes are stored whatever the check says, as upstream's.
+            Err(PushError::Rejected(_)) if unchecked => {}
+            Err(PushError::Rejected(rejection)) => {
+                tracing::error!(source = %peer, group = %key, err = %rejection, "OTLP export invalid or inconsistent with existing metrics");
+                refused.add(group.points, format!("resource {key}: {rejection}"));
+            }
+            Err(PushError::TooLarge(reason)) => {
+                refused.add(group.points, format!("resource {key}: {reason}"));
+            }
+            Err(other) => return Err(ApiError::from_push_error(other)),
+        }
+    }
+    wait_durable(app, last_seq).await?;
+    app.telemetry
+        .observe_push("POST", started.elapsed().as_secs_f64(), size);
+    if !refused.is_empty() {
+        tracing::debug!(source = %peer, rejected = refused.points, reason = %refused.message(), "OTLP export partly refused");
+    }
+    Ok(response(
+        StatusCode::OK,
+        encoding,
+        otlp::encode_response(&refused, encoding),
+    ))
+}
+
+/// The encoding a content type names, ignoring parameters and letter case.
+fn encoding_of(headers: &http::HeaderMap) -> Result<Encoding, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media_type.as_str() {
+        "application/x-protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "unsupported content type {content_type:?}: OTLP/HTTP takes application/x-protobuf or application/json"
+        ))),
+    }
+}
+
+fn response(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> HttpResponse {
+    let mut response = http::Response::new(ResponseBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
+    response
+}
+
+/// An error as a `google.rpc.Status` with the status code and `Retry-After` of
+/// [`ApiError`]. A body refused for its size may not have been read: the connection is
+/// closed after the answer.
+fn error_response(error: ApiError, encoding: Encoding) -> HttpResponse {
+    let status = error.status();
+    let retry_after = error.retry_after();
+    let body = otlp::encode_status(grpc_code(status), &error.to_string(), encoding);
+    let mut response = response(status, encoding, body);
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        close_after(&mut response);
+    }
+    response
+}
+
+/// The gRPC code matching an HTTP status, as gRPC's HTTP mapping has it.
+fn grpc_code(status: StatusCode) -> i32 {
+    match status.as_u16() {
+        400 | 413 | 415 => 3, // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        403 => 7,             // PERMISSION_DENIED
+        404 => 5,             // NOT_FOUND
+        429 => 8,             // RESOURCE_EXHAUSTED
+        503 => 14,            // UNAVAILABLE
+        _ => 2,               // UNKNOWN
+    }
+}
