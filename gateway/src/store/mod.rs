@@ -15,6 +15,7 @@ mod group;
 mod index;
 mod journal;
 mod limits;
+mod quota;
 mod restore;
 mod sanitize;
 mod series;
@@ -28,9 +29,12 @@ use parking_lot::RwLock;
 
 use check::check_push_alone;
 pub use check::Rejection;
-use group::{apply, clear, group_views, record_failure, remove_group, sorted, Group};
+use group::{
+    apply, clear, group_views, record_failure, remove_group, replaced_series, sorted, Group,
+};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
+pub use quota::{Quota, QuotaUsage};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
 
@@ -204,6 +208,8 @@ struct State {
     next_version: u64,
     times_version: u64,
     maybe_inconsistent: bool,
+    /// The quotas with their usage.
+    quotas: Vec<quota::Counted>,
 }
 
 impl State {
@@ -270,7 +276,9 @@ impl Store {
             }
             inconsistent = true;
         }
-        self.check_capacity(&state, &key, &families, mode)?;
+        let replaced = replaced_series(state.groups.get(&*key), &families, mode);
+        self.check_capacity(&state, &key, &families, replaced)?;
+        self.check_quotas(&state, &key, &families, replaced)?;
         let seq = journal(
             &mut state,
             &Change::Push {
