@@ -10,6 +10,7 @@
 #   - Sentinel (redis-sentinel, Debian): gateways given only the Sentinels, the primary killed
 #     under load (with and without a frozen Redis replica), WAIT refusing unconfirmed pushes;
 #   - history epochs after FLUSHALL, settings fingerprints, keys moved under the hash tag;
+#   - quotas: racing pushes through three replicas get one verdict and the same usage;
 #   - a 3-node Redis Cluster (redis-cli --cluster create): the scripts run on the slot's node.
 # Arguments are passed to pytest: ci/suites/47-replication.sh -k snapshot
 set -euo pipefail
