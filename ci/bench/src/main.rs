@@ -28,6 +28,7 @@ mod client;
 mod measure;
 mod process;
 mod procnet;
+mod quotas;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -48,12 +49,16 @@ pub struct Args {
     #[arg(long)]
     pub ours: PathBuf,
     /// The upstream reference binary (not needed with `--attack`).
-    #[arg(long, required_unless_present = "attack")]
+    #[arg(long, required_unless_present_any = ["attack", "quotas"])]
     pub reference: Option<PathBuf>,
     /// Instead of the comparison: the CPU cost of hostile requests to ours at its
     /// default limits, next to a normal push (see `attack.rs`).
     #[arg(long)]
     pub attack: bool,
+    /// Instead of the comparison: the latency of pushes to ours with 100 quota rules in
+    /// place, next to none (see `quotas.rs`).
+    #[arg(long)]
+    pub quotas: bool,
     /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
@@ -624,10 +629,13 @@ async fn run(args: Args) -> Result<()> {
     if args.attack {
         return attack::run(&args, &work).await;
     }
+    if args.quotas {
+        return quotas::run(&args, &work).await;
+    }
     let reference_bin = args
         .reference
         .clone()
-        .ok_or("--reference is required without --attack")?;
+        .ok_or("--reference is required without --attack or --quotas")?;
     let started = Instant::now();
     let mut env = report::Env {
         ours: version_of(&args.ours),
