@@ -183,8 +183,13 @@ impl App {
             Ok(rules) => {
                 self.expirer.set_policy(rules.expiry);
                 self.access.set_rules(rules.access);
-                // Counts every group once; a push waits for it.
-                self.store.set_quotas(rules.quotas);
+                // Counts every group once (a push waits for it), so only when they changed.
+                let describe = |quotas: &[Quota]| -> Vec<String> {
+                    quotas.iter().map(Quota::describe).collect()
+                };
+                if describe(&rules.quotas) != describe(&self.store.quotas()) {
+                    self.store.set_quotas(rules.quotas);
+                }
                 tracing::info!(file = %path.display(), "reloaded the configuration file");
                 Ok(())
             }
