@@ -68,3 +68,30 @@ def test_a_replica_with_other_quotas_stays_unready(redis, replicas, tmp_path):
     wait_until(refused_with_reason, 30, "the replica with other quotas says why it is unready")
     assert other.push("job/team-a-1", "m 1\n").status_code == 503
     assert first.ready_status() == 200
+
+
+# bcrypt (cost 4) of "pw-a" and "pw-ops": this layer's venv has no bcrypt module.
+WEB_CONFIG = """basic_auth_users:
+  team-a: "$2b$04$lhNlSc2Jut/qQU5NPpzyaOM/c9efrFjAIynQxoURPnSuZJfx604vC"
+  ops: "$2b$04$U1KdnDVrQoa6odrLpbyCy..VrKnVKWa4gOhTLSFYsvsnPgg8E4/9q"
+"""
+
+
+def test_scoped_users_are_refused_by_every_replica(redis, replicas, tmp_path):
+    web = config(tmp_path, "web.yml", WEB_CONFIG)
+    rules = config(tmp_path, "access.toml", '[[access]]\nuser = "team-a"\npush = { job = "team-a-.*" }\n')
+    group = replicas(redis, 2, extra_args=[f"--web.config.file={web}", f"--config.file={rules}",
+                                           "--web.unauthenticated-probes"])
+    for replica in group:
+        replica.session.auth = ("ops", "pw-ops")
+    for i, replica in enumerate(group):
+        def put(job):
+            return requests.put(f"{replica.url}/metrics/job/{job}", data=b"m 1\n", auth=("team-a", "pw-a"), timeout=10)
+        assert put(f"team-a-{i}").status_code == 200
+        refused = put(f"team-b-{i}")
+        assert refused.status_code == 403 and "team-a" in refused.text, refused.text
+        assert requests.get(f"{replica.url}/metrics", auth=("team-a", "pw-a"), timeout=10).status_code == 403
+    text = converged(group, redis)
+    assert 'job="team-a-0"' in text and 'job="team-a-1"' in text and "team-b" not in text
+    for replica in group:
+        assert 'pushgateway_access_denied_total{action="push",user="team-a"} 1' in replica.scrape()
