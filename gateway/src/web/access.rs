@@ -16,7 +16,6 @@ use http::Method;
 use parking_lot::{Mutex, RwLock};
 
 use super::error::ApiError;
-use super::settings::WebConfig;
 use crate::label_match::LabelMatcher;
 use crate::model::GroupingKey;
 
@@ -222,13 +221,13 @@ impl Access {
     }
 }
 
-/// What a request to `rest` (the path inside the route prefix) needs besides a push scope:
-/// pushes and deletes of a group are checked by their handlers, which know the group.
-pub fn needed_for(config: &WebConfig, method: &Method, rest: &str) -> Option<Action<'static>> {
+/// What a request to `rest` (the path inside the route prefix; `telemetry` is
+/// `--web.telemetry-path`) needs besides a push scope: pushes and deletes of a group are
+/// checked by their handlers, which know the group.
+pub fn needed_for(telemetry: &str, method: &Method, rest: &str) -> Option<Action<'static>> {
     if method == Method::OPTIONS {
         return None;
     }
-    let telemetry = config.telemetry_path.as_str();
     let reads = method == Method::GET || method == Method::HEAD;
     match rest {
         _ if rest == telemetry || rest.strip_suffix('/') == Some(telemetry) => Some(Action::Scrape),
@@ -297,6 +296,40 @@ mod tests {
         );
         // Without rules everyone may do anything, anonymous requests too.
         assert!(Access::default().check(None, Action::Admin).is_ok());
+    }
+
+    #[test]
+    fn routes_need_scrape_or_admin() {
+        let needs =
+            |method: Method, path: &str| needed_for("/metrics", &method, path).map(|a| a.name());
+        for path in [
+            "/metrics",
+            "/metrics/",
+            "/",
+            "/status",
+            "/static/app.js",
+            "/api/v1/status",
+        ] {
+            assert_eq!(needs(Method::GET, path), Some("scrape"), "{path}");
+        }
+        for (method, path) in [
+            (Method::PUT, "/api/v1/admin/wipe"),
+            (Method::DELETE, "/api/v1/groups"),
+            (Method::POST, "/api/v1/anything-later"),
+            (Method::POST, "/-/reload"),
+            (Method::PUT, "/-/quit"),
+        ] {
+            assert_eq!(needs(method, path), Some("admin"), "{path}");
+        }
+        for (method, path) in [
+            (Method::PUT, "/metrics/job/a"),
+            (Method::DELETE, "/metrics/job@base64/YQ"),
+            (Method::GET, "/-/healthy"),
+            (Method::GET, "/-/ready"),
+            (Method::OPTIONS, "/api/v1/status"),
+        ] {
+            assert_eq!(needs(method, path), None, "{path}");
+        }
     }
 
     #[test]

@@ -159,7 +159,7 @@ where
         return (None, Err(ApiError::NotFound));
     };
     let rest = if rest.is_empty() { "/" } else { rest };
-    if let Some(action) = access::needed_for(&app.config, &method, rest) {
+    if let Some(action) = access::needed_for(&app.config.telemetry_path, &method, rest) {
         if let Err(refused) = app.access.check(user, action) {
             return (None, Err(refused));
         }
