@@ -276,7 +276,12 @@ impl Store {
             }
             inconsistent = true;
         }
-        let replaced = replaced_series(state.groups.get(&*key), &families, mode);
+        // Only the series limits need it; a push under none does not pay for it.
+        let replaced = if self.shared.config.limits.max_series > 0 || !state.quotas.is_empty() {
+            replaced_series(state.groups.get(&*key), &families, mode)
+        } else {
+            0
+        };
         self.check_capacity(&state, &key, &families, replaced)?;
         self.check_quotas(&state, &key, &families, replaced)?;
         let seq = journal(

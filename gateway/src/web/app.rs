@@ -128,18 +128,8 @@ pub struct FileRules {
 /// Reads the rules of a configuration file, or says why they cannot be used.
 pub type ReadRules = fn(&Path) -> Result<FileRules, String>;
 
-impl App {
-    /// Refuses access rules that could not restrict anyone under the web config in force
-    /// (see [`AccessRules::check_against`]).
-    ///
-    /// # Errors
-    /// The reason.
-    pub fn check_access_rules(&self, rules: &AccessRules) -> Result<(), String> {
-        check_access_rules(self.security.as_deref(), rules)
-    }
-}
-
-/// [`AccessRules::check_against`] the web config in force (none: no user at all).
+/// Refuses access rules that could not restrict anyone under the web config in force
+/// (none: no user at all); see [`AccessRules::check_against`].
 ///
 /// # Errors
 /// The reason.
@@ -174,7 +164,7 @@ impl App {
         let reloaded = std::panic::catch_unwind(|| read_rules(path))
             .unwrap_or_else(|_| Err("unexpected failure while reading the file".into()))
             .and_then(|rules| {
-                self.check_access_rules(&rules.access)?;
+                check_access_rules(self.security.as_deref(), &rules.access)?;
                 Ok(rules)
             });
         self.config_reload_ok
