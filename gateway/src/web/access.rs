@@ -294,6 +294,17 @@ mod tests {
                 ("team-a".to_string(), "scrape", 1),
             ]
         );
+        // An empty scope covers every group.
+        let anywhere = UserAccess {
+            push: Some(LabelMatcher::default()),
+            ..UserAccess::default()
+        };
+        let open = Access::new(AccessRules::new([("ci".to_string(), anywhere)].into()));
+        assert!(open.check(Some("ci"), Action::Delete(&key("x"))).is_ok());
+        assert!(
+            open.check(Some("ci"), Action::Scrape).is_err(),
+            "not granted"
+        );
         // Without rules everyone may do anything, anonymous requests too.
         assert!(Access::default().check(None, Action::Admin).is_ok());
     }
