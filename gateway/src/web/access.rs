@@ -1,6 +1,6 @@
 //! Authorisation: what each user may do, from the `[[access]]` entries of the configuration
 //! file. Authentication stays with the web config file: the user is the basic-auth user
-//! name or, without one, the common name (CN) of a verified client certificate.
+//! name or, without basic auth, the common name (CN) of a verified client certificate.
 //!
 //! A user without an entry may do anything, as before access rules existed. An entry grants
 //! only what it names: pushes and deletes of groups its `push` scope matches, reading
@@ -61,9 +61,9 @@ impl AccessRules {
     }
 
     /// Refuses rules that could not restrict anyone as written: rules without any way to
-    /// authenticate (every request would be anonymous), and an entry for a user the web
-    /// config does not know while no client certificate could name one (a misspelt name
-    /// would leave the real user unrestricted).
+    /// authenticate (every request would be anonymous), and, with basic auth (which every
+    /// request then passes, so that it names the user), an entry for a user not in
+    /// `basic_auth_users` (a misspelt name would leave the real user unrestricted).
     ///
     /// # Errors
     /// The reason, naming the user.
@@ -78,7 +78,9 @@ impl AccessRules {
                     .into(),
             );
         }
-        if auth.verified_client_certs {
+        // With basic auth every request names a basic-auth user, so a certificate's CN never
+        // counts; only without it can any name come (from a certificate).
+        if auth.basic_auth_users.is_empty() {
             return Ok(());
         }
         match self
@@ -88,7 +90,7 @@ impl AccessRules {
         {
             Some(user) => Err(format!(
                 "[[access]] names user {user:?}, which is not in basic_auth_users of \
-                 --web.config.file (and client certificates are not verified)"
+                 --web.config.file (with basic auth, every request is one of those users)"
             )),
             None => Ok(()),
         }
@@ -352,10 +354,13 @@ mod tests {
         };
         assert!(rules.check_against(&auth(&["team-a"], false)).is_ok());
         assert!(rules.check_against(&auth(&[], true)).is_ok());
-        let misspelt = rules
-            .check_against(&auth(&["team-b"], false))
-            .expect_err("refused");
-        assert!(misspelt.contains("\"team-a\""), "{misspelt}");
+        for certs in [false, true] {
+            // With basic auth a certificate never names the user: the entry would be dead.
+            let misspelt = rules
+                .check_against(&auth(&["team-b"], certs))
+                .expect_err("refused");
+            assert!(misspelt.contains("\"team-a\""), "{misspelt}");
+        }
         assert!(rules.check_against(&auth(&[], false)).is_err());
         assert!(AccessRules::default()
             .check_against(&auth(&[], false))
