@@ -161,3 +161,18 @@ def test_unverified_client_certificates_name_nobody(tmp_path, cert_dir):
                            f"--web.config.file={cert_dir / 'web.yml'}"],
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert proc.returncode != 0 and "[[access]]" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_with_basic_auth_an_entry_must_name_a_basic_auth_user(cert_dir):
+    """Verified client certificates do not make any name acceptable while basic auth is on:
+    every request is then a basic-auth user, and an entry for another name would be dead."""
+    (cert_dir / "web.yml").write_text(
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n"
+        "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.pem\n"
+        f"basic_auth_users:\n  ops: {json.dumps(bcrypt_hash('x', rounds=4))}\n")
+    rules = write_rules(cert_dir, '[[access]]\nuser = "good-client"\n')
+    proc = subprocess.run([GATEWAY_BIN, "--web.listen-address=127.0.0.1:0", f"--config.file={rules}",
+                           f"--web.config.file={cert_dir / 'web.yml'}"],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and '"good-client"' in output and "basic_auth_users" in output, output
