@@ -4,6 +4,7 @@ and the properties each profile promises."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 
 from conftest import (ALL_VALUES, CHART, NAMESPACE, PROFILES, RELEASE, REPO, find, gateway_container,
                       helm, one, render, selects, values_args, workload)
+from pod_env import EXTERNAL_SECRETS
 
 KUBE_VERSION = "1.35.0"
 # Kinds the Kubernetes schema lacks; validate_crds.mjs checks them against their CRDs.
@@ -163,8 +165,11 @@ def test_selectors_are_consistent(name):
     for redis in find(docs, "StatefulSet", f"{w['metadata']['name']}-redis"):
         # The gateway's Service, PDB and NetworkPolicy must never select the Redis pod.
         assert not selects({"matchLabels": svc["spec"]["selector"]}, redis["spec"]["template"]["metadata"]["labels"])
-    for pdb in find(docs, "PodDisruptionBudget"):
+    for pdb in find(docs, "PodDisruptionBudget", w["metadata"]["name"]):
         assert selects(pdb["spec"]["selector"], pod_labels)
+    for pdb in find(docs, "PodDisruptionBudget", f"{w['metadata']['name']}-redis"):
+        # The bundled Redis' own budget (with Sentinels) selects its pods only.
+        assert not selects(pdb["spec"]["selector"], pod_labels)
     for sm in find(docs, "ServiceMonitor"):
         assert selects(sm["spec"]["selector"], svc["metadata"]["labels"])
         assert sm["spec"]["endpoints"][0]["port"] in [p["name"] for p in svc["spec"]["ports"]]
@@ -200,7 +205,7 @@ def test_no_secret_on_the_command_line(name):
         if m:
             assert not re.match(r"rediss?://[^/@]*:[^/@]*@", m.group(1)), arg
     if any(a == "--storage=redis" for a in c["args"]):
-        assert any(a.startswith("--storage.redis.url=") for a in c["args"])
+        assert any(a.startswith(("--storage.redis.url=", "--storage.redis.sentinels=")) for a in c["args"])
 
 
 @pytest.mark.parametrize("name", ids(ALL_VALUES))
@@ -292,39 +297,163 @@ def prod():
     return render(PROFILES["small-prod"])
 
 
+def redis_hosts(name, count=3):
+    return [f"{name}-{i}.{name}-headless.{NAMESPACE}.svc.cluster.local" for i in range(count)]
+
+
 def test_small_prod_runs_two_replicas_on_redis(prod):
     w = workload(prod)
     assert w["kind"] == "StatefulSet" and w["spec"]["replicas"] == 2
     c = gateway_container(w)
     assert "--storage=redis" in c["args"]
     redis_name = f"{w['metadata']['name']}-redis"
-    assert f"--storage.redis.url=redis://{redis_name}.{NAMESPACE}.svc:6379/0" in c["args"]
+    # The gateways find the primary through the bundled Sentinels and wait for one replica.
+    sentinels = ",".join(f"{host}:26379" for host in redis_hosts(redis_name))
+    assert f"--storage.redis.sentinels={sentinels}" in c["args"]
+    assert "--storage.redis.sentinel-master=pushgateway" in c["args"]
+    assert "--storage.redis.min-replicas-acks=1" in c["args"]
+    assert not any(a.startswith("--storage.redis.url") for a in c["args"])
     # Prometheus scrapes both pods: only the lease holder serves the pushed series.
     assert "--storage.redis.expose=leader" in c["args"]
     assert "--storage.redis.snapshot-interval=1m" in c["args"]
     env = {e["name"]: e for e in c["env"]}
-    # The Secret made before install (the profile's header says how).
-    assert env["PUSHGATEWAY_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "pushgateway-redis",
-                                                                            "key": "password"}
-    one(prod, "Service", redis_name)
+    # The Secret made before install (the profile's header says how): the Redis password, and
+    # the Sentinels' (the same key unless redis.sentinel.auth.secretKey names another).
+    for name in ("PUSHGATEWAY_REDIS_PASSWORD", "PUSHGATEWAY_REDIS_SENTINEL_PASSWORD"):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "pushgateway-redis", "key": "password"}
+    headless = one(prod, "Service", f"{redis_name}-headless")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+    sentinel_service = one(prod, "Service", f"{redis_name}-sentinel")
+    assert [p["port"] for p in sentinel_service["spec"]["ports"]] == [26379]
+    # No Service in front of every Redis pod: writes would reach replicas.
+    assert not find(prod, "Service", redis_name)
 
 
-def test_small_prod_redis_keeps_an_append_only_file_on_its_own_volume(prod):
+def redis_set(docs):
+    return one(docs, "StatefulSet", f"{RELEASE}-pushgateway-redis")
+
+
+def test_small_prod_redis_is_three_pods_with_a_sentinel_each_and_an_aof_on_each_volume(prod):
     w = workload(prod)
-    redis = one(prod, "StatefulSet", f"{w['metadata']['name']}-redis")
-    assert redis["spec"]["replicas"] == 1
-    c = redis["spec"]["template"]["spec"]["containers"][0]
-    script = " ".join(c["command"])
-    assert "--appendonly yes" in script
-    assert "$REDIS_PASSWORD" in script and "requirepass" in script
-    vct = redis["spec"]["volumeClaimTemplates"]
-    assert [v["metadata"]["name"] for v in vct] == ["data"]
-    assert {"name": "data", "mountPath": "/data"} in c["volumeMounts"]
-    # Only the gateway reaches Redis.
+    redis = redis_set(prod)
+    assert redis["spec"]["replicas"] == 3 and redis["spec"]["serviceName"] == f"{RELEASE}-pushgateway-redis-headless"
+    pod = redis["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"redis", "sentinel"}
+    for mode, c in containers.items():
+        assert c["command"] == ["/bin/sh", "/etc/redis-ha/redis-ha.sh", mode]
+        env = {e["name"]: e["valueFrom"] for e in c["env"]}
+        assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        for name in ("REDIS_PASSWORD", "SENTINEL_PASSWORD", "REDISCLI_AUTH"):
+            assert env[name]["secretKeyRef"]["name"] == "pushgateway-redis"
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "data", "mountPath": "/data"} in containers["redis"]["volumeMounts"]
+    assert [v["metadata"]["name"] for v in redis["spec"]["volumeClaimTemplates"]] == ["data"]
+    run = next(v for v in pod["volumes"] if v["name"] == "run")
+    assert run["emptyDir"]["medium"] == "Memory", "the configs with the passwords stay off disks"
+    config = one(prod, "ConfigMap", redis["metadata"]["name"])["data"]
+    settings = config["redis.conf"].splitlines()
+    for line in ("appendonly yes", "appendfsync everysec", "maxmemory-policy noeviction", "min-replicas-to-write 1",
+                 "min-replicas-max-lag 10", "dir /data"):
+        assert line in settings, line
+    assert "MASTER_NAME='pushgateway'\nQUORUM=2\n" == config["ha.env"]
+    assert [line.split() for line in config["nodes"].splitlines()] == [
+        [f"{redis['metadata']['name']}-{i}", host, "6379", "26379"]
+        for i, host in enumerate(redis_hosts(redis["metadata"]["name"]))]
+    assert "sentinel down-after-milliseconds pushgateway 5000" in config["sentinel-master.conf"]
+    assert "sentinel announce-hostnames yes" in config["sentinel.conf"]
+    # The pods roll when the script or a setting changes.
+    assert redis["spec"]["template"]["metadata"]["annotations"]["pushgateway.io/redis-config"]
+    # The gateways reach Redis and the Sentinels; the Redis pods reach one another.
     np = one(prod, "NetworkPolicy", redis["metadata"]["name"])
-    assert selects(np["spec"]["podSelector"], redis["spec"]["template"]["metadata"]["labels"])
-    peers = np["spec"]["ingress"][0]["from"]
-    assert [selects(p["podSelector"], w["spec"]["template"]["metadata"]["labels"]) for p in peers] == [True]
+    redis_labels = redis["spec"]["template"]["metadata"]["labels"]
+    assert selects(np["spec"]["podSelector"], redis_labels)
+    (rule,) = np["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["redis", "sentinel"]
+    peers = [p["podSelector"] for p in rule["from"]]
+    assert [selects(p, w["spec"]["template"]["metadata"]["labels"]) for p in peers] == [True, False]
+    assert [selects(p, redis_labels) for p in peers] == [False, True]
+
+
+def test_small_prod_redis_survives_a_node_drain(prod):
+    redis = redis_set(prod)
+    labels = redis["spec"]["template"]["metadata"]["labels"]
+    pdb = one(prod, "PodDisruptionBudget", redis["metadata"]["name"])
+    assert pdb["spec"]["maxUnavailable"] == 1 and selects(pdb["spec"]["selector"], labels)
+    # The gateway's budget does not count the Redis pods (nor the other way round).
+    gateway_pdb = one(prod, "PodDisruptionBudget", f"{RELEASE}-pushgateway")
+    assert not selects(gateway_pdb["spec"]["selector"], labels)
+    pod = redis["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert selects(term["podAffinityTerm"]["labelSelector"], labels)
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone" and selects(spread["labelSelector"], labels)
+    hard = redis_set(render(PROFILES["small-prod"], ("redis.sentinel.podAntiAffinity=hard",)))
+    (term,) = hard["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert selects(term["labelSelector"], labels)
+
+
+def test_the_single_pod_redis_stays_for_dev():
+    docs = render(PROFILES["small-prod"], ("redis.sentinel.enabled=false",))
+    redis = redis_set(docs)
+    assert redis["spec"]["replicas"] == 1 and [c["name"] for c in redis["spec"]["template"]["spec"]["containers"]] == ["redis"]
+    args = gateway_container(workload(docs))["args"]
+    assert f"--storage.redis.url=redis://{RELEASE}-pushgateway-redis.{NAMESPACE}.svc:6379/0" in args
+    assert not any("sentinel" in a or "min-replicas" in a for a in args)
+    assert not find(docs, "ConfigMap", f"{RELEASE}-pushgateway-redis")
+    assert not find(docs, "PodDisruptionBudget", f"{RELEASE}-pushgateway-redis")
+
+
+def test_external_sentinels():
+    docs = render(CHART / "ci" / "redis-external-sentinel-values.yaml")
+    c = gateway_container(workload(docs))
+    assert ("--storage.redis.sentinels=sentinel-0.redis.example.internal:26379,sentinel-1.redis.example.internal:26379,"
+            "sentinel-2.redis.example.internal:26380") in c["args"]
+    assert "--storage.redis.sentinel-master=pgw-primary" in c["args"] and "--storage.redis.min-replicas-acks=1" in c["args"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert env == {"PUSHGATEWAY_REDIS_PASSWORD": {"name": "redis-sentinels", "key": "password"},
+                   "PUSHGATEWAY_REDIS_SENTINEL_PASSWORD": {"name": "redis-sentinels", "key": "sentinel-password"}}
+    assert not find(docs, "StatefulSet")
+    # Restricted egress opens Redis' port and every Sentinel's.
+    policy = one(docs, "NetworkPolicy", f"{RELEASE}-pushgateway")["spec"]
+    redis_rule = policy["egress"][1]
+    assert [p["port"] for p in redis_rule["ports"]] == [6379, 26379, 26380]
+
+
+def test_bundled_sentinels_open_the_gateways_egress_to_both_ports():
+    docs = render(PROFILES["small-prod"], ("networkPolicy.egress.enabled=true",))
+    redis_rule = one(docs, "NetworkPolicy", f"{RELEASE}-pushgateway")["spec"]["egress"][1]
+    assert [p["port"] for p in redis_rule["ports"]] == [6379, 26379]
+    assert selects(redis_rule["to"][0]["podSelector"], redis_set(docs)["spec"]["template"]["metadata"]["labels"])
+
+
+def test_the_redis_start_script_passes_shellcheck():
+    assert shutil.which("shellcheck"), "ci/suites/60-chart.sh installs shellcheck"
+    proc = subprocess.run(["shellcheck", "--shell=sh", str(CHART / "files" / "redis-ha.sh")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", ids(ALL_VALUES))
+def test_no_secret_in_the_rendered_manifests(name):
+    """Every password reaches a pod through a Secret reference: none is in the render (the
+    chart reads no Secret), and no container takes one as a plain env value or argument."""
+    text = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *values_args(ALL_VALUES[name])).stdout
+    for secret in EXTERNAL_SECRETS.values():
+        if not secret.startswith("redis://"):
+            assert secret not in text
+    for d in yaml.safe_load_all(text):
+        if not d or d["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                if re.search(r"PASSWORD|AUTH|URL", e["name"]):
+                    assert "secretKeyRef" in e.get("valueFrom", {}), (d["metadata"]["name"], c["name"], e["name"])
+            for arg in c.get("args", []) + c.get("command", []):
+                assert not re.search(r"(?i)requirepass|masterauth|auth-pass|password=", arg) or "$REDIS_PASSWORD" in arg, arg
+    for template in (CHART / "templates").rglob("*"):
+        assert "lookup" not in template.read_text() if template.is_file() else True, template
 
 
 def test_small_prod_keeps_replicas_on_different_nodes(prod):
@@ -339,7 +468,7 @@ def test_small_prod_keeps_replicas_on_different_nodes(prod):
 
 def test_small_prod_pdb_keeps_one_replica_up(prod):
     w = workload(prod)
-    pdb = one(prod, "PodDisruptionBudget")
+    pdb = one(prod, "PodDisruptionBudget", w["metadata"]["name"])
     assert selects(pdb["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
     assert 1 <= pdb["spec"]["minAvailable"] < w["spec"]["replicas"]
 

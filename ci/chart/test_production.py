@@ -323,9 +323,13 @@ def test_rules_stay_off_by_default_and_true_means_a_prometheus_rule():
 # ---- 8. Redis sizing ----------------------------------------------------------------------------
 
 def test_redis_memory_limit_leaves_room_for_an_aof_rewrite():
-    redis = redis_container(render(PROFILES["small-prod"]))
+    docs = render(PROFILES["small-prod"])
+    redis = redis_container(docs)
     assert redis["resources"]["limits"]["memory"] == "512Mi"
-    assert "--maxmemory 200mb" in redis["command"][2]
+    # With Sentinels the setting is in the ConfigMap the start script reads; in one pod, a flag.
+    assert "maxmemory 200mb" in one(docs, "ConfigMap", f"{RELEASE}-pushgateway-redis")["data"]["redis.conf"].splitlines()
+    single = redis_container(render(PROFILES["small-prod"], ("redis.sentinel.enabled=false",)))
+    assert "--maxmemory 200mb" in single["command"][2]
     err = rejected(PROFILES["small-prod"], "redis.resources.limits.memory=256Mi")
     assert "at least 464Mi (2 x maxMemory + 64Mi)" in err, err
     for limit, max_memory, ok in (("464Mi", "200mb", True), ("463Mi", "200mb", False), ("1Gi", "480mb", True),

@@ -1,39 +1,32 @@
 """The redis profiles start and act as one gateway: the gateway container of each rendered
 profile (its args and env, as the kubelet would pass them) runs as two replicas of our binary
-against a real redis-server on loopback that requires the password the chart's env gives.
+against a real redis-server on loopback that requires the password the chart's env gives, or,
+when the gateway is given Sentinels (small-prod's bundled Redis with Sentinels), against the
+rendered Redis pods and Sentinels started on loopback (local_sentinels.py).
 
-Only what cannot run here is changed: the Redis host and port in --storage.redis.url, the
-listen address, and the files under the container's volume mounts (each replica gets its own
+Only what cannot run here is changed: the Redis host and port in --storage.redis.url or the
+Sentinels' in --storage.redis.sentinels, the listen address, and the files under the container's volume mounts (each replica gets its own
 directory, as each pod gets its own volume). Secrets the chart renders (the bundled Redis'
 generated password) are read from the render; Secrets the profile expects to exist before
 install get test values. Every other values file in redis mode (the chart's ci/ scenarios)
 starts one replica the same way, apart from a TLS Redis (rediss://), which is not available here.
 """
 
-import base64
 import re
+import types
 import urllib.parse
 
 import pytest
 
 from conftest import ALL_VALUES, CHART, EXAMPLES, PROFILES, REPO, find, gateway_container, render, workload
 from local_processes import Gateway, Redis, wait_until
+from local_sentinels import RedisHA
+from pod_env import container_env, expand
 
 # The profiles that run on Redis; test_every_redis_profile_is_run keeps the list complete.
 REDIS_PROFILES = {
     "small-prod": CHART / "values-small-prod.yaml",
     "values/external-redis.yaml": REPO / "values" / "external-redis.yaml",
-}
-# Values of the Secrets the profiles expect to exist before install (values/external-redis.yaml
-# names them in its header); the URL's host is replaced like the bundled one's.
-EXTERNAL_SECRETS = {
-    ("pushgateway-redis", "url"): "redis://redis.example.internal:6379/0",
-    ("pushgateway-redis", "password"): "external-redis-password",
-    # The scenarios in charts/pushgateway/ci/.
-    ("redis-password", "redis-password"): "existing-secret-password",
-    ("redis-auth", "password"): "redis-auth-password",
-    ("pg-redis", "password"): "bundled-redis-password",
-    ("redis-url", "url"): "redis://redis.example.internal:6379/2",
 }
 # Every values file that renders --storage=redis.
 REDIS_VALUES = [name for name, path in ALL_VALUES.items()
@@ -45,38 +38,12 @@ PUSHED = b"# TYPE profile_test_metric gauge\nprofile_test_metric 42\n"
 LEASE_TAKEOVER_SECONDS = 25
 
 
-def secret_value(docs, ref):
-    """The value behind a secretKeyRef: from a Secret of the render, or from EXTERNAL_SECRETS."""
-    for s in find(docs, "Secret", ref["name"]):
-        if ref["key"] in s.get("stringData", {}):
-            return s["stringData"][ref["key"]]
-        return base64.b64decode(s["data"][ref["key"]]).decode()
-    assert (ref["name"], ref["key"]) in EXTERNAL_SECRETS, f"no value for the Secret key {ref}"
-    return EXTERNAL_SECRETS[(ref["name"], ref["key"])]
-
-
-def container_env(docs, c):
-    """The container's environment as the kubelet sets it (value or secretKeyRef only)."""
-    assert not c.get("envFrom"), "envFrom is not resolved here"
-    env = {}
-    for e in c.get("env", []):
-        if "value" in e:
-            env[e["name"]] = e["value"]
-        else:
-            env[e["name"]] = secret_value(docs, e["valueFrom"]["secretKeyRef"])
-    return env
-
-
-def expand(arg, env):
-    """Kubernetes' $(VAR) expansion in container args ($$ escapes, unknown names stay)."""
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), arg)
-
-
 class Pod:
-    """One replica: the rendered args with loopback and its own directory for every volume mount."""
+    """One replica: the rendered args with loopback and its own directory for every volume mount.
+    `redis` is the local Redis (local_processes.Redis, for --storage.redis.url) or the local
+    Redis pods with Sentinels (local_sentinels.RedisHA, for --storage.redis.sentinels)."""
 
-    def __init__(self, docs, redis_port, directory):
+    def __init__(self, docs, redis, directory):
         c = gateway_container(workload(docs))
         self.env = container_env(docs, c)
         self.dir = directory
@@ -90,7 +57,9 @@ class Pod:
             elif flag == "--storage.redis.url":
                 url = urllib.parse.urlsplit(value)
                 assert url.scheme == "redis" and not url.password, f"expected a plain redis:// URL without a password: {value}"
-                arg = f"{flag}={url._replace(netloc=f'127.0.0.1:{redis_port}').geturl()}"
+                arg = f"{flag}={url._replace(netloc=f'127.0.0.1:{redis.port}').geturl()}"
+            elif flag == "--storage.redis.sentinels":
+                arg = f"{flag}={redis.sentinel_addresses(value)}"
             elif value.startswith("/") and flag not in URL_PATH_FLAGS:
                 mount = max((m for m in mounts if value.startswith(m + "/")), key=len, default=None)
                 assert mount is not None, f"{arg}: the file is on no volume mount (read-only root filesystem)"
@@ -141,15 +110,36 @@ RUNS = {
 }
 
 
+def local_redis(docs, tmp_path):
+    """What the rendered gateway needs: a redis-server with the password of its env (if any),
+    or, when it is given Sentinels, Redis pods with Sentinels started from a render of the
+    bundled ones (its own render, or for external Sentinels small-prod's with the gateway's
+    master name and Secrets)."""
+    c = gateway_container(workload(docs))
+    env = container_env(docs, c)
+    sentinels = next((a.split("=", 1)[1] for a in c["args"] if a.startswith("--storage.redis.sentinels=")), None)
+    if sentinels is None:
+        return Redis(tmp_path, password=env.get("PUSHGATEWAY_REDIS_PASSWORD"))
+    if not any(d["kind"] == "ConfigMap" and "redis-ha.sh" in d.get("data", {}) for d in docs):
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+        redis_ref, sentinel_ref = refs["PUSHGATEWAY_REDIS_PASSWORD"], refs["PUSHGATEWAY_REDIS_SENTINEL_PASSWORD"]
+        assert redis_ref["name"] == sentinel_ref["name"], "the bundled Sentinels read both from one Secret"
+        master = next(a.split("=", 1)[1] for a in c["args"] if a.startswith("--storage.redis.sentinel-master="))
+        docs = render(REDIS_PROFILES["small-prod"], (f"redis.auth.existingSecret={redis_ref['name']}",
+                                                     f"redis.auth.secretKey={redis_ref['key']}",
+                                                     f"redis.sentinel.auth.secretKey={sentinel_ref['key']}",
+                                                     f"redis.sentinel.masterName={master}"))
+    return RedisHA(docs, tmp_path / "redis-pods")
+
+
 def start_replicas(docs, tmp_path, count):
-    """A redis-server with the password of the rendered env (if any) and `count` replicas
-    started on it and ready; a generator that stops them all when closed."""
-    password = container_env(docs, gateway_container(workload(docs))).get("PUSHGATEWAY_REDIS_PASSWORD")
+    """The Redis the rendered gateway needs (local_redis) and `count` replicas started on it and
+    ready; a generator that stops them all when closed."""
     pods = []
-    with Redis(tmp_path, password=password) as redis:
+    with local_redis(docs, tmp_path) as redis:
         try:
             for i in range(count):
-                pod = Pod(docs, redis.port, tmp_path / f"replica-{i}")
+                pod = Pod(docs, redis, tmp_path / f"replica-{i}")
                 pods.append(pod)
                 pod.start()
             for pod in pods:
@@ -162,8 +152,8 @@ def start_replicas(docs, tmp_path, count):
 
 @pytest.fixture
 def run(request, tmp_path):
-    """Two replicas of a profile's gateway on a password-protected redis-server, started and
-    ready; stopped afterwards."""
+    """Two replicas of a profile's gateway on a password-protected Redis (local_redis), started
+    and ready; stopped afterwards."""
     values, sets = RUNS[request.param]
     docs = render(values, sets)
     env = container_env(docs, gateway_container(workload(docs)))
@@ -176,8 +166,7 @@ def test_every_redis_values_file_starts_a_ready_replica(name, tmp_path):
     """The rendered flags and env of every values file in redis mode (profiles, scenarios,
     examples) start our gateway, which gets ready on a local redis-server."""
     docs = render(ALL_VALUES[name])
-    url = next(a for a in gateway_container(workload(docs))["args"] if a.startswith("--storage.redis.url="))
-    if url.startswith("--storage.redis.url=rediss://"):
+    if "--storage.redis.url=rediss://" in " ".join(gateway_container(workload(docs))["args"]):
         pytest.skip("a TLS Redis (rediss://) is not available here")
     runs = start_replicas(docs, tmp_path, 1)
     (pod,) = next(runs).pods
@@ -262,7 +251,8 @@ def test_every_redis_profile_is_run():
 
 def test_expansion_and_remapping_are_not_vacuous(tmp_path):
     assert expand("--x=$(A)/$(B)/$$(A)", {"A": "1"}) == "--x=1/$(B)/$(A)"
-    pod = Pod(render(REDIS_PROFILES["small-prod"]), 6400, tmp_path)
-    assert f"--storage.redis.url=redis://127.0.0.1:6400/0" in pod.args
+    single = types.SimpleNamespace(port=6400)
+    pod = Pod(render(REDIS_PROFILES["small-prod"], ("redis.sentinel.enabled=false",)), single, tmp_path)
+    assert "--storage.redis.url=redis://127.0.0.1:6400/0" in pod.args
     assert pod.files["--persistence.file"] == tmp_path / "storage" / "pushgateway.data"
     assert not any(a.startswith("--persistence.file=/data/") for a in pod.args)

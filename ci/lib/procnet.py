@@ -209,3 +209,10 @@ def restart_on_port(start, stop, port, timeout=START_TIMEOUT, what="the server")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not start again: {reason}")
         time.sleep(0.2)
+
+
+def start_on_port(start, stop, port, timeout=START_TIMEOUT):
+    """`start(port)` once, for servers that must know one another's ports before any starts:
+    returns (proc, None) once the listener on `port` is the process' own, or (None, reason)
+    after `stop(proc)`; the caller then starts them all again on other candidate ports."""
+    return _start_and_check(start, stop, port, timeout)

@@ -1,5 +1,6 @@
-"""The bundled Redis as the chart renders it: its start script and probe, run on a real
-redis-server (Debian's redis-tools) with the pod's paths moved into a temporary folder."""
+"""The bundled one-pod Redis as the chart renders it: its start script and probe, run on a real
+redis-server (Debian's redis-tools) with the pod's paths moved into a temporary folder. (The
+Redis pods with Sentinels, small-prod's, run in ci/chart/test_redis_ha_run.py.)"""
 
 import os
 import shutil
@@ -93,15 +94,16 @@ class Redis:
 
 
 @pytest.fixture
-def small_prod_redis(tmp_path, redis_bin):
-    redis = Redis(redis_container(CHART / "values-small-prod.yaml"), tmp_path, redis_bin)
+def persistent_redis(tmp_path, redis_bin):
+    """The one-pod Redis with its volume (a scenario; small-prod runs it with Sentinels)."""
+    redis = Redis(redis_container(CHART / "ci" / "redis-existing-secret-values.yaml"), tmp_path, redis_bin)
     redis.start()
     yield redis
     redis.stop()
 
 
-def test_password_is_required_and_kept_off_the_command_line(small_prod_redis):
-    r = small_prod_redis
+def test_password_is_required_and_kept_off_the_command_line(persistent_redis):
+    r = persistent_redis
     assert "NOAUTH" in r.cli("set", "k", "v", auth=False).stdout + r.cli("set", "k", "v", auth=False).stderr
     assert r.cli("set", "k", "v", auth=True).stdout.strip() == "OK"
     # The server runs as the script's exec: its command line names the config file, not the password.
@@ -112,16 +114,16 @@ def test_password_is_required_and_kept_off_the_command_line(small_prod_redis):
     assert conf.stat().st_mode & 0o077 == 0, "the config with the password is readable by its owner only"
 
 
-def test_probe_command_answers_with_the_secret_in_the_environment(small_prod_redis):
-    r = small_prod_redis
+def test_probe_command_answers_with_the_secret_in_the_environment(persistent_redis):
+    r = persistent_redis
     assert r.probe[0] == "redis-cli"
     cmd = [r.probe[0], "-p", str(r.port), *r.probe[1:]]
     env = dict(os.environ, REDISCLI_AUTH=PASSWORD)
     assert subprocess.run(cmd, capture_output=True, text=True, env=env).stdout.strip() == "PONG"
 
 
-def test_append_only_file_survives_a_restart(small_prod_redis):
-    r = small_prod_redis
+def test_append_only_file_survives_a_restart(persistent_redis):
+    r = persistent_redis
     assert r.cli("config", "get", "appendonly", auth=True).stdout.split() == ["appendonly", "yes"]
     assert r.cli("config", "get", "maxmemory-policy", auth=True).stdout.split() == ["maxmemory-policy", "noeviction"]
     assert r.cli("xadd", "pushgateway-test", "*", "op", "put", auth=True).returncode == 0

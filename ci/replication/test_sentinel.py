@@ -2,10 +2,9 @@
 through Sentinels, follow a failover, and acknowledge a push only once a Redis replica has
 it (WAIT), so that no acknowledged push is lost when the primary dies."""
 
-import subprocess
 import time
 
-from conftest import REDIS_CLI, Redis, converged, wait_until
+from conftest import converged, wait_until
 from load import Load
 
 # How long pushes may fail after the primary died (the issue's bound).
@@ -88,45 +87,3 @@ def test_a_gateway_pointed_at_a_redis_replica_never_writes(sentinels, replicas):
     response = gateway.push("job/a", "a 1\n")
     assert response.status_code == 503, response.text
     assert sentinels.nodes[0].cli("EXISTS", "{pushgateway}:seq", "{pushgateway}:settings") == "0"
-
-
-def test_the_scripts_run_on_a_redis_cluster(tmp_path, replicas):
-    """Three `--cluster-enabled yes` nodes on loopback: every key under the hash tag, so the
-    multi-key scripts run on the node owning that slot (without the tag: CROSSSLOT)."""
-    nodes = []
-    try:
-        for i in range(3):
-            node_dir = tmp_path / f"cluster{i}"
-            node_dir.mkdir()
-            nodes.append(Redis(node_dir, extra_args=["--cluster-enabled", "yes",
-                                                     "--cluster-config-file", str(node_dir / "nodes.conf")]))
-        addresses = [f"127.0.0.1:{node.port}" for node in nodes]
-        created = subprocess.run([REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "0",
-                                  "--cluster-yes"], capture_output=True, text=True, timeout=60)
-        assert created.returncode == 0, created.stdout + created.stderr
-        wait_until(lambda: all("cluster_state:ok" in n.cli("CLUSTER", "INFO") for n in nodes), 30, "the cluster is up")
-        slot = int(nodes[0].cli("CLUSTER", "KEYSLOT", "{pushgateway}"))
-        owner = next(n for n in nodes if owns(n, slot))
-        group = replicas(owner, 2)
-        for i in range(5):
-            assert group[i % 2].push(f"job/j{i}", f"m {i}\n").status_code == 200
-        text = converged(group, owner)
-        assert all(f'm{{instance="",job="j{i}"}} {i}' in text for i in range(5)), text
-        assert "CROSSSLOT" in nodes[0].cli("-c", "EVAL", "return redis.call('GET', KEYS[2])", "2",
-                                           "pushgateway:seq", "pushgateway:changes"), "untagged keys would not do"
-    finally:
-        for node in nodes:
-            node.kill()
-
-
-def owns(node, slot):
-    """Whether `node` serves `slot` (CLUSTER SHARDS/NODES of itself)."""
-    for line in node.cli("CLUSTER", "NODES").splitlines():
-        fields = line.split()
-        if "myself" not in fields[2]:
-            continue
-        for item in fields[8:]:
-            low, _, high = item.partition("-")
-            if low.isdigit() and int(low) <= slot <= int(high or low):
-                return True
-    return False

@@ -86,8 +86,11 @@ class Gateway:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway {self.argv} exited with {self.proc.returncode}:\n{self.log_text()}")
             try:
-                # Connection: close, so that the probe holds no connection slot afterwards.
-                self.session.get(self.url + "/-/ready", timeout=2, headers={"Connection": "close"})
+                # Without credentials: a 401 is an answer, and a password check (bcrypt) can
+                # take longer than the probe's timeout on a busy machine. Connection: close, so
+                # that the probe holds no connection slot afterwards.
+                requests.get(self.url + "/-/ready", timeout=2, headers={"Connection": "close"},
+                             verify=self.session.verify, cert=self.session.cert)
                 return
             except requests.RequestException as e:
                 last = e

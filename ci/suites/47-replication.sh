@@ -5,13 +5,16 @@
 #     metrics everywhere, every acknowledged push present, one verdict for conflicting pushes;
 #   - kill -9 of a replica mid-load, of Redis mid-load, of the leader while it writes snapshots;
 #   - snapshots trimming the stream, new replicas starting from them, /-/ready after catch-up;
+#     chunked snapshots (a few hundred thousand series in many chunks), the leader killed
+#     mid-write, an older version's single-value snapshot still read;
 #   - leader-only exposure, also as a real Prometheus (Debian's) sees it: each series once;
 #   - the password from the environment, the replication metrics;
 #   - Sentinel (redis-sentinel, Debian): gateways given only the Sentinels, the primary killed
 #     under load (with and without a frozen Redis replica), WAIT refusing unconfirmed pushes;
 #   - history epochs after FLUSHALL, settings fingerprints, keys moved under the hash tag;
 #   - quotas: racing pushes through three replicas get one verdict and the same usage;
-#   - a 3-node Redis Cluster (redis-cli --cluster create): the scripts run on the slot's node.
+#   - a 3-node Redis Cluster (redis-cli --cluster create): gateways given a node without the
+#     keys' slot follow MOVED, also when the slot moves to another node under load.
 # Arguments are passed to pytest: ci/suites/47-replication.sh -k snapshot
 set -euo pipefail
 cd "$(dirname "$0")/../.."

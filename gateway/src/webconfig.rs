@@ -123,8 +123,8 @@ pub struct WebSecurity {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Credentials that passed, apart from those that failed, so that a guesser filling
     /// the cache with failures never evicts the clients that know their password.
-    granted: Mutex<HashSet<[u8; 32]>>,
-    denied: Mutex<HashSet<[u8; 32]>>,
+    granted: Arc<Mutex<HashSet<[u8; 32]>>>,
+    denied: Arc<Mutex<HashSet<[u8; 32]>>>,
     /// `rate_limit`: one bucket for every request to the server.
     rate_limiter: Option<Arc<RateLimiter>>,
     /// The files read besides the config file itself, watched for changes.
@@ -227,22 +227,28 @@ impl WebSecurity {
         }
         let known = hash.is_some();
         let hash = hash.cloned().unwrap_or_else(|| DUMMY_HASH.to_string());
-        // The slot goes with the check: a client that hangs up does not free it early.
+        // The slot, the verdict and the failure count go with the check: a client that hangs
+        // up neither frees the slot early nor wastes the check (on a busy machine a check can
+        // outlast a client's timeout, and its retry must find the verdict cached).
+        let (granted, denied) = (self.granted.clone(), self.denied.clone());
         let check = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            bcrypt::verify(&password, &hash)
+            let matches = matches!(bcrypt::verify(&password, &hash), Ok(true)) && known;
+            let verdicts = if matches { granted } else { denied };
+            let mut verdicts = verdicts.lock();
+            if verdicts.len() >= MAX_CACHED_VERDICTS {
+                verdicts.clear();
+            }
+            verdicts.insert(key);
+            drop(verdicts);
+            if !matches {
+                guesses::record_failure(peer);
+            }
+            matches
         });
-        let matches = matches!(check.await, Ok(Ok(true))) && known;
-        let verdicts = if matches { &self.granted } else { &self.denied };
-        let mut verdicts = verdicts.lock();
-        if verdicts.len() >= MAX_CACHED_VERDICTS {
-            verdicts.clear();
-        }
-        verdicts.insert(key);
-        if matches {
+        if matches!(check.await, Ok(true)) {
             Verdict::Allowed
         } else {
-            guesses::record_failure(peer);
             Verdict::Denied
         }
     }
@@ -377,8 +383,8 @@ pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
         protections,
         users: format.basic_auth_users,
         headers,
-        granted: Mutex::new(HashSet::new()),
-        denied: Mutex::new(HashSet::new()),
+        granted: Arc::default(),
+        denied: Arc::default(),
         rate_limiter: rate_limit.map(|limit| Arc::new(RateLimiter::new(limit))),
         files,
     })

@@ -131,6 +131,44 @@ app.kubernetes.io/part-of: pushgateway
 {{- end }}
 {{- end }}
 
+{{/* pushgateway.redis.sentinelEnabled: "true" when the bundled Redis runs with Sentinels (redis.sentinel.enabled). */}}
+{{- define "pushgateway.redis.sentinelEnabled" -}}
+{{- if and .Values.redis.enabled .Values.redis.sentinel.enabled }}true{{ end }}
+{{- end }}
+
+{{/* pushgateway.redis.headlessName: the headless Service that names each Redis pod (with Sentinels). */}}
+{{- define "pushgateway.redis.headlessName" -}}
+{{- printf "%s-headless" (include "pushgateway.redis.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/* pushgateway.redis.sentinelServiceName: the Service in front of every Sentinel. */}}
+{{- define "pushgateway.redis.sentinelServiceName" -}}
+{{- printf "%s-sentinel" (include "pushgateway.redis.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/* pushgateway.redis.podHosts: the stable DNS name of each Redis pod (with Sentinels), one per line. */}}
+{{- define "pushgateway.redis.podHosts" -}}
+{{- $fullname := include "pushgateway.redis.fullname" . }}
+{{- $domain := printf "%s.%s.svc.%s" (include "pushgateway.redis.headlessName" .) (include "pushgateway.namespace" .) .Values.redis.sentinel.clusterDomain }}
+{{- range $i := until (int .Values.redis.sentinel.replicas) }}
+{{ printf "%s-%d.%s" $fullname $i $domain }}
+{{- end }}
+{{- end }}
+
+{{/* pushgateway.redis.sentinelAddresses: host:port of every bundled Sentinel, comma-separated (--storage.redis.sentinels). */}}
+{{- define "pushgateway.redis.sentinelAddresses" -}}
+{{- $addresses := list }}
+{{- range include "pushgateway.redis.podHosts" . | trim | splitList "\n" }}
+{{- $addresses = append $addresses (printf "%s:%d" . 26379) }}
+{{- end }}
+{{- join "," $addresses }}
+{{- end }}
+
+{{/* pushgateway.redis.sentinelSecretKey: the key of the Sentinels' password in redis.auth.existingSecret (the Redis password's key unless set). */}}
+{{- define "pushgateway.redis.sentinelSecretKey" -}}
+{{- .Values.redis.sentinel.auth.secretKey | default .Values.redis.auth.secretKey }}
+{{- end }}
+
 {{/* pushgateway.redis.secretName: the Secret holding the bundled Redis password (made outside the chart). */}}
 {{- define "pushgateway.redis.secretName" -}}
 {{- .Values.redis.auth.existingSecret }}
@@ -190,7 +228,8 @@ rollingUpdate:
 {{- define "pushgateway.validateValues" -}}
 {{- $replicas := int .Values.replicaCount }}
 {{- $redis := eq .Values.storage.type "redis" }}
-{{- $external := or .Values.storage.redis.url .Values.storage.redis.urlSecret.name }}
+{{- $sentinels := .Values.storage.redis.sentinel.addresses }}
+{{- $external := or .Values.storage.redis.url .Values.storage.redis.urlSecret.name $sentinels }}
 {{- if and (gt $replicas 1) (not $redis) }}
 {{- fail (printf "replicaCount=%d needs storage.type=redis: without it each replica holds different groups and every scrape sees another subset (set storage.type=redis with redis.enabled=true or storage.redis.url, or use replicaCount=1)" $replicas) }}
 {{- end }}
@@ -204,7 +243,7 @@ rollingUpdate:
 {{- fail "strategy.type=RollingUpdate cannot work with persistence on a ReadWriteOnce volume (the new pod waits for the old one's volume); use Recreate or leave strategy empty" }}
 {{- end }}
 {{- if and $redis (not .Values.redis.enabled) (not $external) }}
-{{- fail "storage.type=redis needs a Redis: set redis.enabled=true for the bundled one, or storage.redis.url / storage.redis.urlSecret.name for an external one" }}
+{{- fail "storage.type=redis needs a Redis: set redis.enabled=true for the bundled one, or storage.redis.url / storage.redis.urlSecret.name / storage.redis.sentinel.addresses for an external one" }}
 {{- end }}
 {{- if and .Values.redis.enabled (not .Values.redis.auth.existingSecret) }}
 {{- fail (printf "redis.enabled needs redis.auth.existingSecret: the chart does not generate the Redis password, since a generated one would change with every helm template, helm diff or Argo CD sync. Create it once, e.g.\n  kubectl -n %s create secret generic %s --from-literal=%s=\"$(openssl rand -hex 24)\"\nand set redis.auth.existingSecret=%s" (include "pushgateway.namespace" .) (include "pushgateway.redis.fullname" .) .Values.redis.auth.secretKey (include "pushgateway.redis.fullname" .)) }}
@@ -219,10 +258,24 @@ rollingUpdate:
 {{- end }}
 {{- end }}
 {{- if and .Values.redis.enabled $external }}
-{{- fail "redis.enabled=true and an external storage.redis URL exclude each other: pick one" }}
+{{- fail "redis.enabled=true and an external storage.redis URL or Sentinels exclude each other: pick one" }}
 {{- end }}
 {{- if and .Values.storage.redis.url .Values.storage.redis.urlSecret.name }}
 {{- fail "storage.redis.url and storage.redis.urlSecret.name exclude each other: pick one" }}
+{{- end }}
+{{- if and $sentinels (or .Values.storage.redis.url .Values.storage.redis.urlSecret.name) }}
+{{- fail "storage.redis.sentinel.addresses and storage.redis.url / urlSecret.name exclude each other: the gateway finds the primary either through the Sentinels or at one URL" }}
+{{- end }}
+{{- with .Values.redis.sentinel }}{{ if and $.Values.redis.enabled .enabled }}
+{{- if not $.Values.redis.persistence.enabled }}
+{{- fail "redis.sentinel.enabled needs redis.persistence.enabled: a Redis pod restarted without its data while the Sentinels still name it the primary would come back empty, and its replicas would copy the empty data set" }}
+{{- end }}
+{{- if eq (mod (int .replicas) 2) 0 }}
+{{- fail (printf "redis.sentinel.replicas=%d: use an odd number (3, 5), so that a majority of the Sentinels (the quorum) survives as many lost pods as possible" (int .replicas)) }}
+{{- end }}
+{{- end }}{{ end }}
+{{- if and .Values.redis.sentinel.enabled (not .Values.redis.enabled) }}
+{{- fail "redis.sentinel.enabled makes the bundled Redis highly available and needs redis.enabled=true; for Sentinels of your own, set storage.redis.sentinel.addresses" }}
 {{- end }}
 {{- if and (not $redis) (or .Values.redis.enabled $external) }}
 {{- fail "a Redis is configured (redis.enabled or storage.redis.url) but storage.type is not redis: set storage.type=redis" }}

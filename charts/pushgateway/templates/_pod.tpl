@@ -34,8 +34,17 @@
 {{- end }}
 {{- if eq .Values.storage.type "redis" }}
 - --storage=redis
-{{- if .Values.redis.enabled }}
+{{- if include "pushgateway.redis.sentinelEnabled" . }}
+- --storage.redis.sentinels={{ include "pushgateway.redis.sentinelAddresses" . }}
+- --storage.redis.sentinel-master={{ .Values.redis.sentinel.masterName }}
+{{- /* One confirming replica: with 3 Redis pods and maxUnavailable 1 there is always one. */}}
+- --storage.redis.min-replicas-acks=1
+{{- else if .Values.redis.enabled }}
 - --storage.redis.url=redis://{{ include "pushgateway.redis.fullname" . }}.{{ include "pushgateway.namespace" . }}.svc:6379/0
+{{- else if .Values.storage.redis.sentinel.addresses }}
+- --storage.redis.sentinels={{ join "," .Values.storage.redis.sentinel.addresses }}
+- --storage.redis.sentinel-master={{ .Values.storage.redis.sentinel.masterName }}
+- --storage.redis.min-replicas-acks={{ .Values.storage.redis.sentinel.minReplicasAcks }}
 {{- else if .Values.storage.redis.urlSecret.name }}
 - --storage.redis.url=$(PUSHGATEWAY_REDIS_URL)
 {{- else }}
@@ -74,6 +83,19 @@ rolling upgrade that changes a --push.* flag proceeds (pods on the old ones turn
     secretKeyRef:
       name: {{ .Values.storage.redis.passwordSecret.name }}
       key: {{ .Values.storage.redis.passwordSecret.key }}
+{{- end }}
+{{- if include "pushgateway.redis.sentinelEnabled" . }}
+- name: PUSHGATEWAY_REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pushgateway.redis.secretName" . }}
+      key: {{ include "pushgateway.redis.sentinelSecretKey" . }}
+{{- else if and (not .Values.redis.enabled) .Values.storage.redis.sentinel.addresses .Values.storage.redis.sentinel.passwordSecret.name }}
+- name: PUSHGATEWAY_REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.storage.redis.sentinel.passwordSecret.name }}
+      key: {{ .Values.storage.redis.sentinel.passwordSecret.key }}
 {{- end }}
 {{- end }}
 {{- with .Values.extraEnv }}

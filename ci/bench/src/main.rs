@@ -19,7 +19,8 @@
 //! the benchmark starts for it at each size (append-only file on, `--appendfsync`
 //! from `--redis-appendfsync`); it is loaded with checked pushes and measured like the
 //! others, and reported in a section of its own with the ratios to ours in memory
-//! mode and to the reference.
+//! mode and to the reference, plus what only Redis mode has (`redis_mode`): the
+//! snapshot write, a fresh replica's catch-up, and redis-server's memory per series.
 //!
 //! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
 
@@ -29,6 +30,7 @@ mod measure;
 mod process;
 mod procnet;
 mod quotas;
+mod redis_mode;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -186,6 +188,8 @@ pub struct RunResult {
     pub restart: Option<Duration>,
     /// CPU time redis-server spent during the throughput run (`ours-redis` only).
     pub redis_cpu: Option<Duration>,
+    /// Snapshot, catch-up and Redis memory (`ours-redis` only).
+    pub redis_figures: Option<redis_mode::RedisFigures>,
 }
 
 impl RunResult {
@@ -204,18 +208,46 @@ impl RunResult {
     pub fn rss_per_series(&self) -> f64 {
         (self.rss_loaded as f64 - self.rss_empty as f64) / self.n as f64
     }
+
+    /// redis-server's resident bytes per stored series (after loading and a snapshot).
+    pub fn redis_rss_per_series(&self) -> Option<f64> {
+        let r = self.redis_figures.as_ref()?;
+        Some((r.redis_rss_loaded as f64 - r.redis_rss_empty as f64) / self.n as f64)
+    }
+
+    /// Seconds the leader took to write a snapshot of the whole store.
+    pub fn snapshot_seconds(&self) -> Option<f64> {
+        Some(self.redis_figures.as_ref()?.snapshot.as_ref()?.seconds)
+    }
+
+    /// Bytes of that snapshot.
+    pub fn snapshot_bytes(&self) -> Option<f64> {
+        Some(self.redis_figures.as_ref()?.snapshot.as_ref()?.bytes as f64)
+    }
+
+    /// Seconds from a fresh replica's start until it is ready.
+    pub fn catch_up_seconds(&self) -> Option<f64> {
+        Some(self.redis_figures.as_ref()?.catch_up?.as_secs_f64())
+    }
+
+    /// The fresh replica's resident bytes per stored series (minus the empty gateway's).
+    pub fn fresh_rss_per_series(&self) -> Option<f64> {
+        let rss = self.redis_figures.as_ref()?.fresh_rss?;
+        Some((rss as f64 - self.rss_empty as f64) / self.n as f64)
+    }
 }
 
 /// A gateway binary and the flags added to every start of it.
 #[derive(Clone, Copy)]
-struct Bin<'a> {
+pub struct Bin<'a> {
     path: &'a Path,
     extra: &'a [String],
     report: PortReport,
 }
 
 impl Bin<'_> {
-    async fn start(&self, args: &[String], log: &Path) -> Result<Gateway> {
+    /// Starts the binary with `args` and the flags of every start, logging to `log`.
+    pub async fn start(&self, args: &[String], log: &Path) -> Result<Gateway> {
         let all: Vec<String> = args.iter().chain(self.extra).cloned().collect();
         Gateway::start(self.path, self.report, &all, log).await
     }
@@ -379,6 +411,7 @@ async fn run_one(
     } else {
         None
     };
+    let redis_rss_empty = redis.as_ref().map(RedisServer::rss_bytes).transpose()?;
     let redis_extra: Vec<String>;
     let bin = match &redis {
         Some(r) => {
@@ -517,10 +550,15 @@ async fn run_one(
         report::dur(gzip_scrape.median),
         report::bytes(gzip_scrape.bytes as f64)
     );
+    let redis_figures = match (&redis, redis_rss_empty) {
+        (Some(r), Some(empty)) => Some(redis_mode::measure(name, bin, &gw, r, empty, &dir).await?),
+        _ => None,
+    };
     if let Err(e) = gw.terminate(STOP_TIMEOUT).await {
         println!("  {name}: {e}");
     }
     Ok(RunResult {
+        redis_figures,
         protobuf_latency,
         gzip_scrape,
         restart,

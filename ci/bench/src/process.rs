@@ -73,6 +73,18 @@ fn tail(log: &Path) -> String {
     lines[from..].join("\n    ")
 }
 
+/// Resident set size in bytes of process `pid` (VmRSS of /proc/<pid>/status).
+pub fn rss_of(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| format!("no VmRSS in {path}"))
+}
+
 /// CPU time (user + system) process `pid` used so far, from /proc/<pid>/stat.
 pub fn cpu_time_of(pid: u32) -> Result<Duration> {
     let path = format!("/proc/{pid}/stat");
@@ -174,7 +186,9 @@ impl Gateway {
         }
     }
 
-    /// Waits until `GET /metrics` answers 200, at most `timeout`.
+    /// Waits until `GET /-/ready` answers 200, at most `timeout`: in Redis mode only once the
+    /// replica has caught up with the stream and compared its settings (before that it
+    /// refuses pushes).
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
@@ -183,7 +197,7 @@ impl Gateway {
             }
             if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
                 let mut conn = Conn::new(self.addr);
-                if conn.get_ok("/metrics").await.is_ok() {
+                if conn.get_ok("/-/ready").await.is_ok() {
                     return Ok(());
                 }
             }
@@ -200,14 +214,16 @@ impl Gateway {
 
     /// Resident set size in bytes (VmRSS of /proc/<pid>/status).
     pub fn rss_bytes(&self) -> Result<u64> {
-        let path = format!("/proc/{}/status", self.pid());
-        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        status
+        rss_of(self.pid())
+    }
+
+    /// The log lines written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| format!("no VmRSS in {path}"))
+            .map(String::from)
+            .collect()
     }
 
     /// CPU time (user + system) the process used so far, from /proc/<pid>/stat.
@@ -383,6 +399,11 @@ impl RedisServer {
     /// CPU time (user + system) it used so far.
     pub fn cpu_time(&self) -> Result<Duration> {
         cpu_time_of(self.child.id())
+    }
+
+    /// Resident set size in bytes.
+    pub fn rss_bytes(&self) -> Result<u64> {
+        rss_of(self.child.id())
     }
 }
 

@@ -506,6 +506,40 @@ impl RedisMetric {
     }
 }
 
+/// What only Redis mode has (memory mode and the reference show none).
+fn redis_only_figures() -> Vec<Figure> {
+    let f = |name, get, fmt| Figure {
+        name,
+        get,
+        fmt,
+        better: Better::Lower,
+        target: None,
+    };
+    vec![
+        f(
+            "redis-server RSS per series",
+            RunResult::redis_rss_per_series,
+            fmt_per_series,
+        ),
+        f(
+            "snapshot write (leader)",
+            RunResult::snapshot_seconds,
+            fmt_dur,
+        ),
+        f("snapshot size", RunResult::snapshot_bytes, fmt_bytes),
+        f(
+            "fresh replica catch-up",
+            RunResult::catch_up_seconds,
+            fmt_dur,
+        ),
+        f(
+            "fresh replica RSS per series",
+            RunResult::fresh_rss_per_series,
+            fmt_per_series,
+        ),
+    ]
+}
+
 /// The figures of the Redis section: those of the main table that a push or a
 /// scrape costs, with redis-server's CPU after the gateway's.
 fn redis_metrics(row: &SizeRow) -> Vec<RedisMetric> {
@@ -526,6 +560,7 @@ fn redis_metrics(row: &SizeRow) -> Vec<RedisMetric> {
                     | "push throughput"
                     | "gateway CPU per push"
                     | "scrape time, median"
+                    | "RSS per stored series"
             )
         })
         .collect();
@@ -534,6 +569,7 @@ fn redis_metrics(row: &SizeRow) -> Vec<RedisMetric> {
         .position(|f| f.name == "gateway CPU per push")
         .map_or(chosen.len(), |i| i + 1);
     chosen.insert(at, redis_cpu);
+    chosen.extend(redis_only_figures());
     chosen
         .into_iter()
         .map(|f| RedisMetric {
@@ -633,6 +669,16 @@ pub fn redis_markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
         } else {
             " `--redis-appendfsync always` compares at equal durability."
         }
+    );
+    let _ = writeln!(
+        s,
+        "The last rows are Redis mode's own: redis-server's RSS (after loading, the \
+         measurements and a snapshot, minus its RSS when empty) per stored series; the time \
+         the leader took to encode and upload the first snapshot written after the \
+         measurements (the whole store, in chunks of `--storage.redis.snapshot-chunk-bytes`) \
+         and its size; the time from the start of a fresh replica until it is ready (the \
+         snapshot loaded and the stream after it applied), and that replica's RSS per stored \
+         series.\n"
     );
     let _ = writeln!(
         s,

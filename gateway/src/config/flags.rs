@@ -132,6 +132,10 @@ pub struct Flags {
     /// How often the leader writes a snapshot to Redis and trims the change stream.
     #[arg(long = "storage.redis.snapshot-interval", default_value = "1m", value_parser = parse_go_duration)]
     pub redis_snapshot_interval: Duration,
+    /// Size of the chunks a snapshot is written to Redis in (each chunk one Redis value of
+    /// whole groups; 4096 to 536870912).
+    #[arg(long = "storage.redis.snapshot-chunk-bytes", default_value_t = 4 * 1024 * 1024)]
+    pub redis_snapshot_chunk_bytes: u64,
     /// How long a push waits for Redis and for its change to be applied before it gets 503.
     #[arg(long = "storage.redis.timeout", default_value = "5s", value_parser = parse_go_duration)]
     pub redis_timeout: Duration,

@@ -411,6 +411,16 @@ mod tests {
                 "--storage.redis.url=redis://r",
                 "--storage.redis.sentinel-password-file=/x",
             ],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://r",
+                "--storage.redis.snapshot-chunk-bytes=4095",
+            ],
+            &[
+                "--storage=redis",
+                "--storage.redis.url=redis://r",
+                "--storage.redis.snapshot-chunk-bytes=536870913",
+            ],
         ] {
             assert!(
                 matches!(parse(args), Err(ConfigError::Invalid(_))),
@@ -444,6 +454,7 @@ mod tests {
             "no WAIT by default without Sentinels"
         );
         assert!(redis.local_copy.is_none());
+        assert_eq!(redis.snapshot_chunk_bytes, 4 * 1024 * 1024);
         let config = parse(&[
             "--storage=redis",
             "--storage.redis.url=redis://r",

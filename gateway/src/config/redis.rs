@@ -61,6 +61,13 @@ pub(super) fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigE
         &flags.redis_sentinel_password_file,
         REDIS_SENTINEL_PASSWORD_ENV,
     )?;
+    if !SNAPSHOT_CHUNK_BYTES.contains(&flags.redis_snapshot_chunk_bytes) {
+        return invalid(format!(
+            "--storage.redis.snapshot-chunk-bytes must be from {} to {} (Redis's largest value)",
+            SNAPSHOT_CHUNK_BYTES.start(),
+            SNAPSHOT_CHUNK_BYTES.end()
+        ));
+    }
     if flags.redis_key_prefix.is_empty() {
         return invalid("--storage.redis.key-prefix must not be empty".into());
     }
@@ -69,6 +76,7 @@ pub(super) fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigE
         password,
         key_prefix: flags.redis_key_prefix.clone(),
         snapshot_interval: flags.redis_snapshot_interval.max(Duration::from_secs(1)),
+        snapshot_chunk_bytes: flags.redis_snapshot_chunk_bytes as usize,
         timeout: flags.redis_timeout.max(Duration::from_millis(100)),
         expose: flags.redis_expose,
         check_settings: flag_values(flags)
@@ -90,6 +98,10 @@ pub(super) fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigE
         }),
     }))
 }
+
+/// The sizes a snapshot chunk may have: small ones make many keys, and Redis takes no value
+/// above 512 MiB.
+const SNAPSHOT_CHUNK_BYTES: std::ops::RangeInclusive<u64> = 4096..=512 * 1024 * 1024;
 
 /// The environment variable that may hold the Redis password.
 pub const REDIS_PASSWORD_ENV: &str = "PUSHGATEWAY_REDIS_PASSWORD";

@@ -104,6 +104,10 @@ pub(super) fn flag_values(flags: &Flags) -> Vec<(String, String)> {
             "storage.redis.snapshot-interval",
             duration(flags.redis_snapshot_interval),
         ),
+        (
+            "storage.redis.snapshot-chunk-bytes",
+            flags.redis_snapshot_chunk_bytes.to_string(),
+        ),
         ("storage.redis.timeout", duration(flags.redis_timeout)),
         (
             "storage.redis.expose",

@@ -11,7 +11,7 @@ use super::entry;
 use super::redis_side::{self, seq_of, Keys};
 use super::{Backoff, Replicator, READ_BATCH, READ_BLOCK};
 use crate::persist::snapshot;
-use crate::store::PushError;
+use crate::store::{GroupView, PushError};
 
 impl Replicator {
     /// Loads the snapshot, then applies the stream forever, reconnecting as needed.
@@ -138,56 +138,115 @@ impl Replicator {
 
     /// Replaces the local state with the snapshot in Redis when it is ahead of it.
     async fn load_snapshot(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        // The position first: the data (tens of MB for a large store) only when it is ahead.
-        let ((seq, snapshot_epoch), epoch): ((Option<u64>, Option<String>), Option<String>) =
-            redis::pipe()
-                .cmd("HMGET")
-                .arg(&self.keys.snapshot)
-                .arg("seq")
-                .arg("epoch")
-                .cmd("GET")
-                .arg(&self.keys.epoch)
-                .query_async(conn)
-                .await?;
+        // The manifest first: the chunks only when the snapshot is ahead.
+        let (manifest, legacy, epoch): (Manifest, bool, Option<String>) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&self.keys.snapshot)
+            .arg("seq")
+            .arg("epoch")
+            .arg("generation")
+            .arg("chunks")
+            .cmd("HEXISTS")
+            .arg(&self.keys.snapshot)
+            .arg("data")
+            .cmd("GET")
+            .arg(&self.keys.epoch)
+            .query_async(conn)
+            .await?;
+        let (seq, snapshot_epoch, generation, chunks) = manifest;
         // A snapshot of another history than the stream's is no starting point for it.
-        if snapshot_epoch != epoch || seq.is_none_or(|seq| seq <= *self.applied.lock()) {
+        let Some(seq) = seq.filter(|seq| *seq > *self.applied.lock()) else {
+            return Ok(());
+        };
+        if snapshot_epoch != epoch {
             return Ok(());
         }
+        // An older version's writer replaces the manifest but not the chunk fields, and a
+        // writer of this version deletes `data`: when there, it is the newer snapshot.
+        let loaded = match (legacy, generation, chunks) {
+            (true, _, _) => self.read_whole_snapshot(conn).await?,
+            (false, Some(generation), Some(chunks)) => {
+                self.read_chunks(conn, generation, chunks).await?
+            }
+            _ => return Ok(()),
+        };
+        let groups = match loaded {
+            Ok(groups) => groups,
+            Err(e) => {
+                // A snapshot this version cannot read: carry on from the stream alone.
+                self.metrics.apply_errors.inc();
+                tracing::error!(err = %e, "cannot decode the snapshot in Redis; ignoring it");
+                return Ok(());
+            }
+        };
+        let mut applied = self.applied.lock();
+        let count = groups.len();
+        self.store.replace_all(groups);
+        *applied = seq;
+        *self.last_origin.lock() = None;
+        *self.epoch.lock() = snapshot_epoch;
+        self.metrics.applied.set(seq as i64);
+        tracing::info!(
+            position = seq,
+            groups = count,
+            "loaded the snapshot from Redis"
+        );
+        Ok(())
+    }
+
+    /// The groups of the snapshot generation `generation`, read and decoded one chunk at a
+    /// time; the inner error when a chunk cannot be decoded.
+    ///
+    /// # Errors
+    /// Redis errors, and a chunk gone (a newer snapshot replaced this one long enough ago
+    /// that its chunks expired): the caller tries again from the manifest.
+    async fn read_chunks(
+        &self,
+        conn: &mut MultiplexedConnection,
+        generation: u64,
+        chunks: u32,
+    ) -> redis::RedisResult<std::io::Result<Vec<GroupView>>> {
+        let mut groups = Vec::new();
+        for index in 0..chunks {
+            let data: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(self.keys.snapshot_chunk(generation, index))
+                .query_async(conn)
+                .await?;
+            let Some(data) = data else {
+                return Err(snapshot_replaced());
+            };
+            let decoded = tokio::task::spawn_blocking(move || {
+                snapshot::decode_chunk(&data, generation, index)
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|decoded| decoded);
+            match decoded {
+                Ok(mut more) => groups.append(&mut more),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(groups))
+    }
+
+    /// The groups of a snapshot written whole by an older version (the manifest's `data`).
+    async fn read_whole_snapshot(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<std::io::Result<Vec<GroupView>>> {
         let data: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(&self.keys.snapshot)
             .arg("data")
             .query_async(conn)
             .await?;
         let Some(data) = data else {
-            return Ok(());
+            return Err(snapshot_replaced());
         };
-        let decoded = tokio::task::spawn_blocking(move || snapshot::decode(&data)).await;
-        let snapshot = match decoded {
-            Ok(Ok(snapshot)) => snapshot,
-            Ok(Err(e)) => {
-                // A snapshot this version cannot read: carry on from the stream alone.
-                self.metrics.apply_errors.inc();
-                tracing::error!(err = %e, "cannot decode the snapshot in Redis; ignoring it");
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::error!(err = %e, "snapshot decoding failed");
-                return Ok(());
-            }
-        };
-        let mut applied = self.applied.lock();
-        let groups = snapshot.groups.len();
-        self.store.replace_all(snapshot.groups);
-        *applied = snapshot.position;
-        *self.last_origin.lock() = None;
-        *self.epoch.lock() = snapshot_epoch;
-        self.metrics.applied.set(snapshot.position as i64);
-        tracing::info!(
-            position = snapshot.position,
-            groups,
-            "loaded the snapshot from Redis"
-        );
-        Ok(())
+        Ok(tokio::task::spawn_blocking(move || snapshot::decode(&data))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|decoded| decoded)
+            .map(|snapshot| snapshot.groups))
     }
 
     /// Redis is the source of truth: when it lost entries this replica applied (it ran
@@ -394,6 +453,18 @@ impl Replicator {
         }
     }
 }
+
+/// The error of a snapshot that a newer one replaced while it was read (its chunks expired
+/// meanwhile): the applier tries again from the manifest.
+fn snapshot_replaced() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "the snapshot being read is gone (a newer one replaced it); reading the snapshot again",
+    ))
+}
+
+/// The manifest's `seq`, `epoch`, `generation` and `chunks`.
+type Manifest = (Option<u64>, Option<String>, Option<u64>, Option<u32>);
 
 /// What one read of the stream achieved.
 enum Progress {

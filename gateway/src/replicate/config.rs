@@ -17,6 +17,8 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// How often the leader snapshots.
     pub snapshot_interval: Duration,
+    /// Size of the chunks a snapshot is written to Redis in.
+    pub snapshot_chunk_bytes: usize,
     /// How long a push waits.
     pub timeout: Duration,
     /// Which replicas serve pushed metrics.

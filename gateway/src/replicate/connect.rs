@@ -8,11 +8,22 @@
 //! to the address it found, so the re-discovery after a failover, the `ROLE` check of
 //! every reconnect and the shared command connection would have to be wrapped around it
 //! anyway, and the feature pulls in dependencies this build does not otherwise need.
+//!
+//! A Redis Cluster is followed the same way: every key sits under one hash tag, so one node
+//! holds them all. Each new connection probes a key of that slot; a node that does not own
+//! it answers `MOVED` with the owner's address, which is connected to instead (keeping the
+//! seed's password and TLS settings). A `MOVED` later (the slot was moved) drops the
+//! connection, and the next one finds the new owner. Our own redirection rather than the
+//! crate's `cluster-async` client: that client routes each command by its own key and sends
+//! keyless ones (`WAIT`, `ROLE`) to any node, while `WAIT` must follow the write on the
+//! same connection and the blocking `XREAD` needs a connection of its own to the one node.
 
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisResult};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult,
+};
 
 /// Where the primary is found.
 #[derive(Clone)]
@@ -34,15 +45,18 @@ pub enum Target {
 pub struct Connector {
     target: Target,
     timeout: Duration,
+    /// A key of the gateway's hash tag: its slot's owner is the node to use.
+    slot_key: String,
     shared: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
 impl Connector {
-    /// A connector that connects on first use.
-    pub fn new(target: Target, timeout: Duration) -> Connector {
+    /// A connector that connects on first use, to the node holding `slot_key`.
+    pub fn new(target: Target, timeout: Duration, slot_key: String) -> Connector {
         Connector {
             target,
             timeout,
+            slot_key,
             shared: tokio::sync::Mutex::new(None),
         }
     }
@@ -69,7 +83,8 @@ impl Connector {
             || error.is_connection_dropped()
             || error.is_connection_refusal()
             || error.code() == Some("READONLY")
-            || error.code() == Some("MASTERDOWN");
+            || error.code() == Some("MASTERDOWN")
+            || is_moved(error);
         if lost {
             *self.shared.lock().await = None;
         }
@@ -81,9 +96,40 @@ impl Connector {
     /// When no primary can be found or reached, or the node is not the primary.
     pub async fn connect(&self, response_timeout: Duration) -> RedisResult<MultiplexedConnection> {
         let info = self.primary().await?;
-        let mut conn = self.open(info, response_timeout).await?;
+        let mut conn = self.slot_owner(info, response_timeout).await?;
         self.check_primary(&mut conn).await?;
         Ok(conn)
+    }
+
+    /// A connection to the node serving the slot of the gateway's keys, starting at `info`
+    /// and following `MOVED` redirections (a node outside a cluster serves every key).
+    async fn slot_owner(
+        &self,
+        mut info: ConnectionInfo,
+        response_timeout: Duration,
+    ) -> RedisResult<MultiplexedConnection> {
+        for _ in 0..MAX_REDIRECTS {
+            let mut conn = self.open(info.clone(), response_timeout).await?;
+            let probe: RedisResult<i64> = redis::cmd("EXISTS")
+                .arg(&self.slot_key)
+                .query_async(&mut conn)
+                .await;
+            match probe {
+                Err(e) if is_moved(&e) => {
+                    let (address, _) = e.redirect_node().unwrap_or_default();
+                    tracing::debug!(address, "the slot of the keys is served elsewhere (MOVED)");
+                    info = redirected(&info, address)?;
+                }
+                // ASK or TRYAGAIN: the slot is migrating and this node still owns it.
+                Err(e) if e.is_cluster_error() => return Ok(conn),
+                Err(e) => return Err(e),
+                Ok(_) => return Ok(conn),
+            }
+        }
+        Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "too many MOVED redirections finding the node of the keys' slot",
+        )))
     }
 
     /// Fails unless the node answers `ROLE` with `master`. A fixed address whose server
@@ -159,6 +205,56 @@ impl Connector {
     }
 }
 
+/// Redirections followed at most per connection (a slot moving twice meanwhile).
+const MAX_REDIRECTS: usize = 5;
+
+/// Whether `error` is a Redis Cluster `MOVED`: the slot is served by another node, and the
+/// command was not run.
+pub fn is_moved(error: &redis::RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved)
+}
+
+/// `info` pointed at `address` (`host:port` of a `MOVED`), with the same credentials and TLS.
+fn redirected(info: &ConnectionInfo, address: &str) -> RedisResult<ConnectionInfo> {
+    let bad = || {
+        redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "a MOVED redirection names no host:port",
+            address.to_string(),
+        ))
+    };
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    // A node that announces no address of its own leaves the host empty: the same host.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match info.addr() {
+        ConnectionAddr::Tcp(seed, _) => {
+            ConnectionAddr::Tcp(non_empty(host, seed).to_string(), port)
+        }
+        ConnectionAddr::TcpTls {
+            host: seed,
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host: non_empty(host, seed).to_string(),
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => return Err(bad()),
+    };
+    Ok(info.clone().set_addr(addr))
+}
+
+fn non_empty<'a>(host: &'a str, fallback: &'a str) -> &'a str {
+    if host.is_empty() {
+        fallback
+    } else {
+        host
+    }
+}
+
 /// The error of a node that is not (or no longer) the primary.
 fn not_primary() -> redis::RedisError {
     redis::RedisError::from((
@@ -212,5 +308,21 @@ mod tests {
         assert_eq!(role_name(&role("slave")).as_deref(), Some("slave"));
         assert_eq!(role_name(&redis::Value::Nil), None);
         assert!(node_info("::1", 26379, Some("pw")).is_ok());
+    }
+
+    #[test]
+    fn a_redirection_keeps_the_credentials_and_changes_the_address() {
+        let seed = node_info("10.0.0.1", 7000, Some("pw")).unwrap();
+        let moved = redirected(&seed, "10.0.0.2:7001").unwrap();
+        assert_eq!(moved.addr(), &ConnectionAddr::Tcp("10.0.0.2".into(), 7001));
+        assert_eq!(moved.redis_settings().password(), Some("pw"));
+        let v6 = redirected(&seed, "::1:7002").unwrap();
+        assert_eq!(v6.addr(), &ConnectionAddr::Tcp("::1".into(), 7002));
+        let same_host = redirected(&seed, ":7003").unwrap();
+        assert_eq!(
+            same_host.addr(),
+            &ConnectionAddr::Tcp("10.0.0.1".into(), 7003)
+        );
+        assert!(redirected(&seed, "nonsense").is_err());
     }
 }

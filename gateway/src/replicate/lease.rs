@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 
@@ -13,6 +13,14 @@ use super::settings;
 use super::{AppliedState, Replicator, SettingsState, LEASE_TICK, LEASE_TTL};
 use crate::clock::unix_now;
 use crate::persist::snapshot;
+
+/// Chunks encoded ahead of the upload: the encoder never holds the whole snapshot.
+const CHUNKS_AHEAD: usize = 2;
+/// How long written chunks live until the manifest names them.
+const CHUNK_WRITE_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long the previous generation's chunks stay after a new manifest, for replicas
+/// still reading them.
+const OLD_CHUNKS_GRACE: Duration = Duration::from_secs(5 * 60);
 
 /// Where the settings check stands between ticks.
 struct SettingsCheck {
@@ -197,7 +205,9 @@ impl Replicator {
         }
     }
 
-    /// Writes the applied state to Redis; returns its position when it was stored.
+    /// Writes the applied state to Redis as a new generation of chunks, encoded one at a
+    /// time while the previous ones are uploaded, then publishes its manifest; returns its
+    /// position when it was published.
     async fn write_snapshot(&self) -> redis::RedisResult<Option<u64>> {
         let AppliedState {
             position,
@@ -209,25 +219,78 @@ impl Replicator {
         let Some(epoch) = epoch else {
             return Ok(None);
         };
-        let data = tokio::task::spawn_blocking(move || snapshot::encode(position, &groups))
+        let started = Instant::now();
+        let mut conn = self.long_connection().await?;
+        let generation: u64 = redis::cmd("INCR")
+            .arg(&self.keys.snapshot_generation)
+            .query_async(&mut conn)
+            .await?;
+        let (sender, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_AHEAD);
+        let target = self.config.snapshot_chunk_bytes;
+        let encoder = tokio::task::spawn_blocking(move || {
+            for chunk in snapshot::Chunks::new(groups, generation, target) {
+                // The upload failed and dropped the receiver: stop.
+                if sender.blocking_send(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut keys = Vec::new();
+        let mut bytes = 0;
+        while let Some(chunk) = chunks.recv().await {
+            let key = self.keys.snapshot_chunk(generation, keys.len() as u32);
+            bytes += chunk.len();
+            // Until the manifest names them: the chunks of a writer that died go away.
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(chunk)
+                .arg("PX")
+                .arg(CHUNK_WRITE_TTL.as_millis() as u64)
+                .query_async::<()>(&mut conn)
+                .await?;
+            keys.push(key);
+        }
+        encoder
             .await
             .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-        let mut conn = self.long_connection().await?;
-        let stored: i64 = redis_side::publish_snapshot_script()
+        let script = redis_side::publish_snapshot_script();
+        let mut publish = script.prepare_invoke();
+        publish
             .key(&self.keys.snapshot)
             .key(&self.keys.stream)
-            .key(&self.keys.epoch)
+            .key(&self.keys.epoch);
+        for key in &keys {
+            publish.key(key);
+        }
+        publish
             .arg(position)
-            .arg(data.as_slice())
             .arg(unix_now())
             .arg(&epoch)
-            .invoke_async(&mut conn)
-            .await?;
-        if stored == 1 {
-            tracing::info!(position, bytes = data.len(), "wrote the snapshot to Redis");
-            Ok(Some(position))
-        } else {
-            Ok(None)
+            .arg(generation)
+            .arg(self.keys.snapshot_chunk_base())
+            .arg(OLD_CHUNKS_GRACE.as_millis() as u64);
+        let published: i64 = publish.invoke_async(&mut conn).await?;
+        match published {
+            1 => {
+                tracing::info!(
+                    position,
+                    generation,
+                    chunks = keys.len(),
+                    bytes,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "wrote the snapshot to Redis"
+                );
+                Ok(Some(position))
+            }
+            -1 => {
+                self.metrics.redis_errors.inc();
+                tracing::warn!(
+                    generation,
+                    "a snapshot chunk expired before the manifest was written; not published"
+                );
+                Ok(None)
+            }
+            _ => Ok(None),
         }
     }
 }

@@ -54,6 +54,8 @@ const LEASE_TICK: Duration = Duration::from_secs(1);
 const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How long snapshot uploads and downloads may take.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long an append waits before trying again while the keys' slot is migrating.
+const SLOT_MIGRATION_PAUSE: Duration = Duration::from_millis(50);
 /// The longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -145,8 +147,9 @@ impl Replicator {
                 Target::Direct(info)
             }
         };
-        let lease_connector = Connector::new(target.clone(), config.timeout);
-        let connector = Connector::new(target, config.timeout);
+        let keys = Keys::new(&config.key_prefix);
+        let lease_connector = Connector::new(target.clone(), config.timeout, keys.seq.clone());
+        let connector = Connector::new(target, config.timeout, keys.seq.clone());
         let replica_id = format!(
             "{}-{}-{:x}",
             hostname(),
@@ -154,7 +157,7 @@ impl Replicator {
             (unix_now() * 1e6) as u64
         );
         let replicator = Arc::new(Replicator {
-            keys: Keys::new(&config.key_prefix),
+            keys,
             config,
             store,
             expirer,
@@ -279,21 +282,37 @@ impl Replicator {
         self.metrics.families()
     }
 
+    /// Appends one entry. On a Redis Cluster, a `MOVED` (the slot moved; nothing was run) is
+    /// followed to the new owner at once, and an `ASK` or `TRYAGAIN` (the slot is moving: the
+    /// script's keys are split between two nodes, where no node runs it) is waited out until
+    /// the migration ends with a `MOVED`; the callers bound the whole by their timeout.
     async fn append(&self, origin: &str, payload: &[u8]) -> redis::RedisResult<u64> {
-        let mut connection = self.connector.commands().await?;
-        let appended = self
-            .append
-            .key(&self.keys.stream)
-            .key(&self.keys.seq)
-            .key(&self.keys.epoch)
-            .arg(origin)
-            .arg(payload)
-            .invoke_async(&mut connection)
-            .await;
-        if let Err(e) = &appended {
-            self.connector.failed(e).await;
+        let mut followed = false;
+        loop {
+            let mut connection = self.connector.commands().await?;
+            let appended = self
+                .append
+                .key(&self.keys.stream)
+                .key(&self.keys.seq)
+                .key(&self.keys.epoch)
+                .arg(origin)
+                .arg(payload)
+                .invoke_async(&mut connection)
+                .await;
+            let Err(e) = appended else {
+                return appended;
+            };
+            self.connector.failed(&e).await;
+            // A second MOVED in a row (the nodes disagree for a moment) waits like an ASK.
+            if connect::is_moved(&e) && !followed {
+                tracing::info!(err = %e, "the keys' slot moved; following it");
+                followed = true;
+            } else if e.is_cluster_error() {
+                tokio::time::sleep(SLOT_MIGRATION_PAUSE).await;
+            } else {
+                return Err(e);
+            }
         }
-        appended
     }
 
     /// Appends, then waits until `--storage.redis.min-replicas-acks` Redis replicas have

@@ -6,9 +6,16 @@
 //! - `{<prefix>}:changes`: the change stream. Entry IDs are `<seq>-0` with `seq` from
 //!   `{<prefix>}:seq`, incremented in the same script as the XADD, so that IDs are gapless
 //!   and a replica notices a gap (entries trimmed away before it read them) exactly.
-//! - `{<prefix>}:snapshot`: a hash with `seq` (the last entry the snapshot covers), `time`
-//!   (Unix seconds when it was written) and `data` (the snapshot encoding of
-//!   [`crate::persist::snapshot`]).
+//! - `{<prefix>}:snapshot`: the snapshot's manifest, a hash with `seq` (the last entry the
+//!   snapshot covers), `time` (Unix seconds when it was written), `epoch`, `generation` and
+//!   `chunks`: the snapshot is in the keys `{<prefix>}:snapshot:<generation>:<0..chunks>`,
+//!   each a chunk of the encoding of [`crate::persist::snapshot::Chunks`]. The chunks are
+//!   written first (with a time to live, so that those of a writer that died go away), the
+//!   manifest last, in a script that checks that every chunk is there: a reader never sees a
+//!   half-written snapshot. The previous generation's chunks expire a while later, so that a
+//!   replica still reading them can finish. Versions before the chunks kept the whole
+//!   snapshot in the manifest's `data` field (still read when there).
+//! - `{<prefix>}:snapshot-generation`: the counter that numbers snapshot generations.
 //! - `{<prefix>}:epoch`: the history's epoch, set by the first append to an empty Redis
 //!   (that entry's origin, unique across replicas and restarts). Every entry carries it in its `e` field and the
 //!   snapshot in its `epoch` field, so that a replica never mixes two histories: after a
@@ -30,8 +37,10 @@ pub struct Keys {
     pub stream: String,
     /// The entry counter.
     pub seq: String,
-    /// The snapshot hash.
+    /// The snapshot's manifest.
     pub snapshot: String,
+    /// The counter of snapshot generations.
+    pub snapshot_generation: String,
     /// The leader lease.
     pub leader: String,
     /// The history's epoch.
@@ -56,10 +65,23 @@ impl Keys {
             stream: format!("{base}:changes"),
             seq: format!("{base}:seq"),
             snapshot: format!("{base}:snapshot"),
+            snapshot_generation: format!("{base}:snapshot-generation"),
             leader: format!("{base}:leader"),
             epoch: format!("{base}:epoch"),
             settings: format!("{base}:settings"),
         }
+    }
+}
+
+impl Keys {
+    /// The key of chunk `index` of snapshot generation `generation`.
+    pub fn snapshot_chunk(&self, generation: u64, index: u32) -> String {
+        format!("{}{generation}:{index}", self.snapshot_chunk_base())
+    }
+
+    /// What every chunk key starts with (the scripts add `<generation>:<index>`).
+    pub fn snapshot_chunk_base(&self) -> String {
+        format!("{}:", self.snapshot)
     }
 }
 
@@ -111,24 +133,51 @@ return {leader, redis.call('GET', KEYS[2]), snapshot[1], snapshot[2]}
     )
 }
 
-/// Stores a snapshot unless a newer one is there or it belongs to another history than
-/// Redis holds now, then trims the stream below the previous snapshot's position, so that
-/// a replica a little behind never finds a gap (KEYS: snapshot, stream, epoch; ARGV: seq,
-/// data, time, epoch). Returns 1 when stored.
+/// Publishes a snapshot whose chunks were written, unless a newer one is there or it
+/// belongs to another history than Redis holds now; then lets the previous generation's
+/// chunks expire after a grace period and trims the stream below the previous snapshot's
+/// position, so that a replica a little behind never finds a gap (KEYS: manifest, stream,
+/// epoch, then every chunk in order; ARGV: seq, time, epoch, generation, chunk key base,
+/// grace in ms). Returns 1 when published, 0 when not (its chunks deleted), -1 when a chunk
+/// is missing (expired before publication).
+///
+/// The previous chunks' names come from the manifest, not from KEYS: they are under the
+/// same hash tag, so in the same slot on the same node, which Redis Cluster allows.
 pub fn publish_snapshot_script() -> Script {
     Script::new(
         r"
-if redis.call('GET', KEYS[3]) ~= ARGV[4] then
-  return 0
+local chunks = {}
+for i = 4, #KEYS do
+  chunks[#chunks + 1] = KEYS[i]
 end
+local stale = redis.call('GET', KEYS[3]) ~= ARGV[3]
 local previous = 0
-if redis.call('HGET', KEYS[1], 'epoch') == ARGV[4] then
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[3] then
   previous = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 end
-if tonumber(ARGV[1]) <= previous then
+if stale or tonumber(ARGV[1]) <= previous then
+  for _, chunk in ipairs(chunks) do
+    redis.call('DEL', chunk)
+  end
   return 0
 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'time', ARGV[3], 'data', ARGV[2], 'epoch', ARGV[4])
+for _, chunk in ipairs(chunks) do
+  if redis.call('EXISTS', chunk) == 0 then
+    return -1
+  end
+end
+for _, chunk in ipairs(chunks) do
+  redis.call('PERSIST', chunk)
+end
+local old = redis.call('HMGET', KEYS[1], 'generation', 'chunks')
+if old[1] then
+  for i = 0, tonumber(old[2] or '0') - 1 do
+    redis.call('PEXPIRE', ARGV[5] .. old[1] .. ':' .. i, ARGV[6])
+  end
+end
+redis.call('HDEL', KEYS[1], 'data')
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'time', ARGV[2], 'epoch', ARGV[3],
+  'generation', ARGV[4], 'chunks', #chunks)
 if previous > 0 then
   redis.call('XTRIM', KEYS[2], 'MINID', previous .. '-0')
 end
@@ -190,6 +239,8 @@ mod tests {
             &keys.leader,
             &keys.epoch,
             &keys.settings,
+            &keys.snapshot_generation,
+            &keys.snapshot_chunk(3, 7),
         ] {
             assert!(key.starts_with("{pgw}:"), "{key}");
         }
