@@ -8,7 +8,7 @@ import subprocess
 
 import requests
 
-from conftest import GATEWAY_BIN, bcrypt_hash, wait_until
+from conftest import CURL, GATEWAY_BIN, bcrypt_hash, wait_until
 
 PASSWORDS = {"team-a": "pw-a", "ops": "pw-ops"}
 
@@ -150,6 +150,12 @@ def test_a_verified_client_certificate_names_the_user_by_its_cn(gateway, cert_di
     # Once rules exist, a request without any user is refused rather than let through.
     anonymous = push("team-a-x", None)
     assert anonymous.status_code == 403 and "no user" in anonymous.text, anonymous.text
+    # Over HTTP/2 too (the name goes with every stream of the connection): the entry grants
+    # no scrape.
+    h2 = subprocess.run([CURL, "-sS", "--max-time", "10", "--http2", "--cacert", str(cert_dir / "ca.pem"),
+                         "--cert", client[0], "--key", client[1], "-w", " %{http_version} %{http_code}",
+                         f"{gw.url}/metrics"], capture_output=True, text=True, timeout=20)
+    assert h2.stdout.endswith(" 2 403") and "good-client" in h2.stdout, h2.stdout + h2.stderr
 
 
 def test_unverified_client_certificates_name_nobody(tmp_path, cert_dir):
