@@ -103,7 +103,7 @@ def test_plain_rules_file_is_the_rendered_default():
         "HELM=<helm> python3 ci/chart/rules_file.py --write")
     # The defaults: no replication alerts, no runbook links, the gateway's job "pushgateway".
     names = [r["alert"] for r in all_rules(yaml.safe_load(PLAIN.read_text()))]
-    assert "PushgatewayReplicationLag" not in names and len(set(names)) == 7, names
+    assert "PushgatewayReplicationLag" not in names and len(set(names)) == 8, names
     assert 'up{job="pushgateway"}' in PLAIN.read_text() and "runbook_url" not in PLAIN.read_text()
 
 
@@ -123,7 +123,7 @@ def test_promtool_check_rules(name, tmp_path):
     else:
         sets = tuple(f"prometheusRule.alerts.{a}.enabled=false" for a in (
             "groupPushFailed", "groupStale", "gatewayDown", "gatewayNotReady", "pushesRejected",
-            "memoryNearLimit", "groupsExpired", "replication"))
+            "memoryNearLimit", "groupsExpired", "quotaNearLimit", "replication"))
         spec = rules_of(render(None, ("prometheusRule.enabled=true", *sets)))
         assert spec == {"groups": []}
         path = write_rules(tmp_path / "rules.yaml", spec)
@@ -207,7 +207,7 @@ def test_every_alert_has_a_summary_a_description_and_a_runbook(full_rules):
     assert set(names) == {
         "PushgatewayGroupPushFailed", "PushgatewayGroupStale", "PushgatewayDown", "PushgatewayNotReady",
         "PushgatewayPushesRejected", "PushgatewayMemoryNearLimit", "PushgatewayGroupsExpired",
-        "PushgatewayReplicationLag", "PushgatewayReplicationApplyErrors", "PushgatewayRedisErrors",
+        "PushgatewayQuotaNearLimit", "PushgatewayReplicationLag", "PushgatewayReplicationApplyErrors", "PushgatewayRedisErrors",
         "PushgatewayReplicationSnapshotStale"}
 
 
@@ -398,11 +398,14 @@ def handler_values(expr):
 
 
 @pytest.fixture(scope="module")
-def live_scrape():
-    """The /metrics of our gateway after a push, a delete and a readiness check."""
+def live_scrape(tmp_path_factory):
+    """The /metrics of our gateway after a push, a delete and a readiness check, with a quota
+    (whose metrics exist only with quotas)."""
     if not GATEWAY_BIN:
         pytest.skip("GATEWAY_BIN is not set (ci/suites/60-chart.sh builds and sets it)")
-    gw = Gateway([])
+    config = tmp_path_factory.mktemp("live") / "pushgateway.toml"
+    config.write_text('[[quota]]\nlabels = { job = "batch" }\nmax_series = 100\nmax_groups = 10\n')
+    gw = Gateway([f"--config.file={config}"])
     base = gw.base
     try:
         gw.wait_ready()

@@ -3,6 +3,8 @@
 #   - TLS (curl --cacert, requests, prometheus_client over https), plain http to the TLS port,
 #     min_version; mutual TLS (RequireAndVerifyClientCert, VerifyClientCertIfGiven);
 #   - basic auth on every endpoint, prometheus_client's basic_auth_handler;
+#   - scoped users ([[access]] in --config.file): basic-auth users and client certificate CNs,
+#     403s with the reason, the refusal counter, reloads, rules that cannot apply refused;
 #   - reload of --web.config.file (password rotation, invalid versions kept out, invalid at start);
 #   - http_server_config.headers and http2 (ALPN, curl --http2); rate_limit (429, probes exempt, reload);
 #   - push/storage limits (413/429, the reason, the store unchanged);

@@ -12,6 +12,7 @@
 #   - Sentinel (redis-sentinel, Debian): gateways given only the Sentinels, the primary killed
 #     under load (with and without a frozen Redis replica), WAIT refusing unconfirmed pushes;
 #   - history epochs after FLUSHALL, settings fingerprints, keys moved under the hash tag;
+#   - quotas: racing pushes through three replicas get one verdict and the same usage;
 #   - a 3-node Redis Cluster (redis-cli --cluster create): gateways given a node without the
 #     keys' slot follow MOVED, also when the slot moves to another node under load.
 # Arguments are passed to pytest: ci/suites/47-replication.sh -k snapshot

@@ -1,6 +1,7 @@
 //! The optional TOML configuration file (`--config.file`): flag values under `[flags]`
 //! (a flag given on the command line wins) and what does not fit flags, the expiry rules
-//! under `[expiry]`. Unknown keys, unknown flags and wrong types are rejected with the
+//! under `[expiry]`, the users' access rules (`[[access]]`) and the quotas (`[[quota]]`,
+//! both in [`access`]). Unknown keys, unknown flags and wrong types are rejected with the
 //! line and the reason.
 //!
 //! ```toml
@@ -18,17 +19,33 @@
 //! [[expiry.rules]]
 //! labels_regex = { job = "batch-.*" }   # fully anchored regular expressions
 //! ttl = "30m"
+//!
+//! [[access]]                    # what one user may do; users without an entry: anything
+//! user = "team-a"
+//! push = { job = "team-a-.*" }  # push and delete only groups matching (anchored)
+//! scrape = false                # GET /metrics, /api/v1/*, the UI
+//! admin = false                 # wipe, deletes by matcher, /-/reload, /-/quit
+//!
+//! [[quota]]
+//! name = "team-a"
+//! labels_regex = { job = "team-a-.*" }
+//! max_series = 100000
+//! max_groups = 500
 //! ```
+
+mod access;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::duration::parse_go_duration;
 use crate::expiry::{ExpiryPolicy, ExpiryRule};
+use crate::label_match::{anchored, LabelMatcher};
+use crate::store::Quota;
+use crate::web::AccessRules;
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +64,10 @@ struct FileFormat {
     flags: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
     expiry: ExpiryFormat,
+    #[serde(default)]
+    access: Vec<Spanned<access::AccessFormat>>,
+    #[serde(default)]
+    quota: Vec<Spanned<access::QuotaFormat>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +95,10 @@ pub struct ConfigFile {
     pub args: Vec<(String, String)>,
     /// The expiry rules.
     pub expiry: ExpiryPolicy,
+    /// The users' access rules.
+    pub access: AccessRules,
+    /// The quotas.
+    pub quotas: Vec<Quota>,
 }
 
 /// Reads and checks a configuration file; `known_flag` tells whether a long flag exists
@@ -89,10 +114,8 @@ pub fn load(
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let error = |span: std::ops::Range<usize>, reason: String| ConfigFileError {
-        path: path.to_path_buf(),
-        reason: format!("line {}: {reason}", line_of(&text, span.start)),
-    };
+    let source = Source { path, text: &text };
+    let error = |span: std::ops::Range<usize>, reason: String| source.error(span, reason);
     let format: FileFormat = toml::from_str(&text).map_err(|e| ConfigFileError {
         path: path.to_path_buf(),
         reason: match e.span() {
@@ -153,32 +176,59 @@ pub fn load(
     let mut rules = Vec::new();
     for rule in &format.expiry.rules {
         let ttl = duration(&rule.ttl)?;
-        if rule.labels.is_empty() && rule.labels_regex.is_empty() {
+        let matcher = source.matcher(&rule.labels, &rule.labels_regex)?;
+        if matcher.is_empty() {
             return Err(error(
                 rule.ttl.span(),
                 "a rule needs labels or labels_regex to match".into(),
             ));
         }
-        let mut labels_regex = Vec::new();
-        for (name, expression) in &rule.labels_regex {
-            let regex = Regex::new(&format!("^(?:{})$", expression.get_ref())).map_err(|e| {
-                error(
-                    expression.span(),
-                    format!("invalid regular expression: {e}"),
-                )
-            })?;
-            labels_regex.push((name.clone(), regex));
-        }
-        rules.push(ExpiryRule {
-            labels: rule.labels.clone(),
-            labels_regex,
-            ttl,
-        });
+        rules.push(ExpiryRule { matcher, ttl });
     }
     Ok(ConfigFile {
         args,
         expiry: ExpiryPolicy { default_ttl, rules },
+        access: access::access_rules(&source, &format.access)?,
+        quotas: access::quotas(&source, &format.quota)?,
     })
+}
+
+/// The file's text, to turn positions into line numbers in errors.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(&self, span: std::ops::Range<usize>, reason: String) -> ConfigFileError {
+        ConfigFileError {
+            path: self.path.to_path_buf(),
+            reason: format!("line {}: {reason}", line_of(self.text, span.start)),
+        }
+    }
+
+    /// Exact values and anchored expressions of grouping labels, as rules and quotas
+    /// write them.
+    fn matcher(
+        &self,
+        labels: &BTreeMap<String, String>,
+        labels_regex: &BTreeMap<String, Spanned<String>>,
+    ) -> Result<LabelMatcher, ConfigFileError> {
+        let mut compiled = Vec::new();
+        for (name, expression) in labels_regex {
+            let regex = anchored(expression.get_ref()).map_err(|e| {
+                self.error(
+                    expression.span(),
+                    format!("invalid regular expression: {e}"),
+                )
+            })?;
+            compiled.push((name.clone(), regex));
+        }
+        Ok(LabelMatcher {
+            labels: labels.clone(),
+            labels_regex: compiled,
+        })
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -227,6 +277,26 @@ mod tests {
     }
 
     #[test]
+    fn reads_access_rules_and_quotas() {
+        let file = load_text(
+            "[[access]]\nuser = \"team-a\"\npush = { job = \"team-a-.*\" }\n\n[[access]]\nuser = \"ops\"\nadmin = true\nscrape = true\n\n[[quota]]\nlabels_regex = { job = \"team-a-.*\" }\nmax_series = 100\n\n[[quota]]\nname = \"backup\"\nlabels = { job = \"backup\" }\nmax_groups = 3\n",
+        )
+        .expect("valid");
+        assert!(!file.access.is_empty());
+        let names: Vec<_> = file.quotas.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [r#"{job=~"team-a-.*"}"#, "backup"],
+            "the default name is the selector"
+        );
+        assert_eq!(
+            (file.quotas[0].max_series, file.quotas[0].max_groups),
+            (Some(100), None)
+        );
+        assert_eq!(file.quotas[1].max_groups, Some(3));
+    }
+
+    #[test]
     fn rejections_name_the_line() {
         for (text, line, words) in [
             ("[flags]\n\"no.such\" = \"x\"\n", 2, "unknown flag"),
@@ -238,6 +308,35 @@ mod tests {
                 "\n\n[[expiry.rules]]\nlabels_regex = { job = \"(\" }\nttl = \"1m\"\n",
                 4,
                 "regular expression",
+            ),
+            ("[[access]]\nuser = \"a\"\nbogus = 1\n", 3, "unknown field"),
+            ("[[access]]\nuser = \"\"\n", 2, "must not be empty"),
+            (
+                "[[access]]\nuser = \"a\"\n[[access]]\nuser = \"a\"\n",
+                4,
+                "second entry",
+            ),
+            (
+                "[[access]]\nuser = \"a\"\npush = { job = \"[\" }\n",
+                3,
+                "regular expression",
+            ),
+            ("[[quota]]\nmax_series = 5\n", 1, "labels"),
+            ("[[quota]]\nlabels = { job = \"a\" }\n", 1, "max_series or max_groups"),
+            (
+                "[[quota]]\nlabels = { job = \"a\" }\nmax_groups = 0\n",
+                3,
+                "at least 1",
+            ),
+            (
+                "[[quota]]\nlabels = { job = \"a\" }\nmax_series = -1\n",
+                3,
+                "at least 1",
+            ),
+            (
+                "[[quota]]\nname = \"q\"\nlabels = { job = \"a\" }\nmax_series = 1\n\n[[quota]]\nname = \"q\"\nlabels = { job = \"b\" }\nmax_series = 1\n",
+                6,
+                "taken",
             ),
         ] {
             let error = load_text(text)

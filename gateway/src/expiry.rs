@@ -5,15 +5,14 @@
 //! by a fully anchored regular expression), else the default; with none, groups live
 //! forever, as upstream.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use regex::Regex;
 
 use crate::duration::parse_go_duration;
+use crate::label_match::LabelMatcher;
 use crate::model::GroupingKey;
 use crate::store::{GroupTtl, PushError, Store};
 
@@ -59,27 +58,13 @@ impl TtlBounds {
     }
 }
 
-/// One rule: all its conditions must hold.
+/// One rule: the groups it matches, and their TTL.
 #[derive(Debug, Clone)]
 pub struct ExpiryRule {
-    /// Grouping labels that must have exactly these values.
-    pub labels: BTreeMap<String, String>,
-    /// Grouping labels whose values must match these expressions completely.
-    pub labels_regex: Vec<(String, Regex)>,
+    /// The groups it applies to (all conditions must hold).
+    pub matcher: LabelMatcher,
     /// The TTL of matching groups.
     pub ttl: Duration,
-}
-
-impl ExpiryRule {
-    fn matches(&self, key: &GroupingKey) -> bool {
-        self.labels
-            .iter()
-            .all(|(name, value)| key.get(name).is_some_and(|v| **v == **value))
-            && self
-                .labels_regex
-                .iter()
-                .all(|(name, regex)| regex.is_match(key.get(name).map_or("", |v| v)))
-    }
 }
 
 /// The expiry settings.
@@ -101,7 +86,7 @@ impl ExpiryPolicy {
     pub fn ttl_for(&self, key: &GroupingKey) -> Option<Duration> {
         self.rules
             .iter()
-            .find(|rule| rule.matches(key))
+            .find(|rule| rule.matcher.matches(key))
             .map(|rule| rule.ttl)
             .or(self.default_ttl)
     }
@@ -225,16 +210,20 @@ mod tests {
             default_ttl: Some(Duration::from_secs(100)),
             rules: vec![
                 ExpiryRule {
-                    labels: [("job".to_string(), "backup".to_string())].into(),
-                    labels_regex: vec![],
+                    matcher: LabelMatcher {
+                        labels: [("job".to_string(), "backup".to_string())].into(),
+                        labels_regex: vec![],
+                    },
                     ttl: Duration::from_secs(10),
                 },
                 ExpiryRule {
-                    labels: BTreeMap::new(),
-                    labels_regex: vec![(
-                        "job".into(),
-                        Regex::new("^(?:batch-.*)$").expect("regex"),
-                    )],
+                    matcher: LabelMatcher {
+                        labels: Default::default(),
+                        labels_regex: vec![(
+                            "job".into(),
+                            crate::label_match::anchored("batch-.*").expect("regex"),
+                        )],
+                    },
                     ttl: Duration::from_secs(1000),
                 },
             ],

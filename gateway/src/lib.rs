@@ -11,7 +11,8 @@
 //! - [`grouping`]: the grouping key in a push URL; [`selector`]: PromQL label selectors
 //!   over grouping keys.
 //! - [`store`]: groups, push semantics, the consistency index.
-//! - [`expiry`]: opt-in removal of stale groups.
+//! - [`expiry`]: opt-in removal of stale groups; [`label_match`]: conditions on grouping
+//!   labels (expiry rules, quotas, push scopes).
 //! - [`expose`]: snapshots to the exposition formats.
 //! - [`persist`]: write-ahead log, snapshots, restore.
 //! - [`replicate`]: replicated state through a Redis stream (`--storage=redis`).
@@ -29,6 +30,7 @@ pub mod duration;
 pub mod expiry;
 pub mod expose;
 pub mod grouping;
+pub mod label_match;
 pub mod listen;
 pub mod logfmt;
 pub mod model;
@@ -68,6 +70,9 @@ pub enum StartError {
     /// Replication cannot start.
     #[error(transparent)]
     Replication(#[from] replicate::ReplicationError),
+    /// The access rules of the configuration file cannot apply.
+    #[error("config file: {0}")]
+    Access(String),
 }
 
 /// Runs the gateway on `listeners` until `shutdown` resolves or `/-/quit` is called.
@@ -84,6 +89,7 @@ pub async fn run(
         reserved: telemetry::own_metric_types(),
         limits: config.limits,
     });
+    store.set_quotas(config.quotas.clone());
     let security = config
         .web
         .web_config_file
@@ -91,6 +97,8 @@ pub async fn run(
         .map(webconfig::WebConfigSource::open)
         .transpose()?
         .map(Arc::new);
+    // Rules that could not restrict anyone stop the start, as a bad web config does.
+    web::check_access_rules(security.as_deref(), &config.access).map_err(StartError::Access)?;
     let persister = match config.persistence.clone() {
         Some(persist_config) => {
             let store = store.clone();
@@ -125,7 +133,8 @@ pub async fn run(
             security,
             expirer,
             config_file: config.config_file.clone(),
-            read_expiry: |path| Config::reload_expiry(path).map_err(|e| e.to_string()),
+            read_rules: |path| Config::reload_rules(path).map_err(|e| e.to_string()),
+            access: config.access.clone(),
             replicator: replicator.clone(),
         },
     ));

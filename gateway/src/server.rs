@@ -21,7 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::web::{handle, App};
+use crate::web::{handle, App, ClientCertUser};
+use crate::webconfig::common_name;
 
 mod http2;
 
@@ -65,17 +66,24 @@ pub async fn serve(listeners: Vec<TcpListener>, app: Arc<App>, shutdown: impl Fu
         let graceful = graceful.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = app.security.as_ref().and_then(|s| s.current().tls.clone());
+            let security = app.security.as_ref().map(|s| s.current());
+            let tls = security.as_ref().and_then(|s| s.tls.clone());
+            let verified = security.is_some_and(|s| s.verifies_client_certs());
             match tls {
-                None => serve_connection(stream, peer, app, &graceful).await,
+                None => serve_connection(stream, peer, app, &graceful, None).await,
                 Some(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     let limit = HANDSHAKE_TIMEOUT.min(app.config.header_read_timeout);
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                            http2::serve(stream, peer, app, &graceful).await
+                        Ok(Ok(stream)) => {
+                            let connection = stream.get_ref().1;
+                            let user = verified.then(|| client_cert_user(connection)).flatten();
+                            if connection.alpn_protocol() == Some(b"h2") {
+                                http2::serve(stream, peer, app, &graceful, user).await
+                            } else {
+                                serve_connection(stream, peer, app, &graceful, user).await
+                            }
                         }
-                        Ok(Ok(stream)) => serve_connection(stream, peer, app, &graceful).await,
                         Ok(Err(e)) => {
                             tracing::debug!(source = %peer, err = %e, "TLS handshake failed")
                         }
@@ -117,13 +125,27 @@ async fn accept_any(
     .await
 }
 
-async fn serve_connection<I>(io: I, peer: SocketAddr, app: Arc<App>, graceful: &GracefulShutdown)
-where
+/// The user a verified client certificate names (its subject's CN).
+fn client_cert_user(connection: &rustls::ServerConnection) -> Option<ClientCertUser> {
+    let certificate = connection.peer_certificates()?.first()?;
+    common_name(certificate.as_ref()).map(|name| ClientCertUser(name.into()))
+}
+
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Arc<App>,
+    graceful: &GracefulShutdown,
+    user: Option<ClientCertUser>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let timeout = app.config.header_read_timeout;
-    let service = service_fn(move |request| {
+    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         let app = app.clone();
+        if let Some(user) = &user {
+            request.extensions_mut().insert(user.clone());
+        }
         async move { Ok::<_, std::convert::Infallible>(handle(app, request, peer).await) }
     });
     let connection = http1::Builder::new()

@@ -22,7 +22,12 @@ use crate::model::{Label, Metric, MetricFamily, MetricType, Value};
 use crate::registry::registry_families;
 use crate::store::Stats;
 
+mod rules;
 mod summary;
+pub use rules::{
+    access_families, quota_families, ACCESS_DENIED, QUOTA_GROUPS, QUOTA_MAX_GROUPS,
+    QUOTA_MAX_SERIES, QUOTA_SERIES,
+};
 use summary::SlidingSummary;
 
 /// Counts HTTP requests by handler, status code and method (scrapes excluded).
@@ -98,6 +103,7 @@ pub fn own_metric_types() -> HashMap<String, MetricType> {
     ]
     .into_iter()
     .chain(crate::replicate::metrics::TYPES)
+    .chain(rules::TYPES)
     .map(|(name, t)| (name.to_string(), t))
     .collect()
 }

@@ -26,11 +26,13 @@ use rustls::ServerConfig;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+mod client_name;
 mod client_sans;
 mod file_stamp;
 mod guesses;
 pub mod rate_limit;
 mod tls;
+pub use client_name::common_name;
 use file_stamp::{load_stamped, FileStamp};
 use rate_limit::{RateLimit, RateLimiter};
 use tls::{build_tls, TlsFormat};
@@ -249,6 +251,29 @@ impl WebSecurity {
         } else {
             Verdict::Denied
         }
+    }
+
+    /// The user names of `basic_auth_users`.
+    pub fn basic_auth_users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
+    /// Whether client certificates are verified against the client CAs (only then can
+    /// their common name name a user).
+    pub fn verifies_client_certs(&self) -> bool {
+        self.protections.client_certs || self.protections.allowed_sans
+    }
+
+    /// The user of a request that [`WebSecurity::authorize`] let pass: its basic-auth user
+    /// name, when basic auth is configured.
+    pub fn basic_auth_user(&self, authorization: Option<&HeaderValue>) -> Option<String> {
+        if self.users.is_empty() {
+            return None;
+        }
+        authorization
+            .and_then(parse_basic)
+            .map(|(user, _)| user)
+            .filter(|user| self.users.contains_key(user))
     }
 
     fn cached(&self, key: &[u8; 32]) -> Option<Verdict> {

@@ -82,7 +82,7 @@ labels:
 {{- $groupAlerts := or $a.groupPushFailed.enabled $a.groupStale.enabled }}
 {{- $redisMax := include "pushgateway.redis.maxMemoryBytes" . | atoi }}
 {{- $redisMemory := and $a.redisMemory.enabled .Values.redis.enabled (gt $redisMax 0) }}
-{{- $gatewayAlerts := or $a.gatewayDown.enabled $a.gatewayNotReady.enabled $a.pushesRejected.enabled $a.memoryNearLimit.enabled $a.groupsExpired.enabled $a.replication.enabled $redisMemory -}}
+{{- $gatewayAlerts := or $a.gatewayDown.enabled $a.gatewayNotReady.enabled $a.pushesRejected.enabled $a.memoryNearLimit.enabled $a.groupsExpired.enabled $a.quotaNearLimit.enabled $a.replication.enabled $redisMemory -}}
 groups:{{ if not (or $groupAlerts $gatewayAlerts) }} []{{ end }}
 {{- if $groupAlerts }}
   - name: pushgateway.groups
@@ -248,6 +248,28 @@ groups:{{ if not (or $groupAlerts $gatewayAlerts) }} []{{ end }}
             {{`{{ $value | humanize }}`}} groups in the last {{ $a.groupsExpired.window }}: their jobs stopped
             pushing for longer than the expiry rules allow. The log names each group.
           {{- with include "pushgateway.rules.runbook" (list . "PushgatewayGroupsExpired") }}
+          runbook_url: {{ . }}
+          {{- end }}
+    {{- end }}
+    {{- if $a.quotaNearLimit.enabled }}
+    {{- $q := include "pushgateway.rules.matchers" (list $gw) }}
+      - alert: PushgatewayQuotaNearLimit
+        expr: |-
+          max without (instance, {{ $replicas }}) (
+            label_replace(pushgateway_quota_series{{ $q }} / pushgateway_quota_max_series{{ $q }}, "limit", "series", "", "")
+              or
+            label_replace(pushgateway_quota_groups{{ $q }} / pushgateway_quota_max_groups{{ $q }}, "limit", "groups", "", "")
+          ) > {{ $a.quotaNearLimit.threshold }}
+        for: {{ $a.quotaNearLimit.for }}
+        {{- include "pushgateway.rules.labels" (list . $a.quotaNearLimit) | nindent 8 }}
+        annotations:
+          summary: A Pushgateway quota is nearly used up.
+          description: >-
+            The quota {{`{{ $labels.quota }}`}} of the gateway (job {{`{{ $labels.job }}`}}) is at
+            {{`{{ $value | humanizePercentage }}`}} of its {{`{{ $labels.limit }}`}} limit (every
+            replica counts the same usage); pushes that would take it past the limit are refused
+            with 429.
+          {{- with include "pushgateway.rules.runbook" (list . "PushgatewayQuotaNearLimit") }}
           runbook_url: {{ . }}
           {{- end }}
     {{- end }}

@@ -241,6 +241,19 @@ pub async fn start(
         work.join(format!("{name}.db")).display()
     )];
     flags.extend(extra.iter().cloned());
+    start_ours(args, work, name, &flags, auth).await
+}
+
+/// Starts ours with `flags` and every `--ours-arg` (its log in `work`), and waits until
+/// `/-/healthy` answers (with `auth` when basic auth is on).
+pub async fn start_ours(
+    args: &Args,
+    work: &std::path::Path,
+    name: &str,
+    flags: &[String],
+    auth: Option<&str>,
+) -> Result<Gateway> {
+    let mut flags = flags.to_vec();
     flags.extend(args.ours_arg.iter().cloned());
     let log = work.join(format!("{name}.log"));
     let gateway = Gateway::start(&args.ours, PortReport::AddressFile, &flags, &log).await?;
@@ -317,16 +330,22 @@ pub async fn run(args: &Args, work: &std::path::Path) -> Result<()> {
     drop(gateway);
     let md = markdown(&rows);
     println!("\n{md}");
-    let out = args.out.with_file_name("attack.md");
+    write_beside_out(args, "attack.md", &md)
+}
+
+/// Writes `md` to `name` in the directory of `--out`, and says where.
+pub fn write_beside_out(args: &Args, name: &str, md: &str) -> Result<()> {
+    let out = args.out.with_file_name(name);
     if let Some(parent) = out.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    std::fs::write(&out, &md).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(&out, md).map_err(|e| format!("{}: {e}", out.display()))?;
     println!("written to {}", out.display());
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
+/// A duration in milliseconds.
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 

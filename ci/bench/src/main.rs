@@ -31,6 +31,7 @@ mod matcher;
 mod measure;
 mod process;
 mod procnet;
+mod quotas;
 mod redis_mode;
 mod report;
 
@@ -52,7 +53,7 @@ pub struct Args {
     #[arg(long)]
     pub ours: PathBuf,
     /// The upstream reference binary (not needed with `--attack`).
-    #[arg(long, required_unless_present_any = ["attack", "matcher_delete"])]
+    #[arg(long, required_unless_present_any = ["attack", "matcher_delete", "quotas"])]
     pub reference: Option<PathBuf>,
     /// Instead of the comparison: the CPU cost of hostile requests to ours at its
     /// default limits, next to a normal push (see `attack.rs`).
@@ -63,6 +64,10 @@ pub struct Args {
     /// `matcher.rs`).
     #[arg(long)]
     pub matcher_delete: bool,
+    /// Instead of the comparison: the latency of pushes to ours with 100 quota rules in
+    /// place, next to none (see `quotas.rs`).
+    #[arg(long)]
+    pub quotas: bool,
     /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
@@ -672,10 +677,13 @@ async fn run(args: Args) -> Result<()> {
     if args.matcher_delete {
         return matcher::run(&args, &work).await;
     }
+    if args.quotas {
+        return quotas::run(&args, &work).await;
+    }
     let reference_bin = args
         .reference
         .clone()
-        .ok_or("--reference is required without --attack")?;
+        .ok_or("--reference is required without --attack, --matcher-delete or --quotas")?;
     let started = Instant::now();
     let mut env = report::Env {
         ours: version_of(&args.ours),

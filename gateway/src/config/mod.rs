@@ -18,7 +18,7 @@ use crate::model::{is_reserved_label_name, NameValidation, INSTANCE_LABEL, JOB_L
 use crate::otlp;
 use crate::parse::ParseLimits;
 use crate::persist::PersistConfig;
-use crate::store::{Consistency, Limits};
+use crate::store::{Consistency, Limits, Quota};
 
 mod flags;
 mod redis;
@@ -27,7 +27,7 @@ mod status;
 pub use crate::duration::{parse_go_duration, MAX_GO_DURATION};
 pub use crate::replicate::{ExposeMode, LocalCopy, RedisConfig, SentinelConfig};
 pub use crate::telemetry::{LogFormat, LogLevel};
-pub use crate::web::{ListenAddress, WebConfig};
+pub use crate::web::{AccessRules, FileRules, ListenAddress, WebConfig};
 pub use flags::{Flags, StorageMode};
 pub use redis::{REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV};
 pub use status::redact_url;
@@ -72,6 +72,10 @@ pub struct Config {
     pub limits: Limits,
     /// Expiry rules from the configuration file.
     pub expiry: ExpiryPolicy,
+    /// Access rules from the configuration file.
+    pub access: AccessRules,
+    /// Quotas from the configuration file.
+    pub quotas: Vec<Quota>,
     /// The configuration file, for reloads.
     pub config_file: Option<PathBuf>,
     /// Replicated state, when `--storage=redis`.
@@ -90,7 +94,7 @@ impl Config {
     {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let Some(path) = config_file_arg(&args) else {
-            return Config::from_flags(Flags::try_parse_from(args)?, ExpiryPolicy::default());
+            return Config::from_flags(Flags::try_parse_from(args)?, FileRules::default());
         };
         let file = load_config_file(&path)?;
         // The file's flags go first, so that the command line overrides them.
@@ -116,22 +120,28 @@ impl Config {
             });
         }
         combined.extend(args.iter().skip(1).cloned());
-        Config::from_flags(Flags::try_parse_from(combined)?, file.expiry)
+        Config::from_flags(Flags::try_parse_from(combined)?, rules_of(file))
     }
 
-    /// Reads the expiry rules from the configuration file again (SIGHUP, `/-/reload`).
+    /// Reads the rules (expiry, access, quotas) from the configuration file again (SIGHUP,
+    /// `/-/reload`).
     ///
     /// # Errors
     /// [`ConfigError::File`] with the line and reason; the caller keeps the old rules.
-    pub fn reload_expiry(path: &Path) -> Result<ExpiryPolicy, ConfigError> {
-        Ok(load_config_file(path)?.expiry)
+    pub fn reload_rules(path: &Path) -> Result<FileRules, ConfigError> {
+        Ok(rules_of(load_config_file(path)?))
     }
 
     /// Validates parsed flags.
     ///
     /// # Errors
     /// [`ConfigError`] for anything that cannot be used.
-    pub fn from_flags(flags: Flags, expiry: ExpiryPolicy) -> Result<Config, ConfigError> {
+    pub fn from_flags(flags: Flags, rules: FileRules) -> Result<Config, ConfigError> {
+        let FileRules {
+            expiry,
+            access,
+            quotas,
+        } = rules;
         let redis = redis_config(&flags)?;
         let listen = flags
             .listen_address
@@ -185,6 +195,8 @@ impl Config {
             log_format: flags.log_format,
             flags: flag_values,
             expiry,
+            access,
+            quotas,
             config_file: (!flags.config_file.is_empty()).then(|| PathBuf::from(&flags.config_file)),
             redis,
             limits: Limits {
@@ -266,6 +278,15 @@ fn config_file_arg(args: &[std::ffi::OsString]) -> Option<PathBuf> {
         }
     }
     found.filter(|p| !p.is_empty()).map(PathBuf::from)
+}
+
+/// The reloadable part of a configuration file.
+fn rules_of(file: ConfigFile) -> FileRules {
+    FileRules {
+        expiry: file.expiry,
+        access: file.access,
+        quotas: file.quotas,
+    }
 }
 
 fn load_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {

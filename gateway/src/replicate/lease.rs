@@ -142,7 +142,11 @@ impl Replicator {
         conn: &mut MultiplexedConnection,
         check: &mut SettingsCheck,
     ) -> redis::RedisResult<()> {
-        let mine = settings::describe(&self.config.check_settings, &self.expirer.policy());
+        let mine = settings::describe(
+            &self.config.check_settings,
+            &self.expirer.policy(),
+            &self.store.quotas(),
+        );
         // Rules changed by a reload: the operator asked for them.
         let reloaded = check
             .last_described

@@ -1,5 +1,6 @@
 //! The settings every replica must share, because they decide the verdict on an entry or
-//! what a replica accepts: the `--push.*` and `--storage.max-*` flags and the expiry rules.
+//! what a replica accepts: the `--push.*` and `--storage.max-*` flags, the expiry rules and
+//! the quotas.
 //! Their description is stored in Redis next to the stream (`{<prefix>}:settings`); a
 //! replica whose own differs stays unready and refuses pushes until it is resolved.
 //!
@@ -13,12 +14,13 @@ use std::fmt::Write;
 use redis::Script;
 
 use crate::expiry::ExpiryPolicy;
+use crate::store::Quota;
 
 /// Lines shown at most in a mismatch's reason.
 const SHOWN_DIFFERENCES: usize = 5;
 
 /// The description: one `name=value` line per setting, in a fixed order.
-pub fn describe(flags: &[(String, String)], policy: &ExpiryPolicy) -> String {
+pub fn describe(flags: &[(String, String)], policy: &ExpiryPolicy, quotas: &[Quota]) -> String {
     let mut text = String::new();
     for (name, value) in flags {
         let _ = writeln!(text, "{name}={value}");
@@ -27,13 +29,16 @@ pub fn describe(flags: &[(String, String)], policy: &ExpiryPolicy) -> String {
     let _ = writeln!(text, "expiry.default_ttl={}", ttl(policy.default_ttl));
     for (i, rule) in policy.rules.iter().enumerate() {
         let _ = write!(text, "expiry.rule.{i}=");
-        for (name, value) in &rule.labels {
+        for (name, value) in &rule.matcher.labels {
             let _ = write!(text, "{name}={value:?},");
         }
-        for (name, regex) in &rule.labels_regex {
+        for (name, regex) in &rule.matcher.labels_regex {
             let _ = write!(text, "{name}=~{:?},", regex.as_str());
         }
         let _ = writeln!(text, "ttl={:?}", rule.ttl);
+    }
+    for (i, quota) in quotas.iter().enumerate() {
+        let _ = writeln!(text, "quota.{i}={}", quota.describe());
     }
     text
 }
@@ -104,19 +109,30 @@ mod tests {
         let rule = ExpiryPolicy {
             default_ttl: None,
             rules: vec![ExpiryRule {
-                labels: [("job".to_string(), "a\nb".to_string())].into(),
-                labels_regex: vec![],
+                matcher: crate::label_match::LabelMatcher {
+                    labels: [("job".to_string(), "a\nb".to_string())].into(),
+                    labels_regex: vec![],
+                },
                 ttl: Duration::from_secs(60),
             }],
         };
-        assert_eq!(describe(&flags("10"), &none), describe(&flags("10"), &none));
-        assert_ne!(describe(&flags("10"), &none), describe(&flags("11"), &none));
-        assert_ne!(describe(&flags("10"), &none), describe(&flags("10"), &rule));
+        assert_eq!(
+            describe(&flags("10"), &none, &[]),
+            describe(&flags("10"), &none, &[])
+        );
+        assert_ne!(
+            describe(&flags("10"), &none, &[]),
+            describe(&flags("11"), &none, &[])
+        );
+        assert_ne!(
+            describe(&flags("10"), &none, &[]),
+            describe(&flags("10"), &rule, &[])
+        );
         // A label value cannot forge a line of its own.
-        assert_eq!(describe(&flags("10"), &rule).lines().count(), 4);
+        assert_eq!(describe(&flags("10"), &rule, &[]).lines().count(), 4);
         let why = differences(
-            &describe(&flags("10"), &none),
-            &describe(&flags("11"), &none),
+            &describe(&flags("10"), &none, &[]),
+            &describe(&flags("11"), &none, &[]),
         );
         assert!(
             why.contains("here [push.max-series=10]")

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use crate::web::{handle, App};
+use crate::web::{handle, App, ClientCertUser};
 
 /// Streams one client may have open at once, Go's default.
 const MAX_CONCURRENT_STREAMS: u32 = 250;
@@ -29,16 +29,24 @@ const MAX_CONCURRENT_STREAMS: u32 = 250;
 const MAX_HEADER_LIST_SIZE: u32 = 400 * 1024;
 
 /// Serves one HTTP/2 connection until it ends, idles out or the gateway drains.
-pub async fn serve<I>(io: I, peer: SocketAddr, app: Arc<App>, graceful: &GracefulShutdown)
-where
+pub async fn serve<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Arc<App>,
+    graceful: &GracefulShutdown,
+    user: Option<ClientCertUser>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let idle_limit = app.config.header_read_timeout;
     let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
-        service_fn(move |request| {
+        service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
+            if let Some(user) = &user {
+                request.extensions_mut().insert(user.clone());
+            }
             let in_flight = activity.begin();
             async move {
                 let response = handle(app, request, peer).await;

@@ -3,11 +3,12 @@
 //! indexes in step).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{GroupingKey, Label, MetricFamily, Str, INSTANCE_LABEL};
 
+use super::quota::{self, Membership};
 use super::{
     journal, series_id, Change, GroupTtl, GroupView, PushError, PushMode, State, StoredFamily,
 };
@@ -19,6 +20,8 @@ pub(super) struct Group {
     pub(super) created: f64,
     /// Set by the last successful push's `Pushgateway-TTL`; `None`: the expiry rules.
     pub(super) ttl: Option<GroupTtl>,
+    /// The quotas it counts towards, decided when it is created (or the rules reloaded).
+    pub(super) quotas: Membership,
 }
 
 impl Group {
@@ -47,15 +50,49 @@ impl Group {
         self.families.values().map(|f| f.family.metrics.len()).sum()
     }
 
-    pub(super) fn empty(created: f64) -> Group {
+    fn empty(created: f64, quotas: Membership) -> Group {
         Group {
             families: HashMap::new(),
             push_time: 0.0,
             failure_time: 0.0,
             created,
             ttl: None,
+            quotas,
         }
     }
+}
+
+/// The group of `key`, created empty at `created` (and counted by its quotas) if new.
+pub(super) fn group_entry<'a>(
+    state: &'a mut State,
+    key: &Arc<GroupingKey>,
+    created: f64,
+) -> &'a mut Group {
+    let State { groups, quotas, .. } = state;
+    groups.entry(key.clone()).or_insert_with(|| {
+        let member_of = quota::membership(quotas, key);
+        quota::add_group(quotas, &member_of);
+        Group::empty(created, member_of)
+    })
+}
+
+/// The number of series a push of `families` to `group` in `mode` takes out of it.
+pub(super) fn replaced_series(
+    group: Option<&Group>,
+    families: &[MetricFamily],
+    mode: PushMode,
+) -> usize {
+    group.map_or(0, |g| match mode {
+        PushMode::Replace => g.families.values().map(|f| f.family.metrics.len()).sum(),
+        PushMode::Merge => families
+            .iter()
+            .map(|f| &*f.name)
+            .collect::<HashSet<&str>>()
+            .into_iter()
+            .filter_map(|name| g.families.get(name))
+            .map(|f| f.family.metrics.len())
+            .sum(),
+    })
 }
 
 pub(super) fn group_views(state: &State) -> Vec<GroupView> {
@@ -85,10 +122,17 @@ pub(super) fn sorted(mut views: Vec<GroupView>) -> Vec<GroupView> {
 pub(super) fn clear(state: &mut State) {
     let next_version = state.next_version + 1;
     let journal = state.journal.take();
+    // The rules stay; nothing is counted any more.
+    let mut quotas = std::mem::take(&mut state.quotas);
+    for counted in &mut quotas {
+        counted.series = 0;
+        counted.groups = 0;
+    }
     *state = State {
         next_version,
         times_version: next_version,
         journal,
+        quotas,
         ..State::default()
     };
 }
@@ -128,8 +172,12 @@ pub(super) fn record_failure(
 ) -> Result<(), PushError> {
     if !state.groups.contains_key(&**key) {
         let full = max_groups > 0 && state.groups.len() >= max_groups;
-        // Nor may it create a group that would duplicate another's timestamps.
-        if full || clashing_group(state, key).is_some() {
+        // Nor may it create a group that would duplicate another's timestamps, or one
+        // past a quota.
+        if full
+            || clashing_group(state, key).is_some()
+            || quota::group_limit_reached(&state.quotas, key)
+        {
             return Ok(());
         }
     }
@@ -138,11 +186,7 @@ pub(super) fn record_failure(
         time: now,
     };
     journal(state, &change)?;
-    let group = state
-        .groups
-        .entry(key.clone())
-        .or_insert_with(|| Group::empty(now));
-    group.failure_time = now;
+    group_entry(state, key, now).failure_time = now;
     state.times_version = state.bump();
     Ok(())
 }
@@ -171,7 +215,7 @@ pub(super) fn apply(
         insert_family(state, &key, family, now);
     }
     let version = state.bump();
-    let group = state.groups.entry(key).or_insert_with(|| Group::empty(now));
+    let group = group_entry(state, &key, now);
     group.push_time = now;
     let had_ttl = std::mem::replace(&mut group.ttl, ttl).is_some();
     state.times_version = version;
@@ -198,29 +242,34 @@ pub(super) fn insert_family(
     for series in stored.series() {
         state.series.add(series_id(&name, series.labels()));
     }
-    state.series_total += stored.family.metrics.len();
+    let count = stored.family.metrics.len();
+    state.series_total += count;
     let version = state.bump();
     let metric_type = stored.family.metric_type;
     let entry = state.names.entry(name.clone()).or_default();
     entry.owners.insert(key.clone(), stored.clone());
     entry.type_counts.add(metric_type);
     entry.version = version;
-    state
-        .groups
-        .entry(key.clone())
-        .or_insert_with(|| Group::empty(now))
-        .families
-        .insert(name, stored);
+    let group = group_entry(state, key, now);
+    group.families.insert(name, stored);
+    let member_of = group.quotas.clone();
+    quota::change_series(&mut state.quotas, &member_of, count, true);
 }
 
 pub(super) fn remove_family(state: &mut State, key: &GroupingKey, name: &str) {
-    let Some(old) = state
-        .groups
-        .get_mut(key)
-        .and_then(|g| g.families.remove(name))
-    else {
+    let Some(group) = state.groups.get_mut(key) else {
         return;
     };
+    let Some(old) = group.families.remove(name) else {
+        return;
+    };
+    let member_of = group.quotas.clone();
+    quota::change_series(
+        &mut state.quotas,
+        &member_of,
+        old.family.metrics.len(),
+        false,
+    );
     for series in old.series() {
         state.series.remove(series_id(name, series.labels()));
     }
@@ -245,7 +294,9 @@ pub(super) fn remove_group(state: &mut State, key: &GroupingKey) {
     for name in names {
         remove_family(state, key, &name);
     }
-    state.groups.remove(key);
+    if let Some(group) = state.groups.remove(key) {
+        quota::remove_group(&mut state.quotas, &group.quotas);
+    }
     count_ttl(state, had_ttl, false);
     state.times_version = state.bump();
 }

@@ -77,6 +77,9 @@ pub enum PushError {
     /// The store is at its configured capacity (series or groups).
     #[error("{0}")]
     Full(String),
+    /// The push would take a quota past its limit.
+    #[error("{0}")]
+    OverQuota(String),
     /// The change could not be recorded durably; nothing was applied.
     #[error("cannot persist the change: {0}")]
     Unavailable(String),

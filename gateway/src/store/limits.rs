@@ -1,11 +1,9 @@
 //! The size limits of a push (grouping labels, series, labels per series, label length)
 //! and the store's total capacity (groups, series).
 
-use std::collections::HashSet;
-
 use crate::model::{GroupingKey, Label, Metric, MetricFamily};
 
-use super::{PushError, PushMode, State, Store};
+use super::{PushError, State, Store};
 
 impl Store {
     /// Refuses a grouping key with more labels than `--push.max-grouping-labels`, so that
@@ -77,7 +75,7 @@ impl Store {
         state: &State,
         key: &GroupingKey,
         families: &[MetricFamily],
-        mode: PushMode,
+        replaced: usize,
     ) -> Result<(), PushError> {
         let limits = &self.shared.config.limits;
         let group = state.groups.get(key);
@@ -88,17 +86,6 @@ impl Store {
             )));
         }
         if limits.max_series > 0 {
-            let replaced: usize = group.map_or(0, |g| match mode {
-                PushMode::Replace => g.families.values().map(|f| f.family.metrics.len()).sum(),
-                PushMode::Merge => families
-                    .iter()
-                    .map(|f| &*f.name)
-                    .collect::<HashSet<&str>>()
-                    .into_iter()
-                    .filter_map(|name| g.families.get(name))
-                    .map(|f| f.family.metrics.len())
-                    .sum(),
-            });
             let added: usize = families.iter().map(|f| f.metrics.len()).sum();
             let after = state.series_total - replaced + added;
             if after > limits.max_series && added > replaced {

@@ -15,6 +15,7 @@ mod group;
 mod index;
 mod journal;
 mod limits;
+mod quota;
 mod restore;
 mod sanitize;
 mod select;
@@ -30,9 +31,12 @@ use parking_lot::RwLock;
 
 use check::check_push_alone;
 pub use check::Rejection;
-use group::{apply, clear, group_views, record_failure, remove_group, sorted, Group};
+use group::{
+    apply, clear, group_views, record_failure, remove_group, replaced_series, sorted, Group,
+};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
+pub use quota::{Quota, QuotaUsage};
 pub use select::{GroupPage, GroupSummary};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
@@ -232,6 +236,8 @@ struct State {
     maybe_inconsistent: bool,
     /// How many groups have a TTL of their own, so that expiry knows whether to look.
     groups_with_ttl: usize,
+    /// The quotas with their usage.
+    quotas: Vec<quota::Counted>,
 }
 
 impl State {
@@ -314,7 +320,14 @@ impl Store {
             }
             inconsistent = true;
         }
-        self.check_capacity(&state, &key, &families, mode)?;
+        // Only the series limits need it; a push under none does not pay for it.
+        let replaced = if self.shared.config.limits.max_series > 0 || !state.quotas.is_empty() {
+            replaced_series(state.groups.get(&*key), &families, mode)
+        } else {
+            0
+        };
+        self.check_capacity(&state, &key, &families, replaced)?;
+        self.check_quotas(&state, &key, &families, replaced)?;
         let seq = journal(
             &mut state,
             &Change::Push {

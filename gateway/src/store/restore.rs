@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::group::{apply, clear, count_ttl, insert_family, remove_group, Group};
+use super::group::{apply, clear, count_ttl, group_entry, insert_family, remove_group};
 use super::select::matching;
 use super::{Change, Consistency, GroupView, State, Store, StoredFamily};
 
@@ -32,11 +32,7 @@ impl Store {
             }
             Change::Failure { key, time } => {
                 let key = Arc::new(key.into_owned());
-                let group = state
-                    .groups
-                    .entry(key)
-                    .or_insert_with(|| Group::empty(time));
-                group.failure_time = time;
+                group_entry(&mut state, &key, time).failure_time = time;
                 state.times_version = state.bump();
             }
             Change::Delete { key } => remove_group(&mut state, &key),
@@ -76,10 +72,7 @@ impl Store {
             } = Arc::unwrap_or_clone(stored);
             insert_family(state, &key, family, pushed_at);
         }
-        let group = state
-            .groups
-            .entry(key)
-            .or_insert_with(|| Group::empty(view.created));
+        let group = group_entry(state, &key, view.created);
         group.push_time = view.push_time;
         group.failure_time = view.failure_time;
         group.created = view.created;

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use http::Response;
 use tokio::sync::Notify;
 
+use super::access::{Access, AccessRules, Authentication};
 use super::offload::Offload;
 use super::response_body::ResponseBody;
 use super::settings::WebConfig;
@@ -15,7 +16,7 @@ use crate::expiry::{Expirer, ExpiryPolicy};
 use crate::expose::Renderer;
 use crate::persist::Persister;
 use crate::replicate::Replicator;
-use crate::store::Store;
+use crate::store::{Quota, Store};
 use crate::telemetry::Telemetry;
 use crate::webconfig::WebConfigSource;
 
@@ -46,9 +47,11 @@ pub struct App {
     pub config_file: Option<std::path::PathBuf>,
     /// Replicated state, with `--storage=redis`.
     pub replicator: Option<Arc<Replicator>>,
-    /// Reads the expiry rules of the configuration file (given by `lib`, which knows the
-    /// flags the file may set).
-    read_expiry: ReadExpiry,
+    /// Who may do what (`[[access]]` of the configuration file).
+    pub access: Access,
+    /// Reads the rules of the configuration file (given by `lib`, which knows the flags
+    /// the file may set).
+    read_rules: ReadRules,
     /// Whether the last reload of the configuration file worked.
     pub(super) config_reload_ok: AtomicBool,
     pub(super) renderer: Renderer,
@@ -69,7 +72,8 @@ impl App {
             expirer,
             config_file,
             replicator,
-            read_expiry,
+            read_rules,
+            access,
         } = parts;
         App {
             store,
@@ -83,7 +87,8 @@ impl App {
             expirer,
             config_file,
             replicator,
-            read_expiry,
+            access: Access::new(access),
+            read_rules,
             config_reload_ok: AtomicBool::new(true),
             renderer: Renderer::new(),
             offload: Offload::default(),
@@ -103,15 +108,49 @@ pub struct AppParts {
     pub config_file: Option<std::path::PathBuf>,
     /// Replicated state, with `--storage=redis`.
     pub replicator: Option<Arc<Replicator>>,
-    /// Reads the expiry rules of the configuration file, for reloads.
-    pub read_expiry: ReadExpiry,
+    /// Reads the rules of the configuration file, for reloads.
+    pub read_rules: ReadRules,
+    /// The access rules at start.
+    pub access: AccessRules,
 }
 
-/// Reads the expiry rules of a configuration file, or says why it cannot be used.
-pub type ReadExpiry = fn(&Path) -> Result<ExpiryPolicy, String>;
+/// The rules of the configuration file that a reload replaces.
+#[derive(Debug, Clone, Default)]
+pub struct FileRules {
+    /// Expiry rules.
+    pub expiry: ExpiryPolicy,
+    /// Who may do what.
+    pub access: AccessRules,
+    /// Quotas.
+    pub quotas: Vec<Quota>,
+}
+
+/// Reads the rules of a configuration file, or says why they cannot be used.
+pub type ReadRules = fn(&Path) -> Result<FileRules, String>;
+
+/// Refuses access rules that could not restrict anyone under the web config in force
+/// (none: no user at all); see [`AccessRules::check_against`].
+///
+/// # Errors
+/// The reason.
+pub fn check_access_rules(
+    security: Option<&WebConfigSource>,
+    rules: &AccessRules,
+) -> Result<(), String> {
+    let security = security.map(|s| s.current());
+    let auth = Authentication {
+        basic_auth_users: security
+            .as_ref()
+            .map(|s| s.basic_auth_users().collect())
+            .unwrap_or_default(),
+        verified_client_certs: security.as_ref().is_some_and(|s| s.verifies_client_certs()),
+    };
+    rules.check_against(&auth)
+}
 
 impl App {
-    /// Re-reads the configuration file's expiry rules; the old rules stay on error.
+    /// Re-reads the configuration file's rules (expiry, access, quotas); the old rules
+    /// all stay on error.
     ///
     /// # Errors
     /// The reason the file was refused.
@@ -121,14 +160,26 @@ impl App {
         };
         // Whatever goes wrong, the reload must not take its caller down: a panic in the
         // SIGHUP task would leave every later SIGHUP unheard.
-        let read_expiry = self.read_expiry;
-        let reloaded = std::panic::catch_unwind(|| read_expiry(path))
-            .unwrap_or_else(|_| Err("unexpected failure while reading the file".into()));
+        let read_rules = self.read_rules;
+        let reloaded = std::panic::catch_unwind(|| read_rules(path))
+            .unwrap_or_else(|_| Err("unexpected failure while reading the file".into()))
+            .and_then(|rules| {
+                check_access_rules(self.security.as_deref(), &rules.access)?;
+                Ok(rules)
+            });
         self.config_reload_ok
             .store(reloaded.is_ok(), Ordering::Relaxed);
         match reloaded {
-            Ok(policy) => {
-                self.expirer.set_policy(policy);
+            Ok(rules) => {
+                self.expirer.set_policy(rules.expiry);
+                self.access.set_rules(rules.access);
+                // Counts every group once (a push waits for it), so only when they changed.
+                let describe = |quotas: &[Quota]| -> Vec<String> {
+                    quotas.iter().map(Quota::describe).collect()
+                };
+                if describe(&rules.quotas) != describe(&self.store.quotas()) {
+                    self.store.set_quotas(rules.quotas);
+                }
                 tracing::info!(file = %path.display(), "reloaded the configuration file");
                 Ok(())
             }

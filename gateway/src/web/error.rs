@@ -56,6 +56,12 @@ pub enum ApiError {
     /// The store is at its configured capacity.
     #[error("{0}")]
     StoreFull(String),
+    /// The push would take a quota of the configuration file past its limit.
+    #[error("{0}")]
+    OverQuota(String),
+    /// An access rule of the configuration file refuses the request.
+    #[error("{0}")]
+    Forbidden(String),
     /// The web config's `rate_limit` bucket is empty.
     #[error("Too Many Requests")]
     RateLimited {
@@ -102,6 +108,7 @@ impl ApiError {
             PushError::Rejected(rejection) => ApiError::Rejected(rejection),
             PushError::TooLarge(reason) => ApiError::LimitExceeded(reason),
             PushError::Full(reason) => ApiError::StoreFull(reason),
+            PushError::OverQuota(reason) => ApiError::OverQuota(reason),
             PushError::Replication(reason) => ApiError::Unavailable(reason),
             PushError::Unavailable(reason) => {
                 ApiError::Unavailable(format!("cannot persist the change: {reason}"))
@@ -127,11 +134,15 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::AuthBusy => StatusCode::TOO_MANY_REQUESTS,
             ApiError::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::StoreFull(_) | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StoreFull(_) | ApiError::OverQuota(_) | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::MethodNotAllowed | ApiError::QuitNeedsPutOrPost => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
-            ApiError::LifecycleDisabled | ApiError::AdminApiDisabled => StatusCode::FORBIDDEN,
+            ApiError::LifecycleDisabled | ApiError::AdminApiDisabled | ApiError::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }

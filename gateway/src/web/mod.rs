@@ -2,6 +2,7 @@
 //! capped body, format), calls the store or the encoder, and maps the result. Status codes
 //! are decided in [`error`] only.
 
+mod access;
 pub mod api;
 mod app;
 pub mod body;
@@ -28,7 +29,8 @@ use crate::expose::{negotiate, OpenMetrics, Renderer};
 use crate::store::{PushMode, Store, StoreConfig};
 use crate::webconfig::Verdict;
 
-pub use app::{App, AppParts, HttpResponse, ReadExpiry};
+pub use access::{AccessRules, Action, ClientCertUser, UserAccess};
+pub use app::{check_access_rules, App, AppParts, FileRules, HttpResponse, ReadRules};
 pub use error::ApiError;
 pub use response_body::ResponseBody;
 pub use settings::{ListenAddress, WebConfig};
@@ -54,6 +56,17 @@ where
         }
     }
     let skips_auth = probe && app.config.unauthenticated_probes;
+    // Basic auth names the user when configured, else a verified client certificate.
+    let user = security
+        .as_ref()
+        .filter(|_| !skips_auth)
+        .and_then(|s| s.basic_auth_user(request.headers().get(header::AUTHORIZATION)))
+        .or_else(|| {
+            request
+                .extensions()
+                .get::<ClientCertUser>()
+                .map(|u| u.0.to_string())
+        });
     if let Some(security) = security.as_ref().filter(|_| !skips_auth) {
         // Every endpoint is behind basic auth, as upstream (the probes only when opted in).
         let verdict = security
@@ -74,7 +87,7 @@ where
             return response;
         }
     }
-    let (handler, result) = route(&app, request, peer).await;
+    let (handler, result) = route(&app, request, peer, user.as_deref()).await;
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
@@ -115,6 +128,7 @@ async fn route<B>(
     app: &Arc<App>,
     request: Request<B>,
     peer: SocketAddr,
+    user: Option<&str>,
 ) -> (Option<&'static str>, Result<HttpResponse, ApiError>)
 where
     B: hyper::body::Body<Data = Bytes>,
@@ -148,6 +162,11 @@ where
         return (None, Err(ApiError::NotFound));
     };
     let rest = if rest.is_empty() { "/" } else { rest };
+    if let Some(action) = access::needed_for(&app.config.telemetry_path, &method, rest) {
+        if let Err(refused) = app.access.check(user, action) {
+            return (None, Err(refused));
+        }
+    }
 
     if rest == app.config.telemetry_path {
         if !is_get {
@@ -178,12 +197,19 @@ where
             Method::DELETE => {
                 return (
                     Some("delete"),
-                    push::delete(app, job, job_is_base64, labels).await,
+                    push::delete(app, (job, job_is_base64, labels), user).await,
                 )
             }
             _ => return (None, Err(ApiError::MethodNotAllowed)),
         };
-        let result = push::push(app, request, mode, (job, job_is_base64, labels), peer).await;
+        let result = push::push(
+            app,
+            request,
+            mode,
+            (job, job_is_base64, labels),
+            (peer, user),
+        )
+        .await;
         return (Some("push"), result);
     }
     match rest {
@@ -213,7 +239,10 @@ where
         "/" | "/status" if is_get => (Some("status"), Ok(ui::index(app))),
         _ if rest.starts_with("/static/") && is_get => (Some("static"), ui::asset(rest)),
         // The OTLP receiver (404 with --otlp.disable, as if it were not there).
-        otlp::METRICS_PATH => (Some("otlp"), Ok(otlp::export(app, request, peer).await)),
+        otlp::METRICS_PATH => (
+            Some("otlp"),
+            Ok(otlp::export(app, request, (peer, user)).await),
+        ),
         _ if rest.starts_with("/api/v1/") => {
             let query = request.uri().query();
             api::route(app, &method, &rest["/api/v1".len()..], query).await
@@ -339,6 +368,8 @@ fn scrape<B>(app: &App, request: &Request<B>) -> Result<HttpResponse, ApiError> 
         if let Some(replicator) = &app.replicator {
             own.extend(replicator.families());
         }
+        own.extend(crate::telemetry::access_families(&app.access.denied()));
+        own.extend(crate::telemetry::quota_families(&app.store.quota_usage()));
         own.extend(crate::telemetry::reload_families(
             app.config_file
                 .as_ref()

@@ -12,6 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode};
 
+use super::access::Action;
 use super::app::{App, HttpResponse};
 use super::body::read_body;
 use super::close_after;
@@ -27,7 +28,11 @@ use crate::store::{Consistency, PushError, PushMode};
 pub const METRICS_PATH: &str = "/api/v1/otlp/v1/metrics";
 
 /// Serves one export; any failure is answered in the request's encoding.
-pub async fn export<B>(app: &Arc<App>, request: Request<B>, peer: SocketAddr) -> HttpResponse
+pub async fn export<B>(
+    app: &Arc<App>,
+    request: Request<B>,
+    (peer, user): (SocketAddr, Option<&str>),
+) -> HttpResponse
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -47,7 +52,7 @@ where
             return response;
         }
     };
-    match receive(app, request, encoding, settings, peer).await {
+    match receive(app, request, encoding, settings, (peer, user)).await {
         Ok(response) => response,
         Err(error) => error_response(error, encoding),
     }
@@ -58,7 +63,7 @@ async fn receive<B>(
     request: Request<B>,
     encoding: Encoding,
     settings: otlp::Settings,
-    peer: SocketAddr,
+    (peer, user): (SocketAddr, Option<&str>),
 ) -> Result<HttpResponse, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
@@ -90,6 +95,11 @@ where
                 OtlpError::TooLarge(reason) => ApiError::LimitExceeded(reason),
             }
         })?;
+    // A scoped user's export is refused whole when one of its groups is outside the scope,
+    // as an ordinary push outside it is: nothing is stored.
+    for group in &translation.groups {
+        app.access.check(user, Action::Push(&group.key))?;
+    }
     let mut refused = translation.refused;
     let unchecked = app.store.config().consistency == Consistency::Unchecked;
     let time = unix_now();
@@ -117,7 +127,9 @@ where
                 tracing::error!(source = %peer, group = %key, err = %rejection, "OTLP export invalid or inconsistent with existing metrics");
                 refused.add(group.points, format!("resource {key}: {rejection}"));
             }
-            Err(PushError::TooLarge(reason)) => {
+            // Over a quota: this resource is refused, the others are stored (a retry of the
+            // whole export would be refused again until the operator acts).
+            Err(PushError::TooLarge(reason) | PushError::OverQuota(reason)) => {
                 refused.add(group.points, format!("resource {key}: {reason}"));
             }
             Err(other) => return Err(ApiError::from_push_error(other)),

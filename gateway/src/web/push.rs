@@ -9,6 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 
+use super::access::Action;
 use super::app::{App, HttpResponse};
 use super::body::read_body;
 use super::error::{text_response, ApiError};
@@ -28,7 +29,7 @@ pub async fn push<B>(
     request: Request<B>,
     mode: PushMode,
     (job, job_is_base64, labels): (&str, bool, &str),
-    peer: SocketAddr,
+    (peer, user): (SocketAddr, Option<&str>),
 ) -> Result<HttpResponse, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
@@ -40,6 +41,8 @@ where
     let key = parse_grouping_path(job, job_is_base64, labels, validation).inspect_err(|e| {
         tracing::debug!(source = %peer, err = %e, "failed to parse URL");
     })?;
+    // Before the body is read: a refused push costs no more than its headers.
+    app.access.check(user, Action::Push(&key))?;
     app.store
         .check_grouping_key(&key)
         .map_err(ApiError::from_push_error)?;
@@ -110,11 +113,12 @@ pub async fn wait_durable(app: &App, seq: Option<u64>) -> Result<(), ApiError> {
 /// DELETE of a group: 202 whether or not it existed.
 pub async fn delete(
     app: &Arc<App>,
-    job: &str,
-    job_is_base64: bool,
-    labels: &str,
+    (job, job_is_base64, labels): (&str, bool, &str),
+    user: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let key = parse_grouping_path(job, job_is_base64, labels, app.config.validation)?;
+    // A delete is a write like a push: only inside the user's push scope.
+    app.access.check(user, Action::Delete(&key))?;
     apply_everywhere(app, ChangeRequest::Delete { key }).await?;
     Ok(text_response(StatusCode::ACCEPTED, ""))
 }

@@ -85,10 +85,10 @@ impl ClientCertVerifier for AllowedSans {
 
 // === DER, just enough to reach the SAN extension ===
 
-const SEQUENCE: u8 = 0x30;
+pub(super) const SEQUENCE: u8 = 0x30;
 const OCTET_STRING: u8 = 0x04;
 const BOOLEAN: u8 = 0x01;
-const OID: u8 = 0x06;
+pub(super) const OID: u8 = 0x06;
 /// `[3] EXPLICIT` around the extensions in a TBSCertificate.
 const EXTENSIONS: u8 = 0xa3;
 /// id-ce-subjectAltName, 2.5.29.17.
@@ -100,7 +100,7 @@ const URI: u8 = 0x86;
 const IP_ADDRESS: u8 = 0x87;
 
 /// Splits one TLV off `data`: (tag, contents, rest). `None` on anything malformed.
-fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = data.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

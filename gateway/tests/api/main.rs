@@ -28,6 +28,7 @@ mod persist_helpers;
 mod persistence;
 mod protobuf;
 mod push_semantics;
+mod quota;
 mod scrape_integrity;
 mod strict;
 mod ttl;

@@ -634,3 +634,87 @@ fn exemplars_and_start_times_reach_an_openmetrics_scrape() {
     );
     assert_eq!(jobs.metrics[0].timestamp_ms(), None);
 }
+
+#[test]
+fn a_scoped_user_exports_only_inside_its_push_scope() {
+    let dir = scratch_dir("otlp-access");
+    let hash = bcrypt::hash("secret", 4).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  team: {hash}\n")).unwrap();
+    let rules = dir.join("pushgateway.toml");
+    std::fs::write(
+        &rules,
+        "[[access]]\nuser = \"team\"\npush = { job = \"team-.*\" }\nscrape = true\n",
+    )
+    .unwrap();
+    let gateway = spawn_gateway(&[
+        &format!("--web.config.file={}", web.display()),
+        &format!("--config.file={}", rules.display()),
+        "--web.unauthenticated-probes",
+    ]);
+    let auth = format!("Basic {}", base64_of("team:secret"));
+    let inside = ExportMetricsServiceRequest {
+        resource_metrics: vec![resource("team-x", "i1", every_kind())],
+    };
+    let response = post(
+        &gateway,
+        PROTOBUF,
+        &[("Authorization", &auth)],
+        &inside.encode_to_vec(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    // One resource outside the scope refuses the whole export: nothing of it is stored.
+    let mixed = ExportMetricsServiceRequest {
+        resource_metrics: vec![
+            resource("team-y", "i1", every_kind()),
+            resource("other", "i1", every_kind()),
+        ],
+    };
+    let response = post(
+        &gateway,
+        PROTOBUF,
+        &[("Authorization", &auth)],
+        &mixed.encode_to_vec(),
+    );
+    assert_eq!(response.status, 403, "{}", response.text());
+    let scrape = gateway.request("GET", "/metrics", &[("Authorization", &auth)], b"");
+    let text = scrape.text();
+    assert!(text.contains("job=\"team-x\""), "{text}");
+    assert!(!text.contains("job=\"team-y\""), "{text}");
+    assert!(!text.contains("job=\"other\""), "{text}");
+}
+
+#[test]
+fn a_resource_over_a_quota_is_refused_in_partial_success() {
+    let dir = scratch_dir("otlp-quota");
+    let rules = dir.join("pushgateway.toml");
+    std::fs::write(
+        &rules,
+        "[[quota]]\nname = \"small\"\nlabels = { job = \"big\" }\nmax_series = 2\n",
+    )
+    .unwrap();
+    let gateway = spawn_gateway(&[&format!("--config.file={}", rules.display())]);
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![
+            resource("big", "i1", every_kind()),
+            resource("svc", "i1", every_kind()),
+        ],
+    };
+    let answer = post_protobuf(&gateway, &request);
+    let partial = answer.partial_success.expect("partial success");
+    assert!(partial.rejected_data_points > 0, "{partial:?}");
+    assert!(
+        partial.error_message.contains("small"),
+        "{}",
+        partial.error_message
+    );
+    let state = gateway.state();
+    assert!(
+        state.keys().any(|k| k.contains("job=\"svc\"")),
+        "{state:#?}"
+    );
+    assert!(
+        !state.keys().any(|k| k.contains("job=\"big\"")),
+        "{state:#?}"
+    );
+}
