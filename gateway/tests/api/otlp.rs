@@ -718,3 +718,30 @@ fn a_resource_over_a_quota_is_refused_in_partial_success() {
         "{state:#?}"
     );
 }
+
+#[test]
+fn an_export_takes_the_ttl_header_of_a_push() {
+    let gateway = spawn_gateway(&["--expiry.max-ttl=1h"]);
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![resource("svc", "i1", every_kind())],
+    };
+    let body = request.encode_to_vec();
+    // Above the cap: refused whole, with a Status naming the header, and nothing stored.
+    let response = post(&gateway, PROTOBUF, &[("Pushgateway-TTL", "2h")], &body);
+    assert_eq!(response.status, 400, "{}", response.text());
+    let status = proto::Status::decode(&response.body[..]).unwrap();
+    assert!(status.message.contains("Pushgateway-TTL"), "{status:?}");
+    assert!(!gateway.state().keys().any(|k| k.contains("svc")));
+    // Within it: stored, and the group expires once its TTL has passed.
+    let response = post(&gateway, PROTOBUF, &[("Pushgateway-TTL", "1s")], &body);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(gateway.state().keys().any(|k| k.contains("svc")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while gateway.state().keys().any(|k| k.contains("svc")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export's group never expired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
