@@ -79,6 +79,7 @@ pub async fn run(
         consistency: config.web.consistency,
         reserved: telemetry::own_metric_types(),
         limits: config.limits,
+        idempotency: config.idempotency,
     });
     let security = config
         .web

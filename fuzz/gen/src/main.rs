@@ -229,6 +229,7 @@ fn main() {
                 mode: PushMode::Merge,
                 time: 1_700_000_000.5,
                 inconsistent: false,
+                idempotency_key: None,
             },
         );
         changes.push((format!("push_{name}"), record));

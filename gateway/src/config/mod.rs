@@ -17,7 +17,7 @@ use crate::expiry::ExpiryPolicy;
 use crate::model::NameValidation;
 use crate::parse::ParseLimits;
 use crate::persist::PersistConfig;
-use crate::store::{Consistency, Limits};
+use crate::store::{Consistency, IdempotencyConfig, Limits};
 
 mod flags;
 mod redis;
@@ -69,6 +69,8 @@ pub struct Config {
     pub persistence: Option<PersistConfig>,
     /// Push and store limits.
     pub limits: Limits,
+    /// How idempotency keys are remembered.
+    pub idempotency: IdempotencyConfig,
     /// Expiry rules from the configuration file.
     pub expiry: ExpiryPolicy,
     /// The configuration file, for reloads.
@@ -188,6 +190,10 @@ impl Config {
                 max_labels_per_series: flags.max_labels_per_series,
                 max_series: flags.max_series,
                 max_groups: flags.max_groups,
+            },
+            idempotency: IdempotencyConfig {
+                window: flags.idempotency_window.as_secs_f64(),
+                max_keys: flags.idempotency_max_keys,
             },
             persistence: (!flags.persistence_file.is_empty()
                 && flags.storage == StorageMode::Memory)

@@ -99,29 +99,29 @@ fn exposition(store: &Store) -> String {
 fn codec_round_trips_changes_and_groups() {
     let families = vec![gauge("g", 2.5), rich_histogram()];
     let k = key("a");
-    let change = Change::Push {
-        key: Cow::Borrowed(&k),
-        families: Cow::Borrowed(&families),
-        mode: PushMode::Merge,
-        time: 1234.5,
-        inconsistent: false,
-    };
-    let mut encoded = Vec::new();
-    encode_change(&mut encoded, &change);
-    let decoded = decode_change(&encoded).expect("decodes");
-    let Change::Push {
-        key: decoded_key,
-        families: decoded_families,
-        mode,
-        time,
-        ..
-    } = decoded
-    else {
-        panic!("not a push");
-    };
-    assert_eq!(*decoded_key, k);
-    assert_eq!(*decoded_families, families);
-    assert_eq!((mode, time), (PushMode::Merge, 1234.5));
+    for (mode, idempotency_key) in [
+        (PushMode::Merge, None),
+        (PushMode::Aggregate, Some("retry-1".into())),
+    ] {
+        let change = Change::Push {
+            key: Cow::Borrowed(&k),
+            families: Cow::Borrowed(&families),
+            mode,
+            time: 1234.5,
+            inconsistent: false,
+            idempotency_key,
+        };
+        let mut encoded = Vec::new();
+        encode_change(&mut encoded, &change);
+        assert_eq!(decode_change(&encoded).expect("decodes"), change);
+        // An unknown trailing field (a later version's) is skipped.
+        let mut extended = encoded.clone();
+        extended.extend_from_slice(&[9, 2, b'h', b'i']);
+        assert_eq!(decode_change(&extended).expect("decodes"), change);
+        // A trailing field cut short is an error, not a misread.
+        extended.pop();
+        assert!(decode_change(&extended).is_err());
+    }
 
     let store = Store::new(StoreConfig::default());
     store
@@ -143,6 +143,60 @@ fn codec_round_trips_changes_and_groups() {
     }
     let old = decode_group(&block[..without_created]).expect("decodes");
     assert_eq!(old.created, 99.0);
+}
+
+#[test]
+fn aggregates_and_idempotency_keys_survive_a_snapshot_and_the_log() {
+    let dir = temp_dir("aggregate");
+    let file = dir.join("pg.db");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    let add = |store: &Store, time: f64, retry: &str| {
+        store
+            .push_keyed(
+                key("lambda"),
+                vec![counter("calls_total", 1.0)],
+                PushMode::Aggregate,
+                time,
+                Some(retry.into()),
+            )
+            .expect("aggregating push")
+    };
+    add(&store, 10.0, "a");
+    add(&store, 11.0, "b");
+    persister.snapshot_now().expect("snapshot");
+    add(&store, 12.0, "c");
+    add(&store, 13.0, "c"); // a retry: nothing changes
+    let before = exposition(&store);
+    assert!(
+        before.contains("calls_total{instance=\"\",job=\"lambda\"} 3\n"),
+        "{before}"
+    );
+    drop(persister);
+
+    let restored = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &restored).expect("restart");
+    assert_eq!(exposition(&restored), before);
+    assert_eq!(restored.idempotency_keys(), 3);
+    // Retries of keys from the snapshot and from the log are still recognised.
+    add(&restored, 14.0, "a");
+    add(&restored, 14.0, "c");
+    add(&restored, 14.0, "d");
+    let after = exposition(&restored);
+    assert!(
+        after.contains("calls_total{instance=\"\",job=\"lambda\"} 4\n"),
+        "{after}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn counter(name: &str, value: f64) -> MetricFamily {
+    MetricFamily {
+        name: name.into(),
+        help: None,
+        metric_type: MetricType::Counter,
+        metrics: vec![Metric::new(Vec::new(), Value::Counter(value))],
+    }
 }
 
 #[test]

@@ -132,6 +132,7 @@ fn read_group(d: &mut Decoder<'_>, r: &mut Reader<'_>, id: TypeId) -> Result<Gro
         push_time,
         failure_time,
         created: if created.is_finite() { created } else { 0.0 },
+        keys: Vec::new(),
     })
 }
 

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use crate::expiry::Expirer;
-use crate::model::{GroupingKey, MetricFamily};
+use crate::model::{GroupingKey, MetricFamily, Str};
 use crate::persist::codec::{decode_change, encode_change, CodecError};
 use crate::store::{Change, PushError, PushMode, Store};
 
@@ -27,10 +27,12 @@ pub enum ChangeRequest {
         key: GroupingKey,
         /// The families as parsed (the store sanitises them).
         families: Vec<MetricFamily>,
-        /// PUT or POST.
+        /// PUT, POST or aggregating.
         mode: PushMode,
         /// Unix time of the push.
         time: f64,
+        /// The request's `Idempotency-Key`, if any.
+        idempotency_key: Option<Str>,
     },
     /// A group deleted.
     Delete {
@@ -59,7 +61,8 @@ impl ChangeRequest {
                 families,
                 mode,
                 time,
-            } => store.push(key, families, mode, time),
+                idempotency_key,
+            } => store.push_keyed(key, families, mode, time, idempotency_key),
             ChangeRequest::Delete { key } => store.delete(&key),
             ChangeRequest::Wipe => store.wipe(),
             ChangeRequest::Expire { time } => expirer.sweep(store, time).map(|_| None),
@@ -76,12 +79,14 @@ pub fn encode(request: &ChangeRequest) -> Vec<u8> {
             families,
             mode,
             time,
+            idempotency_key,
         } => Change::Push {
             key: Cow::Borrowed(key),
             families: Cow::Borrowed(families),
             mode: *mode,
             time: *time,
             inconsistent: false,
+            idempotency_key: idempotency_key.clone(),
         },
         ChangeRequest::Delete { key } => Change::Delete {
             key: Cow::Borrowed(key),
@@ -110,12 +115,14 @@ pub fn decode(payload: &[u8]) -> Result<ChangeRequest, CodecError> {
                 families,
                 mode,
                 time,
+                idempotency_key,
                 ..
             } => Ok(ChangeRequest::Push {
                 key: key.into_owned(),
                 families: families.into_owned(),
                 mode,
                 time,
+                idempotency_key,
             }),
             Change::Delete { key } => Ok(ChangeRequest::Delete {
                 key: key.into_owned(),
@@ -159,9 +166,17 @@ mod tests {
         for request in [
             ChangeRequest::Push {
                 key: key("batch"),
-                families: vec![family],
+                families: vec![family.clone()],
                 mode: PushMode::Merge,
                 time: 1_700_000_000.25,
+                idempotency_key: None,
+            },
+            ChangeRequest::Push {
+                key: key("lambda"),
+                families: vec![family],
+                mode: PushMode::Aggregate,
+                time: 1_700_000_000.5,
+                idempotency_key: Some("8e03978e-40d5-43e8-bc93-6894a57f9324".into()),
             },
             ChangeRequest::Delete { key: key("gone") },
             ChangeRequest::Wipe,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use crate::model::{GroupingKey, Label, MetricFamily, Str, INSTANCE_LABEL};
 
+use super::aggregate::{apply_aggregate, Positions};
+use super::idempotency::{forget_group, SeenKey};
 use super::{journal, series_id, Change, GroupView, PushError, PushMode, State, StoredFamily};
 
 pub(super) struct Group {
@@ -15,6 +17,11 @@ pub(super) struct Group {
     pub(super) push_time: f64,
     pub(super) failure_time: f64,
     pub(super) created: f64,
+    /// Where each series of an aggregated family sits (built by the first aggregating push
+    /// to reach the family, dropped when the family is replaced or removed).
+    pub(super) positions: HashMap<Str, Positions>,
+    /// The idempotency keys of its pushes still remembered.
+    pub(super) keys: HashMap<Str, SeenKey>,
 }
 
 impl Group {
@@ -40,6 +47,8 @@ impl Group {
             push_time: 0.0,
             failure_time: 0.0,
             created,
+            positions: HashMap::new(),
+            keys: HashMap::new(),
         }
     }
 }
@@ -51,12 +60,19 @@ pub(super) fn group_views(state: &State) -> Vec<GroupView> {
         .map(|(key, group)| {
             let mut families: Vec<_> = group.families.values().cloned().collect();
             families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
+            let mut keys: Vec<(Str, f64)> = group
+                .keys
+                .iter()
+                .map(|(key, seen)| (key.clone(), seen.time))
+                .collect();
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
             GroupView {
                 key: key.clone(),
                 families,
                 push_time: group.push_time,
                 failure_time: group.failure_time,
                 created: group.created,
+                keys,
             }
         })
         .collect()
@@ -140,7 +156,7 @@ pub(super) fn apply(
     now: f64,
 ) {
     let replaced: Vec<Str> = match (mode, state.groups.get(&*key)) {
-        (_, None) => Vec::new(),
+        (_, None) | (PushMode::Aggregate, _) => Vec::new(),
         (PushMode::Replace, Some(group)) => group.families.keys().cloned().collect(),
         (PushMode::Merge, Some(group)) => families
             .iter()
@@ -151,8 +167,12 @@ pub(super) fn apply(
     for name in replaced {
         remove_family(state, &key, &name);
     }
-    for family in families {
-        insert_family(state, &key, family, now);
+    if mode == PushMode::Aggregate {
+        apply_aggregate(state, &key, families, now);
+    } else {
+        for family in families {
+            insert_family(state, &key, family, now);
+        }
     }
     let version = state.bump();
     let group = state.groups.entry(key).or_insert_with(|| Group::empty(now));
@@ -187,11 +207,11 @@ pub(super) fn insert_family(
 }
 
 pub(super) fn remove_family(state: &mut State, key: &GroupingKey, name: &str) {
-    let Some(old) = state
-        .groups
-        .get_mut(key)
-        .and_then(|g| g.families.remove(name))
-    else {
+    let Some(group) = state.groups.get_mut(key) else {
+        return;
+    };
+    group.positions.remove(name);
+    let Some(old) = group.families.remove(name) else {
         return;
     };
     for series in old.series() {
@@ -217,6 +237,7 @@ pub(super) fn remove_group(state: &mut State, key: &GroupingKey) {
     for name in names {
         remove_family(state, key, &name);
     }
+    forget_group(state, key);
     state.groups.remove(key);
     state.times_version = state.bump();
 }

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::model::{GroupingKey, MetricFamily};
+use crate::model::{GroupingKey, MetricFamily, Str};
 
 use super::{PushMode, Rejection};
 
@@ -19,12 +19,14 @@ pub enum Change<'a> {
         key: Cow<'a, GroupingKey>,
         /// The pushed families.
         families: Cow<'a, [MetricFamily]>,
-        /// PUT or POST.
+        /// PUT, POST or aggregating.
         mode: PushMode,
         /// Unix time of the push.
         time: f64,
         /// True when an unchecked push did not pass the consistency check.
         inconsistent: bool,
+        /// The push's `Idempotency-Key`, remembered with it.
+        idempotency_key: Option<Str>,
     },
     /// A refused push: only the group's failure time changes.
     Failure {
@@ -40,6 +42,37 @@ pub enum Change<'a> {
     },
     /// Every group removed.
     Wipe,
+}
+
+impl Change<'_> {
+    /// An owned copy, independent of the store it was borrowed from.
+    pub fn to_static(&self) -> Change<'static> {
+        match self {
+            Change::Push {
+                key,
+                families,
+                mode,
+                time,
+                inconsistent,
+                idempotency_key,
+            } => Change::Push {
+                key: Cow::Owned(key.clone().into_owned()),
+                families: Cow::Owned(families.to_vec()),
+                mode: *mode,
+                time: *time,
+                inconsistent: *inconsistent,
+                idempotency_key: idempotency_key.clone(),
+            },
+            Change::Failure { key, time } => Change::Failure {
+                key: Cow::Owned(key.clone().into_owned()),
+                time: *time,
+            },
+            Change::Delete { key } => Change::Delete {
+                key: Cow::Owned(key.clone().into_owned()),
+            },
+            Change::Wipe => Change::Wipe,
+        }
+    }
 }
 
 /// Records changes durably. Called with the store's lock held, so it must be quick:

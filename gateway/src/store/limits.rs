@@ -90,6 +90,21 @@ impl Store {
         if limits.max_series > 0 {
             let replaced: usize = group.map_or(0, |g| match mode {
                 PushMode::Replace => g.families.values().map(|f| f.family.metrics.len()).sum(),
+                // Nothing is replaced; what the group stores already is not added.
+                PushMode::Aggregate => families
+                    .iter()
+                    .map(|f| {
+                        let positions = g.positions.get(&f.name);
+                        f.metrics
+                            .iter()
+                            .filter(|m| {
+                                positions.is_some_and(|p| {
+                                    p.contains_key(&super::series_id(&f.name, m.labels.iter()))
+                                })
+                            })
+                            .count()
+                    })
+                    .sum(),
                 PushMode::Merge => families
                     .iter()
                     .map(|f| &*f.name)

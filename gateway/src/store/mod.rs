@@ -1,6 +1,7 @@
 //! The metric store: groups of metric families keyed by their grouping labels, the push
-//! semantics (PUT replaces a group, POST replaces the families it names, DELETE removes a
-//! group), push timestamps, and the consistency index that lets a push be checked in time
+//! semantics (PUT replaces a group, POST replaces the families it names, an aggregating
+//! push adds to the series it names, DELETE removes a group), idempotency keys, push
+//! timestamps, and the consistency index that lets a push be checked in time
 //! proportional to its own size.
 //!
 //! The index keeps, per metric name, the groups that own a family of that name and how
@@ -9,9 +10,11 @@
 //! the rest of the store. Encoding, files and HTTP are left to other modules; a push is
 //! parsed before it gets here, and no lock is held across an `.await`.
 
+pub(crate) mod aggregate;
 mod check;
 mod consistency;
 mod group;
+mod idempotency;
 mod index;
 mod journal;
 mod limits;
@@ -29,6 +32,8 @@ use parking_lot::RwLock;
 use check::check_push_alone;
 pub use check::Rejection;
 use group::{apply, clear, group_views, record_failure, remove_group, sorted, Group};
+pub use idempotency::{IdempotencyConfig, MAX_IDEMPOTENCY_KEY_BYTES};
+use idempotency::{KeyTable, SeenKey, Verdict};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
 pub use series::{series_id, SeriesId, SeriesIndex};
@@ -56,6 +61,9 @@ pub enum PushMode {
     Replace,
     /// POST: the push replaces only the families it names.
     Merge,
+    /// PUT or POST under `/aggregate`: the push adds to the series it names and keeps
+    /// everything else (see [`aggregate`]).
+    Aggregate,
 }
 
 /// Whether pushes are checked for consistency before they are applied.
@@ -107,6 +115,8 @@ pub struct StoreConfig {
     pub reserved: HashMap<String, MetricType>,
     /// Push and store limits.
     pub limits: Limits,
+    /// How idempotency keys are remembered.
+    pub idempotency: IdempotencyConfig,
 }
 
 /// A family as stored in a group, with the time it was pushed.
@@ -158,6 +168,8 @@ pub struct GroupView {
     /// Time of the group's first change. Upstream stamps its timestamp families with it
     /// until their own first change (`time_stamp` in `/api/v1/metrics`).
     pub created: f64,
+    /// The idempotency keys it remembers with the time of their push, sorted by key.
+    pub keys: Vec<(Str, f64)>,
 }
 
 impl GroupView {
@@ -201,6 +213,7 @@ struct State {
     names: BTreeMap<Str, NameEntry>,
     series: SeriesIndex,
     series_total: usize,
+    keys: KeyTable,
     next_version: u64,
     times_version: u64,
     maybe_inconsistent: bool,
@@ -248,6 +261,23 @@ impl Store {
         mode: PushMode,
         now: f64,
     ) -> Result<Option<u64>, PushError> {
+        self.push_keyed(key, families, mode, now, None)
+    }
+
+    /// [`Store::push`] with an idempotency key: a key the group saw within the window
+    /// makes the push answer as the first did (`Ok`, with the first push's journal
+    /// sequence) and change nothing; an applied push's key is remembered with it.
+    ///
+    /// # Errors
+    /// As [`Store::push`]; [`PushError::Full`] when the key table is full.
+    pub fn push_keyed(
+        &self,
+        key: GroupingKey,
+        families: Vec<MetricFamily>,
+        mode: PushMode,
+        now: f64,
+        idempotency_key: Option<Str>,
+    ) -> Result<Option<u64>, PushError> {
         self.check_push_limits(&key, &families)?;
         let key = Arc::new(key);
         let families = self.sanitize(&key, families);
@@ -255,15 +285,32 @@ impl Store {
         // Names in the body were validated by the text parser already; the protobuf format
         // may carry any UTF-8 name (upstream v1.11 validates with the UTF-8 rules here).
         let alone = check_push_alone(&families, NameValidation::Utf8);
+        let aggregating = mode == PushMode::Aggregate;
         let mut state = self.shared.state.write();
+        if let Some(idempotency_key) = &idempotency_key {
+            let config = self.shared.config.idempotency;
+            if let Verdict::Seen(seq) =
+                idempotency::admit(&mut state, &key, idempotency_key, now, config)?
+            {
+                return Ok(seq);
+            }
+        }
+        if aggregating {
+            aggregate::index_positions(&mut state, &key, &families);
+        }
         let verdict = match &alone {
+            Ok(ids) if aggregating => aggregate::check_aggregation(&state, &key, &families, ids)
+                .and_then(|()| self.check_against_store(&state, &key, &families, ids, mode)),
             Ok(ids) => self.check_against_store(&state, &key, &families, ids, mode),
             Err(rejection) => Err(rejection.clone()),
         };
         let mut inconsistent = false;
         if let Err(rejection) = verdict {
-            // Timestamps are refused even unchecked, as upstream (after its 202).
-            if checked || rejection == Rejection::Timestamp {
+            // Timestamps are refused even unchecked, as upstream (after its 202), and so
+            // is what cannot be added: an aggregate needs well-formed series to add to.
+            let fatal = rejection == Rejection::Timestamp
+                || (aggregating && (alone.is_err() || rejection.is_aggregation()));
+            if checked || fatal {
                 let max_groups = self.shared.config.limits.max_groups;
                 record_failure(&mut state, &key, now, max_groups)?;
                 return Err(PushError::Rejected(rejection));
@@ -279,11 +326,20 @@ impl Store {
                 mode,
                 time: now,
                 inconsistent,
+                idempotency_key: idempotency_key.clone(),
             },
         )?;
         // Stored anyway when unchecked; the exposition filters what does not fit.
         state.maybe_inconsistent |= inconsistent;
-        apply(&mut state, key, families, mode, now);
+        apply(&mut state, key.clone(), families, mode, now);
+        if let Some(idempotency_key) = idempotency_key {
+            idempotency::remember(
+                &mut state,
+                &key,
+                idempotency_key,
+                SeenKey { time: now, seq },
+            );
+        }
         Ok(seq)
     }
 
@@ -312,6 +368,11 @@ impl Store {
         let seq = journal(&mut state, &Change::Wipe)?;
         clear(&mut state);
         Ok(seq)
+    }
+
+    /// Number of idempotency keys remembered.
+    pub fn idempotency_keys(&self) -> usize {
+        idempotency::count(&self.shared.state.read())
     }
 
     /// Attaches the journal that records every later change before it is applied.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::group::{apply, clear, insert_family, remove_group, Group};
+use super::idempotency::{self, SeenKey};
 use super::{Change, Consistency, GroupView, State, Store, StoredFamily};
 
 impl Store {
@@ -17,15 +18,19 @@ impl Store {
                 mode,
                 time,
                 inconsistent,
+                idempotency_key,
             } => {
                 state.maybe_inconsistent |= inconsistent;
-                apply(
-                    &mut state,
-                    Arc::new(key.into_owned()),
-                    families.into_owned(),
-                    mode,
-                    time,
-                );
+                let key = Arc::new(key.into_owned());
+                if idempotency_key.is_some() {
+                    // As the live push did before its verdict.
+                    idempotency::prune(&mut state, time, self.shared.config.idempotency.window);
+                }
+                apply(&mut state, key.clone(), families.into_owned(), mode, time);
+                if let Some(idempotency_key) = idempotency_key {
+                    let seen = SeenKey { time, seq: None };
+                    idempotency::remember(&mut state, &key, idempotency_key, seen);
+                }
             }
             Change::Failure { key, time } => {
                 let key = Arc::new(key.into_owned());
@@ -62,6 +67,7 @@ impl Store {
         // What was stored unchecked may be inconsistent: keep the exposition's filter on.
         state.maybe_inconsistent |= self.shared.config.consistency == Consistency::Unchecked;
         let key = view.key;
+        let keys = view.keys;
         for stored in view.families {
             let StoredFamily {
                 family, pushed_at, ..
@@ -70,11 +76,14 @@ impl Store {
         }
         let group = state
             .groups
-            .entry(key)
+            .entry(key.clone())
             .or_insert_with(|| Group::empty(view.created));
         group.push_time = view.push_time;
         group.failure_time = view.failure_time;
         group.created = view.created;
+        for (idempotency_key, time) in keys {
+            idempotency::remember(state, &key, idempotency_key, SeenKey { time, seq: None });
+        }
         state.times_version = state.bump();
     }
 }

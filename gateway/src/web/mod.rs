@@ -159,7 +159,11 @@ where
             Ok(redirect(&format!("{prefix}{}", app.config.telemetry_path))),
         );
     }
-    if let Some((job, job_is_base64, labels)) = split_push_path(rest) {
+    let (aggregate_tree, push_path) = match rest.strip_prefix(AGGREGATE_PREFIX) {
+        Some(path) => (true, path),
+        None => (false, rest),
+    };
+    if let Some((job, job_is_base64, labels)) = split_push_path(push_path) {
         if labels.contains("//") {
             // Upstream's router redirects to a path without it, which a PUT does not follow.
             return (
@@ -170,6 +174,8 @@ where
             );
         }
         let mode = match method {
+            // Under /aggregate both add; neither drops what the push does not name.
+            Method::PUT | Method::POST if aggregate_tree => PushMode::Aggregate,
             Method::PUT => PushMode::Replace,
             Method::POST => PushMode::Merge,
             Method::DELETE => {
@@ -244,7 +250,8 @@ fn allowed_methods(app: &App, path: &str) -> Option<&'static str> {
     if rest == app.config.telemetry_path {
         return Some(READ_ONLY);
     }
-    if split_push_path(rest).is_some() {
+    let push_path = rest.strip_prefix(AGGREGATE_PREFIX).unwrap_or(rest);
+    if split_push_path(push_path).is_some() {
         return Some("DELETE, OPTIONS, POST, PUT");
     }
     match rest {
@@ -262,6 +269,10 @@ fn options(allow: &'static str) -> HttpResponse {
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
+
+/// The second push tree: `/aggregate/metrics/job/...` adds to a group instead of
+/// replacing (a client pointed at `http://host:9091/aggregate` uses it unchanged).
+const AGGREGATE_PREFIX: &str = "/aggregate";
 
 /// Splits `/metrics/job/<job>/<labels...>` or `/metrics/job@base64/<job>/...`.
 fn split_push_path(path: &str) -> Option<(&str, bool, &str)> {

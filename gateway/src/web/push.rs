@@ -13,12 +13,16 @@ use super::body::read_body;
 use super::error::{text_response, ApiError};
 use crate::clock::unix_now;
 use crate::grouping::parse_grouping_path;
+use crate::model::Str;
 use crate::parse::{parse, Format};
 use crate::replicate::ChangeRequest;
-use crate::store::{Consistency, PushError, PushMode};
+use crate::store::{Consistency, PushError, PushMode, MAX_IDEMPOTENCY_KEY_BYTES};
 
 /// The delimited protobuf media type and parameters that select the protobuf decoder.
 const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
+
+/// The request header that makes a retried push count once (IETF httpapi draft).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// PUT or POST of metrics to a group.
 pub async fn push<B>(
@@ -42,6 +46,7 @@ where
         .check_grouping_key(&key)
         .map_err(ApiError::from_push_error)?;
     let (parts, body) = request.into_parts();
+    let idempotency_key = idempotency_key(&parts.headers)?;
     let format = format_of(&parts.headers);
     let bytes = read_body(
         body,
@@ -65,6 +70,7 @@ where
         families,
         mode,
         time: unix_now(),
+        idempotency_key,
     };
     let outcome = apply_change_sized(app, request, size).await;
     let unchecked = app.store.config().consistency == Consistency::Unchecked;
@@ -72,8 +78,9 @@ where
         Ok(seq) => wait_durable(app, seq).await,
         Err(PushError::Rejected(rejection)) => {
             tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
-            // Unchecked pushes are acknowledged before the check, as upstream does.
-            if unchecked {
+            // Unchecked pushes are acknowledged before the check, as upstream does; what
+            // cannot be added to an aggregate is refused all the same.
+            if unchecked && !(mode == PushMode::Aggregate && rejection.is_aggregation()) {
                 Ok(())
             } else {
                 Err(ApiError::Rejected(rejection))
@@ -90,6 +97,33 @@ where
         StatusCode::OK
     };
     Ok(text_response(status, ""))
+}
+
+/// The `Idempotency-Key` header: visible ASCII, at most [`MAX_IDEMPOTENCY_KEY_BYTES`]; the
+/// draft's structured-field string (`"..."`) and a bare token both work.
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<Str>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = |why: &str| Err(ApiError::BadIdempotencyKey(why.to_string()));
+    if values.next().is_some() {
+        return bad("more than one Idempotency-Key header");
+    }
+    let raw = value.as_bytes();
+    let key = match raw {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => raw,
+    };
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return bad(&format!(
+            "Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"
+        ));
+    }
+    if !key.iter().all(|b| b.is_ascii_graphic() || *b == b' ') || key.contains(&b'"') {
+        return bad("Idempotency-Key must be printable ASCII");
+    }
+    Ok(std::str::from_utf8(key).ok().map(Str::from))
 }
 
 /// Waits until a journaled change is on disk (no-op without persistence).

@@ -44,6 +44,10 @@ impl BlockWriter {
         self.body.push(v);
     }
 
+    pub(super) fn bytes(&mut self, v: &[u8]) {
+        self.body.extend_from_slice(v);
+    }
+
     pub(super) fn string(&mut self, s: &Str) {
         let next = self.table.len() as u64;
         let index = *self.strings.entry(s.clone()).or_insert_with(|| {
@@ -123,6 +127,10 @@ impl<'a> Reader<'a> {
         let bytes = &self.input[self.pos..end];
         self.pos = end;
         Ok(bytes)
+    }
+
+    pub(super) fn bytes(&mut self, len: usize) -> Result<&'a [u8], CodecError> {
+        self.take(len)
     }
 
     pub(super) fn byte(&mut self) -> Result<u8, CodecError> {

@@ -6,7 +6,13 @@ use std::sync::Arc;
 
 use super::block::{BlockWriter, Reader};
 use super::{err, CodecError};
+use crate::model::Str;
 use crate::store::{Change, GroupView, PushMode, StoredFamily};
+
+/// Optional fields of a push record, written after its families as `varint tag, varint
+/// length, bytes` to the end of the record; a reader skips tags it does not know.
+/// (Field 1, the per-push TTL, belongs to the grouping-key rules.)
+const PUSH_FIELD_IDEMPOTENCY_KEY: u64 = 2;
 
 // === writing ===
 
@@ -23,6 +29,14 @@ pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
     }
     // Last, so that blocks written before it existed still decode.
     block.f64(view.created);
+    // After it, the idempotency keys the group remembers, with their times.
+    if !view.keys.is_empty() {
+        block.varint(view.keys.len() as u64);
+        for (key, time) in &view.keys {
+            block.string(key);
+            block.f64(*time);
+        }
+    }
     block.finish(out);
 }
 
@@ -36,12 +50,14 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             mode,
             time,
             inconsistent,
+            idempotency_key,
         } => {
             let (mode, time, inconsistent) = (*mode, *time, *inconsistent);
             out.push(1);
             out.push(match mode {
                 PushMode::Replace => 0,
                 PushMode::Merge => 1,
+                PushMode::Aggregate => 2,
             });
             out.push(u8::from(inconsistent));
             out.extend_from_slice(&time.to_le_bytes());
@@ -50,6 +66,11 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             for family in families.iter() {
                 // A push's families carry their full label sets already.
                 block.family(family, time, None);
+            }
+            if let Some(idempotency_key) = idempotency_key {
+                block.varint(PUSH_FIELD_IDEMPOTENCY_KEY);
+                block.varint(idempotency_key.len() as u64);
+                block.bytes(idempotency_key.as_bytes());
             }
         }
         Change::Failure { key, time } => {
@@ -97,6 +118,14 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
     } else {
         reader.f64()?
     };
+    let mut keys = Vec::new();
+    if !reader.at_end() {
+        let count = reader.count()?;
+        keys.reserve(count.min(1024));
+        for _ in 0..count {
+            keys.push((reader.string()?, reader.f64()?));
+        }
+    }
     reader.end()?;
     Ok(GroupView {
         key,
@@ -104,6 +133,7 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
         push_time,
         failure_time,
         created: if created.is_finite() { created } else { 0.0 },
+        keys,
     })
 }
 
@@ -123,6 +153,7 @@ pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
             let mode = match rest[0] {
                 0 => PushMode::Replace,
                 1 => PushMode::Merge,
+                2 => PushMode::Aggregate,
                 _ => return err("unknown push mode"),
             };
             let inconsistent = rest[1] != 0;
@@ -138,13 +169,24 @@ pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
             for _ in 0..count {
                 families.push(reader.family()?.0);
             }
-            reader.end()?;
+            let mut idempotency_key = None;
+            while !reader.at_end() {
+                let tag = reader.varint()?;
+                let len = reader.count()?;
+                let value = reader.bytes(len)?;
+                if tag == PUSH_FIELD_IDEMPOTENCY_KEY {
+                    let value = std::str::from_utf8(value)
+                        .map_err(|_| CodecError("idempotency key is not UTF-8".into()))?;
+                    idempotency_key = Some(Str::from(value));
+                }
+            }
             Ok(Change::Push {
                 key: Cow::Owned(key),
                 families: Cow::Owned(families),
                 mode,
                 time,
                 inconsistent,
+                idempotency_key,
             })
         }
         2 => {
