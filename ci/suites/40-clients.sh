@@ -5,7 +5,9 @@
 #   - Node prom-client's Pushgateway (npm, installed into .cache/npm), ci/clients/node/push.js;
 #   - a real Prometheus (Debian prometheus, unpacked into .cache) scraping us with and without
 #     native histograms, queried through its HTTP API.
-# (Python's prometheus_client is covered by ci/e2e/test_clients.py.)
+#   - aggregating pushes (/aggregate) from all three real clients, Python's prometheus_client
+#     included (ci/clients/test_aggregate.py); the rest of Python's client is covered by
+#     ci/e2e/test_clients.py.
 # Installs everything it needs; every process listens on 127.0.0.1 only.
 # Arguments are passed to pytest: ci/suites/40-clients.sh -k node
 set -euo pipefail
@@ -15,7 +17,7 @@ source ci/lib/tools.sh
 apt_install golang-go golang-github-prometheus-client-golang-dev
 command -v node >/dev/null 2>&1 || apt_install nodejs npm
 
-PY=$(python_venv pytest requests)
+PY=$(python_venv pytest requests prometheus_client)
 GATEWAY_BIN=$(gateway_release)
 REFERENCE_BIN=$(reference_pushgateway)
 PROMETHEUS_BIN=$(prometheus_bin)

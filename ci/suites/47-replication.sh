@@ -10,7 +10,9 @@
 #   - Sentinel (redis-sentinel, Debian): gateways given only the Sentinels, the primary killed
 #     under load (with and without a frozen Redis replica), WAIT refusing unconfirmed pushes;
 #   - history epochs after FLUSHALL, settings fingerprints, keys moved under the hash tag;
-#   - a 3-node Redis Cluster (redis-cli --cluster create): the scripts run on the slot's node.
+#   - a 3-node Redis Cluster (redis-cli --cluster create): the scripts run on the slot's node;
+#   - aggregating pushes with Idempotency-Keys: the same sums and verdicts on every replica,
+#     also one restarted mid-stream or started from a snapshot (test_aggregate.py).
 # Arguments are passed to pytest: ci/suites/47-replication.sh -k snapshot
 set -euo pipefail
 cd "$(dirname "$0")/../.."
