@@ -23,6 +23,7 @@
 //!
 //! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
 
+mod aggregate;
 mod attack;
 mod client;
 mod measure;
@@ -47,13 +48,23 @@ pub struct Args {
     /// itself to try the benchmark out).
     #[arg(long)]
     pub ours: PathBuf,
-    /// The upstream reference binary (not needed with `--attack`).
-    #[arg(long, required_unless_present = "attack")]
+    /// The upstream reference binary (not needed with `--attack` or `--aggregate`).
+    #[arg(long, required_unless_present_any = ["attack", "aggregate"])]
     pub reference: Option<PathBuf>,
     /// Instead of the comparison: the CPU cost of hostile requests to ours at its
     /// default limits, next to a normal push (see `attack.rs`).
     #[arg(long)]
     pub attack: bool,
+    /// Instead of the comparison: aggregating pushes side by side with gravel-gateway
+    /// (see `aggregate.rs`).
+    #[arg(long)]
+    pub aggregate: bool,
+    /// The gravel-gateway binary of `--aggregate`.
+    #[arg(long)]
+    pub gravel: Option<PathBuf>,
+    /// Aggregated series stored for the scrape of `--aggregate` (10k, 100k, 1M, ...).
+    #[arg(long, default_value = "1M", value_parser = parse_size)]
+    pub aggregate_series: usize,
     /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
@@ -560,7 +571,7 @@ fn built_here(bin: &Path) -> bool {
 }
 
 /// The 1-minute load average.
-fn loadavg() -> String {
+pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
@@ -623,6 +634,9 @@ async fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     if args.attack {
         return attack::run(&args, &work).await;
+    }
+    if args.aggregate {
+        return aggregate::run(&args, &work).await;
     }
     let reference_bin = args
         .reference
