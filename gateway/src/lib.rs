@@ -7,7 +7,8 @@
 //!   [`config_file`]: the TOML file.
 //! - [`model`]: metric families, labels, grouping keys, name rules.
 //! - [`parse`]: push bodies to families; [`proto`]: the protobuf messages.
-//! - [`grouping`]: the grouping key in a push URL.
+//! - [`grouping`]: the grouping key in a push URL; [`selector`]: PromQL label selectors
+//!   over grouping keys.
 //! - [`store`]: groups, push semantics, the consistency index.
 //! - [`expiry`]: opt-in removal of stale groups.
 //! - [`expose`]: snapshots to the exposition formats.
@@ -35,6 +36,7 @@ pub mod persist;
 pub mod proto;
 pub mod registry;
 pub mod replicate;
+pub mod selector;
 pub mod server;
 pub mod signal;
 pub mod store;
