@@ -3,6 +3,9 @@
 //! under `[expiry]`. Unknown keys, unknown flags and wrong types are rejected with the
 //! line and the reason.
 //!
+//! `[[aggregate]]` tables name groups that aggregate when pushed on `/metrics/job/...`
+//! (see [`aggregate`]).
+//!
 //! ```toml
 //! [flags]
 //! "persistence.file" = "/data/pushgateway.db"
@@ -18,7 +21,12 @@
 //! [[expiry.rules]]
 //! labels_regex = { job = "batch-.*" }   # fully anchored regular expressions
 //! ttl = "30m"
+//!
+//! [[aggregate]]
+//! match = '{job=~"lambda-.*"}'
 //! ```
+
+mod aggregate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +37,7 @@ use toml::Spanned;
 
 use crate::duration::parse_go_duration;
 use crate::expiry::{ExpiryPolicy, ExpiryRule};
+use crate::web::AggregateRules;
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +56,8 @@ struct FileFormat {
     flags: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
     expiry: ExpiryFormat,
+    #[serde(default)]
+    aggregate: Vec<aggregate::AggregateFormat>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +85,8 @@ pub struct ConfigFile {
     pub args: Vec<(String, String)>,
     /// The expiry rules.
     pub expiry: ExpiryPolicy,
+    /// The groups that aggregate when pushed on the ordinary paths.
+    pub aggregate: AggregateRules,
 }
 
 /// Reads and checks a configuration file; `known_flag` tells whether a long flag exists
@@ -175,9 +188,12 @@ pub fn load(
             ttl,
         });
     }
+    let aggregate =
+        aggregate::rules(&format.aggregate).map_err(|(span, reason)| error(span, reason))?;
     Ok(ConfigFile {
         args,
         expiry: ExpiryPolicy { default_ttl, rules },
+        aggregate,
     })
 }
 
@@ -227,6 +243,20 @@ mod tests {
     }
 
     #[test]
+    fn reads_aggregate_rules() {
+        let file = load_text(
+            "[[aggregate]]\nmatch = '{job=~\"lambda-.*\"}'\n[[aggregate]]\nmatch = '{job=\"fanout\",stage!=\"\"}'\n",
+        )
+        .expect("valid");
+        let key =
+            |job: &str| crate::model::GroupingKey::new(vec![crate::model::Label::new("job", job)]);
+        assert!(file.aggregate.matches(&key("lambda-resize")));
+        assert!(!file.aggregate.matches(&key("batch")));
+        assert!(!file.aggregate.matches(&key("fanout")));
+        assert_eq!(file.aggregate.selectors().len(), 2);
+    }
+
+    #[test]
     fn rejections_name_the_line() {
         for (text, line, words) in [
             ("[flags]\n\"no.such\" = \"x\"\n", 2, "unknown flag"),
@@ -234,6 +264,17 @@ mod tests {
             ("[expiry]\ndefault_ttl = 5\n", 2, "string"),
             ("[expiry]\ndefault_ttl = \"5 parsecs\"\n", 2, "duration"),
             ("[flags]\n\"web.enable-lifecycle\" = \"yes\"\n", 2, "switch"),
+            (
+                "\n[[aggregate]]\nmatch = '{job=~\"(\"}'\n",
+                3,
+                "invalid selector",
+            ),
+            ("[[aggregate]]\nmatch = '{job=~\".*\"}'\n", 2, "every group"),
+            (
+                "[[aggregate]]\nselector = '{job=\"a\"}'\n",
+                2,
+                "unknown field",
+            ),
             (
                 "\n\n[[expiry.rules]]\nlabels_regex = { job = \"(\" }\nttl = \"1m\"\n",
                 4,

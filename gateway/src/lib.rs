@@ -125,6 +125,8 @@ pub async fn run(
             expirer,
             config_file: config.config_file.clone(),
             read_expiry: |path| Config::reload_expiry(path).map_err(|e| e.to_string()),
+            aggregate: config.aggregate.clone(),
+            read_aggregate: |path| Config::reload_aggregate(path).map_err(|e| e.to_string()),
             replicator: replicator.clone(),
         },
     ));

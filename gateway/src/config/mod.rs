@@ -18,6 +18,7 @@ use crate::model::NameValidation;
 use crate::parse::ParseLimits;
 use crate::persist::PersistConfig;
 use crate::store::{Consistency, IdempotencyConfig, Limits};
+use crate::web::AggregateRules;
 
 mod flags;
 mod redis;
@@ -73,6 +74,8 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     /// Expiry rules from the configuration file.
     pub expiry: ExpiryPolicy,
+    /// The groups that aggregate on the ordinary push paths (`[[aggregate]]`).
+    pub aggregate: AggregateRules,
     /// The configuration file, for reloads.
     pub config_file: Option<PathBuf>,
     /// Replicated state, when `--storage=redis`.
@@ -117,7 +120,17 @@ impl Config {
             });
         }
         combined.extend(args.iter().skip(1).cloned());
-        Config::from_flags(Flags::try_parse_from(combined)?, file.expiry)
+        let mut config = Config::from_flags(Flags::try_parse_from(combined)?, file.expiry)?;
+        config.aggregate = file.aggregate;
+        Ok(config)
+    }
+
+    /// Reads the `[[aggregate]]` rules from the configuration file again.
+    ///
+    /// # Errors
+    /// [`ConfigError::File`] with the line and reason; the caller keeps the old rules.
+    pub fn reload_aggregate(path: &Path) -> Result<AggregateRules, ConfigError> {
+        Ok(load_config_file(path)?.aggregate)
     }
 
     /// Reads the expiry rules from the configuration file again (SIGHUP, `/-/reload`).
@@ -181,6 +194,7 @@ impl Config {
             log_format: flags.log_format,
             flags: flag_values,
             expiry,
+            aggregate: AggregateRules::default(),
             config_file: (!flags.config_file.is_empty()).then(|| PathBuf::from(&flags.config_file)),
             redis,
             limits: Limits {

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use http::Response;
 use tokio::sync::Notify;
 
+use super::aggregate_rules::AggregateRules;
 use super::offload::Offload;
 use super::response_body::ResponseBody;
 use super::settings::WebConfig;
@@ -49,6 +50,10 @@ pub struct App {
     /// Reads the expiry rules of the configuration file (given by `lib`, which knows the
     /// flags the file may set).
     read_expiry: ReadExpiry,
+    /// The `[[aggregate]]` rules, replaced on a reload.
+    aggregate: parking_lot::RwLock<Arc<AggregateRules>>,
+    /// Reads them from the configuration file.
+    read_aggregate: ReadAggregate,
     /// Whether the last reload of the configuration file worked.
     pub(super) config_reload_ok: AtomicBool,
     pub(super) renderer: Renderer,
@@ -70,6 +75,8 @@ impl App {
             config_file,
             replicator,
             read_expiry,
+            aggregate,
+            read_aggregate,
         } = parts;
         App {
             store,
@@ -84,6 +91,8 @@ impl App {
             config_file,
             replicator,
             read_expiry,
+            aggregate: parking_lot::RwLock::new(Arc::new(aggregate)),
+            read_aggregate,
             config_reload_ok: AtomicBool::new(true),
             renderer: Renderer::new(),
             offload: Offload::default(),
@@ -105,13 +114,26 @@ pub struct AppParts {
     pub replicator: Option<Arc<Replicator>>,
     /// Reads the expiry rules of the configuration file, for reloads.
     pub read_expiry: ReadExpiry,
+    /// The `[[aggregate]]` rules of the configuration file.
+    pub aggregate: AggregateRules,
+    /// Reads them again, for reloads.
+    pub read_aggregate: ReadAggregate,
 }
+
+/// Reads the `[[aggregate]]` rules of a configuration file, or says why it cannot be used.
+pub type ReadAggregate = fn(&Path) -> Result<AggregateRules, String>;
 
 /// Reads the expiry rules of a configuration file, or says why it cannot be used.
 pub type ReadExpiry = fn(&Path) -> Result<ExpiryPolicy, String>;
 
 impl App {
-    /// Re-reads the configuration file's expiry rules; the old rules stay on error.
+    /// Whether pushes to `key` on the ordinary paths aggregate (`[[aggregate]]`).
+    pub fn aggregates(&self, key: &crate::model::GroupingKey) -> bool {
+        self.aggregate.read().matches(key)
+    }
+
+    /// Re-reads the configuration file's expiry and aggregate rules; the old rules stay on
+    /// error.
     ///
     /// # Errors
     /// The reason the file was refused.
@@ -121,14 +143,15 @@ impl App {
         };
         // Whatever goes wrong, the reload must not take its caller down: a panic in the
         // SIGHUP task would leave every later SIGHUP unheard.
-        let read_expiry = self.read_expiry;
-        let reloaded = std::panic::catch_unwind(|| read_expiry(path))
+        let (read_expiry, read_aggregate) = (self.read_expiry, self.read_aggregate);
+        let reloaded = std::panic::catch_unwind(|| Ok((read_expiry(path)?, read_aggregate(path)?)))
             .unwrap_or_else(|_| Err("unexpected failure while reading the file".into()));
         self.config_reload_ok
             .store(reloaded.is_ok(), Ordering::Relaxed);
         match reloaded {
-            Ok(policy) => {
+            Ok((policy, aggregate)) => {
                 self.expirer.set_policy(policy);
+                *self.aggregate.write() = Arc::new(aggregate);
                 tracing::info!(file = %path.display(), "reloaded the configuration file");
                 Ok(())
             }

@@ -2,6 +2,7 @@
 //! capped body, format), calls the store or the encoder, and maps the result. Status codes
 //! are decided in [`error`] only.
 
+mod aggregate_rules;
 pub mod api;
 mod app;
 pub mod body;
@@ -25,7 +26,8 @@ use crate::expose::{negotiate, OpenMetrics, Renderer};
 use crate::store::{PushMode, Store, StoreConfig};
 use crate::webconfig::Verdict;
 
-pub use app::{App, AppParts, HttpResponse, ReadExpiry};
+pub use aggregate_rules::AggregateRules;
+pub use app::{App, AppParts, HttpResponse, ReadAggregate, ReadExpiry};
 pub use error::ApiError;
 pub use response_body::ResponseBody;
 pub use settings::{ListenAddress, WebConfig};

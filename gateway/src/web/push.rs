@@ -45,6 +45,12 @@ where
     app.store
         .check_grouping_key(&key)
         .map_err(ApiError::from_push_error)?;
+    // The operator's [[aggregate]] rules make ordinary pushes to these groups aggregate.
+    let mode = if app.aggregates(&key) {
+        PushMode::Aggregate
+    } else {
+        mode
+    };
     let (parts, body) = request.into_parts();
     let idempotency_key = idempotency_key(&parts.headers)?;
     let format = format_of(&parts.headers);

@@ -376,3 +376,41 @@ fn kill_9_loses_no_acknowledged_increment_and_retries_count_once() {
     }
     assert_eq!(scrape(&instance), PUSHES as f64);
 }
+
+#[test]
+fn aggregate_rules_of_the_config_file_apply_to_ordinary_pushes_and_reload() {
+    let dir = crate::helpers::scratch_dir("aggregate-rules");
+    let file = dir.join("config.toml");
+    fs::write(&file, "[[aggregate]]\nmatch = '{job=~\"lambda-.*\"}'\n").unwrap();
+    let arg = format!("--config.file={}", file.display());
+    let gw = spawn_gateway(&[&arg, "--web.enable-lifecycle"]);
+    let counter = "# TYPE calls_total counter\ncalls_total 1\n";
+    let total = |job: &str| {
+        gw.state()
+            .get(&series("calls_total", &[("instance", ""), ("job", job)]))
+            .cloned()
+    };
+    for _ in 0..3 {
+        assert_eq!(gw.put("/metrics/job/lambda-a", counter).status, 200);
+        assert_eq!(gw.put("/metrics/job/batch", counter).status, 200);
+    }
+    assert_eq!(total("lambda-a").as_deref(), Some("3"));
+    assert_eq!(total("batch").as_deref(), Some("1"));
+    // An invalid file keeps the old rules.
+    fs::write(&file, "[[aggregate]]\nmatch = '{job=~\"(\"}'\n").unwrap();
+    let refused = gw.request("PUT", "/-/reload", &[], b"");
+    assert_eq!(refused.status, 500);
+    assert!(
+        refused.text().contains("invalid selector"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(gw.put("/metrics/job/lambda-a", counter).status, 200);
+    assert_eq!(total("lambda-a").as_deref(), Some("4"));
+    // Without the rule, an ordinary PUT replaces (and so resets the aggregate).
+    fs::write(&file, "").unwrap();
+    assert_eq!(gw.request("PUT", "/-/reload", &[], b"").status, 200);
+    assert_eq!(gw.put("/metrics/job/lambda-a", counter).status, 200);
+    assert_eq!(total("lambda-a").as_deref(), Some("1"));
+    let _ = fs::remove_dir_all(&dir);
+}
