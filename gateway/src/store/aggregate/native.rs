@@ -180,7 +180,8 @@ impl Expanded {
         if schema >= self.schema {
             return;
         }
-        let shift = self.schema - schema;
+        // In i64 and at most 63: a replayed record is not checked again, and must not panic.
+        let shift = (i64::from(self.schema) - i64::from(schema)).min(63);
         for side in [&mut self.positive, &mut self.negative] {
             let mut reduced: Vec<(i64, f64)> = Vec::with_capacity(side.len());
             for &(index, count) in side.iter() {
@@ -273,7 +274,7 @@ fn compress(buckets: &[(i64, f64)], float: bool) -> (Vec<BucketSpan>, Vec<i64>, 
         .iter()
         .map(|&(_, count)| {
             let count = count as i64;
-            let delta = count - previous;
+            let delta = count.wrapping_sub(previous);
             previous = count;
             delta
         })
@@ -470,6 +471,23 @@ mod tests {
             ..NativeHistogram::default()
         };
         assert!(check(&nan).is_err());
+    }
+
+    #[test]
+    fn unchecked_input_does_not_panic() {
+        // What replay may meet in a damaged or hostile record: never checked, never a panic.
+        let wild = NativeHistogram {
+            schema: i32::MAX,
+            zero_threshold: f64::NAN,
+            zero_count: Some(u64::MAX),
+            positive_spans: vec![span(i32::MIN, 3), span(i32::MAX, 2)],
+            positive_deltas: vec![i64::MAX, i64::MIN, 1],
+            ..NativeHistogram::default()
+        };
+        let tame = int_hist(i32::MIN, 1.0, 1, &[(0, 1)], &[1]);
+        let _ = add(&wild, &tame);
+        let _ = add(&tame, &wild);
+        let _ = add(&wild, &wild);
     }
 
     #[test]
