@@ -84,9 +84,9 @@ where
         Ok(seq) => wait_durable(app, seq).await,
         Err(PushError::Rejected(rejection)) => {
             tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
-            // Unchecked pushes are acknowledged before the check, as upstream does; what
-            // cannot be added to an aggregate is refused all the same.
-            if unchecked && !(mode == PushMode::Aggregate && rejection.is_aggregation()) {
+            // Unchecked pushes are acknowledged before the check, as upstream does; an
+            // aggregating push the store refused changed nothing, and says so.
+            if unchecked && mode != PushMode::Aggregate {
                 Ok(())
             } else {
                 Err(ApiError::Rejected(rejection))

@@ -166,6 +166,10 @@ fn unchecked_gateways_still_refuse_what_cannot_be_added() {
     assert_eq!(gw.put(GROUP, "c_total 1\n").status, 202);
     let quantiles = "# TYPE size summary\nsize{quantile=\"0.5\"} 1\nsize_sum 10\nsize_count 2\n";
     assert_eq!(gw.put(GROUP, quantiles).status, 400);
+    // A series twice in one push cannot be added either; the answer says so.
+    let twice = "# TYPE c_total counter\nc_total 1\nc_total 2\n";
+    assert_eq!(gw.put(GROUP, twice).status, 400);
+    assert_eq!(value(&gw, "c_total", &[]).as_deref(), Some("1"));
 }
 
 #[test]
