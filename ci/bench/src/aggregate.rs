@@ -6,7 +6,8 @@
 //!   series to one group back to back for `--throughput-secs` (the scraped sum is checked);
 //! - pushes per second into 10k groups: the same, each push to the next of 10,000 groups;
 //! - the scrape at `--aggregate-series` aggregated series (default 1M): loaded by
-//!   aggregating pushes of `--group-size` series, one group each, then full scrapes timed.
+//!   aggregating pushes of `--group-size` series, one group each, for at most
+//!   `--aggregate-load-budget-secs`, then full scrapes timed (at what was loaded).
 //!
 //! Ours runs in memory (no persistence), as gravel does; `--ours-arg` adds flags.
 
@@ -47,7 +48,7 @@ struct Figures {
     one_group: Option<(Throughput, Duration)>,
     one_group_sum_ok: bool,
     many_groups: Option<(Throughput, Duration)>,
-    load: Option<Duration>,
+    load: Option<(Duration, usize)>,
     scrape: Option<Scrape>,
     rss_per_series: Option<f64>,
 }
@@ -136,37 +137,44 @@ async fn first_sum(gw: &Gateway) -> Result<Option<f64>> {
         .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok())))
 }
 
-/// Loads `n` series by aggregating pushes of `group_size`, one group each.
+/// Loads `n` series by aggregating pushes of `group_size`, one group each, for at most
+/// `budget` (a gateway whose cost grows with what it stores may not get there). Returns the
+/// time it took and the series loaded.
 async fn load(
     gw: &Gateway,
     side: &Side,
     n: usize,
     group_size: usize,
     concurrency: usize,
-) -> Result<Duration> {
+    budget: Duration,
+) -> Result<(Duration, usize)> {
     let groups = n.div_ceil(group_size);
     let next = Arc::new(AtomicUsize::new(0));
+    let loaded = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
+    let deadline = start + budget;
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (addr, prefix, next) = (gw.addr, side.prefix, next.clone());
+        let (addr, prefix) = (gw.addr, side.prefix);
+        let (next, loaded) = (next.clone(), loaded.clone());
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(addr);
             loop {
                 let g = next.fetch_add(1, Ordering::Relaxed);
-                if g >= groups {
+                if g >= groups || Instant::now() > deadline {
                     return Ok::<_, String>(());
                 }
                 let count = group_size.min(n - g * group_size);
                 let path = format!("{prefix}/metrics/job/bench/group/load-{g}");
                 post_ok(&mut conn, &path, body(0, count)).await?;
+                loaded.fetch_add(count, Ordering::Relaxed);
             }
         }));
     }
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
     }
-    Ok(start.elapsed())
+    Ok((start.elapsed(), loaded.load(Ordering::Relaxed)))
 }
 
 async fn measure_side(args: &Args, side: &Side, work: &Path) -> Result<Figures> {
@@ -208,14 +216,25 @@ async fn measure_side(args: &Args, side: &Side, work: &Path) -> Result<Figures> 
     measure::scrape(gw.addr, 1, 1, Duration::ZERO).await?;
     let rss_empty = gw.rss_bytes()?;
     let n = args.aggregate_series;
-    let took = load(&gw, side, n, args.group_size, args.load_connections).await?;
-    figures.load = Some(took);
+    let load_budget = Duration::from_secs(args.aggregate_load_budget_secs);
+    let (took, loaded) = load(
+        &gw,
+        side,
+        n,
+        args.group_size,
+        args.load_connections,
+        load_budget,
+    )
+    .await?;
+    figures.load = Some((took, loaded));
     let budget = Duration::from_secs(args.scrape_budget_secs);
     let scrape = measure::scrape(gw.addr, args.scrapes, 3, budget).await?;
-    figures.rss_per_series = Some((gw.rss_bytes()? as f64 - rss_empty as f64) / n as f64);
+    figures.rss_per_series =
+        Some((gw.rss_bytes()? as f64 - rss_empty as f64) / loaded.max(1) as f64);
     println!(
-        "  {:<8} {} series loaded in {:.1} s; scrape {:.0} ms median, {} series, {:.1} MB",
+        "  {:<8} {} of {} series loaded in {:.1} s; scrape {:.0} ms median, {} series, {:.1} MB",
         side.name,
+        loaded,
         crate::size_label(n),
         took.as_secs_f64(),
         scrape.median.as_secs_f64() * 1e3,
@@ -299,8 +318,17 @@ fn markdown(args: &Args, results: &[(&str, Figures)]) -> String {
             rate(&f.one_group),
             if f.one_group_sum_ok { "yes" } else { "no" },
             rate(&f.many_groups),
-            f.load
-                .map_or("failed".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+            f.load.map_or("failed".into(), |(d, loaded)| {
+                if loaded < args.aggregate_series {
+                    format!(
+                        "{} series in {:.0} s (budget spent)",
+                        loaded,
+                        d.as_secs_f64()
+                    )
+                } else {
+                    format!("{:.1} s", d.as_secs_f64())
+                }
+            }),
             f.scrape.map_or("failed".into(), |s| format!(
                 "{:.0} ms ({} series)",
                 s.median.as_secs_f64() * 1e3,

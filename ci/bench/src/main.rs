@@ -65,6 +65,10 @@ pub struct Args {
     /// Aggregated series stored for the scrape of `--aggregate` (10k, 100k, 1M, ...).
     #[arg(long, default_value = "1M", value_parser = parse_size)]
     pub aggregate_series: usize,
+    /// Seconds `--aggregate` may spend loading them into one gateway; the scrape is then
+    /// timed at what was loaded.
+    #[arg(long, default_value_t = 300)]
+    pub aggregate_load_budget_secs: u64,
     /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
