@@ -146,6 +146,12 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] for anything that cannot be used.
     pub fn from_flags(flags: Flags, expiry: ExpiryPolicy) -> Result<Config, ConfigError> {
+        if flags.idempotency_window.is_zero() {
+            // A zero window would forget every key at once: retries would count twice.
+            return Err(ConfigError::Invalid(
+                "--aggregate.idempotency-window must be longer than 0".into(),
+            ));
+        }
         let redis = redis_config(&flags)?;
         let listen = flags
             .listen_address
@@ -383,6 +389,26 @@ mod tests {
         let config = parse(&["--web.external-url=http://example.org/pgw/"]).expect("parses");
         assert_eq!(config.web.route_prefix, "/pgw");
         assert_eq!(config.web.external_prefix, "/pgw");
+    }
+
+    #[test]
+    fn idempotency_flags() {
+        let config = parse(&[]).expect("defaults");
+        assert_eq!(config.idempotency.window, 600.0);
+        assert_eq!(config.idempotency.max_keys, 100_000);
+        let config = parse(&[
+            "--aggregate.idempotency-window=90s",
+            "--aggregate.idempotency-max-keys=5",
+        ])
+        .expect("parses");
+        assert_eq!(
+            (config.idempotency.window, config.idempotency.max_keys),
+            (90.0, 5)
+        );
+        assert!(matches!(
+            parse(&["--aggregate.idempotency-window=0s"]),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 
     #[test]
