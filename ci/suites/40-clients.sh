@@ -9,7 +9,9 @@
 #     (ci/clients/test_python_ttl.py; the rest of that client is covered by ci/e2e/test_clients.py);
 #   - the OpenTelemetry SDKs exporting over OTLP/HTTP (Python opentelemetry-sdk with the
 #     protobuf exporter into .cache/venv, Node @opentelemetry/sdk-metrics with the JSON exporter
-#     into .cache/npm), ci/clients/otlp/, then scraped by the real Prometheus.
+#     into .cache/npm), ci/clients/otlp/, then scraped by the real Prometheus;
+#   - aggregating pushes (/aggregate) from all three real clients, Python's prometheus_client
+#     included (ci/clients/test_aggregate.py).
 # Installs everything it needs; every process listens on 127.0.0.1 only.
 # Arguments are passed to pytest: ci/suites/40-clients.sh -k node
 set -euo pipefail

@@ -15,6 +15,8 @@
 #   - quotas: racing pushes through three replicas get one verdict and the same usage;
 #   - a 3-node Redis Cluster (redis-cli --cluster create): gateways given a node without the
 #     keys' slot follow MOVED, also when the slot moves to another node under load.
+#   - aggregating pushes with Idempotency-Keys: the same sums and verdicts on every replica,
+#     also one restarted mid-stream or started from a snapshot (test_aggregate.py).
 # Arguments are passed to pytest: ci/suites/47-replication.sh -k snapshot
 set -euo pipefail
 cd "$(dirname "$0")/../.."

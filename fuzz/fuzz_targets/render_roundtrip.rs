@@ -1,7 +1,8 @@
 //! Our own exposition must be valid input. The first byte picks the body format and the
 //! store's configuration (bit 0: protobuf body instead of text, bit 1: UTF-8 name
-//! validation, bit 2: unchecked consistency, bit 3: merge instead of replace); the rest is
-//! the body. When the store accepts the push, the rendered text exposition must parse with
+//! validation, bit 2: unchecked consistency, bit 3: merge instead of replace, bit 4: an
+//! aggregating push, sent twice so that every series is added to itself); the rest is the
+//! body. When the store accepts the push, the rendered text exposition must parse with
 //! the text parser (legacy names: the default scrape escapes names) and the protobuf
 //! exposition with the protobuf decoder; the OpenMetrics rendering must not panic.
 #![no_main]
@@ -38,12 +39,21 @@ fuzz_target!(|data: &[u8]| {
         reserved: gateway::telemetry::own_metric_types(),
         ..StoreConfig::default()
     });
-    let mode = if flags & 8 != 0 {
+    let mode = if flags & 16 != 0 {
+        PushMode::Aggregate
+    } else if flags & 8 != 0 {
         PushMode::Merge
     } else {
         PushMode::Replace
     };
     let key = GroupingKey::new(vec![Label::new("job", "fuzz"), Label::new("instance", "a")]);
+    if mode == PushMode::Aggregate
+        && store
+            .push(key.clone(), families.clone(), mode, 1.0)
+            .is_err()
+    {
+        return;
+    }
     if store.push(key, families, mode, 1.0).is_err() {
         return;
     }

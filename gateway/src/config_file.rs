@@ -4,6 +4,9 @@
 //! both in [`access`]). Unknown keys, unknown flags and wrong types are rejected with the
 //! line and the reason.
 //!
+//! `[[aggregate]]` tables name groups that aggregate when pushed on `/metrics/job/...`
+//! (see [`aggregate`]).
+//!
 //! ```toml
 //! [flags]
 //! "persistence.file" = "/data/pushgateway.db"
@@ -31,9 +34,13 @@
 //! labels_regex = { job = "team-a-.*" }
 //! max_series = 100000
 //! max_groups = 500
+//!
+//! [[aggregate]]                 # ordinary pushes to matching groups add up
+//! match = '{job=~"lambda-.*"}'
 //! ```
 
 mod access;
+mod aggregate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +52,7 @@ use crate::duration::parse_go_duration;
 use crate::expiry::{ExpiryPolicy, ExpiryRule};
 use crate::label_match::{anchored, LabelMatcher};
 use crate::store::Quota;
-use crate::web::AccessRules;
+use crate::web::{AccessRules, AggregateRules};
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +75,8 @@ struct FileFormat {
     access: Vec<Spanned<access::AccessFormat>>,
     #[serde(default)]
     quota: Vec<Spanned<access::QuotaFormat>>,
+    #[serde(default)]
+    aggregate: Vec<aggregate::AggregateFormat>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +108,8 @@ pub struct ConfigFile {
     pub access: AccessRules,
     /// The quotas.
     pub quotas: Vec<Quota>,
+    /// The groups that aggregate when pushed on the ordinary paths.
+    pub aggregate: AggregateRules,
 }
 
 /// Reads and checks a configuration file; `known_flag` tells whether a long flag exists
@@ -185,11 +196,14 @@ pub fn load(
         }
         rules.push(ExpiryRule { matcher, ttl });
     }
+    let aggregate =
+        aggregate::rules(&format.aggregate).map_err(|(span, reason)| error(span, reason))?;
     Ok(ConfigFile {
         args,
         expiry: ExpiryPolicy { default_ttl, rules },
         access: access::access_rules(&source, &format.access)?,
         quotas: access::quotas(&source, &format.quota)?,
+        aggregate,
     })
 }
 
@@ -297,6 +311,20 @@ mod tests {
     }
 
     #[test]
+    fn reads_aggregate_rules() {
+        let file = load_text(
+            "[[aggregate]]\nmatch = '{job=~\"lambda-.*\"}'\n[[aggregate]]\nmatch = '{job=\"fanout\",stage!=\"\"}'\n",
+        )
+        .expect("valid");
+        let key =
+            |job: &str| crate::model::GroupingKey::new(vec![crate::model::Label::new("job", job)]);
+        assert!(file.aggregate.matches(&key("lambda-resize")));
+        assert!(!file.aggregate.matches(&key("batch")));
+        assert!(!file.aggregate.matches(&key("fanout")));
+        assert_eq!(file.aggregate.selectors().len(), 2);
+    }
+
+    #[test]
     fn rejections_name_the_line() {
         for (text, line, words) in [
             ("[flags]\n\"no.such\" = \"x\"\n", 2, "unknown flag"),
@@ -304,6 +332,17 @@ mod tests {
             ("[expiry]\ndefault_ttl = 5\n", 2, "string"),
             ("[expiry]\ndefault_ttl = \"5 parsecs\"\n", 2, "duration"),
             ("[flags]\n\"web.enable-lifecycle\" = \"yes\"\n", 2, "switch"),
+            (
+                "\n[[aggregate]]\nmatch = '{job=~\"(\"}'\n",
+                3,
+                "invalid selector",
+            ),
+            ("[[aggregate]]\nmatch = '{job=~\".*\"}'\n", 2, "every group"),
+            (
+                "[[aggregate]]\nselector = '{job=\"a\"}'\n",
+                2,
+                "unknown field",
+            ),
             (
                 "\n\n[[expiry.rules]]\nlabels_regex = { job = \"(\" }\nttl = \"1m\"\n",
                 4,

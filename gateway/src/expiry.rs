@@ -259,7 +259,7 @@ mod tests {
         };
         let push_ttl = |key: GroupingKey, at: f64, ttl: Option<GroupTtl>| {
             store
-                .push_with_ttl(key, vec![family()], PushMode::Replace, at, ttl)
+                .push_with(key, vec![family()], PushMode::Replace, at, ttl, None)
                 .expect("push");
         };
         // No rules at all: only the groups' own TTLs expire anything.

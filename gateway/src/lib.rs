@@ -88,6 +88,7 @@ pub async fn run(
         consistency: config.web.consistency,
         reserved: telemetry::own_metric_types(),
         limits: config.limits,
+        idempotency: config.idempotency,
     });
     store.set_quotas(config.quotas.clone());
     let security = config
@@ -135,6 +136,7 @@ pub async fn run(
             config_file: config.config_file.clone(),
             read_rules: |path| Config::reload_rules(path).map_err(|e| e.to_string()),
             access: config.access.clone(),
+            aggregate: config.aggregate.clone(),
             replicator: replicator.clone(),
         },
     ));

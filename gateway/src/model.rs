@@ -9,7 +9,7 @@ use std::fmt;
 mod native;
 mod series;
 
-pub use native::{Boundaries, NativeBucket};
+pub use native::{bound as native_bucket_bound, Boundaries, NativeBucket};
 pub use series::{Series, SeriesLabels};
 
 /// Shared, immutable string: label names and values repeat across series, so they are

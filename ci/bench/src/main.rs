@@ -24,6 +24,7 @@
 //!
 //! Run it with `ci/bench/run` (builds both binaries); it is a benchmark, not a test.
 
+mod aggregate;
 mod attack;
 mod attack_otlp;
 mod client;
@@ -52,8 +53,9 @@ pub struct Args {
     /// itself to try the benchmark out).
     #[arg(long)]
     pub ours: PathBuf,
-    /// The upstream reference binary (not needed with `--attack`).
-    #[arg(long, required_unless_present_any = ["attack", "matcher_delete", "quotas"])]
+    /// The upstream reference binary (not needed with `--attack`, `--matcher-delete`,
+    /// `--quotas` or `--aggregate`).
+    #[arg(long, required_unless_present_any = ["attack", "matcher_delete", "quotas", "aggregate"])]
     pub reference: Option<PathBuf>,
     /// Instead of the comparison: the CPU cost of hostile requests to ours at its
     /// default limits, next to a normal push (see `attack.rs`).
@@ -68,6 +70,20 @@ pub struct Args {
     /// place, next to none (see `quotas.rs`).
     #[arg(long)]
     pub quotas: bool,
+    /// Instead of the comparison: aggregating pushes side by side with gravel-gateway
+    /// (see `aggregate.rs`).
+    #[arg(long)]
+    pub aggregate: bool,
+    /// The gravel-gateway binary of `--aggregate`.
+    #[arg(long)]
+    pub gravel: Option<PathBuf>,
+    /// Aggregated series stored for the scrape of `--aggregate` (10k, 100k, 1M, ...).
+    #[arg(long, default_value = "1M", value_parser = parse_size)]
+    pub aggregate_series: usize,
+    /// Seconds `--aggregate` may spend loading them into one gateway; the scrape is then
+    /// timed at what was loaded.
+    #[arg(long, default_value_t = 300)]
+    pub aggregate_load_budget_secs: u64,
     /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
@@ -610,7 +626,7 @@ fn built_here(bin: &Path) -> bool {
 }
 
 /// The 1-minute load average.
-fn loadavg() -> String {
+pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
@@ -680,10 +696,12 @@ async fn run(args: Args) -> Result<()> {
     if args.quotas {
         return quotas::run(&args, &work).await;
     }
-    let reference_bin = args
-        .reference
-        .clone()
-        .ok_or("--reference is required without --attack, --matcher-delete or --quotas")?;
+    if args.aggregate {
+        return aggregate::run(&args, &work).await;
+    }
+    let reference_bin = args.reference.clone().ok_or(
+        "--reference is required without --attack, --matcher-delete, --quotas or --aggregate",
+    )?;
     let started = Instant::now();
     let mut env = report::Env {
         ours: version_of(&args.ours),

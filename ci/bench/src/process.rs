@@ -65,6 +65,13 @@ fn clock_ticks() -> f64 {
     })
 }
 
+/// Where a gateway started with `log` writes its address (`--web.listen-address-file`).
+fn address_file(log: &Path) -> PathBuf {
+    let mut file = log.as_os_str().to_owned();
+    file.push(".address");
+    PathBuf::from(file)
+}
+
 /// The last lines of a log file, for error messages.
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -108,21 +115,31 @@ impl Gateway {
         args: &[String],
         log: &Path,
     ) -> Result<Gateway> {
-        let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut address_file = log.as_os_str().to_owned();
-        address_file.push(".address");
-        let address_file = PathBuf::from(address_file);
-        let _ = std::fs::remove_file(&address_file);
-        let mut command = Command::new(bin);
-        command.arg("--web.listen-address=127.0.0.1:0");
+        let mut listen = vec!["--web.listen-address=127.0.0.1:0".to_string()];
         if let PortReport::AddressFile = report {
-            command.arg(format!(
+            listen.push(format!(
                 "--web.listen-address-file={}",
-                address_file.display()
+                address_file(log).display()
             ));
         }
-        let child = command
+        listen.extend_from_slice(args);
+        Gateway::start_program(bin, report, &listen, log).await
+    }
+
+    /// Starts `bin` with exactly `args` (which must make it listen on a loopback port:
+    /// port 0 with [`PortReport::Proc`]), its output going to `log`, and returns once it
+    /// listens.
+    pub async fn start_program(
+        bin: &Path,
+        report: PortReport,
+        args: &[String],
+        log: &Path,
+    ) -> Result<Gateway> {
+        let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let address_file = address_file(log);
+        let _ = std::fs::remove_file(&address_file);
+        let child = Command::new(bin)
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)

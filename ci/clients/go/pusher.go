@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	pusher push|add   -url U -job J [-group k=v]... [-set full|small|conflict] [-temp F] [-format proto|text]
+//	pusher push|add   -url U -job J [-group k=v]... [-set full|small|conflict|aggregate] [-temp F] [-format proto|text] [-idempotency-key K]
 //	pusher delete     -url U -job J [-group k=v]...
 //	pusher scrape     -url U [-accept A]
 //
@@ -18,6 +18,13 @@
 //	       gopush_native_seconds (bucket factor 1.1, no classic buckets; observations 0 0.5 1 1 3).
 //	small: gauge gopush_temperature{room="lab"} = -temp and gauge gopush_extra = 1.
 //	conflict: counter gopush_temperature{room="lab"} = 1 (a type conflict with full and small).
+//	aggregate: one invocation's worth, for /aggregate: counter agg_invocations_total = 1,
+//	       classic histogram agg_duration_seconds (buckets 0.1, 1; one observation of temp),
+//	       native histogram agg_native_seconds (factor 1.1; one observation of temp), summary
+//	       agg_payload_bytes without objectives (one observation of 10), gauge agg_last_temp = temp.
+//
+// -idempotency-key sends that Idempotency-Key header with the push, through the client's own
+// HTTPDoer hook (push.Pusher.Client), as an application would.
 //
 // scrape GETs the URL with the Accept header of the Go client and Prometheus
 // (delimited protobuf preferred), decodes the answer with expfmt according to its
@@ -110,6 +117,38 @@ func conflictSet() []prometheus.Collector {
 	return []prometheus.Collector{temperature}
 }
 
+func aggregateSet(temp float64) []prometheus.Collector {
+	invocations := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "agg_invocations_total", Help: "Invocations.",
+	})
+	invocations.Inc()
+	duration := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "agg_duration_seconds", Help: "Duration.", Buckets: []float64{0.1, 1},
+	})
+	duration.Observe(temp)
+	native := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "agg_native_seconds", Help: "Duration, native.", NativeHistogramBucketFactor: 1.1,
+	})
+	native.Observe(temp)
+	payload := prometheus.NewSummary(prometheus.SummaryOpts{
+		Name: "agg_payload_bytes", Help: "Payload.", Objectives: map[float64]float64{},
+	})
+	payload.Observe(10)
+	last := prometheus.NewGauge(prometheus.GaugeOpts{Name: "agg_last_temp", Help: "Last."})
+	last.Set(temp)
+	return []prometheus.Collector{invocations, duration, native, payload, last}
+}
+
+// headerDoer adds one header to every request (the Idempotency-Key).
+type headerDoer struct {
+	name, value string
+}
+
+func (d headerDoer) Do(req *http.Request) (*http.Response, error) {
+	req.Header.Set(d.name, d.value)
+	return http.DefaultClient.Do(req)
+}
+
 func scrape(url, accept string) {
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
@@ -155,6 +194,7 @@ func main() {
 	set := fs.String("set", "full", "metric set: full, small or conflict")
 	temp := fs.Float64("temp", 21.5, "value of gopush_temperature")
 	format := fs.String("format", "proto", "push body format: proto (the client's default) or text")
+	idempotencyKey := fs.String("idempotency-key", "", "Idempotency-Key header of the push")
 	accept := fs.String("accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3", "Accept header of scrape")
 	var groups groupFlags
 	fs.Var(&groups, "group", "grouping label k=v (repeatable)")
@@ -177,6 +217,9 @@ func main() {
 		}
 		p = p.Grouping(kv[0], kv[1])
 	}
+	if *idempotencyKey != "" {
+		p = p.Client(headerDoer{"Idempotency-Key", *idempotencyKey})
+	}
 	switch *format {
 	case "proto":
 		// The default of push.New: expfmt.FmtProtoDelim.
@@ -196,6 +239,8 @@ func main() {
 			collectors = smallSet(*temp)
 		case "conflict":
 			collectors = conflictSet()
+		case "aggregate":
+			collectors = aggregateSet(*temp)
 		default:
 			fail("bad -set %q", *set)
 		}

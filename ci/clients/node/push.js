@@ -2,7 +2,7 @@
 // ci/clients/test_node.py. prom-client is installed by ci/suites/40-clients.sh into
 // .cache/npm and found through NODE_PATH.
 //
-// Usage: node push.js URL push|pushAdd|delete [full|small|conflict] [--gzip] [--job NAME]
+// Usage: node push.js URL push|pushAdd|delete [full|small|conflict|aggregate] [--gzip] [--job NAME] [--key K]
 //
 // push is Pushgateway.push (PUT), pushAdd is Pushgateway.pushAdd (POST), delete is
 // Pushgateway.delete (DELETE); the grouping is {instance: "node-1", zone: "eu west"}.
@@ -13,6 +13,11 @@
 //          summary node_payload_bytes (percentiles 0.5, 0.9; observations 10 20 30).
 //   small: gauge node_queue_size = 9, gauge node_extra = 1.
 //   conflict: counter node_queue_size = 1 (a type conflict with full and small).
+//   aggregate: one invocation's worth, for /aggregate: counter node_invocations_total = 1,
+//          histogram node_duration_seconds (buckets 0.1, 1; one observation of 0.5),
+//          gauge node_last_size = 7.
+//
+// --key K sends the header Idempotency-Key: K (through the Pushgateway's request options).
 //
 // --gzip sends the body gzip-compressed (Content-Encoding: gzip), as prom-client does when
 // that header is given in its request options. Exit status 1 on any error.
@@ -28,9 +33,14 @@ function fail(msg) {
 const args = process.argv.slice(2);
 const flags = new Set(args.filter(a => a === '--gzip'));
 let job = 'node_job';
+let idempotencyKey = '';
 const positional = [];
 for (let i = 0; i < args.length; i++) {
 	if (args[i] === '--gzip') continue;
+	if (args[i] === '--key') {
+		idempotencyKey = args[++i];
+		continue;
+	}
 	if (args[i] === '--job') {
 		job = args[++i];
 		continue;
@@ -89,12 +99,31 @@ if (set === 'full') {
 		registers: [registry],
 	});
 	queue.inc(1);
+} else if (set === 'aggregate') {
+	new client.Counter({
+		name: 'node_invocations_total',
+		help: 'Invocations.',
+		registers: [registry],
+	}).inc(1);
+	new client.Histogram({
+		name: 'node_duration_seconds',
+		help: 'Duration.',
+		buckets: [0.1, 1],
+		registers: [registry],
+	}).observe(0.5);
+	new client.Gauge({
+		name: 'node_last_size',
+		help: 'Last size.',
+		registers: [registry],
+	}).set(7);
 } else {
 	fail(`unknown set ${set}`);
 }
 
 const options = { timeout: 10000 };
-if (flags.has('--gzip')) options.headers = { 'Content-Encoding': 'gzip' };
+options.headers = {};
+if (flags.has('--gzip')) options.headers['Content-Encoding'] = 'gzip';
+if (idempotencyKey) options.headers['Idempotency-Key'] = idempotencyKey;
 const gateway = new client.Pushgateway(url, options, registry);
 const params = { jobName: job, groupings: { instance: 'node-1', zone: 'eu west' } };
 

@@ -245,6 +245,7 @@ fn main() {
                 time: 1_700_000_000.5,
                 inconsistent: false,
                 ttl: Some(GroupTtl::After(std::time::Duration::from_secs(90))),
+                idempotency_key: None,
             },
         );
         changes.push((format!("push_{name}"), record));

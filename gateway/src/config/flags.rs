@@ -118,6 +118,13 @@ pub struct Flags {
     /// Most groups stored; pushes creating more get 429 (0: no limit).
     #[arg(long = "storage.max-groups", default_value_t = 0)]
     pub max_groups: usize,
+    /// How long an `Idempotency-Key` is remembered after the push that carried it; a push
+    /// repeating it within this window is answered as the first and changes nothing.
+    #[arg(long = "aggregate.idempotency-window", default_value = "10m", value_parser = parse_go_duration)]
+    pub idempotency_window: Duration,
+    /// Most idempotency keys remembered at once; a push with a new key beyond it gets 429.
+    #[arg(long = "aggregate.idempotency-max-keys", default_value_t = 100_000)]
+    pub idempotency_max_keys: usize,
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     pub log_level: LogLevel,

@@ -18,7 +18,7 @@ use crate::model::{is_reserved_label_name, NameValidation, INSTANCE_LABEL, JOB_L
 use crate::otlp;
 use crate::parse::ParseLimits;
 use crate::persist::PersistConfig;
-use crate::store::{Consistency, Limits, Quota};
+use crate::store::{Consistency, IdempotencyConfig, Limits, Quota};
 
 mod flags;
 mod redis;
@@ -27,7 +27,7 @@ mod status;
 pub use crate::duration::{parse_go_duration, MAX_GO_DURATION};
 pub use crate::replicate::{ExposeMode, LocalCopy, RedisConfig, SentinelConfig};
 pub use crate::telemetry::{LogFormat, LogLevel};
-pub use crate::web::{AccessRules, FileRules, ListenAddress, WebConfig};
+pub use crate::web::{AccessRules, AggregateRules, FileRules, ListenAddress, WebConfig};
 pub use flags::{Flags, StorageMode};
 pub use redis::{REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV};
 pub use status::redact_url;
@@ -70,12 +70,16 @@ pub struct Config {
     pub persistence: Option<PersistConfig>,
     /// Push and store limits.
     pub limits: Limits,
+    /// How idempotency keys are remembered.
+    pub idempotency: IdempotencyConfig,
     /// Expiry rules from the configuration file.
     pub expiry: ExpiryPolicy,
     /// Access rules from the configuration file.
     pub access: AccessRules,
     /// Quotas from the configuration file.
     pub quotas: Vec<Quota>,
+    /// The groups that aggregate on the ordinary push paths (`[[aggregate]]`).
+    pub aggregate: AggregateRules,
     /// The configuration file, for reloads.
     pub config_file: Option<PathBuf>,
     /// Replicated state, when `--storage=redis`.
@@ -141,7 +145,14 @@ impl Config {
             expiry,
             access,
             quotas,
+            aggregate,
         } = rules;
+        if flags.idempotency_window.is_zero() {
+            // A zero window would forget every key at once: retries would count twice.
+            return Err(ConfigError::Invalid(
+                "--aggregate.idempotency-window must be longer than 0".into(),
+            ));
+        }
         let redis = redis_config(&flags)?;
         let listen = flags
             .listen_address
@@ -197,6 +208,7 @@ impl Config {
             expiry,
             access,
             quotas,
+            aggregate,
             config_file: (!flags.config_file.is_empty()).then(|| PathBuf::from(&flags.config_file)),
             redis,
             limits: Limits {
@@ -206,6 +218,10 @@ impl Config {
                 max_labels_per_series: flags.max_labels_per_series,
                 max_series: flags.max_series,
                 max_groups: flags.max_groups,
+            },
+            idempotency: IdempotencyConfig {
+                window: flags.idempotency_window.as_secs_f64(),
+                max_keys: flags.idempotency_max_keys,
             },
             persistence: (!flags.persistence_file.is_empty()
                 && flags.storage == StorageMode::Memory)
@@ -286,6 +302,7 @@ fn rules_of(file: ConfigFile) -> FileRules {
         expiry: file.expiry,
         access: file.access,
         quotas: file.quotas,
+        aggregate: file.aggregate,
     }
 }
 
@@ -460,6 +477,26 @@ mod tests {
         let config = parse(&["--web.external-url=http://example.org/pgw/"]).expect("parses");
         assert_eq!(config.web.route_prefix, "/pgw");
         assert_eq!(config.web.external_prefix, "/pgw");
+    }
+
+    #[test]
+    fn idempotency_flags() {
+        let config = parse(&[]).expect("defaults");
+        assert_eq!(config.idempotency.window, 600.0);
+        assert_eq!(config.idempotency.max_keys, 100_000);
+        let config = parse(&[
+            "--aggregate.idempotency-window=90s",
+            "--aggregate.idempotency-max-keys=5",
+        ])
+        .expect("parses");
+        assert_eq!(
+            (config.idempotency.window, config.idempotency.max_keys),
+            (90.0, 5)
+        );
+        assert!(matches!(
+            parse(&["--aggregate.idempotency-window=0s"]),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 
     #[test]

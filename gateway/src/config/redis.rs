@@ -81,7 +81,11 @@ pub(super) fn redis_config(flags: &Flags) -> Result<Option<RedisConfig>, ConfigE
         expose: flags.redis_expose,
         check_settings: flag_values(flags)
             .into_iter()
-            .filter(|(name, _)| name.starts_with("push.") || name.starts_with("storage.max-"))
+            .filter(|(name, _)| {
+                ["push.", "storage.max-", "aggregate."]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix))
+            })
             .collect(),
         adopt_settings: flags.redis_adopt_settings,
         min_replicas_acks: flags

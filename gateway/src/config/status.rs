@@ -63,6 +63,14 @@ pub(super) fn flag_values(flags: &Flags) -> Vec<(String, String)> {
         ("web.write-timeout", duration(flags.write_timeout)),
         ("storage.max-series", flags.max_series.to_string()),
         ("storage.max-groups", flags.max_groups.to_string()),
+        (
+            "aggregate.idempotency-window",
+            duration(flags.idempotency_window),
+        ),
+        (
+            "aggregate.idempotency-max-keys",
+            flags.idempotency_max_keys.to_string(),
+        ),
         ("persistence.file", flags.persistence_file.clone()),
         ("persistence.interval", duration(flags.persistence_interval)),
         (

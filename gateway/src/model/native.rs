@@ -123,7 +123,7 @@ fn indexed_counts(spans: &[BucketSpan], deltas: &[i64], counts: &[f64]) -> Vec<(
 
 /// The upper bound of bucket `index` at `schema`, as Prometheus's `getBound`: the largest
 /// finite float for the last bucket before the one that counts infinities.
-fn bound(index: i64, schema: i32) -> f64 {
+pub fn bound(index: i64, schema: i32) -> f64 {
     let schema = schema.clamp(-4, 8);
     if schema <= 0 {
         let exponent = index.saturating_mul(1 << -schema);

@@ -14,6 +14,9 @@ pub mod translate;
 use prost::Message;
 
 pub use names::Escaping;
+
+/// The path of the receiver, under the route prefix (Prometheus's path).
+pub const METRICS_PATH: &str = "/api/v1/otlp/v1/metrics";
 pub use translate::{translate, GroupPush, Refusals, Settings, Translation};
 
 /// Most resources (and so groups) in one export: each is a push of its own.

@@ -267,6 +267,7 @@ mod tests {
                 failure_time: 0.0,
                 created: 1.0,
                 ttl: None,
+                keys: Vec::new(),
             })
             .collect()
     }

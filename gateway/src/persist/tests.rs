@@ -107,6 +107,7 @@ fn codec_round_trips_changes_and_groups() {
         time: 1234.5,
         inconsistent: false,
         ttl: None,
+        idempotency_key: None,
     };
     let mut encoded = Vec::new();
     encode_change(&mut encoded, &change);
@@ -137,6 +138,7 @@ fn codec_round_trips_changes_and_groups() {
             time: 1234.5,
             inconsistent: false,
             ttl: Some(ttl),
+            idempotency_key: None,
         };
         let mut bytes = Vec::new();
         encode_change(&mut bytes, &with_ttl);
@@ -147,11 +149,36 @@ fn codec_round_trips_changes_and_groups() {
         later.extend_from_slice(&[9, 2, 0xab, 0xcd]);
         assert_eq!(decode_change(&later).expect("decodes"), change);
     }
+    for (mode, idempotency_key) in [
+        (PushMode::Merge, None),
+        (PushMode::Aggregate, Some("retry-1".into())),
+    ] {
+        let change = Change::Push {
+            key: Cow::Borrowed(&k),
+            families: Cow::Borrowed(&families),
+            mode,
+            time: 1234.5,
+            inconsistent: false,
+            // Both trailing fields together, in the aggregating case.
+            ttl: idempotency_key.as_ref().map(|_| GroupTtl::Never),
+            idempotency_key,
+        };
+        let mut encoded = Vec::new();
+        encode_change(&mut encoded, &change);
+        assert_eq!(decode_change(&encoded).expect("decodes"), change);
+        // An unknown trailing field (a later version's) is skipped.
+        let mut extended = encoded.clone();
+        extended.extend_from_slice(&[9, 2, b'h', b'i']);
+        assert_eq!(decode_change(&extended).expect("decodes"), change);
+        // A trailing field cut short is an error, not a misread.
+        extended.pop();
+        assert!(decode_change(&extended).is_err());
+    }
 
     let store = Store::new(StoreConfig::default());
     let ttl = Some(GroupTtl::After(Duration::from_secs(90)));
     store
-        .push_with_ttl(k, families, PushMode::Replace, 99.0, ttl)
+        .push_with(k, families, PushMode::Replace, 99.0, ttl, None)
         .expect("push");
     let view = store.groups().remove(0);
     let mut block = Vec::new();
@@ -187,12 +214,13 @@ fn matcher_deletes_and_group_ttls_survive_a_restart() {
     let ttl = Some(GroupTtl::After(Duration::from_secs(30)));
     for job in ["w1", "w2", "x1"] {
         store
-            .push_with_ttl(
+            .push_with(
                 key(job),
                 vec![gauge("g", 1.0)],
                 PushMode::Replace,
                 10.0,
                 ttl,
+                None,
             )
             .expect("push");
     }
@@ -223,6 +251,61 @@ fn matcher_deletes_and_group_ttls_survive_a_restart() {
     let _persister = Persister::start(config(&file), &again).expect("restart");
     assert_eq!(summary(&again.groups()), summary(&before));
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn aggregates_and_idempotency_keys_survive_a_snapshot_and_the_log() {
+    let dir = temp_dir("aggregate");
+    let file = dir.join("pg.db");
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    let add = |store: &Store, time: f64, retry: &str| {
+        store
+            .push_with(
+                key("lambda"),
+                vec![counter("calls_total", 1.0)],
+                PushMode::Aggregate,
+                time,
+                None,
+                Some(retry.into()),
+            )
+            .expect("aggregating push")
+    };
+    add(&store, 10.0, "a");
+    add(&store, 11.0, "b");
+    persister.snapshot_now().expect("snapshot");
+    add(&store, 12.0, "c");
+    add(&store, 13.0, "c"); // a retry: nothing changes
+    let before = exposition(&store);
+    assert!(
+        before.contains("calls_total{instance=\"\",job=\"lambda\"} 3\n"),
+        "{before}"
+    );
+    drop(persister);
+
+    let restored = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &restored).expect("restart");
+    assert_eq!(exposition(&restored), before);
+    assert_eq!(restored.idempotency_keys(), 3);
+    // Retries of keys from the snapshot and from the log are still recognised.
+    add(&restored, 14.0, "a");
+    add(&restored, 14.0, "c");
+    add(&restored, 14.0, "d");
+    let after = exposition(&restored);
+    assert!(
+        after.contains("calls_total{instance=\"\",job=\"lambda\"} 4\n"),
+        "{after}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn counter(name: &str, value: f64) -> MetricFamily {
+    MetricFamily {
+        name: name.into(),
+        help: None,
+        metric_type: MetricType::Counter,
+        metrics: vec![Metric::new(Vec::new(), Value::Counter(value))],
+    }
 }
 
 #[test]

@@ -134,6 +134,8 @@ fn read_group(d: &mut Decoder<'_>, r: &mut Reader<'_>, id: TypeId) -> Result<Gro
         created: if created.is_finite() { created } else { 0.0 },
         // Upstream has no TTL of a group's own.
         ttl: None,
+        // Nor idempotency keys.
+        keys: Vec::new(),
     })
 }
 

@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use crate::expiry::Expirer;
-use crate::model::{GroupingKey, MetricFamily};
+use crate::model::{GroupingKey, MetricFamily, Str};
 use crate::persist::codec::{decode_change, encode_change, CodecError};
 use crate::selector::Selector;
 use crate::store::{Change, GroupSummary, GroupTtl, PushError, PushMode, Store};
@@ -29,12 +29,14 @@ pub enum ChangeRequest {
         key: GroupingKey,
         /// The families as parsed (the store sanitises them).
         families: Vec<MetricFamily>,
-        /// PUT or POST.
+        /// PUT, POST or aggregating.
         mode: PushMode,
         /// Unix time of the push.
         time: f64,
         /// The group's own TTL (`Pushgateway-TTL`), `None`: the expiry rules.
         ttl: Option<GroupTtl>,
+        /// The request's `Idempotency-Key`, if any.
+        idempotency_key: Option<Str>,
     },
     /// A group deleted.
     Delete {
@@ -88,8 +90,9 @@ impl ChangeRequest {
                 mode,
                 time,
                 ttl,
+                idempotency_key,
             } => store
-                .push_with_ttl(key, families, mode, time, ttl)
+                .push_with(key, families, mode, time, ttl, idempotency_key)
                 .map(Applied::seq),
             ChangeRequest::Delete { key } => store.delete(&key).map(Applied::seq),
             ChangeRequest::Wipe => store.wipe().map(Applied::seq),
@@ -113,6 +116,7 @@ pub fn encode(request: &ChangeRequest) -> Vec<u8> {
             mode,
             time,
             ttl,
+            idempotency_key,
         } => Change::Push {
             key: Cow::Borrowed(key),
             families: Cow::Borrowed(families),
@@ -120,6 +124,7 @@ pub fn encode(request: &ChangeRequest) -> Vec<u8> {
             time: *time,
             inconsistent: false,
             ttl: *ttl,
+            idempotency_key: idempotency_key.clone(),
         },
         ChangeRequest::Delete { key } => Change::Delete {
             key: Cow::Borrowed(key),
@@ -152,6 +157,7 @@ pub fn decode(payload: &[u8]) -> Result<ChangeRequest, CodecError> {
                 mode,
                 time,
                 ttl,
+                idempotency_key,
                 ..
             } => Ok(ChangeRequest::Push {
                 key: key.into_owned(),
@@ -159,6 +165,7 @@ pub fn decode(payload: &[u8]) -> Result<ChangeRequest, CodecError> {
                 mode,
                 time,
                 ttl,
+                idempotency_key,
             }),
             Change::Delete { key } => Ok(ChangeRequest::Delete {
                 key: key.into_owned(),
@@ -205,10 +212,19 @@ mod tests {
         for request in [
             ChangeRequest::Push {
                 key: key("batch"),
-                families: vec![family],
+                families: vec![family.clone()],
                 mode: PushMode::Merge,
                 time: 1_700_000_000.25,
                 ttl: Some(GroupTtl::After(std::time::Duration::from_millis(90_500))),
+                idempotency_key: None,
+            },
+            ChangeRequest::Push {
+                key: key("lambda"),
+                families: vec![family],
+                mode: PushMode::Aggregate,
+                time: 1_700_000_000.5,
+                ttl: None,
+                idempotency_key: Some("8e03978e-40d5-43e8-bc93-6894a57f9324".into()),
             },
             ChangeRequest::Delete { key: key("gone") },
             ChangeRequest::DeleteMatching {

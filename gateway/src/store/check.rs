@@ -92,6 +92,18 @@ pub enum Rejection {
         /// The existing one.
         other: String,
     },
+    /// An aggregating push that cannot be added to what its group stores (differing bucket
+    /// bounds, summary quantiles, native histograms Prometheus could not add, a differing
+    /// help). Refused even with the consistency check off: there is no sum to store.
+    #[error("cannot add to metric {name:?}{series}: {reason}")]
+    NotAggregable {
+        /// Family name.
+        name: String,
+        /// The series' labels, rendered with a leading space, or empty for the family.
+        series: String,
+        /// What cannot be added.
+        reason: String,
+    },
     /// A name that collides with the `_count`/`_sum`/`_bucket` series of a summary or histogram.
     #[error(
         "collected metric named {name:?} collides with previously collected {kind} named {other:?}"
@@ -104,6 +116,17 @@ pub enum Rejection {
         /// The summary or histogram.
         other: String,
     },
+}
+
+impl Rejection {
+    /// Whether it refuses an aggregating push for what cannot be added (as opposed to a
+    /// consistency rule, which `--push.disable-consistency-check` turns off).
+    pub fn is_aggregation(&self) -> bool {
+        matches!(
+            self,
+            Rejection::NotAggregable { .. } | Rejection::TypeConflict { .. }
+        )
+    }
 }
 
 /// Renders labels the way upstream's messages do: `name:"value" `.

@@ -94,12 +94,23 @@ impl Store {
                     return Err(suffix_collision(&derived, kind, name));
                 }
             }
-            let replaced_ids: HashSet<SeriesId> = replaced(name)
-                .map(|old| old.series().map(|s| series_id(name, s.labels())).collect())
-                .unwrap_or_default();
+            // The pushed series this group stores already under the name: those the push
+            // replaces, or (aggregating) adds to, found through the family's positions
+            // instead of a pass over the family.
+            let positions = group.and_then(|g| g.positions.get(name));
+            let replaced_ids: HashSet<SeriesId> = match mode {
+                PushMode::Aggregate => HashSet::new(),
+                _ => replaced(name)
+                    .map(|old| old.series().map(|s| series_id(name, s.labels())).collect())
+                    .unwrap_or_default(),
+            };
+            let own = |id: &SeriesId| match mode {
+                PushMode::Aggregate => positions.is_some_and(|p| p.contains_key(id)),
+                _ => replaced_ids.contains(id),
+            };
             for (metric, id) in family.metrics.iter().zip(family_ids) {
                 let stored = state.series.count(*id);
-                let stored = stored - u32::from(replaced_ids.contains(id));
+                let stored = stored.saturating_sub(u32::from(own(id)));
                 if stored > 0 {
                     return Err(Rejection::DuplicateSeries {
                         name: name.to_string(),

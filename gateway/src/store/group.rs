@@ -8,10 +8,14 @@ use std::sync::Arc;
 
 use crate::model::{GroupingKey, Label, MetricFamily, Str, INSTANCE_LABEL};
 
+use super::idempotency::{forget_group, SeenKey};
 use super::quota::{self, Membership};
 use super::{
     journal, series_id, Change, GroupTtl, GroupView, PushError, PushMode, State, StoredFamily,
 };
+
+/// Where each series of an aggregated family sits in its metrics, by series id.
+pub(super) type Positions = HashMap<super::SeriesId, u32>;
 
 pub(super) struct Group {
     pub(super) families: HashMap<Str, Arc<StoredFamily>>,
@@ -22,6 +26,11 @@ pub(super) struct Group {
     pub(super) ttl: Option<GroupTtl>,
     /// The quotas it counts towards, decided when it is created (or the rules reloaded).
     pub(super) quotas: Membership,
+    /// Where each series of an aggregated family sits (built by the first aggregating push
+    /// to reach the family, dropped when the family is replaced or removed).
+    pub(super) positions: HashMap<Str, Positions>,
+    /// The idempotency keys of its pushes still remembered.
+    pub(super) keys: HashMap<Str, SeenKey>,
 }
 
 impl Group {
@@ -58,6 +67,8 @@ impl Group {
             created,
             ttl: None,
             quotas,
+            positions: HashMap::new(),
+            keys: HashMap::new(),
         }
     }
 }
@@ -84,6 +95,20 @@ pub(super) fn replaced_series(
 ) -> usize {
     group.map_or(0, |g| match mode {
         PushMode::Replace => g.families.values().map(|f| f.family.metrics.len()).sum(),
+        // Nothing is replaced; the pushed series the group stores already are not added.
+        PushMode::Aggregate => families
+            .iter()
+            .map(|f| {
+                let positions = g.positions.get(&f.name);
+                f.metrics
+                    .iter()
+                    .filter(|m| {
+                        positions
+                            .is_some_and(|p| p.contains_key(&series_id(&f.name, m.labels.iter())))
+                    })
+                    .count()
+            })
+            .sum(),
         PushMode::Merge => families
             .iter()
             .map(|f| &*f.name)
@@ -102,6 +127,12 @@ pub(super) fn group_views(state: &State) -> Vec<GroupView> {
         .map(|(key, group)| {
             let mut families: Vec<_> = group.families.values().cloned().collect();
             families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
+            let mut keys: Vec<(Str, f64)> = group
+                .keys
+                .iter()
+                .map(|(key, seen)| (key.clone(), seen.time))
+                .collect();
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
             GroupView {
                 key: key.clone(),
                 families,
@@ -109,6 +140,7 @@ pub(super) fn group_views(state: &State) -> Vec<GroupView> {
                 failure_time: group.failure_time,
                 created: group.created,
                 ttl: group.ttl,
+                keys,
             }
         })
         .collect()
@@ -191,37 +223,6 @@ pub(super) fn record_failure(
     Ok(())
 }
 
-pub(super) fn apply(
-    state: &mut State,
-    key: Arc<GroupingKey>,
-    families: Vec<MetricFamily>,
-    mode: PushMode,
-    now: f64,
-    ttl: Option<GroupTtl>,
-) {
-    let replaced: Vec<Str> = match (mode, state.groups.get(&*key)) {
-        (_, None) => Vec::new(),
-        (PushMode::Replace, Some(group)) => group.families.keys().cloned().collect(),
-        (PushMode::Merge, Some(group)) => families
-            .iter()
-            .filter(|f| group.families.contains_key(&f.name))
-            .map(|f| f.name.clone())
-            .collect(),
-    };
-    for name in replaced {
-        remove_family(state, &key, &name);
-    }
-    for family in families {
-        insert_family(state, &key, family, now);
-    }
-    let version = state.bump();
-    let group = group_entry(state, &key, now);
-    group.push_time = now;
-    let had_ttl = std::mem::replace(&mut group.ttl, ttl).is_some();
-    state.times_version = version;
-    count_ttl(state, had_ttl, ttl.is_some());
-}
-
 /// Keeps [`State::groups_with_ttl`] in step when a group's TTL goes from `had` to `has`.
 pub(super) fn count_ttl(state: &mut State, had: bool, has: bool) {
     match (had, has) {
@@ -260,6 +261,7 @@ pub(super) fn remove_family(state: &mut State, key: &GroupingKey, name: &str) {
     let Some(group) = state.groups.get_mut(key) else {
         return;
     };
+    group.positions.remove(name);
     let Some(old) = group.families.remove(name) else {
         return;
     };
@@ -294,6 +296,7 @@ pub(super) fn remove_group(state: &mut State, key: &GroupingKey) {
     for name in names {
         remove_family(state, key, &name);
     }
+    forget_group(state, key);
     if let Some(group) = state.groups.remove(key) {
         quota::remove_group(&mut state.quotas, &group.quotas);
     }

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::model::{GroupingKey, MetricFamily};
+use crate::model::{GroupingKey, MetricFamily, Str};
 use crate::selector::Selector;
 
 use super::{GroupTtl, PushMode, Rejection};
@@ -20,7 +20,7 @@ pub enum Change<'a> {
         key: Cow<'a, GroupingKey>,
         /// The pushed families.
         families: Cow<'a, [MetricFamily]>,
-        /// PUT or POST.
+        /// PUT, POST or aggregating.
         mode: PushMode,
         /// Unix time of the push.
         time: f64,
@@ -28,6 +28,8 @@ pub enum Change<'a> {
         inconsistent: bool,
         /// The group's own TTL (`Pushgateway-TTL`); `None`: the expiry rules apply.
         ttl: Option<GroupTtl>,
+        /// The push's `Idempotency-Key`, remembered with it.
+        idempotency_key: Option<Str>,
     },
     /// A refused push: only the group's failure time changes.
     Failure {
@@ -50,6 +52,42 @@ pub enum Change<'a> {
         /// The selectors, OR-ed.
         selectors: Cow<'a, [Selector]>,
     },
+}
+
+impl Change<'_> {
+    /// An owned copy, independent of the store it was borrowed from.
+    pub fn to_static(&self) -> Change<'static> {
+        match self {
+            Change::Push {
+                key,
+                families,
+                mode,
+                time,
+                inconsistent,
+                ttl,
+                idempotency_key,
+            } => Change::Push {
+                key: Cow::Owned(key.clone().into_owned()),
+                families: Cow::Owned(families.to_vec()),
+                mode: *mode,
+                time: *time,
+                inconsistent: *inconsistent,
+                ttl: *ttl,
+                idempotency_key: idempotency_key.clone(),
+            },
+            Change::Failure { key, time } => Change::Failure {
+                key: Cow::Owned(key.clone().into_owned()),
+                time: *time,
+            },
+            Change::Delete { key } => Change::Delete {
+                key: Cow::Owned(key.clone().into_owned()),
+            },
+            Change::Wipe => Change::Wipe,
+            Change::DeleteMatching { selectors } => Change::DeleteMatching {
+                selectors: Cow::Owned(selectors.to_vec()),
+            },
+        }
+    }
 }
 
 /// Records changes durably. Called with the store's lock held, so it must be quick:

@@ -1,6 +1,7 @@
 //! The metric store: groups of metric families keyed by their grouping labels, the push
-//! semantics (PUT replaces a group, POST replaces the families it names, DELETE removes a
-//! group), push timestamps, and the consistency index that lets a push be checked in time
+//! semantics (PUT replaces a group, POST replaces the families it names, an aggregating
+//! push adds to the series it names, DELETE removes a group), idempotency keys, push
+//! timestamps, and the consistency index that lets a push be checked in time
 //! proportional to its own size.
 //!
 //! The index keeps, per metric name, the groups that own a family of that name and how
@@ -9,9 +10,12 @@
 //! the rest of the store. Encoding, files and HTTP are left to other modules; a push is
 //! parsed before it gets here, and no lock is held across an `.await`.
 
+pub(crate) mod aggregate;
+mod apply;
 mod check;
 mod consistency;
 mod group;
+mod idempotency;
 mod index;
 mod journal;
 mod limits;
@@ -29,11 +33,12 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use apply::apply;
 use check::check_push_alone;
 pub use check::Rejection;
-use group::{
-    apply, clear, group_views, record_failure, remove_group, replaced_series, sorted, Group,
-};
+use group::{clear, group_views, record_failure, remove_group, replaced_series, sorted, Group};
+pub use idempotency::{IdempotencyConfig, MAX_IDEMPOTENCY_KEY_BYTES};
+use idempotency::{KeyTable, SeenKey, Verdict};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
 pub use quota::{Quota, QuotaUsage};
@@ -64,6 +69,9 @@ pub enum PushMode {
     Replace,
     /// POST: the push replaces only the families it names.
     Merge,
+    /// PUT or POST under `/aggregate`: the push adds to the series it names and keeps
+    /// everything else (see [`aggregate`]).
+    Aggregate,
 }
 
 /// A TTL a push set for its own group (the `Pushgateway-TTL` header), in place of the
@@ -135,6 +143,8 @@ pub struct StoreConfig {
     pub reserved: HashMap<String, MetricType>,
     /// Push and store limits.
     pub limits: Limits,
+    /// How idempotency keys are remembered.
+    pub idempotency: IdempotencyConfig,
 }
 
 /// A family as stored in a group, with the time it was pushed.
@@ -188,6 +198,8 @@ pub struct GroupView {
     pub created: f64,
     /// The TTL its last successful push set, if it set one.
     pub ttl: Option<GroupTtl>,
+    /// The idempotency keys it remembers with the time of their push, sorted by key.
+    pub keys: Vec<(Str, f64)>,
 }
 
 impl GroupView {
@@ -231,6 +243,7 @@ struct State {
     names: BTreeMap<Str, NameEntry>,
     series: SeriesIndex,
     series_total: usize,
+    keys: KeyTable,
     next_version: u64,
     times_version: u64,
     maybe_inconsistent: bool,
@@ -282,21 +295,25 @@ impl Store {
         mode: PushMode,
         now: f64,
     ) -> Result<Option<u64>, PushError> {
-        self.push_with_ttl(key, families, mode, now, None)
+        self.push_with(key, families, mode, now, None, None)
     }
 
-    /// [`Store::push`] that also sets the group's own TTL (`None`: the expiry rules apply
-    /// to it again). A refused push leaves the TTL as it was.
+    /// [`Store::push`] with what a push may carry besides its families: the group's own
+    /// TTL (`None`: the expiry rules apply to it again; a refused push leaves the TTL as it
+    /// was), and an idempotency key (a key the group saw within the window makes the push
+    /// answer as the first did, `Ok` with the first push's journal sequence, and change
+    /// nothing; an applied push's key is remembered with it).
     ///
     /// # Errors
-    /// As [`Store::push`].
-    pub fn push_with_ttl(
+    /// As [`Store::push`]; [`PushError::Full`] when the key table is full.
+    pub fn push_with(
         &self,
         key: GroupingKey,
         families: Vec<MetricFamily>,
         mode: PushMode,
         now: f64,
         ttl: Option<GroupTtl>,
+        idempotency_key: Option<Str>,
     ) -> Result<Option<u64>, PushError> {
         self.check_push_limits(&key, &families)?;
         let key = Arc::new(key);
@@ -305,15 +322,32 @@ impl Store {
         // Names in the body were validated by the text parser already; the protobuf format
         // may carry any UTF-8 name (upstream v1.11 validates with the UTF-8 rules here).
         let alone = check_push_alone(&families, NameValidation::Utf8);
+        let aggregating = mode == PushMode::Aggregate;
         let mut state = self.shared.state.write();
+        if let Some(idempotency_key) = &idempotency_key {
+            let config = self.shared.config.idempotency;
+            if let Verdict::Seen(seq) =
+                idempotency::admit(&mut state, &key, idempotency_key, now, config)?
+            {
+                return Ok(seq);
+            }
+        }
+        if aggregating {
+            aggregate::index_positions(&mut state, &key, &families);
+        }
         let verdict = match &alone {
+            Ok(ids) if aggregating => aggregate::check_aggregation(&state, &key, &families, ids)
+                .and_then(|()| self.check_against_store(&state, &key, &families, ids, mode)),
             Ok(ids) => self.check_against_store(&state, &key, &families, ids, mode),
             Err(rejection) => Err(rejection.clone()),
         };
         let mut inconsistent = false;
         if let Err(rejection) = verdict {
-            // Timestamps are refused even unchecked, as upstream (after its 202).
-            if checked || rejection == Rejection::Timestamp {
+            // Timestamps are refused even unchecked, as upstream (after its 202), and so
+            // is what cannot be added: an aggregate needs well-formed series to add to.
+            let fatal = rejection == Rejection::Timestamp
+                || (aggregating && (alone.is_err() || rejection.is_aggregation()));
+            if checked || fatal {
                 let max_groups = self.shared.config.limits.max_groups;
                 record_failure(&mut state, &key, now, max_groups)?;
                 return Err(PushError::Rejected(rejection));
@@ -337,11 +371,20 @@ impl Store {
                 time: now,
                 inconsistent,
                 ttl,
+                idempotency_key: idempotency_key.clone(),
             },
         )?;
         // Stored anyway when unchecked; the exposition filters what does not fit.
         state.maybe_inconsistent |= inconsistent;
-        apply(&mut state, key, families, mode, now, ttl);
+        apply(&mut state, key.clone(), families, mode, now, ttl);
+        if let Some(idempotency_key) = idempotency_key {
+            idempotency::remember(
+                &mut state,
+                &key,
+                idempotency_key,
+                SeenKey { time: now, seq },
+            );
+        }
         Ok(seq)
     }
 
@@ -399,6 +442,11 @@ impl Store {
         let seq = journal(&mut state, &Change::Wipe)?;
         clear(&mut state);
         Ok(seq)
+    }
+
+    /// Number of idempotency keys remembered.
+    pub fn idempotency_keys(&self) -> usize {
+        idempotency::count(&self.shared.state.read())
     }
 
     /// Attaches the journal that records every later change before it is applied.

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::group::{apply, clear, count_ttl, group_entry, insert_family, remove_group};
+use super::apply::apply;
+use super::group::{clear, count_ttl, group_entry, insert_family, remove_group};
+use super::idempotency::{self, SeenKey};
 use super::select::matching;
 use super::{Change, Consistency, GroupView, State, Store, StoredFamily};
 
@@ -19,16 +21,26 @@ impl Store {
                 time,
                 inconsistent,
                 ttl,
+                idempotency_key,
             } => {
                 state.maybe_inconsistent |= inconsistent;
+                let key = Arc::new(key.into_owned());
+                if idempotency_key.is_some() {
+                    // As the live push did before its verdict.
+                    idempotency::prune(&mut state, time, self.shared.config.idempotency.window);
+                }
                 apply(
                     &mut state,
-                    Arc::new(key.into_owned()),
+                    key.clone(),
                     families.into_owned(),
                     mode,
                     time,
                     ttl,
                 );
+                if let Some(idempotency_key) = idempotency_key {
+                    let seen = SeenKey { time, seq: None };
+                    idempotency::remember(&mut state, &key, idempotency_key, seen);
+                }
             }
             Change::Failure { key, time } => {
                 let key = Arc::new(key.into_owned());
@@ -66,6 +78,7 @@ impl Store {
         // What was stored unchecked may be inconsistent: keep the exposition's filter on.
         state.maybe_inconsistent |= self.shared.config.consistency == Consistency::Unchecked;
         let key = view.key;
+        let keys = view.keys;
         for stored in view.families {
             let StoredFamily {
                 family, pushed_at, ..
@@ -77,6 +90,9 @@ impl Store {
         group.failure_time = view.failure_time;
         group.created = view.created;
         let had_ttl = std::mem::replace(&mut group.ttl, view.ttl).is_some();
+        for (idempotency_key, time) in keys {
+            idempotency::remember(state, &key, idempotency_key, SeenKey { time, seq: None });
+        }
         state.times_version = state.bump();
         count_ttl(state, had_ttl, view.ttl.is_some());
     }

@@ -239,7 +239,7 @@ pub fn needed_for(telemetry: &str, method: &Method, rest: &str) -> Option<Action
         "/" | "/status" => Some(Action::Scrape),
         _ if rest.starts_with("/static/") => Some(Action::Scrape),
         // An OTLP export pushes: its handler checks each resource's group against the scope.
-        super::otlp::METRICS_PATH if !reads => None,
+        crate::otlp::METRICS_PATH if !reads => None,
         // Every write under the API is an admin action, including those added later.
         _ if rest == "/api/v1" || rest.starts_with("/api/v1/") => {
             Some(if reads { Action::Scrape } else { Action::Admin })

@@ -9,6 +9,7 @@ use http::Response;
 use tokio::sync::Notify;
 
 use super::access::{Access, AccessRules, Authentication};
+use super::aggregate_rules::AggregateRules;
 use super::offload::Offload;
 use super::response_body::ResponseBody;
 use super::settings::WebConfig;
@@ -52,6 +53,8 @@ pub struct App {
     /// Reads the rules of the configuration file (given by `lib`, which knows the flags
     /// the file may set).
     read_rules: ReadRules,
+    /// The `[[aggregate]]` rules, replaced on a reload.
+    aggregate: parking_lot::RwLock<Arc<AggregateRules>>,
     /// Whether the last reload of the configuration file worked.
     pub(super) config_reload_ok: AtomicBool,
     pub(super) renderer: Renderer,
@@ -74,6 +77,7 @@ impl App {
             replicator,
             read_rules,
             access,
+            aggregate,
         } = parts;
         App {
             store,
@@ -89,6 +93,7 @@ impl App {
             replicator,
             access: Access::new(access),
             read_rules,
+            aggregate: parking_lot::RwLock::new(Arc::new(aggregate)),
             config_reload_ok: AtomicBool::new(true),
             renderer: Renderer::new(),
             offload: Offload::default(),
@@ -112,6 +117,8 @@ pub struct AppParts {
     pub read_rules: ReadRules,
     /// The access rules at start.
     pub access: AccessRules,
+    /// The `[[aggregate]]` rules at start.
+    pub aggregate: AggregateRules,
 }
 
 /// The rules of the configuration file that a reload replaces.
@@ -123,6 +130,8 @@ pub struct FileRules {
     pub access: AccessRules,
     /// Quotas.
     pub quotas: Vec<Quota>,
+    /// The groups that aggregate on the ordinary push paths.
+    pub aggregate: AggregateRules,
 }
 
 /// Reads the rules of a configuration file, or says why they cannot be used.
@@ -149,8 +158,13 @@ pub fn check_access_rules(
 }
 
 impl App {
-    /// Re-reads the configuration file's rules (expiry, access, quotas); the old rules
-    /// all stay on error.
+    /// Whether pushes to `key` on the ordinary paths aggregate (`[[aggregate]]`).
+    pub fn aggregates(&self, key: &crate::model::GroupingKey) -> bool {
+        self.aggregate.read().matches(key)
+    }
+
+    /// Re-reads the configuration file's rules (expiry, access, quotas, aggregation); the
+    /// old rules all stay on error.
     ///
     /// # Errors
     /// The reason the file was refused.
@@ -173,6 +187,7 @@ impl App {
             Ok(rules) => {
                 self.expirer.set_policy(rules.expiry);
                 self.access.set_rules(rules.access);
+                *self.aggregate.write() = Arc::new(rules.aggregate);
                 // Counts every group once (a push waits for it), so only when they changed.
                 let describe = |quotas: &[Quota]| -> Vec<String> {
                     quotas.iter().map(Quota::describe).collect()

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The body could not be read or decompressed.
     #[error("{0}")]
     BadBody(String),
+    /// An `Idempotency-Key` header that is empty, too long or not printable.
+    #[error("{0}")]
+    BadIdempotencyKey(String),
     /// The request path is not percent-decodable into UTF-8.
     #[error("invalid URL escape in path")]
     BadPath,
@@ -124,6 +127,7 @@ impl ApiError {
             | ApiError::Parse(_)
             | ApiError::Rejected(_)
             | ApiError::BadBody(_)
+            | ApiError::BadIdempotencyKey(_)
             | ApiError::BadPath
             | ApiError::InvalidParameter(_)
             | ApiError::EmptyPathSegment { .. } => StatusCode::BAD_REQUEST,

@@ -3,6 +3,7 @@
 //! are decided in [`error`] only.
 
 mod access;
+mod aggregate_rules;
 pub mod api;
 mod app;
 pub mod body;
@@ -30,6 +31,7 @@ use crate::store::{PushMode, Store, StoreConfig};
 use crate::webconfig::Verdict;
 
 pub use access::{AccessRules, Action, ClientCertUser, UserAccess};
+pub use aggregate_rules::AggregateRules;
 pub use app::{check_access_rules, App, AppParts, FileRules, HttpResponse, ReadRules};
 pub use error::ApiError;
 pub use response_body::ResponseBody;
@@ -181,7 +183,11 @@ where
             Ok(redirect(&format!("{prefix}{}", app.config.telemetry_path))),
         );
     }
-    if let Some((job, job_is_base64, labels)) = split_push_path(rest) {
+    let (aggregate_tree, push_path) = match rest.strip_prefix(AGGREGATE_PREFIX) {
+        Some(path) => (true, path),
+        None => (false, rest),
+    };
+    if let Some((job, job_is_base64, labels)) = split_push_path(push_path) {
         if labels.contains("//") {
             // Upstream's router redirects to a path without it, which a PUT does not follow.
             return (
@@ -192,6 +198,8 @@ where
             );
         }
         let mode = match method {
+            // Under /aggregate both add; neither drops what the push does not name.
+            Method::PUT | Method::POST if aggregate_tree => PushMode::Aggregate,
             Method::PUT => PushMode::Replace,
             Method::POST => PushMode::Merge,
             Method::DELETE => {
@@ -279,7 +287,8 @@ fn allowed_methods(app: &App, path: &str) -> Option<&'static str> {
     if rest == app.config.telemetry_path {
         return Some(READ_ONLY);
     }
-    if split_push_path(rest).is_some() {
+    let push_path = rest.strip_prefix(AGGREGATE_PREFIX).unwrap_or(rest);
+    if split_push_path(push_path).is_some() {
         return Some("DELETE, OPTIONS, POST, PUT");
     }
     match rest {
@@ -298,6 +307,10 @@ fn options(allow: &'static str) -> HttpResponse {
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
+
+/// The second push tree: `/aggregate/metrics/job/...` adds to a group instead of
+/// replacing (a client pointed at `http://host:9091/aggregate` uses it unchanged).
+const AGGREGATE_PREFIX: &str = "/aggregate";
 
 /// Splits `/metrics/job/<job>/<labels...>` or `/metrics/job@base64/<job>/...`.
 fn split_push_path(path: &str) -> Option<(&str, bool, &str)> {

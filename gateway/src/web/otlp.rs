@@ -24,8 +24,7 @@ use crate::otlp::{self, Encoding, OtlpError};
 use crate::replicate::ChangeRequest;
 use crate::store::{Consistency, PushError, PushMode};
 
-/// The path of the receiver, under the route prefix (Prometheus's path).
-pub const METRICS_PATH: &str = "/api/v1/otlp/v1/metrics";
+pub use crate::otlp::METRICS_PATH;
 
 /// Serves one export; any failure is answered in the request's encoding.
 pub async fn export<B>(
@@ -118,6 +117,7 @@ where
             mode: PushMode::Merge,
             time,
             ttl,
+            idempotency_key: None,
         };
         match apply_change_sized(app, change, group_size).await {
             Ok(applied) => last_seq = applied.seq.or(last_seq),

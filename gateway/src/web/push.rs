@@ -16,12 +16,16 @@ use super::error::{text_response, ApiError};
 use crate::clock::unix_now;
 use crate::expiry::TTL_HEADER;
 use crate::grouping::parse_grouping_path;
+use crate::model::Str;
 use crate::parse::{parse, Format};
 use crate::replicate::{Applied, ChangeRequest};
-use crate::store::{Consistency, GroupTtl, PushError, PushMode};
+use crate::store::{Consistency, GroupTtl, PushError, PushMode, MAX_IDEMPOTENCY_KEY_BYTES};
 
 /// The delimited protobuf media type and parameters that select the protobuf decoder.
 const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
+
+/// The request header that makes a retried push count once (IETF httpapi draft).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// PUT or POST of metrics to a group.
 pub async fn push<B>(
@@ -47,7 +51,14 @@ where
         .check_grouping_key(&key)
         .map_err(ApiError::from_push_error)?;
     let ttl = requested_ttl(app, request.headers())?;
+    // The operator's [[aggregate]] rules make ordinary pushes to these groups aggregate.
+    let mode = if app.aggregates(&key) {
+        PushMode::Aggregate
+    } else {
+        mode
+    };
     let (parts, body) = request.into_parts();
+    let idempotency_key = idempotency_key(&parts.headers)?;
     let format = format_of(&parts.headers);
     let bytes = read_body(
         body,
@@ -72,6 +83,7 @@ where
         mode,
         time: unix_now(),
         ttl,
+        idempotency_key,
     };
     let outcome = apply_change_sized(app, request, size).await;
     let unchecked = app.store.config().consistency == Consistency::Unchecked;
@@ -79,8 +91,9 @@ where
         Ok(applied) => wait_durable(app, applied.seq).await,
         Err(PushError::Rejected(rejection)) => {
             tracing::error!(method = %method, source = %peer, err = %rejection, "pushed metrics are invalid or inconsistent with existing metrics");
-            // Unchecked pushes are acknowledged before the check, as upstream does.
-            if unchecked {
+            // Unchecked pushes are acknowledged before the check, as upstream does; an
+            // aggregating push the store refused changed nothing, and says so.
+            if unchecked && mode != PushMode::Aggregate {
                 Ok(())
             } else {
                 Err(ApiError::Rejected(rejection))
@@ -97,6 +110,33 @@ where
         StatusCode::OK
     };
     Ok(text_response(status, ""))
+}
+
+/// The `Idempotency-Key` header: visible ASCII, at most [`MAX_IDEMPOTENCY_KEY_BYTES`]; the
+/// draft's structured-field string (`"..."`) and a bare token both work.
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<Str>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = |why: &str| Err(ApiError::BadIdempotencyKey(why.to_string()));
+    if values.next().is_some() {
+        return bad("more than one Idempotency-Key header");
+    }
+    let raw = value.as_bytes();
+    let key = match raw {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => raw,
+    };
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return bad(&format!(
+            "Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"
+        ));
+    }
+    if !key.iter().all(|b| b.is_ascii_graphic() || *b == b' ') || key.contains(&b'"') {
+        return bad("Idempotency-Key must be printable ASCII");
+    }
+    Ok(std::str::from_utf8(key).ok().map(Str::from))
 }
 
 /// Waits until a journaled change is on disk (no-op without persistence).

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod aggregate;
 mod cache;
 mod cli;
 mod consistency;

@@ -105,6 +105,18 @@ pub fn try_http(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, String> {
+    try_request(addr, method, path, &[], body, timeout)
+}
+
+/// [`try_http`] with extra request headers.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("connect: {e}"))?;
     stream
@@ -113,8 +125,12 @@ pub fn try_http(
     stream
         .set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     let mut request = head.into_bytes();

@@ -6,11 +6,16 @@ use std::sync::Arc;
 
 use super::block::{put_ttl, BlockWriter, Reader};
 use super::{err, CodecError};
+use crate::model::Str;
 use crate::selector::{MatchOp, Matcher, Selector};
 use crate::store::{Change, GroupView, PushMode, StoredFamily};
 
-/// The push record's optional trailing field with the group's own TTL.
+/// Optional fields of a push record, written after its families as `varint tag, varint
+/// length, bytes` to the end of the record; a reader skips tags it does not know.
+/// Field 1: the group's own TTL (`Pushgateway-TTL`).
 const FIELD_TTL: u64 = 1;
+/// Field 2: the push's `Idempotency-Key`.
+const FIELD_IDEMPOTENCY_KEY: u64 = 2;
 
 // === writing ===
 
@@ -29,6 +34,14 @@ pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
     // likewise.
     block.f64(view.created);
     block.ttl(view.ttl);
+    // After it, the idempotency keys the group remembers, with their times.
+    if !view.keys.is_empty() {
+        block.varint(view.keys.len() as u64);
+        for (key, time) in &view.keys {
+            block.string(key);
+            block.f64(*time);
+        }
+    }
     block.finish(out);
 }
 
@@ -43,12 +56,14 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             time,
             inconsistent,
             ttl,
+            idempotency_key,
         } => {
             let (mode, time, inconsistent) = (*mode, *time, *inconsistent);
             out.push(1);
             out.push(match mode {
                 PushMode::Replace => 0,
                 PushMode::Merge => 1,
+                PushMode::Aggregate => 2,
             });
             out.push(u8::from(inconsistent));
             out.extend_from_slice(&time.to_le_bytes());
@@ -64,6 +79,9 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
                 let mut bytes = Vec::with_capacity(10);
                 put_ttl(&mut bytes, *ttl);
                 block.field(FIELD_TTL, &bytes);
+            }
+            if let Some(idempotency_key) = idempotency_key {
+                block.field(FIELD_IDEMPOTENCY_KEY, idempotency_key.as_bytes());
             }
         }
         Change::Failure { key, time } => {
@@ -124,6 +142,14 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
         reader.f64()?
     };
     let ttl = if reader.at_end() { None } else { reader.ttl()? };
+    let mut keys = Vec::new();
+    if !reader.at_end() {
+        let count = reader.count()?;
+        keys.reserve(count.min(1024));
+        for _ in 0..count {
+            keys.push((reader.string()?, reader.f64()?));
+        }
+    }
     reader.end()?;
     Ok(GroupView {
         key,
@@ -132,6 +158,7 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
         failure_time,
         created: if created.is_finite() { created } else { 0.0 },
         ttl,
+        keys,
     })
 }
 
@@ -151,6 +178,7 @@ pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
             let mode = match rest[0] {
                 0 => PushMode::Replace,
                 1 => PushMode::Merge,
+                2 => PushMode::Aggregate,
                 _ => return err("unknown push mode"),
             };
             let inconsistent = rest[1] != 0;
@@ -167,6 +195,7 @@ pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
                 families.push(reader.family()?.0);
             }
             let mut ttl = None;
+            let mut idempotency_key = None;
             // The trailing section; a field this version does not know is skipped.
             while !reader.at_end() {
                 let (tag, bytes) = reader.field()?;
@@ -174,6 +203,10 @@ pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
                     let mut field = Reader::raw(bytes);
                     ttl = field.ttl()?;
                     field.end()?;
+                } else if tag == FIELD_IDEMPOTENCY_KEY {
+                    let value = std::str::from_utf8(bytes)
+                        .map_err(|_| CodecError("idempotency key is not UTF-8".into()))?;
+                    idempotency_key = Some(Str::from(value));
                 }
             }
             Ok(Change::Push {
@@ -183,6 +216,7 @@ pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
                 time,
                 inconsistent,
                 ttl,
+                idempotency_key,
             })
         }
         2 => {
