@@ -116,6 +116,23 @@ def test_rules_reload_and_an_invalid_file_keeps_the_old_ones(gateway, tmp_path):
                       timeout=30)
 
 
+def test_a_web_config_change_that_would_leave_an_entry_without_its_user_is_refused(gateway, tmp_path):
+    gw = start(gateway, tmp_path, TEAM_A_ONLY_PUSHES)
+    assert as_user(gw, "team-a", "PUT", "/metrics/job/team-b", data=b"m 1\n").status_code == 403
+    # The team's basic-auth user renamed: its entry would name nobody, and the new name would
+    # have none (full access), as a misspelt entry would at start.
+    web = tmp_path / "web.yml"
+    renamed = tmp_path / "web.yml.tmp"
+    renamed.write_text(web.read_text().replace("team-a:", "team_a:"))
+    os.replace(renamed, web)
+    assert wait_until(lambda: "pushgateway_web_config_last_reload_successful 0" in gw.scrape(), 10), \
+        gw.log_text()
+    assert "would no longer apply" in gw.log_text() and "team-a" in gw.log_text(), gw.log_text()
+    r = requests.put(gw.url + "/metrics/job/team-b", data=b"m 2\n", auth=("team_a", "pw-a"), timeout=5)
+    assert r.status_code == 401, (r.status_code, r.text)
+    assert as_user(gw, "team-a", "PUT", "/metrics/job/team-b", data=b"m 3\n").status_code == 403
+
+
 def test_rules_that_could_not_apply_stop_the_start(tmp_path):
     rules = write_rules(tmp_path, TEAM_A_ONLY_PUSHES)
     web = write_web_config(tmp_path)

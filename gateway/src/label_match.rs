@@ -62,13 +62,15 @@ impl LabelMatcher {
 /// # Errors
 /// The regex crate's reason.
 pub fn anchored(expression: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!("^(?:{expression})$"))
+    // `.` matches a newline too, as in PromQL (and the selectors of `/api/v1/groups`): a
+    // label value with a newline must not slip past a quota or a rule meant to cover it.
+    Regex::new(&format!("^(?s:{expression})$"))
 }
 
 /// The expression given to [`anchored`].
 fn unanchored(pattern: &str) -> &str {
     pattern
-        .strip_prefix("^(?:")
+        .strip_prefix("^(?s:")
         .and_then(|p| p.strip_suffix(")$"))
         .unwrap_or(pattern)
 }
@@ -92,6 +94,10 @@ mod tests {
         assert!(!matcher.matches(&key(&[("job", "team-a-x"), ("instance", "b")])));
         assert!(!matcher.matches(&key(&[("job", "x-team-a-x"), ("instance", "a")])));
         assert!(!matcher.matches(&key(&[("job", "team-a-x")])));
+        assert!(
+            matcher.matches(&key(&[("job", "team-a-x\ny"), ("instance", "a")])),
+            "a newline is any character, as in PromQL"
+        );
         // A missing label is the empty value.
         let optional = LabelMatcher {
             labels: BTreeMap::new(),

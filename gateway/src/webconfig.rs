@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -443,12 +443,17 @@ fn log_rate_limit(security: &WebSecurity) {
     }
 }
 
+/// What a new version of the file must also satisfy, set by whoever depends on it (the
+/// access rules need the users they name); a version it refuses is not taken.
+pub type ReloadGuard = Box<dyn Fn(&WebSecurity) -> Result<(), String> + Send + Sync>;
+
 /// The web config file, re-read when it changes.
 pub struct WebConfigSource {
     path: PathBuf,
     current: RwLock<(FileStamp, Arc<WebSecurity>)>,
     last_check: Mutex<Instant>,
     last_reload_successful: AtomicBool,
+    guard: OnceLock<ReloadGuard>,
 }
 
 /// How often the file's modification time is looked at.
@@ -467,7 +472,14 @@ impl WebConfigSource {
             current: RwLock::new((stamp, Arc::new(security))),
             last_check: Mutex::new(Instant::now()),
             last_reload_successful: AtomicBool::new(true),
+            guard: OnceLock::new(),
         })
+    }
+
+    /// Installs the check every later version must pass too (once; later calls are
+    /// ignored). It must not call [`WebConfigSource::current`].
+    pub fn set_reload_guard(&self, guard: ReloadGuard) {
+        let _ = self.guard.set(guard);
     }
 
     /// Whether the last change of the file was taken (true until one was refused).
@@ -509,7 +521,13 @@ impl WebConfigSource {
                     .protections
                     .dropped_by(security.protections);
                 if dropped.is_empty() {
-                    Ok((stamp, security))
+                    match self.guard.get().map_or(Ok(()), |guard| guard(&security)) {
+                        Ok(()) => Ok((stamp, security)),
+                        Err(reason) => Err(WebConfigError {
+                            path: self.path.clone(),
+                            reason,
+                        }),
+                    }
                 } else {
                     // A truncated or half-copied file must not open the gateway up.
                     Err(WebConfigError {

@@ -748,6 +748,7 @@ fn explicit_histogram(point: &proto::HistogramDataPoint) -> Result<Point, String
 }
 
 fn exponential_histogram(point: &proto::ExponentialHistogramDataPoint) -> Result<Point, String> {
+    check_native_count(point)?;
     let (schema, reduction) = schema_for(point.scale)?;
     let side = |buckets: &Option<proto::exponential_histogram_data_point::Buckets>| match buckets {
         Some(b) => native_buckets(b.offset, &b.bucket_counts, reduction),
@@ -794,6 +795,28 @@ fn exponential_histogram(point: &proto::ExponentialHistogramDataPoint) -> Result
         Value::Histogram(Box::new(histogram)),
         Metric::extras_from(None, extras),
     ))
+}
+
+/// Refuses a count that disagrees with the buckets as Prometheus's native histogram
+/// validation does (the count equals the observations in the buckets, or, without a sum, is
+/// at least that): Prometheus would refuse the histogram when it scrapes it.
+fn check_native_count(point: &proto::ExponentialHistogramDataPoint) -> Result<(), String> {
+    let buckets = [&point.positive, &point.negative]
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b.bucket_counts.iter().copied());
+    let in_buckets = std::iter::once(point.zero_count)
+        .chain(buckets)
+        .try_fold(0u64, u64::checked_add)
+        .ok_or("exponential histogram bucket counts add up to more than 2^64")?;
+    let count = point.count;
+    let without_sum = point.sum.is_none_or(f64::is_nan);
+    if in_buckets > count || (in_buckets != count && !without_sum) {
+        return Err(format!(
+            "exponential histogram count {count} disagrees with the {in_buckets} observations in its buckets"
+        ));
+    }
+    Ok(())
 }
 
 fn summary(point: &proto::SummaryDataPoint) -> Result<Point, String> {

@@ -238,6 +238,8 @@ pub(super) fn insert_family(
     family: MetricFamily,
     now: f64,
 ) {
+    // A family of the same name earlier in the same push is replaced, not counted twice.
+    remove_family(state, key, &family.name);
     let stored = Arc::new(StoredFamily::new(family, now, key.clone()));
     let name = stored.family.name.clone();
     for series in stored.series() {

@@ -214,6 +214,9 @@ impl Store {
 }
 
 #[cfg(test)]
+mod drift_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::label_match::anchored;

@@ -195,6 +195,25 @@ impl Access {
         }
     }
 
+    /// Refuses at once a request that could push to no group at all (no user while rules
+    /// exist, or an entry without `push`): an OTLP export names its groups only in its body,
+    /// which is then not read, and an export without data gets no 200 either.
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`] with the reason; the refusal is counted.
+    pub fn check_may_push(&self, user: Option<&str>) -> Result<(), ApiError> {
+        let rules = self.rules();
+        let pushes_nowhere = match user {
+            None => !rules.is_empty(),
+            Some(user) => rules.users.get(user).is_some_and(|a| a.push.is_none()),
+        };
+        if pushes_nowhere {
+            // The refusal (and its reason) of a push to any group.
+            self.check(user, Action::Push(&GroupingKey::new(Vec::new())))?;
+        }
+        Ok(())
+    }
+
     /// The admin check, for endpoints that decide for themselves (deletes by matcher).
     ///
     /// # Errors

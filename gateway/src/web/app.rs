@@ -19,7 +19,7 @@ use crate::persist::Persister;
 use crate::replicate::Replicator;
 use crate::store::{Quota, Store};
 use crate::telemetry::Telemetry;
-use crate::webconfig::WebConfigSource;
+use crate::webconfig::{WebConfigSource, WebSecurity};
 
 /// The response type of every handler.
 pub type HttpResponse = Response<ResponseBody>;
@@ -49,7 +49,7 @@ pub struct App {
     /// Replicated state, with `--storage=redis`.
     pub replicator: Option<Arc<Replicator>>,
     /// Who may do what (`[[access]]` of the configuration file).
-    pub access: Access,
+    pub access: Arc<Access>,
     /// Reads the rules of the configuration file (given by `lib`, which knows the flags
     /// the file may set).
     read_rules: ReadRules,
@@ -79,6 +79,20 @@ impl App {
             access,
             aggregate,
         } = parts;
+        let access = Arc::new(Access::new(access));
+        if let Some(security) = &security {
+            // A new web config must leave the rules in force able to apply, as at start:
+            // renaming a basic-auth user would otherwise silently free it of its entry.
+            let rules = access.clone();
+            security.set_reload_guard(Box::new(move |new| {
+                rules
+                    .rules()
+                    .check_against(&authentication(Some(new)))
+                    .map_err(|reason| {
+                        format!("the access rules of --config.file would no longer apply: {reason}")
+                    })
+            }));
+        }
         App {
             store,
             telemetry: Telemetry::new(),
@@ -91,7 +105,7 @@ impl App {
             expirer,
             config_file,
             replicator,
-            access: Access::new(access),
+            access,
             read_rules,
             aggregate: parking_lot::RwLock::new(Arc::new(aggregate)),
             config_reload_ok: AtomicBool::new(true),
@@ -147,14 +161,17 @@ pub fn check_access_rules(
     rules: &AccessRules,
 ) -> Result<(), String> {
     let security = security.map(|s| s.current());
-    let auth = Authentication {
+    rules.check_against(&authentication(security.as_deref()))
+}
+
+/// How requests are authenticated under `security` (none: no web config file).
+fn authentication(security: Option<&WebSecurity>) -> Authentication<'_> {
+    Authentication {
         basic_auth_users: security
-            .as_ref()
             .map(|s| s.basic_auth_users().collect())
             .unwrap_or_default(),
-        verified_client_certs: security.as_ref().is_some_and(|s| s.verifies_client_certs()),
-    };
-    rules.check_against(&auth)
+        verified_client_certs: security.is_some_and(|s| s.verifies_client_certs()),
+    }
 }
 
 impl App {

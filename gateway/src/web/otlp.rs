@@ -69,6 +69,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
+    app.access.check_may_push(user)?;
     let (parts, body) = request.into_parts();
     // The export's groups all get the TTL the header asks for, as an ordinary push's group.
     let ttl = requested_ttl(app, &parts.headers)?;

@@ -685,6 +685,33 @@ fn a_scoped_user_exports_only_inside_its_push_scope() {
 }
 
 #[test]
+fn a_user_who_may_push_nowhere_is_refused_before_the_body_is_read() {
+    let dir = scratch_dir("otlp-no-push");
+    let hash = bcrypt::hash("secret", 4).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  reader: {hash}\n")).unwrap();
+    let rules = dir.join("pushgateway.toml");
+    std::fs::write(&rules, "[[access]]\nuser = \"reader\"\nscrape = true\n").unwrap();
+    let gateway = spawn_gateway(&[
+        &format!("--web.config.file={}", web.display()),
+        &format!("--config.file={}", rules.display()),
+        "--web.unauthenticated-probes",
+    ]);
+    let auth = format!("Basic {}", base64_of("reader:secret"));
+    // An export without data pushes nothing, but is no more allowed than one with data; and
+    // a body that is not even OTLP is not decoded for a user who may not push.
+    let empty = ExportMetricsServiceRequest {
+        resource_metrics: Vec::new(),
+    };
+    for body in [empty.encode_to_vec(), b"\xff not protobuf".to_vec()] {
+        let response = post(&gateway, PROTOBUF, &[("Authorization", &auth)], &body);
+        assert_eq!(response.status, 403, "{}", response.text());
+        let status = proto::Status::decode(&response.body[..]).expect("a google.rpc.Status");
+        assert!(status.message.contains("\"reader\""), "{status:?}");
+    }
+}
+
+#[test]
 fn a_resource_over_a_quota_is_refused_in_partial_success() {
     let dir = scratch_dir("otlp-quota");
     let rules = dir.join("pushgateway.toml");

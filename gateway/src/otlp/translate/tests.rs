@@ -250,6 +250,51 @@ fn attributes_translating_alike_are_joined() {
 }
 
 #[test]
+fn exponential_histograms_whose_count_disagrees_with_the_buckets_are_refused() {
+    let point = |count, sum, zero_count, positive: Vec<u64>| ExponentialHistogramDataPoint {
+        count,
+        sum,
+        zero_count,
+        positive: Some(Buckets {
+            offset: 0,
+            bucket_counts: positive,
+        }),
+        ..ExponentialHistogramDataPoint::default()
+    };
+    let translate_points = |points| {
+        translate(
+            export(
+                vec![kv("service.name", "s")],
+                vec![metric(
+                    "latency",
+                    "",
+                    Data::ExponentialHistogram(ExponentialHistogram {
+                        data_points: points,
+                        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    }),
+                )],
+            ),
+            &settings(),
+        )
+    };
+    let refused = translate_points(vec![
+        point(2, Some(1.0), u64::MAX, vec![1, 1]),
+        point(3, Some(1.0), 1, vec![1, 2]),
+        point(3, None, 1, vec![1, 2]),
+    ]);
+    assert_eq!(refused.refused.points, 3, "{}", refused.refused.message());
+    assert!(
+        refused.refused.message().contains("disagrees"),
+        "{}",
+        refused.refused.message()
+    );
+    // Without a sum the count may exceed the buckets, as Prometheus accepts.
+    let stored = translate_points(vec![point(5, None, 1, vec![1, 2])]);
+    assert_eq!(stored.refused.points, 0, "{}", stored.refused.message());
+    assert_eq!(stored.groups[0].families[0].metrics.len(), 1);
+}
+
+#[test]
 fn exponential_histograms_are_native() {
     let point = ExponentialHistogramDataPoint {
         count: 6,
