@@ -1,7 +1,6 @@
 //! Random sequences of every kind of change, with the quota counters compared after each
 //! one to a recount over the stored groups, and a replay of the journal compared at the end.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,34 +31,7 @@ struct Recorder(Arc<Mutex<Vec<Change<'static>>>>);
 
 impl Journal for Recorder {
     fn append(&mut self, change: &Change<'_>) -> std::io::Result<u64> {
-        let owned = match change {
-            Change::Push {
-                key,
-                families,
-                mode,
-                time,
-                inconsistent,
-                ttl,
-            } => Change::Push {
-                key: Cow::Owned(key.clone().into_owned()),
-                families: Cow::Owned(families.to_vec()),
-                mode: *mode,
-                time: *time,
-                inconsistent: *inconsistent,
-                ttl: *ttl,
-            },
-            Change::Failure { key, time } => Change::Failure {
-                key: Cow::Owned(key.clone().into_owned()),
-                time: *time,
-            },
-            Change::Delete { key } => Change::Delete {
-                key: Cow::Owned(key.clone().into_owned()),
-            },
-            Change::Wipe => Change::Wipe,
-            Change::DeleteMatching { selectors } => Change::DeleteMatching {
-                selectors: Cow::Owned(selectors.to_vec()),
-            },
-        };
+        let owned = change.to_static();
         let mut changes = self.0.lock();
         changes.push(owned);
         Ok(changes.len() as u64)
@@ -174,18 +146,20 @@ fn run(seed: u64, consistency: Consistency) {
         let op = rng.below(20);
         match op {
             0..=11 => {
-                let mode = if rng.below(2) == 0 {
-                    PushMode::Replace
-                } else {
-                    PushMode::Merge
+                let mode = match rng.below(3) {
+                    0 => PushMode::Replace,
+                    1 => PushMode::Merge,
+                    // Aggregating pushes add series to families in place.
+                    _ => PushMode::Aggregate,
                 };
                 let ttl = (rng.below(3) == 0).then_some(GroupTtl::After(Duration::from_secs(3)));
-                let _ = store.push_with_ttl(
+                let _ = store.push_with(
                     random_key(&mut rng),
                     random_families(&mut rng),
                     mode,
                     now,
                     ttl,
+                    None,
                 );
             }
             12 | 13 => {
