@@ -255,3 +255,21 @@ def test_the_command_line_wins_over_the_files_flags(tmp_path):
         assert '"web.enable-admin-api":"true"' in text.replace(" ", ""), "the file's switch should show"
     finally:
         gw.stop()
+
+
+def notes(values, *sets):
+    args = ["install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", "--values", str(values)]
+    for s in sets:
+        args += ["--set", s]
+    proc = subprocess.run([HELM, *args], capture_output=True, text=True, check=True)
+    return proc.stdout[proc.stdout.index("NOTES:"):]
+
+
+def test_notes_say_how_a_change_takes_effect():
+    text = notes(SCENARIO)
+    assert f"{RELEASE}-pushgateway-config" in text and "rolls the pods (which loses the" in text, text
+    text = notes(SCENARIO, "configFile.rollOnChange=false")
+    assert "-X POST http://localhost:9091/-/reload" in text and "needs gateway.enableLifecycle=true" in text, text
+    text = notes(SCENARIO, "configFile.rollOnChange=false", "gateway.enableLifecycle=true", "storage.type=redis",
+                 "storage.redis.url=redis://redis:6379/0")
+    assert "enableLifecycle" not in text and "WARNING (redis mode)" in text, text
