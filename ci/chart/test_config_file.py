@@ -269,7 +269,8 @@ def test_notes_say_how_a_change_takes_effect():
     text = notes(SCENARIO)
     assert f"{RELEASE}-pushgateway-config" in text and "rolls the pods (which loses the" in text, text
     text = notes(SCENARIO, "configFile.rollOnChange=false")
-    assert "-X POST http://localhost:9091/-/reload" in text and "needs gateway.enableLifecycle=true" in text, text
+    assert "make -f make/ops/pushgateway.mk pushgateway-reload PUSHGATEWAY_NAMESPACE=monitoring" in text, text
+    assert "needs gateway.enableLifecycle=true" in text, text
     text = notes(SCENARIO, "configFile.rollOnChange=false", "gateway.enableLifecycle=true", "storage.type=redis",
                  "storage.redis.url=redis://redis:6379/0")
     assert "enableLifecycle" not in text and "WARNING (redis mode)" in text, text
