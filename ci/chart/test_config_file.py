@@ -2,8 +2,8 @@
 ConfigMap mounted read-only. Rendered and checked, and run: our gateway started with the
 rendered args, web config and file (only the listen address and the mount paths changed)
 enforces the file's scoped user, quota and expiry; a file the kubelet swaps is taken by a
-reload; in redis mode two replicas share the file's rules and a rollout to new rules goes
-through. TOML syntax is not judged at render time (the gateway reads TOML 1.1, Helm's parser
+reload (the redis case, replicas sharing the file's quota through a rollout, is in
+test_profiles_run.py). TOML syntax is not judged at render time (the gateway reads TOML 1.1, Helm's parser
 1.0): a file the gateway cannot read stops it at start with the line, which is shown here too."""
 
 import base64

@@ -348,8 +348,10 @@ rollingUpdate:
 {{- fail "configFile.content has [[access]] rules but there is no web config to say who the user is: the gateway would refuse to start. Set webConfig.basicAuthUsers (or webConfig.existingSecret with basic_auth_users or verified client certificates)" }}
 {{- end }}
 {{- if and $.Values.webConfig.basicAuthUsers (not $.Values.webConfig.existingSecret) }}
-{{- range $tables.access | default list }}
-{{- if and (kindIs "map" .) (not (hasKey $.Values.webConfig.basicAuthUsers (toString .user))) }}
+{{- $access := $tables.access | default list }}
+{{- /* Only well-formed entries: the gateway explains anything else with its line. */}}
+{{- range (kindIs "slice" $access | ternary $access list) }}
+{{- if and (kindIs "map" .) (kindIs "string" .user) (not (hasKey $.Values.webConfig.basicAuthUsers (toString .user))) }}
 {{- fail (printf "configFile.content has an [[access]] entry for user %q, who is not in webConfig.basicAuthUsers: the gateway would refuse to start (a misspelt name would leave the real user unrestricted)" (toString .user)) }}
 {{- end }}
 {{- end }}
