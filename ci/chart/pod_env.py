@@ -55,3 +55,24 @@ def expand(arg, env):
     """Kubernetes' $(VAR) expansion in container args ($$ escapes, unknown names stay)."""
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
                   lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), arg)
+
+
+
+def volume_files(docs, w, volume):
+    """The files of a pod volume that is a ConfigMap or a Secret of the render ({name: bytes}),
+    as the kubelet mounts them; None for any other volume."""
+    spec = next((v for v in w["spec"]["template"]["spec"].get("volumes", []) if v["name"] == volume), None)
+    if spec is None:
+        return None
+    if "configMap" in spec:
+        (cm,) = find(docs, "ConfigMap", spec["configMap"]["name"])
+        return {name: text.encode() for name, text in cm.get("data", {}).items()}
+    if "secret" in spec:
+        secrets = find(docs, "Secret", spec["secret"]["secretName"])
+        if not secrets:
+            return None
+        (secret,) = secrets
+        files = {name: base64.b64decode(value) for name, value in secret.get("data", {}).items()}
+        files.update({name: text.encode() for name, text in secret.get("stringData", {}).items()})
+        return files
+    return None

@@ -6,7 +6,8 @@ rendered Redis pods and Sentinels started on loopback (local_sentinels.py).
 
 Only what cannot run here is changed: the Redis host and port in --storage.redis.url or the
 Sentinels' in --storage.redis.sentinels, the listen address, and the files under the container's volume mounts (each replica gets its own
-directory, as each pod gets its own volume). Secrets the chart renders (the bundled Redis'
+directory, as each pod gets its own volume; a ConfigMap's files, such as the gateway's
+configuration file, are written into it). Secrets the chart renders (the bundled Redis'
 generated password) are read from the render; Secrets the profile expects to exist before
 install get test values. Every other values file in redis mode (the chart's ci/ scenarios)
 starts one replica the same way, apart from a TLS Redis (rediss://), which is not available here.
@@ -17,11 +18,12 @@ import types
 import urllib.parse
 
 import pytest
+import yaml
 
 from conftest import ALL_VALUES, CHART, EXAMPLES, PROFILES, REPO, find, gateway_container, render, workload
 from local_processes import Gateway, Redis, wait_until
 from local_sentinels import RedisHA
-from pod_env import container_env, expand
+from pod_env import container_env, expand, volume_files
 
 # The profiles that run on Redis; test_every_redis_profile_is_run keeps the list complete.
 REDIS_PROFILES = {
@@ -44,7 +46,8 @@ class Pod:
     Redis pods with Sentinels (local_sentinels.RedisHA, for --storage.redis.sentinels)."""
 
     def __init__(self, docs, redis, directory):
-        c = gateway_container(workload(docs))
+        w = workload(docs)
+        c = gateway_container(w)
         self.env = container_env(docs, c)
         self.dir = directory
         self.files = {}
@@ -66,6 +69,8 @@ class Pod:
                 assert flag != "--web.config.file", "a web config from a Secret volume is not materialized here"
                 local = directory / mounts[mount] / value[len(mount) + 1:]
                 local.parent.mkdir(parents=True, exist_ok=True)
+                for name, content in (volume_files(docs, w, mounts[mount]) or {}).items():
+                    (directory / mounts[mount] / name).write_bytes(content)
                 self.files[flag] = local
                 arg = f"{flag}={local}"
             self.args.append(arg)
@@ -256,3 +261,51 @@ def test_expansion_and_remapping_are_not_vacuous(tmp_path):
     assert "--storage.redis.url=redis://127.0.0.1:6400/0" in pod.args
     assert pod.files["--persistence.file"] == tmp_path / "storage" / "pushgateway.data"
     assert not any(a.startswith("--persistence.file=/data/") for a in pod.args)
+
+
+def config_text(docs):
+    return next(d for d in docs if d["kind"] == "ConfigMap" and "pushgateway.toml" in d.get("data", {}))["data"]["pushgateway.toml"]
+
+
+def with_quota(tmp_path, max_groups):
+    """values/external-redis.yaml with a configFile holding one quota."""
+    values = yaml.safe_load(REDIS_PROFILES["values/external-redis.yaml"].read_text())
+    values["configFile"] = {"content": f'[[quota]]\nname = "team-a"\nlabels_regex = {{ job = "team-a-.*" }}\n'
+                                       f'max_groups = {max_groups}\n'}
+    path = tmp_path / f"quota-{max_groups}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return render(path)
+
+
+def test_replicas_share_the_config_file_and_a_rollout_changes_it(tmp_path):
+    """Redis mode with configFile: the quota is part of the settings every replica must share.
+    Both replicas run the rendered file and give one verdict; a change rolls the pods (the
+    digest annotation), and the chart's --storage.redis.adopt-settings makes each new replica
+    store the new quota: the replica still on the old one turns unready (no pushes reach it)
+    until it is replaced too."""
+    old, new = with_quota(tmp_path, 1), with_quota(tmp_path, 2)
+    digest = "pushgateway.io/config-file"
+    assert workload(old)["spec"]["template"]["metadata"]["annotations"][digest] != \
+        workload(new)["spec"]["template"]["metadata"]["annotations"][digest], "a changed file must roll the pods"
+    assert "--storage.redis.adopt-settings" in gateway_container(workload(new))["args"]
+    (tmp_path / "run").mkdir()
+    runs = start_replicas(old, tmp_path / "run", 2)
+    a, b = next(runs).pods
+    try:
+        assert a.gateway.request("PUT", "/metrics/job/team-a-1", PUSHED)[0] == 200
+        status, text = b.gateway.request("PUT", "/metrics/job/team-a-2", PUSHED)
+        assert status == 429 and "team-a" in text, (status, text)
+        # The rollout replaces a, then b, each with the new render's file.
+        for replaced, other in ((a, b), (b, None)):
+            replaced.stop()
+            replaced.files["--config.file"].write_text(config_text(new))
+            replaced.start().wait_ready()
+            if other is not None:
+                wait_until(lambda: other.gateway.status("/-/ready") == 503, 60, "the replica on the old quota unready")
+                status, text = other.gateway.request("PUT", "/metrics/job/team-a-2", PUSHED)
+                assert status == 503, (status, text)
+        assert a.gateway.request("PUT", "/metrics/job/team-a-2", PUSHED)[0] == 200
+        assert b.gateway.request("PUT", "/metrics/job/team-a-3", PUSHED)[0] == 429
+        wait_until(lambda: (("job", "team-a-2"),) in groups(b.gateway), 60, "the push in the other replica")
+    finally:
+        runs.close()

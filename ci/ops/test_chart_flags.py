@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO, procnet
+import kubelet_volume  # noqa: E402 (ci/lib, on the path conftest sets)
 
 CHART = REPO / "charts" / "pushgateway"
 HELM = os.environ.get("HELM", "helm")
@@ -49,6 +50,10 @@ def local_args(docs, tmp_path, tls_dir=None):
             arg = f"{flag}=127.0.0.1:0"
         elif flag == "--persistence.file":
             arg = f"{flag}={tmp_path / Path(value).name}"
+        elif flag == "--config.file":
+            (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and Path(value).name in d.get("data", {})]
+            (tmp_path / "config.toml").write_text(cm["data"][Path(value).name])
+            arg = f"{flag}={tmp_path / 'config.toml'}"
         elif flag == "--web.config.file":
             secret = next((d for d in docs if d["kind"] == "Secret" and "web-config.yml" in d.get("stringData", {})), None)
             if secret is None:
@@ -227,21 +232,6 @@ def test_generated_tls_config_works_upstream(tmp_path):
         stop(proc)
 
 
-def kubelet_publish(mount, version, files):
-    """Updates `mount` the way the kubelet updates a mounted Secret: the files in a new
-    `..<version>` directory, then an atomic rename of the `..data` symlink onto it; the names
-    the pod sees are symlinks `name -> ..data/name`, made once."""
-    target = mount / f"..{version}"
-    target.mkdir()
-    for name, source in files.items():
-        (target / name).write_bytes(source.read_bytes())
-    (mount / "..data_tmp").symlink_to(target.name)
-    (mount / "..data_tmp").rename(mount / "..data")
-    for name in files:
-        if not (mount / name).is_symlink():
-            (mount / name).symlink_to(f"..data/{name}")
-
-
 def self_signed(directory, name):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-keyout", str(directory / f"{name}.key"), "-out", str(directory / f"{name}.crt"),
@@ -262,7 +252,7 @@ def test_renewed_certificate_reaches_new_connections(tmp_path):
     new_crt, new_key = self_signed(tmp_path, "new")
     tls = tmp_path / "tls"
     tls.mkdir()
-    kubelet_publish(tls, "v1", {"tls.crt": old_crt, "tls.key": old_key})
+    kubelet_volume.publish(tls, "v1", {"tls.crt": old_crt.read_bytes(), "tls.key": old_key.read_bytes()})
     address_file = tmp_path / "listen-address"
     args = local_args(docs, tmp_path, tls_dir=tls) + [f"--web.listen-address-file={address_file}"]
     proc, port, refused = start(os.environ["GATEWAY_BIN"], args, "/-/healthy", None,
@@ -278,7 +268,7 @@ def test_renewed_certificate_reaches_new_connections(tmp_path):
     try:
         assert refused is None, refused
         assert served_by(old_crt) and not served_by(new_crt)
-        kubelet_publish(tls, "v2", {"tls.crt": new_crt, "tls.key": new_key})
+        kubelet_volume.publish(tls, "v2", {"tls.crt": new_crt.read_bytes(), "tls.key": new_key.read_bytes()})
         deadline = time.monotonic() + 60
         while not (served_by(new_crt) and not served_by(old_crt)):
             assert time.monotonic() < deadline, "the renewed certificate was not picked up"

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -20,7 +21,7 @@ REL = "pg"
 SELECTOR = f"app.kubernetes.io/name=pushgateway,app.kubernetes.io/instance={REL}"
 CLUSTER = [f"PUSHGATEWAY_NAMESPACE={NS}", f"PUSHGATEWAY_RELEASE={REL}"]
 TARGETS = ["pushgateway-port-forward", "pushgateway-metrics", "pushgateway-delete-group",
-           "pushgateway-delete-groups", "pushgateway-health", "pushgateway-status", "pushgateway-wipe", "pushgateway-logs",
+           "pushgateway-delete-groups", "pushgateway-health", "pushgateway-status", "pushgateway-reload", "pushgateway-wipe", "pushgateway-logs",
            "pushgateway-restart"]
 
 
@@ -312,6 +313,28 @@ def test_status_of_every_pod(start_gateway, make):
     for part, admin in ((first, "false"), (second, "true")):
         data = json.loads(part.split("\n", 1)[1] if part.startswith("#") else part)["data"]
         assert data["build_information"]["version"] and data["flags"]["web.enable-admin-api"] == admin
+
+
+def test_reload_of_every_pod(start_gateway, make, tmp_path):
+    """configFile.rollOnChange=false: after the kubelet updated the file, every pod re-reads it;
+    a pod without the lifecycle API, or with a file it cannot read, is named with the reason."""
+    config = tmp_path / "pushgateway.toml"
+    config.write_text('[[quota]]\nname = "ops"\nlabels = { job = "ops" }\nmax_groups = 1\n')
+    flags = [f"--config.file={config}", "--web.enable-lifecycle"]
+    a, b = start_gateway(extra=flags), start_gateway(extra=flags)
+    config.write_text('[[quota]]\nname = "ops"\nlabels = { job = "ops" }\nmax_groups = 7\n')
+    out = ok(make("pushgateway-reload", *CLUSTER, env=pods_env(a, b))[0])
+    assert out.splitlines() == ["reloaded (pod/pg-pushgateway-0)", "reloaded (pod/pg-pushgateway-1)"], out
+    for gw in (a, b):
+        scraped = urllib.request.urlopen(gw.url + "/metrics", timeout=5).read().decode()
+        assert 'pushgateway_quota_max_groups{quota="ops"} 7' in scraped
+    off = start_gateway(extra=[f"--config.file={config}"])
+    failed(make("pushgateway-reload", *CLUSTER, env=pods_env(a, off))[0],
+           "FAILED (pod/pg-pushgateway-1): the lifecycle API is off: set gateway.enableLifecycle=true")
+    config.write_text("[[quota]]\nbogus = 1\n")
+    proc = make("pushgateway-reload", *CLUSTER, "POD=pg-pushgateway-0", env=pods_env(a))[0]
+    failed(proc, "FAILED (pod/pg-pushgateway-0): HTTP 500")
+    assert "line 2" in proc.stderr, proc.stderr
 
 
 def test_route_prefix(start_gateway, make):

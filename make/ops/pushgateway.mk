@@ -122,7 +122,8 @@ exit $$rc
 endef
 
 .PHONY: help pushgateway-port-forward pushgateway-metrics pushgateway-delete-group \
-  pushgateway-delete-groups pushgateway-health pushgateway-status pushgateway-wipe pushgateway-logs pushgateway-restart
+  pushgateway-delete-groups pushgateway-health pushgateway-status pushgateway-reload pushgateway-wipe pushgateway-logs \
+  pushgateway-restart
 
 help: ## Lists the targets and the variables that tune them.
 	@echo "usage: make -f $(firstword $(MAKEFILE_LIST)) <target> [VARIABLE=value ...]"
@@ -192,6 +193,15 @@ pushgateway-status: ## Prints what /api/v1/status says (version, flags, start ti
 	@$(call _each_pod, \
 	  echo "# $$where"; \
 	  if ! $(_curl) "$$url$(_prefix)/api/v1/status"; then echo "error: GET $(_prefix)/api/v1/status of $$where failed" >&2; rc=1; fi; echo)
+
+pushgateway-reload: ## Re-reads the configuration file on every pod (POST /-/reload; needs gateway.enableLifecycle).
+	@$(call _each_pod, \
+	  body=$$($(CURL) -sS $(PUSHGATEWAY_CURL_OPTS) -o - -w '\n%{http_code}' -X POST "$$url$(_prefix)/-/reload" 2>&1); \
+	  code=$$(printf '%s' "$$body" | tail -n 1); \
+	  if [ "$$code" = 200 ]; then echo "reloaded ($$where)"; \
+	  elif [ "$$code" = 403 ] && printf '%s' "$$body" | grep -qi lifecycle; then \
+	    echo "FAILED ($$where): the lifecycle API is off: set gateway.enableLifecycle=true" >&2; rc=1; \
+	  else echo "FAILED ($$where): HTTP $$code: $$(printf '%s' "$$body" | sed '$$d' | head -c 300)" >&2; rc=1; fi)
 
 pushgateway-wipe: ## Deletes EVERY group (admin API; needs gateway.enableAdminApi): CONFIRM=<release name>.
 	@[ "$(CONFIRM)" = "$(PUSHGATEWAY_RELEASE)" ] || { \

@@ -224,6 +224,22 @@ rollingUpdate:
 {{- end }}
 {{- end }}
 
+{{/* pushgateway.configFilePath: where the gateway reads configFile.content (--config.file); a directory mount, so that the kubelet's updates arrive. */}}
+{{- define "pushgateway.configFilePath" -}}
+/etc/pushgateway/config/pushgateway.toml
+{{- end }}
+
+{{/* pushgateway.configFileTables: the top-level keys of configFile.content as JSON, when this Helm parses TOML (fromToml, 3.17+, called through tpl so that older Helm never sees it) and the text parses; else "{}". */}}
+{{- define "pushgateway.configFileTables" -}}
+{{- $parsed := dict }}
+{{- if semverCompare ">=3.17.0-0" .Capabilities.HelmVersion.Version }}
+{{- $parsed = tpl "{{ fromToml .Values.configFile.content | toJson }}" . | fromJson }}
+{{- end }}
+{{- /* A parse error comes back as {"Error": ...}; the gateway has the last word on syntax (it reads TOML 1.1). */}}
+{{- if hasKey $parsed "Error" }}{{ $parsed = dict }}{{ end }}
+{{- $parsed | toJson }}
+{{- end }}
+
 {{/* pushgateway.validateValues: fails the install on combinations that would lose or split data. */}}
 {{- define "pushgateway.validateValues" -}}
 {{- $replicas := int .Values.replicaCount }}
@@ -321,5 +337,24 @@ rollingUpdate:
 {{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) }}
 {{- fail "ingress.enabled needs at least one entry in ingress.hosts" }}
+{{- end }}
+{{- with .Values.configFile.content }}
+{{- $tables := include "pushgateway.configFileTables" $ | fromJson }}
+{{- /* The exact check needs a Helm that parses TOML; the pattern catches the usual spellings on any Helm. */}}
+{{- if or (hasKey $tables "flags") (regexMatch `(?m)^[ \t]*(\[[ \t]*["']?flags["']?[ \t]*[\].]|["']?flags["']?[ \t]*[.=])` .) }}
+{{- fail "configFile.content must not have a [flags] table: the chart renders the gateway's flags from its values (gateway.*, persistence.*, webConfig.*, storage.*, extraArgs), and a switch the chart leaves off (e.g. web.enable-admin-api) would be turned on by the file behind the values' back; put further flags in extraArgs" }}
+{{- end }}
+{{- if and (not (include "pushgateway.webConfigEnabled" $)) (or (hasKey $tables "access") (regexMatch `(?m)^[ \t]*\[\[[ \t]*["']?access["']?[ \t]*\]\]` .)) }}
+{{- fail "configFile.content has [[access]] rules but there is no web config to say who the user is: the gateway would refuse to start. Set webConfig.basicAuthUsers (or webConfig.existingSecret with basic_auth_users or verified client certificates)" }}
+{{- end }}
+{{- if and $.Values.webConfig.basicAuthUsers (not $.Values.webConfig.existingSecret) }}
+{{- $access := $tables.access | default list }}
+{{- /* Only well-formed entries: the gateway explains anything else with its line. */}}
+{{- range (kindIs "slice" $access | ternary $access list) }}
+{{- if and (kindIs "map" .) (kindIs "string" .user) (not (hasKey $.Values.webConfig.basicAuthUsers (toString .user))) }}
+{{- fail (printf "configFile.content has an [[access]] entry for user %q, who is not in webConfig.basicAuthUsers: the gateway would refuse to start (a misspelt name would leave the real user unrestricted)" (toString .user)) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -32,6 +32,9 @@
 - --web.unauthenticated-probes
 {{- end }}
 {{- end }}
+{{- if .Values.configFile.content }}
+- --config.file={{ include "pushgateway.configFilePath" . }}
+{{- end }}
 {{- if eq .Values.storage.type "redis" }}
 - --storage=redis
 {{- if include "pushgateway.redis.sentinelEnabled" . }}
@@ -134,9 +137,18 @@ metadata:
   {{- /* No checksum of the web config: the gateway re-reads it (and the certificates) when the
   kubelet updates the mounted Secret, and a pod-readable digest of a secret invites offline guessing. */}}
   {{- $redisAuth := include "pushgateway.redis.authAnnotations" . }}
-  {{- if or $redisAuth .Values.podAnnotations }}
+  {{- /* The file's digest rolls the pods when it changes (configFile.rollOnChange): a pod always
+  runs the file of its release, so no pod restarted later brings other rules than its peers. */}}
+  {{- $configFile := "" }}
+  {{- if and .Values.configFile.content .Values.configFile.rollOnChange }}
+  {{- $configFile = printf "pushgateway.io/config-file: %s" (.Values.configFile.content | sha256sum | trunc 16 | quote) }}
+  {{- end }}
+  {{- if or $redisAuth $configFile .Values.podAnnotations }}
   annotations:
     {{- with $redisAuth }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    {{- with $configFile }}
     {{- . | nindent 4 }}
     {{- end }}
     {{- with .Values.podAnnotations }}
@@ -225,6 +237,11 @@ spec:
           mountPath: /etc/pushgateway/tls
           readOnly: true
         {{- end }}
+        {{- if .Values.configFile.content }}
+        - name: config-file
+          mountPath: {{ include "pushgateway.configFilePath" . | dir }}
+          readOnly: true
+        {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -290,6 +307,11 @@ spec:
     - name: tls
       secret:
         secretName: {{ .Values.webConfig.tls.secretName }}
+    {{- end }}
+    {{- if .Values.configFile.content }}
+    - name: config-file
+      configMap:
+        name: {{ include "pushgateway.fullname" . }}-config
     {{- end }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
