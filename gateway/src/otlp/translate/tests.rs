@@ -1,8 +1,12 @@
+use super::attributes::any_value_string;
+use super::refusals::MAX_MESSAGE_BYTES;
 use super::*;
+use crate::model::{Label, MetricType, Timestamp};
 use crate::otlp::proto::{
-    exponential_histogram_data_point::Buckets, ExponentialHistogram, ExponentialHistogramDataPoint,
-    Gauge, HistogramDataPoint, InstrumentationScope, KeyValue, NumberDataPoint, Resource,
-    ResourceMetrics, ScopeMetrics, Sum,
+    any_value, exponential_histogram_data_point::Buckets, metric::Data, AggregationTemporality,
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, HistogramDataPoint,
+    InstrumentationScope, KeyValue, NumberDataPoint, Resource, ResourceMetrics, ScopeMetrics, Sum,
+    NO_RECORDED_VALUE,
 };
 
 fn settings() -> Settings {
