@@ -1,8 +1,10 @@
 //! An OTLP export as pushes: each `ResourceMetrics` becomes one group (its grouping key from
 //! `service.namespace`/`service.name`, `service.instance.id` and the promoted resource
 //! attributes), carrying a family per metric name plus `target_info` for the other resource
-//! attributes, as Prometheus's OTLP receiver derives them. Data points that cannot be stored
-//! (delta temporality, bad buckets, labels over the limits, a series twice) are counted and
+//! attributes, as Prometheus's OTLP receiver derives them. Cumulative families and delta
+//! families (increments, which `web` adds to the group as an aggregating push) are kept
+//! apart. Data points that cannot be stored (up-down counters in delta, temporality
+//! unspecified, bad buckets, labels over the limits, a series twice) are counted and
 //! explained in [`Refusals`] instead of failing the export; points flagged
 //! `NO_RECORDED_VALUE` are skipped. Point times are dropped (a gateway exposes no
 //! timestamps); start times become created timestamps.
@@ -53,10 +55,16 @@ pub struct Settings {
 pub struct GroupPush {
     /// The group.
     pub key: GroupingKey,
-    /// Its families, to replace those of the same names (POST semantics).
+    /// Its cumulative families (and `target_info`), to replace those of the same names
+    /// (POST semantics).
     pub families: Vec<MetricFamily>,
     /// How many data points they hold (`target_info` not counted).
     pub points: u64,
+    /// Its delta families (monotonic sums, histograms): increments, to be added to what
+    /// the group stores (an aggregating push), never stored as levels.
+    pub deltas: Vec<MetricFamily>,
+    /// How many data points the deltas hold.
+    pub delta_points: u64,
 }
 
 /// An export as pushes.

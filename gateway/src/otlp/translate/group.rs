@@ -27,11 +27,23 @@ pub(super) struct Group<'a> {
     /// Grouping label names: a data point's attribute of such a name is overridden.
     grouping_names: HashSet<Str>,
     points: u64,
+    delta_points: u64,
 }
 
 struct FamilyBuilder {
     family: MetricFamily,
+    /// Its points are increments (delta temporality), to be added to what is stored.
+    delta: bool,
     series: HashSet<Box<[Label]>>,
+}
+
+/// What every series of one metric shares.
+#[derive(Clone, Copy)]
+struct FamilyHead<'m> {
+    name: &'m str,
+    help: Option<&'m str>,
+    metric_type: MetricType,
+    delta: bool,
 }
 
 impl<'a> Group<'a> {
@@ -43,6 +55,7 @@ impl<'a> Group<'a> {
             by_name: HashMap::new(),
             grouping_names: HashSet::new(),
             points: 0,
+            delta_points: 0,
         }
     }
 
@@ -78,10 +91,14 @@ impl<'a> Group<'a> {
             return None;
         }
         self.add_target_info(&attributes);
+        let (deltas, levels): (Vec<FamilyBuilder>, Vec<FamilyBuilder>) =
+            self.families.drain(..).partition(|b| b.delta);
         Some(GroupPush {
             key,
-            families: self.families.drain(..).map(|b| b.family).collect(),
+            families: levels.into_iter().map(|b| b.family).collect(),
             points: self.points,
+            deltas: deltas.into_iter().map(|b| b.family).collect(),
+            delta_points: self.delta_points,
         })
     }
 
@@ -143,14 +160,13 @@ impl<'a> Group<'a> {
                 return;
             }
         };
-        self.add_series(
-            TARGET_INFO,
-            None,
-            MetricType::Gauge,
-            labels,
-            (Value::Gauge(1.0), None),
-            false,
-        );
+        let head = FamilyHead {
+            name: TARGET_INFO,
+            help: None,
+            metric_type: MetricType::Gauge,
+            delta: false,
+        };
+        self.add_series(&head, labels, (Value::Gauge(1.0), None), false);
     }
 
     fn add_metric(&mut self, metric: proto::Metric, scope_labels: &[Label]) {
@@ -185,18 +201,22 @@ impl<'a> Group<'a> {
         let temporality = temporality.map(|t| {
             AggregationTemporality::try_from(t).unwrap_or(AggregationTemporality::Unspecified)
         });
-        // A non-monotonic delta sum is still an increment: neither may be stored as a level.
-        match temporality {
-            Some(AggregationTemporality::Delta) => {
+        // Deltas are increments, added to what the group stores (an aggregating push);
+        // never stored as a level. A non-monotonic delta sum's points are changes of a
+        // gauge, and the aggregation keeps a gauge's last value instead of adding it.
+        let delta = match temporality {
+            None | Some(AggregationTemporality::Cumulative) => false,
+            Some(AggregationTemporality::Delta) if metric_type == MetricType::Gauge => {
                 self.refused.add(
                     points,
                     format!(
-                        "metric {:?}: delta temporality is not supported, export cumulative temporality (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)",
+                        "metric {:?}: a non-monotonic sum (up-down counter) with delta temporality is not supported, since its changes would have to be added to a gauge; export it with cumulative temporality",
                         metric.name
                     ),
                 );
                 return;
             }
+            Some(AggregationTemporality::Delta) => true,
             Some(AggregationTemporality::Unspecified) => {
                 self.refused.add(
                     points,
@@ -207,8 +227,7 @@ impl<'a> Group<'a> {
                 );
                 return;
             }
-            _ => {}
-        }
+        };
         let Some(name) = metric_name(&metric.name, &metric.unit, kind, self.settings.escaping)
         else {
             self.refused.add(
@@ -217,7 +236,12 @@ impl<'a> Group<'a> {
             );
             return;
         };
-        let help = (!metric.description.is_empty()).then_some(metric.description.as_str());
+        let head = FamilyHead {
+            name: &name,
+            help: (!metric.description.is_empty()).then_some(metric.description.as_str()),
+            metric_type,
+            delta,
+        };
         macro_rules! each_point {
             ($points:expr, $convert:expr) => {
                 for point in $points {
@@ -225,14 +249,7 @@ impl<'a> Group<'a> {
                         continue;
                     }
                     let converted: Result<Point, String> = $convert(&point);
-                    self.add_point(
-                        &name,
-                        help,
-                        metric_type,
-                        &point.attributes,
-                        scope_labels,
-                        converted,
-                    );
+                    self.add_point(&head, &point.attributes, scope_labels, converted);
                 }
             };
         }
@@ -249,13 +266,12 @@ impl<'a> Group<'a> {
 
     fn add_point(
         &mut self,
-        name: &str,
-        help: Option<&str>,
-        metric_type: MetricType,
+        head: &FamilyHead,
         attributes: &[proto::KeyValue],
         scope_labels: &[Label],
         converted: Result<Point, String>,
     ) {
+        let name = head.name;
         let refuse = |refused: &mut Refusals, reason: String| {
             refused.add(1, format!("metric {name:?}: {reason}"));
         };
@@ -263,22 +279,27 @@ impl<'a> Group<'a> {
             Ok(point) => point,
             Err(reason) => return refuse(self.refused, reason),
         };
-        let labels = match self.labels(&attribute_strings(attributes), scope_labels, metric_type) {
+        let attributes = attribute_strings(attributes);
+        let labels = match self.labels(&attributes, scope_labels, head.metric_type) {
             Ok(labels) => labels,
             Err(reason) => return refuse(self.refused, reason),
         };
-        self.add_series(name, help, metric_type, labels, point, true);
+        self.add_series(head, labels, point, true);
     }
 
     fn add_series(
         &mut self,
-        name: &str,
-        help: Option<&str>,
-        metric_type: MetricType,
+        head: &FamilyHead,
         labels: Vec<Label>,
         (value, extras): Point,
         is_data_point: bool,
     ) {
+        let FamilyHead {
+            name,
+            help,
+            metric_type,
+            delta,
+        } = *head;
         let index = match self.by_name.get(name) {
             Some(&index) => index,
             None => {
@@ -291,6 +312,7 @@ impl<'a> Group<'a> {
                         metric_type,
                         metrics: Vec::new(),
                     },
+                    delta,
                     series: HashSet::new(),
                 });
                 self.families.len() - 1
@@ -309,6 +331,19 @@ impl<'a> Group<'a> {
             );
             return;
         }
+        // One family is either added to what is stored or replaces it, never both.
+        if builder.delta != delta {
+            let temporality = |delta| if delta { "delta" } else { "cumulative" };
+            self.refused.add(
+                u64::from(is_data_point),
+                format!(
+                    "metric {name:?} has {} temporality here and {} elsewhere in the same resource",
+                    temporality(delta),
+                    temporality(builder.delta)
+                ),
+            );
+            return;
+        }
         let labels = labels.into_boxed_slice();
         if !builder.series.insert(labels.clone()) {
             self.refused.add(
@@ -322,7 +357,12 @@ impl<'a> Group<'a> {
             value,
             extras,
         });
-        self.points += u64::from(is_data_point);
+        let points = if delta {
+            &mut self.delta_points
+        } else {
+            &mut self.points
+        };
+        *points += u64::from(is_data_point);
     }
 
     /// A series' labels from its attributes (keys translated; values of keys that translate
