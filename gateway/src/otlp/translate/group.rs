@@ -1,5 +1,7 @@
 //! One `ResourceMetrics` assembled into a group's push: its grouping key, a family per
-//! metric name with the labels of each series, `target_info`, and what is refused.
+//! metric name with the labels of each series, `target_info`, and what is refused. Families
+//! of delta temporality (increments) are kept apart from cumulative ones, and a name may not
+//! be both in one resource.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
