@@ -281,6 +281,12 @@ impl<'a> Group<'a> {
             Ok(point) => point,
             Err(reason) => return refuse(self.refused, reason),
         };
+        // Refused here, one point, rather than by the store, with the resource's deltas.
+        if head.delta {
+            if let Err(reason) = addable(&point.0) {
+                return refuse(self.refused, reason);
+            }
+        }
         let attributes = attribute_strings(attributes);
         let labels = match self.labels(&attributes, scope_labels, head.metric_type) {
             Ok(labels) => labels,
@@ -436,6 +442,19 @@ impl<'a> Group<'a> {
             labels.push(Label::new(name, value));
         }
         Ok(labels)
+    }
+}
+
+/// Why an increment cannot be added to a sum: it would make the sum NaN or infinite for
+/// good. A histogram without a sum (OTLP's is optional) has nothing to add to `_sum`.
+fn addable(value: &Value) -> Result<(), String> {
+    match value {
+        Value::Counter(v) if !v.is_finite() => Err(format!("a delta of {v} cannot be added")),
+        Value::Histogram(h) if !h.sum.is_finite() => Err(
+            "a delta histogram without a finite sum cannot be added (its _sum would be lost)"
+                .into(),
+        ),
+        _ => Ok(()),
     }
 }
 

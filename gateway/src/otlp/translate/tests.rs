@@ -223,10 +223,23 @@ fn deltas_that_cannot_be_added_are_refused() {
                 "mixed",
                 "",
                 sum(
-                    vec![point(vec![], 1.0)],
+                    vec![point(vec![], 1.0), point(vec![kv("bad", "x")], f64::NAN)],
                     true,
                     AggregationTemporality::Delta,
                 ),
+            ),
+            // A histogram without a sum: there is nothing to add to its _sum.
+            metric(
+                "no.sum",
+                "",
+                Data::Histogram(proto::Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        count: 1,
+                        bucket_counts: vec![1],
+                        ..HistogramDataPoint::default()
+                    }],
+                    aggregation_temporality: AggregationTemporality::Delta as i32,
+                }),
             ),
             // The same name in cumulative: one family cannot both replace and add.
             metric(
@@ -242,7 +255,12 @@ fn deltas_that_cannot_be_added_are_refused() {
     );
     let translation = translate(request, &settings());
     let message = translation.refused.message();
-    assert_eq!(translation.refused.points, 3, "{message}");
+    assert_eq!(translation.refused.points, 5, "{message}");
+    assert!(
+        message.contains("a delta of NaN cannot be added"),
+        "{message}"
+    );
+    assert!(message.contains("without a finite sum"), "{message}");
     assert!(message.contains("up-down counter"), "{message}");
     assert!(message.contains("temporality unspecified"), "{message}");
     assert!(
