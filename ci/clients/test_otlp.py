@@ -5,7 +5,8 @@ each a short-lived process exporting a counter, an up-down counter, a gauge, an 
 exponential histogram once at shutdown, pointed at the gateway by
 OTEL_EXPORTER_OTLP_METRICS_ENDPOINT as a user would. A real Prometheus (Debian's, with native
 histograms) then scrapes the gateway, and the series it stored (names, labels, values, bucket
-counts) are compared with what the SDKs recorded."""
+counts) are compared with what the SDKs recorded. Python's SDK also exports deltas
+(preferred_temporality), twice: the gateway adds them up."""
 
 import os
 import subprocess
@@ -131,13 +132,38 @@ def test_stored_series_are_what_the_sdk_recorded(stack, sdk):
     assert not any(k.startswith("service_") for k in info), info
 
 
-def test_delta_temporality_is_refused_and_levels_kept(gateway):
-    # Counters and histograms as deltas: the receiver refuses them in partial_success (the
-    # export itself succeeds), and stores the up-down counter and the gauge.
+def test_delta_exports_add_up(gateway):
+    # Counters and histograms as deltas (preferred_temporality), from two short-lived
+    # processes: each export's increments are added to the group, while the up-down counter
+    # and the gauge (cumulative) replace what is stored.
+    python_export(gateway, "delta")
     python_export(gateway, "delta")
     r = requests.get(gateway.url + "/metrics", timeout=10)
     assert r.status_code == 200
-    samples, _ = parse_text(r.text)
-    names = {name for name, _ in pushed(samples, job="py_otlp")}
-    assert {"py_queue_size", "py_temperature_celsius"} <= names, names
-    assert not {n for n in names if n.startswith(("py_requests", "py_latency", "py_payload"))}, names
+    samples, types = parse_text(r.text)
+    got = {(name, frozenset((k, v) for k, v in labels if k not in ("job", "instance"))): value
+           for (name, labels), value in pushed(samples, job="py_otlp", instance="py-1").items()
+           if not name.startswith(("push_", "target_info"))}
+    scope = {"otel_scope_name": "ci.otlp", "otel_scope_version": "1.0"}
+
+    def k(name, **labels):
+        return (f"py_{name}", frozenset(dict(scope, **labels).items()))
+
+    assert got == {
+        k("requests_total", method="GET"): 6,
+        k("requests_total", method="POST"): 4,
+        k("queue_size"): 3,
+        k("temperature_celsius"): 21.5,
+        k("latency_seconds_bucket", le="0.1"): 2,
+        k("latency_seconds_bucket", le="1"): 6,
+        k("latency_seconds_bucket", le="10"): 8,
+        k("latency_seconds_bucket", le="+Inf"): 8,
+        k("latency_seconds_sum"): 12.5,
+        k("latency_seconds_count"): 8,
+        # The exponential histogram is native: the text format shows its count, sum and +Inf.
+        k("payload_bytes_bucket", le="+Inf"): 6,
+        k("payload_bytes_count"): 6,
+        k("payload_bytes_sum"): 14,
+    }, got
+    assert types["py_requests_total"] == "counter", types
+    assert types["py_latency_seconds"] == "histogram", types

@@ -45,15 +45,22 @@ fuzz_target!(|data: &[u8]| {
         ..StoreConfig::default()
     });
     for group in translation.groups {
-        match store.push(group.key, group.families, PushMode::Merge, 1.0) {
-            Err(PushError::Rejected(
-                rejection @ (Rejection::Timestamp
-                | Rejection::WrongValueType { .. }
-                | Rejection::InvalidLabelName { .. }
-                | Rejection::DuplicateLabelName { .. }
-                | Rejection::ExplicitSpecialLabel { .. }),
-            )) => panic!("a translated group refused as a whole: {rejection}"),
-            _ => {}
+        // As the receiver stores them: the levels as a POST, the increments added.
+        let changes = [
+            (group.families, PushMode::Merge),
+            (group.deltas, PushMode::Aggregate),
+        ];
+        for (families, mode) in changes {
+            match store.push(group.key.clone(), families, mode, 1.0) {
+                Err(PushError::Rejected(
+                    rejection @ (Rejection::Timestamp
+                    | Rejection::WrongValueType { .. }
+                    | Rejection::InvalidLabelName { .. }
+                    | Rejection::DuplicateLabelName { .. }
+                    | Rejection::ExplicitSpecialLabel { .. }),
+                )) => panic!("a translated group refused as a whole: {rejection}"),
+                _ => {}
+            }
         }
     }
     let rendered = Renderer::new().render(&store, &[], ScrapeFormat::TEXT);

@@ -1,9 +1,11 @@
 //! `POST <route-prefix>/api/v1/otlp/v1/metrics`, the OTLP/HTTP metrics receiver: the
 //! encoding from the content type, the capped and decompressed body, then
 //! [`crate::otlp`] decodes and translates it, and each resource goes through the same
-//! change request as a POST of its group (limits, consistency, persistence, replication
-//! and expiry apply alike). Refused data points are answered in `partial_success`;
-//! failures carry a `google.rpc.Status` in the request's encoding, as OTLP/HTTP asks.
+//! change requests as pushes to its group (limits, consistency, persistence, replication
+//! and expiry apply alike): its cumulative families as a POST, its delta families as an
+//! aggregating push (added to what is stored), with the export's `Idempotency-Key` if it
+//! has one. Refused data points are answered in `partial_success`; failures carry a
+//! `google.rpc.Status` in the request's encoding, as OTLP/HTTP asks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,12 +19,12 @@ use super::app::{App, HttpResponse};
 use super::body::read_body;
 use super::close_after;
 use super::error::ApiError;
-use super::push::{apply_change_sized, requested_ttl, wait_durable};
+use super::push::{apply_change_sized, idempotency_key, requested_ttl, wait_durable};
 use super::response_body::ResponseBody;
 use crate::clock::unix_now;
 use crate::otlp::{self, Encoding, OtlpError};
 use crate::replicate::ChangeRequest;
-use crate::store::{Consistency, PushError, PushMode};
+use crate::store::{PushError, PushMode};
 
 pub use crate::otlp::METRICS_PATH;
 
@@ -73,6 +75,8 @@ where
     let (parts, body) = request.into_parts();
     // The export's groups all get the TTL the header asks for, as an ordinary push's group.
     let ttl = requested_ttl(app, &parts.headers)?;
+    // OTel SDKs send no key: a retry of a delta export after a lost answer counts twice.
+    let idempotency_key = idempotency_key(&parts.headers)?;
     let bytes = read_body(
         body,
         &parts.headers,
@@ -101,39 +105,57 @@ where
         app.access.check(user, Action::Push(&group.key))?;
     }
     let mut refused = translation.refused;
-    let unchecked = app.store.config().consistency == Consistency::Unchecked;
     let time = unix_now();
     let mut last_seq = None;
     // Each group's share of the body decides whether applying it leaves the async workers.
     let group_size = size / translation.groups.len().max(1);
     for group in translation.groups {
         if let Err(PushError::TooLarge(reason)) = app.store.check_grouping_key(&group.key) {
-            refused.add(group.points, format!("resource {}: {reason}", group.key));
+            let points = group.points.saturating_add(group.delta_points);
+            refused.add(points, format!("resource {}: {reason}", group.key));
             continue;
         }
-        let key = group.key.to_string();
-        let change = ChangeRequest::Push {
-            key: group.key,
-            families: group.families,
-            mode: PushMode::Merge,
-            time,
-            ttl,
-            idempotency_key: None,
-        };
-        match apply_change_sized(app, change, group_size).await {
-            Ok(applied) => last_seq = applied.seq.or(last_seq),
-            // Unchecked pushes are stored whatever the check says, as upstream's.
-            Err(PushError::Rejected(_)) if unchecked => {}
-            Err(PushError::Rejected(rejection)) => {
-                tracing::error!(source = %peer, group = %key, err = %rejection, "OTLP export invalid or inconsistent with existing metrics");
-                refused.add(group.points, format!("resource {key}: {rejection}"));
+        // Levels replace the families they name; increments are added. Two changes, since
+        // one change has one mode; each is refused or applied on its own.
+        let changes = [
+            (group.families, group.points, PushMode::Merge, None),
+            (
+                group.deltas,
+                group.delta_points,
+                PushMode::Aggregate,
+                // Keys are per group: the same key guards each group's increments, and only
+                // them (a repeated POST of levels changes nothing anyway).
+                idempotency_key.clone(),
+            ),
+        ];
+        for (families, points, mode, idempotency_key) in changes {
+            if families.is_empty() {
+                continue;
             }
-            // Over a quota: this resource is refused, the others are stored (a retry of the
-            // whole export would be refused again until the operator acts).
-            Err(PushError::TooLarge(reason) | PushError::OverQuota(reason)) => {
-                refused.add(group.points, format!("resource {key}: {reason}"));
+            let change = ChangeRequest::Push {
+                key: group.key.clone(),
+                families,
+                mode,
+                time,
+                ttl,
+                idempotency_key,
+            };
+            let outcome = apply_change_sized(app, change, group_size).await;
+            match outcome {
+                Ok(applied) => last_seq = applied.seq.or(last_seq),
+                // Unchecked, the store keeps an inconsistent push (`Ok`); what it refuses
+                // even then (timestamps, increments that cannot be added) is not stored.
+                Err(PushError::Rejected(rejection)) => {
+                    tracing::error!(source = %peer, group = %group.key, err = %rejection, "OTLP export invalid or inconsistent with existing metrics");
+                    refused.add(points, format!("resource {}: {rejection}", group.key));
+                }
+                // Over a quota: this resource is refused, the others are stored (a retry of
+                // the whole export would be refused again until the operator acts).
+                Err(PushError::TooLarge(reason) | PushError::OverQuota(reason)) => {
+                    refused.add(points, format!("resource {}: {reason}", group.key));
+                }
+                Err(other) => return Err(ApiError::from_push_error(other)),
             }
-            Err(other) => return Err(ApiError::from_push_error(other)),
         }
     }
     wait_durable(app, last_seq).await?;

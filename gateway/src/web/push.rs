@@ -114,7 +114,7 @@ where
 
 /// The `Idempotency-Key` header: visible ASCII, at most [`MAX_IDEMPOTENCY_KEY_BYTES`]; the
 /// draft's structured-field string (`"..."`) and a bare token both work.
-fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<Str>, ApiError> {
+pub(super) fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<Str>, ApiError> {
     let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
     let Some(value) = values.next() else {
         return Ok(None);

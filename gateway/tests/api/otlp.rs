@@ -1,6 +1,6 @@
 //! The OTLP/HTTP metrics receiver (`POST /api/v1/otlp/v1/metrics`): protobuf and JSON
-//! exports stored as POSTs to one group per resource, partial success for refused points
-//! (deltas), gzip, 400/413/415, basic auth, the route prefix and `--otlp.disable`.
+//! exports stored as POSTs to one group per resource, delta families added (with an
+//! `Idempotency-Key`), partial success for refused points, gzip, 400/413/415, basic auth, the route prefix and `--otlp.disable`.
 
 use std::io::Write;
 
@@ -231,66 +231,182 @@ fn json_export_is_stored_and_answered_in_json() {
     );
 }
 
-#[test]
-fn deltas_are_refused_in_partial_success_and_the_rest_stored() {
-    let gateway = spawn_gateway(&[]);
-    let delta = AggregationTemporality::Delta as i32;
+const DELTA: i32 = AggregationTemporality::Delta as i32;
+
+/// What a delta exporter sends each interval: a counter's, an explicit and an exponential
+/// histogram's increments (the histogram's `bounds`), beside a cumulative gauge and an
+/// up-down counter in delta (which cannot be added), one point without a recorded value.
+fn delta_export(bounds: Vec<f64>) -> ExportMetricsServiceRequest {
     let mut unrecorded = number(vec![kv("x", "y")], 9.0);
     unrecorded.flags = proto::NO_RECORDED_VALUE;
-    let request = ExportMetricsServiceRequest {
-        resource_metrics: vec![resource(
-            "svc",
-            "i1",
-            vec![
-                metric(
-                    "increments",
-                    "",
-                    sum(
-                        vec![number(vec![], 1.0), number(vec![kv("a", "b")], 2.0)],
-                        true,
-                        delta,
-                    ),
-                ),
-                metric(
-                    "level",
-                    "",
-                    Data::Gauge(proto::Gauge {
-                        data_points: vec![number(vec![], 5.0), unrecorded],
+    let buckets = vec![1; bounds.len() + 1];
+    let metrics = vec![
+        metric(
+            "increments",
+            "",
+            sum(
+                vec![
+                    number(vec![], 1.0),
+                    number(vec![kv("a", "b")], 2.0),
+                    unrecorded,
+                ],
+                true,
+                DELTA,
+            ),
+        ),
+        metric(
+            "queue.change",
+            "",
+            sum(vec![number(vec![], -1.0)], false, DELTA),
+        ),
+        metric(
+            "level",
+            "",
+            Data::Gauge(proto::Gauge {
+                data_points: vec![number(vec![], 5.0)],
+            }),
+        ),
+        metric(
+            "latency",
+            "s",
+            Data::Histogram(proto::Histogram {
+                data_points: vec![proto::HistogramDataPoint {
+                    count: buckets.len() as u64,
+                    sum: Some(2.5),
+                    bucket_counts: buckets,
+                    explicit_bounds: bounds,
+                    ..Default::default()
+                }],
+                aggregation_temporality: DELTA,
+            }),
+        ),
+        metric(
+            "payload",
+            "By",
+            Data::ExponentialHistogram(proto::ExponentialHistogram {
+                data_points: vec![proto::ExponentialHistogramDataPoint {
+                    count: 3,
+                    sum: Some(7.0),
+                    scale: 2,
+                    positive: Some(Buckets {
+                        offset: 3,
+                        bucket_counts: vec![2, 1],
                     }),
-                ),
-            ],
-        )],
-    };
-    let answer = post_protobuf(&gateway, &request);
+                    ..Default::default()
+                }],
+                aggregation_temporality: DELTA,
+            }),
+        ),
+    ];
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![resource("svc", "i1", metrics)],
+    }
+}
+
+fn assert_values(state: &std::collections::BTreeMap<String, String>, expected: &[(&str, &str)]) {
+    for (name, value) in expected {
+        let key = series(name, &scoped(&[]));
+        assert_eq!(
+            state.get(&key).map(String::as_str),
+            Some(*value),
+            "{key} in {state:#?}"
+        );
+    }
+}
+
+#[test]
+fn delta_exports_add_up_beside_cumulative_families() {
+    let gateway = spawn_gateway(&[]);
+    for _ in 0..2 {
+        let answer = post_protobuf(&gateway, &delta_export(vec![1.0]));
+        // Only the up-down counter in delta is refused: its changes would add to a gauge.
+        let partial = answer.partial_success.expect("partial success");
+        assert_eq!(partial.rejected_data_points, 1, "{}", partial.error_message);
+        assert!(
+            partial.error_message.contains("up-down counter"),
+            "{}",
+            partial.error_message
+        );
+    }
+    let state = gateway.state();
+    assert_values(
+        &state,
+        &[
+            ("increments_total", "2"),
+            ("level", "5"),
+            ("latency_seconds_count", "4"),
+            ("latency_seconds_sum", "5"),
+            ("payload_bytes_count", "6"),
+            ("payload_bytes_sum", "14"),
+        ],
+    );
+    assert_eq!(
+        state
+            .get(&series("increments_total", &scoped(&[("a", "b")])))
+            .map(String::as_str),
+        Some("4")
+    );
+    let scope = series("latency_seconds_bucket", &scoped(&[]));
+    for (le, count) in [("1", "2"), ("+Inf", "4")] {
+        let key = format!("{},le=\"{le}\"}}", scope.trim_end_matches('}'));
+        assert_eq!(state.get(&key).map(String::as_str), Some(count), "{key}");
+    }
+    assert!(!state.keys().any(|k| k.starts_with("queue")), "{state:#?}");
+    // The point without a recorded value is skipped, not refused and not stored.
+    assert!(!state.keys().any(|k| k.contains("x=\"y\"")), "{state:#?}");
+    let text = gateway.scrape();
+    assert!(text.contains("# TYPE increments_total counter"), "{text}");
+
+    // Other bounds cannot be added: the increments are refused, the sums stay, and the
+    // cumulative gauge of the same resource is still stored.
+    let answer = post_protobuf(&gateway, &delta_export(vec![2.0]));
     let partial = answer.partial_success.expect("partial success");
-    assert_eq!(partial.rejected_data_points, 2);
     assert!(
-        partial.error_message.contains("delta"),
+        partial.error_message.contains("bounds"),
         "{}",
         partial.error_message
     );
-    let state = gateway.state();
-    assert_eq!(
+    // The resource's four increments (the counter's two, two histograms) and the up-down counter.
+    assert_eq!(partial.rejected_data_points, 5, "{}", partial.error_message);
+    let samples = |state: std::collections::BTreeMap<String, String>| {
         state
-            .get(&series("level", &scoped(&[])))
-            .map(String::as_str),
-        Some("5")
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("push_"))
+            .collect::<Vec<_>>()
+    };
+    let after = gateway.state();
+    assert_ne!(
+        after.get(&series("push_failure_time_seconds", GROUP)),
+        Some(&"0".to_string())
     );
-    assert!(
-        !state.keys().any(|k| k.starts_with("increments")),
-        "{state:#?}"
-    );
-    // The point without a recorded value is skipped, not refused and not stored.
-    assert!(!state.keys().any(|k| k.contains("x=\"y\"")), "{state:#?}");
+    assert_eq!(samples(after), samples(state));
 
-    // The same in JSON, answered in JSON.
-    let body = br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}]},
-      "scopeMetrics":[{"metrics":[{"name":"increments","sum":{"aggregationTemporality":1,"isMonotonic":true,
-        "dataPoints":[{"asInt":1}]}}]}]}]}"#;
+    // JSON deltas add too, answered in JSON.
+    let body = br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}},{"key":"service.instance.id","value":{"stringValue":"i1"}}]},
+      "scopeMetrics":[{"scope":{"name":"meter","version":"1.0"},"metrics":[{"name":"increments","sum":{"aggregationTemporality":1,"isMonotonic":true,
+        "dataPoints":[{"asInt":"5"}]}}]}]}]}"#;
     let response = post(&gateway, "application/json", &[], body);
     assert_eq!(response.status, 200, "{}", response.text());
-    let json = response.json();
-    assert_eq!(json["partialSuccess"]["rejectedDataPoints"], "1", "{json}");
+    assert_eq!(response.json()["partialSuccess"], serde_json::Value::Null);
+    assert_values(&gateway.state(), &[("increments_total", "7")]);
+}
+
+#[test]
+fn an_idempotency_key_makes_a_retried_delta_export_count_once() {
+    let gateway = spawn_gateway(&[]);
+    let body = delta_export(vec![1.0]).encode_to_vec();
+    for key in ["export-1", "export-1", "export-2"] {
+        let response = post(&gateway, PROTOBUF, &[("Idempotency-Key", key)], &body);
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+    assert_values(
+        &gateway.state(),
+        &[("increments_total", "2"), ("latency_seconds_count", "4")],
+    );
+    // A malformed key is refused whole, as for a push.
+    let response = post(&gateway, PROTOBUF, &[("Idempotency-Key", "")], &body);
+    assert_eq!(response.status, 400, "{}", response.text());
+    assert_values(&gateway.state(), &[("increments_total", "2")]);
 }
 
 #[test]

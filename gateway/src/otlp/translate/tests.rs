@@ -1,8 +1,12 @@
+use super::attributes::any_value_string;
+use super::refusals::MAX_MESSAGE_BYTES;
 use super::*;
+use crate::model::{Label, MetricType, Timestamp};
 use crate::otlp::proto::{
-    exponential_histogram_data_point::Buckets, ExponentialHistogram, ExponentialHistogramDataPoint,
-    Gauge, HistogramDataPoint, InstrumentationScope, KeyValue, NumberDataPoint, Resource,
-    ResourceMetrics, ScopeMetrics, Sum,
+    any_value, exponential_histogram_data_point::Buckets, metric::Data, AggregationTemporality,
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, HistogramDataPoint,
+    InstrumentationScope, KeyValue, NumberDataPoint, Resource, ResourceMetrics, ScopeMetrics, Sum,
+    NO_RECORDED_VALUE,
 };
 
 fn settings() -> Settings {
@@ -128,11 +132,21 @@ fn a_resource_is_a_group_with_target_info() {
 }
 
 #[test]
-fn deltas_are_refused_and_unrecorded_points_skipped() {
+fn deltas_are_kept_apart_and_unrecorded_points_skipped() {
     let mut unrecorded = point(vec![], 1.0);
     unrecorded.flags = NO_RECORDED_VALUE;
+    let delta_histogram = Data::Histogram(proto::Histogram {
+        data_points: vec![HistogramDataPoint {
+            count: 3,
+            sum: Some(4.0),
+            bucket_counts: vec![1, 2],
+            explicit_bounds: vec![1.0],
+            ..HistogramDataPoint::default()
+        }],
+        aggregation_temporality: AggregationTemporality::Delta as i32,
+    });
     let request = export(
-        vec![kv("service.name", "svc")],
+        vec![kv("service.name", "svc"), kv("host.name", "h")],
         vec![
             metric(
                 "d",
@@ -147,6 +161,7 @@ fn deltas_are_refused_and_unrecorded_points_skipped() {
                     AggregationTemporality::Delta,
                 ),
             ),
+            metric("h", "s", delta_histogram),
             metric(
                 "g",
                 "1",
@@ -157,20 +172,107 @@ fn deltas_are_refused_and_unrecorded_points_skipped() {
         ],
     );
     let translation = translate(request, &settings());
-    assert_eq!(translation.refused.points, 2);
-    assert!(
-        translation.refused.message().contains("delta"),
-        "{}",
-        translation.refused.message()
-    );
-    let families = &translation.groups[0].families;
-    assert_eq!(families.len(), 1);
-    assert_eq!(&*families[0].name, "g_ratio");
-    assert_eq!(families[0].metrics.len(), 1);
-    // No resource attribute but service.name: no target_info, and no instance label.
+    assert!(translation.refused.is_empty(), "{:?}", translation.refused);
+    let group = &translation.groups[0];
+    // The levels (and target_info) replace, the increments are added: never mixed.
+    let names = |families: &[MetricFamily]| -> Vec<String> {
+        families.iter().map(|f| f.name.to_string()).collect()
+    };
+    assert_eq!(names(&group.families), ["g_ratio", TARGET_INFO]);
+    assert_eq!(group.points, 1);
+    assert_eq!(names(&group.deltas), ["d_total", "h_seconds"]);
+    assert_eq!(group.delta_points, 3);
+    assert_eq!(group.deltas[0].metric_type, MetricType::Counter);
+    assert_eq!(group.deltas[0].metrics[0].value, Value::Counter(1.0));
+    let Value::Histogram(histogram) = &group.deltas[1].metrics[0].value else {
+        panic!("{:?}", group.deltas[1].metrics[0].value);
+    };
+    assert_eq!((histogram.count, histogram.sum), (3.0, 4.0));
+    // No instance label without service.instance.id.
     assert_eq!(
-        label_pairs(translation.groups[0].key.labels()),
+        label_pairs(group.key.labels()),
         [("job".into(), "svc".into())]
+    );
+}
+
+#[test]
+fn deltas_that_cannot_be_added_are_refused() {
+    let request = export(
+        vec![kv("service.name", "svc")],
+        vec![
+            // An up-down counter in delta: changes of a gauge, which are not added.
+            metric(
+                "queue",
+                "",
+                sum(
+                    vec![point(vec![], -2.0)],
+                    false,
+                    AggregationTemporality::Delta,
+                ),
+            ),
+            metric(
+                "unspecified",
+                "",
+                sum(
+                    vec![point(vec![], 1.0)],
+                    true,
+                    AggregationTemporality::Unspecified,
+                ),
+            ),
+            metric(
+                "mixed",
+                "",
+                sum(
+                    vec![point(vec![], 1.0), point(vec![kv("bad", "x")], f64::NAN)],
+                    true,
+                    AggregationTemporality::Delta,
+                ),
+            ),
+            // A histogram without a sum: there is nothing to add to its _sum.
+            metric(
+                "no.sum",
+                "",
+                Data::Histogram(proto::Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        count: 1,
+                        bucket_counts: vec![1],
+                        ..HistogramDataPoint::default()
+                    }],
+                    aggregation_temporality: AggregationTemporality::Delta as i32,
+                }),
+            ),
+            // The same name in cumulative: one family cannot both replace and add.
+            metric(
+                "mixed",
+                "",
+                sum(
+                    vec![point(vec![kv("a", "b")], 5.0)],
+                    true,
+                    AggregationTemporality::Cumulative,
+                ),
+            ),
+        ],
+    );
+    let translation = translate(request, &settings());
+    let message = translation.refused.message();
+    assert_eq!(translation.refused.points, 5, "{message}");
+    assert!(
+        message.contains("a delta of NaN cannot be added"),
+        "{message}"
+    );
+    assert!(message.contains("without a finite sum"), "{message}");
+    assert!(message.contains("up-down counter"), "{message}");
+    assert!(message.contains("temporality unspecified"), "{message}");
+    assert!(
+        message.contains("cumulative temporality here and delta elsewhere"),
+        "{message}"
+    );
+    let group = &translation.groups[0];
+    assert!(group.families.is_empty(), "{:?}", group.families);
+    assert_eq!(group.deltas.len(), 1);
+    assert_eq!(
+        (&*group.deltas[0].name, group.delta_points),
+        ("mixed_total", 1)
     );
 }
 
