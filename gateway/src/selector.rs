@@ -16,7 +16,7 @@ use std::fmt;
 
 use regex::{Regex, RegexBuilder};
 
-use crate::model::GroupingKey;
+use crate::model::{GroupingKey, JOB_LABEL};
 
 /// The longest selector accepted, in bytes.
 pub const MAX_SELECTOR_BYTES: usize = 4096;
@@ -277,6 +277,22 @@ impl Selector {
     /// such selectors ("at least one non-empty matcher"); callers that delete do as well.
     pub fn matches_everything(&self) -> bool {
         self.matchers.iter().all(|m| m.matches_value(""))
+    }
+
+    /// Whether this selects every group a gateway can hold: [`Selector::matches_everything`],
+    /// or conditions on `job` that any job satisfies (every group has a non-empty `job`:
+    /// `{job!=""}`, `{job!~""}`, `{job=~".+"}`). Deletes and `[[aggregate]]` rules refuse
+    /// such selectors, so that wipe stays the one way to delete everything.
+    pub fn matches_every_group(&self) -> bool {
+        self.matchers.iter().all(|m| {
+            m.matches_value("")
+                || (m.name == JOB_LABEL
+                    && match m.op {
+                        MatchOp::NotEqual | MatchOp::NotRegex => m.value.is_empty(),
+                        MatchOp::Regex => m.value == ".+",
+                        MatchOp::Equal => false,
+                    })
+        })
     }
 }
 

@@ -24,7 +24,7 @@ pub(super) fn rules(
         let span = table.selector.span();
         let selector = Selector::parse(table.selector.get_ref())
             .map_err(|e| (span.clone(), format!("invalid selector: {e}")))?;
-        if selector.matches_everything() {
+        if selector.matches_every_group() {
             return Err((
                 span,
                 "the selector matches every group; name the groups that aggregate".into(),

@@ -155,6 +155,29 @@ fn matches_everything_as_prometheus_judges_it() {
 }
 
 #[test]
+fn every_group_also_counts_conditions_any_job_satisfies() {
+    // Every group has a non-empty job: these select all of them.
+    for s in [
+        "{}",
+        r#"{a=""}"#,
+        r#"{job!=""}"#,
+        r#"{job!~""}"#,
+        r#"{job=~".+"}"#,
+        r#"{job=~".+",instance=~".*"}"#,
+    ] {
+        assert!(parse(s).matches_every_group(), "{s}");
+    }
+    for s in [
+        r#"{job="x"}"#,
+        r#"{job=~"a.+"}"#,
+        r#"{job!="",instance="i"}"#,
+        r#"{instance!=""}"#,
+    ] {
+        assert!(!parse(s).matches_every_group(), "{s}");
+    }
+}
+
+#[test]
 fn display_parses_back_to_the_same_selector() {
     for s in [
         r#"{job="batch",instance=~"w.*"}"#,

@@ -70,7 +70,7 @@ pub async fn delete(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiE
             "at least one match[] selector is required (PUT /api/v1/admin/wipe deletes every group)",
         ));
     }
-    if let Some(all) = query.selectors.iter().find(|s| s.matches_everything()) {
+    if let Some(all) = query.selectors.iter().find(|s| s.matches_every_group()) {
         return Err(invalid(&format!(
             "selector {all} matches every group; use PUT /api/v1/admin/wipe to delete everything"
         )));

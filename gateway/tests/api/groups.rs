@@ -211,6 +211,9 @@ fn delete_refuses_what_would_match_everything_or_cannot_parse() {
         (&[], "", "at least one match[]"),
         (&["{}"], "", "wipe"),
         (&[r#"{job=~".*"}"#], "", "wipe"),
+        // Every group has a non-empty job: these select all of them too.
+        (&[r#"{job!=""}"#], "", "wipe"),
+        (&[r#"{job=~".+"}"#], "", "wipe"),
         (&[r#"{job="batch"}"#, r#"{a=""}"#], "", "wipe"),
         (&[r#"{job=~"("}"#], "", "invalid regex"),
         (&["job=\"batch\""], "", "metric name"),
