@@ -2,9 +2,9 @@
 //! through `/-/reload` and SIGHUP, invalid files refused with the line. TTLs are tiny (the
 //! sweep runs every second), so no test waits for a real TTL of any length.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::helpers::{pushed_samples, spawn_gateway, Gateway};
+use crate::helpers::{eventually, pushed_samples, spawn_gateway, Gateway};
 
 fn config_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("pgw-expiry-{name}-{}", std::process::id()));
@@ -22,18 +22,6 @@ fn groups(gw: &Gateway) -> Vec<String> {
         .collect();
     jobs.sort();
     jobs
-}
-
-/// Polls until `done` holds: a sweep runs every second, but a loaded machine may delay it.
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
 }
 
 #[test]

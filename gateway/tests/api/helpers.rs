@@ -489,3 +489,16 @@ pub fn failure_time(state: &BTreeMap<String, String>, group: &[(&str, &str)]) ->
 pub fn tick() {
     std::thread::sleep(Duration::from_millis(15));
 }
+
+/// Polls until `done` holds, for up to 30 s: an expiry sweep runs every second, but a loaded
+/// machine may delay it.
+pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    done()
+}

@@ -3,9 +3,7 @@
 //! restart. Deadlines are read from `expires_at` in `/api/v1/metrics` (no waiting for a
 //! TTL), and the only TTLs waited for are a few milliseconds long.
 
-use std::time::{Duration, Instant};
-
-use crate::helpers::{scratch_dir, spawn_gateway, Gateway};
+use crate::helpers::{eventually, scratch_dir, spawn_gateway, Gateway};
 use crate::persist_helpers::PersistGateway;
 
 const TTL: &str = "Pushgateway-TTL";
@@ -68,17 +66,6 @@ fn unix_of_rfc3339(text: &str) -> f64 {
         .strip_prefix('.')
         .map_or(0.0, |f| format!("0.{f}").parse().unwrap());
     (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)) as f64 + frac
-}
-
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
 }
 
 #[test]
