@@ -11,7 +11,7 @@ use gateway::otlp::proto::{
 };
 use prost::Message;
 
-use crate::helpers::{scratch_dir, series, spawn_gateway, Gateway, Response};
+use crate::helpers::{eventually, scratch_dir, series, spawn_gateway, Gateway, Response};
 
 const PATH: &str = "/api/v1/otlp/v1/metrics";
 const PROTOBUF: &str = "application/x-protobuf";
@@ -879,12 +879,8 @@ fn an_export_takes_the_ttl_header_of_a_push() {
     let response = post(&gateway, PROTOBUF, &[("Pushgateway-TTL", "1s")], &body);
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(gateway.state().keys().any(|k| k.contains("svc")));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while gateway.state().keys().any(|k| k.contains("svc")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the export's group never expired"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    assert!(
+        eventually(|| !gateway.state().keys().any(|k| k.contains("svc"))),
+        "the export's group never expired"
+    );
 }
