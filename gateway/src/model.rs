@@ -7,10 +7,12 @@
 use std::fmt;
 
 mod native;
+mod packed;
 mod series;
 
 pub use native::{bound as native_bucket_bound, Boundaries, NativeBucket};
-pub use series::{Series, SeriesLabels};
+pub use packed::{PackedBuilder, PackedLabels, PackedSeries};
+pub use series::{LabelRef, Series, SeriesLabels, ValueRef};
 
 /// Shared, immutable string: label names and values repeat across series, so they are
 /// reference counted instead of copied. One word wide (length and count live in the

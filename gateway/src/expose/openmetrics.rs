@@ -12,7 +12,7 @@ use super::number::write_float;
 use super::text::{escape_into, write_header, write_label_name, write_series};
 use super::{buckets_with_infinity, exposed_name, Family, ScrapeFormat};
 use crate::model::{
-    Exemplar, MetricType, Series, SeriesLabels, Value, BUCKET_LABEL, QUANTILE_LABEL,
+    Exemplar, MetricType, Series, SeriesLabels, ValueRef, BUCKET_LABEL, QUANTILE_LABEL,
 };
 
 /// Writes one family in OpenMetrics text.
@@ -42,14 +42,13 @@ fn write_metric(
     metric_type: MetricType,
     series: &Series<'_>,
 ) {
-    let metric = series.metric;
     let labels = &series.labels();
-    let extras = metric.extras.as_deref();
-    match &metric.value {
-        Value::Counter(v) if metric_type == MetricType::Untyped => {
-            sample(out, format, name, "", labels, None, Number::Float(*v), None)
+    let extras = series.extras();
+    match series.value() {
+        ValueRef::Counter(v) if metric_type == MetricType::Untyped => {
+            sample(out, format, name, "", labels, None, Number::Float(v), None)
         }
-        Value::Counter(v) => {
+        ValueRef::Counter(v) => {
             let exemplar = extras.and_then(|e| e.exemplar.as_ref());
             sample(
                 out,
@@ -58,14 +57,14 @@ fn write_metric(
                 "_total",
                 labels,
                 None,
-                Number::Float(*v),
+                Number::Float(v),
                 exemplar,
             );
         }
-        Value::Gauge(v) | Value::Untyped(v) => {
-            sample(out, format, name, "", labels, None, Number::Float(*v), None)
+        ValueRef::Gauge(v) | ValueRef::Untyped(v) => {
+            sample(out, format, name, "", labels, None, Number::Float(v), None)
         }
-        Value::Summary(summary) => {
+        ValueRef::Summary(summary) => {
             for q in &summary.quantiles {
                 sample(
                     out,
@@ -99,7 +98,7 @@ fn write_metric(
                 None,
             );
         }
-        Value::Histogram(histogram) => {
+        ValueRef::Histogram(histogram) => {
             let count = |c: f64| {
                 if histogram.float_counts {
                     Number::Float(c)

@@ -4,7 +4,7 @@
 use prost::Message;
 
 use super::{exposed_name, Family, ScrapeFormat};
-use crate::model::{Exemplar, Extras, Label, MetricType, Series, Timestamp, Value};
+use crate::model::{Exemplar, Extras, LabelRef, MetricType, Series, Timestamp, ValueRef};
 use crate::proto;
 
 /// Encodes one family as a length-delimited message.
@@ -34,14 +34,15 @@ fn proto_type(metric_type: MetricType) -> proto::MetricType {
     }
 }
 
-fn labels<'a>(
+fn labels<'a, L: Into<LabelRef<'a>>>(
     format: ScrapeFormat,
-    labels: impl IntoIterator<Item = &'a Label>,
+    labels: impl IntoIterator<Item = L>,
 ) -> Vec<proto::LabelPair> {
     labels
         .into_iter()
-        .map(|l| proto::LabelPair {
-            name: Some(exposed_name(format, &l.name, true).into_owned()),
+        .map(Into::into)
+        .map(|l: LabelRef<'_>| proto::LabelPair {
+            name: Some(exposed_name(format, l.name, true).into_owned()),
             value: Some(l.value.to_string()),
         })
         .collect()
@@ -63,25 +64,24 @@ fn exemplar(format: ScrapeFormat, e: &Exemplar) -> proto::Exemplar {
 }
 
 fn proto_metric(format: ScrapeFormat, series: &Series<'_>) -> proto::Metric {
-    let metric = series.metric;
     let empty = Extras::default();
-    let extras = metric.extras.as_deref().unwrap_or(&empty);
+    let extras = series.extras().unwrap_or(&empty);
     let mut message = proto::Metric {
         label: labels(format, series.labels()),
-        timestamp_ms: metric.timestamp_ms(),
+        timestamp_ms: series.timestamp_ms(),
         ..Default::default()
     };
-    match &metric.value {
-        Value::Counter(v) => {
+    match series.value() {
+        ValueRef::Counter(v) => {
             message.counter = Some(proto::Counter {
-                value: Some(*v),
+                value: Some(v),
                 exemplar: extras.exemplar.as_ref().map(|e| exemplar(format, e)),
                 created_timestamp: extras.created.map(timestamp),
             })
         }
-        Value::Gauge(v) => message.gauge = Some(proto::Gauge { value: Some(*v) }),
-        Value::Untyped(v) => message.untyped = Some(proto::Untyped { value: Some(*v) }),
-        Value::Summary(s) => {
+        ValueRef::Gauge(v) => message.gauge = Some(proto::Gauge { value: Some(v) }),
+        ValueRef::Untyped(v) => message.untyped = Some(proto::Untyped { value: Some(v) }),
+        ValueRef::Summary(s) => {
             message.summary = Some(proto::Summary {
                 sample_count: Some(s.count),
                 sample_sum: Some(s.sum),
@@ -96,7 +96,7 @@ fn proto_metric(format: ScrapeFormat, series: &Series<'_>) -> proto::Metric {
                 created_timestamp: extras.created.map(timestamp),
             })
         }
-        Value::Histogram(h) => {
+        ValueRef::Histogram(h) => {
             let native = extras.native.clone().unwrap_or_default();
             let span = |s: &crate::model::BucketSpan| proto::BucketSpan {
                 offset: Some(s.offset),

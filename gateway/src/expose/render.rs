@@ -115,7 +115,7 @@ impl Renderer {
                 dropped_series += name
                     .families
                     .iter()
-                    .map(|f| f.family.metrics.len() as u64)
+                    .map(|f| f.len() as u64)
                     .sum::<u64>();
                 continue;
             }
@@ -167,7 +167,7 @@ impl Renderer {
                     dropped_series += entry
                         .families
                         .iter()
-                        .map(|f| f.family.metrics.len() as u64)
+                        .map(|f| f.len() as u64)
                         .sum::<u64>()
                         .max(1);
                     continue;
@@ -218,7 +218,7 @@ impl Renderer {
         let help = entry
             .families
             .first()
-            .and_then(|f| f.family.help.as_deref());
+            .and_then(|f| f.help.as_deref());
         let (mut metrics, dropped) =
             consistent_metrics(&entry.families, entry.metric_type, maybe_inconsistent);
         sort_metrics(&mut metrics);
@@ -328,7 +328,7 @@ fn consistent_metrics(
 ) -> (Vec<Series<'_>>, u64) {
     let mut metrics = Vec::new();
     if !maybe_inconsistent {
-        metrics.reserve_exact(families.iter().map(|f| f.family.metrics.len()).sum());
+        metrics.reserve_exact(families.iter().map(|f| f.len()).sum());
         for family in families {
             metrics.extend(family.series());
         }
@@ -337,10 +337,10 @@ fn consistent_metrics(
     let mut dropped = 0;
     let mut seen = HashSet::new();
     for stored in families {
-        let family = &stored.family;
+        let family = &**stored;
         for series in stored.series() {
             let fits = family.metric_type == metric_type
-                && series.metric.value.fits(metric_type)
+                && series.value().fits(metric_type)
                 && series.labels().all(|l| !l.name.is_empty());
             if fits && seen.insert(series_id(&family.name, series.labels())) {
                 metrics.push(series);

@@ -11,7 +11,7 @@
 use super::number::write_float;
 use super::{buckets_with_infinity, exposed_name, Family, ScrapeFormat};
 use crate::model::{
-    is_legacy_label_name, is_legacy_metric_name, Series, SeriesLabels, Value, BUCKET_LABEL,
+    is_legacy_label_name, is_legacy_metric_name, Series, SeriesLabels, ValueRef, BUCKET_LABEL,
     QUANTILE_LABEL,
 };
 
@@ -29,16 +29,18 @@ fn write_metric(out: &mut String, format: ScrapeFormat, name: &str, series: &Ser
     let sample = |out: &mut String, suffix: &str, extra: Option<(&str, f64)>, value: f64| {
         write_sample(out, format, name, suffix, &labels, extra, value)
     };
-    match &series.metric.value {
-        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => sample(out, "", None, *v),
-        Value::Summary(summary) => {
+    match series.value() {
+        ValueRef::Counter(v) | ValueRef::Gauge(v) | ValueRef::Untyped(v) => {
+            sample(out, "", None, v)
+        }
+        ValueRef::Summary(summary) => {
             for q in &summary.quantiles {
                 sample(out, "", Some((QUANTILE_LABEL, q.quantile)), q.value);
             }
             sample(out, "_sum", None, summary.sum);
             sample(out, "_count", None, summary.count as f64);
         }
-        Value::Histogram(histogram) => {
+        ValueRef::Histogram(histogram) => {
             for (upper_bound, count, _) in buckets_with_infinity(histogram) {
                 sample(out, "_bucket", Some((BUCKET_LABEL, upper_bound)), count);
             }
@@ -116,9 +118,9 @@ pub(super) fn write_series(
             out.push(',');
         }
         first = false;
-        write_label_name(out, &exposed_name(format, &label.name, true));
+        write_label_name(out, &exposed_name(format, label.name, true));
         out.push_str("=\"");
-        escape_into(out, &label.value, true);
+        escape_into(out, label.value, true);
         out.push('"');
     }
     if let Some((label, bound)) = extra {

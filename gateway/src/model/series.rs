@@ -4,28 +4,112 @@
 //! group's labels back in while they iterate.
 
 use std::cmp::Ordering;
-use std::sync::LazyLock;
 
-use super::{GroupingKey, Label, Metric, INSTANCE_LABEL};
+use super::packed::{PackedLabels, PackedSeries};
+use super::{
+    Extras, GroupingKey, Histogram, Label, Metric, MetricType, Summary, Value, INSTANCE_LABEL,
+};
 
-/// The `instance=""` that every pushed series without an instance is exposed with.
-static EMPTY_INSTANCE: LazyLock<Label> = LazyLock::new(|| Label::new(INSTANCE_LABEL, ""));
+/// A label borrowed from wherever it is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LabelRef<'a> {
+    /// The label name.
+    pub name: &'a str,
+    /// The label value (may be empty).
+    pub value: &'a str,
+}
 
-/// A metric together with the group that supplies the rest of its labels.
+impl<'a> From<&'a Label> for LabelRef<'a> {
+    fn from(label: &'a Label) -> LabelRef<'a> {
+        LabelRef {
+            name: &label.name,
+            value: &label.value,
+        }
+    }
+}
+
+impl From<LabelRef<'_>> for Label {
+    fn from(label: LabelRef<'_>) -> Label {
+        Label::new(label.name, label.value)
+    }
+}
+
+/// A value borrowed from wherever it is stored (numbers by value: the store keeps them in
+/// a column of plain `f64`s).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    /// Counter value.
+    Counter(f64),
+    /// Gauge value.
+    Gauge(f64),
+    /// Untyped value.
+    Untyped(f64),
+    /// Summary value.
+    Summary(&'a Summary),
+    /// Histogram value, also used by gauge histograms.
+    Histogram(&'a Histogram),
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(value: &'a Value) -> ValueRef<'a> {
+        match value {
+            Value::Counter(v) => ValueRef::Counter(*v),
+            Value::Gauge(v) => ValueRef::Gauge(*v),
+            Value::Untyped(v) => ValueRef::Untyped(*v),
+            Value::Summary(s) => ValueRef::Summary(s),
+            Value::Histogram(h) => ValueRef::Histogram(h),
+        }
+    }
+}
+
+impl ValueRef<'_> {
+    /// An owned copy.
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Counter(v) => Value::Counter(v),
+            ValueRef::Gauge(v) => Value::Gauge(v),
+            ValueRef::Untyped(v) => Value::Untyped(v),
+            ValueRef::Summary(s) => Value::Summary(Box::new(s.clone())),
+            ValueRef::Histogram(h) => Value::Histogram(Box::new(h.clone())),
+        }
+    }
+
+    /// Whether this value may stand in a family of the given type.
+    pub fn fits(self, family_type: MetricType) -> bool {
+        matches!(
+            (self, family_type),
+            (ValueRef::Counter(_), MetricType::Counter)
+                | (ValueRef::Gauge(_), MetricType::Gauge)
+                | (ValueRef::Untyped(_), MetricType::Untyped)
+                | (ValueRef::Summary(_), MetricType::Summary)
+                | (ValueRef::Histogram(_), MetricType::Histogram)
+                | (ValueRef::Histogram(_), MetricType::GaugeHistogram)
+        )
+    }
+}
+
+/// A stored series (or a metric of the gateway's own) together with the group that
+/// supplies the rest of its labels.
 #[derive(Clone, Copy, Debug)]
 pub struct Series<'a> {
-    /// The metric, with only the labels its group does not supply.
-    pub metric: &'a Metric,
+    source: Source<'a>,
     /// The group it was pushed to; `None` for metrics that carry all their labels (the
     /// gateway's own).
     pub group: Option<&'a GroupingKey>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Source<'a> {
+    Metric(&'a Metric),
+    /// A series of a packed family, by index.
+    Packed(&'a PackedSeries, usize),
 }
 
 impl<'a> Series<'a> {
     /// A metric of the group `group`.
     pub fn new(metric: &'a Metric, group: &'a GroupingKey) -> Series<'a> {
         Series {
-            metric,
+            source: Source::Metric(metric),
             group: Some(group),
         }
     }
@@ -33,20 +117,81 @@ impl<'a> Series<'a> {
     /// A metric that carries all its labels itself.
     pub fn alone(metric: &'a Metric) -> Series<'a> {
         Series {
-            metric,
+            source: Source::Metric(metric),
             group: None,
+        }
+    }
+
+    /// Series `index` of a packed family of the group `group`.
+    pub fn packed(series: &'a PackedSeries, index: usize, group: &'a GroupingKey) -> Series<'a> {
+        Series {
+            source: Source::Packed(series, index),
+            group: Some(group),
         }
     }
 
     /// Its full label set, sorted by name.
     pub fn labels(&self) -> SeriesLabels<'a> {
+        let own = match self.source {
+            Source::Metric(metric) => OwnLabels::Slice(metric.labels.iter()),
+            Source::Packed(series, i) => OwnLabels::Packed(series.labels(i)),
+        };
         match self.group {
-            Some(group) => SeriesLabels::new(&self.metric.labels, group),
-            None => SeriesLabels {
-                own: &self.metric.labels,
-                group: &[],
-                empty_instance: None,
-            },
+            Some(group) => SeriesLabels::merged(own, group),
+            None => SeriesLabels::merged(own, &NO_GROUP).without_instance(),
+        }
+    }
+
+    /// Its value.
+    pub fn value(&self) -> ValueRef<'a> {
+        match self.source {
+            Source::Metric(metric) => ValueRef::from(&metric.value),
+            Source::Packed(series, i) => series.value(i).unwrap_or(ValueRef::Untyped(f64::NAN)),
+        }
+    }
+
+    /// What plain samples never have, if it has any.
+    pub fn extras(&self) -> Option<&'a Extras> {
+        match self.source {
+            Source::Metric(metric) => metric.extras.as_deref(),
+            Source::Packed(series, i) => series.extras(i),
+        }
+    }
+
+    /// The pushed timestamp in milliseconds, if any (pushes with timestamps are refused).
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        self.extras().and_then(|e| e.timestamp_ms)
+    }
+
+    /// A copy as a metric with only its own labels (those its group does not supply).
+    pub fn to_own_metric(&self) -> Metric {
+        match self.source {
+            Source::Metric(metric) => metric.clone(),
+            Source::Packed(series, i) => series.metric(i).unwrap_or_else(|| {
+                Metric::new(Vec::new(), self.value().to_value())
+            }),
+        }
+    }
+}
+
+/// The key of metrics without a group.
+static NO_GROUP: std::sync::LazyLock<GroupingKey> =
+    std::sync::LazyLock::new(|| GroupingKey::new(Vec::new()));
+
+/// A series' own labels, wherever they are stored.
+#[derive(Clone, Debug)]
+enum OwnLabels<'a> {
+    Slice(std::slice::Iter<'a, Label>),
+    Packed(PackedLabels<'a>),
+}
+
+impl<'a> Iterator for OwnLabels<'a> {
+    type Item = LabelRef<'a>;
+
+    fn next(&mut self) -> Option<LabelRef<'a>> {
+        match self {
+            OwnLabels::Slice(labels) => labels.next().map(LabelRef::from),
+            OwnLabels::Packed(labels) => labels.next(),
         }
     }
 }
@@ -56,26 +201,42 @@ impl<'a> Series<'a> {
 /// `instance=""` when neither has an instance.
 #[derive(Clone, Debug)]
 pub struct SeriesLabels<'a> {
-    own: &'a [Label],
+    own: OwnLabels<'a>,
+    own_next: Option<LabelRef<'a>>,
     group: &'a [Label],
-    empty_instance: Option<&'a Label>,
+    empty_instance: bool,
 }
+
+const EMPTY_INSTANCE: LabelRef<'static> = LabelRef {
+    name: INSTANCE_LABEL,
+    value: "",
+};
 
 impl<'a> SeriesLabels<'a> {
     /// The labels of a series of `group` whose own labels are `own`, sorted by name.
     pub fn new(own: &'a [Label], group: &'a GroupingKey) -> SeriesLabels<'a> {
-        let needs_instance =
-            !own.iter().any(|l| &*l.name == INSTANCE_LABEL) && group.get(INSTANCE_LABEL).is_none();
+        SeriesLabels::merged(OwnLabels::Slice(own.iter()), group)
+    }
+
+    fn merged(mut own: OwnLabels<'a>, group: &'a GroupingKey) -> SeriesLabels<'a> {
+        let needs_instance = group.get(INSTANCE_LABEL).is_none()
+            && !own.clone().any(|l| l.name == INSTANCE_LABEL);
         SeriesLabels {
+            own_next: own.next(),
             own,
             group: group.labels(),
-            empty_instance: needs_instance.then(|| &*EMPTY_INSTANCE),
+            empty_instance: needs_instance,
         }
+    }
+
+    fn without_instance(mut self) -> SeriesLabels<'a> {
+        self.empty_instance = false;
+        self
     }
 
     /// Whether there is no label at all.
     pub fn is_empty(&self) -> bool {
-        self.own.is_empty() && self.group.is_empty() && self.empty_instance.is_none()
+        self.own_next.is_none() && self.group.is_empty() && !self.empty_instance
     }
 
     /// Compares two label sets as upstream orders series: fewer labels first, then the
@@ -86,7 +247,7 @@ impl<'a> SeriesLabels<'a> {
         let mut values = Ordering::Equal;
         loop {
             match (a.next(), b.next()) {
-                (Some(x), Some(y)) => values = values.then_with(|| x.value.cmp(&y.value)),
+                (Some(x), Some(y)) => values = values.then_with(|| x.value.cmp(y.value)),
                 (Some(_), None) => return Ordering::Greater,
                 (None, Some(_)) => return Ordering::Less,
                 (None, None) => return values,
@@ -96,14 +257,15 @@ impl<'a> SeriesLabels<'a> {
 }
 
 impl<'a> Iterator for SeriesLabels<'a> {
-    type Item = &'a Label;
+    type Item = LabelRef<'a>;
 
-    fn next(&mut self) -> Option<&'a Label> {
-        let group = self.group.first();
-        let own = self.own.first();
+    fn next(&mut self) -> Option<LabelRef<'a>> {
+        let group = self.group.first().map(LabelRef::from);
+        let own = self.own_next;
+        let instance = self.empty_instance.then_some(EMPTY_INSTANCE);
         // The group's label goes first on equal names, so it is the one taken.
         let mut next = group;
-        for candidate in [own, self.empty_instance].into_iter().flatten() {
+        for candidate in [own, instance].into_iter().flatten() {
             if next.is_none_or(|n| candidate.name < n.name) {
                 next = Some(candidate);
             }
@@ -113,10 +275,10 @@ impl<'a> Iterator for SeriesLabels<'a> {
             self.group = &self.group[1..];
         }
         if own.is_some_and(|o| o.name == next.name) {
-            self.own = &self.own[1..];
+            self.own_next = self.own.next();
         }
-        if self.empty_instance.is_some_and(|i| i.name == next.name) {
-            self.empty_instance = None;
+        if next.name == INSTANCE_LABEL {
+            self.empty_instance = false;
         }
         Some(next)
     }
@@ -125,9 +287,9 @@ impl<'a> Iterator for SeriesLabels<'a> {
 impl GroupingKey {
     /// Whether a series of this group gets `label` from the group anyway: a grouping label
     /// overrides a pushed one of the same name, and `instance=""` is added when missing.
-    pub fn supplies(&self, label: &Label) -> bool {
-        self.get(&label.name).is_some()
-            || (&*label.name == INSTANCE_LABEL
+    pub fn supplies(&self, label: LabelRef<'_>) -> bool {
+        self.get(label.name).is_some()
+            || (label.name == INSTANCE_LABEL
                 && label.value.is_empty()
                 && self.get(INSTANCE_LABEL).is_none())
     }
@@ -155,7 +317,7 @@ impl GroupingKey {
     /// `labels` are sorted by name (as stored metrics are), a lookup per label otherwise.
     fn own_mask(&self, labels: &[Label]) -> Vec<bool> {
         if !labels.is_sorted_by(|a, b| a.name <= b.name) {
-            return labels.iter().map(|l| !self.supplies(l)).collect();
+            return labels.iter().map(|l| !self.supplies(l.into())).collect();
         }
         let group_instance = self.get(INSTANCE_LABEL).is_some();
         let mut group = self.labels().iter().peekable();

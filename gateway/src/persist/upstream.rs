@@ -215,7 +215,7 @@ mod tests {
         group
             .families
             .iter()
-            .find(|f| &*f.family.name == name)
+            .find(|f| &*f.name == name)
             .unwrap_or_else(|| panic!("no family {name}"))
     }
 
@@ -235,22 +235,23 @@ mod tests {
         };
         // PUT c and u, then POST d: c and u keep the PUT's time, d and the push time the POST's.
         let a = group("a", Some("i"));
-        let names: Vec<&str> = a.families.iter().map(|f| &*f.family.name).collect();
+        let names: Vec<&str> = a.families.iter().map(|f| &*f.name).collect();
         assert_eq!(names, ["c", "d", "u"]);
         assert_eq!(family(a, "c").pushed_at, family(a, "u").pushed_at);
         assert!(family(a, "d").pushed_at > family(a, "c").pushed_at);
         assert_eq!(family(a, "d").pushed_at, a.push_time);
         assert_eq!(a.failure_time, 0.0);
         // Stored labels are the series' own: the group's (and `instance`) come from the key.
-        let c = &family(a, "c").family;
+        let c = &family(a, "c").to_family();
         assert_eq!(c.help.as_deref(), Some("A counter."));
         assert_eq!(c.metric_type, crate::model::MetricType::Counter);
-        assert_eq!(&*c.metrics[0].labels, &[Label::new("x", "1")]);
+        let own = family(a, "c").series().next().map(|s| s.to_own_metric());
+        assert_eq!(own.map(|m| m.labels), Some(vec![Label::new("x", "1")].into()));
         assert_eq!(c.metrics[0].value, Value::Counter(3.0));
         let types: Vec<_> = group("a", Some("i2"))
             .families
             .iter()
-            .map(|f| f.family.metric_type)
+            .map(|f| f.metric_type)
             .collect();
         use crate::model::MetricType::{Histogram, Summary};
         assert_eq!(types, [Histogram, Summary]);

@@ -21,7 +21,7 @@ use super::check::render_labels;
 use super::consistency::type_conflict;
 use super::group::{insert_family, Group};
 use super::quota;
-use super::{series_id, Rejection, SeriesId, State};
+use super::{series_id, Rejection, SeriesId, State, StoredFamily};
 
 /// Builds the position maps of the group's families that a push names and that have none
 /// yet: once per family, in its size; later pushes only look up.
@@ -42,7 +42,7 @@ fn index_family(group: &mut Group, name: &Str) {
         return;
     };
     let positions = stored
-        .series()
+        .series_as_kept()
         .enumerate()
         .map(|(i, series)| (series_id(name, series.labels()), i as u32))
         .collect();
@@ -63,11 +63,11 @@ pub(super) fn check_aggregation(
         let name = &family.name;
         let stored = group.and_then(|g| Some((g.families.get(name)?, g.positions.get(name)?)));
         if let Some((stored, _)) = stored {
-            let stored_type = stored.family.metric_type;
+            let stored_type = stored.metric_type;
             if stored_type != family.metric_type {
                 return Err(type_conflict(name, family.metric_type, stored_type));
             }
-            if let (Some(pushed), Some(kept)) = (&family.help, &stored.family.help) {
+            if let (Some(pushed), Some(kept)) = (&family.help, &stored.help) {
                 if pushed != kept {
                     return Err(Rejection::NotAggregable {
                         name: name.to_string(),
@@ -79,8 +79,9 @@ pub(super) fn check_aggregation(
         }
         for (metric, id) in family.metrics.iter().zip(family_ids) {
             let stored_metric = stored
-                .and_then(|(s, positions)| s.family.metrics.get(*positions.get(id)? as usize));
-            check_series(family.metric_type, stored_metric, metric).map_err(|reason| {
+                .and_then(|(s, positions)| s.series_kept_at(*positions.get(id)? as usize))
+                .map(|s| s.to_own_metric());
+            check_series(family.metric_type, stored_metric.as_ref(), metric).map_err(|reason| {
                 Rejection::NotAggregable {
                     name: name.to_string(),
                     series: format!(" {{ {}}}", render_labels(&metric.labels)),
@@ -194,7 +195,7 @@ pub(super) fn apply_aggregate(
         if exists {
             merge_family(state, key, family, now);
         } else {
-            insert_family(state, key, family, now);
+            insert_family(state, key, StoredFamily::new(family, now, key.clone()));
         }
     }
 }
@@ -225,29 +226,32 @@ fn merge_family(state: &mut State, key: &Arc<GroupingKey>, family: MetricFamily,
     let stored = Arc::make_mut(slot);
     stored.pushed_at = now;
     if family.help.is_some() {
-        stored.family.help = family.help;
+        stored.help = family.help;
     }
-    let family_type = stored.family.metric_type;
-    let mut added = 0;
+    let family_type = stored.metric_type;
+    let mut new = Vec::new();
     for metric in family.metrics {
         let id = series_id(&family.name, metric.labels.iter());
         match positions.get(&id) {
             Some(&at) => {
-                if let Some(target) = stored.family.metrics.get_mut(at as usize) {
-                    merge_series(family_type, target, metric);
+                let at = at as usize;
+                if let Some(mut target) = stored.series_kept_at(at).map(|s| s.to_own_metric()) {
+                    merge_series(family_type, &mut target, metric);
+                    stored.set_kept(at, target.value, target.extras);
                 }
             }
             None => {
-                positions.insert(id, stored.family.metrics.len() as u32);
+                positions.insert(id, (stored.len() + new.len()) as u32);
                 let mut metric = metric;
                 metric.labels = key.own_labels(metric.labels);
-                stored.family.metrics.push(metric);
+                new.push(metric);
                 series.add(id);
                 *series_total += 1;
-                added += 1;
             }
         }
     }
+    let added = new.len();
+    stored.append(new);
     // New series count towards the group's quotas, as those of an inserted family do.
     quota::change_series(quotas, &group.quotas, added, true);
     entry.owners.insert(key.clone(), slot.clone());

@@ -9,7 +9,7 @@ use crate::model::{GroupingKey, MetricFamily, Str};
 
 use super::aggregate::apply_aggregate;
 use super::group::{count_ttl, group_entry, insert_family, remove_family};
-use super::{GroupTtl, PushMode, State};
+use super::{GroupTtl, PushMode, State, StoredFamily};
 
 /// Applies a checked (or replayed) push of `families` to `key`'s group.
 pub(super) fn apply(
@@ -36,7 +36,7 @@ pub(super) fn apply(
         apply_aggregate(state, &key, families, now);
     } else {
         for family in families {
-            insert_family(state, &key, family, now);
+            insert_family(state, &key, StoredFamily::new(family, now, key.clone()));
         }
     }
     let version = state.bump();

@@ -46,7 +46,7 @@ impl Store {
                 .map(|e| e.type_counts)
                 .unwrap_or_default();
             if let Some(old) = replaced(name) {
-                counts.remove(old.family.metric_type);
+                counts.remove(old.metric_type);
             }
             counts
         };

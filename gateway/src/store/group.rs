@@ -56,7 +56,7 @@ impl Group {
 
     /// Its series count (a summary or histogram counts once).
     pub(super) fn series(&self) -> usize {
-        self.families.values().map(|f| f.family.metrics.len()).sum()
+        self.families.values().map(|f| f.len()).sum()
     }
 
     fn empty(created: f64, quotas: Membership) -> Group {
@@ -94,7 +94,7 @@ pub(super) fn replaced_series(
     mode: PushMode,
 ) -> usize {
     group.map_or(0, |g| match mode {
-        PushMode::Replace => g.families.values().map(|f| f.family.metrics.len()).sum(),
+        PushMode::Replace => g.families.values().map(|f| f.len()).sum(),
         // Nothing is replaced; the pushed series the group stores already are not added.
         PushMode::Aggregate => families
             .iter()
@@ -115,7 +115,7 @@ pub(super) fn replaced_series(
             .collect::<HashSet<&str>>()
             .into_iter()
             .filter_map(|name| g.families.get(name))
-            .map(|f| f.family.metrics.len())
+            .map(|f| f.len())
             .sum(),
     })
 }
@@ -126,7 +126,7 @@ pub(super) fn group_views(state: &State) -> Vec<GroupView> {
         .iter()
         .map(|(key, group)| {
             let mut families: Vec<_> = group.families.values().cloned().collect();
-            families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
+            families.sort_by(|a, b| a.name.cmp(&b.name));
             let mut keys: Vec<(Str, f64)> = group
                 .keys
                 .iter()
@@ -232,23 +232,20 @@ pub(super) fn count_ttl(state: &mut State, had: bool, has: bool) {
     }
 }
 
-pub(super) fn insert_family(
-    state: &mut State,
-    key: &Arc<GroupingKey>,
-    family: MetricFamily,
-    now: f64,
-) {
+/// Stores `stored` (a family of the group `key`, pushed at `stored.pushed_at`).
+pub(super) fn insert_family(state: &mut State, key: &Arc<GroupingKey>, stored: StoredFamily) {
     // A family of the same name earlier in the same push is replaced, not counted twice.
-    remove_family(state, key, &family.name);
-    let stored = Arc::new(StoredFamily::new(family, now, key.clone()));
-    let name = stored.family.name.clone();
+    remove_family(state, key, &stored.name);
+    let now = stored.pushed_at;
+    let stored = Arc::new(stored);
+    let name = stored.name.clone();
     for series in stored.series() {
         state.series.add(series_id(&name, series.labels()));
     }
-    let count = stored.family.metrics.len();
+    let count = stored.len();
     state.series_total += count;
     let version = state.bump();
-    let metric_type = stored.family.metric_type;
+    let metric_type = stored.metric_type;
     let entry = state.names.entry(name.clone()).or_default();
     entry.owners.insert(key.clone(), stored.clone());
     entry.type_counts.add(metric_type);
@@ -271,17 +268,17 @@ pub(super) fn remove_family(state: &mut State, key: &GroupingKey, name: &str) {
     quota::change_series(
         &mut state.quotas,
         &member_of,
-        old.family.metrics.len(),
+        old.len(),
         false,
     );
     for series in old.series() {
         state.series.remove(series_id(name, series.labels()));
     }
-    state.series_total -= old.family.metrics.len();
+    state.series_total -= old.len();
     let version = state.bump();
     if let Some(entry) = state.names.get_mut(name) {
         entry.owners.remove(key);
-        entry.type_counts.remove(old.family.metric_type);
+        entry.type_counts.remove(old.metric_type);
         entry.version = version;
         if entry.owners.is_empty() {
             state.names.remove(name);

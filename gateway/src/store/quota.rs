@@ -130,7 +130,7 @@ impl Store {
             let series = group
                 .families
                 .values()
-                .map(|f| f.family.metrics.len())
+                .map(|f| f.len())
                 .sum();
             add_group(&mut counted, &group.quotas);
             change_series(&mut counted, &group.quotas, series, true);

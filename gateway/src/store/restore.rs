@@ -7,7 +7,7 @@ use super::apply::apply;
 use super::group::{clear, count_ttl, group_entry, insert_family, remove_group};
 use super::idempotency::{self, SeenKey};
 use super::select::matching;
-use super::{Change, Consistency, GroupView, State, Store, StoredFamily};
+use super::{Change, Consistency, GroupView, State, Store};
 
 impl Store {
     /// Re-applies a journaled change during restore, without checks or journaling.
@@ -80,10 +80,9 @@ impl Store {
         let key = view.key;
         let keys = view.keys;
         for stored in view.families {
-            let StoredFamily {
-                family, pushed_at, ..
-            } = Arc::unwrap_or_clone(stored);
-            insert_family(state, &key, family, pushed_at);
+            let mut stored = Arc::unwrap_or_clone(stored);
+            stored.group = key.clone();
+            insert_family(state, &key, stored);
         }
         let group = group_entry(state, &key, view.created);
         group.push_time = view.push_time;

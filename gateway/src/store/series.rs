@@ -4,18 +4,22 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::model::Label;
+use crate::model::LabelRef;
 
 /// The identity of one series (name plus sorted labels).
 pub type SeriesId = u128;
 
 /// Hashes a metric name and its labels, which must be sorted by name.
-pub fn series_id<'a>(name: &str, labels: impl IntoIterator<Item = &'a Label>) -> SeriesId {
+pub fn series_id<'a, L: Into<LabelRef<'a>>>(
+    name: &str,
+    labels: impl IntoIterator<Item = L>,
+) -> SeriesId {
     let mut hasher = Xxh3::new();
     // 0xff never occurs in UTF-8, so it separates fields unambiguously.
     hasher.update(name.as_bytes());
     hasher.update(&[0xff]);
     for label in labels {
+        let label = label.into();
         hasher.update(label.name.as_bytes());
         hasher.update(&[0xff]);
         hasher.update(label.value.as_bytes());
@@ -94,6 +98,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::model::Label;
 
     #[test]
     fn field_boundaries_matter() {

@@ -93,7 +93,7 @@ impl Store {
                     .owners
                     .values()
                     .next()
-                    .map_or(MetricType::Untyped, |f| f.family.metric_type),
+                    .map_or(MetricType::Untyped, |f| f.metric_type),
                 families: if is_fresh(name, entry.version) {
                     Vec::new()
                 } else {

@@ -15,7 +15,7 @@ use super::groups;
 use super::json::{respond_raw, unix_time};
 use crate::clock::rfc3339;
 use crate::expose::number;
-use crate::model::{Label, Series, SeriesLabels, Value};
+use crate::model::{LabelRef, Series, SeriesLabels, ValueRef};
 use crate::replicate::ChangeRequest;
 use crate::store::{
     GroupView, PUSH_FAILURE_TIME_HELP, PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP, PUSH_TIME_METRIC,
@@ -180,7 +180,7 @@ enum MetricJson<'a> {
 fn group_object(group: &GroupView, expires_at: Option<f64>) -> BTreeMap<&str, GroupEntry<'_>> {
     let mut object = BTreeMap::new();
     for stored in &group.families {
-        let family = &stored.family;
+        let family = &**stored;
         let metrics = stored.series().map(metric_json).collect();
         let json = FamilyJson {
             help: family.help.as_deref().filter(|h| !h.is_empty()),
@@ -229,8 +229,16 @@ fn group_object(group: &GroupView, expires_at: Option<f64>) -> BTreeMap<&str, Gr
     object
 }
 
-fn label_map<'a>(labels: impl IntoIterator<Item = &'a Label>) -> BTreeMap<&'a str, &'a str> {
-    labels.into_iter().map(|l| (&*l.name, &*l.value)).collect()
+fn label_map<'a, L: Into<LabelRef<'a>>>(
+    labels: impl IntoIterator<Item = L>,
+) -> BTreeMap<&'a str, &'a str> {
+    labels
+        .into_iter()
+        .map(|l| {
+            let l = l.into();
+            (l.name, l.value)
+        })
+        .collect()
 }
 
 /// `{"bound": "count", ...}`; a bound given twice keeps its last value, as Go's map does.
@@ -242,15 +250,15 @@ fn float_map(pairs: impl Iterator<Item = (f64, f64)>) -> BTreeMap<String, String
 
 fn metric_json(series: Series<'_>) -> MetricJson<'_> {
     let labels = label_map(series.labels());
-    match &series.metric.value {
-        Value::Summary(summary) => MetricJson::Summary {
+    match series.value() {
+        ValueRef::Summary(summary) => MetricJson::Summary {
             count: summary.count.to_string(),
             labels,
             quantiles: float_map(summary.quantiles.iter().map(|q| (q.quantile, q.value))),
             sum: format_float(summary.sum),
         },
-        Value::Histogram(histogram) => MetricJson::Histogram {
-            buckets: match native_with_spans(series.metric) {
+        ValueRef::Histogram(histogram) => MetricJson::Histogram {
+            buckets: match native_with_spans(series.extras()) {
                 Some(native) => Buckets::Native(native_buckets(native)),
                 None => Buckets::Classic(float_map(
                     histogram.buckets.iter().map(|b| (b.upper_bound, b.count)),
@@ -260,9 +268,9 @@ fn metric_json(series: Series<'_>) -> MetricJson<'_> {
             labels,
             sum: format_float(histogram.sum),
         },
-        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => MetricJson::Sample {
+        ValueRef::Counter(v) | ValueRef::Gauge(v) | ValueRef::Untyped(v) => MetricJson::Sample {
             labels,
-            value: format_float(*v),
+            value: format_float(v),
         },
     }
 }
@@ -278,8 +286,8 @@ enum Buckets {
 }
 
 /// The native histogram of a metric, when it has buckets of its own (spans).
-fn native_with_spans(metric: &crate::model::Metric) -> Option<&crate::model::NativeHistogram> {
-    let native = metric.extras.as_ref()?.native.as_ref()?;
+fn native_with_spans(extras: Option<&crate::model::Extras>) -> Option<&crate::model::NativeHistogram> {
+    let native = extras?.native.as_ref()?;
     native.has_spans().then_some(native)
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{err, CodecError};
-use crate::model::{GroupingKey, Label, Str};
+use crate::model::{GroupingKey, Label, LabelRef, Str};
 use crate::store::GroupTtl;
 
 /// A group's own TTL: one byte, 0 none (the expiry rules), 1 never, 2 then the TTL as a
@@ -53,20 +53,30 @@ impl BlockWriter {
         self.body.push(v);
     }
 
-    pub(super) fn string(&mut self, s: &Str) {
-        let next = self.table.len() as u64;
-        let index = *self.strings.entry(s.clone()).or_insert_with(|| {
-            self.table.push(s.clone());
-            next
-        });
+    pub(super) fn string(&mut self, s: &str) {
+        // Looked up by `&str`: a label read from a packed family is not a `Str` yet.
+        let index = match self.strings.get(s) {
+            Some(&index) => index,
+            None => {
+                let index = self.table.len() as u64;
+                let s = Str::from(s);
+                self.table.push(s.clone());
+                self.strings.insert(s, index);
+                index
+            }
+        };
         self.varint(index);
     }
 
-    pub(super) fn labels<'a>(&mut self, labels: impl Iterator<Item = &'a Label> + Clone) {
+    pub(super) fn labels<'a, L: Into<LabelRef<'a>>>(
+        &mut self,
+        labels: impl Iterator<Item = L> + Clone,
+    ) {
         self.varint(labels.clone().count() as u64);
         for label in labels {
-            self.string(&label.name);
-            self.string(&label.value);
+            let label = label.into();
+            self.string(label.name);
+            self.string(label.value);
         }
     }
 
@@ -232,6 +242,33 @@ impl<'a> Reader<'a> {
             labels.push(Label { name, value });
         }
         Ok(labels)
+    }
+
+    /// A label set as indexes into the string table (into `out`, cleared first), so that
+    /// decoding straight into a packed family copies no string.
+    pub(super) fn label_indexes(
+        &mut self,
+        out: &mut Vec<(usize, usize)>,
+    ) -> Result<(), CodecError> {
+        out.clear();
+        let count = self.count()?;
+        for _ in 0..count {
+            out.push((self.string_index()?, self.string_index()?));
+        }
+        Ok(())
+    }
+
+    fn string_index(&mut self) -> Result<usize, CodecError> {
+        let index = self.varint()?;
+        usize::try_from(index)
+            .ok()
+            .filter(|&i| i < self.table.len())
+            .ok_or(CodecError("string index out of range".into()))
+    }
+
+    /// The string at a table index from [`Reader::label_indexes`].
+    pub(super) fn text(&self, index: usize) -> &str {
+        self.table.get(index).map_or("", |s| s.as_str())
     }
 
     pub(super) fn key(&mut self) -> Result<GroupingKey, CodecError> {

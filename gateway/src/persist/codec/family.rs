@@ -3,23 +3,38 @@
 
 use super::block::{BlockWriter, Reader};
 use super::{err, CodecError};
+use std::sync::Arc;
+
 use crate::model::{
-    Bucket, BucketSpan, Exemplar, Extras, GroupingKey, Histogram, Metric, MetricFamily, MetricType,
-    NativeHistogram, Quantile, Series, Summary, Timestamp, Value,
+    Bucket, BucketSpan, Exemplar, Extras, GroupingKey, Histogram, LabelRef, Metric, MetricFamily,
+    MetricType, NativeHistogram, PackedBuilder, Quantile, Series, Str, Summary, Timestamp, Value,
+    ValueRef,
 };
+use crate::store::StoredFamily;
 
 // === writing ===
 
 impl BlockWriter {
-    /// Writes a family; `group` supplies the labels its metrics do not carry themselves.
-    pub(super) fn family(
+    /// Writes a pushed family (its metrics carry their full label sets).
+    pub(super) fn family(&mut self, family: &MetricFamily, pushed_at: f64) {
+        let header = (&*family.name, family.help.as_ref(), family.metric_type);
+        self.family_of(header, pushed_at, family.metrics.iter().map(Series::alone));
+    }
+
+    /// Writes a stored family with the full label sets of its series.
+    pub(super) fn stored_family(&mut self, stored: &StoredFamily) {
+        let header = (&*stored.name, stored.help.as_ref(), stored.metric_type);
+        self.family_of(header, stored.pushed_at, stored.series());
+    }
+
+    fn family_of<'a>(
         &mut self,
-        family: &MetricFamily,
+        (name, help, metric_type): (&str, Option<&Str>, MetricType),
         pushed_at: f64,
-        group: Option<&GroupingKey>,
+        series: impl ExactSizeIterator<Item = Series<'a>>,
     ) {
-        self.string(&family.name);
-        match &family.help {
+        self.string(name);
+        match help {
             None => self.byte(0),
             Some(help) => {
                 self.byte(1);
@@ -27,31 +42,30 @@ impl BlockWriter {
             }
         }
         // The type's index is its code: `MetricType::index` keeps it stable.
-        self.byte(family.metric_type.index() as u8);
+        self.byte(metric_type.index() as u8);
         self.f64(pushed_at);
-        self.varint(family.metrics.len() as u64);
-        for metric in &family.metrics {
-            self.metric(Series { metric, group });
+        self.varint(series.len() as u64);
+        for series in series {
+            self.metric(series);
         }
     }
 
     fn metric(&mut self, series: Series<'_>) {
-        let metric = series.metric;
         self.labels(series.labels());
-        match &metric.value {
-            Value::Counter(v) => {
+        match series.value() {
+            ValueRef::Counter(v) => {
                 self.byte(0);
-                self.f64(*v);
+                self.f64(v);
             }
-            Value::Gauge(v) => {
+            ValueRef::Gauge(v) => {
                 self.byte(1);
-                self.f64(*v);
+                self.f64(v);
             }
-            Value::Untyped(v) => {
+            ValueRef::Untyped(v) => {
                 self.byte(2);
-                self.f64(*v);
+                self.f64(v);
             }
-            Value::Summary(s) => {
+            ValueRef::Summary(s) => {
                 self.byte(3);
                 self.varint(s.count);
                 self.f64(s.sum);
@@ -61,7 +75,7 @@ impl BlockWriter {
                     self.f64(q.value);
                 }
             }
-            Value::Histogram(h) => {
+            ValueRef::Histogram(h) => {
                 self.byte(4);
                 self.f64(h.count);
                 self.byte(u8::from(h.float_counts));
@@ -73,14 +87,14 @@ impl BlockWriter {
                 }
             }
         }
-        match metric.timestamp_ms() {
+        match series.timestamp_ms() {
             None => self.byte(0),
             Some(ts) => {
                 self.byte(1);
                 self.signed(ts);
             }
         }
-        match &metric.extras {
+        match series.extras() {
             None => self.byte(0),
             Some(extras) => {
                 self.byte(1);
@@ -178,6 +192,62 @@ impl BlockWriter {
 
 impl Reader<'_> {
     pub(super) fn family(&mut self) -> Result<(MetricFamily, f64), CodecError> {
+        let (name, help, metric_type, pushed_at) = self.family_header()?;
+        let count = self.count()?;
+        let mut metrics = Vec::with_capacity(count);
+        for _ in 0..count {
+            let labels = self.labels()?;
+            let (value, extras) = self.sample()?;
+            metrics.push(Metric {
+                labels: labels.into_boxed_slice(),
+                value,
+                extras,
+            });
+        }
+        let family = MetricFamily {
+            name,
+            help,
+            metric_type,
+            metrics,
+        };
+        Ok((family, pushed_at))
+    }
+
+    /// Reads a family of `group` straight into its packed form, without a metric per
+    /// series on the way.
+    pub(super) fn stored_family(
+        &mut self,
+        group: &Arc<GroupingKey>,
+    ) -> Result<StoredFamily, CodecError> {
+        let (name, help, metric_type, pushed_at) = self.family_header()?;
+        let count = self.count()?;
+        let mut packed = PackedBuilder::with_capacity(count);
+        let mut labels = Vec::new();
+        for _ in 0..count {
+            self.label_indexes(&mut labels)?;
+            let (value, extras) = self.sample()?;
+            let own = labels
+                .iter()
+                .map(|&(name, value)| LabelRef {
+                    name: self.text(name),
+                    value: self.text(value),
+                })
+                .filter(|label| !group.supplies(*label));
+            packed.push(own, value, extras);
+        }
+        let packed = packed.finish();
+        let group = group.clone();
+        Ok(StoredFamily::from_packed(
+            name,
+            help,
+            metric_type,
+            pushed_at,
+            group,
+            packed,
+        ))
+    }
+
+    fn family_header(&mut self) -> Result<(Str, Option<Str>, MetricType, f64), CodecError> {
         let name = self.string()?;
         let help = if self.flag()? {
             Some(self.string()?)
@@ -188,24 +258,11 @@ impl Reader<'_> {
             .get(usize::from(self.byte()?))
             .ok_or(CodecError("unknown metric type".into()))?;
         let pushed_at = self.f64()?;
-        let count = self.count()?;
-        let mut metrics = Vec::with_capacity(count);
-        for _ in 0..count {
-            metrics.push(self.metric()?);
-        }
-        Ok((
-            MetricFamily {
-                name,
-                help,
-                metric_type,
-                metrics,
-            },
-            pushed_at,
-        ))
+        Ok((name, help, metric_type, pushed_at))
     }
 
-    fn metric(&mut self) -> Result<Metric, CodecError> {
-        let labels = self.labels()?;
+    /// A metric's value and extras (with its timestamp).
+    fn sample(&mut self) -> Result<(Value, Option<Box<Extras>>), CodecError> {
         let value = match self.byte()? {
             0 => Value::Counter(self.f64()?),
             1 => Value::Gauge(self.f64()?),
@@ -258,11 +315,8 @@ impl Reader<'_> {
         } else {
             None
         };
-        Ok(Metric {
-            labels: labels.into_boxed_slice(),
-            value,
-            extras: Metric::extras_from(timestamp_ms, extras.map(|e| *e).unwrap_or_default()),
-        })
+        let extras = Metric::extras_from(timestamp_ms, extras.map(|e| *e).unwrap_or_default());
+        Ok((value, extras))
     }
 
     fn timestamp(&mut self) -> Result<Option<Timestamp>, CodecError> {

@@ -8,7 +8,7 @@ use super::block::{put_ttl, BlockWriter, Reader};
 use super::{err, CodecError};
 use crate::model::Str;
 use crate::selector::{MatchOp, Matcher, Selector};
-use crate::store::{Change, GroupView, PushMode, StoredFamily};
+use crate::store::{Change, GroupView, PushMode};
 
 /// Optional fields of a push record, written after its families as `varint tag, varint
 /// length, bytes` to the end of the record; a reader skips tags it does not know.
@@ -28,7 +28,7 @@ pub fn encode_group(out: &mut Vec<u8>, view: &GroupView) {
     block.varint(view.families.len() as u64);
     for stored in &view.families {
         // The full label sets, as pushed: the store's leaner form stays an in-memory detail.
-        block.family(&stored.family, stored.pushed_at, Some(&view.key));
+        block.stored_family(stored);
     }
     // Last, so that blocks written before it existed still decode; the fields after it
     // likewise.
@@ -71,7 +71,7 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             block.varint(families.len() as u64);
             for family in families.iter() {
                 // A push's families carry their full label sets already.
-                block.family(family, time, None);
+                block.family(family, time);
             }
             // The trailing section: only fields with a value, so that a push without them
             // is written as before.
@@ -103,9 +103,9 @@ pub fn encode_change(out: &mut Vec<u8>, change: &Change<'_>) {
             for selector in selectors.iter() {
                 block.varint(selector.matchers().len() as u64);
                 for matcher in selector.matchers() {
-                    block.string(&matcher.name().into());
+                    block.string(matcher.name());
                     block.byte(matcher.op().code());
-                    block.string(&matcher.value().into());
+                    block.string(matcher.value());
                 }
             }
         }
@@ -127,8 +127,7 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
     let count = reader.count()?;
     let mut families = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        let (family, pushed_at) = reader.family()?;
-        families.push(Arc::new(StoredFamily::new(family, pushed_at, key.clone())));
+        families.push(Arc::new(reader.stored_family(&key)?));
     }
     let created = if reader.at_end() {
         // Written before the creation time was kept: the earliest time the group shows.

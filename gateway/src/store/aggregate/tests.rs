@@ -57,8 +57,8 @@ fn value(store: &Store, job: &str, name: &str) -> Value {
         .groups()
         .into_iter()
         .find(|g| *g.key == key(job))
-        .and_then(|g| g.families.into_iter().find(|f| &*f.family.name == name))
-        .map(|f| f.family.metrics[0].value.clone())
+        .and_then(|g| g.families.into_iter().find(|f| &*f.name == name))
+        .and_then(|f| Some(f.series().next()?.value().to_value()))
         .expect("stored")
 }
 
@@ -83,8 +83,8 @@ fn counters_add_and_keep_the_earliest_created_time() {
     add(&store, "j", vec![counter("done_total", 0.5)]).expect("fourth");
     assert_eq!(value(&store, "j", "done_total"), Value::Counter(6.5));
     let groups = store.groups();
-    let metric = &groups[0].families[0].family.metrics[0];
-    let created = metric.extras.as_ref().and_then(|e| e.created);
+    let metric = groups[0].families[0].series().next().expect("series");
+    let created = metric.extras().and_then(|e| e.created);
     assert_eq!(created.map(|t| t.seconds), Some(100));
     assert_eq!(store.stats().series, 1);
 }
@@ -126,17 +126,18 @@ fn new_series_join_the_family_and_others_are_found_again() {
         add(&store, "j", vec![by_code(code, v)]).expect("push");
     }
     let groups = store.groups();
-    let metrics = &groups[0].families[0].family.metrics;
-    let found: Vec<(String, Value)> = metrics
-        .iter()
-        .map(|m| (m.labels[0].value.to_string(), m.value.clone()))
+    // Kept in the exposition's order, however they arrived.
+    let found: Vec<(String, Value)> = groups[0].families[0]
+        .series()
+        .map(|s| s.to_own_metric())
+        .map(|m| (m.labels[0].value.to_string(), m.value))
         .collect();
     assert_eq!(
         found,
         [
             ("200".into(), Value::Counter(4.0)),
-            ("500".into(), Value::Counter(7.0)),
             ("404".into(), Value::Counter(4.0)),
+            ("500".into(), Value::Counter(7.0)),
         ]
     );
     assert_eq!(store.stats().series, 3);
@@ -291,10 +292,9 @@ fn native_histograms_add_through_the_store() {
     add(&store, "j", vec![native(1, vec![span(1, 2)], vec![1, 1])]).expect("schema 1");
     add(&store, "j", vec![native(0, vec![span(1, 1)], vec![5])]).expect("schema 0");
     let groups = store.groups();
-    let metric = &groups[0].families[0].family.metrics[0];
+    let metric = groups[0].families[0].series().next().expect("series");
     let n = metric
-        .extras
-        .as_ref()
+        .extras()
         .and_then(|e| e.native.as_ref())
         .expect("native");
     assert_eq!(n.schema, 0);

@@ -120,7 +120,7 @@ fn recount(store: &Store) -> Vec<QuotaUsage> {
                 series: members
                     .iter()
                     .flat_map(|g| &g.families)
-                    .map(|f| f.family.metrics.len())
+                    .map(|f| f.len())
                     .sum(),
                 groups: members.len(),
                 max_series: quota.max_series,

@@ -1,0 +1,564 @@
+//! The series of one stored family packed into a few flat allocations instead of one (or
+//! four) per series: millions of series stay at tens of bytes each.
+//!
+//! - Own labels (those the group does not supply, sorted by name) go into one byte arena:
+//!   per label, the index of its name in the family's name table and the value's length
+//!   (both varints), then the value's bytes. Each series' labels start at an offset.
+//! - Values are a column: plain `f64`s while every value is the same number kind (the
+//!   common case), the full [`Value`]s otherwise.
+//! - Extras (timestamps, exemplars, native buckets) are sparse, by series index.
+
+use std::collections::HashMap;
+
+use super::series::{LabelRef, ValueRef};
+use super::{Extras, Label, Metric, Str, Value};
+
+/// Arena offsets are `u32` (4 bytes a series); an arena past 4 GiB records where the
+/// offsets wrapped instead of widening every offset.
+const WRAP: u64 = 1 << 32;
+
+/// The series of one family: own labels, values and extras, by series index.
+#[derive(Clone, Debug, Default)]
+pub struct PackedSeries {
+    /// The distinct label names of the family, indexed from the arena.
+    names: Vec<Str>,
+    /// Per label: name index (varint), value length (varint), value bytes.
+    arena: Vec<u8>,
+    /// Where each series' labels start in the arena (modulo 2^32), plus the end.
+    starts: Vec<u32>,
+    /// The series indices at which `starts` wrapped past 2^32, ascending (almost always
+    /// empty).
+    wraps: Vec<u32>,
+    values: Values,
+    /// Extras of the series that have any, sorted by series index.
+    extras: Vec<(u32, Box<Extras>)>,
+}
+
+/// The values of a family.
+#[derive(Clone, Debug)]
+enum Values {
+    /// Every value is a number of this kind.
+    Numbers(NumberKind, Vec<f64>),
+    /// Anything else.
+    Any(Vec<Value>),
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Values::Any(Vec::new())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NumberKind {
+    Counter,
+    Gauge,
+    Untyped,
+}
+
+impl NumberKind {
+    fn of(value: &Value) -> Option<(NumberKind, f64)> {
+        match *value {
+            Value::Counter(v) => Some((NumberKind::Counter, v)),
+            Value::Gauge(v) => Some((NumberKind::Gauge, v)),
+            Value::Untyped(v) => Some((NumberKind::Untyped, v)),
+            _ => None,
+        }
+    }
+
+    fn value_ref<'a>(self, v: f64) -> ValueRef<'a> {
+        match self {
+            NumberKind::Counter => ValueRef::Counter(v),
+            NumberKind::Gauge => ValueRef::Gauge(v),
+            NumberKind::Untyped => ValueRef::Untyped(v),
+        }
+    }
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Numbers(_, v) => v.len(),
+            Values::Any(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<ValueRef<'_>> {
+        match self {
+            Values::Numbers(kind, v) => v.get(i).map(|&v| kind.value_ref(v)),
+            Values::Any(v) => v.get(i).map(ValueRef::from),
+        }
+    }
+
+    fn push(&mut self, value: Value) {
+        if let Values::Any(all) = self {
+            if all.is_empty() {
+                if let Some((kind, _)) = NumberKind::of(&value) {
+                    *self = Values::Numbers(kind, Vec::new());
+                }
+            }
+        }
+        match (self.number_slot(&value), NumberKind::of(&value)) {
+            (Some(numbers), Some((_, v))) => numbers.push(v),
+            _ => self.any().push(value),
+        }
+    }
+
+    fn set(&mut self, i: usize, value: Value) {
+        match (self.number_slot(&value), NumberKind::of(&value)) {
+            (Some(numbers), Some((_, v))) => {
+                if let Some(slot) = numbers.get_mut(i) {
+                    *slot = v;
+                }
+            }
+            _ => {
+                if let Some(slot) = self.any().get_mut(i) {
+                    *slot = value;
+                }
+            }
+        }
+    }
+
+    /// The number column, if `value` fits it.
+    fn number_slot(&mut self, value: &Value) -> Option<&mut Vec<f64>> {
+        match (self, NumberKind::of(value)) {
+            (Values::Numbers(kind, numbers), Some((k, _))) if *kind == k => Some(numbers),
+            _ => None,
+        }
+    }
+
+    /// The general column, converting the number column if needed.
+    fn any(&mut self) -> &mut Vec<Value> {
+        if let Values::Numbers(kind, numbers) = self {
+            let kind = *kind;
+            let all = numbers
+                .iter()
+                .map(|&v| match kind {
+                    NumberKind::Counter => Value::Counter(v),
+                    NumberKind::Gauge => Value::Gauge(v),
+                    NumberKind::Untyped => Value::Untyped(v),
+                })
+                .collect();
+            *self = Values::Any(all);
+        }
+        match self {
+            Values::Any(all) => all,
+            Values::Numbers(..) => unreachable!("converted above"),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Values::Numbers(_, v) => v.shrink_to_fit(),
+            Values::Any(v) => v.shrink_to_fit(),
+        }
+    }
+}
+
+impl PackedSeries {
+    /// Packs metrics whose labels are already the series' own (sorted by name).
+    pub fn from_metrics(metrics: impl ExactSizeIterator<Item = Metric>) -> PackedSeries {
+        let mut builder = PackedBuilder::with_capacity(metrics.len());
+        for metric in metrics {
+            builder.push(metric.labels.iter().map(LabelRef::from), metric.value, metric.extras);
+        }
+        builder.finish()
+    }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there is no series.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The own labels of series `i` (none past the end), sorted by name.
+    pub fn labels(&self, i: usize) -> PackedLabels<'_> {
+        let bytes = match (self.start(i), self.start(i + 1)) {
+            (Some(start), Some(end)) => self.arena.get(start..end).unwrap_or_default(),
+            _ => &[],
+        };
+        PackedLabels {
+            names: &self.names,
+            bytes,
+        }
+    }
+
+    fn start(&self, i: usize) -> Option<usize> {
+        let low = u64::from(*self.starts.get(i)?);
+        let wrapped = self.wraps.partition_point(|&w| w as usize <= i) as u64;
+        usize::try_from(low + wrapped * WRAP).ok()
+    }
+
+    /// The value of series `i`.
+    pub fn value(&self, i: usize) -> Option<ValueRef<'_>> {
+        self.values.get(i)
+    }
+
+    /// The extras of series `i`, if it has any.
+    pub fn extras(&self, i: usize) -> Option<&Extras> {
+        let i = u32::try_from(i).ok()?;
+        let at = self.extras.binary_search_by_key(&i, |(at, _)| *at).ok()?;
+        Some(&self.extras[at].1)
+    }
+
+    /// Replaces the value and extras of series `i` (its labels stay).
+    pub fn set(&mut self, i: usize, value: Value, extras: Option<Box<Extras>>) {
+        if i >= self.len() {
+            return;
+        }
+        self.values.set(i, value);
+        let Ok(index) = u32::try_from(i) else {
+            return;
+        };
+        match (
+            self.extras.binary_search_by_key(&index, |(at, _)| *at),
+            extras,
+        ) {
+            (Ok(at), Some(extras)) => self.extras[at].1 = extras,
+            (Ok(at), None) => {
+                self.extras.remove(at);
+            }
+            (Err(at), Some(extras)) => self.extras.insert(at, (index, extras)),
+            (Err(_), None) => {}
+        }
+    }
+
+    /// Series `i` as a metric with its own labels.
+    pub fn metric(&self, i: usize) -> Option<Metric> {
+        Some(Metric {
+            labels: self.labels(i).map(Label::from).collect(),
+            value: self.value(i)?.to_value(),
+            extras: self.extras(i).map(|e| Box::new(e.clone())),
+        })
+    }
+
+    /// A builder holding these series, to append more.
+    pub fn into_builder(self) -> PackedBuilder {
+        let name_index = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i as u32))
+            .collect();
+        let end = self.start(self.len()).unwrap_or(0);
+        PackedBuilder {
+            series: self,
+            name_index,
+            end: end as u64,
+        }
+    }
+
+    /// The series reordered by `order` (a permutation of the indices).
+    fn permuted(&self, order: &[usize]) -> PackedSeries {
+        let mut builder = PackedBuilder::with_capacity(order.len());
+        for &i in order {
+            if let Some(value) = self.value(i) {
+                builder.push(
+                    self.labels(i),
+                    value.to_value(),
+                    self.extras(i).map(|e| Box::new(e.clone())),
+                );
+            }
+        }
+        builder.finish()
+    }
+
+    /// Sorts the series by `cmp(self, a, b)` over their indices (stable; nothing is
+    /// copied when they are sorted already).
+    pub fn sort_by(
+        &mut self,
+        mut cmp: impl FnMut(&PackedSeries, usize, usize) -> std::cmp::Ordering,
+    ) {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        if order.is_sorted_by(|&a, &b| cmp(self, a, b).is_le()) {
+            return;
+        }
+        order.sort_by(|&a, &b| cmp(self, a, b));
+        *self = self.permuted(&order);
+    }
+}
+
+impl PartialEq for PackedSeries {
+    fn eq(&self, other: &PackedSeries) -> bool {
+        self.len() == other.len()
+            && (0..self.len()).all(|i| {
+                self.labels(i).eq(other.labels(i))
+                    && self.value(i) == other.value(i)
+                    && self.extras(i) == other.extras(i)
+            })
+    }
+}
+
+/// Builds a [`PackedSeries`] series by series.
+#[derive(Debug)]
+pub struct PackedBuilder {
+    series: PackedSeries,
+    name_index: HashMap<Str, u32>,
+    /// The arena's length as a full number (the offsets keep it modulo 2^32).
+    end: u64,
+}
+
+impl PackedBuilder {
+    /// A builder for about `capacity` series.
+    pub fn with_capacity(capacity: usize) -> PackedBuilder {
+        let mut series = PackedSeries::default();
+        series.starts.reserve_exact(capacity + 1);
+        series.starts.push(0);
+        PackedBuilder {
+            series,
+            name_index: HashMap::new(),
+            end: 0,
+        }
+    }
+
+    /// Appends a series: its own labels (sorted by name), value and extras.
+    pub fn push<'a>(
+        &mut self,
+        labels: impl IntoIterator<Item = LabelRef<'a>>,
+        value: Value,
+        extras: Option<Box<Extras>>,
+    ) {
+        let series = &mut self.series;
+        if series.starts.is_empty() {
+            series.starts.push(0);
+        }
+        let before = series.arena.len();
+        for label in labels {
+            let index = match self.name_index.get(label.name) {
+                Some(&index) => index,
+                None => {
+                    let index = series.names.len() as u32;
+                    let name = Str::from(label.name);
+                    series.names.push(name.clone());
+                    self.name_index.insert(name, index);
+                    index
+                }
+            };
+            varint(&mut series.arena, u64::from(index));
+            varint(&mut series.arena, label.value.len() as u64);
+            series.arena.extend_from_slice(label.value.as_bytes());
+        }
+        let index = series.values.len();
+        let old_end = self.end;
+        self.end += (series.arena.len() - before) as u64;
+        if self.end / WRAP != old_end / WRAP {
+            // The end of this series is past a wrap: it is the start of the next one.
+            series.wraps.push(index as u32 + 1);
+        }
+        series.starts.push((self.end % WRAP) as u32);
+        series.values.push(value);
+        if let Some(extras) = extras {
+            series.extras.push((index as u32, extras));
+        }
+    }
+
+    /// The packed series as grown, with room to append more later (aggregation).
+    pub fn into_grown(self) -> PackedSeries {
+        self.series
+    }
+
+    /// The packed series, their allocations trimmed to size.
+    pub fn finish(mut self) -> PackedSeries {
+        let series = &mut self.series;
+        series.names.shrink_to_fit();
+        series.arena.shrink_to_fit();
+        series.starts.shrink_to_fit();
+        series.values.shrink_to_fit();
+        series.extras.shrink_to_fit();
+        self.series
+    }
+}
+
+/// The own labels of one packed series, in name order.
+#[derive(Clone, Debug)]
+pub struct PackedLabels<'a> {
+    names: &'a [Str],
+    bytes: &'a [u8],
+}
+
+impl<'a> Iterator for PackedLabels<'a> {
+    type Item = LabelRef<'a>;
+
+    fn next(&mut self) -> Option<LabelRef<'a>> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let name = read_varint(&mut self.bytes)?;
+        let len = read_varint(&mut self.bytes)?;
+        let len = usize::try_from(len).ok()?.min(self.bytes.len());
+        let (value, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        let name = usize::try_from(name)
+            .ok()
+            .and_then(|i| self.names.get(i))
+            .map_or("", |n| n.as_str());
+        // The arena holds only what was copied from `&str`s, so this never falls back.
+        let value = std::str::from_utf8(value).unwrap_or_default();
+        Some(LabelRef { name, value })
+    }
+}
+
+fn varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        n |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Histogram, Timestamp};
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
+        pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect()
+    }
+
+    fn pack(sets: &[Vec<Label>]) -> PackedSeries {
+        PackedSeries::from_metrics(
+            sets.iter()
+                .enumerate()
+                .map(|(i, l)| Metric::new(l.clone(), Value::Gauge(i as f64))),
+        )
+    }
+
+    #[test]
+    fn label_sets_round_trip_with_any_bytes() {
+        let long = "v".repeat(300);
+        let many: Vec<Label> = (0..200)
+            .map(|i| Label::new(format!("l{i:03}"), format!("{i}")))
+            .collect();
+        let sets = vec![
+            labels(&[("a", "with \"quotes\", \\ and \n newline"), ("b", "")]),
+            labels(&[]),
+            labels(&[("a", "ünïcødé ✓"), ("z", &long)]),
+            labels(&[("b", "\u{0}\u{7f}\u{80}")]),
+            many,
+        ];
+        let packed = pack(&sets);
+        assert_eq!(packed.len(), sets.len());
+        for (i, set) in sets.iter().enumerate() {
+            let back: Vec<Label> = packed.labels(i).map(Label::from).collect();
+            assert_eq!(&back, set, "series {i}");
+            assert_eq!(packed.value(i), Some(ValueRef::Gauge(i as f64)));
+        }
+        assert_eq!(packed.labels(sets.len()).count(), 0, "past the end");
+        assert_eq!(packed.value(sets.len()), None);
+    }
+
+    #[test]
+    fn names_are_stored_once_per_family() {
+        let sets: Vec<Vec<Label>> = (0..100)
+            .map(|i| labels(&[("a", &i.to_string()), ("b", "x")]))
+            .collect();
+        let packed = pack(&sets);
+        assert_eq!(packed.names.len(), 2);
+    }
+
+    #[test]
+    fn values_switch_column_on_a_different_kind() {
+        let mut builder = PackedBuilder::with_capacity(3);
+        builder.push([], Value::Counter(1.0), None);
+        builder.push([], Value::Gauge(2.0), None);
+        let histogram = Value::Histogram(Box::new(Histogram {
+            count: 3.0,
+            ..Histogram::default()
+        }));
+        builder.push([], histogram.clone(), None);
+        let packed = builder.finish();
+        assert_eq!(packed.value(0), Some(ValueRef::Counter(1.0)));
+        assert_eq!(packed.value(1), Some(ValueRef::Gauge(2.0)));
+        assert_eq!(packed.value(2), Some(ValueRef::from(&histogram)));
+    }
+
+    #[test]
+    fn extras_are_sparse_and_settable() {
+        let extras = |seconds| {
+            Some(Box::new(Extras {
+                created: Some(Timestamp { seconds, nanos: 0 }),
+                ..Extras::default()
+            }))
+        };
+        let mut builder = PackedBuilder::with_capacity(3);
+        builder.push([], Value::Counter(1.0), None);
+        builder.push([], Value::Counter(2.0), extras(5));
+        builder.push([], Value::Counter(3.0), None);
+        let mut packed = builder.finish();
+        assert_eq!(packed.extras(0), None);
+        assert_eq!(packed.extras(1), extras(5).as_deref());
+        packed.set(0, Value::Counter(4.0), extras(7));
+        packed.set(1, Value::Counter(5.0), None);
+        assert_eq!(packed.extras(0), extras(7).as_deref());
+        assert_eq!(packed.extras(1), None);
+        assert_eq!(packed.value(0), Some(ValueRef::Counter(4.0)));
+        assert_eq!(packed.value(2), Some(ValueRef::Counter(3.0)));
+        // A value of another kind moves the column to general values.
+        packed.set(2, Value::Untyped(6.0), None);
+        assert_eq!(packed.value(2), Some(ValueRef::Untyped(6.0)));
+        assert_eq!(packed.value(1), Some(ValueRef::Counter(5.0)));
+    }
+
+    #[test]
+    fn appending_and_sorting_keep_each_series_whole() {
+        let packed = pack(&[labels(&[("a", "2")]), labels(&[("a", "1"), ("b", "")])]);
+        let mut builder = packed.into_builder();
+        builder.push(
+            [LabelRef {
+                name: "c",
+                value: "0",
+            }],
+            Value::Gauge(9.0),
+            None,
+        );
+        let mut packed = builder.finish();
+        assert_eq!(packed.len(), 3);
+        let first_value = |p: &PackedSeries, i| p.labels(i).next().map(|l| l.value.to_string());
+        packed.sort_by(|p, a, b| first_value(p, a).cmp(&first_value(p, b)));
+        let order: Vec<_> = (0..3).map(|i| first_value(&packed, i)).collect();
+        assert_eq!(order, [Some("0".into()), Some("1".into()), Some("2".into())]);
+        assert_eq!(packed.value(0), Some(ValueRef::Gauge(9.0)));
+        assert_eq!(packed.labels(1).count(), 2);
+    }
+
+    #[test]
+    fn offsets_past_four_gib_wrap() {
+        let mut series = PackedSeries {
+            starts: vec![0, u32::MAX, 5, 10],
+            wraps: vec![2],
+            ..PackedSeries::default()
+        };
+        series.values = Values::Numbers(NumberKind::Gauge, vec![0.0; 3]);
+        assert_eq!(series.start(1), usize::try_from(u64::from(u32::MAX)).ok());
+        assert_eq!(series.start(2), usize::try_from(WRAP + 5).ok());
+        assert_eq!(series.start(3), usize::try_from(WRAP + 10).ok());
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for n in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            varint(&mut out, n);
+            let mut bytes = &out[..];
+            assert_eq!(read_varint(&mut bytes), Some(n));
+            assert!(bytes.is_empty());
+        }
+    }
+}
