@@ -1,9 +1,11 @@
 //! The series of one stored family packed into a few flat allocations instead of one (or
 //! four) per series: millions of series stay at tens of bytes each.
 //!
-//! - Own labels (those the group does not supply, sorted by name) go into one byte arena:
+//! - Own labels (those the group does not supply, sorted by name) go into one text arena:
 //!   per label, the index of its name in the family's name table and the value's length
-//!   (both varints), then the value's bytes. Each series' labels start at an offset.
+//!   (both as 6-bit ASCII digits, so that the arena stays valid UTF-8 and reading a value
+//!   back is a slice, not a validation), then the value. Each series' labels start at an
+//!   offset.
 //! - Values are a column: plain `f64`s while every value is the same number kind (the
 //!   common case), the full [`Value`]s otherwise.
 //! - Extras (timestamps, exemplars, native buckets) are sparse, by series index.
@@ -11,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::series::{LabelRef, ValueRef};
-use super::{Extras, Label, Metric, Str, Value};
+use super::{Extras, Label, Metric, Str, Value, INSTANCE_LABEL};
 
 /// Arena offsets are `u32` (4 bytes a series); an arena past 4 GiB records where the
 /// offsets wrapped instead of widening every offset.
@@ -22,8 +24,10 @@ const WRAP: u64 = 1 << 32;
 pub struct PackedSeries {
     /// The distinct label names of the family, indexed from the arena.
     names: Vec<Str>,
-    /// Per label: name index (varint), value length (varint), value bytes.
-    arena: Vec<u8>,
+    /// Per label: name index and value length (see [`put_number`]), then the value.
+    arena: String,
+    /// The index of `instance` in `names`, if any series has an own instance label.
+    instance: Option<u32>,
     /// Where each series' labels start in the arena (modulo 2^32), plus the end.
     starts: Vec<u32>,
     /// The series indices at which `starts` wrapped past 2^32, ascending (almost always
@@ -177,13 +181,14 @@ impl PackedSeries {
 
     /// The own labels of series `i` (none past the end), sorted by name.
     pub fn labels(&self, i: usize) -> PackedLabels<'_> {
-        let bytes = match (self.start(i), self.start(i + 1)) {
+        let text = match (self.start(i), self.start(i + 1)) {
             (Some(start), Some(end)) => self.arena.get(start..end).unwrap_or_default(),
-            _ => &[],
+            _ => "",
         };
         PackedLabels {
             names: &self.names,
-            bytes,
+            text,
+            instance: self.instance,
         }
     }
 
@@ -238,12 +243,15 @@ impl PackedSeries {
 
     /// A builder holding these series, to append more.
     pub fn into_builder(self) -> PackedBuilder {
-        let name_index = self
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.clone(), i as u32))
-            .collect();
+        let name_index = if self.names.len() > LINEAR_NAMES {
+            self.names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.clone(), i as u32))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let end = self.start(self.len()).unwrap_or(0);
         PackedBuilder {
             series: self,
@@ -293,10 +301,14 @@ impl PartialEq for PackedSeries {
     }
 }
 
+/// Up to this many label names a family's names are searched in order; past it, hashed.
+const LINEAR_NAMES: usize = 8;
+
 /// Builds a [`PackedSeries`] series by series.
 #[derive(Debug)]
 pub struct PackedBuilder {
     series: PackedSeries,
+    /// The names by index, once there are more than [`LINEAR_NAMES`].
     name_index: HashMap<Str, u32>,
     /// The arena's length as a full number (the offsets keep it modulo 2^32).
     end: u64,
@@ -328,19 +340,37 @@ impl PackedBuilder {
         }
         let before = series.arena.len();
         for label in labels {
-            let index = match self.name_index.get(label.name) {
-                Some(&index) => index,
+            let known = if series.names.len() > LINEAR_NAMES {
+                self.name_index.get(label.name).copied()
+            } else {
+                series
+                    .names
+                    .iter()
+                    .position(|n| n.as_str() == label.name)
+                    .map(|i| i as u32)
+            };
+            let index = match known {
+                Some(index) => index,
                 None => {
                     let index = series.names.len() as u32;
-                    let name = Str::from(label.name);
-                    series.names.push(name.clone());
-                    self.name_index.insert(name, index);
+                    series.names.push(Str::from(label.name));
+                    if series.names.len() > LINEAR_NAMES {
+                        if self.name_index.is_empty() {
+                            let names = series.names.iter().cloned();
+                            self.name_index = names.zip(0..).collect();
+                        } else {
+                            self.name_index.insert(Str::from(label.name), index);
+                        }
+                    }
+                    if label.name == INSTANCE_LABEL {
+                        series.instance = Some(index);
+                    }
                     index
                 }
             };
-            varint(&mut series.arena, u64::from(index));
-            varint(&mut series.arena, label.value.len() as u64);
-            series.arena.extend_from_slice(label.value.as_bytes());
+            put_number(&mut series.arena, u64::from(index));
+            put_number(&mut series.arena, label.value.len() as u64);
+            series.arena.push_str(label.value);
         }
         let index = series.values.len();
         let old_end = self.end;
@@ -377,46 +407,69 @@ impl PackedBuilder {
 #[derive(Clone, Debug)]
 pub struct PackedLabels<'a> {
     names: &'a [Str],
-    bytes: &'a [u8],
+    text: &'a str,
+    instance: Option<u32>,
+}
+
+impl PackedLabels<'_> {
+    /// Whether one of the labels is `instance` (without reading the values).
+    pub fn has_instance(&self) -> bool {
+        let Some(instance) = self.instance else {
+            return false;
+        };
+        let mut rest = self.text;
+        while !rest.is_empty() {
+            let (Some(name), Some(len)) = (take_number(&mut rest), take_number(&mut rest)) else {
+                return false;
+            };
+            if name == u64::from(instance) {
+                return true;
+            }
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            rest = rest.get(len..).unwrap_or_default();
+        }
+        false
+    }
 }
 
 impl<'a> Iterator for PackedLabels<'a> {
     type Item = LabelRef<'a>;
 
     fn next(&mut self) -> Option<LabelRef<'a>> {
-        if self.bytes.is_empty() {
+        if self.text.is_empty() {
             return None;
         }
-        let name = read_varint(&mut self.bytes)?;
-        let len = read_varint(&mut self.bytes)?;
-        let len = usize::try_from(len).ok()?.min(self.bytes.len());
-        let (value, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
+        let name = take_number(&mut self.text)?;
+        let len = usize::try_from(take_number(&mut self.text)?).ok()?;
+        // Cut where it was written, so always at a character boundary.
+        let value = self.text.get(..len)?;
+        self.text = &self.text[len..];
         let name = usize::try_from(name)
             .ok()
             .and_then(|i| self.names.get(i))
             .map_or("", |n| n.as_str());
-        // The arena holds only what was copied from `&str`s, so this never falls back.
-        let value = std::str::from_utf8(value).unwrap_or_default();
         Some(LabelRef { name, value })
     }
 }
 
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
+/// Appends `n` as ASCII: six bits a byte, least significant first, `0x40` on every byte
+/// but the last. ASCII keeps the arena a `String` (a value is read back by slicing it),
+/// and most indexes and lengths (below 64) take one byte.
+fn put_number(out: &mut String, mut n: u64) {
+    while n >= 0x40 {
+        out.push(char::from(0x40 | (n & 0x3f) as u8));
+        n >>= 6;
     }
-    out.push(n as u8);
+    out.push(char::from(n as u8));
 }
 
-fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
+/// Reads what [`put_number`] wrote from the front of `text`.
+fn take_number(text: &mut &str) -> Option<u64> {
     let mut n = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = bytes.split_first()?;
-        *bytes = rest;
-        n |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
+    for (i, byte) in text.bytes().enumerate().take(11) {
+        n |= u64::from(byte & 0x3f) << (6 * i);
+        if byte & 0x40 == 0 {
+            *text = text.get(i + 1..)?;
             return Some(n);
         }
     }
@@ -552,13 +605,41 @@ mod tests {
     }
 
     #[test]
-    fn varints_round_trip() {
-        for n in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
-            let mut out = Vec::new();
-            varint(&mut out, n);
-            let mut bytes = &out[..];
-            assert_eq!(read_varint(&mut bytes), Some(n));
-            assert!(bytes.is_empty());
+    fn numbers_round_trip_as_ascii() {
+        for n in [0, 1, 63, 64, 127, 128, 300, 4095, 4096, u64::from(u32::MAX), u64::MAX] {
+            let mut out = String::from("");
+            put_number(&mut out, n);
+            assert!(out.is_ascii(), "{n}");
+            out.push_str("rest");
+            let mut text = out.as_str();
+            assert_eq!(take_number(&mut text), Some(n));
+            assert_eq!(text, "rest");
+        }
+        assert_eq!(take_number(&mut "\x40\x40"), None, "unterminated");
+    }
+
+    #[test]
+    fn instance_is_found_without_reading_values() {
+        let sets = [
+            labels(&[("a", "instance"), ("b", "x")]),
+            labels(&[("a", &"i".repeat(100)), ("instance", "i")]),
+        ];
+        let packed = pack(&sets);
+        assert!(!packed.labels(0).has_instance());
+        assert!(packed.labels(1).has_instance());
+        assert!(!pack(&[labels(&[("a", "1")])]).labels(0).has_instance());
+    }
+
+    #[test]
+    fn many_distinct_names_switch_to_a_hashed_lookup() {
+        let sets: Vec<Vec<Label>> = (0..40)
+            .map(|i| labels(&[(&format!("n{i:02}"), "v"), ("z", &i.to_string())]))
+            .collect();
+        let packed = pack(&sets);
+        assert_eq!(packed.names.len(), 41);
+        for (i, set) in sets.iter().enumerate() {
+            let back: Vec<Label> = packed.labels(i).map(Label::from).collect();
+            assert_eq!(&back, set);
         }
     }
 }

@@ -138,7 +138,7 @@ impl<'a> Series<'a> {
         };
         match self.group {
             Some(group) => SeriesLabels::merged(own, group),
-            None => SeriesLabels::merged(own, &NO_GROUP).without_instance(),
+            None => SeriesLabels::alone(own),
         }
     }
 
@@ -174,15 +174,20 @@ impl<'a> Series<'a> {
     }
 }
 
-/// The key of metrics without a group.
-static NO_GROUP: std::sync::LazyLock<GroupingKey> =
-    std::sync::LazyLock::new(|| GroupingKey::new(Vec::new()));
-
 /// A series' own labels, wherever they are stored.
 #[derive(Clone, Debug)]
 enum OwnLabels<'a> {
     Slice(std::slice::Iter<'a, Label>),
     Packed(PackedLabels<'a>),
+}
+
+impl OwnLabels<'_> {
+    fn has_instance(&self) -> bool {
+        match self {
+            OwnLabels::Slice(labels) => labels.clone().any(|l| &*l.name == INSTANCE_LABEL),
+            OwnLabels::Packed(labels) => labels.has_instance(),
+        }
+    }
 }
 
 impl<'a> Iterator for OwnLabels<'a> {
@@ -219,8 +224,7 @@ impl<'a> SeriesLabels<'a> {
     }
 
     fn merged(mut own: OwnLabels<'a>, group: &'a GroupingKey) -> SeriesLabels<'a> {
-        let needs_instance = group.get(INSTANCE_LABEL).is_none()
-            && !own.clone().any(|l| l.name == INSTANCE_LABEL);
+        let needs_instance = group.get(INSTANCE_LABEL).is_none() && !own.has_instance();
         SeriesLabels {
             own_next: own.next(),
             own,
@@ -229,9 +233,13 @@ impl<'a> SeriesLabels<'a> {
         }
     }
 
-    fn without_instance(mut self) -> SeriesLabels<'a> {
-        self.empty_instance = false;
-        self
+    fn alone(mut own: OwnLabels<'a>) -> SeriesLabels<'a> {
+        SeriesLabels {
+            own_next: own.next(),
+            own,
+            group: &[],
+            empty_instance: false,
+        }
     }
 
     /// Whether there is no label at all.
