@@ -336,6 +336,8 @@ pub struct MetricFamily {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupingKey {
     labels: Vec<Label>,
+    /// Whether `instance` is among the labels (asked once per series merged with them).
+    has_instance: bool,
 }
 
 impl GroupingKey {
@@ -350,7 +352,16 @@ impl GroupingKey {
                 _ => deduped.push(label),
             }
         }
-        GroupingKey { labels: deduped }
+        let has_instance = deduped.iter().any(|l| &*l.name == INSTANCE_LABEL);
+        GroupingKey {
+            labels: deduped,
+            has_instance,
+        }
+    }
+
+    /// Whether `instance` is one of its labels.
+    pub fn has_instance(&self) -> bool {
+        self.has_instance
     }
 
     /// The labels, sorted by name.

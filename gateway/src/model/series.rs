@@ -224,7 +224,7 @@ impl<'a> SeriesLabels<'a> {
     }
 
     fn merged(mut own: OwnLabels<'a>, group: &'a GroupingKey) -> SeriesLabels<'a> {
-        let needs_instance = group.get(INSTANCE_LABEL).is_none() && !own.has_instance();
+        let needs_instance = !group.has_instance() && !own.has_instance();
         SeriesLabels {
             own_next: own.next(),
             own,
@@ -255,7 +255,9 @@ impl<'a> SeriesLabels<'a> {
         let mut values = Ordering::Equal;
         loop {
             match (a.next(), b.next()) {
-                (Some(x), Some(y)) => values = values.then_with(|| x.value.cmp(y.value)),
+                (Some(x), Some(y)) => {
+                    values = values.then_with(|| cmp_bytes(x.value, y.value));
+                }
                 (Some(_), None) => return Ordering::Greater,
                 (None, Some(_)) => return Ordering::Less,
                 (None, None) => return values,
@@ -268,28 +270,51 @@ impl<'a> Iterator for SeriesLabels<'a> {
     type Item = LabelRef<'a>;
 
     fn next(&mut self) -> Option<LabelRef<'a>> {
-        let group = self.group.first().map(LabelRef::from);
-        let own = self.own_next;
-        let instance = self.empty_instance.then_some(EMPTY_INSTANCE);
-        // The group's label goes first on equal names, so it is the one taken.
-        let mut next = group;
-        for candidate in [own, instance].into_iter().flatten() {
-            if next.is_none_or(|n| candidate.name < n.name) {
-                next = Some(candidate);
+        // The smallest name of the three sources; every source with that name moves on,
+        // and on equal names the group's label is the one taken.
+        let mut next = self.group.first().map(LabelRef::from);
+        let (mut from_group, mut from_own, mut from_instance) = (next.is_some(), false, false);
+        if let Some(own) = self.own_next {
+            match next.map_or(Ordering::Less, |n| cmp_bytes(own.name, n.name)) {
+                Ordering::Less => (next, from_group, from_own) = (Some(own), false, true),
+                Ordering::Equal => from_own = true,
+                Ordering::Greater => {}
+            }
+        }
+        if self.empty_instance {
+            match next.map_or(Ordering::Less, |n| cmp_bytes(INSTANCE_LABEL, n.name)) {
+                Ordering::Less => {
+                    (next, from_group, from_own) = (Some(EMPTY_INSTANCE), false, false);
+                    from_instance = true;
+                }
+                Ordering::Equal => from_instance = true,
+                Ordering::Greater => {}
             }
         }
         let next = next?;
-        if group.is_some_and(|g| g.name == next.name) {
+        if from_group {
             self.group = &self.group[1..];
         }
-        if own.is_some_and(|o| o.name == next.name) {
+        if from_own {
             self.own_next = self.own.next();
         }
-        if next.name == INSTANCE_LABEL {
+        if from_instance {
             self.empty_instance = false;
         }
         Some(next)
     }
+}
+
+/// `a.cmp(b)` as an inlined loop: label names and values are short, and a call to
+/// `memcmp` per comparison dominated the merge of label sets.
+#[inline]
+fn cmp_bytes(a: &str, b: &str) -> Ordering {
+    for (x, y) in a.bytes().zip(b.bytes()) {
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 impl GroupingKey {
