@@ -223,6 +223,11 @@ impl<'a> SeriesLabels<'a> {
         SeriesLabels::merged(OwnLabels::Slice(own.iter()), group)
     }
 
+    /// A full label set (sorted by name) as it is, with no group to merge.
+    pub fn full(labels: &'a [Label]) -> SeriesLabels<'a> {
+        SeriesLabels::alone(OwnLabels::Slice(labels.iter()))
+    }
+
     fn merged(mut own: OwnLabels<'a>, group: &'a GroupingKey) -> SeriesLabels<'a> {
         let needs_instance = !group.has_instance() && !own.has_instance();
         SeriesLabels {

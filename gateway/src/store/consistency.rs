@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::model::{GroupingKey, MetricFamily, MetricType};
+use crate::model::{GroupingKey, Label, MetricFamily, MetricType};
 
 use super::check::{self, base_name, derived_names};
 use super::group::clashing_group;
@@ -111,7 +111,10 @@ impl Store {
             for (metric, id) in family.metrics.iter().zip(family_ids) {
                 let stored = state.series.count(*id);
                 let stored = stored.saturating_sub(u32::from(own(id)));
-                if stored > 0 {
+                // The index holds hashes: a hit is refused only once the labels confirm it.
+                let skip_own_group = replaced(name).is_some() || own(id);
+                if stored > 0 && stored_elsewhere(state, key, name, &metric.labels, skip_own_group)
+                {
                     return Err(Rejection::DuplicateSeries {
                         name: name.to_string(),
                         labels: check::render_labels(&metric.labels),
@@ -121,6 +124,33 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Whether a family named `name` stores a series with exactly the full labels `labels`
+/// (sorted), not counting `key`'s own family when `skip_own_group` (the push replaces it,
+/// or adds to that very series). Only the groups whose labels are all in `labels` can hold
+/// it; each is one binary search. Runs only on a hit of the hashed index, which almost
+/// always is a real duplicate that refuses the push.
+fn stored_elsewhere(
+    state: &State,
+    key: &GroupingKey,
+    name: &str,
+    labels: &[Label],
+    skip_own_group: bool,
+) -> bool {
+    let Some(entry) = state.names.get(name) else {
+        return false;
+    };
+    let has = |wanted: &Label| {
+        labels
+            .binary_search_by(|l| l.name.cmp(&wanted.name))
+            .is_ok_and(|i| labels[i].value == wanted.value)
+    };
+    entry.owners.iter().any(|(owner, family)| {
+        !(skip_own_group && **owner == *key)
+            && owner.labels().iter().all(has)
+            && family.contains(labels)
+    })
 }
 
 pub(super) fn type_conflict(name: &str, pushed: MetricType, stored: MetricType) -> Rejection {

@@ -231,6 +231,30 @@ impl StoredFamily {
         })
     }
 
+    /// Whether one of its series has exactly the full label set `labels` (sorted by name):
+    /// a binary search in the exposition order, then a look at the series that order
+    /// cannot tell apart (the same values under other names).
+    pub(crate) fn contains(&self, labels: &[Label]) -> bool {
+        let target = SeriesLabels::full(labels);
+        let ranked = |k: usize| {
+            let i = self.order.as_deref().map_or(k, |o| o[k] as usize);
+            Series::packed(&self.packed, i, &self.group).labels()
+        };
+        let (mut low, mut high) = (0, self.packed.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if ranked(mid).cmp_for_exposition(&target).is_lt() {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low..self.packed.len())
+            .map(ranked)
+            .take_while(|l| l.cmp_for_exposition(&target).is_eq())
+            .any(|l| l.eq(SeriesLabels::full(labels)))
+    }
+
     /// Its series in the order they are kept in, which aggregation's positions refer to.
     pub(crate) fn series_as_kept(&self) -> impl Iterator<Item = Series<'_>> {
         (0..self.packed.len()).map(|i| Series::packed(&self.packed, i, &self.group))

@@ -1,6 +1,11 @@
 //! Identity of a series for the duplicate check: a 128-bit hash of the metric name and its
-//! sorted labels. At 128 bits a collision among even billions of series is negligible, and
-//! the index stays at 16 bytes a series instead of a copy of every label.
+//! sorted labels. The index of stored series keeps only 64 bits of it (8 bytes a series
+//! instead of a copy of every label); the check confirms a hit against the stored labels
+//! before it refuses anything, so that a collision of 64-bit hashes costs a lookup, never
+//! a wrong rejection.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -28,18 +33,38 @@ pub fn series_id<'a, L: Into<LabelRef<'a>>>(
     hasher.digest128()
 }
 
-/// How often each series is stored. Almost every series is stored once (more only after
-/// unchecked pushes), so the common case is a bare set of 16-byte keys, with the counts
-/// above one on the side: half the memory of a map from a 128-bit id to a count, whose
-/// entries the id's 16-byte alignment pads to 32 bytes.
+/// How often each 64-bit series hash is stored. Almost every series is stored once (more
+/// only after unchecked pushes or a collision of hashes), so the common case is a bare
+/// set of 8-byte keys, with the counts above one on the side.
 #[derive(Debug, Default)]
 pub struct SeriesIndex {
-    once: std::collections::HashSet<[u64; 2]>,
-    more: std::collections::HashMap<[u64; 2], u32>,
+    once: HashSet<u64, BuildHasherDefault<HashIsKey>>,
+    more: HashMap<u64, u32, BuildHasherDefault<HashIsKey>>,
 }
 
-fn key(id: SeriesId) -> [u64; 2] {
-    [id as u64, (id >> 64) as u64]
+fn key(id: SeriesId) -> u64 {
+    id as u64
+}
+
+/// The keys are hashes already: hashing them again would only cost time.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `u64` keys; anything else is folded in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl SeriesIndex {
@@ -67,7 +92,8 @@ impl SeriesIndex {
         }
     }
 
-    /// How many copies are stored.
+    /// How many stored series share the 64-bit hash of `id` (a count above zero may be a
+    /// collision: confirm it against the stored labels).
     pub fn count(&self, id: SeriesId) -> u32 {
         let k = key(id);
         if self.once.contains(&k) {

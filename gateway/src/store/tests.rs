@@ -95,3 +95,103 @@ fn too_many_labels_on_one_series_are_refused_in_any_format() {
     }
     assert_eq!(store.stats().series, 1);
 }
+
+#[test]
+fn a_hash_collision_in_the_index_refuses_nothing_but_a_real_duplicate_is_refused() {
+    let store = Store::new(StoreConfig::default());
+    let key = |job: &str, extra: &[(&str, &str)]| {
+        let mut l = labels(extra);
+        l.push(Label::new("job", job));
+        GroupingKey::new(l)
+    };
+    let stored = gauge("m", vec![labels(&[("a", "1")]), labels(&[("a", "2")])]);
+    assert!(store
+        .push(key("j", &[]), vec![stored], PushMode::Replace, 1.0)
+        .is_ok());
+    // Simulate another series whose 64-bit hash equals that of {a="3"} in group b.
+    let colliding = labels(&[("a", "3"), ("instance", ""), ("job", "b")]);
+    store
+        .shared
+        .state
+        .write()
+        .series
+        .add(series_id("m", &colliding));
+    let pushed = gauge("m", vec![labels(&[("a", "3")])]);
+    assert!(
+        store
+            .push(key("b", &[]), vec![pushed], PushMode::Replace, 2.0)
+            .is_ok(),
+        "the labels do not confirm the hit"
+    );
+    // The same full label set from a group whose key holds one of the labels clashes.
+    let duplicate = gauge("m", vec![labels(&[])]);
+    let refused = store.push(
+        key("j", &[("a", "2")]),
+        vec![duplicate.clone()],
+        PushMode::Replace,
+        3.0,
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(PushError::Rejected(Rejection::DuplicateSeries { .. }))
+        ),
+        "{refused:?}"
+    );
+    // Once the series it duplicated is gone, it is stored.
+    let replacement = gauge("m", vec![labels(&[("a", "1")])]);
+    assert!(store
+        .push(key("j", &[]), vec![replacement], PushMode::Replace, 4.0)
+        .is_ok());
+    assert!(store
+        .push(key("j", &[("a", "2")]), vec![duplicate], PushMode::Replace, 5.0)
+        .is_ok());
+}
+
+#[test]
+fn stored_families_are_in_exposition_order_and_found_by_full_labels() {
+    let store = Store::new(StoreConfig::default());
+    let key = GroupingKey::new(labels(&[("job", "j")]));
+    let pushed = gauge(
+        "m",
+        vec![
+            labels(&[("a", "9"), ("b", "1")]),
+            labels(&[("a", "10")]),
+            labels(&[("a", "1")]),
+            labels(&[("z", "1")]),
+        ],
+    );
+    assert!(store.push(key, vec![pushed], PushMode::Replace, 1.0).is_ok());
+    let groups = store.groups();
+    let family = &groups[0].families[0];
+    let order: Vec<Vec<(String, String)>> = family
+        .series()
+        .map(|s| {
+            s.labels()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect()
+        })
+        .collect();
+    // Fewer labels first, then values in label-name order ("" of instance before "1").
+    let expected: Vec<Vec<(String, String)>> = [
+        &[("instance", ""), ("job", "j"), ("z", "1")][..],
+        &[("a", "1"), ("instance", ""), ("job", "j")],
+        &[("a", "10"), ("instance", ""), ("job", "j")],
+        &[("a", "9"), ("b", "1"), ("instance", ""), ("job", "j")],
+    ]
+    .iter()
+    .map(|set| {
+        set.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    })
+    .collect();
+    assert_eq!(order, expected);
+    for set in &expected {
+        let full: Vec<Label> = set.iter().map(|(n, v)| Label::new(n, v)).collect();
+        assert!(family.contains(&full), "{set:?}");
+    }
+    // The same values under another name are not the same series.
+    let renamed = labels(&[("a", "1"), ("instance", ""), ("jab", "j")]);
+    assert!(!family.contains(&renamed));
+}
