@@ -112,11 +112,7 @@ impl Renderer {
         for name in &snapshot.names {
             // Only unchecked pushes can store one of our own names; ours wins.
             if own_names.contains(&*name.name) {
-                dropped_series += name
-                    .families
-                    .iter()
-                    .map(|f| f.len() as u64)
-                    .sum::<u64>();
+                dropped_series += name.families.iter().map(|f| f.len() as u64).sum::<u64>();
                 continue;
             }
             items.insert(&name.name, Item::Stored(name));
@@ -215,10 +211,7 @@ impl Renderer {
         }
         // Upstream takes the help of one of the groups when they disagree: ours is the
         // first group's in grouping-key order, so it is at least stable.
-        let help = entry
-            .families
-            .first()
-            .and_then(|f| f.help.as_deref());
+        let help = entry.families.first().and_then(|f| f.help.as_deref());
         let (mut metrics, dropped) =
             consistent_metrics(&entry.families, entry.metric_type, maybe_inconsistent);
         sort_metrics(&mut metrics);

@@ -164,7 +164,11 @@ impl PackedSeries {
     pub fn from_metrics(metrics: impl ExactSizeIterator<Item = Metric>) -> PackedSeries {
         let mut builder = PackedBuilder::with_capacity(metrics.len());
         for metric in metrics {
-            builder.push(metric.labels.iter().map(LabelRef::from), metric.value, metric.extras);
+            builder.push(
+                metric.labels.iter().map(LabelRef::from),
+                metric.value,
+                metric.extras,
+            );
         }
         builder.finish()
     }
@@ -586,7 +590,10 @@ mod tests {
         let first_value = |p: &PackedSeries, i| p.labels(i).next().map(|l| l.value.to_string());
         packed.sort_by(|p, a, b| first_value(p, a).cmp(&first_value(p, b)));
         let order: Vec<_> = (0..3).map(|i| first_value(&packed, i)).collect();
-        assert_eq!(order, [Some("0".into()), Some("1".into()), Some("2".into())]);
+        assert_eq!(
+            order,
+            [Some("0".into()), Some("1".into()), Some("2".into())]
+        );
         assert_eq!(packed.value(0), Some(ValueRef::Gauge(9.0)));
         assert_eq!(packed.labels(1).count(), 2);
     }
@@ -606,7 +613,19 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_as_ascii() {
-        for n in [0, 1, 63, 64, 127, 128, 300, 4095, 4096, u64::from(u32::MAX), u64::MAX] {
+        for n in [
+            0,
+            1,
+            63,
+            64,
+            127,
+            128,
+            300,
+            4095,
+            4096,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let mut out = String::from("");
             put_number(&mut out, n);
             assert!(out.is_ascii(), "{n}");

@@ -167,9 +167,9 @@ impl<'a> Series<'a> {
     pub fn to_own_metric(&self) -> Metric {
         match self.source {
             Source::Metric(metric) => metric.clone(),
-            Source::Packed(series, i) => series.metric(i).unwrap_or_else(|| {
-                Metric::new(Vec::new(), self.value().to_value())
-            }),
+            Source::Packed(series, i) => series
+                .metric(i)
+                .unwrap_or_else(|| Metric::new(Vec::new(), self.value().to_value())),
         }
     }
 }

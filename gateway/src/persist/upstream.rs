@@ -246,7 +246,10 @@ mod tests {
         assert_eq!(c.help.as_deref(), Some("A counter."));
         assert_eq!(c.metric_type, crate::model::MetricType::Counter);
         let own = family(a, "c").series().next().map(|s| s.to_own_metric());
-        assert_eq!(own.map(|m| m.labels), Some(vec![Label::new("x", "1")].into()));
+        assert_eq!(
+            own.map(|m| m.labels),
+            Some(vec![Label::new("x", "1")].into())
+        );
         assert_eq!(c.metrics[0].value, Value::Counter(3.0));
         let types: Vec<_> = group("a", Some("i2"))
             .families

@@ -265,12 +265,7 @@ pub(super) fn remove_family(state: &mut State, key: &GroupingKey, name: &str) {
         return;
     };
     let member_of = group.quotas.clone();
-    quota::change_series(
-        &mut state.quotas,
-        &member_of,
-        old.len(),
-        false,
-    );
+    quota::change_series(&mut state.quotas, &member_of, old.len(), false);
     for series in old.series() {
         state.series.remove(series_id(name, series.labels()));
     }

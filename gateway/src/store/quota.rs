@@ -127,11 +127,7 @@ impl Store {
             .collect();
         for (key, group) in state.groups.iter_mut() {
             group.quotas = membership(&counted, key);
-            let series = group
-                .families
-                .values()
-                .map(|f| f.len())
-                .sum();
+            let series = group.families.values().map(|f| f.len()).sum();
             add_group(&mut counted, &group.quotas);
             change_series(&mut counted, &group.quotas, series, true);
         }

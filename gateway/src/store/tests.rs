@@ -144,7 +144,12 @@ fn a_hash_collision_in_the_index_refuses_nothing_but_a_real_duplicate_is_refused
         .push(key("j", &[]), vec![replacement], PushMode::Replace, 4.0)
         .is_ok());
     assert!(store
-        .push(key("j", &[("a", "2")]), vec![duplicate], PushMode::Replace, 5.0)
+        .push(
+            key("j", &[("a", "2")]),
+            vec![duplicate],
+            PushMode::Replace,
+            5.0
+        )
         .is_ok());
 }
 
@@ -161,7 +166,9 @@ fn stored_families_are_in_exposition_order_and_found_by_full_labels() {
             labels(&[("z", "1")]),
         ],
     );
-    assert!(store.push(key, vec![pushed], PushMode::Replace, 1.0).is_ok());
+    assert!(store
+        .push(key, vec![pushed], PushMode::Replace, 1.0)
+        .is_ok());
     let groups = store.groups();
     let family = &groups[0].families[0];
     let order: Vec<Vec<(String, String)>> = family

@@ -286,7 +286,9 @@ enum Buckets {
 }
 
 /// The native histogram of a metric, when it has buckets of its own (spans).
-fn native_with_spans(extras: Option<&crate::model::Extras>) -> Option<&crate::model::NativeHistogram> {
+fn native_with_spans(
+    extras: Option<&crate::model::Extras>,
+) -> Option<&crate::model::NativeHistogram> {
     let native = extras?.native.as_ref()?;
     native.has_spans().then_some(native)
 }
