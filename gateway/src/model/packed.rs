@@ -379,8 +379,8 @@ impl PackedBuilder {
         let index = series.values.len();
         let old_end = self.end;
         self.end += (series.arena.len() - before) as u64;
-        if self.end / WRAP != old_end / WRAP {
-            // The end of this series is past a wrap: it is the start of the next one.
+        for _ in old_end / WRAP..self.end / WRAP {
+            // The end of this series is past a wrap: so is the start of the next one.
             series.wraps.push(index as u32 + 1);
         }
         series.starts.push((self.end % WRAP) as u32);
