@@ -98,7 +98,7 @@ impl Values {
         if let Values::Any(all) = self {
             if all.is_empty() {
                 if let Some((kind, _)) = NumberKind::of(&value) {
-                    *self = Values::Numbers(kind, Vec::new());
+                    *self = Values::Numbers(kind, Vec::with_capacity(all.capacity()));
                 }
             }
         }
@@ -321,7 +321,10 @@ pub struct PackedBuilder {
 impl PackedBuilder {
     /// A builder for about `capacity` series.
     pub fn with_capacity(capacity: usize) -> PackedBuilder {
-        let mut series = PackedSeries::default();
+        let mut series = PackedSeries {
+            values: Values::Any(Vec::with_capacity(capacity)),
+            ..PackedSeries::default()
+        };
         series.starts.reserve_exact(capacity + 1);
         series.starts.push(0);
         PackedBuilder {
