@@ -139,7 +139,7 @@ fn expected_series(store: &Store, format: ScrapeFormat) -> BTreeSet<SeriesKey> {
     for group in &groups {
         for stored in &group.families {
             by_name
-                .entry(&stored.family.name)
+                .entry(&stored.name)
                 .or_default()
                 .push((stored, &group.key));
         }
@@ -158,7 +158,7 @@ fn expected_series(store: &Store, format: ScrapeFormat) -> BTreeSet<SeriesKey> {
         let exposed = escape(name, false);
         if !format.utf8_names() || om {
             // A family whose sample names another already uses is left out.
-            let metric_type = families[0].0.family.metric_type;
+            let metric_type = families[0].0.metric_type;
             let names = sample_names(&exposed, metric_type, om);
             if names.iter().any(|n| taken.contains(n)) {
                 continue;
@@ -166,14 +166,14 @@ fn expected_series(store: &Store, format: ScrapeFormat) -> BTreeSet<SeriesKey> {
             taken.extend(names);
         }
         for (stored, _) in families {
-            let family = &stored.family;
+            let family = stored;
             for series in stored.series() {
                 expand(
                     &exposed,
                     family.metric_type,
                     om,
                     label_pairs(series.labels()),
-                    &series.metric.value,
+                    &series.value().to_value(),
                     &mut out,
                 );
             }
