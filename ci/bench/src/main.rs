@@ -726,14 +726,6 @@ async fn run(args: Args) -> Result<()> {
     for n in sizes {
         println!("\n== {} stored series ==", size_label(n));
         let gateways = gateways_at(&args, n);
-        if n > COMPARED_UP_TO && args.gateways.iter().any(|g| g == "reference") {
-            println!(
-                "  reference: not run above {} (filling it would take far longer than the \
-                 bench's budget); its figures at the largest size up to {} are shown for scale",
-                size_label(COMPARED_UP_TO),
-                size_label(COMPARED_UP_TO)
-            );
-        }
         let mut row = report::SizeRow {
             n,
             ours: None,
@@ -742,11 +734,20 @@ async fn run(args: Args) -> Result<()> {
             memory: None,
             reference_scale: None,
         };
-        if n > COMPARED_UP_TO {
+        if n > COMPARED_UP_TO && args.gateways.iter().any(|g| g == "reference") {
             row.reference_scale = rows
                 .iter()
                 .rev()
                 .find_map(|r| Some((r.n, r.reference.clone()?)));
+            let shown = match &row.reference_scale {
+                Some((at, _)) => format!("its {} figures are shown for scale", size_label(*at)),
+                None => "add 1m to --sizes to see its 1M figures beside ours".into(),
+            };
+            println!(
+                "  reference: not run above {} (filling it would take far longer than the \
+                 bench's budget); {shown}",
+                size_label(COMPARED_UP_TO)
+            );
         }
         for g in gateways {
             let bin = if g != "reference" {

@@ -551,11 +551,16 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
                 Some(r) => {
                     let _ = writeln!(s, "{}", run_note(name, r));
                 }
-                None if name == "reference" && row.reference_scale.is_some() => {
+                None if name == "reference" && row.n > crate::COMPARED_UP_TO => {
+                    let shown = match &row.reference_scale {
+                        Some((at, _)) => {
+                            format!("its {} figures are shown for scale", size_label(*at))
+                        }
+                        None => "no smaller size was run to show for scale".into(),
+                    };
                     let _ = writeln!(
                         s,
-                        "- {} reference: not run (too slow to fill at this size); its figures \
-                         at the largest size up to {} are shown for scale",
+                        "- {} reference: not run above {} (too slow to fill); {shown}",
                         size_label(row.n),
                         size_label(crate::COMPARED_UP_TO)
                     );
