@@ -763,6 +763,12 @@ fn better_word(b: Better) -> &'static str {
     }
 }
 
+/// Whether a size belongs in the Redis section: where Redis mode runs by default (up to
+/// 1M) or ran.
+fn in_redis_section(row: &SizeRow) -> bool {
+    row.redis.is_some() || row.n <= crate::COMPARED_UP_TO
+}
+
 /// The markdown section of ours in Redis mode next to memory mode and the reference.
 pub fn redis_markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
     let mut s = String::new();
@@ -815,13 +821,13 @@ pub fn redis_markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
         "| Stored series | Metric | Redis mode | Memory mode | Reference | Redis / memory | Redis / ref | Better |"
     );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---|---|---|");
-    for row in rows {
+    for row in rows.iter().filter(|r| in_redis_section(r)) {
         for cells in redis_cells(row) {
             let _ = writeln!(s, "| {} | {} |", size_label(row.n), cells.join(" | "));
         }
     }
     let _ = writeln!(s);
-    for row in rows {
+    for row in rows.iter().filter(|r| in_redis_section(r)) {
         match &row.redis {
             Some(r) => {
                 let _ = writeln!(s, "{}", run_note("ours-redis", r));

@@ -12,6 +12,10 @@ use crate::{size_label, RunResult};
 /// The large size #22 measures at.
 pub const SCALE_SIZE: usize = 10_000_000;
 
+/// The modes of ours, as the table names them.
+const PERSISTENCE: &str = "with --persistence.file";
+const MEMORY: &str = "memory (no persistence)";
+
 type Get = fn(&RunResult) -> Option<f64>;
 type Fmt = fn(f64) -> String;
 
@@ -188,16 +192,16 @@ fn goals() -> Vec<Goal> {
 fn runs(row: &SizeRow) -> Vec<(&'static str, Option<&RunResult>)> {
     let mode = |r: &RunResult| {
         if r.restart.is_some() {
-            "persistence file"
+            PERSISTENCE
         } else {
-            "memory"
+            MEMORY
         }
     };
     let ours = row.ours.as_ref();
     if row.n == SCALE_SIZE {
         let persisted = ours.filter(|r| r.restart.is_some());
         let memory = row.memory.as_ref().or(ours.filter(|r| r.restart.is_none()));
-        vec![("persistence file", persisted), ("memory", memory)]
+        vec![(PERSISTENCE, persisted), (MEMORY, memory)]
     } else {
         vec![(ours.map_or("–", mode), ours)]
     }
@@ -311,7 +315,7 @@ fn outcomes(row: &SizeRow) -> Vec<Outcome> {
     for (mode, run) in runs(row) {
         for goal in goals().iter().filter(|g| g.size == row.n) {
             let persisted = run.is_some_and(|r| r.restart.is_some());
-            if goal.persistence_only && mode != "persistence file" && !persisted {
+            if goal.persistence_only && mode != PERSISTENCE && !persisted {
                 continue;
             }
             out.push(check(goal, row, mode, run));
