@@ -357,6 +357,7 @@ impl ScrapeFormat {
 struct CountingSink {
     status: hyper::StatusCode,
     content_type: String,
+    gzipped: bool,
     /// gzip: count only the bytes (timed scrapes), or also decompress and count lines.
     gzip: Option<GzipCount>,
     counter: Option<Box<dyn Counter>>,
@@ -374,6 +375,7 @@ impl BodySink for CountingSink {
         self.status = status;
         self.content_type = content_type.to_string();
         let gzipped = content_encoding.eq_ignore_ascii_case("gzip");
+        self.gzipped = gzipped;
         self.counter = Some(match self.gzip {
             Some(GzipCount::Size) => Box::new(SizeCounter::default()),
             Some(GzipCount::Lines) if gzipped => Box::new(GzipTextCounter::default()),
@@ -415,6 +417,7 @@ async fn scrape_counted(
     let mut sink = CountingSink {
         status: hyper::StatusCode::OK,
         content_type: String::new(),
+        gzipped: false,
         gzip,
         counter: None,
     };
@@ -430,6 +433,9 @@ async fn scrape_counted(
         return Err(format!("GET /metrics ({format:?}): {}", sink.status));
     }
     let counter = sink.counter.ok_or("GET /metrics: no response")?;
+    if gzip.is_some() && !sink.gzipped {
+        return Err("asked for gzip, answered without Content-Encoding: gzip".into());
+    }
     Ok(Scraped {
         count: counter.finish()?,
         content_type: sink.content_type,
