@@ -428,3 +428,131 @@ pub fn markdown(rows: &[SizeRow]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::measure::Latency;
+
+    fn scrape(ms: u64, bytes: usize, content_type: &str) -> Scrape {
+        Scrape {
+            samples: 7,
+            median: Duration::from_millis(ms),
+            bytes,
+            series: 1,
+            loaded: 1,
+            content_type: content_type.into(),
+        }
+    }
+
+    /// A run at `n` series: text scrape in `text_ms`, restarted when `restart` is given.
+    fn run(n: usize, text_ms: u64, restart: Option<u64>) -> RunResult {
+        let text = "text/plain; version=0.0.4";
+        RunResult {
+            load_mode: String::new(),
+            rss_empty: 0,
+            rss_loaded: 140 * n as u64,
+            n,
+            latency: Latency {
+                samples: 10,
+                median: Duration::from_micros(300),
+                p99: Duration::from_millis(1),
+            },
+            throughput: None,
+            scrape: scrape(text_ms, 1000, text),
+            protobuf_latency: None,
+            gzip_scrape: Some(scrape(text_ms - 1, 100, text)),
+            protobuf_scrape: Some(scrape(
+                text_ms * 2,
+                1000,
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily",
+            )),
+            openmetrics_scrape: Some(scrape(text_ms, 1000, text)),
+            restart: restart.map(Duration::from_millis),
+            load: ("1.00".into(), "2.00".into()),
+            redis_cpu: None,
+            redis_figures: None,
+        }
+    }
+
+    fn row(n: usize, ours: Option<RunResult>, memory: Option<RunResult>) -> SizeRow {
+        SizeRow {
+            n,
+            ours,
+            reference: None,
+            redis: None,
+            memory,
+            reference_scale: None,
+        }
+    }
+
+    fn result<'a>(outcomes: &'a [Outcome], mode: &str, name: &str) -> &'a Outcome {
+        outcomes
+            .iter()
+            .find(|o| o.mode == mode && o.name == name)
+            .unwrap_or_else(|| panic!("no outcome {mode} {name}"))
+    }
+
+    #[test]
+    fn at_1m_relative_targets_use_ours_text_scrape_and_the_reference() {
+        let mut r = row(TARGET_SIZE, Some(run(TARGET_SIZE, 20, Some(400))), None);
+        let mut reference = run(TARGET_SIZE, 2000, Some(5000));
+        reference.gzip_scrape = Some(scrape(2000, 90, "text/plain"));
+        r.reference = Some(reference);
+        let o = outcomes(&r);
+        assert_eq!(o.len(), 7);
+        let p = |name| result(&o, PERSISTENCE, name).pass;
+        assert_eq!(p("RSS per stored series"), Some(true));
+        assert_eq!(
+            p("restart (exec → a scrape holding every series)"),
+            Some(true)
+        );
+        assert_eq!(p("text scrape, median"), Some(true));
+        // 40 ms is more than 1.5 × 20 ms.
+        assert_eq!(p("protobuf scrape, median"), Some(false));
+        // Fast enough, but answered in text: not OpenMetrics.
+        let om = result(&o, PERSISTENCE, "OpenMetrics scrape, median");
+        assert_eq!(om.pass, Some(false));
+        assert!(om.note.contains("text/plain"), "{}", om.note);
+        // 100 bytes are more than 1.05 × 90.
+        assert_eq!(p("gzip scrape size"), Some(false));
+        assert_eq!(p("gzip scrape time, median"), Some(true));
+        // Without the reference the size target cannot be judged.
+        r.reference = None;
+        assert_eq!(
+            result(&outcomes(&r), PERSISTENCE, "gzip scrape size").pass,
+            None
+        );
+    }
+
+    #[test]
+    fn at_10m_both_modes_are_checked_and_a_missing_one_is_not_a_pass() {
+        let ours = run(SCALE_SIZE, 600, Some(4000));
+        let r = row(
+            SCALE_SIZE,
+            Some(ours.clone()),
+            Some(run(SCALE_SIZE, 400, None)),
+        );
+        let o = outcomes(&r);
+        // Five targets with persistence, four in memory mode (no restart there).
+        assert_eq!(o.len(), 9);
+        assert_eq!(
+            result(&o, PERSISTENCE, "text scrape, median").pass,
+            Some(false)
+        );
+        assert_eq!(result(&o, MEMORY, "text scrape, median").pass, Some(true));
+        assert_eq!(
+            result(&o, PERSISTENCE, "RSS after loading").pass,
+            Some(true)
+        );
+        assert!(o
+            .iter()
+            .all(|x| x.mode != MEMORY || !x.name.starts_with("restart")));
+        let without_memory = row(SCALE_SIZE, Some(ours), None);
+        let o = outcomes(&without_memory);
+        assert_eq!(result(&o, MEMORY, "PUT 10 series, median").pass, None);
+        assert!(verdict(&[without_memory]).is_some_and(|v| v.contains("not met")));
+    }
+}
