@@ -319,3 +319,89 @@ fn format_float(v: f64) -> String {
         number::format_float(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{Metric, MetricFamily, MetricType};
+    use crate::store::{PushMode, StoreConfig};
+
+    /// The body as it was written before streaming: one `serde_json::to_string` of it all.
+    fn one_buffer(store: &Store, policy: &ExpiryPolicy) -> String {
+        #[derive(Serialize)]
+        struct Whole<'a> {
+            data: Vec<BTreeMap<&'a str, GroupEntry<'a>>>,
+            status: &'static str,
+        }
+        let groups = store.groups();
+        let data = groups
+            .iter()
+            .map(|g| group_object(g, policy.deadline(&g.key, g.ttl, g.push_time)))
+            .collect();
+        serde_json::to_string(&Whole {
+            data,
+            status: "success",
+        })
+        .expect("serializes")
+    }
+
+    fn streamed(store: &Store, policy: ExpiryPolicy, limit: Option<usize>) -> String {
+        let mut pieces = Pieces {
+            store: store.clone(),
+            policy: Arc::new(policy),
+            after: None,
+            remaining: limit,
+            started: false,
+            first: true,
+            done: false,
+        };
+        let mut body = Vec::new();
+        let mut count = 0;
+        while let Some(piece) = pieces.next() {
+            body.extend_from_slice(&piece);
+            count += 1;
+        }
+        assert!(
+            count > 1 || store.stats().groups < PIECE_GROUPS,
+            "{count} pieces"
+        );
+        String::from_utf8(body).expect("UTF-8")
+    }
+
+    #[test]
+    fn the_streamed_body_is_the_one_buffer_body_byte_for_byte() {
+        let store = Store::new(StoreConfig::default());
+        let policy = || ExpiryPolicy {
+            default_ttl: Some(Duration::from_secs(60)),
+            rules: Vec::new(),
+        };
+        assert_eq!(
+            streamed(&store, policy(), None),
+            one_buffer(&store, &policy())
+        );
+        for g in 0..300 {
+            let series = if g % 50 == 0 { 3000 } else { g % 7 };
+            let family = MetricFamily {
+                name: format!("m{}", g % 3).into(),
+                help: (g % 2 == 0).then(|| "Help \"quoted\"\n".into()),
+                metric_type: MetricType::Gauge,
+                metrics: (0..series)
+                    .map(|i| Metric::new(vec![Label::new("i", i.to_string())], Value::Gauge(-0.5)))
+                    .collect(),
+            };
+            let key = GroupingKey::new(vec![
+                Label::new("job", "j"),
+                Label::new("instance", format!("é{g}")),
+            ]);
+            store
+                .push(key, vec![family], PushMode::Replace, 1e9 + g as f64)
+                .expect("push");
+        }
+        let whole = streamed(&store, policy(), None);
+        assert_eq!(whole, one_buffer(&store, &policy()));
+        // A page as large as the store is the same body.
+        assert_eq!(streamed(&store, policy(), Some(MAX_LIMIT)), whole);
+    }
+}
