@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::app::{App, HttpResponse};
@@ -40,8 +41,8 @@ pub const MAX_LIMIT: usize = 10_000;
 /// Groups per piece of the body, at most.
 const PIECE_GROUPS: usize = 64;
 /// Series per piece of the body, about (a piece holds at least one group, however large):
-/// a piece costs about 1 ms to serialize, so a worker is never held longer.
-const PIECE_SERIES: usize = 2_048;
+/// a piece costs a few milliseconds to serialize, on the blocking pool.
+const PIECE_SERIES: usize = 4_096;
 
 /// `GET /api/v1/metrics`: every group, or with `limit` and/or `after` one page of them.
 ///
@@ -68,7 +69,7 @@ pub fn list(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiError> {
             _ => {}
         }
     }
-    let mut pieces = Pieces {
+    let pieces = Arc::new(Mutex::new(Pieces {
         store: app.store.clone(),
         policy: app.expirer.policy(),
         after,
@@ -76,8 +77,23 @@ pub fn list(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiError> {
         started: false,
         first: true,
         done: false,
-    };
-    Ok(respond_body(ResponseBody::pulled(move || pieces.next())))
+    }));
+    let offload = app.offload.clone();
+    // Each piece is serialized on the blocking pool (its cost grows with the groups'
+    // size), one at a time: the mutex is never contended.
+    Ok(respond_body(ResponseBody::pulled(move || {
+        let (pieces, offload) = (pieces.clone(), offload.clone());
+        Box::pin(async move {
+            offload
+                .always(move || pieces.lock().next())
+                .await
+                .unwrap_or_else(|e| {
+                    // Ends the body short, which no JSON parser takes for the whole list.
+                    tracing::warn!(err = %e, "cannot serialize the rest of /api/v1/metrics");
+                    None
+                })
+        })
+    })))
 }
 
 /// The pieces of one body: the opening, pages of groups, then the closing.

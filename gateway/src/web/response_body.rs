@@ -4,14 +4,18 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-/// Makes the next piece of a pulled body; `None` ends it.
-pub type NextChunk = Box<dyn FnMut() -> Option<Bytes> + Send>;
+/// The next piece of a pulled body, once made; `None` ends the body.
+pub type Piece = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
+
+/// Starts making the next piece of a pulled body.
+type NextPiece = Box<dyn FnMut() -> Piece + Send>;
 
 /// A response body made of pieces.
 #[derive(Default)]
@@ -19,7 +23,9 @@ pub struct ResponseBody {
     chunks: VecDeque<Bytes>,
     remaining: u64,
     /// Called for the next piece once `chunks` is sent (length unknown: sent chunked).
-    pull: Option<NextChunk>,
+    pull: Option<NextPiece>,
+    /// The piece being made.
+    pending: Option<Piece>,
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -46,12 +52,13 @@ impl ResponseBody {
             chunks,
             remaining,
             pull: None,
+            pending: None,
         }
     }
 
-    /// A body whose pieces `next` makes one at a time, each when hyper can send it: a
-    /// slow client holds back the work (and memory) of what it has not read yet.
-    pub fn pulled(next: impl FnMut() -> Option<Bytes> + Send + 'static) -> ResponseBody {
+    /// A body whose pieces `next` makes one at a time, each when hyper can send the one
+    /// before: a slow client holds back the work (and memory) of what it has not read yet.
+    pub fn pulled(next: impl FnMut() -> Piece + Send + 'static) -> ResponseBody {
         ResponseBody {
             pull: Some(Box::new(next)),
             ..ResponseBody::default()
@@ -65,19 +72,29 @@ impl Body for ResponseBody {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let mut next = self.chunks.pop_front();
-        if let Some(chunk) = &next {
+        if let Some(chunk) = self.chunks.pop_front() {
             self.remaining -= chunk.len() as u64;
-        } else if let Some(pull) = self.pull.as_mut() {
-            // Empty pieces are skipped: a zero-length chunk would end a chunked body.
-            next = std::iter::from_fn(&mut *pull).find(|c| !c.is_empty());
-            if next.is_none() {
-                self.pull = None;
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        let this = &mut *self;
+        while let Some(pull) = this.pull.as_mut() {
+            let piece = this.pending.get_or_insert_with(&mut *pull);
+            match piece.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(next) => {
+                    this.pending = None;
+                    match next {
+                        // Empty pieces are skipped: a zero-length chunk would end the body.
+                        Some(chunk) if chunk.is_empty() => {}
+                        Some(chunk) => return Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                        None => this.pull = None,
+                    }
+                }
             }
         }
-        Poll::Ready(next.map(|chunk| Ok(Frame::data(chunk))))
+        Poll::Ready(None)
     }
 
     fn is_end_stream(&self) -> bool {
