@@ -42,7 +42,7 @@ use idempotency::{KeyTable, SeenKey, Verdict};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
 pub use quota::{Quota, QuotaUsage};
-pub use select::{GroupPage, GroupPages, GroupSummary, ViewPage};
+pub use select::{GroupPage, GroupSummary, ViewPage};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
 

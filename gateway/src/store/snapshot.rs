@@ -68,9 +68,9 @@ impl Store {
     }
 
     /// Every group with its families, in grouping-key order.
-    /// One consistent cut under one read lock, costing a few pointer copies per family;
-    /// readers that need no consistent cut and may see many groups page through
-    /// [`Store::group_pages`] instead.
+    /// One consistent cut under one read lock, costing a few pointer copies per family
+    /// (the series are shared, not copied); readers that need no consistent cut page
+    /// through [`Store::group_page`] instead.
     pub fn groups(&self) -> Vec<GroupView> {
         group_views(&self.shared.state.read())
     }

@@ -101,7 +101,8 @@ pub async fn delete(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiE
     Ok(respond_json(&body))
 }
 
-/// [`crate::store::Store::list_groups`] on the blocking pool: it looks at every group.
+/// [`crate::store::Store::list_groups`] on the blocking pool: with selectors it may look at
+/// every group.
 async fn list_off_workers(
     app: &App,
     selectors: Vec<Selector>,

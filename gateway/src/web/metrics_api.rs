@@ -140,8 +140,8 @@ impl Pieces {
                 tracing::error!(err = %e, "cannot serialize a group for /api/v1/metrics");
             }
         }
-        if let (Some(remaining), n) = (self.remaining.as_mut(), page.groups.len()) {
-            *remaining -= n;
+        if let Some(remaining) = self.remaining.as_mut() {
+            *remaining -= page.groups.len();
         }
         if let Some(last) = page.groups.last() {
             self.after = Some(last.key.clone());
