@@ -4,16 +4,17 @@
 //!
 //! The whole list is never built in memory: the body is made as the client reads it, each
 //! piece from a page of groups taken under a short read lock ([`Store::group_page`]) and
-//! serialized with no lock held. Without `limit` and `after` the body is byte for byte
-//! what it was as one buffer, `{"data":[...],"status":"success"}`; a page that is not the
-//! last adds `"next":"<cursor>"` between the two, which upstream's clients ignore.
+//! serialized on the blocking pool with no lock held; a group larger than a piece is split
+//! between its families. Without `limit` and `after` the body is byte for byte what it was
+//! as one buffer, `{"data":[...],"status":"success"}`; a page that is not the last adds
+//! `"next":"<cursor>"` between the two, which upstream's clients ignore.
 //!
-//! Objects are serialized straight from borrowed data (no `serde_json::Value` tree: with
-//! thousands of groups that costs several times more). Every object is a `BTreeMap`, so
-//! no key can appear twice and keys come sorted, as Go's encoder sorts map keys. A family
-//! named like one of the group's own keys (`labels`, `last_push_successful`, `expires_at`)
-//! is left out of its group's object: upstream lets it overwrite the group's labels, which
-//! leaves the group unidentifiable.
+//! Values are serialized straight from borrowed data (no `serde_json::Value` tree: with
+//! thousands of groups that costs several times more). A group's keys are listed once,
+//! sorted, as Go's encoder sorts map keys, and every inner object is a `BTreeMap` for the
+//! same reason. A family named like one of the group's own keys (`labels`,
+//! `last_push_successful`, `expires_at`) is left out of its group's object: upstream lets
+//! it overwrite the group's labels, which leaves the group unidentifiable.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,7 +37,8 @@ use crate::store::{
     PUSH_TIME_METRIC,
 };
 
-/// The largest `limit`: a page is built whole before it is sent, so it must stay small.
+/// The largest `limit`. A page streams like the whole list, so this bounds no memory; a
+/// larger one is a mistake (leaving `limit` out asks for every group).
 pub const MAX_LIMIT: usize = 10_000;
 /// Groups per piece of the body, at most.
 const PIECE_GROUPS: usize = 64;
