@@ -120,35 +120,34 @@ pub(super) fn replaced_series(
     })
 }
 
+/// Every group's view, in key order.
 pub(super) fn group_views(state: &State) -> Vec<GroupView> {
     state
         .groups
         .iter()
-        .map(|(key, group)| {
-            let mut families: Vec<_> = group.families.values().cloned().collect();
-            families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
-            let mut keys: Vec<(Str, f64)> = group
-                .keys
-                .iter()
-                .map(|(key, seen)| (key.clone(), seen.time))
-                .collect();
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
-            GroupView {
-                key: key.clone(),
-                families,
-                push_time: group.push_time,
-                failure_time: group.failure_time,
-                created: group.created,
-                ttl: group.ttl,
-                keys,
-            }
-        })
+        .map(|(key, group)| group_view(key, group))
         .collect()
 }
 
-pub(super) fn sorted(mut views: Vec<GroupView>) -> Vec<GroupView> {
-    views.sort_by(|a, b| a.key.cmp(&b.key));
-    views
+/// A group's view: its families and idempotency keys sorted, each family shared, not copied.
+pub(super) fn group_view(key: &Arc<GroupingKey>, group: &Group) -> GroupView {
+    let mut families: Vec<_> = group.families.values().cloned().collect();
+    families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
+    let mut keys: Vec<(Str, f64)> = group
+        .keys
+        .iter()
+        .map(|(key, seen)| (key.clone(), seen.time))
+        .collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    GroupView {
+        key: key.clone(),
+        families,
+        push_time: group.push_time,
+        failure_time: group.failure_time,
+        created: group.created,
+        ttl: group.ttl,
+        keys,
+    }
 }
 
 pub(super) fn clear(state: &mut State) {
