@@ -15,12 +15,15 @@ use crate::model::{
     QUANTILE_LABEL,
 };
 
-/// Writes one family: `# HELP` (if any), `# TYPE`, then its samples.
-pub fn write_family(out: &mut String, family: &Family<'_>) {
-    let name = family.name;
-    write_header(out, name, family.help, family.metric_type.as_str(), false);
+/// Writes a family's `# HELP` (if any) and `# TYPE` lines.
+pub fn write_family_header(out: &mut String, family: &Family<'_>) {
+    write_header(out, family.name, family.help, family.metric_type.as_str(), false);
+}
+
+/// Writes the samples of a family's metrics, without the header.
+pub fn write_metrics(out: &mut String, family: &Family<'_>) {
     for series in family.metrics {
-        write_metric(out, family.format, name, series);
+        write_metric(out, family.format, family.name, series);
     }
 }
 
