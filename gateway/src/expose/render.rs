@@ -556,7 +556,7 @@ mod tests {
             .filter_map(|_| {
                 let mut labels = Vec::new();
                 for &name in names {
-                    if rng.below(3) > 0 {
+                    if names.len() == 1 || rng.below(3) > 0 {
                         labels.push(Label::new(name, rng.below(8).to_string()));
                     }
                 }
