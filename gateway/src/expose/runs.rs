@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use super::parallel::parallel_map;
 use super::{encode_family_header, encode_metrics, ScrapeFormat};
-use crate::model::{GroupingKey, Metric, MetricType, Series, Value};
+use crate::model::{GroupingKey, Label, Metric, MetricType, Series, Value};
 use crate::store::{NameSnapshot, StoredFamily};
 
 /// A piece of a rendered exposition. `id` names its bytes for the gzip cache: a piece is
@@ -120,11 +120,7 @@ pub(super) fn assemble(
     let sorted = parallel_map(
         stale,
         |(_, family)| family.family.metrics.len(),
-        |(position, family)| {
-            let mut series: Vec<Series> = family.series().collect();
-            sort_metrics(&mut series);
-            (position, family, series)
-        },
+        |(position, family)| (position, family, sorted_run(family)),
     );
     for (position, family, series) in sorted {
         let (Some(first), Some(last)) = (series.first(), series.last()) else {
@@ -272,11 +268,65 @@ fn encode_cluster(
 }
 
 fn sorted_series<'a>(slot: &mut Slot<'a>) -> Vec<Series<'a>> {
-    slot.sorted.take().unwrap_or_else(|| {
-        let mut series: Vec<Series> = slot.family.series().collect();
-        sort_metrics(&mut series);
-        series
-    })
+    let family = slot.family;
+    slot.sorted.take().unwrap_or_else(|| sorted_run(family))
+}
+
+/// A family's series in exposition order. When they all have the same label names (the
+/// usual case within a group), only the values that differ between them decide, compared
+/// as plain strings: the same order as the general comparison, which merges the group's
+/// labels in again on every comparison, at a fraction of its cost.
+fn sorted_run(family: &StoredFamily) -> Vec<Series<'_>> {
+    let mut series: Vec<Series> = family.series().collect();
+    if series.is_sorted_by(|a, b| cmp_series(a, b).is_le()) {
+        return series;
+    }
+    match sort_by_varying_values(&series) {
+        Some(sorted) => sorted,
+        None => {
+            sort_metrics(&mut series);
+            series
+        }
+    }
+}
+
+/// The series sorted by the values that differ between them, or `None` when their label
+/// names differ.
+fn sort_by_varying_values<'a>(series: &[Series<'a>]) -> Option<Vec<Series<'a>>> {
+    let first: Vec<&Label> = series.first()?.labels().collect();
+    let width = first.len();
+    let mut labels: Vec<&Label> = Vec::with_capacity(series.len() * width);
+    for one in series {
+        let before = labels.len();
+        for label in one.labels() {
+            let position = labels.len() - before;
+            if position >= width || label.name != first[position].name {
+                return None;
+            }
+            labels.push(label);
+        }
+        if labels.len() - before != width {
+            return None;
+        }
+    }
+    let varying: Vec<usize> = (0..width)
+        .filter(|&i| {
+            labels
+                .chunks_exact(width)
+                .any(|set| set[i].value != first[i].value)
+        })
+        .collect();
+    let value = |series: u32, i: usize| -> &str { &labels[series as usize * width + i].value };
+    let mut order: Vec<u32> = (0..series.len() as u32).collect();
+    // Stable, as the general sort is: equal label sets keep their order.
+    order.sort_by(|&a, &b| {
+        varying
+            .iter()
+            .map(|&i| value(a, i).cmp(value(b, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    Some(order.into_iter().map(|i| series[i as usize]).collect())
 }
 
 /// Merges runs each sorted by `cmp` into one sorted sequence; equal items keep the order
@@ -346,6 +396,32 @@ mod tests {
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0 % below
+        }
+    }
+
+    #[test]
+    fn sorting_by_the_varying_values_equals_the_general_sort() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let group = GroupingKey::new(vec![Label::new("job", "j"), Label::new("c", "x")]);
+        for _ in 0..200 {
+            let metrics: Vec<Metric> = (0..rng.next(40))
+                .map(|_| {
+                    let labels = ["a", "b", "d"]
+                        .iter()
+                        .map(|n| Label::new(*n, rng.next(4).to_string()))
+                        .collect();
+                    Metric::new(labels, Value::Gauge(0.0))
+                })
+                .collect();
+            let series: Vec<Series> = metrics.iter().map(|m| Series::new(m, &group)).collect();
+            let mut expected = series.clone();
+            sort_metrics(&mut expected);
+            let sorted = sort_by_varying_values(&series);
+            let ptrs = |s: &[Series]| s.iter().map(|s| s.metric as *const Metric).collect::<Vec<_>>();
+            match sorted {
+                Some(sorted) => assert_eq!(ptrs(&sorted), ptrs(&expected)),
+                None => assert!(series.is_empty()),
+            }
         }
     }
 
