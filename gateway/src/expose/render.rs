@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use super::gzip::GzipCache;
 use super::parallel::parallel_map;
-use super::runs::{assemble, sort_metrics, Ids, NameCache, Piece};
+use super::runs::{assemble, exact_bytes, sort_metrics, Ids, NameCache, Piece};
 use super::{encode_family, Encoding, ScrapeFormat};
 use crate::model::{Metric, MetricFamily, MetricType, Series, Str, Value};
 use crate::store::{
@@ -335,7 +335,7 @@ impl Renderer {
         } else {
             vec![Piece {
                 id: Some(self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
-                bytes: Bytes::from(bytes),
+                bytes: exact_bytes(bytes),
             }]
         };
         let cache = NameCache {
@@ -350,7 +350,7 @@ impl Renderer {
     fn encode_and_cache_times(&self, format: ScrapeFormat, snapshot: &Snapshot) -> (Piece, Piece) {
         let piece = |bytes: Vec<u8>| Piece {
             id: Some(self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
-            bytes: Bytes::from(bytes),
+            bytes: exact_bytes(bytes),
         };
         let push = piece(encode_times(
             format,

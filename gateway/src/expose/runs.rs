@@ -240,7 +240,7 @@ fn encode_cluster(
         let series = sorted_series(slot);
         let piece = Piece {
             id: Some(next_id(ids)),
-            bytes: Bytes::from(encode_metrics(format, name, metric_type, &series)),
+            bytes: exact_bytes(encode_metrics(format, name, metric_type, &series)),
         };
         let run = Arc::new(Run {
             family: slot.run.family.clone(),
@@ -257,7 +257,7 @@ fn encode_cluster(
     let merged = merge_sorted(runs, cmp_series);
     let piece = Piece {
         id: Some(next_id(ids)),
-        bytes: Bytes::from(encode_metrics(format, name, metric_type, &merged)),
+        bytes: exact_bytes(encode_metrics(format, name, metric_type, &merged)),
     };
     // The runs stay cached without an encoding: their boundaries say where they go.
     let runs = cluster
@@ -278,9 +278,6 @@ fn sorted_series<'a>(slot: &mut Slot<'a>) -> Vec<Series<'a>> {
 /// labels in again on every comparison, at a fraction of its cost.
 fn sorted_run(family: &StoredFamily) -> Vec<Series<'_>> {
     let mut series: Vec<Series> = family.series().collect();
-    if series.is_sorted_by(|a, b| cmp_series(a, b).is_le()) {
-        return series;
-    }
     match sort_by_varying_values(&series) {
         Some(sorted) => sorted,
         None => {
@@ -327,6 +324,13 @@ fn sort_by_varying_values<'a>(series: &[Series<'a>]) -> Option<Vec<Series<'a>>> 
             .unwrap_or(Ordering::Equal)
     });
     Some(order.into_iter().map(|i| series[i as usize]).collect())
+}
+
+/// Bytes that keep no spare capacity: a cached encoding grown by doubling would otherwise
+/// hold up to twice its size for as long as it is cached.
+pub(super) fn exact_bytes(mut encoded: Vec<u8>) -> Bytes {
+    encoded.shrink_to_fit();
+    Bytes::from(encoded)
 }
 
 /// Merges runs each sorted by `cmp` into one sorted sequence; equal items keep the order

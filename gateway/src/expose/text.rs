@@ -100,16 +100,20 @@ pub(super) fn write_series(
     extra: Option<(&str, f64)>,
     float: fn(&mut String, f64),
 ) {
-    let full_name = format!("{name}{suffix}");
-    let quoted_name = !is_legacy_metric_name(&full_name);
+    // Suffixes (`_sum`, `_bucket`, ...) are classic characters, so a name with its suffix
+    // is classic exactly when the name is (or, for an empty name, the suffix): checked
+    // without building it for every sample.
+    let quoted_name = !is_legacy_metric_name(if name.is_empty() { suffix } else { name });
     let mut first = true;
     if quoted_name {
         out.push_str("{\"");
-        escape_into(out, &full_name, true);
+        escape_into(out, name, true);
+        escape_into(out, suffix, true);
         out.push('"');
         first = false;
     } else {
-        out.push_str(&full_name);
+        out.push_str(name);
+        out.push_str(suffix);
         if !labels.is_empty() || extra.is_some() {
             out.push('{');
         }
