@@ -56,10 +56,13 @@ struct Deflated {
     len: u64,
 }
 
-/// The cached segments, per format, by the ids of their dictionaries' and own pieces.
+/// Deflated segments by the ids of their dictionaries' and own pieces.
+type Segments = HashMap<Box<[u64]>, Arc<Deflated>>;
+
+/// The cached segments, per format.
 #[derive(Default)]
 pub struct GzipCache {
-    segments: Mutex<HashMap<ScrapeFormat, HashMap<Box<[u64]>, Arc<Deflated>>>>,
+    segments: Mutex<HashMap<ScrapeFormat, Segments>>,
 }
 
 /// A run of pieces deflated together; `key` is `None` when one of them is not cacheable.
@@ -121,7 +124,7 @@ impl GzipCache {
         trailer.extend_from_slice(&(len as u32).to_le_bytes());
         chunks.push(Bytes::from(trailer));
 
-        let kept: HashMap<Box<[u64]>, Arc<Deflated>> = segments
+        let kept: Segments = segments
             .into_iter()
             .zip(all)
             .filter_map(|(s, d)| Some((s.key?, d)))

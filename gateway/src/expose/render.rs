@@ -310,7 +310,9 @@ impl Renderer {
             out.insert(&*entry.name, (cache.pieces.clone(), dropped));
             // A render that dropped series is not cached, so the drop is counted every
             // scrape; nor is one older than what a concurrent scrape cached meanwhile.
-            let newer = cached.get(&entry.name).is_some_and(|c| c.version > cache.version);
+            let newer = cached
+                .get(&entry.name)
+                .is_some_and(|c| c.version > cache.version);
             if dropped == 0 && !newer {
                 cached.insert(entry.name.clone(), cache);
             }

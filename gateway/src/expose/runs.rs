@@ -158,10 +158,7 @@ pub(super) fn assemble(
         tasks,
         |cluster| match cluster.as_slice() {
             [lone] if lone.run.encoded.is_some() => 0,
-            cluster => cluster
-                .iter()
-                .map(|s| s.family.family.metrics.len())
-                .sum(),
+            cluster => cluster.iter().map(|s| s.family.family.metrics.len()).sum(),
         },
         |cluster| encode_cluster(format, name, metric_type, cluster, ids),
     );
@@ -232,7 +229,10 @@ fn encode_cluster(
 ) -> (Piece, ClusterRuns) {
     if let [slot] = cluster.as_slice() {
         if let Some(piece) = &slot.run.encoded {
-            return (piece.clone(), vec![(slot.family.group.clone(), slot.run.clone())]);
+            return (
+                piece.clone(),
+                vec![(slot.family.group.clone(), slot.run.clone())],
+            );
         }
     }
     let mut cluster = cluster;
@@ -421,7 +421,11 @@ mod tests {
             let mut expected = series.clone();
             sort_metrics(&mut expected);
             let sorted = sort_by_varying_values(&series);
-            let ptrs = |s: &[Series]| s.iter().map(|s| s.metric as *const Metric).collect::<Vec<_>>();
+            let ptrs = |s: &[Series]| {
+                s.iter()
+                    .map(|s| s.metric as *const Metric)
+                    .collect::<Vec<_>>()
+            };
             match sorted {
                 Some(sorted) => assert_eq!(ptrs(&sorted), ptrs(&expected)),
                 None => assert!(series.is_empty()),
@@ -435,9 +439,8 @@ mod tests {
         for _ in 0..500 {
             let runs: Vec<Vec<(u64, u64)>> = (0..rng.next(6))
                 .map(|run| {
-                    let mut items: Vec<(u64, u64)> = (0..rng.next(20))
-                        .map(|_| (rng.next(30), run))
-                        .collect();
+                    let mut items: Vec<(u64, u64)> =
+                        (0..rng.next(20)).map(|_| (rng.next(30), run)).collect();
                     items.sort_by_key(|i| i.0);
                     items
                 })

@@ -17,7 +17,13 @@ use crate::model::{
 
 /// Writes a family's `# HELP` (if any) and `# TYPE` lines.
 pub fn write_family_header(out: &mut String, family: &Family<'_>) {
-    write_header(out, family.name, family.help, family.metric_type.as_str(), false);
+    write_header(
+        out,
+        family.name,
+        family.help,
+        family.metric_type.as_str(),
+        false,
+    );
 }
 
 /// Writes the samples of a family's metrics, without the header.
