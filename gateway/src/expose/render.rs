@@ -260,9 +260,7 @@ impl Renderer {
                 bytes: Bytes::from_static(b"# EOF\n"),
             });
         }
-        if any_changed {
-            self.evict_missing(format, &snapshot);
-        }
+        self.evict_missing(format, &snapshot, any_changed);
         RenderedChunks {
             format,
             pieces,
@@ -375,12 +373,15 @@ impl Renderer {
         (push, failure)
     }
 
-    /// Drops the cached names (with their runs) that the store no longer has.
-    fn evict_missing(&self, format: ScrapeFormat, snapshot: &Snapshot) {
+    /// Drops the cached names (with their runs) that the store no longer has: looked for
+    /// when a name changed, or when the cache holds more names than the store.
+    fn evict_missing(&self, format: ScrapeFormat, snapshot: &Snapshot, any_changed: bool) {
         let mut names = self.names.lock();
         if let Some(cached) = names.get_mut(&format) {
-            let present: HashSet<&str> = snapshot.names.iter().map(|n| &*n.name).collect();
-            cached.retain(|name, _| present.contains(&**name));
+            if any_changed || cached.len() > snapshot.names.len() {
+                let present: HashSet<&str> = snapshot.names.iter().map(|n| &*n.name).collect();
+                cached.retain(|name, _| present.contains(&**name));
+            }
         }
     }
 
@@ -584,6 +585,35 @@ mod tests {
         let mut series: Vec<Series> = entry.families.iter().flat_map(|f| f.series()).collect();
         sort_metrics(&mut series);
         encode_family(format, "m", Some("help"), MetricType::Gauge, &series)
+    }
+
+    #[test]
+    fn a_family_changed_in_place_is_encoded_again() {
+        // Aggregating pushes change a family in place when nothing else holds it; the
+        // renderer's weak handle must not let an in-place change pass for the same family.
+        let store = Store::new(StoreConfig::default());
+        let renderer = Renderer::new();
+        let key = || GroupingKey::new(vec![Label::new("job", "j")]);
+        let counter = |value: f64| MetricFamily {
+            name: "c_total".into(),
+            help: None,
+            metric_type: MetricType::Counter,
+            metrics: vec![Metric::new(vec![Label::new("a", "1")], Value::Counter(value))],
+        };
+        let body = |renderer: &Renderer| {
+            String::from_utf8(renderer.render(&store, &[], ScrapeFormat::TEXT).body)
+                .unwrap_or_default()
+        };
+        for (pushed, total) in [(1.0, "1"), (2.0, "3"), (4.0, "7")] {
+            let result = store.push(key(), vec![counter(pushed)], PushMode::Aggregate, 1.0);
+            assert!(result.is_ok(), "{result:?}");
+            let line = format!("c_total{{a=\"1\",instance=\"\",job=\"j\"}} {total}\n");
+            assert!(body(&renderer).contains(&line), "{}", body(&renderer));
+        }
+        // A removed group's name leaves the cache with it.
+        assert!(store.delete(&key()).is_ok());
+        assert!(!body(&renderer).contains("c_total"));
+        assert!(renderer.names.lock().values().all(HashMap::is_empty));
     }
 
     #[test]
