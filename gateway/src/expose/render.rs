@@ -598,7 +598,10 @@ mod tests {
             name: "c_total".into(),
             help: None,
             metric_type: MetricType::Counter,
-            metrics: vec![Metric::new(vec![Label::new("a", "1")], Value::Counter(value))],
+            metrics: vec![Metric::new(
+                vec![Label::new("a", "1")],
+                Value::Counter(value),
+            )],
         };
         let body = |renderer: &Renderer| {
             String::from_utf8(renderer.render(&store, &[], ScrapeFormat::TEXT).body)

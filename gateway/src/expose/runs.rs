@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use super::parallel::parallel_map;
 use super::{encode_family_header, encode_metrics, ScrapeFormat};
-use crate::model::{GroupingKey, Label, Metric, MetricType, Series, Value};
+use crate::model::{GroupingKey, Label, MetricType, Series};
 use crate::store::{NameSnapshot, StoredFamily};
 
 /// A piece of a rendered exposition. `id` names its bytes for the gzip cache: a piece is
@@ -47,9 +47,10 @@ pub(super) struct Run {
     /// equal address means the very same, unchanged family: the store never changes a
     /// family another handle refers to (`Arc::make_mut` moves it away from weak handles).
     family: Weak<StoredFamily>,
-    /// Its first and last series in exposition order, with full label sets.
-    first: Metric,
-    last: Metric,
+    /// Where its first and last series in exposition order are among the family's series
+    /// (indices rather than copies: a run costs a few words whatever its labels).
+    first: u32,
+    last: u32,
     /// Its encoding, when it was needed (a run merged with others has none of its own).
     encoded: Option<Piece>,
 }
@@ -76,21 +77,15 @@ fn cmp_series(a: &Series<'_>, b: &Series<'_>) -> Ordering {
     a.labels().cmp_for_exposition(&b.labels())
 }
 
-/// A series' full label set as a metric of its own, to compare with later.
-fn boundary(series: &Series<'_>) -> Metric {
-    Metric::new(series.labels().cloned().collect(), Value::Untyped(0.0))
-}
-
-fn cmp_boundaries(a: &Metric, b: &Metric) -> Ordering {
-    cmp_series(&Series::alone(a), &Series::alone(b))
-}
-
 /// A run being assembled: cached, or sorted just now.
 struct Slot<'a> {
     /// Position of its family in grouping-key order (ties in the order go by it).
     position: usize,
     family: &'a Arc<StoredFamily>,
     run: Arc<Run>,
+    /// Its first and last series in exposition order.
+    first: Series<'a>,
+    last: Series<'a>,
     /// Its series sorted, if they were sorted for this assembly.
     sorted: Option<Vec<Series<'a>>>,
 }
@@ -106,14 +101,22 @@ pub(super) fn assemble(
     let mut slots: Vec<Slot> = Vec::with_capacity(entry.families.len());
     let mut stale = Vec::new();
     for (position, family) in entry.families.iter().enumerate() {
-        match cached_runs.get(&family.group) {
-            Some(run) if run.encodes(family) => slots.push(Slot {
+        let cached = cached_runs.get(&family.group).filter(|r| r.encodes(family));
+        let boundaries = cached.and_then(|run| {
+            let first = family.series().nth(run.first as usize)?;
+            let last = family.series().nth(run.last as usize)?;
+            Some((run.clone(), first, last))
+        });
+        match boundaries {
+            Some((run, first, last)) => slots.push(Slot {
                 position,
                 family,
-                run: run.clone(),
+                run,
+                first,
+                last,
                 sorted: None,
             }),
-            _ => stale.push((position, family)),
+            None => stale.push((position, family)),
         }
     }
     // Sort the changed families' series (on every core when there are many).
@@ -122,26 +125,26 @@ pub(super) fn assemble(
         |(_, family)| family.family.metrics.len(),
         |(position, family)| (position, family, sorted_run(family)),
     );
-    for (position, family, series) in sorted {
-        let (Some(first), Some(last)) = (series.first(), series.last()) else {
+    for (position, family, sorted) in sorted {
+        let (Some(&first), Some(&last)) = (sorted.series.first(), sorted.series.last()) else {
             continue; // A family without metrics shows nothing.
         };
         let run = Arc::new(Run {
             family: Arc::downgrade(family),
-            first: boundary(first),
-            last: boundary(last),
+            first: sorted.first,
+            last: sorted.last,
             encoded: None,
         });
         slots.push(Slot {
             position,
             family,
             run,
-            sorted: Some(series),
+            first,
+            last,
+            sorted: Some(sorted.series),
         });
     }
-    slots.sort_by(|a, b| {
-        cmp_boundaries(&a.run.first, &b.run.first).then(a.position.cmp(&b.position))
-    });
+    slots.sort_by(|a, b| cmp_series(&a.first, &b.first).then(a.position.cmp(&b.position)));
 
     let clusters = overlapping(&slots);
     let tasks: Vec<Vec<Slot>> = {
@@ -199,18 +202,18 @@ pub(super) fn assemble(
 /// ranges overlap; a group of one can be sent as it is.
 fn overlapping(slots: &[Slot<'_>]) -> Vec<usize> {
     let mut clusters = Vec::new();
-    let mut reach: Option<&Metric> = None;
+    let mut reach: Option<&Series> = None;
     for slot in slots {
-        let starts_after = reach.is_none_or(|r| cmp_boundaries(r, &slot.run.first).is_lt());
+        let starts_after = reach.is_none_or(|r| cmp_series(r, &slot.first).is_lt());
         if starts_after {
             clusters.push(1);
-            reach = Some(&slot.run.last);
+            reach = Some(&slot.last);
         } else {
             if let Some(len) = clusters.last_mut() {
                 *len += 1;
             }
-            if reach.is_none_or(|r| cmp_boundaries(r, &slot.run.last).is_lt()) {
-                reach = Some(&slot.run.last);
+            if reach.is_none_or(|r| cmp_series(r, &slot.last).is_lt()) {
+                reach = Some(&slot.last);
             }
         }
     }
@@ -244,8 +247,8 @@ fn encode_cluster(
         };
         let run = Arc::new(Run {
             family: slot.run.family.clone(),
-            first: slot.run.first.clone(),
-            last: slot.run.last.clone(),
+            first: slot.run.first,
+            last: slot.run.last,
             encoded: Some(piece.clone()),
         });
         return (piece, vec![(slot.family.group.clone(), run)]);
@@ -269,27 +272,40 @@ fn encode_cluster(
 
 fn sorted_series<'a>(slot: &mut Slot<'a>) -> Vec<Series<'a>> {
     let family = slot.family;
-    slot.sorted.take().unwrap_or_else(|| sorted_run(family))
+    slot.sorted
+        .take()
+        .unwrap_or_else(|| sorted_run(family).series)
+}
+
+/// A family's series in exposition order, and where the first and last of them are among
+/// its series.
+struct Sorted<'a> {
+    series: Vec<Series<'a>>,
+    first: u32,
+    last: u32,
 }
 
 /// A family's series in exposition order. When they all have the same label names (the
 /// usual case within a group), only the values that differ between them decide, compared
 /// as plain strings: the same order as the general comparison, which merges the group's
 /// labels in again on every comparison, at a fraction of its cost.
-fn sorted_run(family: &StoredFamily) -> Vec<Series<'_>> {
-    let mut series: Vec<Series> = family.series().collect();
-    match sort_by_varying_values(&series) {
-        Some(sorted) => sorted,
-        None => {
-            sort_metrics(&mut series);
-            series
-        }
+fn sorted_run(family: &StoredFamily) -> Sorted<'_> {
+    let series: Vec<Series> = family.series().collect();
+    let order = sort_by_varying_values(&series).unwrap_or_else(|| {
+        let mut order: Vec<u32> = (0..series.len() as u32).collect();
+        order.sort_by(|&a, &b| cmp_series(&series[a as usize], &series[b as usize]));
+        order
+    });
+    Sorted {
+        first: order.first().copied().unwrap_or(0),
+        last: order.last().copied().unwrap_or(0),
+        series: order.iter().map(|&i| series[i as usize]).collect(),
     }
 }
 
-/// The series sorted by the values that differ between them, or `None` when their label
-/// names differ.
-fn sort_by_varying_values<'a>(series: &[Series<'a>]) -> Option<Vec<Series<'a>>> {
+/// The order of the series (their indices) by the values that differ between them, or
+/// `None` when their label names differ.
+fn sort_by_varying_values(series: &[Series<'_>]) -> Option<Vec<u32>> {
     let first: Vec<&Label> = series.first()?.labels().collect();
     let width = first.len();
     let mut labels: Vec<&Label> = Vec::with_capacity(series.len() * width);
@@ -323,7 +339,7 @@ fn sort_by_varying_values<'a>(series: &[Series<'a>]) -> Option<Vec<Series<'a>>> 
             .find(|o| o.is_ne())
             .unwrap_or(Ordering::Equal)
     });
-    Some(order.into_iter().map(|i| series[i as usize]).collect())
+    Some(order)
 }
 
 /// Bytes that keep no spare capacity: a cached encoding grown by doubling would otherwise
@@ -390,6 +406,7 @@ pub fn merge_sorted<T: Copy>(runs: Vec<Vec<T>>, cmp: impl Fn(&T, &T) -> Ordering
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Metric, Value};
 
     /// A small deterministic generator (xorshift), so that failures reproduce.
     struct Rng(u64);
@@ -420,14 +437,16 @@ mod tests {
             let series: Vec<Series> = metrics.iter().map(|m| Series::new(m, &group)).collect();
             let mut expected = series.clone();
             sort_metrics(&mut expected);
-            let sorted = sort_by_varying_values(&series);
             let ptrs = |s: &[Series]| {
                 s.iter()
                     .map(|s| s.metric as *const Metric)
                     .collect::<Vec<_>>()
             };
-            match sorted {
-                Some(sorted) => assert_eq!(ptrs(&sorted), ptrs(&expected)),
+            match sort_by_varying_values(&series) {
+                Some(order) => {
+                    let sorted: Vec<Series> = order.iter().map(|&i| series[i as usize]).collect();
+                    assert_eq!(ptrs(&sorted), ptrs(&expected));
+                }
                 None => assert!(series.is_empty()),
             }
         }
