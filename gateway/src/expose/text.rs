@@ -171,6 +171,13 @@ fn write_bare_or_quoted(out: &mut String, name: &str, bare: bool) {
 
 /// Escapes `\` and newline, and `"` too inside quotes (label values, quoted names).
 pub(super) fn escape_into(out: &mut String, text: &str, quotes: bool) {
+    let plain = !text
+        .bytes()
+        .any(|b| b == b'\\' || b == b'\n' || (quotes && b == b'"'));
+    if plain {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
