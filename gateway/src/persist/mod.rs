@@ -16,6 +16,7 @@
 
 pub mod codec;
 pub mod gob;
+mod parallel;
 pub mod snapshot;
 pub mod upstream;
 pub mod wal;
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::store::Store;
+use crate::store::{RestoredGroup, Store};
 use wal::{list_segments, read_segment, segment_path, SyncStatus, Wal};
 
 /// When a push counts as durable.
@@ -333,13 +334,11 @@ fn restore(
             RestoreFailure::Io(path.to_path_buf(), e)
         }
     };
-    let snapshot = read_base(file, segments, report)?;
-    let next_segment = snapshot.as_ref().map_or(1, |s| s.position);
-    if let Some(snapshot) = snapshot {
-        report.snapshot_groups = snapshot.groups.len();
-        for group in snapshot.groups {
-            store.restore_group(group);
-        }
+    let base = read_base(file, segments, report)?;
+    let next_segment = base.as_ref().map_or(1, |b| b.position);
+    if let Some(base) = base {
+        report.snapshot_groups = base.groups.len();
+        store.restore_groups(base.groups);
     }
     let last = segments.last().copied();
     for &number in segments {
@@ -363,21 +362,28 @@ fn restore(
     Ok(next_segment)
 }
 
+/// What the log builds on, ready to restore.
+struct Base {
+    /// The first log segment it does not cover.
+    position: u64,
+    groups: Vec<RestoredGroup>,
+}
+
 /// Reads what the log builds on: our snapshot, or upstream's gob file (at `file`, or at
 /// `file.upstream` when a restart comes before the first snapshot after the import).
 fn read_base(
     file: &Path,
     segments: &[u64],
     report: &mut RestoreReport,
-) -> Result<Option<snapshot::Snapshot>, RestoreFailure> {
+) -> Result<Option<Base>, RestoreFailure> {
     let upstream_file = upstream_path(file);
     let data = match read_optional(file)? {
         Some(data) if !upstream::looks_like_gob(&data) => {
-            let snapshot = snapshot::decode(&data)
+            let (position, groups) = snapshot::decode_with(&data, RestoredGroup::new)
                 .map_err(|e| RestoreFailure::Corrupt(file.to_path_buf(), e.to_string()))?;
             // A crash came between our first snapshot and removing the upstream file.
             remove_upstream_file(file).map_err(|e| RestoreFailure::Io(upstream_file, e))?;
-            return Ok(Some(snapshot));
+            return Ok(Some(Base { position, groups }));
         }
         Some(data) => data,
         None => match read_optional(&upstream_file)? {
@@ -418,7 +424,8 @@ fn read_base(
         families,
         "imported upstream Pushgateway's persistence file; it is converted with the first snapshot"
     );
-    Ok(Some(snapshot::Snapshot { position, groups }))
+    let groups = groups.into_iter().map(RestoredGroup::new).collect();
+    Ok(Some(Base { position, groups }))
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, RestoreFailure> {

@@ -581,3 +581,59 @@ fn a_log_older_than_a_fresh_upstream_file_is_moved_aside_not_replayed() {
     assert_eq!(aside, 1);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A snapshot large enough to be decoded on several threads restores every series, and the
+/// series index built from it still refuses a series another group stores.
+#[test]
+fn a_large_snapshot_restores_whole_and_still_checks_series() {
+    let dir = temp_dir("large");
+    let file = dir.join("pg.db");
+    let fill = |group: usize| MetricFamily {
+        name: "bench_load".into(),
+        help: None,
+        metric_type: MetricType::Gauge,
+        metrics: (0..2000)
+            .map(|j| {
+                let labels = vec![Label::new("series", format!("{group}-{j}"))];
+                Metric::new(labels, Value::Gauge(j as f64))
+            })
+            .collect(),
+    };
+    // `m{job="dup",x="1"}` stored in a group of its own key, then pushed again as a series
+    // of the group `job="dup"`: the same full label set, refused as a duplicate.
+    let owner = GroupingKey::new(vec![Label::new("job", "dup"), Label::new("x", "1")]);
+    let clash = || vec![gauge("m", 2.0)];
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    for group in 0..40 {
+        store
+            .push(
+                key(&format!("g{group}")),
+                vec![fill(group)],
+                PushMode::Replace,
+                10.0,
+            )
+            .expect("fill");
+    }
+    let mut alone = gauge("m", 1.0);
+    alone.metrics[0].labels = Box::new([]);
+    store
+        .push(owner, vec![alone], PushMode::Replace, 11.0)
+        .expect("owner");
+    assert!(store
+        .push(key("dup"), clash(), PushMode::Replace, 12.0)
+        .is_err());
+    persister.snapshot_now().expect("snapshot");
+    let before = exposition(&store);
+    drop(persister);
+
+    let restored = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &restored).expect("restart");
+    assert_eq!(persister.report().snapshot_groups, 42);
+    assert_eq!(restored.stats().series, 40 * 2000 + 1);
+    assert_eq!(exposition(&restored), before);
+    assert!(restored
+        .push(key("dup"), clash(), PushMode::Replace, 13.0)
+        .is_err());
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -42,6 +42,7 @@ use idempotency::{KeyTable, SeenKey, Verdict};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
 pub use quota::{Quota, QuotaUsage};
+pub use restore::RestoredGroup;
 pub use select::{GroupPage, GroupSummary};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};

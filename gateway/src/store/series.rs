@@ -47,6 +47,11 @@ impl SeriesIndex {
         }
     }
 
+    /// Makes room for `additional` more series (restore knows how many it brings).
+    pub fn reserve(&mut self, additional: usize) {
+        self.once.reserve(additional);
+    }
+
     /// Counts one copy fewer.
     pub fn remove(&mut self, id: SeriesId) {
         let k = key(id);
