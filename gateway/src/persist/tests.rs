@@ -637,3 +637,78 @@ fn a_large_snapshot_restores_whole_and_still_checks_series() {
         .is_err());
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A segment of many records, decoded on several threads: every change in order, and a
+/// record that fails to decode (its checksum right) is named by its offset, ahead of damage
+/// further on.
+#[test]
+fn a_long_log_decodes_in_order_and_names_the_first_bad_record() {
+    let dir = temp_dir("longlog");
+    let segment = dir.join("pg.db.wal-0000000001");
+    let record = |payload: &[u8]| {
+        let mut header = (payload.len() as u32).to_le_bytes().to_vec();
+        header.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        let crc = crc32fast::hash(&header);
+        header.extend_from_slice(&crc.to_le_bytes());
+        [header, payload.to_vec()].concat()
+    };
+    let mut offsets = Vec::new();
+    let mut bytes = SEGMENT_MAGIC.to_vec();
+    for i in 0..400 {
+        let metrics = (0..100)
+            .map(|j| Metric::new(vec![Label::new("j", j.to_string())], Value::Gauge(1.0)))
+            .collect();
+        let family = MetricFamily {
+            name: "g".into(),
+            help: None,
+            metric_type: MetricType::Gauge,
+            metrics,
+        };
+        let mut payload = Vec::new();
+        encode_change(
+            &mut payload,
+            &Change::Push {
+                key: Cow::Owned(key(&format!("j{i}"))),
+                families: Cow::Owned(vec![family]),
+                mode: PushMode::Replace,
+                time: i as f64,
+                inconsistent: false,
+                ttl: None,
+                idempotency_key: None,
+            },
+        );
+        offsets.push(bytes.len());
+        bytes.extend_from_slice(&record(&payload));
+    }
+    fs::write(&segment, &bytes).expect("write");
+    let contents = read_segment(&segment, false).expect("reads");
+    assert!(!contents.torn_tail);
+    assert_eq!(contents.valid_len, bytes.len() as u64);
+    let times: Vec<f64> = contents
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Push { time, .. } => *time,
+            _ => -1.0,
+        })
+        .collect();
+    assert_eq!(times, (0..400).map(f64::from).collect::<Vec<_>>());
+
+    // Record 300 replaced by one that does not decode, record 350's header damaged.
+    let mut damaged = bytes[..offsets[300]].to_vec();
+    damaged.extend_from_slice(&record(&[9, 9, 9]));
+    let shift = damaged.len() as isize - offsets[301] as isize;
+    damaged.extend_from_slice(&bytes[offsets[301]..]);
+    let header_350 = (offsets[350] as isize + shift) as usize;
+    damaged[header_350] ^= 0x01;
+    fs::write(&segment, &damaged).expect("write");
+    for is_last in [false, true] {
+        let error = read_segment(&segment, is_last).expect_err("refused");
+        let expected = format!(
+            "corrupt record at byte {}: unknown record type 9",
+            offsets[300]
+        );
+        assert!(error.to_string().contains(&expected), "{error}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
