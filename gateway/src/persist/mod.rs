@@ -334,12 +334,7 @@ fn restore(
             RestoreFailure::Io(path.to_path_buf(), e)
         }
     };
-    let base = read_base(file, segments, report)?;
-    let next_segment = base.as_ref().map_or(1, |b| b.position);
-    if let Some(base) = base {
-        report.snapshot_groups = base.groups.len();
-        store.restore_groups(base.groups);
-    }
+    let next_segment = read_base(file, segments, store, report)?.unwrap_or(1);
     let last = segments.last().copied();
     for &number in segments {
         let path = segment_path(file, number);
@@ -362,28 +357,23 @@ fn restore(
     Ok(next_segment)
 }
 
-/// What the log builds on, ready to restore.
-struct Base {
-    /// The first log segment it does not cover.
-    position: u64,
-    groups: Vec<RestoredGroup>,
-}
-
-/// Reads what the log builds on: our snapshot, or upstream's gob file (at `file`, or at
+/// Restores what the log builds on: our snapshot, or upstream's gob file (at `file`, or at
 /// `file.upstream` when a restart comes before the first snapshot after the import).
+/// Returns the first log segment it does not cover, `None` without either file.
 fn read_base(
     file: &Path,
     segments: &[u64],
+    store: &Store,
     report: &mut RestoreReport,
-) -> Result<Option<Base>, RestoreFailure> {
+) -> Result<Option<u64>, RestoreFailure> {
     let upstream_file = upstream_path(file);
     let data = match read_optional(file)? {
         Some(data) if !upstream::looks_like_gob(&data) => {
-            let (position, groups) = snapshot::decode_with(&data, RestoredGroup::new)
+            let position = restore_snapshot(&data, store, report)
                 .map_err(|e| RestoreFailure::Corrupt(file.to_path_buf(), e.to_string()))?;
             // A crash came between our first snapshot and removing the upstream file.
             remove_upstream_file(file).map_err(|e| RestoreFailure::Io(upstream_file, e))?;
-            return Ok(Some(Base { position, groups }));
+            return Ok(Some(position));
         }
         Some(data) => data,
         None => match read_optional(&upstream_file)? {
@@ -424,8 +414,27 @@ fn read_base(
         families,
         "imported upstream Pushgateway's persistence file; it is converted with the first snapshot"
     );
-    let groups = groups.into_iter().map(RestoredGroup::new).collect();
-    Ok(Some(Base { position, groups }))
+    report.snapshot_groups = groups.len();
+    store.restore_groups(groups.into_iter().map(RestoredGroup::new).collect());
+    Ok(Some(position))
+}
+
+/// Restores our snapshot `data` into `store`: groups are linked in as soon as they are
+/// decoded, while the rest is still being decoded on the other cores. Returns its position.
+fn restore_snapshot(data: &[u8], store: &Store, report: &mut RestoreReport) -> io::Result<u64> {
+    let mut reserved = false;
+    snapshot::decode_into(data, RestoredGroup::new, |groups, share| {
+        if !reserved {
+            // Sized once, from the first run, instead of growing by doubling. Every series
+            // takes 11 bytes of the file at least, which bounds a wild guess.
+            reserved = true;
+            let series: usize = groups.iter().map(RestoredGroup::series).sum();
+            let estimate = |n: usize| ((n as f64 / share.max(1e-9)) as usize).min(data.len() / 11);
+            store.reserve_restore(estimate(groups.len()), estimate(series));
+        }
+        report.snapshot_groups += groups.len();
+        store.restore_groups(groups);
+    })
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, RestoreFailure> {

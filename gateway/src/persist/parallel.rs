@@ -3,6 +3,8 @@
 //! blocks this way and a snapshot encodes its groups this way; small inputs stay on the
 //! calling thread, where a thread would cost more than it saves.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::thread;
 
 /// Less work than this (in the caller's unit of weight, bytes or series) per thread is
@@ -55,6 +57,85 @@ pub fn in_runs<I: Sync, T: Send>(
         results
     })
 }
+
+/// Runs `work` as [`in_runs`] does, but on worker threads taking runs (several per thread)
+/// from a queue, while the calling thread hands each result to `sink` in the order of the
+/// runs, as soon as it and those before it are done: the caller's own sequential part
+/// (restore linking groups into the store) overlaps the work on later runs. `sink` is
+/// given each run's total weight too. Without the cores for it, or when no thread can be
+/// started, everything runs on the calling thread.
+pub fn in_runs_to<I: Sync, T: Send>(
+    items: &[I],
+    weight: impl Fn(&I) -> usize,
+    work: impl Fn(usize, &[I]) -> T + Sync,
+    mut sink: impl FnMut(T, usize),
+) {
+    let weights: Vec<usize> = items.iter().map(weight).collect();
+    let total: usize = weights.iter().sum();
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(total / MIN_WEIGHT_PER_THREAD).min(items.len());
+    // More runs than threads, so that the first results come early.
+    let runs = split(&weights, total, threads.max(1) * RUNS_PER_THREAD);
+    let run_weight = |&(start, end): &(usize, usize)| weights[start..end].iter().sum::<usize>();
+    if threads < 2 {
+        for run in &runs {
+            sink(work(run.0, &items[run.0..run.1]), run_weight(run));
+        }
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    let (sender, results) = mpsc::channel();
+    thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .filter_map(|_| {
+                let (sender, next, runs, work) = (sender.clone(), &next, &runs, &work);
+                let worker = move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(start, end)) = runs.get(i) else {
+                        return;
+                    };
+                    if sender.send((i, work(start, &items[start..end]))).is_err() {
+                        return;
+                    }
+                };
+                thread::Builder::new()
+                    .name("persist-worker".into())
+                    .spawn_scoped(scope, worker)
+                    .ok()
+            })
+            .collect();
+        drop(sender);
+        let mut done: Vec<Option<T>> = runs.iter().map(|_| None).collect();
+        let mut handed = 0;
+        while handed < runs.len() {
+            let (i, result) = if workers.is_empty() {
+                // No worker started: this thread takes the runs itself.
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let (start, end) = runs[i];
+                (i, work(start, &items[start..end]))
+            } else {
+                match results.recv() {
+                    Ok(received) => received,
+                    // Every worker is gone: one panicked, and the join below says why.
+                    Err(_) => break,
+                }
+            };
+            done[i] = Some(result);
+            while let Some(result) = done.get_mut(handed).and_then(Option::take) {
+                sink(result, run_weight(&runs[handed]));
+                handed += 1;
+            }
+        }
+        for worker in workers {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+/// Runs per worker thread in [`in_runs_to`].
+const RUNS_PER_THREAD: usize = 4;
 
 /// Cuts `weights` into at most `parts` contiguous non-empty runs `(start, end)` of about
 /// `total / parts` each.
@@ -118,5 +199,26 @@ mod tests {
         assert_eq!(next, items.len());
         // Light work stays in one run on the calling thread.
         assert_eq!(in_runs(&items, |_| 1, |_, run| run.len()), vec![1000]);
+    }
+
+    #[test]
+    fn runs_reach_the_sink_in_order_with_their_weight() {
+        let items: Vec<usize> = (0..1000).collect();
+        for heavy in [true, false] {
+            let weight = |_: &usize| if heavy { MIN_WEIGHT_PER_THREAD } else { 1 };
+            let mut seen = Vec::new();
+            let mut weights = 0;
+            in_runs_to(
+                &items,
+                weight,
+                |_, run| run.to_vec(),
+                |run, w| {
+                    weights += w;
+                    seen.extend(run);
+                },
+            );
+            assert_eq!(seen, items);
+            assert_eq!(weights, items.iter().map(weight).sum::<usize>());
+        }
     }
 }

@@ -213,21 +213,45 @@ pub fn read(path: &Path) -> io::Result<Option<Snapshot>> {
 /// # Errors
 /// Data that is not a valid snapshot of this version, with the reason.
 pub fn decode(data: &[u8]) -> io::Result<Snapshot> {
-    let (position, groups) = decode_with(data, |view| view)?;
+    let (position, blocks) = split(data)?;
+    let groups = decode_blocks(&blocks, |view| view)?;
     Ok(Snapshot { position, groups })
 }
 
-/// Decodes a snapshot into its position and its groups, each passed through `prepare` on
-/// the thread that decoded it: the group blocks are decoded on every core, so whatever
-/// `prepare` does per group (restore's indexing work) runs in parallel too.
+/// Decodes a snapshot and hands its groups to `link` in file order, a run of groups at a
+/// time, while later runs are still being decoded on the other cores. Each group first goes
+/// through `prepare` on the thread that decoded it (restore's indexing work, in parallel
+/// too); `link` also gets the run's share of the file, for an estimate of what is to come.
+/// Returns the snapshot's position.
 ///
 /// # Errors
 /// Data that is not a valid snapshot of this version, with the reason; a damaged group is
-/// named by its index.
-pub fn decode_with<T: Send>(
+/// named by its index. The runs before it have been handed to `link` already.
+pub fn decode_into<T: Send>(
     data: &[u8],
     prepare: impl Fn(GroupView) -> T + Sync,
-) -> io::Result<(u64, Vec<T>)> {
+    mut link: impl FnMut(Vec<T>, f64),
+) -> io::Result<u64> {
+    let (position, blocks) = split(data)?;
+    let total = blocks.iter().map(|b| b.len()).sum::<usize>().max(1) as f64;
+    let mut failed = None;
+    parallel::in_runs_to(
+        &blocks,
+        |block| block.len(),
+        |first, run| decode_run(first, run, &prepare),
+        |decoded, bytes| match decoded {
+            Ok(groups) if failed.is_none() => link(groups, bytes as f64 / total),
+            Ok(_) => {}
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        },
+    );
+    failed.map_or(Ok(position), Err)
+}
+
+/// A snapshot's position and its group blocks, once its header and checksum are right.
+fn split(data: &[u8]) -> io::Result<(u64, Vec<&[u8]>)> {
     if data.len() < SNAPSHOT_MAGIC.len() + 20 || &data[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
         return Err(invalid(
             "not a snapshot of this gateway's format (version 1)",
@@ -235,8 +259,7 @@ pub fn decode_with<T: Send>(
     }
     let body = checked_body(data)?;
     let position = read_u64(body, 8);
-    let blocks = group_blocks(body, 24, read_u64(body, 16))?;
-    Ok((position, decode_blocks(&blocks, prepare)?))
+    Ok((position, group_blocks(body, 24, read_u64(body, 16))?))
 }
 
 fn invalid(why: &str) -> io::Error {
@@ -300,19 +323,26 @@ fn decode_blocks<T: Send>(
     let runs = parallel::in_runs(
         blocks,
         |block| block.len(),
-        |first, run| {
-            let mut groups = Vec::with_capacity(run.len());
-            for (i, block) in run.iter().enumerate() {
-                let group = decode_group(block)
-                    .map_err(|e| invalid(&format!("group {}: {e}", first + i)))?;
-                groups.push(prepare(group));
-            }
-            Ok::<_, io::Error>(groups)
-        },
+        |first, run| decode_run(first, run, &prepare),
     );
     let mut groups = Vec::with_capacity(blocks.len());
     for run in runs {
         groups.extend(run?);
+    }
+    Ok(groups)
+}
+
+/// Decodes the blocks of groups `first..` in order, stopping at the first damaged one.
+fn decode_run<T>(
+    first: usize,
+    run: &[&[u8]],
+    prepare: impl Fn(GroupView) -> T,
+) -> io::Result<Vec<T>> {
+    let mut groups = Vec::with_capacity(run.len());
+    for (i, block) in run.iter().enumerate() {
+        let group =
+            decode_group(block).map_err(|e| invalid(&format!("group {}: {e}", first + i)))?;
+        groups.push(prepare(group));
     }
     Ok(groups)
 }

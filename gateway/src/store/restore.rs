@@ -66,6 +66,14 @@ impl Store {
         self.restore_groups(vec![RestoredGroup::new(view)]);
     }
 
+    /// Makes room in the indexes for a restore of about `groups` groups holding `series`
+    /// series, before the first of them arrives.
+    pub fn reserve_restore(&self, groups: usize, series: usize) {
+        let mut state = self.shared.state.write();
+        state.groups.reserve(groups);
+        state.series.reserve(series);
+    }
+
     /// Restores groups from a snapshot under one lock, with the indexes sized for them
     /// first: the bulk of a restart, so it only links in what [`RestoredGroup::new`]
     /// prepared (on the decoding threads).
@@ -170,5 +178,10 @@ impl RestoredGroup {
     /// The group.
     pub fn view(&self) -> &GroupView {
         &self.view
+    }
+
+    /// How many series it holds.
+    pub fn series(&self) -> usize {
+        self.ids.len()
     }
 }
