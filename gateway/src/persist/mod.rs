@@ -284,19 +284,40 @@ impl Persister {
         bytes
     }
 
-    /// A final snapshot at shutdown, so that the next start reads one file.
+    /// A final snapshot at shutdown, so that the next start reads one file; none when the
+    /// snapshot on disk holds the state already (nothing was logged since it was written
+    /// or restored), which spares a restart without changes rewriting the whole store.
     pub fn shutdown(&self) {
+        if self.snapshot_is_current() {
+            tracing::info!(file = %self.config.file.display(), "nothing changed since the last snapshot; not persisting again");
+            self.close_log();
+            return;
+        }
         match self.snapshot_now() {
             Ok(()) => tracing::info!(file = %self.config.file.display(), "metrics persisted"),
             Err(e) => {
                 tracing::error!(file = %self.config.file.display(), err = %e, "final snapshot failed; the log still holds every acknowledged change")
             }
         }
+        self.close_log();
+    }
+
+    fn close_log(&self) {
         self.store.cut_journal_only(|journal| {
             if let Some(wal) = journal.and_then(|j| j.as_any().downcast_mut::<Wal>()) {
                 wal.close();
             }
         });
+    }
+
+    /// Whether the snapshot file is ours and the whole state: nothing logged since the
+    /// last cut, and no log segment left for the next start to replay.
+    fn snapshot_is_current(&self) -> bool {
+        let file = &self.config.file;
+        self.log_bytes() == 0
+            && file.exists()
+            && !upstream_path(file).exists()
+            && list_segments(file).is_ok_and(|segments| segments.is_empty())
     }
 }
 

@@ -712,3 +712,42 @@ fn a_long_log_decodes_in_order_and_names_the_first_bad_record() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The final snapshot is written when something changed since the last one, and skipped
+/// (the file left as it is) when a restart changed nothing.
+#[test]
+fn shutdown_persists_only_what_changed() {
+    let dir = temp_dir("shutdown");
+    let file = dir.join("pg.db");
+    let modified = || fs::metadata(&file).and_then(|m| m.modified()).ok();
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    store
+        .push(key("a"), vec![gauge("g", 1.0)], PushMode::Replace, 10.0)
+        .expect("push");
+    persister.shutdown();
+    let written = fs::read(&file).expect("written at shutdown");
+    let stamp = modified();
+    assert!(super::wal::list_segments(&file).expect("list").is_empty());
+
+    // Nothing changed: the file stays as it is, and still restores.
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("restart");
+    persister.shutdown();
+    assert_eq!(fs::read(&file).expect("kept"), written);
+    assert_eq!(modified(), stamp);
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("restart");
+    assert_eq!(store.stats().series, 1);
+
+    // A change is persisted again.
+    store
+        .push(key("b"), vec![gauge("g", 2.0)], PushMode::Replace, 11.0)
+        .expect("push");
+    persister.shutdown();
+    let store = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &store).expect("restart");
+    assert_eq!(store.stats().series, 2);
+    assert!(super::wal::list_segments(&file).expect("list").is_empty());
+    let _ = fs::remove_dir_all(&dir);
+}
