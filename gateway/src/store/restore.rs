@@ -93,9 +93,10 @@ impl Store {
 
     fn restore_all(&self, state: &mut State, groups: Vec<RestoredGroup>) {
         state.groups.reserve(groups.len());
-        state
-            .series
-            .reserve(groups.iter().map(|g| g.ids.len()).sum());
+        let ids: Vec<SeriesId> = groups.iter().flat_map(|g| g.ids.iter().copied()).collect();
+        // All at once, in the index's own order; a family replaced below takes its old
+        // series out again, which gives the same counts as adding in group order.
+        state.series.add_all(&ids);
         for group in groups {
             self.restore_into(state, group);
         }
@@ -104,7 +105,7 @@ impl Store {
     fn restore_into(&self, state: &mut State, restored: RestoredGroup) {
         // What was stored unchecked may be inconsistent: keep the exposition's filter on.
         state.maybe_inconsistent |= self.shared.config.consistency == Consistency::Unchecked;
-        let RestoredGroup { view, ids } = restored;
+        let view = restored.view;
         let key = view.key;
         // A family can only replace one of the same name in a group restored over an
         // existing one, or in a damaged block naming it twice: otherwise nothing is removed.
@@ -113,13 +114,9 @@ impl Store {
                 .families
                 .windows(2)
                 .all(|w| w[0].family.name < w[1].family.name);
-        let mut ids = ids.into_iter();
         for stored in view.families {
             if replaces {
                 remove_family(state, &key, &stored.family.name);
-            }
-            for id in ids.by_ref().take(stored.family.metrics.len()) {
-                state.series.add(id);
             }
             link_family(state, &key, stored);
         }
