@@ -446,12 +446,13 @@ fn restore_snapshot(data: &[u8], store: &Store, report: &mut RestoreReport) -> i
     let mut reserved = false;
     snapshot::decode_into(data, RestoredGroup::new, |groups, share| {
         if !reserved {
-            // Sized once, from the first run, instead of growing by doubling. Every series
-            // takes 11 bytes of the file at least, which bounds a wild guess.
+            // The series index sized once, from the first run, instead of growing by
+            // doubling. Every series takes 11 bytes of the file at least, which bounds a
+            // wild guess.
             reserved = true;
             let series: usize = groups.iter().map(RestoredGroup::series).sum();
-            let estimate = |n: usize| ((n as f64 / share.max(1e-9)) as usize).min(data.len() / 11);
-            store.reserve_restore(estimate(groups.len()), estimate(series));
+            let estimate = (series as f64 / share.max(1e-9)) as usize;
+            store.reserve_restore(estimate.min(data.len() / 11));
         }
         report.snapshot_groups += groups.len();
         store.restore_groups(groups);

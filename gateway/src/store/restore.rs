@@ -66,12 +66,10 @@ impl Store {
         self.restore_groups(vec![RestoredGroup::new(view)]);
     }
 
-    /// Makes room in the indexes for a restore of about `groups` groups holding `series`
-    /// series, before the first of them arrives.
-    pub fn reserve_restore(&self, groups: usize, series: usize) {
-        let mut state = self.shared.state.write();
-        state.groups.reserve(groups);
-        state.series.reserve(series);
+    /// Makes room in the series index for a restore of about `series` series, before the
+    /// first of them arrives.
+    pub fn reserve_restore(&self, series: usize) {
+        self.shared.state.write().series.reserve(series);
     }
 
     /// Restores groups from a snapshot under one lock, with the indexes sized for them
@@ -92,7 +90,6 @@ impl Store {
     }
 
     fn restore_all(&self, state: &mut State, groups: Vec<RestoredGroup>) {
-        state.groups.reserve(groups.len());
         let ids: Vec<SeriesId> = groups.iter().flat_map(|g| g.ids.iter().copied()).collect();
         // All at once, in the index's own order; a family replaced below takes its old
         // series out again, which gives the same counts as adding in group order.
