@@ -42,10 +42,11 @@ use idempotency::{KeyTable, SeenKey, Verdict};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
 pub use quota::{Quota, QuotaUsage};
-pub use restore::RestoredGroup;
 pub use select::{GroupPage, GroupSummary};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
+
+pub use restore::RestoredGroup;
 
 use crate::model::{
     GroupingKey, MetricFamily, MetricType, NameValidation, Series, Str, INSTANCE_LABEL,
