@@ -240,10 +240,18 @@ pub(super) fn insert_family(
     // A family of the same name earlier in the same push is replaced, not counted twice.
     remove_family(state, key, &family.name);
     let stored = Arc::new(StoredFamily::new(family, now, key.clone()));
-    let name = stored.family.name.clone();
     for series in stored.series() {
-        state.series.add(series_id(&name, series.labels()));
+        state
+            .series
+            .add(series_id(&stored.family.name, series.labels()));
     }
+    link_family(state, key, stored);
+}
+
+/// Adds a family whose series the series index counts already (and whose name the group
+/// does not hold yet) to the name index, its group and the group's quotas.
+pub(super) fn link_family(state: &mut State, key: &Arc<GroupingKey>, stored: Arc<StoredFamily>) {
+    let name = stored.family.name.clone();
     let count = stored.family.metrics.len();
     state.series_total += count;
     let version = state.bump();
@@ -252,7 +260,7 @@ pub(super) fn insert_family(
     entry.owners.insert(key.clone(), stored.clone());
     entry.type_counts.add(metric_type);
     entry.version = version;
-    let group = group_entry(state, key, now);
+    let group = group_entry(state, key, stored.pushed_at);
     group.families.insert(name, stored);
     let member_of = group.quotas.clone();
     quota::change_series(&mut state.quotas, &member_of, count, true);

@@ -46,6 +46,8 @@ pub use select::{GroupPage, GroupSummary, ViewPage};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
 
+pub use restore::RestoredGroup;
+
 use crate::model::{
     GroupingKey, MetricFamily, MetricType, NameValidation, Series, Str, INSTANCE_LABEL,
 };

@@ -3,6 +3,7 @@
 //! and grouping keys are built from these here; families are in [`super::family`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use std::time::Duration;
 
@@ -23,8 +24,34 @@ const TTL_AFTER: u8 = 2;
 #[derive(Default)]
 pub(super) struct BlockWriter {
     strings: HashMap<Str, u64>,
+    /// The same indexes by the address of a string's bytes, with the string kept alive (so
+    /// that no other string takes its address meanwhile): most strings of a group are the
+    /// same shared allocations over and over (its grouping labels, label names), found here
+    /// without hashing their bytes.
+    by_address: HashMap<usize, (Str, u64), BuildHasherDefault<AddressHasher>>,
     table: Vec<Str>,
     body: Vec<u8>,
+}
+
+/// Hashes an address: Fibonacci hashing spreads the aligned, nearby addresses of one
+/// allocator over the table. Addresses are not chosen by clients.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, address: usize) {
+        self.0 = (address as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl BlockWriter {
@@ -54,11 +81,17 @@ impl BlockWriter {
     }
 
     pub(super) fn string(&mut self, s: &Str) {
+        let address = s.as_ptr() as usize;
+        if let Some(&(_, index)) = self.by_address.get(&address) {
+            self.varint(index);
+            return;
+        }
         let next = self.table.len() as u64;
         let index = *self.strings.entry(s.clone()).or_insert_with(|| {
             self.table.push(s.clone());
             next
         });
+        self.by_address.insert(address, (s.clone(), index));
         self.varint(index);
     }
 
@@ -252,5 +285,36 @@ impl<'a> Reader<'a> {
         let tag = self.varint()?;
         let len = self.count()?;
         Ok((tag, self.take(len)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings dropped right after they are written cannot lend their address to a later
+    /// string of other content: each index still names its own string.
+    #[test]
+    fn strings_written_once_and_dropped_keep_their_own_index() {
+        let shared = Str::from("job");
+        let mut writer = BlockWriter::default();
+        for i in 0..1000 {
+            writer.string(&shared);
+            writer.string(&Str::from(format!("v{i}")));
+            writer.string(&Str::from(format!("v{}", i / 2)));
+        }
+        let mut out = Vec::new();
+        writer.finish(&mut out);
+        let mut reader = Reader::new(&out).expect("table");
+        for i in 0..1000 {
+            assert_eq!(reader.string().expect("job").as_str(), "job");
+            assert_eq!(reader.string().expect("v").as_str(), format!("v{i}"));
+            assert_eq!(
+                reader.string().expect("half").as_str(),
+                format!("v{}", i / 2)
+            );
+        }
+        assert!(reader.at_end());
+        assert_eq!(reader.table.len(), 1001);
     }
 }
