@@ -329,12 +329,13 @@ fn markdown(args: &Args, results: &[(&str, Figures)]) -> String {
                     format!("{:.1} s", d.as_secs_f64())
                 }
             }),
-            f.scrape.map_or("failed".into(), |s| format!(
+            f.scrape.as_ref().map_or("failed".into(), |s| format!(
                 "{:.0} ms ({} series)",
                 s.median.as_secs_f64() * 1e3,
                 s.series
             )),
             f.scrape
+                .as_ref()
                 .map_or("-".into(), |s| format!("{:.1} MB", s.bytes as f64 / 1e6)),
             f.rss_per_series.map_or("-".into(), |r| format!("{r:.0} B")),
         );

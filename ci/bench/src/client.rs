@@ -18,6 +18,32 @@ pub type Result<T> = std::result::Result<T, String>;
 /// How long one request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Receives a response as it streams in.
+pub trait BodySink: Send {
+    /// The status and the `Content-Type` and `Content-Encoding` headers ("" when absent).
+    fn head(&mut self, status: StatusCode, content_type: &str, content_encoding: &str);
+    /// The next frame of the body.
+    fn frame(&mut self, data: &[u8]) -> Result<()>;
+}
+
+/// Collects a whole body into one buffer (small bodies only).
+#[derive(Default)]
+struct Collect {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl BodySink for Collect {
+    fn head(&mut self, status: StatusCode, _: &str, _: &str) {
+        self.status = status;
+    }
+
+    fn frame(&mut self, data: &[u8]) -> Result<()> {
+        self.body.extend_from_slice(data);
+        Ok(())
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection to a gateway on loopback.
 pub struct Conn {
     addr: SocketAddr,
@@ -83,6 +109,22 @@ impl Conn {
         body: Bytes,
         headers: &[(&str, &str)],
     ) -> Result<(StatusCode, Bytes)> {
+        let mut collected = Collect::default();
+        self.stream_with(method, path, body, headers, &mut collected)
+            .await?;
+        Ok((collected.status, Bytes::from(collected.body)))
+    }
+
+    /// Sends one request and hands the response to `sink`: its head, then each frame
+    /// of its body as it arrives, without joining them.
+    pub async fn stream_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+        sink: &mut dyn BodySink,
+    ) -> Result<()> {
         let mut builder = Request::builder()
             .method(method)
             .uri(path)
@@ -105,14 +147,25 @@ impl Conn {
                 .send_request(req)
                 .await
                 .map_err(|e| format!("request {path}: {e}"))?;
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("body of {path}: {e}"))?
-                .to_bytes();
-            Ok::<_, String>((status, body))
+            let header = |name| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+            };
+            sink.head(
+                resp.status(),
+                header(hyper::header::CONTENT_TYPE),
+                header(hyper::header::CONTENT_ENCODING),
+            );
+            let mut body = resp.into_body();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| format!("body of {path}: {e}"))?;
+                if let Some(data) = frame.data_ref() {
+                    sink.frame(data)?;
+                }
+            }
+            Ok::<_, String>(())
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
             Ok(Ok(r)) => Ok(r),

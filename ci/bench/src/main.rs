@@ -1,11 +1,15 @@
 //! Side-by-side benchmark of our Pushgateway and the upstream reference.
 //!
-//! For each stored size N (10k, 100k, 1M series) and each gateway it loads N series,
-//! then measures on loopback: the latency of a 10-series PUT to one group
+//! For each stored size N (10k, 100k, 1M, 10M series) and each gateway it loads N
+//! series, then measures on loopback: the latency of a 10-series PUT to one group
 //! (sequential), concurrent push throughput (10-series PUTs, one group per
-//! connection), scrape time and size, and resident memory per stored series. It
-//! prints the figures with the ratio ours/reference, checks them against the
-//! targets at 1M, and writes a markdown table to `ci/artifacts/bench.md`.
+//! connection), scrape time and size in text, gzip, protobuf and OpenMetrics (each
+//! body counted as it streams in, `count`), the restart from persistence, and resident
+//! memory per stored series. It prints the figures with the ratio ours/reference,
+//! checks them against the targets at 1M and issue #22's at 1M and 10M (`scale`), and
+//! writes a markdown table to `ci/artifacts/bench.md`. Above 1M the reference is not
+//! run (its smaller figures are shown for scale) and ours is measured in memory mode
+//! too (`ours-memory`).
 //!
 //! Loading: upstream re-checks the whole store on every checked push, so N series
 //! are first pushed with `--push.disable-consistency-check` in large groups into a
@@ -28,6 +32,8 @@ mod aggregate;
 mod attack;
 mod attack_otlp;
 mod client;
+mod count;
+mod load;
 mod matcher;
 mod measure;
 mod process;
@@ -35,14 +41,15 @@ mod procnet;
 mod quotas;
 mod redis_mode;
 mod report;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use client::Result;
-use measure::{Latency, Scrape, Throughput};
+use measure::{Latency, Scrape, ScrapeFormat, Throughput};
 use process::{Gateway, PortReport, RedisServer};
 
 /// Command-line flags.
@@ -84,17 +91,25 @@ pub struct Args {
     /// timed at what was loaded.
     #[arg(long, default_value_t = 300)]
     pub aggregate_load_budget_secs: u64,
-    /// Stored totals to measure at, comma-separated: 10k, 100k, 1M, or plain numbers.
+    /// Stored totals to measure at, comma-separated: 10k, 100k, 1M (or 1m), 10M, or plain
+    /// numbers; run smallest first. Above 1M the reference is not run (its figures at
+    /// the largest size up to 1M are shown for scale) and ours runs in memory mode too.
     #[arg(long, default_value = "10k,100k", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
     /// Which gateways to run, comma-separated: ours, reference, ours-redis (ours with
-    /// `--storage=redis` against a redis-server of its own, started per size).
+    /// `--storage=redis` against a redis-server of its own, started per size),
+    /// ours-memory (ours without persistence, loaded with checked pushes, measured for
+    /// #22's memory-mode figures only; added by itself above 1M). Above 1M ours-redis runs
+    /// only when named here.
     #[arg(
         long,
         default_value = "ours,reference,ours-redis",
         value_delimiter = ','
     )]
     pub gateways: Vec<String>,
+    /// Whether `--gateways` was given (not a flag: set from the command line).
+    #[arg(skip)]
+    pub gateways_given: bool,
     /// The redis-server binary of `ours-redis` (Debian redis-server).
     #[arg(long, default_value = "redis-server")]
     pub redis_server: PathBuf,
@@ -156,7 +171,7 @@ pub struct Args {
     pub work_dir: Option<PathBuf>,
 }
 
-/// Parses `10k`, `100k`, `1M`, `250000`.
+/// Parses `10k`, `100k`, `1M`, `250000` (the suffix in either case: `1m` is `1M`).
 fn parse_size(s: &str) -> std::result::Result<usize, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last() {
@@ -170,7 +185,8 @@ fn parse_size(s: &str) -> std::result::Result<usize, String> {
     if n == 0 {
         return Err("size must be positive".into());
     }
-    Ok(n * mult)
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s:?}"))
 }
 
 /// `10k`, `1M` or the plain number.
@@ -197,18 +213,23 @@ pub struct RunResult {
     pub n: usize,
     /// Sequential 10-series PUTs.
     pub latency: Latency,
-    /// Concurrent pushes.
-    pub throughput: Throughput,
-    /// Full scrapes.
+    /// Concurrent pushes, and the CPU time the gateway spent during them.
+    pub throughput: Option<(Throughput, Duration)>,
+    /// Full text scrapes.
     pub scrape: Scrape,
-    /// CPU time the gateway spent during the throughput run.
-    pub throughput_cpu: Duration,
     /// Sequential 10-series protobuf PUTs.
-    pub protobuf_latency: Latency,
+    pub protobuf_latency: Option<Latency>,
     /// Full scrapes with gzip.
-    pub gzip_scrape: Scrape,
-    /// Restart from the persistence file until the store is served (when loaded that way).
+    pub gzip_scrape: Option<Scrape>,
+    /// Full scrapes asking for delimited protobuf.
+    pub protobuf_scrape: Option<Scrape>,
+    /// Full scrapes asking for OpenMetrics.
+    pub openmetrics_scrape: Option<Scrape>,
+    /// From exec to the end of the first scrape holding every series, restarted from the
+    /// persistence file (when loaded that way).
     pub restart: Option<Duration>,
+    /// The 1-minute load average at the start and at the end of this run.
+    pub load: (String, String),
     /// CPU time redis-server spent during the throughput run (`ours-redis` only).
     pub redis_cpu: Option<Duration>,
     /// Snapshot, catch-up and Redis memory (`ours-redis` only).
@@ -217,14 +238,15 @@ pub struct RunResult {
 
 impl RunResult {
     /// Gateway CPU time per successful push of the throughput run.
-    pub fn cpu_per_push(&self) -> f64 {
-        self.throughput_cpu.as_secs_f64() / self.throughput.pushes.max(1) as f64
+    pub fn cpu_per_push(&self) -> Option<f64> {
+        let (t, cpu) = self.throughput.as_ref()?;
+        Some(cpu.as_secs_f64() / t.pushes.max(1) as f64)
     }
 
     /// redis-server CPU time per successful push of the throughput run.
     pub fn redis_cpu_per_push(&self) -> Option<f64> {
-        self.redis_cpu
-            .map(|c| c.as_secs_f64() / self.throughput.pushes.max(1) as f64)
+        let (t, _) = self.throughput.as_ref()?;
+        Some(self.redis_cpu?.as_secs_f64() / t.pushes.max(1) as f64)
     }
 
     /// Resident bytes per stored series.
@@ -276,141 +298,13 @@ impl Bin<'_> {
     }
 }
 
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-const RESTORE_TIMEOUT: Duration = Duration::from_secs(600);
-const STOP_TIMEOUT: Duration = Duration::from_secs(300);
-/// Loading with checked pushes must be cheap for ours; upstream's would take hours at 1M.
-const CHECKED_LOAD_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// A gateway started empty: the process and its RSS after one scrape.
-async fn start_empty(bin: Bin<'_>, args: &[String], log: &Path) -> Result<(Gateway, u64)> {
-    let mut gw = bin.start(args, log).await?;
-    gw.wait_ready(READY_TIMEOUT).await?;
-    measure::scrape(gw.addr, 1, 1, Duration::ZERO).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss = gw.rss_bytes()?;
-    Ok((gw, rss))
-}
-
-/// Bytes of everything in `dir` whose name starts with `prefix` (a persistence file
-/// may come with side files or be a directory).
-fn persisted_bytes(dir: &Path, prefix: &str) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => std::fs::read_dir(p)
-                .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
-                .unwrap_or(0),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        }
-    }
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                .map(|e| walk(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-/// Loads without the consistency check, stops (persisting), restarts from the
-/// persistence file with the check on. Returns the restarted gateway, the empty RSS
-/// and a description.
-async fn load_via_restore(
-    args: &Args,
-    bin: Bin<'_>,
-    n: usize,
-    dir: &Path,
-) -> Result<(Gateway, u64, String, Option<Duration>)> {
-    let file = dir.join("store.data");
-    // A previous run's persistence (and its side files) must not be restored.
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_name().to_string_lossy().starts_with("store.data") {
-            let p = e.path();
-            let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
-        }
-    }
-    let file_flag = format!("--persistence.file={}", file.display());
-    let load_args = vec![
-        file_flag.clone(),
-        format!("--persistence.interval={}", args.load_persistence_interval),
-        "--push.disable-consistency-check".to_string(),
-    ];
-    let (gw, rss_empty) = start_empty(bin, &load_args, &dir.join("load.log")).await?;
-    let t0 = Instant::now();
-    let load_time = measure::load(gw.addr, n, args.group_size, args.load_connections).await?;
-    // Unchecked pushes may be answered (202) before they are applied: make sure the
-    // store holds everything before it is persisted.
-    let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(30)).await?;
-    if c.loaded != n {
-        return Err(format!(
-            "after unchecked loading, the scrape holds {} of {n} loaded series",
-            c.loaded
-        ));
-    }
-    let applied = t0.elapsed();
-    let stop_time = gw.terminate(STOP_TIMEOUT).await?;
-    let size = persisted_bytes(dir, "store.data");
-    if size == 0 {
-        return Err("no persistence written on SIGTERM".into());
-    }
-    let t = Instant::now();
-    let measure_args = vec![file_flag, "--persistence.interval=1h".to_string()];
-    let mut gw = bin.start(&measure_args, &dir.join("measure.log")).await?;
-    gw.wait_ready(RESTORE_TIMEOUT).await?;
-    let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(30)).await?;
-    if c.loaded != n {
-        return Err(format!(
-            "restarted from persistence, the scrape holds {} of {n} loaded series",
-            c.loaded
-        ));
-    }
-    let restore_time = t.elapsed();
-    let mode = format!(
-        "unchecked pushes ({}/group) in {} (all in the scrape after {}), SIGTERM+persist in {}, \
-         restart (checked) from {} persisted in {}; measured with the persistence file \
-         (interval 1h)",
-        args.group_size,
-        report::dur(load_time),
-        report::dur(applied),
-        report::dur(stop_time),
-        report::bytes(size as f64),
-        report::dur(restore_time)
-    );
-    Ok((gw, rss_empty, mode, Some(restore_time)))
-}
-
-/// Loads a gateway running with the consistency check directly with checked pushes;
-/// `how` describes its storage for the report.
-async fn load_checked(
-    args: &Args,
-    bin: Bin<'_>,
-    n: usize,
-    dir: &Path,
-    how: &str,
-) -> Result<(Gateway, u64, String, Option<Duration>)> {
-    let direct_args = vec!["--persistence.file=".to_string()];
-    let (gw, rss_empty) = start_empty(bin, &direct_args, &dir.join("direct.log")).await?;
-    let loading = measure::load(gw.addr, n, args.group_size, args.load_connections);
-    let load_time = tokio::time::timeout(CHECKED_LOAD_TIMEOUT, loading)
-        .await
-        .map_err(|_| {
-            format!("checked loading took longer than {CHECKED_LOAD_TIMEOUT:?}; given up")
-        })??;
-    let c = measure::wait_for_count(gw.addr, n, Duration::from_secs(10)).await?;
-    if c.loaded != n {
-        return Err(format!(
-            "after loading, the scrape holds {} of {n} loaded series",
-            c.loaded
-        ));
-    }
-    let mode = format!(
-        "checked pushes ({}/group) into the measured process ({how}) in {}",
-        args.group_size,
-        report::dur(load_time)
-    );
-    Ok((gw, rss_empty, mode, None))
+/// Which workloads a run measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Workloads {
+    /// Every figure of the main table.
+    All,
+    /// Only what #22 asks of memory mode at 10M: PUT latency, the text scrape, RSS.
+    Scale,
 }
 
 /// Loads `n` series into `bin` and measures it.
@@ -420,7 +314,9 @@ async fn run_one(
     bin: Bin<'_>,
     n: usize,
     work: &Path,
+    workloads: Workloads,
 ) -> Result<RunResult> {
+    let load_start = loadavg();
     let dir = work.join(format!("{name}-{}", size_label(n)));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // Declared before the gateway, so that it is dropped (killed) after it.
@@ -453,16 +349,21 @@ async fn run_one(
         }
         None => bin,
     };
-    println!("  {name}: loading {} series ...", size_label(n));
+    println!(
+        "  {name}: loading {} series (load average {load_start}) ...",
+        size_label(n)
+    );
     let restore = if redis.is_some() {
         // The state lives in Redis: there is no persistence file to restart from.
         Err("skipped (Redis mode)".to_string())
+    } else if name == "ours-memory" {
+        Err("skipped (memory mode)".to_string())
     } else if name == "ours" && args.ours_load == "checked" {
         Err("skipped (--ours-load checked)".to_string())
     } else {
-        load_via_restore(args, bin, n, &dir).await
+        load::via_restore(args, bin, n, &dir).await
     };
-    let (gw, rss_empty, load_mode, restart) = match restore {
+    let loaded = match restore {
         Ok(r) => r,
         // Checked loading is hopeless for upstream at large N (each push re-checks
         // the whole store): only ours falls back to it.
@@ -472,14 +373,23 @@ async fn run_one(
                 "--storage=redis, redis-server with appendfsync {}, no persistence file",
                 args.redis_appendfsync
             );
-            load_checked(args, bin, n, &dir, &how).await?
+            load::checked(args, bin, n, &dir, &how).await?
+        }
+        Err(_) if name == "ours-memory" => {
+            load::checked(args, bin, n, &dir, "memory mode: no persistence").await?
         }
         Err(e) => {
             println!("  {name}: load via persistence+restart not possible: {e}");
             println!("  {name}: loading directly with checked pushes instead");
-            load_checked(args, bin, n, &dir, "no persistence").await?
+            load::checked(args, bin, n, &dir, "no persistence").await?
         }
     };
+    let load::Loaded {
+        gw,
+        rss_empty,
+        mode: load_mode,
+        restart,
+    } = loaded;
     println!("  {name}: loaded: {load_mode}");
     let c = measure::wait_for_count(gw.addr, n, Duration::ZERO).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -506,84 +416,76 @@ async fn run_one(
         report::dur(latency.p99),
         latency.samples
     );
-    let cpu_before = gw.cpu_time()?;
-    let redis_before = redis.as_ref().map(RedisServer::cpu_time).transpose()?;
-    let throughput = measure::throughput(
-        gw.addr,
-        args.connections,
-        Duration::from_secs(args.throughput_secs),
-    )
-    .await?;
-    let throughput_cpu = gw.cpu_time()?.saturating_sub(cpu_before);
-    let redis_cpu = match (&redis, redis_before) {
-        (Some(r), Some(before)) => Some(r.cpu_time()?.saturating_sub(before)),
-        _ => None,
-    };
-    println!(
-        "  {name}: throughput: {} pushes/s ({} pushes, {} failed, {} connections, {}; \
-         gateway CPU {})",
-        report::rate(throughput.per_sec()),
-        throughput.pushes,
-        throughput.errors,
-        args.connections,
-        report::dur(throughput.elapsed),
-        report::dur(throughput_cpu)
-    );
-    if let Some(c) = redis_cpu {
+    let mut throughput = None;
+    let mut redis_cpu = None;
+    if workloads == Workloads::All {
+        let cpu_before = gw.cpu_time()?;
+        let redis_before = redis.as_ref().map(RedisServer::cpu_time).transpose()?;
+        let t = measure::throughput(
+            gw.addr,
+            args.connections,
+            Duration::from_secs(args.throughput_secs),
+        )
+        .await?;
+        let cpu = gw.cpu_time()?.saturating_sub(cpu_before);
+        redis_cpu = match (&redis, redis_before) {
+            (Some(r), Some(before)) => Some(r.cpu_time()?.saturating_sub(before)),
+            _ => None,
+        };
         println!(
-            "  {name}: redis-server CPU in the throughput run: {}",
-            report::dur(c)
+            "  {name}: throughput: {} pushes/s ({} pushes, {} failed, {} connections, {}; \
+             gateway CPU {})",
+            report::rate(t.per_sec()),
+            t.pushes,
+            t.errors,
+            args.connections,
+            report::dur(t.elapsed),
+            report::dur(cpu)
         );
+        if let Some(c) = redis_cpu {
+            println!(
+                "  {name}: redis-server CPU in the throughput run: {}",
+                report::dur(c)
+            );
+        }
+        throughput = Some((t, cpu));
     }
-    let scrape = measure::scrape(
-        gw.addr,
-        args.scrapes,
-        3,
-        Duration::from_secs(args.scrape_budget_secs),
-    )
-    .await?;
-    println!(
-        "  {name}: scrape: median {}, {} ({} samples, {} scrapes)",
-        report::dur(scrape.median),
-        report::bytes(scrape.bytes as f64),
-        scrape.series,
-        scrape.samples
-    );
-    let protobuf_latency = measure::put_latency_protobuf(
-        gw.addr,
-        args.put_samples,
-        10,
-        Duration::from_secs(args.put_budget_secs),
-    )
-    .await?;
-    println!(
-        "  {name}: protobuf PUT 10 series: median {}, p99 {}",
-        report::dur(protobuf_latency.median),
-        report::dur(protobuf_latency.p99)
-    );
-    let gzip_scrape = measure::scrape_gzip(
-        gw.addr,
-        args.scrapes,
-        3,
-        Duration::from_secs(args.scrape_budget_secs),
-    )
-    .await?;
-    println!(
-        "  {name}: gzip scrape: median {}, {}",
-        report::dur(gzip_scrape.median),
-        report::bytes(gzip_scrape.bytes as f64)
-    );
+    let scrape = timed_scrape(args, name, &gw, n, ScrapeFormat::Text)
+        .await
+        .ok_or("the text scrape failed")?;
+    let mut protobuf_latency = None;
+    let (mut gzip_scrape, mut protobuf_scrape, mut openmetrics_scrape) = (None, None, None);
+    if workloads == Workloads::All {
+        let l = measure::put_latency_protobuf(
+            gw.addr,
+            args.put_samples,
+            10,
+            Duration::from_secs(args.put_budget_secs),
+        )
+        .await?;
+        println!(
+            "  {name}: protobuf PUT 10 series: median {}, p99 {}",
+            report::dur(l.median),
+            report::dur(l.p99)
+        );
+        protobuf_latency = Some(l);
+        gzip_scrape = timed_scrape(args, name, &gw, n, ScrapeFormat::Gzip).await;
+        protobuf_scrape = timed_scrape(args, name, &gw, n, ScrapeFormat::Protobuf).await;
+        openmetrics_scrape = timed_scrape(args, name, &gw, n, ScrapeFormat::OpenMetrics).await;
+    }
     let redis_figures = match (&redis, redis_rss_empty) {
         (Some(r), Some(empty)) => Some(redis_mode::measure(name, bin, &gw, r, empty, &dir).await?),
         _ => None,
     };
-    if let Err(e) = gw.terminate(STOP_TIMEOUT).await {
+    if let Err(e) = gw.terminate(load::STOP_TIMEOUT).await {
         println!("  {name}: {e}");
     }
     Ok(RunResult {
         redis_figures,
         protobuf_latency,
         gzip_scrape,
+        protobuf_scrape,
+        openmetrics_scrape,
         restart,
         load_mode,
         rss_empty,
@@ -592,9 +494,46 @@ async fn run_one(
         latency,
         throughput,
         scrape,
-        throughput_cpu,
         redis_cpu,
+        load: (load_start, loadavg()),
     })
+}
+
+/// Times scrapes of `gw` in `format` and checks that they hold all `n` loaded series;
+/// prints the figures, or why there are none.
+async fn timed_scrape(
+    args: &Args,
+    name: &str,
+    gw: &Gateway,
+    n: usize,
+    format: ScrapeFormat,
+) -> Option<Scrape> {
+    let budget = Duration::from_secs(args.scrape_budget_secs);
+    let what = report::format_name(format);
+    match measure::scrape_as(gw.addr, format, args.scrapes, 3, budget).await {
+        Ok(s) if s.loaded == n => {
+            println!(
+                "  {name}: {what} scrape: median {}, {} ({} samples, {} scrapes; {})",
+                report::dur(s.median),
+                report::bytes(s.bytes as f64),
+                s.series,
+                s.samples,
+                s.content_type
+            );
+            Some(s)
+        }
+        Ok(s) => {
+            println!(
+                "  {name}: {what} scrape FAILED: it held {} of the {n} loaded series ({})",
+                s.loaded, s.content_type
+            );
+            None
+        }
+        Err(e) => {
+            println!("  {name}: {what} scrape FAILED: {e}");
+            None
+        }
+    }
 }
 
 /// The checked-out commit, with `+changes` when `gateway/` has uncommitted changes.
@@ -623,6 +562,49 @@ fn built_here(bin: &Path) -> bool {
         (Ok(b), Ok(cwd)) => b.starts_with(cwd),
         _ => false,
     }
+}
+
+/// Every gateway `--gateways` may name.
+const GATEWAYS: [&str; 4] = ["ours", "reference", "ours-redis", "ours-memory"];
+
+/// Above this size the reference is not run: its pushes and scrapes are so slow that
+/// filling and measuring it would take far longer than the bench's budget (and about
+/// 1 KB of memory per series). Its figures at the largest size up to this one are shown
+/// beside ours instead, for scale.
+pub const COMPARED_UP_TO: usize = 1_000_000;
+
+/// The gateways run at size `n`, in order: those of `--gateways`, without the reference
+/// above [`COMPARED_UP_TO`], and there with ours in memory mode after ours (as #22
+/// measures 10M in both modes) and without ours-redis unless `--gateways` named it.
+fn gateways_at(args: &Args, n: usize) -> Vec<&'static str> {
+    let named = |g: &str| args.gateways.iter().any(|x| x == g);
+    let large = n > COMPARED_UP_TO;
+    let mut out = Vec::new();
+    for g in GATEWAYS {
+        let run = match g {
+            "reference" => named(g) && !large,
+            "ours-redis" => named(g) && (!large || args.gateways_given),
+            // Ours loaded with `--ours-load checked` already is memory mode.
+            "ours-memory" => named(g) || (large && named("ours") && args.ours_load == "restore"),
+            _ => named(g),
+        };
+        if run {
+            out.push(g);
+        }
+    }
+    out
+}
+
+/// The flags of every start of ours: `--ours-arg`s, and `--web.enable-openmetrics` when
+/// ours has it (it serves OpenMetrics only with it; a binary with only upstream's flags
+/// would refuse it).
+fn ours_flags(args: &Args) -> Vec<String> {
+    let mut flags = args.ours_arg.clone();
+    let om = "--web.enable-openmetrics";
+    if !flags.iter().any(|f| f.starts_with(om)) && process::supports_flag(&args.ours, om) {
+        flags.push(om.to_string());
+    }
+    flags
 }
 
 /// The 1-minute load average.
@@ -676,10 +658,8 @@ fn default_work_dir() -> PathBuf {
 
 async fn run(args: Args) -> Result<()> {
     for g in &args.gateways {
-        if !["ours", "reference", "ours-redis"].contains(&g.as_str()) {
-            return Err(format!(
-                "unknown gateway {g:?} (ours, reference, ours-redis)"
-            ));
+        if !GATEWAYS.contains(&g.as_str()) {
+            return Err(format!("unknown gateway {g:?} ({})", GATEWAYS.join(", ")));
         }
     }
     let work = match &args.work_dir {
@@ -739,17 +719,45 @@ async fn run(args: Args) -> Result<()> {
         );
     }
 
-    let mut rows = Vec::new();
-    for &n in &args.sizes {
+    let ours_extra = ours_flags(&args);
+    if ours_extra.len() > args.ours_arg.len() {
+        println!("ours gets: {}", ours_extra[args.ours_arg.len()..].join(" "));
+    }
+    let mut sizes = args.sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut rows: Vec<report::SizeRow> = Vec::new();
+    for n in sizes {
         println!("\n== {} stored series ==", size_label(n));
-        let mut ours = None;
-        let mut reference = None;
-        let mut redis = None;
-        for g in &args.gateways {
+        let gateways = gateways_at(&args, n);
+        let mut row = report::SizeRow {
+            n,
+            ours: None,
+            reference: None,
+            redis: None,
+            memory: None,
+            reference_scale: None,
+        };
+        if n > COMPARED_UP_TO && args.gateways.iter().any(|g| g == "reference") {
+            row.reference_scale = rows
+                .iter()
+                .rev()
+                .find_map(|r| Some((r.n, r.reference.clone()?)));
+            let shown = match &row.reference_scale {
+                Some((at, _)) => format!("its {} figures are shown for scale", size_label(*at)),
+                None => "add 1m to --sizes to see its 1M figures beside ours".into(),
+            };
+            println!(
+                "  reference: not run above {} (filling it would take far longer than the \
+                 bench's budget); {shown}",
+                size_label(COMPARED_UP_TO)
+            );
+        }
+        for g in gateways {
             let bin = if g != "reference" {
                 Bin {
                     path: &args.ours,
-                    extra: &args.ours_arg,
+                    extra: &ours_extra,
                     report: PortReport::of(&args.ours),
                 }
             } else {
@@ -759,26 +767,27 @@ async fn run(args: Args) -> Result<()> {
                     report: PortReport::Proc,
                 }
             };
-            match run_one(&args, g, bin, n, &work).await {
-                Ok(r) => match g.as_str() {
-                    "ours" => ours = Some(r),
-                    "ours-redis" => redis = Some(r),
-                    _ => reference = Some(r),
+            let workloads = if g == "ours-memory" {
+                Workloads::Scale
+            } else {
+                Workloads::All
+            };
+            match run_one(&args, g, bin, n, &work, workloads).await {
+                Ok(r) => match g {
+                    "ours" => row.ours = Some(r),
+                    "ours-redis" => row.redis = Some(r),
+                    "ours-memory" => row.memory = Some(r),
+                    _ => row.reference = Some(r),
                 },
                 Err(e) => println!("  {g}: FAILED: {e}"),
             }
         }
-        let row = report::SizeRow {
-            n,
-            ours,
-            reference,
-            redis,
-        };
         println!();
         print!("{}", report::console_block(&row));
-        if args.gateways.iter().any(|g| g == "ours-redis") {
+        if row.redis.is_some() {
             print!("{}", report::redis_console_block(&row));
         }
+        print!("{}", scale::console_block(&row));
         rows.push(row);
     }
     env.total = started.elapsed();
@@ -787,10 +796,17 @@ async fn run(args: Args) -> Result<()> {
         Some(v) => println!("\n{v}"),
         None => println!("\nTargets at 1M: not measured (run with --sizes ...,1M)"),
     }
+    if let Some(v) = scale::verdict(&rows) {
+        println!("{v}");
+    }
     let mut md = report::markdown(&env, &args, &rows);
-    if args.gateways.iter().any(|g| g == "ours-redis") {
+    if rows.iter().any(|r| r.redis.is_some()) {
         md.push('\n');
         md.push_str(&report::redis_markdown(&env, &args, &rows));
+    }
+    if scale::applies(&rows) {
+        md.push('\n');
+        md.push_str(&scale::markdown(&rows));
     }
     println!("\n{md}");
     if let Some(parent) = args.out.parent() {
@@ -802,7 +818,13 @@ async fn run(args: Args) -> Result<()> {
 }
 
 fn main() {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let mut args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    args.gateways_given =
+        matches.value_source("gateways") == Some(clap::parser::ValueSource::CommandLine);
     let mut builder = if args.client_threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -832,5 +854,51 @@ fn main() {
     if let Err(e) = result {
         eprintln!("bench: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_either_case() {
+        for (text, n) in [
+            ("1m", 1_000_000),
+            ("1M", 1_000_000),
+            ("10m", 10_000_000),
+            ("10k", 10_000),
+            ("10K", 10_000),
+            (" 250000 ", 250_000),
+        ] {
+            assert_eq!(parse_size(text), Ok(n), "{text}");
+        }
+        for bad in ["", "m", "0", "1g", "-1m", "99999999999999999999m"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn above_1m_the_reference_gives_way_to_ours_in_memory_mode() {
+        let args = |extra: &[&str]| {
+            let mut a = Args::try_parse_from(
+                ["bench", "--ours", "x", "--reference", "y"]
+                    .iter()
+                    .chain(extra),
+            )
+            .unwrap();
+            a.gateways_given = extra.contains(&"--gateways");
+            a
+        };
+        let default = args(&[]);
+        assert_eq!(
+            gateways_at(&default, 1_000_000),
+            ["ours", "reference", "ours-redis"]
+        );
+        assert_eq!(gateways_at(&default, 10_000_000), ["ours", "ours-memory"]);
+        let named = args(&["--gateways", "ours-redis"]);
+        assert_eq!(gateways_at(&named, 10_000_000), ["ours-redis"]);
+        let checked = args(&["--ours-load", "checked"]);
+        assert_eq!(gateways_at(&checked, 10_000_000), ["ours"]);
     }
 }

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::client::{Conn, Result};
-
-/// Metric name of the loaded series; the scrape must hold exactly N of them.
-pub const LOAD_METRIC: &str = "bench_load";
+use crate::client::{BodySink, Conn, Result};
+pub use crate::count::LOAD_METRIC;
+use crate::count::{self, Counter, GzipTextCounter, ScrapeCount, SizeCounter};
+use crate::process::Gateway;
 
 /// Text-format body of `count` series of `metric`, every line ending in `\n`.
 pub fn body(metric: &str, first: usize, count: usize, value: u64) -> Bytes {
@@ -58,37 +58,6 @@ pub async fn load(
     Ok(start.elapsed())
 }
 
-/// What one scrape held.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ScrapeCount {
-    /// Sample lines in all.
-    pub samples: usize,
-    /// Sample lines of [`LOAD_METRIC`].
-    pub loaded: usize,
-    /// Body size in bytes.
-    pub bytes: usize,
-}
-
-/// Counts the sample lines of a text-format scrape.
-pub fn count(body: &[u8]) -> ScrapeCount {
-    let mut c = ScrapeCount {
-        bytes: body.len(),
-        ..Default::default()
-    };
-    for line in body.split(|&b| b == b'\n') {
-        if line.is_empty() || line[0] == b'#' {
-            continue;
-        }
-        c.samples += 1;
-        if line.starts_with(LOAD_METRIC.as_bytes())
-            && matches!(line.get(LOAD_METRIC.len()), Some(b'{') | Some(b' '))
-        {
-            c.loaded += 1;
-        }
-    }
-    c
-}
-
 /// Scrapes until the store holds `n` loaded series, or until the count has not
 /// grown for `stall` (a gateway may apply accepted pushes later, or serve before it
 /// finished restoring). Returns the last count.
@@ -97,7 +66,7 @@ pub async fn wait_for_count(addr: SocketAddr, n: usize, stall: Duration) -> Resu
     let mut best = 0;
     let mut since = Instant::now();
     loop {
-        let c = count(&conn.get_ok("/metrics").await?);
+        let c = scrape_once(&mut conn, ScrapeFormat::Text).await?.count;
         if c.loaded > best {
             best = c.loaded;
             since = Instant::now();
@@ -107,6 +76,33 @@ pub async fn wait_for_count(addr: SocketAddr, n: usize, stall: Duration) -> Resu
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Scrapes `gw` (retrying every 10 ms while it does not answer yet) until a scrape
+/// holds `n` loaded series; the time from `since` to the end of that scrape's body.
+/// Gives up after `timeout`, or when the gateway exits.
+pub async fn until_complete(
+    gw: &mut Gateway,
+    n: usize,
+    since: Instant,
+    timeout: Duration,
+) -> Result<Duration> {
+    let mut conn = Conn::new(gw.addr);
+    let mut last = String::from("no answer");
+    while since.elapsed() < timeout {
+        if let Some(e) = gw.exited() {
+            return Err(e);
+        }
+        match scrape_once(&mut conn, ScrapeFormat::Text).await {
+            Ok(s) if s.count.loaded == n => return Ok(since.elapsed()),
+            Ok(s) => last = format!("{} of {n} loaded series", s.count.loaded),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(format!(
+        "no scrape held all {n} series within {timeout:?} (last: {last})"
+    ))
 }
 
 /// Latency figures of sequential PUTs.
@@ -316,77 +312,203 @@ pub async fn throughput(
     Ok(r)
 }
 
+/// What a scrape asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScrapeFormat {
+    /// Text 0.0.4.
+    Text,
+    /// Text 0.0.4 with `Accept-Encoding: gzip`; timed without decompressing.
+    Gzip,
+    /// Delimited protobuf.
+    Protobuf,
+    /// OpenMetrics 1.0.0 (ours serves it with `--web.enable-openmetrics`; the reference
+    /// answers text 0.0.4).
+    OpenMetrics,
+}
+
+/// `Accept` of protobuf scrapes (as Prometheus sends it).
+pub const PROTOBUF_ACCEPT: &str =
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+/// `Accept` of OpenMetrics scrapes.
+pub const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0";
+
+impl ScrapeFormat {
+    /// The request headers that ask for this format.
+    fn headers(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            ScrapeFormat::Text => &[],
+            ScrapeFormat::Gzip => &[("accept-encoding", "gzip")],
+            ScrapeFormat::Protobuf => &[("accept", PROTOBUF_ACCEPT)],
+            ScrapeFormat::OpenMetrics => &[("accept", OPENMETRICS_ACCEPT)],
+        }
+    }
+
+    /// Whether a response with `content_type` is in the format asked for.
+    pub fn negotiated(self, content_type: &str) -> bool {
+        match self {
+            ScrapeFormat::Text | ScrapeFormat::Gzip => content_type.starts_with("text/plain"),
+            ScrapeFormat::Protobuf => content_type.starts_with("application/vnd.google.protobuf"),
+            ScrapeFormat::OpenMetrics => content_type.starts_with("application/openmetrics-text"),
+        }
+    }
+}
+
+/// Counts a scrape's body as it streams in, by the format the gateway answered with.
+struct CountingSink {
+    status: hyper::StatusCode,
+    content_type: String,
+    gzipped: bool,
+    /// gzip: count only the bytes (timed scrapes), or also decompress and count lines.
+    gzip: Option<GzipCount>,
+    counter: Option<Box<dyn Counter>>,
+}
+
+/// How a gzip body is counted.
+#[derive(Clone, Copy, PartialEq)]
+enum GzipCount {
+    Size,
+    Lines,
+}
+
+impl BodySink for CountingSink {
+    fn head(&mut self, status: hyper::StatusCode, content_type: &str, content_encoding: &str) {
+        self.status = status;
+        self.content_type = content_type.to_string();
+        let gzipped = content_encoding.eq_ignore_ascii_case("gzip");
+        self.gzipped = gzipped;
+        self.counter = Some(match self.gzip {
+            Some(GzipCount::Size) => Box::new(SizeCounter::default()),
+            Some(GzipCount::Lines) if gzipped => Box::new(GzipTextCounter::default()),
+            _ => count::for_content_type(content_type),
+        });
+    }
+
+    fn frame(&mut self, data: &[u8]) -> Result<()> {
+        match &mut self.counter {
+            Some(c) => c.feed(data),
+            None => Err("a body before the head".into()),
+        }
+    }
+}
+
+/// One scrape's outcome.
+pub struct Scraped {
+    /// What it held.
+    pub count: ScrapeCount,
+    /// Its `Content-Type`.
+    pub content_type: String,
+}
+
+/// One full `GET /metrics` in `format`, counted as it streams in.
+pub async fn scrape_once(conn: &mut Conn, format: ScrapeFormat) -> Result<Scraped> {
+    scrape_counted(
+        conn,
+        format,
+        (format == ScrapeFormat::Gzip).then_some(GzipCount::Lines),
+    )
+    .await
+}
+
+async fn scrape_counted(
+    conn: &mut Conn,
+    format: ScrapeFormat,
+    gzip: Option<GzipCount>,
+) -> Result<Scraped> {
+    let mut sink = CountingSink {
+        status: hyper::StatusCode::OK,
+        content_type: String::new(),
+        gzipped: false,
+        gzip,
+        counter: None,
+    };
+    conn.stream_with(
+        hyper::Method::GET,
+        "/metrics",
+        Bytes::new(),
+        format.headers(),
+        &mut sink,
+    )
+    .await?;
+    if sink.status != hyper::StatusCode::OK {
+        return Err(format!("GET /metrics ({format:?}): {}", sink.status));
+    }
+    let counter = sink.counter.ok_or("GET /metrics: no response")?;
+    if gzip.is_some() && !sink.gzipped {
+        return Err("asked for gzip, answered without Content-Encoding: gzip".into());
+    }
+    Ok(Scraped {
+        count: counter.finish()?,
+        content_type: sink.content_type,
+    })
+}
+
 /// Scrape figures.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Scrape {
     /// Scrapes made.
     pub samples: usize,
     /// Median time to the end of the body.
     pub median: Duration,
-    /// Body size of the last scrape.
+    /// Body size of the last scrape (compressed when gzip).
     pub bytes: usize,
-    /// Sample lines of the last scrape.
+    /// Samples of the last scrape: sample lines of a text format, metrics of protobuf
+    /// (for gzip: of the decompressed check scrape).
     pub series: usize,
+    /// Loaded series ([`count::LOAD_METRIC`]) in the last scrape (for gzip: in the
+    /// decompressed check scrape).
+    pub loaded: usize,
+    /// `Content-Type` of the answers.
+    pub content_type: String,
 }
 
-/// Up to `max` sequential full `GET /metrics` (at least `min`, then stopping once
+impl Scrape {
+    /// Whether the gateway answered in the format asked for.
+    pub fn negotiated(&self, format: ScrapeFormat) -> bool {
+        format.negotiated(&self.content_type)
+    }
+}
+
+/// Up to `max` sequential full text `GET /metrics` (at least `min`, then stopping once
 /// `budget` is spent).
 pub async fn scrape(addr: SocketAddr, max: usize, min: usize, budget: Duration) -> Result<Scrape> {
-    scrape_with(addr, max, min, budget, false).await
+    scrape_as(addr, ScrapeFormat::Text, max, min, budget).await
 }
 
-/// Like [`scrape`], asking for a gzip body (`bytes` is then the compressed size).
-pub async fn scrape_gzip(
+/// Like [`scrape`], in `format`. Each body is counted while it streams in (a gzip body
+/// only by its size: one more scrape, untimed, decompresses it to count its series).
+pub async fn scrape_as(
     addr: SocketAddr,
+    format: ScrapeFormat,
     max: usize,
     min: usize,
     budget: Duration,
-) -> Result<Scrape> {
-    scrape_with(addr, max, min, budget, true).await
-}
-
-async fn scrape_with(
-    addr: SocketAddr,
-    max: usize,
-    min: usize,
-    budget: Duration,
-    gzip: bool,
 ) -> Result<Scrape> {
     let mut conn = Conn::new(addr);
-    let headers: &[(&str, &str)] = if gzip {
-        &[("accept-encoding", "gzip")]
-    } else {
-        &[]
-    };
+    let gzip = (format == ScrapeFormat::Gzip).then_some(GzipCount::Size);
     let mut times = Vec::new();
-    let mut last = ScrapeCount::default();
+    let mut last = None;
     let start = Instant::now();
     for i in 0..max.max(1) {
         if i >= min && start.elapsed() > budget {
             break;
         }
         let t = Instant::now();
-        let (status, body) = conn
-            .request_with(hyper::Method::GET, "/metrics", Bytes::new(), headers)
-            .await?;
-        if status != hyper::StatusCode::OK {
-            return Err(format!("GET /metrics: {status}"));
-        }
+        let s = scrape_counted(&mut conn, format, gzip).await?;
         times.push(t.elapsed());
-        last = if gzip {
-            ScrapeCount {
-                bytes: body.len(),
-                ..ScrapeCount::default()
-            }
-        } else {
-            count(&body)
-        };
+        last = Some(s);
     }
+    let last = last.ok_or("no scrape made")?;
+    let counted = match format {
+        ScrapeFormat::Gzip => scrape_once(&mut conn, format).await?.count,
+        _ => last.count,
+    };
     times.sort();
     Ok(Scrape {
         samples: times.len(),
         median: percentile(&times, 50.0),
-        bytes: last.bytes,
-        series: last.samples,
+        bytes: last.count.bytes,
+        series: counted.samples,
+        loaded: counted.loaded,
+        content_type: last.content_type,
     })
 }

@@ -33,16 +33,22 @@ impl PortReport {
     /// How `bin` reports its port: the address file if its `--help` names the flag (ours),
     /// else /proc (the reference, or any binary with upstream's flags run as "ours").
     pub fn of(bin: &Path) -> PortReport {
-        let help = Command::new(bin).arg("--help").output();
-        match help {
-            Ok(out)
-                if String::from_utf8_lossy(&out.stdout).contains("web.listen-address-file")
-                    || String::from_utf8_lossy(&out.stderr).contains("web.listen-address-file") =>
-            {
-                PortReport::AddressFile
-            }
-            _ => PortReport::Proc,
+        if supports_flag(bin, "web.listen-address-file") {
+            PortReport::AddressFile
+        } else {
+            PortReport::Proc
         }
+    }
+}
+
+/// Whether the `--help` of `bin` names `flag`.
+pub fn supports_flag(bin: &Path, flag: &str) -> bool {
+    match Command::new(bin).arg("--help").output() {
+        Ok(out) => {
+            String::from_utf8_lossy(&out.stdout).contains(flag)
+                || String::from_utf8_lossy(&out.stderr).contains(flag)
+        }
+        Err(_) => false,
     }
 }
 
@@ -178,7 +184,7 @@ impl Gateway {
                     gw.log_tail()
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -192,7 +198,7 @@ impl Gateway {
         tail(&self.log)
     }
 
-    fn exited(&mut self) -> Option<String> {
+    pub fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
             Ok(Some(status)) => Some(format!(
                 "gateway exited ({status}); its log ({}):\n    {}",

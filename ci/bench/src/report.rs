@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::measure::ScrapeFormat;
 use crate::{size_label, Args, RunResult};
 
 /// The stored size the targets apply to.
@@ -39,6 +40,33 @@ pub struct SizeRow {
     pub reference: Option<RunResult>,
     /// Ours in Redis mode.
     pub redis: Option<RunResult>,
+    /// Ours in memory mode (#22's memory-mode figures above 1M).
+    pub memory: Option<RunResult>,
+    /// Where the reference is not run (above 1M): its figures at a smaller size, and
+    /// that size, shown for scale.
+    pub reference_scale: Option<(usize, RunResult)>,
+}
+
+impl SizeRow {
+    /// The reference's figures shown at this size: measured here, or for scale from a
+    /// smaller size (then with that size).
+    pub fn reference_shown(&self) -> Option<(&RunResult, Option<usize>)> {
+        match (&self.reference, &self.reference_scale) {
+            (Some(r), _) => Some((r, None)),
+            (None, Some((n, r))) => Some((r, Some(*n))),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How a scrape format is named in the report.
+pub fn format_name(format: ScrapeFormat) -> &'static str {
+    match format {
+        ScrapeFormat::Text => "text",
+        ScrapeFormat::Gzip => "gzip",
+        ScrapeFormat::Protobuf => "protobuf",
+        ScrapeFormat::OpenMetrics => "OpenMetrics",
+    }
 }
 
 /// A duration with a unit fitting its size.
@@ -115,6 +143,8 @@ struct Metric {
     name: &'static str,
     ours: Option<f64>,
     reference: Option<f64>,
+    /// The size the reference's figure was measured at, when not this row's (for scale).
+    reference_at: Option<usize>,
     fmt: fn(f64) -> String,
     better: Better,
     target: Option<Target>,
@@ -122,9 +152,19 @@ struct Metric {
 
 impl Metric {
     fn ratio(&self) -> Option<f64> {
-        match (self.ours, self.reference) {
-            (Some(o), Some(r)) if r != 0.0 => Some(o / r),
+        match (self.ours, self.reference, self.reference_at) {
+            (Some(o), Some(r), None) if r != 0.0 => Some(o / r),
             _ => None,
+        }
+    }
+
+    /// The reference's cell: its figure, with the size it is from when that is not the
+    /// row's.
+    fn reference_cell(&self) -> String {
+        let v = cell(self.reference, self.fmt);
+        match (self.reference, self.reference_at) {
+            (Some(_), Some(n)) => format!("{v} (at {}, for scale)", size_label(n)),
+            _ => v,
         }
     }
 
@@ -258,14 +298,14 @@ fn figures() -> Vec<Figure> {
         ),
         f(
             "push throughput",
-            |x| Some(x.throughput.per_sec()),
+            |x| x.throughput.as_ref().map(|(t, _)| t.per_sec()),
             fmt_rate,
             Higher,
             Some(Target::AtLeast(5.0)),
         ),
         f(
             "gateway CPU per push",
-            |x| Some(x.cpu_per_push()),
+            RunResult::cpu_per_push,
             fmt_dur,
             Lower,
             None,
@@ -286,22 +326,47 @@ fn figures() -> Vec<Figure> {
         ),
         f(
             "protobuf PUT 10 series, median",
-            |x| Some(x.protobuf_latency.median.as_secs_f64()),
+            |x| x.protobuf_latency.map(|l| l.median.as_secs_f64()),
             fmt_dur,
             Lower,
             None,
         ),
         f(
             "gzip scrape time, median",
-            |x| Some(x.gzip_scrape.median.as_secs_f64()),
+            |x| x.gzip_scrape.as_ref().map(|s| s.median.as_secs_f64()),
             fmt_dur,
             Lower,
             None,
         ),
         f(
             "gzip scrape size",
-            |x| Some(x.gzip_scrape.bytes as f64),
+            |x| x.gzip_scrape.as_ref().map(|s| s.bytes as f64),
             fmt_bytes,
+            Lower,
+            None,
+        ),
+        f(
+            "protobuf scrape time, median",
+            |x| x.protobuf_scrape.as_ref().map(|s| s.median.as_secs_f64()),
+            fmt_dur,
+            Lower,
+            None,
+        ),
+        f(
+            "protobuf scrape size",
+            |x| x.protobuf_scrape.as_ref().map(|s| s.bytes as f64),
+            fmt_bytes,
+            Neither,
+            None,
+        ),
+        f(
+            "OpenMetrics scrape time, median",
+            |x| {
+                x.openmetrics_scrape
+                    .as_ref()
+                    .map(|s| s.median.as_secs_f64())
+            },
+            fmt_dur,
             Lower,
             None,
         ),
@@ -330,12 +395,14 @@ fn figures() -> Vec<Figure> {
 }
 
 fn metrics(row: &SizeRow) -> Vec<Metric> {
+    let reference = row.reference_shown();
     figures()
         .into_iter()
         .map(|f| Metric {
             name: f.name,
             ours: row.ours.as_ref().and_then(f.get),
-            reference: row.reference.as_ref().and_then(f.get),
+            reference: reference.and_then(|(r, _)| (f.get)(r)),
+            reference_at: reference.and_then(|(_, at)| at),
             fmt: f.fmt,
             better: f.better,
             target: f.target,
@@ -355,18 +422,29 @@ pub fn console_block(row: &SizeRow) -> String {
         "  {} stored series: ratio = ours/reference; 'better' says which direction wins",
         size_label(row.n)
     );
+    if let Some((_, Some(at))) = row.reference_shown() {
+        let _ = writeln!(
+            s,
+            "  (the reference is not run at this size: its figures are those at {}, for scale)",
+            size_label(at)
+        );
+    }
     let _ = writeln!(
         s,
-        "  {:<24} {:>12} {:>12}  {:<26} {:<7} target",
+        "  {:<32} {:>12} {:>12}  {:<26} {:<7} target",
         "metric", "ours", "reference", "ours/ref", "better"
     );
     for m in metrics(row) {
+        let reference = match m.reference_at {
+            Some(at) => format!("{} ({})", cell(m.reference, m.fmt), size_label(at)),
+            None => cell(m.reference, m.fmt),
+        };
         let _ = writeln!(
             s,
-            "  {:<24} {:>12} {:>12}  {:<26} {:<7} {}",
+            "  {:<32} {:>12} {:>12}  {:<26} {:<7} {}",
             m.name,
             cell(m.ours, m.fmt),
-            cell(m.reference, m.fmt),
+            reference,
             m.ratio_text(),
             m.better_text(),
             m.target_text(row.n)
@@ -451,7 +529,7 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
                 size_label(row.n),
                 m.name,
                 cell(m.ours, m.fmt),
-                cell(m.reference, m.fmt),
+                m.reference_cell(),
                 m.ratio_text(),
                 m.better_text(),
                 target
@@ -461,28 +539,80 @@ pub fn markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
     if let Some(v) = verdict(rows) {
         let _ = writeln!(s, "\n{v}.");
     }
-    let _ = writeln!(s, "\nHow each store was loaded:\n");
+    let _ = writeln!(s, "\nHow each store was loaded (and the load average at the start and the end of each gateway's run):\n");
     for row in rows {
-        for (name, r) in [("ours", &row.ours), ("reference", &row.reference)] {
+        let runs = [
+            ("ours", &row.ours),
+            ("reference", &row.reference),
+            ("ours-memory", &row.memory),
+        ];
+        for (name, r) in runs {
             match r {
                 Some(r) => {
+                    let _ = writeln!(s, "{}", run_note(name, r));
+                }
+                None if name == "reference" && row.n > crate::COMPARED_UP_TO => {
+                    let shown = match &row.reference_scale {
+                        Some((at, _)) => {
+                            format!("its {} figures are shown for scale", size_label(*at))
+                        }
+                        None => "no smaller size was run to show for scale".into(),
+                    };
                     let _ = writeln!(
                         s,
-                        "- {} {name}: {}; {} PUTs timed, {} pushes in the throughput run ({} failed)",
+                        "- {} reference: not run above {} (too slow to fill); {shown}",
                         size_label(row.n),
-                        r.load_mode,
-                        r.latency.samples,
-                        r.throughput.pushes,
-                        r.throughput.errors
+                        size_label(crate::COMPARED_UP_TO)
                     );
                 }
+                None if name == "ours-memory" => {}
                 None => {
                     let _ = writeln!(s, "- {} {name}: not run or failed", size_label(row.n));
                 }
             }
         }
     }
+    let answered = |r: &RunResult| {
+        r.openmetrics_scrape.as_ref().map(|o| {
+            (
+                o.content_type.clone(),
+                o.negotiated(ScrapeFormat::OpenMetrics),
+            )
+        })
+    };
+    if let Some((ct, false)) = rows
+        .iter()
+        .filter_map(|r| r.reference.as_ref())
+        .find_map(answered)
+    {
+        let _ = writeln!(
+            s,
+            "\nThe reference has no OpenMetrics: asked for it, it answers `{ct}`, so its \
+             OpenMetrics row is its text scrape. Ours is started with \
+             `--web.enable-openmetrics` (without it, ours answers text 0.0.4 as upstream does)."
+        );
+    }
     s
+}
+
+/// The note line of one gateway's run: how it was loaded, how many requests were timed,
+/// the load average at its start and end.
+fn run_note(name: &str, r: &RunResult) -> String {
+    let throughput = match &r.throughput {
+        Some((t, _)) => format!(
+            ", {} pushes in the throughput run ({} failed)",
+            t.pushes, t.errors
+        ),
+        None => String::new(),
+    };
+    format!(
+        "- {} {name}: {}; {} PUTs timed{throughput}; load average {} → {}",
+        size_label(r.n),
+        r.load_mode,
+        r.latency.samples,
+        r.load.0,
+        r.load.1
+    )
 }
 
 /// One figure of the Redis section: ours in Redis mode, ours in memory mode, the reference.
@@ -633,6 +763,12 @@ fn better_word(b: Better) -> &'static str {
     }
 }
 
+/// Whether a size belongs in the Redis section: where Redis mode runs by default (up to
+/// 1M) or ran.
+fn in_redis_section(row: &SizeRow) -> bool {
+    row.redis.is_some() || row.n <= crate::COMPARED_UP_TO
+}
+
 /// The markdown section of ours in Redis mode next to memory mode and the reference.
 pub fn redis_markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
     let mut s = String::new();
@@ -685,24 +821,16 @@ pub fn redis_markdown(env: &Env, args: &Args, rows: &[SizeRow]) -> String {
         "| Stored series | Metric | Redis mode | Memory mode | Reference | Redis / memory | Redis / ref | Better |"
     );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---|---|---|");
-    for row in rows {
+    for row in rows.iter().filter(|r| in_redis_section(r)) {
         for cells in redis_cells(row) {
             let _ = writeln!(s, "| {} | {} |", size_label(row.n), cells.join(" | "));
         }
     }
     let _ = writeln!(s);
-    for row in rows {
+    for row in rows.iter().filter(|r| in_redis_section(r)) {
         match &row.redis {
             Some(r) => {
-                let _ = writeln!(
-                    s,
-                    "- {} ours-redis: {}; {} PUTs timed, {} pushes in the throughput run ({} failed)",
-                    size_label(row.n),
-                    r.load_mode,
-                    r.latency.samples,
-                    r.throughput.pushes,
-                    r.throughput.errors
-                );
+                let _ = writeln!(s, "{}", run_note("ours-redis", r));
             }
             None => {
                 let _ = writeln!(s, "- {} ours-redis: not run or failed", size_label(row.n));

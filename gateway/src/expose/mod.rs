@@ -1,18 +1,23 @@
 //! The exposition: a store snapshot plus the gateway's own metrics become the body of a
 //! scrape, in upstream's order (families by name; within a family, metrics by label
 //! values), in the format the scraper negotiated: text 0.0.4 (byte-compatible with
-//! upstream), delimited protobuf, or OpenMetrics 1.0.0. Rendered families are cached per
-//! format, name and version, so a scrape re-encodes only what changed since the last one.
+//! upstream), delimited protobuf, or OpenMetrics 1.0.0. Each group's part of a family is
+//! cached per format (and its gzip member once compressed), so a scrape re-encodes only
+//! the groups that changed since the last one.
 
+mod gzip;
 pub mod negotiate;
 pub mod number;
 pub mod openmetrics;
+mod parallel;
 pub mod protobuf;
 pub mod render;
+pub mod runs;
 pub mod text;
 
 pub use negotiate::{negotiate, Encoding, Escaping, NotAcceptable, OpenMetrics, ScrapeFormat};
 pub use render::{Rendered, RenderedChunks, Renderer};
+pub use runs::Piece;
 
 use crate::model::{is_classic_char, is_unescaped, legacy_escaped, Histogram, MetricType, Series};
 
@@ -28,26 +33,72 @@ pub fn encode_family(
     if metrics.is_empty() {
         return Vec::new();
     }
+    let body = encode_metrics(format, name, metric_type, metrics);
+    let mut out = encode_family_header(format, name, help, metric_type, body.len());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The header of a family (`# HELP` and `# TYPE`, or the start of its protobuf message),
+/// to be followed by `metrics_len` bytes of its metrics from [`encode_metrics`], which
+/// may come in several pieces (each a sorted run of the family's metrics).
+pub fn encode_family_header(
+    format: ScrapeFormat,
+    name: &str,
+    help: Option<&str>,
+    metric_type: MetricType,
+    metrics_len: usize,
+) -> Vec<u8> {
     let name = exposed_name(format, name, false);
     let family = Family {
         format,
         name: &name,
         help,
         metric_type,
+        metrics: &[],
+    };
+    match format.encoding {
+        Encoding::Text => {
+            let mut out = String::new();
+            text::write_family_header(&mut out, &family);
+            out.into_bytes()
+        }
+        Encoding::OpenMetrics => {
+            let mut out = String::new();
+            openmetrics::write_family_header(&mut out, &family);
+            out.into_bytes()
+        }
+        Encoding::Protobuf => protobuf::encode_family_header(&family, metrics_len),
+    }
+}
+
+/// The metrics of a family without its header, in the order given.
+pub fn encode_metrics(
+    format: ScrapeFormat,
+    name: &str,
+    metric_type: MetricType,
+    metrics: &[Series<'_>],
+) -> Vec<u8> {
+    let name = exposed_name(format, name, false);
+    let family = Family {
+        format,
+        name: &name,
+        help: None,
+        metric_type,
         metrics,
     };
     match format.encoding {
         Encoding::Text => {
             let mut out = String::new();
-            text::write_family(&mut out, &family);
+            text::write_metrics(&mut out, &family);
             out.into_bytes()
         }
         Encoding::OpenMetrics => {
             let mut out = String::new();
-            openmetrics::write_family(&mut out, &family);
+            openmetrics::write_metrics(&mut out, &family);
             out.into_bytes()
         }
-        Encoding::Protobuf => protobuf::encode_family(&family),
+        Encoding::Protobuf => protobuf::encode_metrics(&family),
     }
 }
 

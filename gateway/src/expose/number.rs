@@ -33,6 +33,19 @@ pub fn write_float(out: &mut String, f: f64) {
         out.push('0');
         return;
     }
+    // Whole numbers below 1e6 are their digits in fixed form (Go's shortest %g turns to
+    // the exponent form from 1e6 on): written without the allocations below, as most
+    // counters and gauges are.
+    if f.fract() == 0.0 && f.abs() < 1e6 {
+        use std::fmt::Write;
+        let _ = write!(out, "{}", f as i64);
+        return;
+    }
+    write_shortest(out, f);
+}
+
+/// Appends a finite, non-zero `f` in Go's shortest `%g` form.
+fn write_shortest(out: &mut String, f: f64) {
     // Rust's `{:e}` yields the shortest digits that round-trip, the same digits Go's
     // shortest formatting chooses; only the layout differs.
     let sci = format!("{:e}", f);
@@ -87,5 +100,22 @@ fn write_fixed_form(out: &mut String, digits: &str, decimal_point: i32) {
         out.push_str(&digits[..point]);
         out.push('.');
         out.push_str(&digits[point..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_take_a_shortcut_to_the_same_digits() {
+        let mut whole: Vec<f64> = vec![1.0, -1.0, 7.0, 10.0, 120.0, 100000.0, 999999.0, -999999.0];
+        whole.extend((1..2000).map(|i| f64::from(i * 499)));
+        for f in whole {
+            let (mut fast, mut general) = (String::new(), String::new());
+            write_float(&mut fast, f);
+            write_shortest(&mut general, f);
+            assert_eq!(fast, general, "{f}");
+        }
     }
 }

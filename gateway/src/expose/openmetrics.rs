@@ -15,23 +15,34 @@ use crate::model::{
     Exemplar, MetricType, Series, SeriesLabels, ValueRef, BUCKET_LABEL, QUANTILE_LABEL,
 };
 
-/// Writes one family in OpenMetrics text.
-pub fn write_family(out: &mut String, family: &Family<'_>) {
-    let name = family.name;
-    let (declared, metric_type) = match family.metric_type {
-        MetricType::Counter => match name.strip_suffix("_total") {
-            Some(base) => (base, MetricType::Counter),
-            None => (name, MetricType::Untyped),
-        },
-        other => (name, other),
-    };
+/// Writes a family's `# TYPE` and `# HELP` (if any) lines.
+pub fn write_family_header(out: &mut String, family: &Family<'_>) {
+    let (declared, metric_type) = declared(family);
     let type_name = match metric_type {
         MetricType::Untyped => "unknown",
         other => other.as_str(),
     };
     write_header(out, declared, family.help, type_name, true);
+}
+
+/// Writes the samples of a family's metrics, without the header.
+pub fn write_metrics(out: &mut String, family: &Family<'_>) {
+    let (declared, metric_type) = declared(family);
     for series in family.metrics {
         write_metric(out, family.format, declared, metric_type, series);
+    }
+}
+
+/// The name and type a family is declared with: a counter without the `_total` suffix,
+/// or as `unknown` when its name lacks one.
+fn declared<'a>(family: &Family<'a>) -> (&'a str, MetricType) {
+    let name = family.name;
+    match family.metric_type {
+        MetricType::Counter => match name.strip_suffix("_total") {
+            Some(base) => (base, MetricType::Counter),
+            None => (name, MetricType::Untyped),
+        },
+        other => (name, other),
     }
 }
 

@@ -7,21 +7,39 @@ use super::{exposed_name, Family, ScrapeFormat};
 use crate::model::{Exemplar, Extras, LabelRef, MetricType, Series, Timestamp, ValueRef};
 use crate::proto;
 
-/// Encodes one family as a length-delimited message.
-pub fn encode_family(family: &Family<'_>) -> Vec<u8> {
-    let message = proto::MetricFamily {
+/// The start of a family's length-delimited message: its length, then name, help and
+/// type. The message goes on with the family's metrics, `metrics_len` bytes encoded by
+/// [`encode_metrics`] (possibly in several pieces): prost writes fields in tag order, and
+/// the metrics (field 4) come after the type (field 3) and before the unset unit (5), so
+/// the concatenation is the very bytes the whole message encodes to.
+pub fn encode_family_header(family: &Family<'_>, metrics_len: usize) -> Vec<u8> {
+    let header = proto::MetricFamily {
         name: Some(family.name.to_string()),
         help: family.help.map(str::to_string),
         r#type: Some(proto_type(family.metric_type) as i32),
-        metric: family
-            .metrics
-            .iter()
-            .map(|m| proto_metric(family.format, m))
-            .collect(),
+        metric: Vec::new(),
         unit: None,
     };
-    message.encode_length_delimited_to_vec()
+    let len = header.encoded_len() + metrics_len;
+    let mut out = Vec::with_capacity(len + 10);
+    prost::encoding::encode_varint(len as u64, &mut out);
+    // Encoding into a Vec only fails when it is out of capacity, and a Vec grows.
+    let _ = header.encode(&mut out);
+    out
 }
+
+/// A family's metrics as the repeated `metric` field of its message.
+pub fn encode_metrics(family: &Family<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for series in family.metrics {
+        let metric = proto_metric(family.format, series);
+        prost::encoding::message::encode(METRIC_FIELD, &metric, &mut out);
+    }
+    out
+}
+
+/// The tag of `MetricFamily.metric`.
+const METRIC_FIELD: u32 = 4;
 
 fn proto_type(metric_type: MetricType) -> proto::MetricType {
     match metric_type {

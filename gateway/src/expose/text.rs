@@ -15,12 +15,21 @@ use crate::model::{
     QUANTILE_LABEL,
 };
 
-/// Writes one family: `# HELP` (if any), `# TYPE`, then its samples.
-pub fn write_family(out: &mut String, family: &Family<'_>) {
-    let name = family.name;
-    write_header(out, name, family.help, family.metric_type.as_str(), false);
+/// Writes a family's `# HELP` (if any) and `# TYPE` lines.
+pub fn write_family_header(out: &mut String, family: &Family<'_>) {
+    write_header(
+        out,
+        family.name,
+        family.help,
+        family.metric_type.as_str(),
+        false,
+    );
+}
+
+/// Writes the samples of a family's metrics, without the header.
+pub fn write_metrics(out: &mut String, family: &Family<'_>) {
     for series in family.metrics {
-        write_metric(out, family.format, name, series);
+        write_metric(out, family.format, family.name, series);
     }
 }
 
@@ -99,16 +108,20 @@ pub(super) fn write_series(
     extra: Option<(&str, f64)>,
     float: fn(&mut String, f64),
 ) {
-    let full_name = format!("{name}{suffix}");
-    let quoted_name = !is_legacy_metric_name(&full_name);
+    // Suffixes (`_sum`, `_bucket`, ...) are classic characters, so a name with its suffix
+    // is classic exactly when the name is (or, for an empty name, the suffix): checked
+    // without building it for every sample.
+    let quoted_name = !is_legacy_metric_name(if name.is_empty() { suffix } else { name });
     let mut first = true;
     if quoted_name {
         out.push_str("{\"");
-        escape_into(out, &full_name, true);
+        escape_into(out, name, true);
+        escape_into(out, suffix, true);
         out.push('"');
         first = false;
     } else {
-        out.push_str(&full_name);
+        out.push_str(name);
+        out.push_str(suffix);
         if !labels.is_empty() || extra.is_some() {
             out.push('{');
         }
@@ -160,6 +173,13 @@ fn write_bare_or_quoted(out: &mut String, name: &str, bare: bool) {
 
 /// Escapes `\` and newline, and `"` too inside quotes (label values, quoted names).
 pub(super) fn escape_into(out: &mut String, text: &str, quotes: bool) {
+    let plain = !text
+        .bytes()
+        .any(|b| b == b'\\' || b == b'\n' || (quotes && b == b'"'));
+    if plain {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

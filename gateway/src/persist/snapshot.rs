@@ -5,7 +5,9 @@
 //! Layout (little-endian): magic `PGWSNAP` + version byte 1; `u64` position (the number
 //! of the first log segment the snapshot does not cover, or the last stream entry it
 //! does); `u64` group count; per group a `u32` length and a group block (see
-//! [`super::codec`]); last, a `u32` CRC-32 of everything before it.
+//! [`super::codec`]); last, a `u32` CRC-32 of everything before it. The lengths let a
+//! reader find every block before decoding any, so that a large snapshot is decoded (and
+//! encoded) on all cores.
 //!
 //! Replication writes large stores as chunks instead ([`Chunks`], [`decode_chunk`]), each a
 //! whole number of group blocks: magic `PGWCHNK` + version byte 1; `u64` generation; `u32`
@@ -16,6 +18,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::codec::{decode_group, encode_group};
+use super::parallel;
 use super::wal::sync_dir;
 use crate::store::GroupView;
 
@@ -64,19 +67,37 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Encodes the groups at `position` in the snapshot layout.
+/// Encodes the groups at `position` in the snapshot layout, on every core for a large
+/// store (each thread encodes a run of groups; the runs are joined in order).
 pub fn encode(position: u64, groups: &[GroupView]) -> Vec<u8> {
-    let mut data = Vec::with_capacity(1 << 16);
+    let runs = parallel::in_runs(groups, series_weight, |_, run| {
+        let mut data = Vec::new();
+        let mut block = Vec::new();
+        for group in run {
+            append_group(&mut data, &mut block, group);
+        }
+        data
+    });
+    let body: usize = runs.iter().map(Vec::len).sum();
+    let mut data = Vec::with_capacity(SNAPSHOT_MAGIC.len() + 16 + body + 4);
     data.extend_from_slice(SNAPSHOT_MAGIC);
     data.extend_from_slice(&position.to_le_bytes());
     data.extend_from_slice(&(groups.len() as u64).to_le_bytes());
-    let mut block = Vec::new();
-    for group in groups {
-        append_group(&mut data, &mut block, group);
+    for run in runs {
+        data.extend_from_slice(&run);
     }
     let crc = crc32fast::hash(&data);
     data.extend_from_slice(&crc.to_le_bytes());
     data
+}
+
+/// About how much work a group is to encode: its series (and one for the group itself).
+fn series_weight(group: &GroupView) -> usize {
+    1 + group
+        .families
+        .iter()
+        .map(|f| f.series().size_hint().0)
+        .sum::<usize>()
 }
 
 /// Appends one group as its `u32` length and block (`block` is scratch space).
@@ -162,7 +183,8 @@ pub fn decode_chunk(data: &[u8], generation: u64, index: u32) -> io::Result<Vec<
             "a chunk of another snapshot generation or position",
         ));
     }
-    decode_groups(body, CHUNK_HEADER, read_u64(body, 20))
+    let blocks = group_blocks(body, CHUNK_HEADER, read_u64(body, 20))?;
+    decode_blocks(&blocks, |view| view)
 }
 
 fn temporary_path(path: &Path) -> PathBuf {
@@ -191,6 +213,45 @@ pub fn read(path: &Path) -> io::Result<Option<Snapshot>> {
 /// # Errors
 /// Data that is not a valid snapshot of this version, with the reason.
 pub fn decode(data: &[u8]) -> io::Result<Snapshot> {
+    let (position, blocks) = split(data)?;
+    let groups = decode_blocks(&blocks, |view| view)?;
+    Ok(Snapshot { position, groups })
+}
+
+/// Decodes a snapshot and hands its groups to `link` in file order, a run of groups at a
+/// time, while later runs are still being decoded on the other cores. Each group first goes
+/// through `prepare` on the thread that decoded it (restore's indexing work, in parallel
+/// too); `link` also gets the run's share of the file, for an estimate of what is to come.
+/// Returns the snapshot's position.
+///
+/// # Errors
+/// Data that is not a valid snapshot of this version, with the reason; a damaged group is
+/// named by its index. The runs before it have been handed to `link` already.
+pub fn decode_into<T: Send>(
+    data: &[u8],
+    prepare: impl Fn(GroupView) -> T + Sync,
+    mut link: impl FnMut(Vec<T>, f64),
+) -> io::Result<u64> {
+    let (position, blocks) = split(data)?;
+    let total = blocks.iter().map(|b| b.len()).sum::<usize>().max(1) as f64;
+    let mut failed = None;
+    parallel::in_runs_to(
+        &blocks,
+        |block| block.len(),
+        |first, run| decode_run(first, run, &prepare),
+        |decoded, bytes| match decoded {
+            Ok(groups) if failed.is_none() => link(groups, bytes as f64 / total),
+            Ok(_) => {}
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        },
+    );
+    failed.map_or(Ok(position), Err)
+}
+
+/// A snapshot's position and its group blocks, once its header and checksum are right.
+fn split(data: &[u8]) -> io::Result<(u64, Vec<&[u8]>)> {
     if data.len() < SNAPSHOT_MAGIC.len() + 20 || &data[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
         return Err(invalid(
             "not a snapshot of this gateway's format (version 1)",
@@ -198,8 +259,7 @@ pub fn decode(data: &[u8]) -> io::Result<Snapshot> {
     }
     let body = checked_body(data)?;
     let position = read_u64(body, 8);
-    let groups = decode_groups(body, 24, read_u64(body, 16))?;
-    Ok(Snapshot { position, groups })
+    Ok((position, group_blocks(body, 24, read_u64(body, 16))?))
 }
 
 fn invalid(why: &str) -> io::Error {
@@ -228,24 +288,61 @@ fn read_u32(data: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes)
 }
 
-/// The `count` groups from `pos` to the end of `body`.
-fn decode_groups(body: &[u8], mut pos: usize, count: u64) -> io::Result<Vec<GroupView>> {
-    let mut groups = Vec::with_capacity(count.min(1 << 20) as usize);
+/// The `count` group blocks from `pos` to the end of `body`, found by their lengths alone
+/// (nothing decoded yet), so that they can be decoded apart.
+fn group_blocks(body: &[u8], mut pos: usize, count: u64) -> io::Result<Vec<&[u8]>> {
+    // Every block takes its 4-byte length at least: a count beyond that is damage, not a
+    // reason to allocate.
+    let mut blocks = Vec::with_capacity(count.min((body.len() / 4) as u64) as usize);
     for i in 0..count {
+        let truncated = || invalid(&format!("group {i} of {count}: truncated"));
         if pos + 4 > body.len() {
-            return Err(invalid("truncated"));
+            return Err(truncated());
         }
         let len = read_u32(body, pos) as usize;
         pos += 4;
-        let block = body
-            .get(pos..pos.saturating_add(len))
-            .ok_or_else(|| invalid("truncated"))?;
-        let group = decode_group(block).map_err(|e| invalid(&format!("group {i}: {e}")))?;
-        groups.push(group);
+        let block = pos
+            .checked_add(len)
+            .and_then(|end| body.get(pos..end))
+            .ok_or_else(truncated)?;
+        blocks.push(block);
         pos += len;
     }
     if pos != body.len() {
         return Err(invalid("trailing bytes"));
+    }
+    Ok(blocks)
+}
+
+/// Decodes `blocks` on every core (runs of about equal size), in order; the first damaged
+/// block in file order is the error.
+fn decode_blocks<T: Send>(
+    blocks: &[&[u8]],
+    prepare: impl Fn(GroupView) -> T + Sync,
+) -> io::Result<Vec<T>> {
+    let runs = parallel::in_runs(
+        blocks,
+        |block| block.len(),
+        |first, run| decode_run(first, run, &prepare),
+    );
+    let mut groups = Vec::with_capacity(blocks.len());
+    for run in runs {
+        groups.extend(run?);
+    }
+    Ok(groups)
+}
+
+/// Decodes the blocks of groups `first..` in order, stopping at the first damaged one.
+fn decode_run<T>(
+    first: usize,
+    run: &[&[u8]],
+    prepare: impl Fn(GroupView) -> T,
+) -> io::Result<Vec<T>> {
+    let mut groups = Vec::with_capacity(run.len());
+    for (i, block) in run.iter().enumerate() {
+        let group =
+            decode_group(block).map_err(|e| invalid(&format!("group {}: {e}", first + i)))?;
+        groups.push(prepare(group));
     }
     Ok(groups)
 }
@@ -303,5 +400,119 @@ mod tests {
         assert!(decode_chunk(&damaged, 7, 0).is_err());
         assert!(decode_chunk(&chunk[..10], 7, 0).is_err());
         assert!(decode_chunk(&encode(1, &groups(1)), 7, 0).is_err());
+    }
+
+    /// `count` groups of `series` gauges each: large enough, from a few groups on, for the
+    /// decoder to split the file between threads.
+    fn filled(count: usize, series: usize) -> Vec<GroupView> {
+        use crate::model::{Metric, MetricFamily, MetricType, Value};
+        use crate::store::StoredFamily;
+        let mut views = groups(count);
+        for view in &mut views {
+            let family = MetricFamily {
+                name: "bench_load".into(),
+                help: None,
+                metric_type: MetricType::Gauge,
+                metrics: (0..series)
+                    .map(|j| {
+                        let labels = vec![Label::new("series", j.to_string())];
+                        Metric::new(labels, Value::Gauge(j as f64))
+                    })
+                    .collect(),
+            };
+            let stored = StoredFamily::new(family, 2.0, view.key.clone());
+            view.families.push(std::sync::Arc::new(stored));
+        }
+        views
+    }
+
+    /// The body's checksum made right again, so that damage reaches the group decoder.
+    fn resealed(mut data: Vec<u8>) -> Vec<u8> {
+        data.truncate(data.len() - 4);
+        let crc = crc32fast::hash(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
+        data
+    }
+
+    /// Where group `index`'s length field is.
+    fn length_at(data: &[u8], index: usize) -> usize {
+        let mut pos = SNAPSHOT_MAGIC.len() + 16;
+        for _ in 0..index {
+            pos += 4 + read_u32(data, pos) as usize;
+        }
+        pos
+    }
+
+    #[test]
+    fn a_large_snapshot_decodes_in_order() {
+        let all = filled(40, 2000);
+        let data = encode(9, &all);
+        assert!(data.len() > 4 * parallel::MIN_WEIGHT_PER_THREAD);
+        let snapshot = decode(&data).unwrap();
+        assert_eq!(snapshot.position, 9);
+        assert_eq!(jobs(&snapshot.groups), jobs(&all));
+        for (decoded, original) in snapshot.groups.iter().zip(&all) {
+            assert_eq!(decoded.families, original.families);
+        }
+        // Encoding on several threads gives the bytes a single pass gives.
+        let mut single = SNAPSHOT_MAGIC.to_vec();
+        single.extend_from_slice(&9u64.to_le_bytes());
+        single.extend_from_slice(&(all.len() as u64).to_le_bytes());
+        let mut block = Vec::new();
+        for group in &all {
+            append_group(&mut single, &mut block, group);
+        }
+        assert_eq!(data, resealed([single, vec![0; 4]].concat()));
+    }
+
+    #[test]
+    fn damage_anywhere_in_a_large_snapshot_is_a_clear_error() {
+        let data = encode(1, &filled(40, 2000));
+        let last_group = length_at(&data, 39);
+        let refused = |damaged: Vec<u8>, expected: &str| {
+            let error = decode(&damaged).expect_err(expected).to_string();
+            assert!(
+                error.contains(expected),
+                "{error:?} should say {expected:?}"
+            );
+        };
+        // A flipped bit, found by the checksum.
+        let mut flipped = data.clone();
+        flipped[last_group + 10] ^= 0x40;
+        refused(flipped.clone(), "checksum mismatch");
+        // The same past the checksum: the block of that group fails to decode, named.
+        let mut garbled = data.clone();
+        garbled[last_group + 4..last_group + 12].fill(0xff);
+        refused(resealed(garbled), "group 39:");
+        // Lengths that do not add up, in the middle of the file.
+        for (group, len) in [(20, u32::MAX), (20, 3), (0, 0)] {
+            let mut bad = data.clone();
+            let at = length_at(&data, group);
+            bad[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            let error = decode(&resealed(bad)).expect_err("bad length").to_string();
+            assert!(
+                error.contains("truncated") || error.contains("group"),
+                "length {len} of group {group}: {error:?}"
+            );
+        }
+        // A count that is not the number of groups, either way.
+        for count in [41u64, 39, u64::MAX] {
+            let mut bad = data.clone();
+            bad[16..24].copy_from_slice(&count.to_le_bytes());
+            let expected = if count < 40 {
+                "trailing bytes"
+            } else {
+                "truncated"
+            };
+            refused(resealed(bad), expected);
+        }
+        // Cut short at every kind of place.
+        for cut in [last_group, last_group + 2, last_group + 100, data.len() - 1] {
+            assert!(decode(&data[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                decode(&resealed(data[..cut].to_vec())).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

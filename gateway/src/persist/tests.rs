@@ -581,3 +581,173 @@ fn a_log_older_than_a_fresh_upstream_file_is_moved_aside_not_replayed() {
     assert_eq!(aside, 1);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A snapshot large enough to be decoded on several threads restores every series, and the
+/// series index built from it still refuses a series another group stores.
+#[test]
+fn a_large_snapshot_restores_whole_and_still_checks_series() {
+    let dir = temp_dir("large");
+    let file = dir.join("pg.db");
+    let fill = |group: usize| MetricFamily {
+        name: "bench_load".into(),
+        help: None,
+        metric_type: MetricType::Gauge,
+        metrics: (0..2000)
+            .map(|j| {
+                let labels = vec![Label::new("series", format!("{group}-{j}"))];
+                Metric::new(labels, Value::Gauge(j as f64))
+            })
+            .collect(),
+    };
+    // `m{job="dup",x="1"}` stored in a group of its own key, then pushed again as a series
+    // of the group `job="dup"`: the same full label set, refused as a duplicate.
+    let owner = GroupingKey::new(vec![Label::new("job", "dup"), Label::new("x", "1")]);
+    let clash = || vec![gauge("m", 2.0)];
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    for group in 0..40 {
+        store
+            .push(
+                key(&format!("g{group}")),
+                vec![fill(group)],
+                PushMode::Replace,
+                10.0,
+            )
+            .expect("fill");
+    }
+    let mut alone = gauge("m", 1.0);
+    alone.metrics[0].labels = Box::new([]);
+    store
+        .push(owner, vec![alone], PushMode::Replace, 11.0)
+        .expect("owner");
+    assert!(store
+        .push(key("dup"), clash(), PushMode::Replace, 12.0)
+        .is_err());
+    persister.snapshot_now().expect("snapshot");
+    let before = exposition(&store);
+    drop(persister);
+
+    let restored = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &restored).expect("restart");
+    assert_eq!(persister.report().snapshot_groups, 42);
+    assert_eq!(restored.stats().series, 40 * 2000 + 1);
+    assert_eq!(exposition(&restored), before);
+    assert!(restored
+        .push(key("dup"), clash(), PushMode::Replace, 13.0)
+        .is_err());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A segment of many records, decoded on several threads: every change in order, and a
+/// record that fails to decode (its checksum right) is named by its offset, ahead of damage
+/// further on.
+#[test]
+fn a_long_log_decodes_in_order_and_names_the_first_bad_record() {
+    let dir = temp_dir("longlog");
+    let segment = dir.join("pg.db.wal-0000000001");
+    let record = |payload: &[u8]| {
+        let mut header = (payload.len() as u32).to_le_bytes().to_vec();
+        header.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        let crc = crc32fast::hash(&header);
+        header.extend_from_slice(&crc.to_le_bytes());
+        [header, payload.to_vec()].concat()
+    };
+    let mut offsets = Vec::new();
+    let mut bytes = SEGMENT_MAGIC.to_vec();
+    for i in 0..400 {
+        let metrics = (0..100)
+            .map(|j| Metric::new(vec![Label::new("j", j.to_string())], Value::Gauge(1.0)))
+            .collect();
+        let family = MetricFamily {
+            name: "g".into(),
+            help: None,
+            metric_type: MetricType::Gauge,
+            metrics,
+        };
+        let mut payload = Vec::new();
+        encode_change(
+            &mut payload,
+            &Change::Push {
+                key: Cow::Owned(key(&format!("j{i}"))),
+                families: Cow::Owned(vec![family]),
+                mode: PushMode::Replace,
+                time: i as f64,
+                inconsistent: false,
+                ttl: None,
+                idempotency_key: None,
+            },
+        );
+        offsets.push(bytes.len());
+        bytes.extend_from_slice(&record(&payload));
+    }
+    fs::write(&segment, &bytes).expect("write");
+    let contents = read_segment(&segment, false).expect("reads");
+    assert!(!contents.torn_tail);
+    assert_eq!(contents.valid_len, bytes.len() as u64);
+    let times: Vec<f64> = contents
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Push { time, .. } => *time,
+            _ => -1.0,
+        })
+        .collect();
+    assert_eq!(times, (0..400).map(f64::from).collect::<Vec<_>>());
+
+    // Record 300 replaced by one that does not decode, record 350's header damaged.
+    let mut damaged = bytes[..offsets[300]].to_vec();
+    damaged.extend_from_slice(&record(&[9, 9, 9]));
+    let shift = damaged.len() as isize - offsets[301] as isize;
+    damaged.extend_from_slice(&bytes[offsets[301]..]);
+    let header_350 = (offsets[350] as isize + shift) as usize;
+    damaged[header_350] ^= 0x01;
+    fs::write(&segment, &damaged).expect("write");
+    for is_last in [false, true] {
+        let error = read_segment(&segment, is_last).expect_err("refused");
+        let expected = format!(
+            "corrupt record at byte {}: unknown record type 9",
+            offsets[300]
+        );
+        assert!(error.to_string().contains(&expected), "{error}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The final snapshot is written when something changed since the last one, and skipped
+/// (the file left as it is) when a restart changed nothing.
+#[test]
+fn shutdown_persists_only_what_changed() {
+    let dir = temp_dir("shutdown");
+    let file = dir.join("pg.db");
+    let modified = || fs::metadata(&file).and_then(|m| m.modified()).ok();
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("start");
+    store
+        .push(key("a"), vec![gauge("g", 1.0)], PushMode::Replace, 10.0)
+        .expect("push");
+    persister.shutdown();
+    let written = fs::read(&file).expect("written at shutdown");
+    let stamp = modified();
+    assert!(super::wal::list_segments(&file).expect("list").is_empty());
+
+    // Nothing changed: the file stays as it is, and still restores.
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("restart");
+    persister.shutdown();
+    assert_eq!(fs::read(&file).expect("kept"), written);
+    assert_eq!(modified(), stamp);
+    let store = Store::new(StoreConfig::default());
+    let persister = Persister::start(config(&file), &store).expect("restart");
+    assert_eq!(store.stats().series, 1);
+
+    // A change is persisted again.
+    store
+        .push(key("b"), vec![gauge("g", 2.0)], PushMode::Replace, 11.0)
+        .expect("push");
+    persister.shutdown();
+    let store = Store::new(StoreConfig::default());
+    let _persister = Persister::start(config(&file), &store).expect("restart");
+    assert_eq!(store.stats().series, 2);
+    assert!(super::wal::list_segments(&file).expect("list").is_empty());
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::codec::{decode_change, encode_change};
-use super::FsyncMode;
+use super::{parallel, FsyncMode};
 use crate::store::{Change, Journal};
 
 /// First bytes of every segment: name and format version 1.
@@ -111,54 +111,97 @@ pub fn read_segment(path: &Path, is_last: bool) -> io::Result<SegmentContents> {
             path.display()
         )));
     }
+    // First the records' places (headers and checksums, cheap), then their payloads decoded
+    // on every core; what is found first in the file is the error.
+    let mut payloads: Vec<(usize, &[u8])> = Vec::new();
+    let ending = find_records(&data, is_last, &mut payloads);
+    let changes = decode_records(&payloads).map_err(|(pos, e)| corrupt(pos, &e))?;
+    match ending {
+        Ending::Complete => Ok(SegmentContents {
+            changes,
+            valid_len: data.len() as u64,
+            torn_tail: false,
+        }),
+        Ending::Torn(pos) => Ok(torn(changes, pos)),
+        Ending::Corrupt(pos, what) => Err(corrupt(pos, what)),
+    }
+}
+
+/// How the records of a segment end.
+enum Ending {
+    /// With the file.
+    Complete,
+    /// In a torn record at this offset (only in the last segment).
+    Torn(usize),
+    /// In damage at this offset.
+    Corrupt(usize, &'static str),
+}
+
+/// Collects the offset and payload of every whole record whose header and checksum are
+/// right, up to the end of the file or the first record that is not.
+fn find_records<'a>(
+    data: &'a [u8],
+    is_last: bool,
+    payloads: &mut Vec<(usize, &'a [u8])>,
+) -> Ending {
     let mut pos = SEGMENT_MAGIC.len();
-    let mut changes = Vec::new();
     while pos < data.len() {
         let rest = &data[pos..];
         // A crash can leave the end of the file zero-filled (extended, data not written).
         if is_last && rest.iter().all(|&b| b == 0) {
-            return Ok(torn(changes, pos));
+            return Ending::Torn(pos);
         }
         if rest.len() < RECORD_HEADER {
             if is_last {
-                return Ok(torn(changes, pos));
+                return Ending::Torn(pos);
             }
-            return Err(corrupt(pos, "incomplete record header"));
+            return Ending::Corrupt(pos, "incomplete record header");
         }
         let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
         if crc32fast::hash(&rest[..8]) != word(8) {
-            return Err(corrupt(pos, "damaged record header"));
+            return Ending::Corrupt(pos, "damaged record header");
         }
         let len = word(0) as usize;
         if len > MAX_RECORD {
-            return Err(corrupt(pos, "record length out of range"));
+            return Ending::Corrupt(pos, "record length out of range");
         }
         if RECORD_HEADER + len > rest.len() {
             if is_last {
-                return Ok(torn(changes, pos));
+                return Ending::Torn(pos);
             }
-            return Err(corrupt(pos, "record cut short"));
+            return Ending::Corrupt(pos, "record cut short");
         }
         let payload = &rest[RECORD_HEADER..RECORD_HEADER + len];
         let at_end = pos + RECORD_HEADER + len == data.len();
         if crc32fast::hash(payload) != word(4) {
             // A crash can leave the last page of the file zero-filled.
             if is_last && at_end {
-                return Ok(torn(changes, pos));
+                return Ending::Torn(pos);
             }
-            return Err(corrupt(pos, "checksum mismatch"));
+            return Ending::Corrupt(pos, "checksum mismatch");
         }
-        match decode_change(payload) {
-            Ok(change) => changes.push(change),
-            Err(e) => return Err(corrupt(pos, &e.to_string())),
-        }
+        payloads.push((pos, payload));
         pos += RECORD_HEADER + len;
     }
-    Ok(SegmentContents {
-        changes,
-        valid_len: pos as u64,
-        torn_tail: false,
-    })
+    Ending::Complete
+}
+
+/// Decodes the records on every core, in order; the first that fails, with its offset.
+fn decode_records(payloads: &[(usize, &[u8])]) -> Result<Vec<Change<'static>>, (usize, String)> {
+    let runs = parallel::in_runs(
+        payloads,
+        |(_, payload)| payload.len(),
+        |_, run| {
+            run.iter()
+                .map(|&(pos, payload)| decode_change(payload).map_err(|e| (pos, e.to_string())))
+                .collect::<Result<Vec<_>, _>>()
+        },
+    );
+    let mut changes = Vec::with_capacity(payloads.len());
+    for run in runs {
+        changes.extend(run?);
+    }
+    Ok(changes)
 }
 
 fn torn(changes: Vec<Change<'static>>, pos: usize) -> SegmentContents {

@@ -120,35 +120,34 @@ pub(super) fn replaced_series(
     })
 }
 
+/// Every group's view, in key order.
 pub(super) fn group_views(state: &State) -> Vec<GroupView> {
     state
         .groups
         .iter()
-        .map(|(key, group)| {
-            let mut families: Vec<_> = group.families.values().cloned().collect();
-            families.sort_by(|a, b| a.name.cmp(&b.name));
-            let mut keys: Vec<(Str, f64)> = group
-                .keys
-                .iter()
-                .map(|(key, seen)| (key.clone(), seen.time))
-                .collect();
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
-            GroupView {
-                key: key.clone(),
-                families,
-                push_time: group.push_time,
-                failure_time: group.failure_time,
-                created: group.created,
-                ttl: group.ttl,
-                keys,
-            }
-        })
+        .map(|(key, group)| group_view(key, group))
         .collect()
 }
 
-pub(super) fn sorted(mut views: Vec<GroupView>) -> Vec<GroupView> {
-    views.sort_by(|a, b| a.key.cmp(&b.key));
-    views
+/// A group's view: its families and idempotency keys sorted, each family shared, not copied.
+pub(super) fn group_view(key: &Arc<GroupingKey>, group: &Group) -> GroupView {
+    let mut families: Vec<_> = group.families.values().cloned().collect();
+    families.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut keys: Vec<(Str, f64)> = group
+        .keys
+        .iter()
+        .map(|(key, seen)| (key.clone(), seen.time))
+        .collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    GroupView {
+        key: key.clone(),
+        families,
+        push_time: group.push_time,
+        failure_time: group.failure_time,
+        created: group.created,
+        ttl: group.ttl,
+        keys,
+    }
 }
 
 pub(super) fn clear(state: &mut State) {
@@ -236,12 +235,17 @@ pub(super) fn count_ttl(state: &mut State, had: bool, has: bool) {
 pub(super) fn insert_family(state: &mut State, key: &Arc<GroupingKey>, stored: StoredFamily) {
     // A family of the same name earlier in the same push is replaced, not counted twice.
     remove_family(state, key, &stored.name);
-    let now = stored.pushed_at;
     let stored = Arc::new(stored);
-    let name = stored.name.clone();
     for series in stored.series() {
-        state.series.add(series_id(&name, series.labels()));
+        state.series.add(series_id(&stored.name, series.labels()));
     }
+    link_family(state, key, stored);
+}
+
+/// Adds a family whose series the series index counts already (and whose name the group
+/// does not hold yet) to the name index, its group and the group's quotas.
+pub(super) fn link_family(state: &mut State, key: &Arc<GroupingKey>, stored: Arc<StoredFamily>) {
+    let name = stored.name.clone();
     let count = stored.len();
     state.series_total += count;
     let version = state.bump();
@@ -250,7 +254,7 @@ pub(super) fn insert_family(state: &mut State, key: &Arc<GroupingKey>, stored: S
     entry.owners.insert(key.clone(), stored.clone());
     entry.type_counts.add(metric_type);
     entry.version = version;
-    let group = group_entry(state, key, now);
+    let group = group_entry(state, key, stored.pushed_at);
     group.families.insert(name, stored);
     let member_of = group.quotas.clone();
     quota::change_series(&mut state.quotas, &member_of, count, true);

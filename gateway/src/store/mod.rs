@@ -36,15 +36,17 @@ use parking_lot::RwLock;
 use apply::apply;
 use check::check_push_alone;
 pub use check::Rejection;
-use group::{clear, group_views, record_failure, remove_group, replaced_series, sorted, Group};
+use group::{clear, group_views, record_failure, remove_group, replaced_series, Group};
 pub use idempotency::{IdempotencyConfig, MAX_IDEMPOTENCY_KEY_BYTES};
 use idempotency::{KeyTable, SeenKey, Verdict};
 use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
 pub use quota::{Quota, QuotaUsage};
-pub use select::{GroupPage, GroupSummary};
+pub use select::{GroupPage, GroupSummary, ViewPage};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
+
+pub use restore::RestoredGroup;
 
 use crate::model::{
     Extras, GroupingKey, Label, LabelRef, Metric, MetricFamily, MetricType, NameValidation,
@@ -406,7 +408,9 @@ struct Shared {
 #[derive(Default)]
 struct State {
     journal: Option<Box<dyn Journal>>,
-    groups: HashMap<Arc<GroupingKey>, Group>,
+    /// Ordered by key, so that listings and pages are range reads that need no sort
+    /// (a lookup costs O(log groups), as does creating or removing a group).
+    groups: BTreeMap<Arc<GroupingKey>, Group>,
     names: BTreeMap<Str, NameEntry>,
     series: SeriesIndex,
     series_total: usize,
@@ -582,7 +586,7 @@ impl Store {
         selectors: &[Selector],
     ) -> Result<(Option<u64>, Vec<GroupSummary>), PushError> {
         let mut state = self.shared.state.write();
-        let mut matching = select::matching(&state, selectors);
+        let matching = select::matching(&state, selectors);
         if matching.is_empty() {
             return Ok((None, matching));
         }
@@ -595,8 +599,6 @@ impl Store {
         for group in &matching {
             remove_group(&mut state, &group.key);
         }
-        drop(state);
-        matching.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         Ok((seq, matching))
     }
 
@@ -635,7 +637,7 @@ impl Store {
         let result = f(state.journal.as_deref_mut())?;
         let views = group_views(&state);
         drop(state);
-        Ok((result, sorted(views)))
+        Ok((result, views))
     }
 
     /// Removes, like DELETEs, every group whose last successful push (or, for a group that
@@ -668,7 +670,7 @@ impl Store {
             remove_group(&mut state, &key);
             removed.push((*key).clone());
         }
-        removed.sort();
+        // In key order, as the group map is.
         Ok(removed)
     }
 

@@ -1,13 +1,16 @@
 //! Restore: journaled changes replayed and snapshot groups loaded, without checks or
-//! journaling.
+//! journaling. A snapshot's groups come prepared ([`RestoredGroup`]: their series
+//! identities computed on the threads that decoded them) and go in under one lock with the
+//! indexes sized for them, so that a restart's time under the lock is little more than
+//! linking them in.
 
 use std::sync::Arc;
 
 use super::apply::apply;
-use super::group::{clear, count_ttl, group_entry, insert_family, remove_group};
+use super::group::{clear, count_ttl, group_entry, link_family, remove_family, remove_group};
 use super::idempotency::{self, SeenKey};
 use super::select::matching;
-use super::{Change, Consistency, GroupView, State, Store};
+use super::{series_id, Change, Consistency, GroupView, SeriesId, State, Store, StoredFamily};
 
 impl Store {
     /// Re-applies a journaled change during restore, without checks or journaling.
@@ -60,39 +63,114 @@ impl Store {
     /// Restores one group from a snapshot: its families with their push times, and its
     /// timestamps.
     pub fn restore_group(&self, view: GroupView) {
+        self.restore_groups(vec![RestoredGroup::new(view)]);
+    }
+
+    /// Makes room in the series index for a restore of about `series` series, before the
+    /// first of them arrives.
+    pub fn reserve_restore(&self, series: usize) {
+        self.shared.state.write().series.reserve(series);
+    }
+
+    /// Restores groups from a snapshot under one lock, with the indexes sized for them
+    /// first: the bulk of a restart, so it only links in what [`RestoredGroup::new`]
+    /// prepared (on the decoding threads).
+    pub fn restore_groups(&self, groups: Vec<RestoredGroup>) {
         let mut state = self.shared.state.write();
-        self.restore_into(&mut state, view);
+        self.restore_all(&mut state, groups);
     }
 
     /// Replaces every group with `views` under one lock, so that no reader sees the store
     /// empty or half restored (a replica reloading a snapshot).
     pub fn replace_all(&self, views: Vec<GroupView>) {
+        let groups: Vec<RestoredGroup> = views.into_iter().map(RestoredGroup::new).collect();
         let mut state = self.shared.state.write();
         clear(&mut state);
-        for view in views {
-            self.restore_into(&mut state, view);
+        self.restore_all(&mut state, groups);
+    }
+
+    fn restore_all(&self, state: &mut State, groups: Vec<RestoredGroup>) {
+        let ids: Vec<SeriesId> = groups.iter().flat_map(|g| g.ids.iter().copied()).collect();
+        // All at once, in the index's own order; a family replaced below takes its old
+        // series out again, which gives the same counts as adding in group order.
+        state.series.add_all(&ids);
+        for group in groups {
+            self.restore_into(state, group);
         }
     }
 
-    pub(super) fn restore_into(&self, state: &mut State, view: GroupView) {
+    fn restore_into(&self, state: &mut State, restored: RestoredGroup) {
         // What was stored unchecked may be inconsistent: keep the exposition's filter on.
         state.maybe_inconsistent |= self.shared.config.consistency == Consistency::Unchecked;
+        let view = restored.view;
         let key = view.key;
-        let keys = view.keys;
+        // A family can only replace one of the same name in a group restored over an
+        // existing one, or in a damaged block naming it twice: otherwise nothing is removed.
+        let replaces = state.groups.contains_key(&key)
+            || !view.families.windows(2).all(|w| w[0].name < w[1].name);
         for stored in view.families {
-            let mut stored = Arc::unwrap_or_clone(stored);
-            stored.group = key.clone();
-            insert_family(state, &key, stored);
+            if replaces {
+                remove_family(state, &key, &stored.name);
+            }
+            link_family(state, &key, stored);
         }
         let group = group_entry(state, &key, view.created);
         group.push_time = view.push_time;
         group.failure_time = view.failure_time;
         group.created = view.created;
         let had_ttl = std::mem::replace(&mut group.ttl, view.ttl).is_some();
-        for (idempotency_key, time) in keys {
+        for (idempotency_key, time) in view.keys {
             idempotency::remember(state, &key, idempotency_key, SeenKey { time, seq: None });
         }
         state.times_version = state.bump();
         count_ttl(state, had_ttl, view.ttl.is_some());
+    }
+}
+
+/// A group read from a snapshot and made ready for [`Store::restore_groups`] without the
+/// store's lock, on any thread: the identities of its series are computed here, so that
+/// restoring only links it into the indexes.
+pub struct RestoredGroup {
+    view: GroupView,
+    /// The series identities of its families, in order.
+    ids: Vec<SeriesId>,
+}
+
+impl RestoredGroup {
+    /// Prepares `view`. Its families are normally stored against its key already (as
+    /// snapshots and upstream's file decode them); one stored against another key is
+    /// stored again against this one.
+    pub fn new(mut view: GroupView) -> RestoredGroup {
+        let key = view.key.clone();
+        view.families = std::mem::take(&mut view.families)
+            .into_iter()
+            .map(|stored| {
+                if Arc::ptr_eq(&stored.group, &key) || stored.group == key {
+                    return stored;
+                }
+                let family = stored.to_family();
+                Arc::new(StoredFamily::new(family, stored.pushed_at, key.clone()))
+            })
+            .collect();
+        let series = view.families.iter().map(|f| f.len()).sum();
+        let mut ids = Vec::with_capacity(series);
+        for stored in &view.families {
+            ids.extend(
+                stored
+                    .series()
+                    .map(|series| series_id(&stored.name, series.labels())),
+            );
+        }
+        RestoredGroup { view, ids }
+    }
+
+    /// The group.
+    pub fn view(&self) -> &GroupView {
+        &self.view
+    }
+
+    /// How many series it holds.
+    pub fn series(&self) -> usize {
+        self.ids.len()
     }
 }

@@ -1,15 +1,16 @@
-//! Groups chosen by label selectors: the listing of `/api/v1/groups` (a page in key order)
-//! and the groups a matcher delete removes. Each is one pass over the groups; ordering
-//! costs only what is returned.
+//! Groups in key order, a page at a time: the listing of `/api/v1/groups`, the pages of
+//! `/api/v1/metrics`, and the groups a matcher delete removes. The group map is ordered
+//! by key, so a page after a cursor is a range read under a short read lock that costs
+//! what it returns (plus, with selectors, the groups it skips), never a sort of the store.
 
-use std::cmp::Ordering;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::model::GroupingKey;
 use crate::selector::Selector;
 
-use super::group::Group;
-use super::{State, Store};
+use super::group::{group_view, Group};
+use super::{GroupView, State, Store};
 
 /// One group as listed: its key, last successful push and size.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,15 @@ pub struct GroupPage {
     pub more: bool,
 }
 
+/// One page of groups with their families, in grouping-key order.
+#[derive(Debug, Clone)]
+pub struct ViewPage {
+    /// The groups of this page (their families shared with the store, not copied).
+    pub groups: Vec<GroupView>,
+    /// Whether a group follows the last one of this page.
+    pub more: bool,
+}
+
 fn summary(key: &Arc<GroupingKey>, group: &Group) -> GroupSummary {
     GroupSummary {
         key: key.clone(),
@@ -43,7 +53,7 @@ fn any_matches(selectors: &[Selector], key: &GroupingKey) -> bool {
     selectors.iter().any(|s| s.matches(key))
 }
 
-/// The groups any of `selectors` matches (none for no selector), in no particular order.
+/// The groups any of `selectors` matches (none for no selector), in key order.
 pub(super) fn matching(state: &State, selectors: &[Selector]) -> Vec<GroupSummary> {
     state
         .groups
@@ -51,6 +61,17 @@ pub(super) fn matching(state: &State, selectors: &[Selector]) -> Vec<GroupSummar
         .filter(|(key, _)| any_matches(selectors, key))
         .map(|(key, group)| summary(key, group))
         .collect()
+}
+
+/// The groups whose key sorts after `after` (all without it), in key order.
+fn groups_after<'a>(
+    state: &'a State,
+    after: Option<&GroupingKey>,
+) -> impl Iterator<Item = (&'a Arc<GroupingKey>, &'a Group)> {
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    state
+        .groups
+        .range::<GroupingKey, _>((start, Bound::Unbounded))
 }
 
 impl Store {
@@ -64,29 +85,40 @@ impl Store {
         limit: usize,
     ) -> GroupPage {
         let state = self.shared.state.read();
-        let mut found: Vec<(&Arc<GroupingKey>, &Group)> = state
-            .groups
-            .iter()
-            .filter(|(key, _)| after.is_none_or(|after| key.as_ref() > after))
-            .filter(|(key, _)| selectors.is_empty() || any_matches(selectors, key))
+        let mut found = groups_after(&state, after)
+            .filter(|(key, _)| selectors.is_empty() || any_matches(selectors, key));
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let groups: Vec<GroupSummary> = found
+            .by_ref()
+            .take(limit)
+            .map(|(key, group)| summary(key, group))
             .collect();
-        let by_key = |a: &(&Arc<GroupingKey>, &Group),
-                      b: &(&Arc<GroupingKey>, &Group)|
-         -> Ordering { a.0.cmp(b.0) };
-        let more = limit > 0 && found.len() > limit;
-        if more {
-            // The first `limit` keys without sorting the rest.
-            found.select_nth_unstable_by(limit, by_key);
-            found.truncate(limit);
+        let more = found.next().is_some();
+        GroupPage { groups, more }
+    }
+
+    /// The groups whose key sorts after `after` (from the first without it), in key order:
+    /// at most `limit` groups, and no more once they hold `series_budget` series (but at
+    /// least one group, however large). Costs what it returns, under the read lock.
+    pub fn group_page(
+        &self,
+        after: Option<&GroupingKey>,
+        limit: usize,
+        series_budget: usize,
+    ) -> ViewPage {
+        let state = self.shared.state.read();
+        let mut following = groups_after(&state, after).peekable();
+        let mut groups = Vec::new();
+        let mut series = 0;
+        while groups.len() < limit && (groups.is_empty() || series < series_budget) {
+            let Some((key, group)) = following.next() else {
+                break;
+            };
+            series += group.series();
+            groups.push(group_view(key, group));
         }
-        found.sort_unstable_by(by_key);
-        GroupPage {
-            groups: found
-                .into_iter()
-                .map(|(key, group)| summary(key, group))
-                .collect(),
-            more,
-        }
+        let more = following.peek().is_some();
+        ViewPage { groups, more }
     }
 }
 
@@ -142,6 +174,71 @@ mod tests {
             jobs(&store.list_groups(&[], None, 0)),
             ["a", "b", "c", "d", "e"]
         );
+    }
+
+    #[test]
+    fn view_pages_stop_at_the_limit_or_the_series_budget() {
+        let store = store_with(&["c", "a", "b", "d"]);
+        let keys = |page: &ViewPage| -> Vec<String> {
+            page.groups
+                .iter()
+                .map(|g| g.key.get("job").map(|v| v.to_string()).unwrap_or_default())
+                .collect()
+        };
+        let page = store.group_page(None, 3, usize::MAX);
+        assert_eq!(
+            (keys(&page), page.more),
+            (vec!["a".into(), "b".into(), "c".into()], true)
+        );
+        // Two series per group: a budget of 3 takes two groups, a budget of 1 still one.
+        assert_eq!(keys(&store.group_page(None, 10, 3)), ["a", "b"]);
+        assert_eq!(keys(&store.group_page(None, 10, 1)), ["a"]);
+        let last = store.group_page(Some(&key("b")), 10, usize::MAX);
+        assert_eq!(
+            (keys(&last), last.more),
+            (vec!["c".into(), "d".into()], false)
+        );
+        // A cursor naming no stored group continues after where it would sort.
+        assert_eq!(keys(&store.group_page(Some(&key("bb")), 1, 1)), ["c"]);
+        assert!(store.group_page(Some(&key("d")), 1, 1).groups.is_empty());
+    }
+
+    #[test]
+    fn pages_see_every_group_once_while_groups_come_and_go() {
+        let store = store_with(&["a", "b", "c", "d", "e"]);
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.group_page(after.as_deref(), 2, usize::MAX);
+            assert!(page.groups.len() <= 2);
+            for group in &page.groups {
+                let job = group
+                    .key
+                    .get("job")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                if job == "b" {
+                    // Behind the cursor: not seen; ahead of it: seen; gone: not seen.
+                    store
+                        .push(key("a0"), vec![], PushMode::Replace, 2.0)
+                        .expect("push");
+                    store
+                        .push(key("cc"), vec![], PushMode::Replace, 2.0)
+                        .expect("push");
+                    store.delete(&key("d")).expect("delete");
+                }
+                seen.push(job);
+            }
+            after = page.groups.last().map(|g| g.key.clone());
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(seen, ["a", "b", "c", "cc", "e"]);
+        let all: Vec<_> = store.groups().into_iter().map(|g| g.key).collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(all, sorted);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::model::{GroupingKey, MetricType, Str};
 
-use super::group::{group_views, sorted};
+use super::group::group_views;
 use super::{GroupView, Store, StoredFamily};
 
 /// The families of one metric name across groups, for the exposition.
@@ -68,9 +68,11 @@ impl Store {
     }
 
     /// Every group with its families, in grouping-key order.
+    /// One consistent cut under one read lock, costing a few pointer copies per family
+    /// (the series are shared, not copied); readers that need no consistent cut page
+    /// through [`Store::group_page`] instead.
     pub fn groups(&self) -> Vec<GroupView> {
-        let views = group_views(&self.shared.state.read());
-        sorted(views)
+        group_views(&self.shared.state.read())
     }
 
     /// A consistent cut for the exposition. `is_fresh(name, version)` tells whether the

@@ -8,17 +8,15 @@
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
 use super::app::{App, HttpResponse};
 use super::error::ApiError;
 use super::json::{respond_json, unix_time};
+use super::paging::{decode_cursor, encode_cursor, invalid, parse_limit, query_pairs};
 use super::push::apply_everywhere;
 use crate::clock::rfc3339;
-use crate::model::{GroupingKey, Label};
+use crate::model::GroupingKey;
 use crate::replicate::ChangeRequest;
 use crate::selector::Selector;
 use crate::store::{GroupPage, GroupSummary};
@@ -40,7 +38,7 @@ struct GroupsQuery {
     dry_run: bool,
 }
 
-/// `GET /api/v1/groups`.
+/// `GET /api/v1/groups`: a page's `next` cursor goes beside `data` (see [`super::paging`]).
 pub async fn list(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiError> {
     let query = parse_query(query)?;
     if query.dry_run {
@@ -103,7 +101,8 @@ pub async fn delete(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiE
     Ok(respond_json(&body))
 }
 
-/// [`crate::store::Store::list_groups`] on the blocking pool: it looks at every group.
+/// [`crate::store::Store::list_groups`] on the blocking pool: with selectors it may look at
+/// every group.
 async fn list_off_workers(
     app: &App,
     selectors: Vec<Selector>,
@@ -161,17 +160,11 @@ fn group_json(group: &GroupSummary) -> GroupJson<'_> {
     }
 }
 
-fn invalid(reason: &str) -> ApiError {
-    ApiError::InvalidParameter(reason.to_owned())
-}
-
 /// Reads `match[]`, `limit`, `after` and `dry_run` from a form-encoded query; other
 /// parameters are ignored, as Prometheus's API does.
 fn parse_query(query: Option<&str>) -> Result<GroupsQuery, ApiError> {
     let mut parsed = GroupsQuery::default();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let (name, value) = (form_decode(name)?, form_decode(value)?);
+    for (name, value) in query_pairs(query)? {
         match name.as_str() {
             "match[]" => {
                 if parsed.selectors.len() == MAX_SELECTORS {
@@ -189,11 +182,7 @@ fn parse_query(query: Option<&str>) -> Result<GroupsQuery, ApiError> {
                 }
                 parsed.selectors.push(selector);
             }
-            "limit" => {
-                parsed.limit = value.parse().map_err(|_| {
-                    invalid(&format!("invalid limit {value:?}: expected a whole number"))
-                })?;
-            }
+            "limit" => parsed.limit = parse_limit(&value)?,
             "after" => parsed.after = Some(decode_cursor(&value)?),
             "dry_run" => {
                 parsed.dry_run = match value.as_str() {
@@ -212,35 +201,6 @@ fn parse_query(query: Option<&str>) -> Result<GroupsQuery, ApiError> {
     Ok(parsed)
 }
 
-/// `application/x-www-form-urlencoded`: `+` is a space, then percent escapes.
-fn form_decode(text: &str) -> Result<String, ApiError> {
-    let spaced = text.replace('+', " ");
-    percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| invalid("query parameter is not UTF-8 after decoding"))
-}
-
-/// A page's `next`: the last key, as URL-safe base64 of a JSON array of `[name, value]`.
-fn encode_cursor(key: &GroupingKey) -> String {
-    let pairs: Vec<(&str, &str)> = key.labels().iter().map(|l| (&*l.name, &*l.value)).collect();
-    // Serializing string pairs cannot fail.
-    let json = serde_json::to_vec(&pairs).unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(json)
-}
-
-fn decode_cursor(text: &str) -> Result<GroupingKey, ApiError> {
-    let bad = || invalid("invalid after: use the next value of the previous page");
-    let json = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
-    let pairs: Vec<(String, String)> = serde_json::from_slice(&json).map_err(|_| bad())?;
-    Ok(GroupingKey::new(
-        pairs
-            .into_iter()
-            .map(|(name, value)| Label::new(name, value))
-            .collect(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,15 +215,6 @@ mod tests {
         assert_eq!(q.selectors[0].to_string(), r#"{job="a b"}"#);
         assert_eq!(q.limit, 5);
         assert!(q.dry_run);
-    }
-
-    #[test]
-    fn cursor_round_trips_and_bad_ones_are_refused() {
-        let key = GroupingKey::new(vec![Label::new("job", "a\"/b"), Label::new("i", "é")]);
-        assert_eq!(decode_cursor(&encode_cursor(&key)).expect("cursor"), key);
-        for bad in ["", "!!", "e30"] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

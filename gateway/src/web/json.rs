@@ -20,7 +20,12 @@ pub fn respond_json(body: &impl Serialize) -> HttpResponse {
 
 /// A JSON answer from its text, with upstream's API headers (CORS, no caching).
 pub fn respond_raw(body: String) -> HttpResponse {
-    let mut response = Response::new(ResponseBody::full(body));
+    respond_body(ResponseBody::full(body))
+}
+
+/// A JSON answer with upstream's API headers (CORS, no caching).
+pub fn respond_body(body: ResponseBody) -> HttpResponse {
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(

@@ -10,8 +10,10 @@ pub mod body;
 pub mod error;
 mod groups;
 mod json;
+mod metrics_api;
 mod offload;
 mod otlp;
+mod paging;
 pub mod probes;
 mod push;
 pub mod response_body;
@@ -413,9 +415,16 @@ fn scrape<B>(app: &App, request: &Request<B>) -> Result<HttpResponse, ApiError> 
     }
     let gzip = accepts_gzip(request.headers());
     let body = if gzip {
-        ResponseBody::full(gzip_chunks(&rendered.chunks))
+        // The shared renderer caches the members; the own-metrics-only one has nothing
+        // worth keeping.
+        let members = if exposes_pushed {
+            app.renderer.gzip(&rendered)
+        } else {
+            Renderer::new().gzip(&rendered)
+        };
+        ResponseBody::chunks(members)
     } else {
-        ResponseBody::chunks(rendered.chunks)
+        ResponseBody::chunks(rendered.into_chunks())
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
@@ -426,18 +435,6 @@ fn scrape<B>(app: &App, request: &Request<B>) -> Result<HttpResponse, ApiError> 
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     Ok(response)
-}
-
-fn gzip_chunks(chunks: &[Bytes]) -> Bytes {
-    use std::io::Write;
-    let size: usize = chunks.iter().map(Bytes::len).sum();
-    let mut encoder =
-        flate2::write::GzEncoder::new(Vec::with_capacity(size / 4), flate2::Compression::fast());
-    for chunk in chunks {
-        // Writing into a Vec cannot fail.
-        let _ = encoder.write_all(chunk);
-    }
-    encoder.finish().map(Bytes::from).unwrap_or_default()
 }
 
 fn accepts_gzip(headers: &http::HeaderMap) -> bool {

@@ -13,7 +13,8 @@ use super::error::ApiError;
 /// cost less than the hand-over.
 pub const OFFLOAD_FROM_BYTES: usize = 64 * 1024;
 
-/// A bounded lane onto the blocking pool.
+/// A bounded lane onto the blocking pool (clones share the lane).
+#[derive(Clone)]
 pub struct Offload {
     slots: Arc<Semaphore>,
 }

@@ -113,7 +113,8 @@ pub fn parse_one(raw: &[u8]) -> Option<(Response, &[u8])> {
     Some((response, &raw[total..]))
 }
 
-fn parse_response(raw: &[u8]) -> Option<Response> {
+/// Parses a whole response (status, headers, body with any chunked coding removed).
+pub fn parse_response(raw: &[u8]) -> Option<Response> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..end]).ok()?;
     let mut lines = head.split("\r\n");

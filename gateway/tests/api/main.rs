@@ -21,6 +21,7 @@ mod helpers;
 mod http;
 mod json_api;
 mod listen;
+mod metrics_pages;
 mod model;
 mod ordering;
 mod otlp;

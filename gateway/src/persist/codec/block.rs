@@ -291,3 +291,34 @@ impl<'a> Reader<'a> {
         Ok((tag, self.take(len)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings dropped right after they are written keep their own index, and a repeated
+    /// string is written once.
+    #[test]
+    fn strings_written_once_and_dropped_keep_their_own_index() {
+        let shared = Str::from("job");
+        let mut writer = BlockWriter::default();
+        for i in 0..1000 {
+            writer.string(&shared);
+            writer.string(&format!("v{i}"));
+            writer.string(&format!("v{}", i / 2));
+        }
+        let mut out = Vec::new();
+        writer.finish(&mut out);
+        let mut reader = Reader::new(&out).expect("table");
+        for i in 0..1000 {
+            assert_eq!(reader.string().expect("job").as_str(), "job");
+            assert_eq!(reader.string().expect("v").as_str(), format!("v{i}"));
+            assert_eq!(
+                reader.string().expect("half").as_str(),
+                format!("v{}", i / 2)
+            );
+        }
+        assert!(reader.at_end());
+        assert_eq!(reader.table.len(), 1001);
+    }
+}
