@@ -6,13 +6,15 @@
 
 use std::fmt;
 
+mod borrowed;
 mod native;
 mod packed;
 mod series;
 
+pub use borrowed::{LabelRef, ValueRef};
 pub use native::{bound as native_bucket_bound, Boundaries, NativeBucket};
 pub use packed::{PackedBuilder, PackedLabels, PackedSeries};
-pub use series::{LabelRef, Series, SeriesLabels, ValueRef};
+pub use series::{Series, SeriesLabels};
 
 /// Shared, immutable string: label names and values repeat across series, so they are
 /// reference counted instead of copied. One word wide (length and count live in the
