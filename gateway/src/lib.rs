@@ -45,6 +45,8 @@ pub mod server;
 pub mod signal;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod test_rng;
 pub mod web;
 pub mod webconfig;
 

@@ -360,18 +360,7 @@ pub fn merge_sorted<T: Copy>(runs: Vec<Vec<T>>, cmp: impl Fn(&T, &T) -> Ordering
 mod tests {
     use super::*;
     use crate::model::{Label, Metric, MetricFamily, Value};
-
-    /// A small deterministic generator (xorshift), so that failures reproduce.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self, below: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % below
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Runs take a stored family's series as they come: that order is the general sort's
     /// (stable, duplicates from unchecked pushes included).
@@ -383,16 +372,16 @@ mod tests {
             Label::new("c", "x"),
         ]));
         for _ in 0..200 {
-            let metrics: Vec<Metric> = (0..rng.next(40))
+            let metrics: Vec<Metric> = (0..rng.below(40))
                 .map(|i| {
-                    let names = if rng.next(5) == 0 {
+                    let names = if rng.below(5) == 0 {
                         ["a", "b", "e"]
                     } else {
                         ["a", "b", "d"]
                     };
                     let labels = names
                         .iter()
-                        .map(|n| Label::new(*n, rng.next(4).to_string()))
+                        .map(|n| Label::new(*n, rng.below(4).to_string()))
                         .collect();
                     Metric::new(labels, Value::Gauge(i as f64))
                 })
@@ -422,15 +411,15 @@ mod tests {
     fn merging_sorted_runs_equals_a_stable_sort() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..500 {
-            let runs: Vec<Vec<(u64, u64)>> = (0..rng.next(6))
+            let runs: Vec<Vec<(usize, usize)>> = (0..rng.below(6))
                 .map(|run| {
-                    let mut items: Vec<(u64, u64)> =
-                        (0..rng.next(20)).map(|_| (rng.next(30), run)).collect();
+                    let mut items: Vec<(usize, usize)> =
+                        (0..rng.below(20)).map(|_| (rng.below(30), run)).collect();
                     items.sort_by_key(|i| i.0);
                     items
                 })
                 .collect();
-            let mut expected: Vec<(u64, u64)> = runs.concat();
+            let mut expected: Vec<(usize, usize)> = runs.concat();
             expected.sort_by_key(|i| i.0);
             assert_eq!(merge_sorted(runs, |a, b| a.0.cmp(&b.0)), expected);
         }

@@ -5,18 +5,7 @@ use super::*;
 use crate::expose::{Encoding, Escaping};
 use crate::model::{GroupingKey, Label};
 use crate::store::{PushMode, StoreConfig};
-
-/// A small deterministic generator (xorshift), so that failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+use crate::test_rng::Rng;
 
 /// A family `m` of up to 30 series whose label names sort before the grouping
 /// labels (`a`, so groups interleave), after them (`z`, so they do not), or both.

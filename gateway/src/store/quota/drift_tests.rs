@@ -12,18 +12,7 @@ use crate::selector::Selector;
 use crate::store::{
     Change, Consistency, GroupTtl, Journal, PushMode, Quota, QuotaUsage, Store, StoreConfig,
 };
-
-/// A small deterministic generator (xorshift), so that a failure replays with its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
+use crate::test_rng::Rng;
 
 /// Keeps every change, owned, to replay it into another store.
 #[derive(Default, Clone)]
