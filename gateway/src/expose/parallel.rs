@@ -33,19 +33,42 @@ pub fn parallel_map<T: Send, R: Send>(
     }
     shares.push(current);
     let work = &work;
-    let mut shares = shares.into_iter();
-    let first = shares.next().unwrap_or_default();
+    // Each share waits in a slot its thread takes it from; a share whose thread cannot be
+    // started (out of threads or memory) is taken back and worked off here instead.
+    let slots: Vec<parking_lot::Mutex<Option<Vec<T>>>> = shares
+        .into_iter()
+        .map(|share| parking_lot::Mutex::new(Some(share)))
+        .collect();
     std::thread::scope(|scope| {
-        let others: Vec<_> = shares
-            .map(|share| scope.spawn(move || share.into_iter().map(work).collect::<Vec<R>>()))
+        let mut slots = slots.iter();
+        let first = slots.next();
+        let others: Vec<_> = slots
+            .map(|slot| {
+                let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+                    let share = slot.lock().take().unwrap_or_default();
+                    share.into_iter().map(work).collect::<Vec<R>>()
+                });
+                (slot, spawned.ok())
+            })
             .collect();
         // The first share runs here while the others run on their threads.
-        let mut results: Vec<R> = first.into_iter().map(work).collect();
-        for handle in others {
-            results.extend(join(handle));
+        let mut results: Vec<R> = run_here(first, work);
+        for (slot, handle) in others {
+            match handle {
+                Some(handle) => results.extend(join(handle)),
+                None => results.extend(run_here(Some(slot), work)),
+            }
         }
         results
     })
+}
+
+fn run_here<T, R>(
+    slot: Option<&parking_lot::Mutex<Option<Vec<T>>>>,
+    work: &impl Fn(T) -> R,
+) -> Vec<R> {
+    let share = slot.and_then(|slot| slot.lock().take()).unwrap_or_default();
+    share.into_iter().map(work).collect()
 }
 
 fn join<R>(handle: std::thread::ScopedJoinHandle<'_, Vec<R>>) -> Vec<R> {
