@@ -122,7 +122,10 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 pub(super) struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
-    table: Vec<Str>,
+    /// The table's strings as slices of the input, each made a shared `Str` only when
+    /// asked for as one: most are label values that go straight into a packed family's
+    /// arena, and an allocation each would cost a restore a malloc and a free per series.
+    table: Vec<(&'a str, Option<Str>)>,
 }
 
 impl<'a> Reader<'a> {
@@ -139,7 +142,7 @@ impl<'a> Reader<'a> {
             let bytes = reader.take(len)?;
             let s =
                 std::str::from_utf8(bytes).map_err(|_| CodecError("string is not UTF-8".into()))?;
-            reader.table.push(Str::from(s));
+            reader.table.push((s, None));
         }
         Ok(reader)
     }
@@ -226,11 +229,9 @@ impl<'a> Reader<'a> {
     }
 
     pub(super) fn string(&mut self) -> Result<Str, CodecError> {
-        let index = self.varint()?;
-        self.table
-            .get(index as usize)
-            .cloned()
-            .ok_or(CodecError("string index out of range".into()))
+        let index = self.string_index()?;
+        let (text, shared) = &mut self.table[index];
+        Ok(shared.get_or_insert_with(|| Str::from(*text)).clone())
     }
 
     pub(super) fn labels(&mut self) -> Result<Vec<Label>, CodecError> {
@@ -268,7 +269,7 @@ impl<'a> Reader<'a> {
 
     /// The string at a table index from [`Reader::label_indexes`].
     pub(super) fn text(&self, index: usize) -> &str {
-        self.table.get(index).map_or("", |s| s.as_str())
+        self.table.get(index).map_or("", |(text, _)| text)
     }
 
     pub(super) fn key(&mut self) -> Result<GroupingKey, CodecError> {
