@@ -31,8 +31,8 @@ pub const MAX_REGEXES: usize = 32;
 #[derive(Debug, Default)]
 struct GroupsQuery {
     selectors: Vec<Selector>,
-    /// At most this many groups (0: all).
-    limit: usize,
+    /// At most this many groups (`None`: all).
+    limit: Option<usize>,
     /// Only groups after this key (from a previous page's `next`).
     after: Option<GroupingKey>,
     dry_run: bool,
@@ -73,12 +73,12 @@ pub async fn delete(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiE
             "selector {all} matches every group; use PUT /api/v1/admin/wipe to delete everything"
         )));
     }
-    if query.limit > 0 || query.after.is_some() {
+    if query.limit.is_some() || query.after.is_some() {
         // A delete takes every match; a limit that it ignored would surprise.
         return Err(invalid("limit and after apply to listing only"));
     }
     let groups = if query.dry_run {
-        list_off_workers(app, query.selectors, None, 0)
+        list_off_workers(app, query.selectors, None, None)
             .await?
             .groups
     } else {
@@ -107,9 +107,11 @@ async fn list_off_workers(
     app: &App,
     selectors: Vec<Selector>,
     after: Option<GroupingKey>,
-    limit: usize,
+    limit: Option<usize>,
 ) -> Result<GroupPage, ApiError> {
     let store = app.store.clone();
+    // The store takes 0 for no limit; a parsed limit is at least 1.
+    let limit = limit.unwrap_or(0);
     app.offload
         .always(move || store.list_groups(&selectors, after.as_ref(), limit))
         .await
@@ -182,7 +184,7 @@ fn parse_query(query: Option<&str>) -> Result<GroupsQuery, ApiError> {
                 }
                 parsed.selectors.push(selector);
             }
-            "limit" => parsed.limit = parse_limit(&value)?,
+            "limit" => parsed.limit = Some(parse_limit(&value)?),
             "after" => parsed.after = Some(decode_cursor(&value)?),
             "dry_run" => {
                 parsed.dry_run = match value.as_str() {
@@ -213,7 +215,7 @@ mod tests {
         .expect("query");
         assert_eq!(q.selectors.len(), 2);
         assert_eq!(q.selectors[0].to_string(), r#"{job="a b"}"#);
-        assert_eq!(q.limit, 5);
+        assert_eq!(q.limit, Some(5));
         assert!(q.dry_run);
     }
 
@@ -224,6 +226,8 @@ mod tests {
             "match[]={job=~\"(\"}",
             "limit=-1",
             "limit=x",
+            "limit=0",
+            "limit=10001",
             "dry_run=yes",
             "match[]=%ff",
         ] {

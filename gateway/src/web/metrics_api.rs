@@ -26,7 +26,7 @@ use serde::Serialize;
 use super::app::{App, HttpResponse};
 use super::error::ApiError;
 use super::json::{respond_body, unix_time};
-use super::paging::{decode_cursor, encode_cursor, invalid, parse_limit, query_pairs};
+use super::paging::{decode_cursor, encode_cursor, parse_limit, query_pairs};
 use super::response_body::ResponseBody;
 use crate::clock::rfc3339;
 use crate::expiry::ExpiryPolicy;
@@ -37,9 +37,6 @@ use crate::store::{
     PUSH_TIME_METRIC,
 };
 
-/// The largest `limit`. A page streams like the whole list, so this bounds no memory; a
-/// larger one is a mistake (leaving `limit` out asks for every group).
-pub const MAX_LIMIT: usize = 10_000;
 /// Groups per piece of the body, at most.
 const PIECE_GROUPS: usize = 64;
 /// Series per piece of the body, about (a piece holds at least one group, however large):
@@ -49,7 +46,8 @@ const PIECE_SERIES: usize = 4_096;
 /// `GET /api/v1/metrics`: every group, or with `limit` and/or `after` one page of them.
 ///
 /// # Errors
-/// [`ApiError::InvalidParameter`] for a `limit` that is not from 1 to [`MAX_LIMIT`] or an
+/// [`ApiError::InvalidParameter`] for a `limit` that is not from 1 to
+/// [`MAX_LIMIT`](super::paging::MAX_LIMIT) or an
 /// `after` that is not a `next` cursor.
 pub fn list(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiError> {
     let mut limit = None;
@@ -57,16 +55,7 @@ pub fn list(app: &App, query: Option<&str>) -> Result<HttpResponse, ApiError> {
     // Other parameters are ignored, as Prometheus's API does.
     for (name, value) in query_pairs(query)? {
         match name.as_str() {
-            "limit" => {
-                let n = parse_limit(&value)?;
-                if !(1..=MAX_LIMIT).contains(&n) {
-                    return Err(invalid(&format!(
-                        "invalid limit {n}: a page holds 1 to {MAX_LIMIT} groups \
-                         (leave limit out for every group)"
-                    )));
-                }
-                limit = Some(n);
-            }
+            "limit" => limit = Some(parse_limit(&value)?),
             "after" => after = Some(Arc::new(decode_cursor(&value)?)),
             _ => {}
         }

@@ -60,14 +60,26 @@ pub fn decode_cursor(text: &str) -> Result<GroupingKey, ApiError> {
     ))
 }
 
-/// A `limit` value: a whole number.
+/// The largest `limit` of a page. A page of `/api/v1/metrics` streams like the whole list,
+/// so this bounds no memory there; a larger one is a mistake (leaving `limit` out asks for
+/// every group), and both listings take the same range.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// A `limit` value: a whole number from 1 to [`MAX_LIMIT`].
 ///
 /// # Errors
 /// [`ApiError::InvalidParameter`] for anything else.
 pub fn parse_limit(value: &str) -> Result<usize, ApiError> {
-    value
+    let n: usize = value
         .parse()
-        .map_err(|_| invalid(&format!("invalid limit {value:?}: expected a whole number")))
+        .map_err(|_| invalid(&format!("invalid limit {value:?}: expected a whole number")))?;
+    if !(1..=MAX_LIMIT).contains(&n) {
+        return Err(invalid(&format!(
+            "invalid limit {n}: a page holds 1 to {MAX_LIMIT} groups \
+             (leave limit out for every group)"
+        )));
+    }
+    Ok(n)
 }
 
 /// A 400 with `reason`.

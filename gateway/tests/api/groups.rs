@@ -264,3 +264,65 @@ fn a_matcher_delete_survives_a_restart() {
     assert_eq!(jobs(&after).len(), 28);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_page_limit_is_bounded_as_on_the_metrics_pages() {
+    let gw = spawn_gateway(&["--web.enable-admin-api"]);
+    push_fleet(&gw);
+    for (extra, reason) in [
+        ("limit=0", "1 to 10000"),
+        ("limit=10001", "1 to 10000"),
+        ("limit=18446744073709551615", "1 to 10000"),
+        ("limit=99999999999999999999999", "whole number"),
+        ("limit=-1", "whole number"),
+        ("limit=", "whole number"),
+        ("limit=five", "whole number"),
+    ] {
+        let r = gw.get(&format!("/api/v1/groups?{extra}"));
+        assert_eq!(r.status, 400, "{extra}: {}", r.text());
+        assert!(r.text().contains(reason), "{extra}: {}", r.text());
+        // A delete takes no limit at all, in range or not.
+        let r = gw.delete(&format!(
+            "/api/v1/groups{}",
+            query(&[r#"{job="batch"}"#], extra)
+        ));
+        assert_eq!(r.status, 400, "delete {extra}: {}", r.text());
+    }
+    assert_eq!(names(&list(&gw, &[], "limit=10000")["data"]).len(), 5);
+    assert_eq!(names(&list(&gw, &[], "limit=1")["data"]).len(), 1);
+    assert_eq!(
+        names(&list(&gw, &[], "")["data"]).len(),
+        5,
+        "nothing deleted"
+    );
+}
+
+#[test]
+fn groups_pushed_or_deleted_between_pages_neither_repeat_nor_skip_the_others() {
+    let gw = spawn_gateway(&[]);
+    for job in ["a", "c", "e", "g", "i"] {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "x 1\n").status, 200);
+    }
+    let jobs = |page: &serde_json::Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{page}"))
+            .iter()
+            .map(|g| g["labels"]["job"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let first = list(&gw, &[], "limit=2");
+    assert_eq!(jobs(&first), ["a", "c"]);
+    let next = first["next"].as_str().expect("next").to_string();
+    // The page's last group goes, one before the cursor and one after it come.
+    assert_eq!(gw.delete("/metrics/job/c").status, 202);
+    for job in ["b", "d"] {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "x 1\n").status, 200);
+    }
+    let second = list(&gw, &[], &format!("limit=2&after={}", encode(&next)));
+    assert_eq!(jobs(&second), ["d", "e"]);
+    let next = second["next"].as_str().expect("next").to_string();
+    let third = list(&gw, &[], &format!("limit=2&after={}", encode(&next)));
+    assert_eq!(jobs(&third), ["g", "i"]);
+    assert!(third.get("next").is_none(), "{third}");
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::model::{Label, Metric, MetricFamily, MetricType, Value};
 use crate::store::{PushMode, StoreConfig};
+use crate::web::paging::MAX_LIMIT;
 
 /// A group's object as it was written before streaming: one map of every key.
 fn group_object(group: &GroupView, expires_at: Option<f64>) -> BTreeMap<&str, GroupEntry<'_>> {
