@@ -178,6 +178,16 @@ impl SeriesIndex {
         }
     }
 
+    /// Every 64-bit key with its count (for tests that recount the store).
+    #[cfg(test)]
+    pub(super) fn counts(&self) -> HashMap<u64, u32> {
+        let counts = self
+            .once
+            .iter()
+            .map(|&k| (k, self.more.get(&k).copied().unwrap_or(1)));
+        counts.collect()
+    }
+
     /// How many stored series share the 64-bit hash of `id` (a count above zero may be a
     /// collision: confirm it against the stored labels).
     pub fn count(&self, id: SeriesId) -> u32 {

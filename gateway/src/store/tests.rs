@@ -202,3 +202,130 @@ fn stored_families_are_in_exposition_order_and_found_by_full_labels() {
     let renamed = labels(&[("a", "1"), ("instance", ""), ("jab", "j")]);
     assert!(!family.contains(&renamed));
 }
+
+/// The series index as counted from scratch: every stored series' 64-bit key.
+fn recounted(store: &Store) -> HashMap<u64, u32> {
+    let mut counts = HashMap::new();
+    for group in store.groups() {
+        for family in &group.families {
+            for series in family.series() {
+                *counts
+                    .entry(series_id(&family.name, series.labels()) as u64)
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+#[test]
+fn the_series_index_stays_the_count_of_what_is_stored() {
+    let mut rng = crate::test_rng::Rng(0x51ed_270b_a5e1_1cde);
+    for consistency in [Consistency::Checked, Consistency::Unchecked] {
+        let store = Store::new(StoreConfig {
+            consistency,
+            ..StoreConfig::default()
+        });
+        let (mut applied, mut most_copies) = (0, 0);
+        for step in 0..400 {
+            // Few groups and values, and a grouping label that series also carry, so that
+            // pushes overlap each other's series (duplicates are stored only unchecked).
+            let mut key = vec![Label::new("job", ["a", "b"][rng.below(2)])];
+            if rng.below(2) == 0 {
+                key.push(Label::new("x", rng.below(2).to_string()));
+            }
+            let key = GroupingKey::new(key);
+            let name = ["m", "n", "m_total"][rng.below(3)];
+            let metrics: Vec<Vec<Label>> = (0..rng.below(6))
+                .map(|_| {
+                    let mut l = vec![Label::new("x", rng.below(2).to_string())];
+                    if rng.below(2) == 0 {
+                        l.push(Label::new("instance", ["", "i"][rng.below(2)]));
+                    }
+                    l
+                })
+                .collect();
+            let mut family = gauge(name, metrics);
+            if name == "m_total" {
+                family.metric_type = MetricType::Counter;
+                for metric in &mut family.metrics {
+                    metric.value = Value::Counter(1.0);
+                }
+            }
+            let mode = [PushMode::Replace, PushMode::Merge, PushMode::Aggregate][rng.below(3)];
+            match rng.below(12) {
+                0 => assert!(store.delete(&key).is_ok()),
+                1 => {
+                    let views = store.groups();
+                    store.replace_all(views);
+                }
+                2 => {
+                    // A group restored over itself, as a replayed snapshot block would be.
+                    if let Some(view) = store.groups().into_iter().next() {
+                        store.restore_group(view);
+                    }
+                }
+                3 => {
+                    let expired = store.expire(step as f64, |k| {
+                        k.get("job").is_some_and(|j| &**j == "b").then_some(5.0)
+                    });
+                    assert!(expired.is_ok());
+                }
+                _ => {
+                    if store.push(key, vec![family], mode, step as f64).is_ok() {
+                        applied += 1;
+                    }
+                }
+            }
+            let index = store.shared.state.read().series.counts();
+            most_copies = most_copies.max(index.values().copied().max().unwrap_or(0));
+            assert_eq!(index, recounted(&store), "{consistency:?} step {step}");
+            let total: usize = store
+                .groups()
+                .iter()
+                .map(|g| g.families.iter().map(|f| f.len()).sum::<usize>())
+                .sum();
+            assert_eq!(store.stats().series, total, "{consistency:?} step {step}");
+        }
+        assert!(applied > 100, "{consistency:?}: {applied} pushes applied");
+        // Unchecked, the same series was stored twice at times; checked, never.
+        assert_eq!(most_copies > 1, consistency == Consistency::Unchecked);
+    }
+}
+
+#[test]
+fn a_hash_collision_refuses_no_aggregating_or_merging_push_either() {
+    let store = Store::new(StoreConfig::default());
+    let key = |pairs: &[(&str, &str)]| GroupingKey::new(labels(pairs));
+    let stored = gauge("m", vec![labels(&[("a", "1")])]);
+    assert!(store
+        .push(key(&[("job", "j")]), vec![stored], PushMode::Replace, 1.0)
+        .is_ok());
+    // Another stored series whose 64-bit hash equals that of {a="3"} in group b.
+    let colliding = labels(&[("a", "3"), ("instance", ""), ("job", "b")]);
+    let phantom = series_id("m", &colliding);
+    store.shared.state.write().series.add(phantom);
+    for (mode, time) in [
+        (PushMode::Aggregate, 2.0),
+        (PushMode::Aggregate, 3.0),
+        (PushMode::Merge, 4.0),
+        (PushMode::Replace, 5.0),
+    ] {
+        let pushed = gauge("m", vec![labels(&[("a", "3")])]);
+        let result = store.push(key(&[("job", "b")]), vec![pushed], mode, time);
+        assert!(result.is_ok(), "{mode:?}: {result:?}");
+    }
+    // A real duplicate from another group is still refused, aggregating or not.
+    for mode in [PushMode::Aggregate, PushMode::Merge] {
+        let duplicate = gauge("m", vec![labels(&[])]);
+        let refused = store.push(key(&[("a", "1"), ("job", "j")]), vec![duplicate], mode, 6.0);
+        assert!(
+            matches!(
+                refused,
+                Err(PushError::Rejected(Rejection::DuplicateSeries { .. }))
+            ),
+            "{mode:?}: {refused:?}"
+        );
+    }
+    assert_eq!(store.stats().series, 2);
+}
