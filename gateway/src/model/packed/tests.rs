@@ -179,3 +179,61 @@ fn many_distinct_names_switch_to_a_hashed_lookup() {
         assert_eq!(&back, set);
     }
 }
+
+/// Label values drawn from the bytes the arena's numbers are made of (and others), at
+/// lengths around where a length takes one more byte, under more names than the linear
+/// lookup takes: every series reads back exactly, after appending and sorting too.
+#[test]
+fn random_label_sets_read_back_whole() {
+    let mut rng = crate::test_rng::Rng(0x7f4a_7c15_9e37_79b9);
+    let alphabet: Vec<char> = (0u8..0x80)
+        .map(char::from)
+        .chain(['é', '✓', '\u{10ffff}'])
+        .collect();
+    let value = |rng: &mut crate::test_rng::Rng| -> String {
+        let len = [0, 1, 63, 64, 65, 4095, 4096, 4097][rng.below(8)] + rng.below(2);
+        (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len())])
+            .collect()
+    };
+    let sets: Vec<Vec<Label>> = (0..300)
+        .map(|_| {
+            let mut names: Vec<String> = (0..rng.below(20))
+                .map(|_| format!("n{}", rng.below(70)))
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+                .into_iter()
+                .map(|name| Label::new(name, value(&mut rng)))
+                .collect()
+        })
+        .collect();
+    let (first, rest) = sets.split_at(150);
+    let mut builder = pack(first).into_builder();
+    for (i, set) in rest.iter().enumerate() {
+        let value = Value::Gauge((first.len() + i) as f64);
+        builder.push(set.iter().map(LabelRef::from), value, None);
+    }
+    let mut packed = builder.finish();
+    let read = |packed: &PackedSeries, i: usize| -> Vec<Label> {
+        packed.labels(i).map(Label::from).collect()
+    };
+    for (i, set) in sets.iter().enumerate() {
+        assert_eq!(&read(&packed, i), set, "series {i}");
+        assert_eq!(packed.value(i), Some(ValueRef::Gauge(i as f64)));
+        let has_instance = packed.labels(i).has_instance();
+        assert!(!has_instance, "series {i}");
+    }
+    // Sorted by value, each series keeps its own labels.
+    packed.sort_by(|p, a, b| {
+        let value = |i| p.value(i).map(|v| -(format!("{v:?}").len() as i64));
+        value(a).cmp(&value(b))
+    });
+    for i in 0..packed.len() {
+        let Some(ValueRef::Gauge(at)) = packed.value(i) else {
+            panic!("series {i} lost its value");
+        };
+        assert_eq!(read(&packed, i), sets[at as usize], "sorted series {i}");
+    }
+}
