@@ -169,7 +169,9 @@ fn read_wire_type(r: &mut Reader<'_>) -> Result<WireType, GobError> {
                     0 => read_common(r).map(|n| name = n),
                     1 => {
                         let count = r.count()?;
-                        fields = Vec::with_capacity(count);
+                        // A field takes a few bytes encoded, 32 in memory: a damaged count
+                        // reserves little, and the vector grows as fields are read.
+                        fields = Vec::with_capacity(count.min(64));
                         for _ in 0..count {
                             let (mut field_name, mut id) = (String::new(), 0);
                             r.fields(|i, r| match i {

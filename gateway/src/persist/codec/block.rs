@@ -204,6 +204,23 @@ impl<'a> Reader<'a> {
         Ok(v as usize)
     }
 
+    /// A count of items each encoded in at least `min_bytes`: one that the bytes left
+    /// cannot hold fails here, before room is reserved for it.
+    pub(super) fn count_of(&mut self, min_bytes: usize) -> Result<usize, CodecError> {
+        let count = self.count()?;
+        if count.saturating_mul(min_bytes) > self.input.len() - self.pos {
+            return err("count larger than the data");
+        }
+        Ok(count)
+    }
+
+    /// Room to reserve for `count` items of `T`: never more bytes than are left to read,
+    /// so that a damaged count costs no more memory than the input, however much larger
+    /// an item is in memory than encoded (past it, a vector grows as items are read).
+    pub(super) fn room<T>(&self, count: usize) -> usize {
+        count.min((self.input.len() - self.pos) / std::mem::size_of::<T>().max(1))
+    }
+
     pub(super) fn signed(&mut self) -> Result<i64, CodecError> {
         let v = self.varint()?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
@@ -236,7 +253,7 @@ impl<'a> Reader<'a> {
 
     pub(super) fn labels(&mut self) -> Result<Vec<Label>, CodecError> {
         let count = self.count()?;
-        let mut labels = Vec::with_capacity(count);
+        let mut labels = Vec::with_capacity(self.room::<Label>(count));
         for _ in 0..count {
             let name = self.string()?;
             let value = self.string()?;

@@ -190,10 +190,15 @@ impl BlockWriter {
 
 // === reading ===
 
+/// The fewest bytes a series takes: its label count, value kind and one float, and the
+/// timestamp and extras flags. A series count is checked against it, so that the room
+/// reserved for a family's series is in proportion to the input.
+const MIN_SERIES_BYTES: usize = 12;
+
 impl Reader<'_> {
     pub(super) fn family(&mut self) -> Result<(MetricFamily, f64), CodecError> {
         let (name, help, metric_type, pushed_at) = self.family_header()?;
-        let count = self.count()?;
+        let count = self.count_of(MIN_SERIES_BYTES)?;
         let mut metrics = Vec::with_capacity(count);
         for _ in 0..count {
             let labels = self.labels()?;
@@ -220,7 +225,7 @@ impl Reader<'_> {
         group: &Arc<GroupingKey>,
     ) -> Result<StoredFamily, CodecError> {
         let (name, help, metric_type, pushed_at) = self.family_header()?;
-        let count = self.count()?;
+        let count = self.count_of(MIN_SERIES_BYTES)?;
         let mut packed = PackedBuilder::with_capacity(count);
         let mut labels = Vec::new();
         for _ in 0..count {
@@ -271,7 +276,7 @@ impl Reader<'_> {
                 let count = self.varint()?;
                 let sum = self.f64()?;
                 let n = self.count()?;
-                let mut quantiles = Vec::with_capacity(n);
+                let mut quantiles = Vec::with_capacity(self.room::<Quantile>(n));
                 for _ in 0..n {
                     quantiles.push(Quantile {
                         quantile: self.f64()?,
@@ -289,7 +294,7 @@ impl Reader<'_> {
                 let float_counts = self.flag()?;
                 let sum = self.f64()?;
                 let n = self.count()?;
-                let mut buckets = Vec::with_capacity(n);
+                let mut buckets = Vec::with_capacity(self.room::<Bucket>(n));
                 for _ in 0..n {
                     buckets.push(Bucket {
                         upper_bound: self.f64()?,
@@ -347,7 +352,7 @@ impl Reader<'_> {
 
     fn spans(&mut self) -> Result<Vec<BucketSpan>, CodecError> {
         let n = self.count()?;
-        let mut spans = Vec::with_capacity(n);
+        let mut spans = Vec::with_capacity(self.room::<BucketSpan>(n));
         for _ in 0..n {
             let offset = self.i32()?;
             let length =
@@ -361,7 +366,7 @@ impl Reader<'_> {
         let created = self.timestamp()?;
         let exemplar = self.optional_exemplar()?;
         let n = self.count()?;
-        let mut bucket_exemplars = Vec::with_capacity(n);
+        let mut bucket_exemplars = Vec::with_capacity(self.room::<Option<Exemplar>>(n));
         for _ in 0..n {
             bucket_exemplars.push(self.optional_exemplar()?);
         }
@@ -382,12 +387,12 @@ impl Reader<'_> {
             for _ in 0..2 {
                 let spans = self.spans()?;
                 let n = self.count()?;
-                let mut deltas = Vec::with_capacity(n);
+                let mut deltas = Vec::with_capacity(self.room::<i64>(n));
                 for _ in 0..n {
                     deltas.push(self.signed()?);
                 }
                 let n = self.count()?;
-                let mut counts = Vec::with_capacity(n);
+                let mut counts = Vec::with_capacity(self.room::<f64>(n));
                 for _ in 0..n {
                     counts.push(self.f64()?);
                 }
@@ -413,7 +418,7 @@ impl Reader<'_> {
             None
         };
         let n = self.count()?;
-        let mut exemplars = Vec::with_capacity(n);
+        let mut exemplars = Vec::with_capacity(self.room::<Exemplar>(n));
         for _ in 0..n {
             exemplars.push(self.exemplar()?);
         }
