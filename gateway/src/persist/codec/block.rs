@@ -173,7 +173,7 @@ impl<'a> Reader<'a> {
             .pos
             .checked_add(len)
             .filter(|&end| end <= self.input.len())
-            .ok_or(CodecError("truncated".into()))?;
+            .ok_or_else(|| CodecError("truncated".into()))?;
         let bytes = &self.input[self.pos..end];
         self.pos = end;
         Ok(bytes)
@@ -281,7 +281,7 @@ impl<'a> Reader<'a> {
         usize::try_from(index)
             .ok()
             .filter(|&i| i < self.table.len())
-            .ok_or(CodecError("string index out of range".into()))
+            .ok_or_else(|| CodecError("string index out of range".into()))
     }
 
     /// The string at a table index from [`Reader::label_indexes`].

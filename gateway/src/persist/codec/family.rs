@@ -261,7 +261,7 @@ impl Reader<'_> {
         };
         let metric_type = *MetricType::ALL
             .get(usize::from(self.byte()?))
-            .ok_or(CodecError("unknown metric type".into()))?;
+            .ok_or_else(|| CodecError("unknown metric type".into()))?;
         let pushed_at = self.f64()?;
         Ok((name, help, metric_type, pushed_at))
     }
@@ -398,10 +398,12 @@ impl Reader<'_> {
                 }
                 sides.push((spans, deltas, counts));
             }
-            let (positive_spans, positive_deltas, positive_counts) =
-                sides.pop().ok_or(CodecError("native histogram".into()))?;
-            let (negative_spans, negative_deltas, negative_counts) =
-                sides.pop().ok_or(CodecError("native histogram".into()))?;
+            let (positive_spans, positive_deltas, positive_counts) = sides
+                .pop()
+                .ok_or_else(|| CodecError("native histogram".into()))?;
+            let (negative_spans, negative_deltas, negative_counts) = sides
+                .pop()
+                .ok_or_else(|| CodecError("native histogram".into()))?;
             Some(NativeHistogram {
                 schema,
                 zero_threshold,

@@ -168,7 +168,7 @@ pub fn decode_group(input: &[u8]) -> Result<GroupView, CodecError> {
 pub fn decode_change(input: &[u8]) -> Result<Change<'static>, CodecError> {
     let (&tag, rest) = input
         .split_first()
-        .ok_or(CodecError("empty record".into()))?;
+        .ok_or_else(|| CodecError("empty record".into()))?;
     match tag {
         1 => {
             if rest.len() < 10 {
@@ -272,7 +272,7 @@ fn decode_selector(reader: &mut Reader<'_>) -> Result<Selector, CodecError> {
     for _ in 0..count {
         let name = reader.string()?;
         let op = MatchOp::from_code(reader.byte()?)
-            .ok_or(CodecError("unknown matcher operator".into()))?;
+            .ok_or_else(|| CodecError("unknown matcher operator".into()))?;
         let value = reader.string()?;
         matchers.push(Matcher::new(name.as_str(), op, value.as_str()).map_err(bad)?);
     }
