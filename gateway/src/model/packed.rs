@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::borrowed::{LabelRef, ValueRef};
-use super::{Extras, Label, Metric, Str, Value, INSTANCE_LABEL};
+use super::{Extras, Label, Metric, MetricType, Str, Value, INSTANCE_LABEL};
 
 /// Arena offsets are `u32` (4 bytes a series); an arena past 4 GiB records where the
 /// offsets wrapped instead of widening every offset.
@@ -212,6 +212,20 @@ impl PackedSeries {
         let i = u32::try_from(i).ok()?;
         let at = self.extras.binary_search_by_key(&i, |(at, _)| *at).ok()?;
         Some(&self.extras[at].1)
+    }
+
+    /// Whether every value is of a kind a family of `family_type` shows (one look when they
+    /// are a column of numbers).
+    pub fn values_fit(&self, family_type: MetricType) -> bool {
+        match &self.values {
+            Values::Numbers(kind, _) => kind.value_ref(0.0).fits(family_type),
+            Values::Any(all) => all.iter().all(|v| ValueRef::from(v).fits(family_type)),
+        }
+    }
+
+    /// The distinct names of the series' own labels.
+    pub fn label_names(&self) -> &[Str] {
+        &self.names
     }
 
     /// Replaces the value and extras of series `i` (its labels stay).

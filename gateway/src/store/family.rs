@@ -85,6 +85,14 @@ impl StoredFamily {
         stored
     }
 
+    /// Whether a scrape would leave some of its series out (only unchecked pushes store
+    /// such): a value not of its type, or an empty label name.
+    pub(crate) fn has_misfits(&self) -> bool {
+        !self.packed.values_fit(self.metric_type)
+            || self.packed.label_names().iter().any(|n| n.is_empty())
+            || self.group.labels().iter().any(|l| l.name.is_empty())
+    }
+
     /// Its series with their full label sets, in upstream's exposition order.
     pub fn series(&self) -> impl ExactSizeIterator<Item = Series<'_>> + Clone {
         let order = self.order.as_deref();

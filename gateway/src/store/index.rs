@@ -31,6 +31,10 @@ impl TypeCounts {
     pub(super) fn has(&self, t: MetricType) -> bool {
         self.0[t.index()] > 0
     }
+    /// How many different types the name has.
+    pub(super) fn kinds(&self) -> usize {
+        self.0.iter().filter(|&&c| c > 0).count()
+    }
     pub(super) fn any(&self) -> bool {
         self.0.iter().any(|&c| c > 0)
     }

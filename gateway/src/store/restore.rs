@@ -7,10 +7,14 @@
 use std::sync::Arc;
 
 use super::apply::apply;
-use super::group::{clear, count_ttl, group_entry, link_family, remove_family, remove_group};
+use super::check::{base_name, derived_names};
+use super::group::{
+    clashing_group, clear, count_ttl, group_entry, link_family, remove_family, remove_group,
+};
 use super::idempotency::{self, SeenKey};
 use super::select::matching;
 use super::{series_id, Change, Consistency, GroupView, SeriesId, State, Store, StoredFamily};
+use crate::model::{GroupingKey, MetricType, Str};
 
 impl Store {
     /// Re-applies a journaled change during restore, without checks or journaling.
@@ -93,9 +97,19 @@ impl Store {
         let ids: Vec<SeriesId> = groups.iter().flat_map(|g| g.ids.iter().copied()).collect();
         // All at once, in the index's own order; a family replaced below takes its old
         // series out again, which gives the same counts as adding in group order.
-        state.series.add_all(&ids);
+        let repeated = state.series.add_all(&ids);
+        let misfits = groups.iter().any(|g| g.misfits);
+        let mut names: Vec<Str> = Vec::new();
+        let mut keys = Vec::with_capacity(groups.len());
         for group in groups {
+            names.extend(group.view.families.iter().map(|f| f.name.clone()));
+            keys.push(group.view.key.clone());
             self.restore_into(state, group);
+        }
+        // A snapshot does not say whether unchecked pushes made the store inconsistent:
+        // found out here, so that the exposition's filter is on when it must be.
+        if misfits || state.series.any_repeated(&repeated) || clashes(state, &names, &keys) {
+            state.maybe_inconsistent = true;
         }
     }
 
@@ -127,6 +141,36 @@ impl Store {
     }
 }
 
+/// Whether the restored `names` and groups `keys` clash with what is stored as the
+/// consistency check would have refused: a name of more than one type, a name that is
+/// another's `_count`, `_sum` or `_bucket`, or a group whose timestamp series are
+/// another's. (A push of the gateway's own names stores nothing.)
+fn clashes(state: &State, names: &[Str], keys: &[Arc<GroupingKey>]) -> bool {
+    let types = |name: &str| state.names.get(name).map(|e| e.type_counts);
+    let suffixed = |name: &str| {
+        base_name(name).is_some_and(|(base, is_bucket)| {
+            types(base).is_some_and(|t| {
+                (t.has(MetricType::Summary) && !is_bucket)
+                    || t.has(MetricType::Histogram)
+                    || t.has(MetricType::GaugeHistogram)
+            })
+        })
+    };
+    let derived_stored = |name: &str| {
+        let Some(t) = types(name) else {
+            return false;
+        };
+        MetricType::ALL.into_iter().filter(|&k| t.has(k)).any(|k| {
+            derived_names(name, k)
+                .iter()
+                .any(|d| state.names.contains_key(d.as_str()))
+        })
+    };
+    names.iter().any(|name| {
+        types(name).is_some_and(|t| t.kinds() > 1) || suffixed(name) || derived_stored(name)
+    }) || keys.iter().any(|key| clashing_group(state, key).is_some())
+}
+
 /// A group read from a snapshot and made ready for [`Store::restore_groups`] without the
 /// store's lock, on any thread: the identities of its series are computed here, so that
 /// restoring only links it into the indexes.
@@ -134,6 +178,8 @@ pub struct RestoredGroup {
     view: GroupView,
     /// The series identities of its families, in order.
     ids: Vec<SeriesId>,
+    /// Whether a family holds series a scrape would leave out.
+    misfits: bool,
 }
 
 impl RestoredGroup {
@@ -161,7 +207,8 @@ impl RestoredGroup {
                     .map(|series| series_id(&stored.name, series.labels())),
             );
         }
-        RestoredGroup { view, ids }
+        let misfits = view.families.iter().any(|f| f.has_misfits());
+        RestoredGroup { view, ids, misfits }
     }
 
     /// The group.

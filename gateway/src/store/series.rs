@@ -42,6 +42,9 @@ pub struct SeriesIndex {
     more: HashMap<u64, u32, KeyedMix>,
 }
 
+/// The series [`SeriesIndex::add_all`] found counted already (almost always none).
+pub struct Repeated(Vec<u64>);
+
 /// [`SeriesIndex::add_all`] sorts into at most 2^12 partitions of neighbouring slots.
 const PARTITION_BITS: u32 = 12;
 
@@ -126,7 +129,8 @@ impl SeriesIndex {
     /// miss per series, in slot order the memory is swept once. The order is only a hint
     /// (it assumes the table's bucket count from its capacity): any order gives the same
     /// counts.
-    pub fn add_all(&mut self, ids: &[SeriesId]) {
+    /// Returns the series it counted more than once, for [`SeriesIndex::any_repeated`].
+    pub fn add_all(&mut self, ids: &[SeriesId]) -> Repeated {
         self.once.reserve(ids.len());
         // The table has a power of two of buckets, 8 for every 7 of capacity; a probe starts
         // at the hash's low bits.
@@ -155,11 +159,19 @@ impl SeriesIndex {
             ordered[starts[p]] = k;
             starts[p] += 1;
         }
+        let mut repeated = Vec::new();
         for k in ordered {
             if !self.once.insert(k) {
                 *self.more.entry(k).or_insert(1) += 1;
+                repeated.push(k);
             }
         }
+        Repeated(repeated)
+    }
+
+    /// Whether any of `repeated` is still counted more than once.
+    pub fn any_repeated(&self, repeated: &Repeated) -> bool {
+        repeated.0.iter().any(|k| self.more.contains_key(k))
     }
 
     /// Counts one copy fewer.

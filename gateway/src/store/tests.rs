@@ -1,6 +1,6 @@
 use super::sanitize::sanitize_labels;
 use super::*;
-use crate::model::{Label, Metric, Value};
+use crate::model::{Label, Metric, Summary, Value};
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
     pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect()
@@ -328,4 +328,94 @@ fn a_hash_collision_refuses_no_aggregating_or_merging_push_either() {
         );
     }
     assert_eq!(store.stats().series, 2);
+}
+
+/// A snapshot does not record whether unchecked pushes made the store inconsistent, so a
+/// restore finds out: the exposition's filter goes on for what the check would have
+/// refused, and stays off for a consistent store (it costs every scrape the cache).
+#[test]
+fn a_restore_turns_the_exposition_filter_on_only_for_an_inconsistent_store() {
+    let key = |pairs: &[(&str, &str)]| GroupingKey::new(labels(pairs));
+    let typed = |name: &str, metric_type: MetricType, value: Value| MetricFamily {
+        name: name.into(),
+        help: None,
+        metric_type,
+        metrics: vec![Metric::new(Vec::new(), value)],
+    };
+    let summary = Value::Summary(Box::new(Summary {
+        count: 1,
+        sum: 1.0,
+        quantiles: Vec::new(),
+    }));
+    let consistent = vec![
+        (
+            key(&[("job", "a")]),
+            typed("m", MetricType::Gauge, Value::Gauge(1.0)),
+        ),
+        (
+            key(&[("job", "b")]),
+            typed("m", MetricType::Gauge, Value::Gauge(2.0)),
+        ),
+        (
+            key(&[("job", "c")]),
+            typed("s", MetricType::Summary, summary.clone()),
+        ),
+    ];
+    let clashes = [
+        (
+            "two types",
+            key(&[("job", "x")]),
+            typed("m", MetricType::Counter, Value::Counter(1.0)),
+        ),
+        (
+            "a duplicate series",
+            key(&[("job", "a"), ("instance", "")]),
+            typed("n", MetricType::Gauge, Value::Gauge(1.0)),
+        ),
+        (
+            "a summary's _count",
+            key(&[("job", "x")]),
+            typed("s_count", MetricType::Gauge, Value::Gauge(1.0)),
+        ),
+        (
+            "a value of another type",
+            key(&[("job", "x")]),
+            typed("g", MetricType::Gauge, summary.clone()),
+        ),
+    ];
+    let restored_inconsistent = |pushes: &[(GroupingKey, MetricFamily)]| {
+        let unchecked = Store::new(StoreConfig {
+            consistency: Consistency::Unchecked,
+            ..StoreConfig::default()
+        });
+        for (key, family) in pushes {
+            let pushed = unchecked.push(key.clone(), vec![family.clone()], PushMode::Merge, 1.0);
+            assert!(pushed.is_ok(), "{pushed:?}");
+        }
+        let checked = Store::new(StoreConfig::default());
+        checked.replace_all(unchecked.groups());
+        let whole = checked.snapshot(|_, _| false, |_| false).maybe_inconsistent;
+        // The same groups restored one by one, each over itself a second time.
+        let one_by_one = Store::new(StoreConfig::default());
+        for _ in 0..2 {
+            for view in unchecked.groups() {
+                one_by_one.restore_group(view);
+            }
+        }
+        let single = one_by_one
+            .snapshot(|_, _| false, |_| false)
+            .maybe_inconsistent;
+        (whole, single)
+    };
+    assert_eq!(restored_inconsistent(&consistent), (false, false));
+    for (what, key, family) in clashes {
+        let mut pushes = consistent.clone();
+        pushes.push((key, family));
+        let (whole, single) = restored_inconsistent(&pushes);
+        assert!(whole, "{what}: restored whole, the filter stays off");
+        assert!(
+            single,
+            "{what}: restored group by group, the filter stays off"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::helpers::{samples, spawn_gateway, Gateway};
+use crate::persist_helpers::{PersistGateway, TempDir};
 
 const FLAG: &str = "--push.disable-consistency-check";
 
@@ -20,7 +21,11 @@ fn dropped(text: &str) -> f64 {
 fn healthy_scrape(gw: &Gateway) -> String {
     let r = gw.get("/metrics");
     assert_eq!(r.status, 200, "{}", r.text());
-    let text = r.text();
+    healthy(r.text())
+}
+
+/// Checks a scrape's invariants (see [`healthy_scrape`]).
+fn healthy(text: String) -> String {
     samples(&text);
     let mut types: BTreeMap<&str, usize> = BTreeMap::new();
     for line in text.lines() {
@@ -199,4 +204,57 @@ fn json_api_and_gzip_scrape_work_in_an_inconsistent_state() {
         1,
         "{text}"
     );
+}
+
+/// A snapshot does not record that unchecked pushes made the store inconsistent: a
+/// gateway restarted on it with the check on finds that out and keeps the scrape whole,
+/// from the snapshot (SIGTERM) as from the log (SIGKILL).
+#[test]
+fn an_inconsistent_store_restarted_with_the_check_on_keeps_the_scrape_whole() {
+    for stop in ["sigterm", "sigkill"] {
+        let dir = TempDir::new("unchecked-restart");
+        let file = dir.path.join("store");
+        let mut unchecked = PersistGateway::new(&file, &dir.path, &[FLAG]);
+        let gw = unchecked.start();
+        for (path, body) in [
+            ("/metrics/job/a", "# TYPE m counter\nm 1\n"),
+            ("/metrics/job/b", "# TYPE m gauge\nm 2\n"),
+            ("/metrics/job/j", "d{g=\"1\"} 1\n"),
+            ("/metrics/job/j/g/1", "d 2\n"),
+            (
+                "/metrics/job/s",
+                "# TYPE foo summary\nfoo_sum 2\nfoo_count 3\n",
+            ),
+            ("/metrics/job/c", "foo_count 1\n"),
+        ] {
+            assert_eq!(gw.put(path, body).status, 202, "{path}");
+        }
+        healthy(gw.scrape());
+        let before = healthy(gw.scrape());
+        assert!(dropped(&before) > 0.0, "{before}");
+        let mut gw = gw;
+        if stop == "sigterm" {
+            assert!(gw.terminate().success(), "{}", gw.stderr());
+        } else {
+            gw.kill();
+        }
+        drop(gw);
+
+        let mut checked = PersistGateway::new(&file, &dir.path, &[]);
+        let gw = checked.start();
+        healthy(gw.scrape());
+        let after = healthy(gw.scrape());
+        assert!(dropped(&after) > 0.0, "{stop}: nothing left out:\n{after}");
+        let shown = |series: &str| after.lines().filter(|l| l.starts_with(series)).count();
+        let m = shown("m{instance=\"\",job=\"a\"} ") + shown("m{instance=\"\",job=\"b\"} ");
+        assert_eq!(m, 1, "{stop}: m of two types:\n{after}");
+        assert_eq!(
+            shown("d{g=\"1\",instance=\"\",job=\"j\"} "),
+            1,
+            "{stop}:\n{after}"
+        );
+        let summary = after.lines().any(|l| l == "# TYPE foo summary");
+        let count = after.lines().any(|l| l.starts_with("# TYPE foo_count "));
+        assert!(!(summary && count), "{stop}: foo and foo_count:\n{after}");
+    }
 }
