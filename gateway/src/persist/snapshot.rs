@@ -40,7 +40,7 @@ pub struct Snapshot {
 /// # Errors
 /// Any I/O error; the previous snapshot is then untouched.
 pub fn write(path: &Path, next_segment: u64, groups: &[GroupView]) -> io::Result<()> {
-    write_atomically(path, &encode(next_segment, groups))
+    write_atomically(path, &encode(next_segment, groups)?)
 }
 
 /// Replaces `path` with `data` atomically: a temporary file in the same directory,
@@ -69,15 +69,19 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
 
 /// Encodes the groups at `position` in the snapshot layout, on every core for a large
 /// store (each thread encodes a run of groups; the runs are joined in order).
-pub fn encode(position: u64, groups: &[GroupView]) -> Vec<u8> {
+///
+/// # Errors
+/// A group too large for a block (see [`append_group`]).
+pub fn encode(position: u64, groups: &[GroupView]) -> io::Result<Vec<u8>> {
     let runs = parallel::in_runs(groups, series_weight, |_, run| {
         let mut data = Vec::new();
         let mut block = Vec::new();
         for group in run {
-            append_group(&mut data, &mut block, group);
+            append_group(&mut data, &mut block, group)?;
         }
-        data
+        Ok::<_, io::Error>(data)
     });
+    let runs = runs.into_iter().collect::<io::Result<Vec<_>>>()?;
     let body: usize = runs.iter().map(Vec::len).sum();
     let mut data = Vec::with_capacity(SNAPSHOT_MAGIC.len() + 16 + body + 4);
     data.extend_from_slice(SNAPSHOT_MAGIC);
@@ -88,7 +92,7 @@ pub fn encode(position: u64, groups: &[GroupView]) -> Vec<u8> {
     }
     let crc = crc32fast::hash(&data);
     data.extend_from_slice(&crc.to_le_bytes());
-    data
+    Ok(data)
 }
 
 /// About how much work a group is to encode: its series (and one for the group itself).
@@ -101,11 +105,27 @@ fn series_weight(group: &GroupView) -> usize {
 }
 
 /// Appends one group as its `u32` length and block (`block` is scratch space).
-fn append_group(data: &mut Vec<u8>, block: &mut Vec<u8>, group: &GroupView) {
+///
+/// # Errors
+/// A group whose block would not fit that length (4 GiB): the snapshot is not written,
+/// rather than written with a length that wrapped (the log keeps what it would hold).
+fn append_group(data: &mut Vec<u8>, block: &mut Vec<u8>, group: &GroupView) -> io::Result<()> {
     block.clear();
     encode_group(block, group);
-    data.extend_from_slice(&(block.len() as u32).to_le_bytes());
+    let len = block_length(block.len(), group)?;
+    data.extend_from_slice(&len.to_le_bytes());
     data.extend_from_slice(block);
+    Ok(())
+}
+
+/// A block's length as the `u32` a snapshot stores.
+fn block_length(len: usize, group: &GroupView) -> io::Result<u32> {
+    u32::try_from(len).map_err(|_| {
+        io::Error::other(format!(
+            "group {} encodes to {len} bytes, more than a snapshot block holds (4 GiB)",
+            group.key
+        ))
+    })
 }
 
 /// First bytes of a snapshot chunk: name and format version 1.
@@ -138,10 +158,11 @@ impl Chunks {
 }
 
 impl Iterator for Chunks {
-    type Item = Vec<u8>;
+    type Item = io::Result<Vec<u8>>;
 
-    /// The next chunk; at least one, also for no groups.
-    fn next(&mut self) -> Option<Vec<u8>> {
+    /// The next chunk; at least one, also for no groups. A group too large for a block
+    /// (see [`append_group`]) is an error, after which there are no more chunks.
+    fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
         let mut group = self.groups.next();
         if group.is_none() && self.index > 0 {
             return None;
@@ -153,7 +174,11 @@ impl Iterator for Chunks {
         data.extend_from_slice(&0u64.to_le_bytes());
         let mut count = 0u64;
         while let Some(view) = group.take() {
-            append_group(&mut data, &mut self.block, &view);
+            if let Err(e) = append_group(&mut data, &mut self.block, &view) {
+                self.groups = Vec::new().into_iter();
+                self.index = self.index.max(1);
+                return Some(Err(e));
+            }
             count += 1;
             if data.len() < self.target {
                 group = self.groups.next();
@@ -163,7 +188,7 @@ impl Iterator for Chunks {
         let crc = crc32fast::hash(&data);
         data.extend_from_slice(&crc.to_le_bytes());
         self.index += 1;
-        Some(data)
+        Some(Ok(data))
     }
 }
 
@@ -376,7 +401,9 @@ mod tests {
     #[test]
     fn chunks_hold_whole_groups_in_order_and_decode_back() {
         let all = groups(50);
-        let chunks: Vec<Vec<u8>> = Chunks::new(all.clone(), 7, 100).collect();
+        let chunks: Vec<Vec<u8>> = Chunks::new(all.clone(), 7, 100)
+            .map(Result::unwrap)
+            .collect();
         assert!(chunks.len() > 5, "{} chunks", chunks.len());
         let mut decoded = Vec::new();
         for (index, chunk) in chunks.iter().enumerate() {
@@ -385,21 +412,23 @@ mod tests {
         assert_eq!(jobs(&decoded), jobs(&all));
         // One chunk when they fit; one (empty) chunk for no groups.
         assert_eq!(Chunks::new(all.clone(), 7, 1 << 20).count(), 1);
-        let empty: Vec<Vec<u8>> = Chunks::new(Vec::new(), 7, 100).collect();
+        let empty: Vec<Vec<u8>> = Chunks::new(Vec::new(), 7, 100)
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(empty.len(), 1);
         assert!(decode_chunk(&empty[0], 7, 0).unwrap().is_empty());
     }
 
     #[test]
     fn a_chunk_of_another_generation_position_or_damaged_is_refused() {
-        let chunk = Chunks::new(groups(3), 7, 1 << 20).next().unwrap();
+        let chunk = Chunks::new(groups(3), 7, 1 << 20).next().unwrap().unwrap();
         assert!(decode_chunk(&chunk, 8, 0).is_err());
         assert!(decode_chunk(&chunk, 7, 1).is_err());
         let mut damaged = chunk.clone();
         damaged[CHUNK_HEADER + 2] ^= 1;
         assert!(decode_chunk(&damaged, 7, 0).is_err());
         assert!(decode_chunk(&chunk[..10], 7, 0).is_err());
-        assert!(decode_chunk(&encode(1, &groups(1)), 7, 0).is_err());
+        assert!(decode_chunk(&encode(1, &groups(1)).unwrap(), 7, 0).is_err());
     }
 
     /// `count` groups of `series` gauges each: large enough, from a few groups on, for the
@@ -446,7 +475,7 @@ mod tests {
     #[test]
     fn a_large_snapshot_decodes_in_order() {
         let all = filled(40, 2000);
-        let data = encode(9, &all);
+        let data = encode(9, &all).unwrap();
         assert!(data.len() > 4 * parallel::MIN_WEIGHT_PER_THREAD);
         let snapshot = decode(&data).unwrap();
         assert_eq!(snapshot.position, 9);
@@ -460,14 +489,14 @@ mod tests {
         single.extend_from_slice(&(all.len() as u64).to_le_bytes());
         let mut block = Vec::new();
         for group in &all {
-            append_group(&mut single, &mut block, group);
+            append_group(&mut single, &mut block, group).unwrap();
         }
         assert_eq!(data, resealed([single, vec![0; 4]].concat()));
     }
 
     #[test]
     fn damage_anywhere_in_a_large_snapshot_is_a_clear_error() {
-        let data = encode(1, &filled(40, 2000));
+        let data = encode(1, &filled(40, 2000)).unwrap();
         let last_group = length_at(&data, 39);
         let refused = |damaged: Vec<u8>, expected: &str| {
             let error = decode(&damaged).expect_err(expected).to_string();
@@ -514,5 +543,18 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn a_group_past_four_gib_is_an_error_not_a_wrapped_length() {
+        let group = &groups(1)[0];
+        assert_eq!(block_length(u32::MAX as usize, group).unwrap(), u32::MAX);
+        let error = block_length(u32::MAX as usize + 1, group).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("more than a snapshot block holds"),
+            "{error}"
+        );
     }
 }

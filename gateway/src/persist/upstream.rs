@@ -305,7 +305,9 @@ mod tests {
 
     #[test]
     fn other_files_are_not_gob() {
-        assert!(!looks_like_gob(&crate::persist::snapshot::encode(1, &[])));
+        assert!(!looks_like_gob(
+            &crate::persist::snapshot::encode(1, &[]).unwrap()
+        ));
         assert!(!looks_like_gob(b""));
         assert!(looks_like_gob(&[0x29, 0xff, 0x8d, 0x04]));
     }

@@ -230,10 +230,11 @@ impl Replicator {
         let encoder = tokio::task::spawn_blocking(move || {
             for chunk in snapshot::Chunks::new(groups, generation, target) {
                 // The upload failed and dropped the receiver: stop.
-                if sender.blocking_send(chunk).is_err() {
+                if sender.blocking_send(chunk?).is_err() {
                     break;
                 }
             }
+            Ok::<_, std::io::Error>(())
         });
         let mut keys = Vec::new();
         let mut bytes = 0;
@@ -250,9 +251,12 @@ impl Replicator {
                 .await?;
             keys.push(key);
         }
+        // A chunk that could not be encoded ends the upload before anything is published.
         encoder
             .await
-            .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|encoded| encoded)
+            .map_err(redis::RedisError::from)?;
         let script = redis_side::publish_snapshot_script();
         let mut publish = script.prepare_invoke();
         publish

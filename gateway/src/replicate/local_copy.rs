@@ -123,7 +123,7 @@ fn write(
         data.extend_from_slice(&len.to_le_bytes());
         data.extend_from_slice(text.as_bytes());
     }
-    data.extend_from_slice(&snapshot::encode(position, groups));
+    data.extend_from_slice(&snapshot::encode(position, groups)?);
     snapshot::write_atomically(file, &data)
 }
 
@@ -195,7 +195,7 @@ mod tests {
         let mut v1 = COPY_MAGIC_V1.to_vec();
         v1.extend_from_slice(&3u32.to_le_bytes());
         v1.extend_from_slice(b"r/1");
-        v1.extend_from_slice(&snapshot::encode(5, &[]));
+        v1.extend_from_slice(&snapshot::encode(5, &[]).unwrap());
         std::fs::write(&file, &v1).expect("write v1");
         let copy = read(&file).expect("read v1").expect("present");
         assert_eq!((copy.origin.as_str(), copy.epoch.as_str()), ("r/1", ""));
