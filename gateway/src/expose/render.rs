@@ -119,7 +119,7 @@ impl Renderer {
         let own_names: HashSet<&str> = own.iter().map(|f| &*f.name).collect();
         let mut cached_times = None;
         // The pieces of names the cache holds at the version the store has.
-        let fresh: RefCell<HashMap<Str, Vec<Piece>>> = RefCell::default();
+        let fresh: RefCell<HashMap<Str, Arc<[Piece]>>> = RefCell::default();
         let snapshot = {
             let names = self.names.lock();
             let cached = names.get(&format);
@@ -243,7 +243,7 @@ impl Renderer {
                         pieces.extend(name_pieces.iter().cloned());
                         dropped_series += dropped;
                     } else if let Some(name_pieces) = fresh.remove(name) {
-                        pieces.extend(name_pieces);
+                        pieces.extend(name_pieces.iter().cloned());
                     }
                 }
                 Item::PushTimes => pieces.extend(times.as_ref().map(|t| t.0.clone())),
@@ -270,7 +270,7 @@ impl Renderer {
         format: ScrapeFormat,
         changed: Vec<&'a NameSnapshot>,
         maybe_inconsistent: bool,
-    ) -> HashMap<&'a str, (Vec<Piece>, u64)> {
+    ) -> HashMap<&'a str, (Arc<[Piece]>, u64)> {
         let cached_runs: Vec<_> = {
             let names = self.names.lock();
             let cached = names.get(&format);
@@ -333,7 +333,7 @@ impl Renderer {
         };
         let cache = NameCache {
             version: entry.version,
-            pieces,
+            pieces: pieces.into(),
             runs: HashMap::new(),
         };
         (cache, dropped)

@@ -35,8 +35,9 @@ pub struct Piece {
 pub(super) struct NameCache {
     /// The name's version the pieces are for.
     pub(super) version: u64,
-    /// The whole encoding of the name at `version`, header first.
-    pub(super) pieces: Vec<Piece>,
+    /// The whole encoding of the name at `version`, header first (shared: a scrape takes
+    /// it while it holds the store's lock).
+    pub(super) pieces: Arc<[Piece]>,
     /// Each group's run, while its family stays the same.
     pub(super) runs: HashMap<Arc<GroupingKey>, Arc<Run>>,
 }
@@ -190,7 +191,7 @@ pub(super) fn assemble(
     }
     NameCache {
         version: entry.version,
-        pieces,
+        pieces: pieces.into(),
         runs,
     }
 }

@@ -1,12 +1,15 @@
 //! Read-only cuts of the store: the snapshot a scrape renders (copying only the names that
 //! changed), every group for persistence, and the counts for the gateway's own metrics.
 
+use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
+
+use parking_lot::RwLockReadGuard;
 
 use crate::model::{GroupingKey, MetricType, Str};
 
 use super::group::group_views;
-use super::{GroupView, Store, StoredFamily};
+use super::{GroupView, State, Store, StoredFamily};
 
 /// The families of one metric name across groups, for the exposition.
 #[derive(Debug, Clone)]
@@ -84,7 +87,7 @@ impl Store {
         is_fresh: impl Fn(&str, u64) -> bool,
         times_fresh: impl FnOnce(u64) -> bool,
     ) -> Snapshot {
-        let state = self.shared.state.read();
+        let mut state = self.shared.state.read();
         let names = state
             .names
             .iter()
@@ -104,23 +107,14 @@ impl Store {
             })
             .collect();
         let times_version = state.times_version;
-        let mut times: Vec<GroupTimes> = if times_fresh(times_version) {
-            Vec::new()
-        } else {
-            state
-                .groups
-                .iter()
-                .map(|(key, group)| GroupTimes {
-                    key: key.clone(),
-                    push_time: group.push_time,
-                    failure_time: group.failure_time,
-                })
-                .collect()
-        };
         let groups = state.groups.len();
         let maybe_inconsistent = state.maybe_inconsistent;
+        let times = if times_fresh(times_version) {
+            Vec::new()
+        } else {
+            copy_times(&mut state)
+        };
         drop(state);
-        times.sort_by(|a, b| a.key.cmp(&b.key));
         Snapshot {
             names,
             times,
@@ -128,5 +122,36 @@ impl Store {
             times_version,
             maybe_inconsistent,
         }
+    }
+}
+
+/// Group timestamps copied per hold of the read lock. Copying every group's is most of a
+/// scrape's time under the lock (some 60 ns a group: 0.6 ms at 10k groups); a push waiting
+/// for the lock gets it between two slices instead of after all of them.
+pub(super) const TIMES_PER_HOLD: usize = 1024;
+
+/// Every group's timestamps in grouping-key order, copied a slice at a time, the lock
+/// yielded to waiting writers between slices. A copy that spans a push is not one cut of
+/// the store, but it still names each group once, with timestamps it had: the exposition
+/// stays valid, and the next scrape copies again (the push changed the version).
+fn copy_times(state: &mut RwLockReadGuard<'_, State>) -> Vec<GroupTimes> {
+    let mut times: Vec<GroupTimes> = Vec::with_capacity(state.groups.len());
+    loop {
+        let rest = match times.last() {
+            None => state.groups.range::<GroupingKey, _>(..),
+            Some(last) => state
+                .groups
+                .range::<GroupingKey, _>((Excluded(&*last.key), Unbounded)),
+        };
+        let before = times.len();
+        times.extend(rest.take(TIMES_PER_HOLD).map(|(key, group)| GroupTimes {
+            key: key.clone(),
+            push_time: group.push_time,
+            failure_time: group.failure_time,
+        }));
+        if times.len() - before < TIMES_PER_HOLD {
+            return times;
+        }
+        RwLockReadGuard::bump(state);
     }
 }

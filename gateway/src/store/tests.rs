@@ -419,3 +419,50 @@ fn a_restore_turns_the_exposition_filter_on_only_for_an_inconsistent_store() {
         );
     }
 }
+
+/// Timestamps are copied a slice at a time, yielding the lock to pushes in between: every
+/// group still comes once, in grouping-key order, also while groups come and go.
+#[test]
+fn group_times_past_one_slice_come_once_each_in_key_order_while_pushes_run() {
+    let store = Arc::new(Store::new(StoreConfig::default()));
+    let key = |i: usize| GroupingKey::new(labels(&[("job", &format!("j{i:05}"))]));
+    let groups = 3 * super::snapshot::TIMES_PER_HOLD + 7;
+    for i in 0..groups {
+        let pushed = store.push(
+            key(i),
+            vec![gauge("m", vec![vec![]])],
+            PushMode::Replace,
+            1.0,
+        );
+        assert!(pushed.is_ok(), "{pushed:?}");
+    }
+    let times = store.snapshot(|_, _| true, |_| false).times;
+    let keys: Vec<GroupingKey> = times.iter().map(|t| (*t.key).clone()).collect();
+    assert_eq!(keys, (0..groups).map(key).collect::<Vec<_>>());
+
+    let pusher = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for round in 0..2000 {
+                let i = (round * 7919) % (groups + 500);
+                if round % 3 == 0 {
+                    let _ = store.delete(&key(i));
+                } else {
+                    let family = gauge("m", vec![vec![]]);
+                    let _ = store.push(key(i), vec![family], PushMode::Replace, 2.0);
+                }
+            }
+        })
+    };
+    for copied in 0.. {
+        let times = store.snapshot(|_, _| true, |_| false).times;
+        assert!(
+            times.windows(2).all(|w| w[0].key < w[1].key),
+            "a group twice or out of order"
+        );
+        if copied >= 20 && pusher.is_finished() {
+            break;
+        }
+    }
+    pusher.join().unwrap();
+}
