@@ -30,8 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::store::{RestoredGroup, Store};
-use wal::{list_segments, read_segment, segment_path, SyncStatus, Wal};
+use crate::store::{PreparedChange, RestoredGroup, Store};
+use wal::{list_segments, read_segment_with, segment_path, SyncStatus, Wal};
 
 /// When a push counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -364,7 +364,8 @@ fn restore(
             let _ = fs::remove_file(&path);
             continue;
         }
-        let contents = read_segment(&path, Some(number) == last).map_err(|e| classify(&path, e))?;
+        let contents = read_segment_with(&path, Some(number) == last, PreparedChange::new)
+            .map_err(|e| classify(&path, e))?;
         if contents.torn_tail {
             tracing::warn!(file = %path.display(), valid_bytes = contents.valid_len, "discarding a torn record at the end of the log (a crash during a write); everything before it is kept");
             truncate(&path, contents.valid_len).map_err(|e| RestoreFailure::Io(path.clone(), e))?;
@@ -372,7 +373,7 @@ fn restore(
         }
         report.replayed += contents.changes.len();
         for change in contents.changes {
-            store.replay(change);
+            store.replay_prepared(change);
         }
     }
     Ok(next_segment)

@@ -75,9 +75,9 @@ pub fn list_segments(base: &Path) -> io::Result<Vec<u64>> {
 
 /// What reading a segment found.
 #[derive(Debug)]
-pub struct SegmentContents {
-    /// The decoded changes, in order.
-    pub changes: Vec<Change<'static>>,
+pub struct SegmentContents<T = Change<'static>> {
+    /// The decoded changes (or what the reader made of them), in order.
+    pub changes: Vec<T>,
     /// Length of the valid prefix of the file.
     pub valid_len: u64,
     /// True when an incomplete or damaged record ended the file (a crash mid-write).
@@ -90,6 +90,19 @@ pub struct SegmentContents {
 /// # Errors
 /// I/O errors, a bad header, or corruption, with the offset.
 pub fn read_segment(path: &Path, is_last: bool) -> io::Result<SegmentContents> {
+    read_segment_with(path, is_last, |change| change)
+}
+
+/// [`read_segment`], each change handed to `prepare` on the thread that decoded it (restore
+/// prepares pushes for replay there, in parallel).
+///
+/// # Errors
+/// As [`read_segment`].
+pub fn read_segment_with<T: Send>(
+    path: &Path,
+    is_last: bool,
+    prepare: impl Fn(Change<'static>) -> T + Sync,
+) -> io::Result<SegmentContents<T>> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     let corrupt = |pos: usize, what: &str| {
@@ -115,7 +128,7 @@ pub fn read_segment(path: &Path, is_last: bool) -> io::Result<SegmentContents> {
     // on every core; what is found first in the file is the error.
     let mut payloads: Vec<(usize, &[u8])> = Vec::new();
     let ending = find_records(&data, is_last, &mut payloads);
-    let changes = decode_records(&payloads).map_err(|(pos, e)| corrupt(pos, &e))?;
+    let changes = decode_records(&payloads, prepare).map_err(|(pos, e)| corrupt(pos, &e))?;
     match ending {
         Ending::Complete => Ok(SegmentContents {
             changes,
@@ -186,14 +199,22 @@ fn find_records<'a>(
     Ending::Complete
 }
 
-/// Decodes the records on every core, in order; the first that fails, with its offset.
-fn decode_records(payloads: &[(usize, &[u8])]) -> Result<Vec<Change<'static>>, (usize, String)> {
+/// Decodes the records on every core, in order, each through `prepare`; the first that
+/// fails, with its offset.
+fn decode_records<T: Send>(
+    payloads: &[(usize, &[u8])],
+    prepare: impl Fn(Change<'static>) -> T + Sync,
+) -> Result<Vec<T>, (usize, String)> {
     let runs = parallel::in_runs(
         payloads,
         |(_, payload)| payload.len(),
         |_, run| {
             run.iter()
-                .map(|&(pos, payload)| decode_change(payload).map_err(|e| (pos, e.to_string())))
+                .map(|&(pos, payload)| {
+                    decode_change(payload)
+                        .map(&prepare)
+                        .map_err(|e| (pos, e.to_string()))
+                })
                 .collect::<Result<Vec<_>, _>>()
         },
     );
@@ -204,7 +225,7 @@ fn decode_records(payloads: &[(usize, &[u8])]) -> Result<Vec<Change<'static>>, (
     Ok(changes)
 }
 
-fn torn(changes: Vec<Change<'static>>, pos: usize) -> SegmentContents {
+fn torn<T>(changes: Vec<T>, pos: usize) -> SegmentContents<T> {
     SegmentContents {
         changes,
         valid_len: pos as u64,

@@ -11,7 +11,8 @@ use crate::model::{GroupingKey, Label, MetricFamily, Str, INSTANCE_LABEL};
 use super::idempotency::{forget_group, SeenKey};
 use super::quota::{self, Membership};
 use super::{
-    journal, series_id, Change, GroupTtl, GroupView, PushError, PushMode, State, StoredFamily,
+    journal, series_id, Change, GroupTtl, GroupView, PushError, PushMode, SeriesId, State,
+    StoredFamily,
 };
 
 /// Where each series of an aggregated family sits in its metrics, by series id.
@@ -233,11 +234,25 @@ pub(super) fn count_ttl(state: &mut State, had: bool, has: bool) {
 
 /// Stores `stored` (a family of the group `key`, pushed at `stored.pushed_at`).
 pub(super) fn insert_family(state: &mut State, key: &Arc<GroupingKey>, stored: StoredFamily) {
+    let ids: Vec<SeriesId> = stored
+        .series()
+        .map(|series| series_id(&stored.name, series.labels()))
+        .collect();
+    insert_identified(state, key, Arc::new(stored), &ids);
+}
+
+/// [`insert_family`] for a family whose series identities `ids` are known already (a
+/// replayed push prepared them off the lock).
+pub(super) fn insert_identified(
+    state: &mut State,
+    key: &Arc<GroupingKey>,
+    stored: Arc<StoredFamily>,
+    ids: &[SeriesId],
+) {
     // A family of the same name earlier in the same push is replaced, not counted twice.
     remove_family(state, key, &stored.name);
-    let stored = Arc::new(stored);
-    for series in stored.series() {
-        state.series.add(series_id(&stored.name, series.labels()));
+    for &id in ids {
+        state.series.add(id);
     }
     link_family(state, key, stored);
 }

@@ -48,7 +48,7 @@ pub use select::{GroupPage, GroupSummary, ViewPage};
 pub use series::{series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
 
-pub use restore::RestoredGroup;
+pub use restore::{PreparedChange, RestoredGroup};
 
 use crate::model::{GroupingKey, MetricFamily, MetricType, NameValidation, Str, INSTANCE_LABEL};
 use crate::selector::Selector;

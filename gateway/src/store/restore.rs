@@ -6,14 +6,17 @@
 
 use std::sync::Arc;
 
-use super::apply::apply;
+use super::apply::{apply, apply_prepared, PreparedFamily};
 use super::check::{base_name, derived_names};
 use super::group::{
     clashing_group, clear, count_ttl, group_entry, link_family, remove_family, remove_group,
 };
 use super::idempotency::{self, SeenKey};
 use super::select::matching;
-use super::{series_id, Change, Consistency, GroupView, SeriesId, State, Store, StoredFamily};
+use super::{
+    series_id, Change, Consistency, GroupTtl, GroupView, PushMode, SeriesId, State, Store,
+    StoredFamily,
+};
 use crate::model::{GroupingKey, MetricType, Str};
 
 impl Store {
@@ -30,24 +33,16 @@ impl Store {
                 ttl,
                 idempotency_key,
             } => {
-                state.maybe_inconsistent |= inconsistent;
                 let key = Arc::new(key.into_owned());
-                if idempotency_key.is_some() {
-                    // As the live push did before its verdict.
-                    idempotency::prune(&mut state, time, self.shared.config.idempotency.window);
-                }
-                apply(
-                    &mut state,
-                    key.clone(),
-                    families.into_owned(),
-                    mode,
+                let push = ReplayedPush {
+                    key: key.clone(),
                     time,
-                    ttl,
-                );
-                if let Some(idempotency_key) = idempotency_key {
-                    let seen = SeenKey { time, seq: None };
-                    idempotency::remember(&mut state, &key, idempotency_key, seen);
-                }
+                    inconsistent,
+                    idempotency_key,
+                };
+                self.replay_push(&mut state, push, |state| {
+                    apply(state, key, families.into_owned(), mode, time, ttl);
+                });
             }
             Change::Failure { key, time } => {
                 let key = Arc::new(key.into_owned());
@@ -61,6 +56,43 @@ impl Store {
                     remove_group(&mut state, &group.key);
                 }
             }
+        }
+    }
+
+    /// Re-applies a journaled change prepared by [`PreparedChange::new`].
+    pub fn replay_prepared(&self, change: PreparedChange) {
+        match change.0 {
+            Prepared::Other(change) => self.replay(change),
+            Prepared::Push {
+                push,
+                families,
+                mode,
+                ttl,
+            } => {
+                let mut state = self.shared.state.write();
+                let (key, time) = (push.key.clone(), push.time);
+                self.replay_push(&mut state, push, |state| {
+                    apply_prepared(state, key, families, mode, time, ttl);
+                });
+            }
+        }
+    }
+
+    /// A replayed push's bookkeeping around `apply`: the inconsistency mark, and its
+    /// idempotency key pruned and remembered as the live push did.
+    fn replay_push(&self, state: &mut State, push: ReplayedPush, apply: impl FnOnce(&mut State)) {
+        state.maybe_inconsistent |= push.inconsistent;
+        if push.idempotency_key.is_some() {
+            // As the live push did before its verdict.
+            idempotency::prune(state, push.time, self.shared.config.idempotency.window);
+        }
+        apply(state);
+        if let Some(idempotency_key) = push.idempotency_key {
+            let seen = SeenKey {
+                time: push.time,
+                seq: None,
+            };
+            idempotency::remember(state, &push.key, idempotency_key, seen);
         }
     }
 
@@ -138,6 +170,77 @@ impl Store {
         }
         state.times_version = state.bump();
         count_ttl(state, had_ttl, view.ttl.is_some());
+    }
+}
+
+/// What a replayed push records besides its families.
+struct ReplayedPush {
+    key: Arc<GroupingKey>,
+    time: f64,
+    inconsistent: bool,
+    idempotency_key: Option<Str>,
+}
+
+/// A journaled change made ready for [`Store::replay_prepared`] without the store's lock,
+/// on the thread that decoded it: a PUT's or POST's families are stored (packed, sorted)
+/// and their series identified there, so that replaying them only links them in. Other
+/// changes (an aggregating push adds to what is stored) are replayed as they are.
+pub struct PreparedChange(Prepared);
+
+enum Prepared {
+    Push {
+        push: ReplayedPush,
+        families: Vec<PreparedFamily>,
+        mode: PushMode,
+        ttl: Option<GroupTtl>,
+    },
+    Other(Change<'static>),
+}
+
+impl PreparedChange {
+    /// Prepares `change`.
+    pub fn new(change: Change<'static>) -> PreparedChange {
+        match change {
+            Change::Push {
+                key,
+                families,
+                mode,
+                time,
+                inconsistent,
+                ttl,
+                idempotency_key,
+            } if mode != PushMode::Aggregate => {
+                let key = Arc::new(key.into_owned());
+                let families = families
+                    .into_owned()
+                    .into_iter()
+                    .map(|family| {
+                        let stored = StoredFamily::new(family, time, key.clone());
+                        let ids = stored
+                            .series()
+                            .map(|series| series_id(&stored.name, series.labels()))
+                            .collect();
+                        PreparedFamily {
+                            stored: Arc::new(stored),
+                            ids,
+                        }
+                    })
+                    .collect();
+                let push = ReplayedPush {
+                    key,
+                    time,
+                    inconsistent,
+                    idempotency_key,
+                };
+                PreparedChange(Prepared::Push {
+                    push,
+                    families,
+                    mode,
+                    ttl,
+                })
+            }
+            other => PreparedChange(Prepared::Other(other)),
+        }
     }
 }
 
