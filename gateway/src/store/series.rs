@@ -4,10 +4,11 @@
 //! before it refuses anything, so that a collision of 64-bit hashes costs a lookup, never
 //! a wrong rejection.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::model::LabelRef;
 
@@ -19,19 +20,35 @@ pub fn series_id<'a, L: Into<LabelRef<'a>>>(
     name: &str,
     labels: impl IntoIterator<Item = L>,
 ) -> SeriesId {
-    let mut hasher = Xxh3::new();
-    // 0xff never occurs in UTF-8, so it separates fields unambiguously.
-    hasher.update(name.as_bytes());
-    hasher.update(&[0xff]);
-    for label in labels {
-        let label = label.into();
-        hasher.update(label.name.as_bytes());
-        hasher.update(&[0xff]);
-        hasher.update(label.value.as_bytes());
-        hasher.update(&[0xff]);
+    // The fields are laid out in a buffer and hashed in one call: xxh3's one-shot path is
+    // several times faster than its streaming one on inputs as short as a series' labels,
+    // and gives the same hash. Restore hashes every stored series.
+    thread_local! {
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
-    hasher.digest128()
+    BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        // 0xff never occurs in UTF-8, so it separates fields unambiguously.
+        buffer.extend_from_slice(name.as_bytes());
+        buffer.push(0xff);
+        for label in labels {
+            let label = label.into();
+            buffer.extend_from_slice(label.name.as_bytes());
+            buffer.push(0xff);
+            buffer.extend_from_slice(label.value.as_bytes());
+            buffer.push(0xff);
+        }
+        let id = xxh3_128(buffer);
+        if buffer.capacity() > MAX_KEPT_BUFFER {
+            // A rare huge label set does not keep its buffer for the thread's lifetime.
+            *buffer = Vec::new();
+        }
+        id
+    })
 }
+
+/// Largest hashing buffer a thread keeps between series.
+const MAX_KEPT_BUFFER: usize = 1 << 16;
 
 /// How often each 64-bit series hash is stored. Almost every series is stored once (more
 /// only after unchecked pushes or a collision of hashes), so the common case is a bare
