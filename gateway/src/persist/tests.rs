@@ -751,3 +751,68 @@ fn shutdown_persists_only_what_changed() {
     assert!(super::wal::list_segments(&file).expect("list").is_empty());
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A group block holds full label sets; decoding takes out what the group supplies (its own
+/// labels, and an empty `instance` when it has none) and keeps every other label, also a
+/// non-empty `instance` and labels named like nothing in the group.
+#[test]
+fn a_group_block_keeps_exactly_the_labels_its_group_does_not_supply() {
+    use crate::model::{GroupingKey, Label, Metric, MetricFamily, MetricType, Value};
+    use crate::store::{GroupView, StoredFamily};
+    let keys = [
+        vec![Label::new("job", "j")],
+        vec![Label::new("instance", "i"), Label::new("job", "j")],
+        vec![
+            Label::new("instance", ""),
+            Label::new("job", "j"),
+            Label::new("x", "1"),
+        ],
+    ];
+    let label_sets = [
+        vec![],
+        vec![Label::new("a", "1")],
+        vec![Label::new("a", "2"), Label::new("instance", "own")],
+        vec![Label::new("instance", ""), Label::new("z", "")],
+        vec![
+            Label::new("instance", "other"),
+            Label::new("job", "ignored"),
+        ],
+    ];
+    for key in keys {
+        let key = std::sync::Arc::new(GroupingKey::new(key));
+        let family = MetricFamily {
+            name: "m".into(),
+            help: None,
+            metric_type: MetricType::Gauge,
+            metrics: label_sets
+                .iter()
+                .enumerate()
+                .map(|(i, labels)| Metric::new(labels.clone(), Value::Gauge(i as f64)))
+                .collect(),
+        };
+        let view = GroupView {
+            key: key.clone(),
+            families: vec![std::sync::Arc::new(StoredFamily::new(
+                family,
+                1.0,
+                key.clone(),
+            ))],
+            push_time: 1.0,
+            failure_time: 0.0,
+            created: 1.0,
+            ttl: None,
+            keys: Vec::new(),
+        };
+        let mut block = Vec::new();
+        encode_group(&mut block, &view);
+        let decoded = decode_group(&block).expect("decodes");
+        let full = |view: &GroupView| -> Vec<Vec<Label>> {
+            view.families[0]
+                .series()
+                .map(|s| s.labels().map(Label::from).collect())
+                .collect()
+        };
+        assert_eq!(full(&decoded), full(&view), "{key}");
+        assert_eq!(decoded.families, view.families, "{key}");
+    }
+}

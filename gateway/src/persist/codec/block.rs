@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{err, CodecError};
-use crate::model::{GroupingKey, Label, LabelRef, Str};
+use crate::model::{GroupingKey, Label, LabelRef, Str, INSTANCE_LABEL};
 use crate::store::GroupTtl;
 
 /// A group's own TTL: one byte, 0 none (the expiry rules), 1 never, 2 then the TTL as a
@@ -126,6 +126,19 @@ pub(super) struct Reader<'a> {
     /// asked for as one: most are label values that go straight into a packed family's
     /// arena, and an allocation each would cost a restore a malloc and a free per series.
     table: Vec<(&'a str, Option<Str>)>,
+    /// Per table index used as a label name: whether the block's group supplies labels of
+    /// that name ([`Reader::drop_supplied`]), found once per name instead of per label.
+    supplied: Vec<Supplied>,
+}
+
+/// Whether a group supplies the labels of one name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Supplied {
+    NotAsked,
+    Always,
+    Never,
+    /// `instance`, which the group supplies when empty (it has no `instance` of its own).
+    WhenEmpty,
 }
 
 impl<'a> Reader<'a> {
@@ -134,6 +147,7 @@ impl<'a> Reader<'a> {
             input,
             pos: 0,
             table: Vec::new(),
+            supplied: Vec::new(),
         };
         let count = reader.count()?;
         reader.table.reserve(count.min(4096));
@@ -153,6 +167,7 @@ impl<'a> Reader<'a> {
             input,
             pos: 0,
             table: Vec::new(),
+            supplied: Vec::new(),
         }
     }
 
@@ -274,6 +289,36 @@ impl<'a> Reader<'a> {
             out.push((self.string_index()?, self.string_index()?));
         }
         Ok(())
+    }
+
+    /// Takes out of `labels` (table indexes, as [`Reader::label_indexes`] gives them) those
+    /// that `group` supplies to its series ([`GroupingKey::supplies`]); a block holds one
+    /// group, so each name is looked up in the group once.
+    pub(super) fn drop_supplied(&mut self, labels: &mut Vec<(usize, usize)>, group: &GroupingKey) {
+        if self.supplied.len() < self.table.len() {
+            self.supplied.resize(self.table.len(), Supplied::NotAsked);
+        }
+        let (table, supplied) = (&self.table, &mut self.supplied);
+        let text = |index: usize| table.get(index).map_or("", |(text, _)| *text);
+        labels.retain(|&(name, value)| {
+            let Some(known) = supplied.get_mut(name) else {
+                return true;
+            };
+            if *known == Supplied::NotAsked {
+                *known = if group.get(text(name)).is_some() {
+                    Supplied::Always
+                } else if text(name) == INSTANCE_LABEL {
+                    Supplied::WhenEmpty
+                } else {
+                    Supplied::Never
+                };
+            }
+            match *known {
+                Supplied::Always => false,
+                Supplied::WhenEmpty => !text(value).is_empty(),
+                Supplied::Never | Supplied::NotAsked => true,
+            }
+        });
     }
 
     fn string_index(&mut self) -> Result<usize, CodecError> {

@@ -230,14 +230,12 @@ impl Reader<'_> {
         let mut labels = Vec::new();
         for _ in 0..count {
             self.label_indexes(&mut labels)?;
+            self.drop_supplied(&mut labels, group);
             let (value, extras) = self.sample()?;
-            let own = labels
-                .iter()
-                .map(|&(name, value)| LabelRef {
-                    name: self.text(name),
-                    value: self.text(value),
-                })
-                .filter(|label| !group.supplies(*label));
+            let own = labels.iter().map(|&(name, value)| LabelRef {
+                name: self.text(name),
+                value: self.text(value),
+            });
             packed.push(own, value, extras);
         }
         let packed = packed.finish();
