@@ -45,7 +45,7 @@ use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
 pub use quota::{Quota, QuotaUsage};
 pub use select::{GroupPage, GroupSummary, ViewPage};
-pub use series::{series_id, SeriesId, SeriesIndex};
+pub use series::{escaped_series_id, series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
 
 pub use restore::RestoredGroup;

@@ -360,6 +360,11 @@ fn a_restore_turns_the_exposition_filter_on_only_for_an_inconsistent_store() {
             key(&[("job", "c")]),
             typed("s", MetricType::Summary, summary.clone()),
         ),
+        // Names outside the classic set that the default scrape does not make alike.
+        (
+            key(&[("job", "d")]),
+            gauge("u", vec![labels(&[("a.b", "1")]), labels(&[("a_b", "2")])]),
+        ),
     ];
     let clashes = [
         (
@@ -381,6 +386,21 @@ fn a_restore_turns_the_exposition_filter_on_only_for_an_inconsistent_store() {
             "a value of another type",
             key(&[("job", "x")]),
             typed("g", MetricType::Gauge, summary.clone()),
+        ),
+        (
+            "a summary's quantile as a label",
+            key(&[("job", "x"), ("quantile", "0.5")]),
+            typed("q", MetricType::Summary, summary.clone()),
+        ),
+        (
+            "two series the default scrape shows alike",
+            key(&[("job", "x")]),
+            gauge("e", vec![labels(&[("a.b", "1")]), labels(&[("a_b", "1")])]),
+        ),
+        (
+            "a series the default scrape shows with a label twice",
+            key(&[("job", "x")]),
+            gauge("e", vec![labels(&[("a.b", "1"), ("a_b", "2")])]),
         ),
     ];
     let restored_inconsistent = |pushes: &[(GroupingKey, MetricFamily)]| {
