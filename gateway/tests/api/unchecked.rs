@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::helpers::{samples, spawn_gateway, Gateway};
 use crate::persist_helpers::{PersistGateway, TempDir};
+use crate::protobuf::{family, metric, Kind, CONTENT_TYPE};
 
 const FLAG: &str = "--push.disable-consistency-check";
 
@@ -291,10 +292,14 @@ fn label_names(line: &str) -> Vec<String> {
     names
 }
 
-/// [`healthy`], and no sample names a label twice.
+/// [`healthy`], and no sample names a label twice or one of the reserved `__` names.
 fn healthy_labels(text: String) -> String {
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let mut names = label_names(line);
+        assert!(
+            names.iter().all(|n| !n.starts_with("__")),
+            "a reserved label name in {line:?}:\n{text}"
+        );
         let all = names.len();
         names.sort();
         names.dedup();
@@ -304,8 +309,8 @@ fn healthy_labels(text: String) -> String {
 }
 
 /// What the check refuses in label names: names that the default scrape escapes alike
-/// (`a.b` and `a_b`), in two series or in one, and a summary's `quantile` or a histogram's
-/// `le` given as a label (here by the grouping key). Stored unchecked, they are left out
+/// (`a.b` and `a_b`), in two series or in one, a summary's `quantile` or a histogram's
+/// `le` given as a label (here by the grouping key), and a reserved name (`__name__`). Stored unchecked, they are left out
 /// of the scrape, also after a restart with the check on.
 #[test]
 fn labels_that_escape_alike_or_repeat_quantile_or_le_never_break_the_scrape() {
@@ -329,6 +334,11 @@ fn labels_that_escape_alike_or_repeat_quantile_or_le_never_break_the_scrape() {
         let r = gw.put(path, body);
         assert_eq!(r.status, 202, "{path}: {}", r.text());
     }
+    // A reserved label name, which only the protobuf format can carry.
+    let reserved = family("r", None, Kind::Gauge, &[metric(&[("__name__", "z")], 1.0)]);
+    let headers = [("Content-Type", CONTENT_TYPE)];
+    let r = gw.request_with("PUT", "/metrics/job/r", &headers, &reserved);
+    assert_eq!(r.status, 202, "{}", r.text());
     healthy_labels(gw.scrape());
     let before = healthy_labels(gw.scrape());
     assert!(dropped(&before) > 0.0, "{before}");
