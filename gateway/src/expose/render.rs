@@ -23,8 +23,9 @@ use super::runs::{assemble, exact_bytes, sort_metrics, Ids, NameCache, Piece};
 use super::{encode_family, Encoding, ScrapeFormat};
 use crate::model::{is_unescaped, Metric, MetricFamily, MetricType, Series, Str, Value};
 use crate::store::{
-    escaped_series_id, series_id, GroupTimes, NameSnapshot, Snapshot, Store, StoredFamily,
-    PUSH_FAILURE_TIME_HELP, PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP, PUSH_TIME_METRIC,
+    escaped_series_id, is_misfit_label_name, series_id, GroupTimes, NameSnapshot, Snapshot, Store,
+    StoredFamily, PUSH_FAILURE_TIME_HELP, PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP,
+    PUSH_TIME_METRIC,
 };
 
 /// A format nobody scraped for this long loses its cached encodings.
@@ -459,9 +460,9 @@ fn suffix_clashes(snapshot: &Snapshot) -> HashSet<String> {
 }
 
 /// The metrics of all families of one name that fit the exposed type, without repeated
-/// series as `format` writes them (label names escaped), nor a label twice in one, nor
-/// the label the type's samples carry. Only after unchecked pushes can anything be left
-/// out.
+/// series as `format` writes them (label names escaped), nor a label twice in one, nor an
+/// empty or reserved label name or the label the type's samples carry. Only after
+/// unchecked pushes can anything be left out.
 fn consistent_metrics(
     families: &[Arc<StoredFamily>],
     metric_type: MetricType,
@@ -480,7 +481,7 @@ fn consistent_metrics(
                 && series.value().fits(metric_type)
                 && series
                     .labels()
-                    .all(|l| !l.name.is_empty() && Some(l.name) != sample_label);
+                    .all(|l| !is_misfit_label_name(l.name, sample_label));
             let id = if escaped {
                 escaped_series_id(&family.name, series.labels(), |n| {
                     super::exposed_name(format, n, true)

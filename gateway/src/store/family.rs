@@ -8,11 +8,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::model::{
-    is_unescaped, legacy_escaped, Extras, GroupingKey, Label, LabelRef, Metric, MetricFamily,
-    MetricType, PackedSeries, Series, SeriesLabels, Str, Value,
+    is_reserved_label_name, is_unescaped, legacy_escaped, Extras, GroupingKey, Label, LabelRef,
+    Metric, MetricFamily, MetricType, PackedSeries, Series, SeriesLabels, Str, Value,
 };
 
 use super::series::escaped_series_id;
+
+/// Whether a series may not have a label named `name`, which only unchecked pushes store:
+/// empty, reserved (`__name__`), or its type's `sample_label` (a summary's `quantile`, a
+/// histogram's `le`), which the exposition adds to each sample.
+pub fn is_misfit_label_name(name: &str, sample_label: Option<&str>) -> bool {
+    name.is_empty() || is_reserved_label_name(name) || Some(name) == sample_label
+}
 
 /// A family as stored in a group, with the time it was pushed. Its series are packed
 /// ([`PackedSeries`]) and kept in upstream's exposition order.
@@ -89,14 +96,14 @@ impl StoredFamily {
     }
 
     /// Whether a scrape would leave some of its series out (only unchecked pushes store
-    /// such): a value not of its type, an empty label name, a label its type's samples
-    /// carry (`quantile`, `le`), or label names the default scrape escapes alike.
+    /// such): a value not of its type, a label name it may not have (see
+    /// [`is_misfit_label_name`]), or label names the default scrape escapes alike.
     pub(crate) fn has_misfits(&self) -> bool {
         let sample_label = self.metric_type.sample_label();
         !self.packed.values_fit(self.metric_type)
             || self
                 .label_names()
-                .any(|n| n.is_empty() || Some(n) == sample_label)
+                .any(|n| is_misfit_label_name(n, sample_label))
             || self.escapes_alike()
     }
 

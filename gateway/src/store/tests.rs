@@ -398,6 +398,11 @@ fn a_restore_turns_the_exposition_filter_on_only_for_an_inconsistent_store() {
             gauge("e", vec![labels(&[("a.b", "1")]), labels(&[("a_b", "1")])]),
         ),
         (
+            "a reserved label name",
+            key(&[("job", "x")]),
+            gauge("r", vec![labels(&[("__name__", "z")])]),
+        ),
+        (
             "a series the default scrape shows with a label twice",
             key(&[("job", "x")]),
             gauge("e", vec![labels(&[("a.b", "1"), ("a_b", "2")])]),
