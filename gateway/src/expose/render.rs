@@ -5,7 +5,8 @@
 //! Order follows upstream's gatherer: families by name; within a family, fewer labels
 //! first, then label values in label-name order. After pushes with the consistency check
 //! disabled, whatever would make the exposition invalid is left out and counted instead of
-//! failing the scrape: families of another type than the first group's, repeated series,
+//! failing the scrape: families of another type than the first group's, repeated series
+//! (as the format writes their label names), series with a label name they may not have,
 //! and names that clash with a summary's or histogram's own series. Such a store renders
 //! each changed name whole, as runs cannot tell which of their series another run repeats.
 
