@@ -104,6 +104,16 @@ impl MetricType {
     pub fn is_histogram_like(self) -> bool {
         matches!(self, MetricType::Histogram | MetricType::GaugeHistogram)
     }
+
+    /// The label the exposition gives each sample of this type (a summary's `quantile`, a
+    /// histogram's `le`), which a series of its own must therefore not have.
+    pub fn sample_label(self) -> Option<&'static str> {
+        match self {
+            MetricType::Summary => Some(QUANTILE_LABEL),
+            t if t.is_histogram_like() => Some(BUCKET_LABEL),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for MetricType {

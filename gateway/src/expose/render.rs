@@ -5,7 +5,8 @@
 //! Order follows upstream's gatherer: families by name; within a family, fewer labels
 //! first, then label values in label-name order. After pushes with the consistency check
 //! disabled, whatever would make the exposition invalid is left out and counted instead of
-//! failing the scrape: families of another type than the first group's, repeated series,
+//! failing the scrape: families of another type than the first group's, repeated series
+//! (as the format writes their label names), series with a label name they may not have,
 //! and names that clash with a summary's or histogram's own series. Such a store renders
 //! each changed name whole, as runs cannot tell which of their series another run repeats.
 
@@ -21,10 +22,11 @@ use super::gzip::GzipCache;
 use super::parallel::parallel_map;
 use super::runs::{assemble, exact_bytes, sort_metrics, Ids, NameCache, Piece};
 use super::{encode_family, Encoding, ScrapeFormat};
-use crate::model::{Metric, MetricFamily, MetricType, Series, Str, Value};
+use crate::model::{is_unescaped, Metric, MetricFamily, MetricType, Series, Str, Value};
 use crate::store::{
-    series_id, GroupTimes, NameSnapshot, Snapshot, Store, StoredFamily, PUSH_FAILURE_TIME_HELP,
-    PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP, PUSH_TIME_METRIC,
+    escaped_series_id, is_misfit_label_name, series_id, GroupTimes, NameSnapshot, Snapshot, Store,
+    StoredFamily, PUSH_FAILURE_TIME_HELP, PUSH_FAILURE_TIME_METRIC, PUSH_TIME_HELP,
+    PUSH_TIME_METRIC,
 };
 
 /// A format nobody scraped for this long loses its cached encodings.
@@ -320,7 +322,7 @@ impl Renderer {
         // Upstream takes the help of one of the groups when they disagree: ours is the
         // first group's in grouping-key order, so it is at least stable.
         let help = entry.families.first().and_then(|f| f.help.as_deref());
-        let (mut metrics, dropped) = consistent_metrics(&entry.families, entry.metric_type);
+        let (mut metrics, dropped) = consistent_metrics(&entry.families, entry.metric_type, format);
         sort_metrics(&mut metrics);
         let bytes = encode_family(format, &entry.name, help, entry.metric_type, &metrics);
         let pieces = if bytes.is_empty() {
@@ -459,21 +461,36 @@ fn suffix_clashes(snapshot: &Snapshot) -> HashSet<String> {
 }
 
 /// The metrics of all families of one name that fit the exposed type, without repeated
-/// series. Only after unchecked pushes can anything be left out.
+/// series as `format` writes them (label names escaped), nor a label twice in one, nor an
+/// empty or reserved label name or the label the type's samples carry. Only after
+/// unchecked pushes can anything be left out.
 fn consistent_metrics(
     families: &[Arc<StoredFamily>],
     metric_type: MetricType,
+    format: ScrapeFormat,
 ) -> (Vec<Series<'_>>, u64) {
     let mut metrics = Vec::new();
     let mut dropped = 0;
     let mut seen = HashSet::new();
+    let sample_label = metric_type.sample_label();
     for stored in families {
         let family = &**stored;
+        // A series whose names are all classic is written as it is stored.
+        let escaped = !format.utf8_names() && family.label_names().any(|n| !is_unescaped(n, true));
         for series in stored.series() {
             let fits = family.metric_type == metric_type
                 && series.value().fits(metric_type)
-                && series.labels().all(|l| !l.name.is_empty());
-            if fits && seen.insert(series_id(&family.name, series.labels())) {
+                && series
+                    .labels()
+                    .all(|l| !is_misfit_label_name(l.name, sample_label));
+            let id = if escaped {
+                escaped_series_id(&family.name, series.labels(), |n| {
+                    super::exposed_name(format, n, true)
+                })
+            } else {
+                Some(series_id(&family.name, series.labels()))
+            };
+            if fits && id.is_some_and(|id| seen.insert(id)) {
                 metrics.push(series);
             } else {
                 dropped += 1;

@@ -5,11 +5,11 @@
 use std::collections::HashSet;
 
 use crate::model::{
-    is_legacy_label_name, is_reserved_label_name, legacy_escaped, Label, MetricFamily, MetricType,
-    NameValidation, Value, BUCKET_LABEL, QUANTILE_LABEL,
+    is_legacy_label_name, is_reserved_label_name, legacy_escaped, LabelRef, MetricFamily,
+    MetricType, NameValidation, Value, BUCKET_LABEL, QUANTILE_LABEL,
 };
 
-use super::series::{series_id, SeriesId};
+use super::series::{escaped_series_id, series_id, SeriesId};
 
 /// Why a push was refused. The messages follow upstream's wording where it has one.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -243,13 +243,12 @@ fn check_escaped_series(family: &MetricFamily) -> Result<(), Rejection> {
     }
     let mut seen = HashSet::with_capacity(family.metrics.len());
     for metric in &family.metrics {
-        let mut escaped: Vec<Label> = metric
-            .labels
-            .iter()
-            .map(|l| Label::new(legacy_escaped(&l.name, true), l.value.clone()))
-            .collect();
-        escaped.sort();
-        if !seen.insert(series_id(&family.name, &escaped)) {
+        let id = escaped_series_id(
+            &family.name,
+            metric.labels.iter().map(LabelRef::from),
+            |n| legacy_escaped(n, true),
+        );
+        if !id.is_some_and(|id| seen.insert(id)) {
             return Err(Rejection::DuplicateSeries {
                 name: family.name.to_string(),
                 labels: render_labels(&metric.labels),

@@ -4,12 +4,22 @@
 //! search. The push semantics and the index that decide what gets stored are left to the
 //! rest of the store.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::model::{
-    Extras, GroupingKey, Label, LabelRef, Metric, MetricFamily, MetricType, PackedSeries, Series,
-    SeriesLabels, Str, Value,
+    is_reserved_label_name, is_unescaped, legacy_escaped, Extras, GroupingKey, Label, LabelRef,
+    Metric, MetricFamily, MetricType, PackedSeries, Series, SeriesLabels, Str, Value,
 };
+
+use super::series::escaped_series_id;
+
+/// Whether a series may not have a label named `name`, which only unchecked pushes store:
+/// empty, reserved (`__name__`), or its type's `sample_label` (a summary's `quantile`, a
+/// histogram's `le`), which the exposition adds to each sample.
+pub fn is_misfit_label_name(name: &str, sample_label: Option<&str>) -> bool {
+    name.is_empty() || is_reserved_label_name(name) || Some(name) == sample_label
+}
 
 /// A family as stored in a group, with the time it was pushed. Its series are packed
 /// ([`PackedSeries`]) and kept in upstream's exposition order.
@@ -86,11 +96,35 @@ impl StoredFamily {
     }
 
     /// Whether a scrape would leave some of its series out (only unchecked pushes store
-    /// such): a value not of its type, or an empty label name.
+    /// such): a value not of its type, a label name it may not have (see
+    /// [`is_misfit_label_name`]), or label names the default scrape escapes alike.
     pub(crate) fn has_misfits(&self) -> bool {
+        let sample_label = self.metric_type.sample_label();
         !self.packed.values_fit(self.metric_type)
-            || self.packed.label_names().iter().any(|n| n.is_empty())
-            || self.group.labels().iter().any(|l| l.name.is_empty())
+            || self
+                .label_names()
+                .any(|n| is_misfit_label_name(n, sample_label))
+            || self.escapes_alike()
+    }
+
+    /// The names of its labels, its group's included (some may come twice).
+    pub fn label_names(&self) -> impl Iterator<Item = &str> {
+        let own = self.packed.label_names().iter().map(|n| &**n);
+        own.chain(self.group.labels().iter().map(|l| &*l.name))
+    }
+
+    /// Whether the default scrape, which writes `a.b` as `a_b`, would show one of its
+    /// series with a label twice, or two of them alike. Looked at series by series only
+    /// when it has a name outside the classic set.
+    fn escapes_alike(&self) -> bool {
+        if self.label_names().all(|n| is_unescaped(n, true)) {
+            return false;
+        }
+        let mut seen = HashSet::with_capacity(self.packed.len());
+        self.series().any(|series| {
+            let id = escaped_series_id(&self.name, series.labels(), |n| legacy_escaped(n, true));
+            !id.is_some_and(|id| seen.insert(id))
+        })
     }
 
     /// Its series with their full label sets, in upstream's exposition order.

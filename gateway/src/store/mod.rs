@@ -37,7 +37,7 @@ use parking_lot::RwLock;
 use apply::apply;
 use check::check_push_alone;
 pub use check::Rejection;
-pub use family::StoredFamily;
+pub use family::{is_misfit_label_name, StoredFamily};
 use group::{clear, group_views, record_failure, remove_group, replaced_series, Group};
 pub use idempotency::{IdempotencyConfig, MAX_IDEMPOTENCY_KEY_BYTES};
 use idempotency::{KeyTable, SeenKey, Verdict};
@@ -45,7 +45,7 @@ use index::NameEntry;
 pub use journal::{Change, Journal, PushError};
 pub use quota::{Quota, QuotaUsage};
 pub use select::{GroupPage, GroupSummary, ViewPage};
-pub use series::{series_id, SeriesId, SeriesIndex};
+pub use series::{escaped_series_id, series_id, SeriesId, SeriesIndex};
 pub use snapshot::{GroupTimes, NameSnapshot, Snapshot, Stats};
 
 pub use restore::{PreparedChange, RestoredGroup};

@@ -4,6 +4,7 @@
 //! before it refuses anything, so that a collision of 64-bit hashes costs a lookup, never
 //! a wrong rejection.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -49,6 +50,28 @@ pub fn series_id<'a, L: Into<LabelRef<'a>>>(
 
 /// Largest hashing buffer a thread keeps between series.
 const MAX_KEPT_BUFFER: usize = 1 << 16;
+
+/// The identity of a series as a scrape that writes label names as `escape` makes them
+/// (`a.b` as `a_b`): `None` when two of its names come out alike, which that scrape would
+/// show as one label twice.
+pub fn escaped_series_id<'a>(
+    name: &str,
+    labels: impl IntoIterator<Item = LabelRef<'a>>,
+    escape: impl Fn(&'a str) -> Cow<'a, str>,
+) -> Option<SeriesId> {
+    let mut escaped: Vec<(Cow<'a, str>, &'a str)> = labels
+        .into_iter()
+        .map(|l| (escape(l.name), l.value))
+        .collect();
+    escaped.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if escaped.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    Some(series_id(
+        name,
+        escaped.iter().map(|(name, value)| LabelRef { name, value }),
+    ))
+}
 
 /// How often each 64-bit series hash is stored. Almost every series is stored once (more
 /// only after unchecked pushes or a collision of hashes), so the common case is a bare

@@ -3,7 +3,7 @@
 
 use crate::helpers::{series, spawn_gateway};
 
-const CONTENT_TYPE: &str =
+pub(crate) const CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
 fn varint(mut v: u64, out: &mut Vec<u8>) {
@@ -32,7 +32,7 @@ fn varint_field(field: u32, v: u64, out: &mut Vec<u8>) {
 
 /// Metric types as in `metrics.proto`.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Counter = 0,
     Gauge = 1,
     Untyped = 3,
@@ -41,14 +41,17 @@ enum Kind {
 
 /// One metric: labels, and either a value or histogram buckets `(upper bound, count)`
 /// with sum and count.
-struct Metric<'a> {
+pub(crate) struct Metric<'a> {
     labels: &'a [(&'a str, &'a str)],
     value: f64,
     buckets: &'a [(f64, u64)],
     timestamp_ms: Option<i64>,
 }
 
-fn metric(labels: &'static [(&'static str, &'static str)], value: f64) -> Metric<'static> {
+pub(crate) fn metric(
+    labels: &'static [(&'static str, &'static str)],
+    value: f64,
+) -> Metric<'static> {
     Metric {
         labels,
         value,
@@ -58,7 +61,12 @@ fn metric(labels: &'static [(&'static str, &'static str)], value: f64) -> Metric
 }
 
 /// One length-delimited MetricFamily.
-fn family(name: &str, help: Option<&str>, kind: Kind, metrics: &[Metric<'_>]) -> Vec<u8> {
+pub(crate) fn family(
+    name: &str,
+    help: Option<&str>,
+    kind: Kind,
+    metrics: &[Metric<'_>],
+) -> Vec<u8> {
     let mut mf = Vec::new();
     bytes_field(1, name.as_bytes(), &mut mf);
     if let Some(help) = help {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::helpers::{samples, spawn_gateway, Gateway};
 use crate::persist_helpers::{PersistGateway, TempDir};
+use crate::protobuf::{family, metric, Kind, CONTENT_TYPE};
 
 const FLAG: &str = "--push.disable-consistency-check";
 
@@ -257,4 +258,96 @@ fn an_inconsistent_store_restarted_with_the_check_on_keeps_the_scrape_whole() {
         let count = after.lines().any(|l| l.starts_with("# TYPE foo_count "));
         assert!(!(summary && count), "{stop}: foo and foo_count:\n{after}");
     }
+}
+
+/// The label names of a sample line (`name{a="1",b="2"} v`), values skipped with their
+/// escapes.
+fn label_names(line: &str) -> Vec<String> {
+    let Some(start) = line.find('{') else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut chars = line[start + 1..].chars();
+    let mut name = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '}' => break,
+            ',' => {}
+            '=' => {
+                names.push(std::mem::take(&mut name));
+                assert_eq!(chars.next(), Some('"'), "{line}");
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            c => name.push(c),
+        }
+    }
+    names
+}
+
+/// [`healthy`], and no sample names a label twice or one of the reserved `__` names.
+fn healthy_labels(text: String) -> String {
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut names = label_names(line);
+        assert!(
+            names.iter().all(|n| !n.starts_with("__")),
+            "a reserved label name in {line:?}:\n{text}"
+        );
+        let all = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all, "a label twice in {line:?}:\n{text}");
+    }
+    healthy(text)
+}
+
+/// What the check refuses in label names: names that the default scrape escapes alike
+/// (`a.b` and `a_b`), in two series or in one, a summary's `quantile` or a histogram's
+/// `le` given as a label (here by the grouping key), and a reserved name (`__name__`). Stored unchecked, they are left out
+/// of the scrape, also after a restart with the check on.
+#[test]
+fn labels_that_escape_alike_or_repeat_quantile_or_le_never_break_the_scrape() {
+    let utf8 = "--push.enable-utf8-names";
+    let dir = TempDir::new("unchecked-labels");
+    let file = dir.path.join("store");
+    let mut unchecked = PersistGateway::new(&file, &dir.path, &[FLAG, utf8]);
+    let mut gw = unchecked.start();
+    for (path, body) in [
+        ("/metrics/job/e", "m{\"a.b\"=\"1\"} 1\nm{a_b=\"1\"} 2\n"),
+        ("/metrics/job/f", "n{\"a.b\"=\"1\",a_b=\"2\"} 1\n"),
+        (
+            "/metrics/job/q/quantile/x",
+            "# TYPE s summary\ns_sum 1\ns_count 2\ns{quantile=\"0.5\"} 1\n",
+        ),
+        (
+            "/metrics/job/q/le/y",
+            "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+        ),
+    ] {
+        let r = gw.put(path, body);
+        assert_eq!(r.status, 202, "{path}: {}", r.text());
+    }
+    // A reserved label name, which only the protobuf format can carry.
+    let reserved = family("r", None, Kind::Gauge, &[metric(&[("__name__", "z")], 1.0)]);
+    let headers = [("Content-Type", CONTENT_TYPE)];
+    let r = gw.request_with("PUT", "/metrics/job/r", &headers, &reserved);
+    assert_eq!(r.status, 202, "{}", r.text());
+    healthy_labels(gw.scrape());
+    let before = healthy_labels(gw.scrape());
+    assert!(dropped(&before) > 0.0, "{before}");
+    assert!(gw.terminate().success(), "{}", gw.stderr());
+    drop(gw);
+
+    let mut checked = PersistGateway::new(&file, &dir.path, &[utf8]);
+    let gw = checked.start();
+    healthy_labels(gw.scrape());
+    let after = healthy_labels(gw.scrape());
+    assert!(dropped(&after) > 0.0, "nothing left out:\n{after}");
 }
