@@ -51,7 +51,7 @@ pub(super) fn apply_prepared(
 ) {
     remove_replaced(state, &key, mode, families.iter().map(|f| &f.stored.name));
     for family in families {
-        insert_identified(state, &key, family.stored, &family.ids);
+        insert_identified(state, &key, family.stored, family.ids);
     }
     stamp(state, &key, now, ttl);
 }

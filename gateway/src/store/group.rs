@@ -234,11 +234,11 @@ pub(super) fn count_ttl(state: &mut State, had: bool, has: bool) {
 
 /// Stores `stored` (a family of the group `key`, pushed at `stored.pushed_at`).
 pub(super) fn insert_family(state: &mut State, key: &Arc<GroupingKey>, stored: StoredFamily) {
-    let ids: Vec<SeriesId> = stored
+    let stored = Arc::new(stored);
+    let ids = stored
         .series()
-        .map(|series| series_id(&stored.name, series.labels()))
-        .collect();
-    insert_identified(state, key, Arc::new(stored), &ids);
+        .map(|series| series_id(&stored.name, series.labels()));
+    insert_identified(state, key, stored.clone(), ids);
 }
 
 /// [`insert_family`] for a family whose series identities `ids` are known already (a
@@ -247,11 +247,11 @@ pub(super) fn insert_identified(
     state: &mut State,
     key: &Arc<GroupingKey>,
     stored: Arc<StoredFamily>,
-    ids: &[SeriesId],
+    ids: impl IntoIterator<Item = SeriesId>,
 ) {
     // A family of the same name earlier in the same push is replaced, not counted twice.
     remove_family(state, key, &stored.name);
-    for &id in ids {
+    for id in ids {
         state.series.add(id);
     }
     link_family(state, key, stored);
