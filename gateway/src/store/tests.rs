@@ -18,6 +18,18 @@ fn gauge(name: &str, metrics: Vec<Vec<Label>>) -> MetricFamily {
     }
 }
 
+/// A gauge family, or a counter one when `name` ends in `_total`.
+fn gauge_or_counter(name: &str, metrics: Vec<Vec<Label>>) -> MetricFamily {
+    let mut family = gauge(name, metrics);
+    if name.ends_with("_total") {
+        family.metric_type = MetricType::Counter;
+        for metric in &mut family.metrics {
+            metric.value = Value::Counter(1.0);
+        }
+    }
+    family
+}
+
 fn limited(limits: Limits) -> Store {
     Store::new(StoreConfig {
         limits,
@@ -245,13 +257,7 @@ fn the_series_index_stays_the_count_of_what_is_stored() {
                     l
                 })
                 .collect();
-            let mut family = gauge(name, metrics);
-            if name == "m_total" {
-                family.metric_type = MetricType::Counter;
-                for metric in &mut family.metrics {
-                    metric.value = Value::Counter(1.0);
-                }
-            }
+            let family = gauge_or_counter(name, metrics);
             let mode = [PushMode::Replace, PushMode::Merge, PushMode::Aggregate][rng.below(3)];
             match rng.below(12) {
                 0 => assert!(store.delete(&key).is_ok()),
@@ -553,13 +559,7 @@ fn a_prepared_replay_builds_what_the_plain_replay_builds() {
             let metrics = (0..rng.below(5))
                 .map(|_| labels(&[("x", &rng.below(3).to_string())]))
                 .collect();
-            let mut family = gauge(name, metrics);
-            if name == "m_total" {
-                family.metric_type = MetricType::Counter;
-                for metric in &mut family.metrics {
-                    metric.value = Value::Counter(1.0);
-                }
-            }
+            let family = gauge_or_counter(name, metrics);
             let time = step as f64;
             let mode = [PushMode::Replace, PushMode::Merge, PushMode::Aggregate][rng.below(3)];
             let ttl = (rng.below(4) == 0).then_some(GroupTtl::After(Duration::from_secs(60)));
